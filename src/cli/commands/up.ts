@@ -1,0 +1,175 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type IotdrConfig, loadConfig, type RegionConfig } from '../../config/index.js';
+import { adminTokenPath, caCertPath, loadOrCreateAdminToken } from '../../region.js';
+import { loadOrCreateCa } from '../../pki/index.js';
+import type { Command } from '../io.js';
+
+const USAGE = `usage: iotdr up [--config FILE]
+
+Starts every region of the configuration as a child process, waits until each answers, writes
+<state>/endpoints.json and prints the endpoints. Ctrl-C stops them all. Logs go to <state>/logs/.`;
+
+/** How long a region may take to answer after it was started, in ms. */
+const START_TIMEOUT_MS = 60_000;
+
+function baseUrl(host: string, port: number, scheme: string): string {
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The primary is the region with the lowest priority number. */
+function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | 'secondary' {
+  const best = Math.min(...config.regions.map((r) => r.priority));
+  return region.priority === best ? 'primary' : 'secondary';
+}
+
+export function endpointsDocument(config: IotdrConfig, stateDir: string, cwd: string) {
+  const rel = (p: string) => {
+    const r = relative(cwd, p);
+    return r.startsWith('..') ? p : r;
+  };
+  return {
+    zone: config.zone,
+    names: { mqtt: `${config.names.mqtt}.${config.zone}`, api: `${config.names.api}.${config.zone}` },
+    regions: Object.fromEntries(
+      config.regions.map((r) => [r.name, { api: baseUrl(r.address, r.api.port, 'http'), role: roleOf(config, r) }]),
+    ),
+    caCert: rel(caCertPath(stateDir)),
+    adminToken: rel(adminTokenPath(stateDir)),
+  };
+}
+
+async function waitLive(url: string, child: ChildProcess, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`exited (${child.exitCode ?? child.signalCode}) before answering`);
+    }
+    try {
+      const res = await fetch(`${url}/livez`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`did not answer ${url}/livez within ${START_TIMEOUT_MS / 1000} s`);
+}
+
+function stopAll(children: ChildProcess[]): Promise<void> {
+  return Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+          child.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  ).then(() => undefined);
+}
+
+export const upCommand: Command = async (argv, io) => {
+  let values: { config?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    io.err(`iotdr up: ${(error as Error).message}`);
+    io.err(USAGE);
+    return 2;
+  }
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const loaded = await loadConfig({
+    env: io.env,
+    cwd: io.cwd,
+    ...(values.config === undefined ? {} : { file: values.config }),
+  });
+  const { config, stateDir } = loaded;
+  io.out(`iotdr up: configuration ${loaded.source}, state ${stateDir}`);
+  // Made here once, so the regions starting side by side find them instead of racing to make them.
+  await loadOrCreateCa(join(stateDir, 'pki'));
+  await loadOrCreateAdminToken(stateDir);
+  const logDir = join(stateDir, 'logs');
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+
+  const entry = process.argv[1] ?? '';
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const exited = new Promise<string>((resolve) => {
+    for (const region of config.regions) {
+      const log = openSync(join(logDir, `${region.name}.log`), 'a', 0o600);
+      const args = [...process.execArgv, entry, 'region', '--name', region.name];
+      if (loaded.source !== '(defaults)') args.push('--config', loaded.source);
+      const child = spawn(process.execPath, args, {
+        stdio: ['ignore', log, log],
+        env: { ...io.env, IOTDR_HOME: stateDir },
+        cwd: io.cwd,
+      });
+      child.once('exit', (code, signal) => {
+        if (!stopping) resolve(`region ${region.name} exited (${code ?? signal}); see ${join(logDir, `${region.name}.log`)}`);
+      });
+      children.push(child);
+    }
+  });
+
+  try {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    await Promise.all(
+      config.regions.map((region, i) => {
+        const child = children[i];
+        if (!child) throw new Error('child missing');
+        const url = baseUrl(region.address, region.api.port, 'http');
+        return waitLive(url, child, deadline).then(
+          () => io.out(`  region ${region.name.padEnd(12)} ${roleOf(config, region).padEnd(10)} ${url}`),
+          (error: Error) => {
+            throw new Error(`region ${region.name} ${error.message}; see ${join(logDir, `${region.name}.log`)}`);
+          },
+        );
+      }),
+    );
+  } catch (error) {
+    io.err(`iotdr up: ${(error as Error).message}`);
+    stopping = true;
+    await stopAll(children);
+    return 1;
+  }
+
+  const endpoints = endpointsDocument(config, stateDir, io.cwd);
+  const endpointsPath = join(stateDir, 'endpoints.json');
+  await writeFile(endpointsPath, `${JSON.stringify(endpoints, null, 2)}\n`);
+  io.out('');
+  io.out(`  DR names      ${endpoints.names.mqtt}, ${endpoints.names.api} (zone ${endpoints.zone})`);
+  io.out(`  CA            ${endpoints.caCert}`);
+  io.out(`  admin token   ${endpoints.adminToken}`);
+  io.out(`  endpoints     ${endpointsPath}`);
+  io.out(`  logs          ${logDir}`);
+  io.out('');
+  io.out('iotdr is up; Ctrl-C stops it');
+
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  const reason = await Promise.race([exited, signalled]);
+  stopping = true;
+  const failed = reason !== 'SIGINT' && reason !== 'SIGTERM';
+  if (failed) io.err(`iotdr up: ${reason}; stopping the others`);
+  else io.out('iotdr up: stopping');
+  await stopAll(children);
+  io.out('iotdr up: stopped');
+  return failed ? 1 : 0;
+};

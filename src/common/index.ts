@@ -1,0 +1,14 @@
+export type { Clock } from './clock.js';
+export { systemClock } from './clock.js';
+export type { FieldIssue, IotdrErrorOptions } from './errors.js';
+export {
+  ConfigError,
+  ConflictError,
+  formatPath,
+  IotdrError,
+  NotFoundError,
+  PkiError,
+  StoreError,
+  ValidationError,
+} from './errors.js';
+export { createLogger, type Logger } from './logger.js';

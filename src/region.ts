@@ -1,0 +1,149 @@
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createLogger, type Logger } from './common/index.js';
+import {
+  ensureStateDir,
+  type IotdrConfig,
+  type RegionConfig,
+  readSecretFile,
+  regionByName,
+  sqlitePath,
+} from './config/index.js';
+import { type CertificateAuthority, loadOrCreateCa } from './pki/index.js';
+import {
+  buildRegistryApi,
+  generateToken,
+  PostgresStore,
+  type RegistryStore,
+  RegistryService,
+  SqliteStore,
+} from './registry/index.js';
+
+
+/**
+ * Composition root of one region: its store, registry, certificate authority and HTTP API.
+ */
+export interface RegionOptions {
+  config: IotdrConfig;
+  stateDir: string;
+  name: string;
+  logger?: Logger;
+  /** Overrides the configured listen address and port (tests listen on port 0). */
+  listen?: { host: string; port: number };
+}
+
+export interface RunningRegion {
+  name: string;
+  /** Base URL of the region's HTTP API, e.g. http://127.0.0.11:8080. */
+  apiUrl: string;
+  service: RegistryService;
+  app: FastifyInstance;
+  ca: CertificateAuthority;
+  stop(): Promise<void>;
+}
+
+export function adminTokenPath(stateDir: string): string {
+  return join(stateDir, 'secrets', 'admin.token');
+}
+
+export function caCertPath(stateDir: string): string {
+  return join(stateDir, 'pki', 'ca.pem');
+}
+
+/**
+ * Reads the admin token, or makes it on first start. Created with O_EXCL so that two regions
+ * starting together from one state directory agree on a single token.
+ */
+export async function loadOrCreateAdminToken(stateDir: string): Promise<string> {
+  const path = adminTokenPath(stateDir);
+  await ensureStateDir(stateDir);
+  try {
+    const handle = await open(path, 'wx', 0o600);
+    const { token } = generateToken();
+    try {
+      await handle.writeFile(`${token}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return token;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  // Another process is creating it: wait until its single write is visible.
+  for (let i = 0; i < 50; i++) {
+    const token = await readSecretFile(path);
+    if (token.length > 0) return token;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return readSecretFile(path);
+}
+
+export async function openStore(region: RegionConfig, stateDir: string): Promise<RegistryStore> {
+  const store = region.store;
+  if (store.engine === 'postgres') {
+    return new PostgresStore({
+      connectionString: store.url,
+      poolSize: store.poolSize,
+      ...(store.passwordFile === undefined ? {} : { password: await readSecretFile(store.passwordFile) }),
+      ...(store.schema === undefined ? {} : { schema: store.schema }),
+    });
+  }
+  const path = sqlitePath(region, stateDir);
+  if (path === undefined) throw new Error(`region ${region.name} has no SQLite path`);
+  return new SqliteStore({ path, synchronous: store.synchronous });
+}
+
+export async function startRegion(options: RegionOptions): Promise<RunningRegion> {
+  const { config, stateDir } = options;
+  const region = regionByName(config, options.name);
+  const logger = options.logger ?? createLogger({ level: config.logging.level, name: `region:${region.name}` });
+  await ensureStateDir(stateDir);
+  const ca = await loadOrCreateCa(join(stateDir, 'pki'));
+  const adminToken = await loadOrCreateAdminToken(stateDir);
+  const store = await openStore(region, stateDir);
+  await store.init();
+  const service = new RegistryService({ store, region: region.name, ca });
+  let app: FastifyInstance | undefined;
+  try {
+    await service.init();
+    await service.ensureToken(adminToken, 'admin', 'admin');
+    app = await buildRegistryApi({ service, logger, bodyLimit: config.api.bodyLimit, version: await packageVersion() });
+    const listen = options.listen ?? { host: region.address, port: region.api.port };
+    await app.listen({ host: listen.host, port: listen.port });
+  } catch (error) {
+    await app?.close();
+    await store.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : region.api.port;
+  const host = options.listen?.host ?? region.address;
+  const apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info({ apiUrl, store: store.engine }, `region ${region.name} serving`);
+  const running = app;
+  return {
+    name: region.name,
+    apiUrl,
+    service,
+    app: running,
+    ca,
+    async stop() {
+      await running.close();
+      await store.close();
+    },
+  };
+}
+
+let cachedVersion: string | undefined;
+async function packageVersion(): Promise<string> {
+  if (cachedVersion) return cachedVersion;
+  try {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    cachedVersion = pkg.version ?? '0.0.0';
+  } catch {
+    cachedVersion = '0.0.0';
+  }
+  return cachedVersion;
+}

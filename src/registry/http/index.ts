@@ -1,0 +1,1 @@
+export { buildRegistryApi, type RegistryApiOptions } from './server.js';

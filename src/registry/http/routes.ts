@@ -1,0 +1,492 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  createCertificateBody,
+  createTokenBody,
+  patchCaCertificateBody,
+  patchCertificateBody,
+  putPolicyBody,
+  putThingBody,
+  putThingGroupBody,
+  putThingTypeBody,
+  registerCaCertificateBody,
+  registerCertificateBody,
+} from '../model.js';
+import type { RegistryService } from '../service/index.js';
+import { ADMIN, READ, REPLICATE, WRITE } from './auth.js';
+import {
+  caCertificateSchema,
+  certificateParams,
+  certificatePolicyParams,
+  certificateSchema,
+  changeSchema,
+  changesQuery,
+  createdCertificateSchema,
+  forceQuery,
+  groupMemberSchema,
+  groupParams,
+  groupThingParams,
+  issuedTokenSchema,
+  namesSchema,
+  pageOf,
+  pageQuery,
+  policyParams,
+  policyPrincipalSchema,
+  policySchema,
+  problemSchema,
+  thingCertificateParams,
+  thingGroupSchema,
+  thingParams,
+  thingPrincipalSchema,
+  thingSchema,
+  thingTypeSchema,
+  tokenParams,
+  tokenSchema,
+  versionQuery,
+} from './schemas.js';
+
+const errors = {
+  400: problemSchema,
+  401: problemSchema,
+  403: problemSchema,
+  404: problemSchema,
+  409: problemSchema,
+  413: problemSchema,
+  503: problemSchema,
+};
+const noContent = z.null().describe('no content');
+
+function deleteOptions(q: z.infer<typeof forceQuery>): { force: boolean; expectedVersion?: number } {
+  return { force: q.force === 'true', ...(q.expectedVersion === undefined ? {} : { expectedVersion: q.expectedVersion }) };
+}
+
+function versionOption(q: { expectedVersion?: number | undefined }): { expectedVersion?: number } {
+  return q.expectedVersion === undefined ? {} : { expectedVersion: q.expectedVersion };
+}
+
+/** The management API of one region's registry (DESIGN.md §4). */
+export function registryRoutes(service: RegistryService) {
+  return async (root: FastifyInstance): Promise<void> => {
+    const app = root.withTypeProvider<ZodTypeProvider>();
+
+    // Things.
+    app.get('/v1/things', {
+      config: { roles: READ },
+      schema: { tags: ['things'], querystring: pageQuery, response: { 200: pageOf(thingSchema), ...errors } },
+      handler: (req) => service.listThings(req.query),
+    });
+    app.put('/v1/things/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['things'],
+        description: 'Create or update a thing; idempotent.',
+        params: thingParams,
+        body: putThingBody,
+        response: { 200: thingSchema, 201: thingSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.putThing(req.params.name, req.body);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.get('/v1/things/:name', {
+      config: { roles: READ },
+      schema: { tags: ['things'], params: thingParams, response: { 200: thingSchema, ...errors } },
+      handler: (req) => service.getThing(req.params.name),
+    });
+    app.delete('/v1/things/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['things'],
+        description: 'Delete a thing; force=true detaches its certificates first.',
+        params: thingParams,
+        querystring: forceQuery,
+        response: { 204: noContent, ...errors },
+      },
+      handler: async (req, reply) => {
+        await service.deleteThing(req.params.name, deleteOptions(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+    app.get('/v1/things/:name/certificates', {
+      config: { roles: READ },
+      schema: { tags: ['things'], params: thingParams, response: { 200: namesSchema, ...errors } },
+      handler: async (req) => ({ items: await service.listThingCertificates(req.params.name) }),
+    });
+    app.get('/v1/things/:name/thing-groups', {
+      config: { roles: READ },
+      schema: { tags: ['things'], params: thingParams, response: { 200: namesSchema, ...errors } },
+      handler: async (req) => ({ items: await service.listThingGroupsOf(req.params.name) }),
+    });
+    app.put('/v1/things/:name/certificates/:id', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['things'],
+        description: 'Attach a certificate to a thing; idempotent.',
+        params: thingCertificateParams,
+        response: { 200: thingPrincipalSchema, 201: thingPrincipalSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.attachCertificate(req.params.name, req.params.id);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.delete('/v1/things/:name/certificates/:id', {
+      config: { roles: WRITE },
+      schema: { tags: ['things'], params: thingCertificateParams, response: { 204: noContent, ...errors } },
+      handler: async (req, reply) => {
+        await service.detachCertificate(req.params.name, req.params.id);
+        return reply.code(204).send(null);
+      },
+    });
+
+    // Thing types.
+    app.get('/v1/thing-types', {
+      config: { roles: READ },
+      schema: { tags: ['thing types'], querystring: pageQuery, response: { 200: pageOf(thingTypeSchema), ...errors } },
+      handler: (req) => service.listThingTypes(req.query),
+    });
+    app.put('/v1/thing-types/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['thing types'],
+        description: 'Create or update a thing type; deprecated=true deprecates it.',
+        params: thingParams,
+        body: putThingTypeBody,
+        response: { 200: thingTypeSchema, 201: thingTypeSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.putThingType(req.params.name, req.body);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.get('/v1/thing-types/:name', {
+      config: { roles: READ },
+      schema: { tags: ['thing types'], params: thingParams, response: { 200: thingTypeSchema, ...errors } },
+      handler: (req) => service.getThingType(req.params.name),
+    });
+    app.delete('/v1/thing-types/:name', {
+      config: { roles: WRITE },
+      schema: { tags: ['thing types'], params: thingParams, querystring: versionQuery, response: { 204: noContent, ...errors } },
+      handler: async (req, reply) => {
+        await service.deleteThingType(req.params.name, versionOption(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+
+    // Thing groups.
+    app.get('/v1/thing-groups', {
+      config: { roles: READ },
+      schema: { tags: ['thing groups'], querystring: pageQuery, response: { 200: pageOf(thingGroupSchema), ...errors } },
+      handler: (req) => service.listThingGroups(req.query),
+    });
+    app.put('/v1/thing-groups/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['thing groups'],
+        params: groupParams,
+        body: putThingGroupBody,
+        response: { 200: thingGroupSchema, 201: thingGroupSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.putThingGroup(req.params.name, req.body);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.get('/v1/thing-groups/:name', {
+      config: { roles: READ },
+      schema: { tags: ['thing groups'], params: groupParams, response: { 200: thingGroupSchema, ...errors } },
+      handler: (req) => service.getThingGroup(req.params.name),
+    });
+    app.delete('/v1/thing-groups/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['thing groups'],
+        description: 'Delete a group without child groups; force=true removes its members first.',
+        params: groupParams,
+        querystring: forceQuery,
+        response: { 204: noContent, ...errors },
+      },
+      handler: async (req, reply) => {
+        await service.deleteThingGroup(req.params.name, deleteOptions(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+    app.get('/v1/thing-groups/:name/things', {
+      config: { roles: READ },
+      schema: { tags: ['thing groups'], params: groupParams, response: { 200: namesSchema, ...errors } },
+      handler: async (req) => ({ items: await service.listGroupThings(req.params.name) }),
+    });
+    app.put('/v1/thing-groups/:group/things/:thing', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['thing groups'],
+        description: 'Add a thing to a group; idempotent.',
+        params: groupThingParams,
+        response: { 200: groupMemberSchema, 201: groupMemberSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.addThingToGroup(req.params.group, req.params.thing);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.delete('/v1/thing-groups/:group/things/:thing', {
+      config: { roles: WRITE },
+      schema: { tags: ['thing groups'], params: groupThingParams, response: { 204: noContent, ...errors } },
+      handler: async (req, reply) => {
+        await service.removeThingFromGroup(req.params.group, req.params.thing);
+        return reply.code(204).send(null);
+      },
+    });
+
+    // Policies.
+    app.get('/v1/policies', {
+      config: { roles: READ },
+      schema: { tags: ['policies'], querystring: pageQuery, response: { 200: pageOf(policySchema), ...errors } },
+      handler: (req) => service.listPolicies(req.query),
+    });
+    app.put('/v1/policies/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['policies'],
+        description:
+          'Create a policy or add a version and make it the default; the same document again changes nothing.',
+        params: policyParams,
+        body: putPolicyBody,
+        response: { 200: policySchema, 201: policySchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.putPolicy(req.params.name, req.body);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.get('/v1/policies/:name', {
+      config: { roles: READ },
+      schema: { tags: ['policies'], params: policyParams, response: { 200: policySchema, ...errors } },
+      handler: (req) => service.getPolicy(req.params.name),
+    });
+    app.delete('/v1/policies/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['policies'],
+        description: 'Delete a policy; force=true detaches it from its certificates first.',
+        params: policyParams,
+        querystring: forceQuery,
+        response: { 204: noContent, ...errors },
+      },
+      handler: async (req, reply) => {
+        await service.deletePolicy(req.params.name, deleteOptions(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+
+    // Certificates.
+    app.get('/v1/certificates', {
+      config: { roles: READ },
+      schema: { tags: ['certificates'], querystring: pageQuery, response: { 200: pageOf(certificateSchema), ...errors } },
+      handler: (req) => service.listCertificates(req.query),
+    });
+    app.post('/v1/certificates', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['certificates'],
+        description:
+          'Issue a device certificate from the embedded CA: {"csr": PEM} signs the CSR, {} also generates the key pair (the private key is returned once).',
+        body: createCertificateBody,
+        response: { 201: createdCertificateSchema, ...errors },
+      },
+      handler: async (req, reply) => reply.code(201).send(await service.createCertificate(req.body)),
+    });
+    app.post('/v1/certificates/register', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['certificates'],
+        description:
+          'Register a device certificate made elsewhere, signed by a registered CA (caCertificatePem) or on its own.',
+        body: registerCertificateBody,
+        response: { 200: certificateSchema, 201: certificateSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.registerCertificate(req.body);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.get('/v1/certificates/:id', {
+      config: { roles: READ },
+      schema: { tags: ['certificates'], params: certificateParams, response: { 200: certificateSchema, ...errors } },
+      handler: (req) => service.getCertificate(req.params.id),
+    });
+    app.patch('/v1/certificates/:id', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['certificates'],
+        description: 'Change the status; REVOKED is final.',
+        params: certificateParams,
+        body: patchCertificateBody,
+        response: { 200: certificateSchema, ...errors },
+      },
+      handler: (req) => service.updateCertificateStatus(req.params.id, req.body),
+    });
+    app.delete('/v1/certificates/:id', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['certificates'],
+        description: 'Delete a certificate that is not ACTIVE and not attached; force=true detaches it first.',
+        params: certificateParams,
+        querystring: forceQuery,
+        response: { 204: noContent, ...errors },
+      },
+      handler: async (req, reply) => {
+        await service.deleteCertificate(req.params.id, deleteOptions(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+    app.get('/v1/certificates/:id/things', {
+      config: { roles: READ },
+      schema: { tags: ['certificates'], params: certificateParams, response: { 200: namesSchema, ...errors } },
+      handler: async (req) => ({ items: await service.listCertificateThings(req.params.id) }),
+    });
+    app.get('/v1/certificates/:id/policies', {
+      config: { roles: READ },
+      schema: { tags: ['certificates'], params: certificateParams, response: { 200: namesSchema, ...errors } },
+      handler: async (req) => ({ items: await service.listCertificatePolicies(req.params.id) }),
+    });
+    app.put('/v1/certificates/:id/policies/:policy', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['certificates'],
+        description: 'Attach a policy to a certificate; idempotent.',
+        params: certificatePolicyParams,
+        response: { 200: policyPrincipalSchema, 201: policyPrincipalSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.attachPolicy(req.params.id, req.params.policy);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.delete('/v1/certificates/:id/policies/:policy', {
+      config: { roles: WRITE },
+      schema: { tags: ['certificates'], params: certificatePolicyParams, response: { 204: noContent, ...errors } },
+      handler: async (req, reply) => {
+        await service.detachPolicy(req.params.id, req.params.policy);
+        return reply.code(204).send(null);
+      },
+    });
+
+    // CA certificates.
+    app.get('/v1/ca-certificates', {
+      config: { roles: READ },
+      schema: {
+        tags: ['CA certificates'],
+        querystring: pageQuery,
+        response: { 200: pageOf(caCertificateSchema), ...errors },
+      },
+      handler: (req) => service.listCaCertificates(req.query),
+    });
+    app.post('/v1/ca-certificates', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['CA certificates'],
+        description: 'Register your own CA, so that device certificates it signs can be registered.',
+        body: registerCaCertificateBody,
+        response: { 200: caCertificateSchema, 201: caCertificateSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.registerCaCertificate(req.body);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.get('/v1/ca-certificates/:id', {
+      config: { roles: READ },
+      schema: { tags: ['CA certificates'], params: certificateParams, response: { 200: caCertificateSchema, ...errors } },
+      handler: (req) => service.getCaCertificate(req.params.id),
+    });
+    app.patch('/v1/ca-certificates/:id', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['CA certificates'],
+        params: certificateParams,
+        body: patchCaCertificateBody,
+        response: { 200: caCertificateSchema, ...errors },
+      },
+      handler: (req) => service.updateCaCertificateStatus(req.params.id, req.body),
+    });
+    app.delete('/v1/ca-certificates/:id', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['CA certificates'],
+        params: certificateParams,
+        querystring: versionQuery,
+        response: { 204: noContent, ...errors },
+      },
+      handler: async (req, reply) => {
+        await service.deleteCaCertificate(req.params.id, versionOption(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+
+    // Tokens (admin).
+    app.get('/v1/tokens', {
+      config: { roles: ADMIN },
+      schema: { tags: ['tokens'], querystring: pageQuery, response: { 200: pageOf(tokenSchema), ...errors } },
+      handler: (req) => service.listTokens(req.query),
+    });
+    app.post('/v1/tokens', {
+      config: { roles: ADMIN },
+      schema: {
+        tags: ['tokens'],
+        description: 'Create a bearer token with a role; the token is returned this once.',
+        body: createTokenBody,
+        response: { 201: issuedTokenSchema, ...errors },
+      },
+      handler: async (req, reply) => reply.code(201).send(await service.createToken(req.body.name, req.body.role)),
+    });
+    app.get('/v1/tokens/:id', {
+      config: { roles: ADMIN },
+      schema: { tags: ['tokens'], params: tokenParams, response: { 200: tokenSchema, ...errors } },
+      handler: (req) => service.getToken(req.params.id),
+    });
+    app.delete('/v1/tokens/:id', {
+      config: { roles: ADMIN },
+      schema: { tags: ['tokens'], params: tokenParams, response: { 204: noContent, ...errors } },
+      handler: async (req, reply) => {
+        await service.deleteToken(req.params.id);
+        return reply.code(204).send(null);
+      },
+    });
+
+    // The change log (replication reads only this).
+    app.get('/v1/changes', {
+      config: { roles: REPLICATE },
+      schema: {
+        tags: ['replication'],
+        description:
+          'The change log in seq order after `after`; with `wait`, an empty answer waits that long for the next commit.',
+        querystring: changesQuery,
+        response: {
+          200: z.object({ changes: z.array(changeSchema), lastSeq: z.number().int() }),
+          ...errors,
+        },
+      },
+      handler: async (req, reply) => {
+        // The response's 'close' fires when the client goes away before the answer: stop waiting.
+        const controller = new AbortController();
+        const onClose = () => controller.abort();
+        reply.raw.once('close', onClose);
+        try {
+          const changes = await service.changes({
+            after: req.query.after,
+            limit: req.query.limit,
+            waitMs: req.query.wait,
+            signal: controller.signal,
+            ...(req.query.origin === undefined ? {} : { origin: req.query.origin }),
+          });
+          return { changes, lastSeq: await service.store.lastSeq() };
+        } finally {
+          reply.raw.off('close', onClose);
+        }
+      },
+    });
+  };
+}

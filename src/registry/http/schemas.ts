@@ -1,0 +1,190 @@
+import { z } from 'zod';
+import {
+  CA_STATUSES,
+  CERTIFICATE_STATUSES,
+  certificateIdSchema,
+  policyNameSchema,
+  ROLES,
+  thingGroupNameSchema,
+  thingNameSchema,
+  tokenIdSchema,
+} from '../model.js';
+
+/** Response and parameter schemas of the management API; they also make /openapi.json. */
+
+const iso = z.string().describe('ISO 8601 time');
+const version = z.number().int().describe('entity version, incremented by every write');
+
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string().describe('stable error code, e.g. IOTDR_REGISTRY_STILL_ATTACHED'),
+    instance: z.string().optional(),
+    requestId: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .catchall(z.unknown())
+  .meta({ id: 'Problem' });
+
+export const thingSchema = z
+  .object({
+    thingName: z.string(),
+    thingTypeName: z.string().nullable(),
+    attributes: z.record(z.string(), z.string()),
+    createdAt: iso,
+    updatedAt: iso,
+    version,
+  })
+  .meta({ id: 'Thing' });
+
+export const thingTypeSchema = z
+  .object({
+    thingTypeName: z.string(),
+    description: z.string().nullable(),
+    searchableAttributes: z.array(z.string()),
+    deprecated: z.boolean(),
+    deprecatedAt: iso.nullable(),
+    createdAt: iso,
+    updatedAt: iso,
+    version,
+  })
+  .meta({ id: 'ThingType' });
+
+export const thingGroupSchema = z
+  .object({
+    thingGroupName: z.string(),
+    parentGroupName: z.string().nullable(),
+    description: z.string().nullable(),
+    attributes: z.record(z.string(), z.string()),
+    createdAt: iso,
+    updatedAt: iso,
+    version,
+  })
+  .meta({ id: 'ThingGroup' });
+
+export const policySchema = z
+  .object({
+    policyName: z.string(),
+    defaultVersionId: z.string(),
+    versions: z.array(z.object({ versionId: z.string(), document: z.unknown(), createdAt: iso })),
+    createdAt: iso,
+    updatedAt: iso,
+    version,
+  })
+  .meta({ id: 'Policy' });
+
+export const certificateSchema = z
+  .object({
+    certificateId: z.string(),
+    certificatePem: z.string(),
+    status: z.enum(CERTIFICATE_STATUSES),
+    caCertificateId: z.string().nullable(),
+    subject: z.string(),
+    issuer: z.string(),
+    serialNumber: z.string(),
+    notBefore: iso,
+    notAfter: iso,
+    createdAt: iso,
+    updatedAt: iso,
+    version,
+  })
+  .meta({ id: 'Certificate' });
+
+export const createdCertificateSchema = z
+  .object({
+    certificate: certificateSchema,
+    privateKeyPem: z.string().optional().describe('only when iotdr generated the key pair; returned once, never stored'),
+    publicKeyPem: z.string().optional(),
+  })
+  .meta({ id: 'CreatedCertificate' });
+
+export const caCertificateSchema = z
+  .object({
+    certificateId: z.string(),
+    certificatePem: z.string(),
+    status: z.enum(CA_STATUSES),
+    subject: z.string(),
+    notBefore: iso,
+    notAfter: iso,
+    createdAt: iso,
+    updatedAt: iso,
+    version,
+  })
+  .meta({ id: 'CaCertificate' });
+
+export const thingPrincipalSchema = z
+  .object({ thingName: z.string(), certificateId: z.string(), attachedAt: iso, version })
+  .meta({ id: 'CertificateAttachment' });
+export const policyPrincipalSchema = z
+  .object({ certificateId: z.string(), policyName: z.string(), attachedAt: iso, version })
+  .meta({ id: 'PolicyAttachment' });
+export const groupMemberSchema = z
+  .object({ thingGroupName: z.string(), thingName: z.string(), addedAt: iso, version })
+  .meta({ id: 'GroupMembership' });
+
+export const tokenSchema = z
+  .object({ tokenId: z.string(), name: z.string(), role: z.enum(ROLES), createdAt: iso, version })
+  .meta({ id: 'Token' });
+export const issuedTokenSchema = z
+  .object({ token: z.string().describe('the bearer token; shown this once'), info: tokenSchema })
+  .meta({ id: 'IssuedToken' });
+
+const hlcSchema = z.object({ wall: z.number().int(), counter: z.number().int() });
+export const changeSchema = z
+  .object({
+    seq: z.number().int(),
+    id: z.string(),
+    kind: z.string(),
+    key: z.string(),
+    op: z.enum(['upsert', 'delete']),
+    ref: z.string().nullable(),
+    after: z.record(z.string(), z.unknown()).nullable(),
+    version,
+    hlc: hlcSchema,
+    origin: z.string(),
+    committedAt: z.number().int(),
+  })
+  .meta({ id: 'Change' });
+
+export function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), nextCursor: z.string().optional() });
+}
+
+export const namesSchema = z.object({ items: z.array(z.string()) });
+
+export const pageQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).optional(),
+    cursor: z.string().max(2048).optional(),
+  })
+  .strict();
+
+export const forceQuery = z
+  .object({
+    force: z.enum(['true', 'false']).optional(),
+    expectedVersion: z.coerce.number().int().nonnegative().optional(),
+  })
+  .strict();
+
+export const versionQuery = z.object({ expectedVersion: z.coerce.number().int().nonnegative().optional() }).strict();
+
+export const changesQuery = z
+  .object({
+    after: z.coerce.number().int().nonnegative().default(0),
+    limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+    wait: z.coerce.number().int().min(0).max(30_000).default(0).describe('long-poll up to this many ms'),
+    origin: z.string().max(63).optional().describe('only changes first made in this region'),
+  })
+  .strict();
+
+export const thingParams = z.object({ name: thingNameSchema }).strict();
+export const groupParams = z.object({ name: thingGroupNameSchema }).strict();
+export const policyParams = z.object({ name: policyNameSchema }).strict();
+export const certificateParams = z.object({ id: certificateIdSchema }).strict();
+export const tokenParams = z.object({ id: tokenIdSchema }).strict();
+export const thingCertificateParams = z.object({ name: thingNameSchema, id: certificateIdSchema }).strict();
+export const certificatePolicyParams = z.object({ id: certificateIdSchema, policy: policyNameSchema }).strict();
+export const groupThingParams = z.object({ group: thingGroupNameSchema, thing: thingNameSchema }).strict();

@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { RegistryService } from '../service/index.js';
+import { authenticate } from './auth.js';
+import { errorHandler, problem, sendProblem } from './problem.js';
+import { registryRoutes } from './routes.js';
+
+export interface RegistryApiOptions {
+  service: RegistryService;
+  logger: Logger;
+  /** Largest request body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Version string shown in /openapi.json. */
+  version?: string;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,64}$/;
+
+/**
+ * The region's HTTP API: the registry routes, /openapi.json, /metrics and /livez. Every answer
+ * that is not a success is application/problem+json.
+ */
+export async function buildRegistryApi(options: RegistryApiOptions): Promise<FastifyInstance> {
+  const { service } = options;
+  const app = Fastify({
+    loggerInstance: options.logger as unknown as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdLogLabel: 'requestId',
+    disableRequestLogging: false,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      request,
+      reply,
+      problem(404, 'IOTDR_HTTP_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+    ),
+  );
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onRequest', authenticate(service));
+
+  const metrics = new Registry();
+  metrics.setDefaultLabels({ region: service.region });
+  collectDefaultMetrics({ register: metrics, prefix: 'iotdr_' });
+  const requests = new Histogram({
+    name: 'iotdr_http_request_duration_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [metrics],
+  });
+  const changes = new Counter({
+    name: 'iotdr_registry_changes_total',
+    help: 'Registry changes committed in this region, by kind and operation',
+    labelNames: ['kind', 'op', 'origin'] as const,
+    registers: [metrics],
+  });
+  const lastSeq = new Gauge({
+    name: 'iotdr_registry_change_log_seq',
+    help: 'Highest committed seq of the change log',
+    registers: [metrics],
+  });
+  lastSeq.set(await service.store.lastSeq());
+  const unsubscribe = service.onCommit((committed) => {
+    for (const c of committed) changes.inc({ kind: c.kind, op: c.op, origin: c.origin });
+    const last = committed[committed.length - 1];
+    if (last) lastSeq.set(last.seq);
+  });
+  app.addHook('onClose', async () => unsubscribe());
+  app.addHook('onResponse', async (request, reply) => {
+    requests.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'iotdr region API',
+        description: 'Device registry, change log and operations of one iotdr region.',
+        version: options.version ?? '0.1.0',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
+  app.get('/livez', { schema: { hide: true } }, async () => ({
+    status: 'pass',
+    region: service.region,
+    store: service.store.engine,
+    lastSeq: await service.store.lastSeq(),
+  }));
+  await app.register(registryRoutes(service));
+  return app;
+}

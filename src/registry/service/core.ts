@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../../common/index.js';
+import { ConflictError, NotFoundError } from '../../common/index.js';
+import type { HybridClock } from '../hlc.js';
+import type {
+  ChangeRecord,
+  CountOptions,
+  Doc,
+  EntityRecord,
+  ListOptions,
+  Mutation,
+  RegistryStore,
+  StoreReader,
+  StoreTx,
+} from '../store/index.js';
+
+/** What every part of the registry service shares. */
+export interface ServiceContext {
+  store: RegistryStore;
+  hlc: HybridClock;
+  clock: Clock;
+  /** Name of this region: the origin of every change made here. */
+  region: string;
+  /** Emits 'commit' with the committed changes after every transaction that wrote something. */
+  events: EventEmitter;
+}
+
+/** A transaction that records the changes it wrote, to announce them once committed. */
+export interface WriteTx extends StoreTx {
+  readonly written: ChangeRecord[];
+}
+
+class RecordingTx implements WriteTx {
+  readonly written: ChangeRecord[] = [];
+  readonly #tx: StoreTx;
+
+  constructor(tx: StoreTx) {
+    this.#tx = tx;
+  }
+
+  get(kind: string, key: string, options?: { includeDeleted?: boolean }): Promise<EntityRecord | undefined> {
+    return this.#tx.get(kind, key, options);
+  }
+
+  list(kind: string, options: ListOptions): Promise<EntityRecord[]> {
+    return this.#tx.list(kind, options);
+  }
+
+  count(kind: string, options?: CountOptions): Promise<number> {
+    return this.#tx.count(kind, options);
+  }
+
+  async apply(mutation: Mutation): Promise<ChangeRecord> {
+    const change = await this.#tx.apply(mutation);
+    this.written.push(change);
+    return change;
+  }
+}
+
+/** Runs a write transaction and, once it committed, announces what it wrote. */
+export async function writeTransaction<T>(ctx: ServiceContext, fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+  let recording: RecordingTx | undefined;
+  const result = await ctx.store.transaction(async (tx) => {
+    recording = new RecordingTx(tx);
+    return fn(recording);
+  });
+  if (recording && recording.written.length > 0) ctx.events.emit('commit', recording.written);
+  return result;
+}
+
+export function isoNow(ctx: ServiceContext): string {
+  return new Date(ctx.clock.now()).toISOString();
+}
+
+/** The entity including its tombstone, so a re-created entity continues its version. */
+export function loadAny(tx: StoreReader, kind: string, key: string): Promise<EntityRecord | undefined> {
+  return tx.get(kind, key, { includeDeleted: true });
+}
+
+export function live(record: EntityRecord | undefined): record is EntityRecord & { doc: Doc } {
+  return record !== undefined && !record.deleted && record.doc !== null;
+}
+
+/** Writes one entity and its change record. `previous` is the current record, tombstone included. */
+export async function put(
+  ctx: ServiceContext,
+  tx: WriteTx,
+  kind: string,
+  key: string,
+  ref: string | null,
+  doc: Doc,
+  previous: EntityRecord | undefined,
+): Promise<number> {
+  const version = (previous?.version ?? 0) + 1;
+  await tx.apply({
+    changeId: randomUUID(),
+    kind,
+    key,
+    op: 'upsert',
+    ref,
+    doc,
+    version,
+    hlc: ctx.hlc.now(),
+    origin: ctx.region,
+    at: ctx.clock.now(),
+  });
+  return version;
+}
+
+/** Deletes one live entity, leaving a tombstone and a change record. */
+export async function remove(ctx: ServiceContext, tx: WriteTx, record: EntityRecord): Promise<void> {
+  await tx.apply({
+    changeId: randomUUID(),
+    kind: record.kind,
+    key: record.key,
+    op: 'delete',
+    ref: record.ref,
+    doc: null,
+    version: record.version + 1,
+    hlc: ctx.hlc.now(),
+    origin: ctx.region,
+    at: ctx.clock.now(),
+  });
+}
+
+const KIND_LABEL: Record<string, string> = {
+  thing: 'thing',
+  'thing-type': 'thing type',
+  'thing-group': 'thing group',
+  certificate: 'certificate',
+  'ca-certificate': 'CA certificate',
+  policy: 'policy',
+  'thing-principal': 'attachment of certificate to thing',
+  'policy-principal': 'attachment of policy to certificate',
+  'thing-group-member': 'group membership',
+  token: 'token',
+};
+
+export function label(kind: string): string {
+  return KIND_LABEL[kind] ?? kind;
+}
+
+export function notFound(kind: string, key: string): NotFoundError {
+  return new NotFoundError('IOTDR_REGISTRY_NOT_FOUND', `${label(kind)} '${key}' does not exist`, { kind, key });
+}
+
+export async function requireLive(tx: StoreReader, kind: string, key: string): Promise<EntityRecord & { doc: Doc }> {
+  const record = await tx.get(kind, key);
+  if (!live(record)) throw notFound(kind, key);
+  return record;
+}
+
+/** Throws 409 when the caller's expectedVersion does not match (0 means "must not exist"). */
+export function checkVersion(kind: string, key: string, current: EntityRecord | undefined, expected?: number): void {
+  if (expected === undefined) return;
+  const actual = live(current) ? current.version : 0;
+  if (actual !== expected) {
+    throw new ConflictError(
+      'IOTDR_REGISTRY_VERSION_MISMATCH',
+      `${label(kind)} '${key}' is at version ${actual}, not ${expected}`,
+      { kind, key, expectedVersion: expected, actualVersion: actual },
+    );
+  }
+}
+
+/** Lists every live entity matching a filter (attachments of one entity are few). */
+export async function listAll(
+  tx: StoreReader,
+  kind: string,
+  filter: { prefix?: string; ref?: string },
+): Promise<EntityRecord[]> {
+  const out: EntityRecord[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await tx.list(kind, { ...filter, limit: 500, ...(after === undefined ? {} : { after }) });
+    out.push(...page);
+    if (page.length < 500) return out;
+    after = page[page.length - 1]?.key;
+  }
+}
+
+/** The document with the entity's version, as the API returns it. */
+export function view<T>(record: EntityRecord & { doc: Doc }): T & { version: number } {
+  return { ...(record.doc as T), version: record.version };
+}
+
+/** Deep equality for JSON documents, ignoring the listed top-level fields. */
+export function sameDoc(a: Doc, b: Doc, ignore: string[] = ['createdAt', 'updatedAt']): boolean {
+  const strip = (d: Doc) => JSON.stringify(d, (k, v) => (ignore.includes(k) ? undefined : v));
+  return strip(a) === strip(b);
+}

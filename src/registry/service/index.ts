@@ -1,0 +1,13 @@
+export type { CaCertificate, Certificate, CreatedCertificate, ThingPrincipal } from './certificates.js';
+export type { Policy, PolicyPrincipal } from './policies.js';
+export {
+  DEFAULT_PAGE_SIZE,
+  MAX_CHANGES_WAIT_MS,
+  MAX_PAGE_SIZE,
+  type Page,
+  type PageRequest,
+  RegistryService,
+  type RegistryServiceOptions,
+} from './service.js';
+export type { GroupMember, PutResult, Thing, ThingGroup, ThingType } from './things.js';
+export { generateToken, type IssuedToken, parseToken, type TokenInfo } from './tokens.js';

@@ -1,0 +1,314 @@
+import { EventEmitter } from 'node:events';
+import type { z } from 'zod';
+import { type Clock, systemClock, ValidationError } from '../../common/index.js';
+import type { CertificateAuthority } from '../../pki/index.js';
+import { HybridClock } from '../hlc.js';
+import type {
+  CertificateStatus,
+  patchCaCertificateBody,
+  patchCertificateBody,
+  putPolicyBody,
+  putThingBody,
+  putThingGroupBody,
+  putThingTypeBody,
+  Role,
+  TokenDoc,
+} from '../model.js';
+import { KIND } from '../model.js';
+import type { ChangeRecord, Doc, EntityRecord, RegistryStore } from '../store/index.js';
+import * as certs from './certificates.js';
+import type { ServiceContext } from './core.js';
+import * as policies from './policies.js';
+import * as things from './things.js';
+import * as tokens from './tokens.js';
+
+export interface RegistryServiceOptions {
+  store: RegistryStore;
+  /** This region's name: the origin of every change made through this service. */
+  region: string;
+  /** Issues device certificates; without it POST /v1/certificates answers 503. */
+  ca?: CertificateAuthority;
+  clock?: Clock;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque; pass it back as `cursor` for the next page. Absent on the last page. */
+  nextCursor?: string;
+}
+
+export interface PageRequest {
+  limit?: number;
+  cursor?: string;
+}
+
+/** Default and largest page size of list calls. */
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+/** Largest `wait` of a change-feed long poll, in ms. */
+export const MAX_CHANGES_WAIT_MS = 30_000;
+/** How often a waiting long poll re-reads the log even without a local commit (other writers). */
+const CHANGES_RECHECK_MS = 1000;
+
+function encodeCursor(kind: string, key: string): string {
+  return Buffer.from(JSON.stringify({ k: kind, a: key })).toString('base64url');
+}
+
+function decodeCursor(kind: string, cursor: string): string {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { k?: unknown; a?: unknown };
+    if (parsed.k === kind && typeof parsed.a === 'string') return parsed.a;
+  } catch {
+    // fall through to the error below
+  }
+  throw new ValidationError('invalid cursor', [
+    { path: 'cursor', message: 'not a cursor returned by this list: pass nextCursor back unchanged' },
+  ]);
+}
+
+/**
+ * The device registry of one region. Every mutation writes the entity and its change record in
+ * one transaction (see store/types.ts); reads go straight to the store.
+ */
+export class RegistryService {
+  readonly region: string;
+  readonly store: RegistryStore;
+  readonly #ctx: ServiceContext;
+  readonly #ca: CertificateAuthority | undefined;
+
+  constructor(options: RegistryServiceOptions) {
+    const clock = options.clock ?? systemClock;
+    this.region = options.region;
+    this.store = options.store;
+    this.#ca = options.ca;
+    const events = new EventEmitter();
+    events.setMaxListeners(0);
+    this.#ctx = { store: options.store, hlc: new HybridClock(clock), clock, region: options.region, events };
+  }
+
+  /** Restores the clock past every change already logged, and registers the embedded CA. */
+  async init(): Promise<void> {
+    const max = await this.store.maxHlc();
+    if (max) this.#ctx.hlc.restore(max);
+    if (this.#ca) await certs.registerEmbeddedCa(this.#ctx, this.#ca);
+  }
+
+  /** Called with the changes of every committed transaction. Returns the unsubscribe function. */
+  onCommit(listener: (changes: ChangeRecord[]) => void): () => void {
+    this.#ctx.events.on('commit', listener);
+    return () => this.#ctx.events.off('commit', listener);
+  }
+
+  async #page<T>(kind: string, request: PageRequest, map: (r: EntityRecord & { doc: Doc }) => T): Promise<Page<T>> {
+    const limit = Math.min(request.limit ?? DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
+    const after = request.cursor === undefined ? undefined : decodeCursor(kind, request.cursor);
+    const rows = await this.store.list(kind, { limit: limit + 1, ...(after === undefined ? {} : { after }) });
+    const items = rows.slice(0, limit).map((r) => map(r as EntityRecord & { doc: Doc }));
+    const last = rows[limit - 1];
+    return rows.length > limit && last ? { items, nextCursor: encodeCursor(kind, last.key) } : { items };
+  }
+
+  #view<T>(r: EntityRecord & { doc: Doc }): T & { version: number } {
+    return { ...(r.doc as T), version: r.version };
+  }
+
+  // Things, thing types, thing groups.
+  putThing(name: string, body: z.infer<typeof putThingBody>) {
+    return things.putThing(this.#ctx, name, body);
+  }
+  getThing(name: string) {
+    return things.getThing(this.#ctx, name);
+  }
+  listThings(page: PageRequest) {
+    return this.#page<things.Thing>(KIND.thing, page, (r) => this.#view(r));
+  }
+  deleteThing(name: string, options: { force?: boolean; expectedVersion?: number } = {}) {
+    return things.deleteThing(this.#ctx, name, options);
+  }
+  putThingType(name: string, body: z.infer<typeof putThingTypeBody>) {
+    return things.putThingType(this.#ctx, name, body);
+  }
+  getThingType(name: string) {
+    return things.getThingType(this.#ctx, name);
+  }
+  listThingTypes(page: PageRequest) {
+    return this.#page<things.ThingType>(KIND.thingType, page, (r) => this.#view(r));
+  }
+  deleteThingType(name: string, options: { expectedVersion?: number } = {}) {
+    return things.deleteThingType(this.#ctx, name, options);
+  }
+  putThingGroup(name: string, body: z.infer<typeof putThingGroupBody>) {
+    return things.putThingGroup(this.#ctx, name, body);
+  }
+  getThingGroup(name: string) {
+    return things.getThingGroup(this.#ctx, name);
+  }
+  listThingGroups(page: PageRequest) {
+    return this.#page<things.ThingGroup>(KIND.thingGroup, page, (r) => this.#view(r));
+  }
+  deleteThingGroup(name: string, options: { force?: boolean; expectedVersion?: number } = {}) {
+    return things.deleteThingGroup(this.#ctx, name, options);
+  }
+  addThingToGroup(group: string, thing: string) {
+    return things.addThingToGroup(this.#ctx, group, thing);
+  }
+  removeThingFromGroup(group: string, thing: string) {
+    return things.removeThingFromGroup(this.#ctx, group, thing);
+  }
+  /** Things of a group, in name order. */
+  async listGroupThings(group: string): Promise<string[]> {
+    await things.getThingGroup(this.#ctx, group);
+    const rows = await this.store.list(KIND.groupMember, { prefix: `${group}|`, limit: 10_000 });
+    return rows.map((r) => r.key.slice(group.length + 1));
+  }
+  /** Groups a thing belongs to. */
+  async listThingGroupsOf(thing: string): Promise<string[]> {
+    await things.getThing(this.#ctx, thing);
+    const rows = await this.store.list(KIND.groupMember, { ref: thing, limit: 1000 });
+    return rows.map((r) => r.key.slice(0, r.key.length - thing.length - 1));
+  }
+
+  // Policies.
+  putPolicy(name: string, body: z.infer<typeof putPolicyBody>) {
+    return policies.putPolicy(this.#ctx, name, body);
+  }
+  getPolicy(name: string) {
+    return policies.getPolicy(this.#ctx, name);
+  }
+  listPolicies(page: PageRequest) {
+    return this.#page<policies.Policy>(KIND.policy, page, (r) => this.#view(r));
+  }
+  deletePolicy(name: string, options: { force?: boolean; expectedVersion?: number } = {}) {
+    return policies.deletePolicy(this.#ctx, name, options);
+  }
+  attachPolicy(certificateId: string, policyName: string) {
+    return policies.attachPolicy(this.#ctx, certificateId, policyName);
+  }
+  detachPolicy(certificateId: string, policyName: string) {
+    return policies.detachPolicy(this.#ctx, certificateId, policyName);
+  }
+  /** Policies attached to a certificate. */
+  async listCertificatePolicies(certificateId: string): Promise<string[]> {
+    await certs.getCertificate(this.#ctx, certificateId);
+    const rows = await this.store.list(KIND.policyPrincipal, { prefix: `${certificateId}|`, limit: 1000 });
+    return rows.map((r) => r.key.slice(certificateId.length + 1));
+  }
+
+  // Certificates.
+  createCertificate(body: { csr?: string; status?: CertificateStatus }) {
+    return certs.createCertificate(this.#ctx, this.#ca, body);
+  }
+  registerCertificate(body: { certificatePem: string; caCertificatePem?: string; status?: CertificateStatus }) {
+    return certs.registerCertificate(this.#ctx, body);
+  }
+  getCertificate(id: string) {
+    return certs.getCertificate(this.#ctx, id);
+  }
+  listCertificates(page: PageRequest) {
+    return this.#page<certs.Certificate>(KIND.certificate, page, (r) => this.#view(r));
+  }
+  updateCertificateStatus(id: string, body: z.infer<typeof patchCertificateBody>) {
+    return certs.updateCertificateStatus(this.#ctx, id, body);
+  }
+  deleteCertificate(id: string, options: { force?: boolean; expectedVersion?: number } = {}) {
+    return certs.deleteCertificate(this.#ctx, id, options);
+  }
+  attachCertificate(thingName: string, certificateId: string) {
+    return certs.attachCertificate(this.#ctx, thingName, certificateId);
+  }
+  detachCertificate(thingName: string, certificateId: string) {
+    return certs.detachCertificate(this.#ctx, thingName, certificateId);
+  }
+  /** Certificates attached to a thing. */
+  async listThingCertificates(thingName: string): Promise<string[]> {
+    await things.getThing(this.#ctx, thingName);
+    const rows = await this.store.list(KIND.thingPrincipal, { prefix: `${thingName}|`, limit: 1000 });
+    return rows.map((r) => r.key.slice(thingName.length + 1));
+  }
+  /** Things a certificate is attached to. */
+  async listCertificateThings(certificateId: string): Promise<string[]> {
+    await certs.getCertificate(this.#ctx, certificateId);
+    const rows = await this.store.list(KIND.thingPrincipal, { ref: certificateId, limit: 1000 });
+    return rows.map((r) => r.key.slice(0, r.key.length - certificateId.length - 1));
+  }
+  registerCaCertificate(body: { caCertificatePem: string; status?: 'ACTIVE' | 'INACTIVE' }) {
+    return certs.registerCaCertificate(this.#ctx, body);
+  }
+  getCaCertificate(id: string) {
+    return certs.getCaCertificate(this.#ctx, id);
+  }
+  listCaCertificates(page: PageRequest) {
+    return this.#page<certs.CaCertificate>(KIND.caCertificate, page, (r) => this.#view(r));
+  }
+  updateCaCertificateStatus(id: string, body: z.infer<typeof patchCaCertificateBody>) {
+    return certs.updateCaCertificateStatus(this.#ctx, id, body);
+  }
+  deleteCaCertificate(id: string, options: { expectedVersion?: number } = {}) {
+    return certs.deleteCaCertificate(this.#ctx, id, options);
+  }
+
+  // Tokens.
+  createToken(name: string, role: Role) {
+    return tokens.createToken(this.#ctx, name, role);
+  }
+  ensureToken(token: string, name: string, role: Role) {
+    return tokens.ensureToken(this.#ctx, token, name, role);
+  }
+  verifyToken(token: string) {
+    return tokens.verifyToken(this.#ctx, token);
+  }
+  getToken(tokenId: string) {
+    return tokens.getToken(this.#ctx, tokenId);
+  }
+  listTokens(page: PageRequest) {
+    return this.#page<tokens.TokenInfo>(KIND.token, page, (r) =>
+      tokens.tokenInfo(r.doc as unknown as TokenDoc, r.version),
+    );
+  }
+  deleteToken(tokenId: string) {
+    return tokens.deleteToken(this.#ctx, tokenId);
+  }
+
+  /**
+   * The change log after `after`, in order. With `waitMs`, an empty answer waits up to that long
+   * for the next commit (long poll); `signal` ends the wait early (client gone, shutdown).
+   */
+  async changes(options: {
+    after: number;
+    limit: number;
+    origin?: string;
+    waitMs?: number;
+    signal?: AbortSignal;
+  }): Promise<ChangeRecord[]> {
+    const read = () =>
+      this.store.changes({
+        after: options.after,
+        limit: options.limit,
+        ...(options.origin === undefined ? {} : { origin: options.origin }),
+      });
+    const first = await read();
+    const waitMs = Math.min(options.waitMs ?? 0, MAX_CHANGES_WAIT_MS);
+    if (first.length > 0 || waitMs <= 0) return first;
+    const deadline = this.#ctx.clock.now() + waitMs;
+    while (!options.signal?.aborted) {
+      const remaining = deadline - this.#ctx.clock.now();
+      if (remaining <= 0) break;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          off();
+          options.signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(remaining, CHANGES_RECHECK_MS));
+        const off = this.onCommit((changes) => {
+          if (changes.some((c) => c.seq > options.after)) done();
+        });
+        options.signal?.addEventListener('abort', done, { once: true });
+      });
+      const next = await read();
+      if (next.length > 0) return next;
+    }
+    return [];
+  }
+}

@@ -1,0 +1,96 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ValidationError } from '../../common/index.js';
+import { KIND, type Role, type TokenDoc } from '../model.js';
+import { isoNow, live, loadAny, put, remove, requireLive, type ServiceContext, writeTransaction } from './core.js';
+
+/**
+ * Bearer tokens: `iotdr_<16 hex id>_<43 base64url secret>`. Only the SHA-256 of the secret is
+ * stored (the secret has 256 bits, so a fast hash is enough); tokens are registry entities, so a
+ * console's token works in every region the registry reaches.
+ */
+const TOKEN_PATTERN = /^iotdr_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+export type TokenInfo = Omit<TokenDoc, 'secretHash'> & { version: number };
+
+export interface IssuedToken {
+  token: string;
+  info: TokenInfo;
+}
+
+function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+function info(doc: TokenDoc, version: number): TokenInfo {
+  const { secretHash: _secret, ...rest } = doc;
+  return { ...rest, version };
+}
+
+export function generateToken(): { token: string; tokenId: string; secret: string } {
+  const tokenId = randomBytes(8).toString('hex');
+  const secret = randomBytes(32).toString('base64url');
+  return { token: `iotdr_${tokenId}_${secret}`, tokenId, secret };
+}
+
+export function parseToken(token: string): { tokenId: string; secret: string } | undefined {
+  const match = TOKEN_PATTERN.exec(token);
+  if (!match?.[1] || !match[2]) return undefined;
+  return { tokenId: match[1], secret: match[2] };
+}
+
+export async function createToken(ctx: ServiceContext, name: string, role: Role): Promise<IssuedToken> {
+  const { token, tokenId, secret } = generateToken();
+  return writeTransaction(ctx, async (tx) => {
+    const doc: TokenDoc = { tokenId, name, role, secretHash: hashSecret(secret), createdAt: isoNow(ctx) };
+    const version = await put(ctx, tx, KIND.token, tokenId, role, { ...doc }, undefined);
+    return { token, info: info(doc, version) };
+  });
+}
+
+/**
+ * Makes sure a token given from outside (the admin token file) is known with this role: written
+ * once, rewritten only if the secret or role differ.
+ */
+export async function ensureToken(ctx: ServiceContext, token: string, name: string, role: Role): Promise<void> {
+  const parsed = parseToken(token);
+  if (!parsed) throw new ValidationError('malformed token', [{ path: 'token', message: 'not an iotdr token' }]);
+  const secretHash = hashSecret(parsed.secret);
+  const existing = await ctx.store.get(KIND.token, parsed.tokenId);
+  if (live(existing)) {
+    const doc = existing.doc as unknown as TokenDoc;
+    if (doc.secretHash === secretHash && doc.role === role) return;
+  }
+  await writeTransaction(ctx, async (tx) => {
+    const previous = await loadAny(tx, KIND.token, parsed.tokenId);
+    const doc: TokenDoc = { tokenId: parsed.tokenId, name, role, secretHash, createdAt: isoNow(ctx) };
+    await put(ctx, tx, KIND.token, parsed.tokenId, role, { ...doc }, previous);
+  });
+}
+
+/** The token's identity when it is valid, undefined otherwise. */
+export async function verifyToken(ctx: ServiceContext, token: string): Promise<TokenInfo | undefined> {
+  const parsed = parseToken(token);
+  if (!parsed) return undefined;
+  const record = await ctx.store.get(KIND.token, parsed.tokenId);
+  if (!live(record)) return undefined;
+  const doc = record.doc as unknown as TokenDoc;
+  const expected = Buffer.from(doc.secretHash, 'hex');
+  const actual = Buffer.from(hashSecret(parsed.secret), 'hex');
+  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
+  return info(doc, record.version);
+}
+
+export async function getToken(ctx: ServiceContext, tokenId: string): Promise<TokenInfo> {
+  const record = await requireLive(ctx.store, KIND.token, tokenId);
+  return info(record.doc as unknown as TokenDoc, record.version);
+}
+
+export async function deleteToken(ctx: ServiceContext, tokenId: string): Promise<void> {
+  await writeTransaction(ctx, async (tx) => {
+    await remove(ctx, tx, await requireLive(tx, KIND.token, tokenId));
+  });
+}
+
+export function tokenInfo(doc: TokenDoc, version: number): TokenInfo {
+  return info(doc, version);
+}

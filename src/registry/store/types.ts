@@ -1,0 +1,136 @@
+/**
+ * The registry store: one interface, two engines (SQLite embedded, PostgreSQL for production),
+ * one shared test suite (test/registry/store-suite.ts).
+ *
+ * The store is deliberately generic: it keeps entities by (kind, key) and the change log. It knows
+ * nothing of things or policies, so replication can apply any change without the store's help, and
+ * every mutation goes through `StoreTx.apply`, which writes the entity and its change record in the
+ * same transaction: there is no other write path.
+ */
+
+/** Hybrid logical clock timestamp: wall milliseconds plus a counter for events in the same ms. */
+export interface Hlc {
+  wall: number;
+  counter: number;
+}
+
+export type ChangeOp = 'upsert' | 'delete';
+
+/** JSON object as stored; the service layer gives it its typed shape. */
+export type Doc = Record<string, unknown>;
+
+export interface EntityRecord {
+  kind: string;
+  key: string;
+  /**
+   * Secondary lookup key: for attachments the other end (certificate id of a thing→certificate
+   * attachment), so "what is this certificate attached to" is an index lookup. Null when unused.
+   */
+  ref: string | null;
+  /** The entity as JSON; null for a tombstone. */
+  doc: Doc | null;
+  /** Per-entity version, incremented by each write (a delete writes a version too). */
+  version: number;
+  hlc: Hlc;
+  /** Region where the last write to this entity was first made. */
+  origin: string;
+  deleted: boolean;
+  /** Milliseconds since the epoch of the last write. */
+  updatedAt: number;
+}
+
+export interface ChangeRecord {
+  /** Per-region, gap-free, increasing in commit order. */
+  seq: number;
+  /** UUID of the change, the same in every region the change reaches. */
+  id: string;
+  kind: string;
+  key: string;
+  op: ChangeOp;
+  ref: string | null;
+  /** Full after-image; null for a delete. */
+  after: Doc | null;
+  version: number;
+  hlc: Hlc;
+  origin: string;
+  /** Milliseconds since the epoch when this region committed the change. */
+  committedAt: number;
+}
+
+/** What a mutation writes; the store assigns `seq` and `committedAt`. */
+export interface Mutation {
+  changeId: string;
+  kind: string;
+  key: string;
+  op: ChangeOp;
+  ref: string | null;
+  /** The after-image for an upsert; ignored (stored as null) for a delete. */
+  doc: Doc | null;
+  version: number;
+  hlc: Hlc;
+  origin: string;
+  /** Wall-clock ms of the write (entity.updatedAt, change.committedAt). */
+  at: number;
+}
+
+export interface ListOptions {
+  /** Exclusive lower bound on key (keyset pagination). */
+  after?: string;
+  limit: number;
+  /** Only keys starting with this prefix. */
+  prefix?: string;
+  /** Only entities whose ref equals this. */
+  ref?: string;
+}
+
+export interface CountOptions {
+  prefix?: string;
+  ref?: string;
+}
+
+export interface ChangesOptions {
+  /** Exclusive: changes with seq > after. */
+  after: number;
+  limit: number;
+  /** Only changes first made in this region. */
+  origin?: string;
+}
+
+export interface StoreReader {
+  /** The live entity, or undefined (tombstones are returned only with includeDeleted). */
+  get(kind: string, key: string, options?: { includeDeleted?: boolean }): Promise<EntityRecord | undefined>;
+  /** Live entities of a kind in key order. */
+  list(kind: string, options: ListOptions): Promise<EntityRecord[]>;
+  /** Number of live entities of a kind. */
+  count(kind: string, options?: CountOptions): Promise<number>;
+}
+
+export interface StoreTx extends StoreReader {
+  /**
+   * Writes the entity (an upsert, or a tombstone for a delete) and appends its change record,
+   * atomically with the rest of the transaction. Returns the change as it will be committed.
+   */
+  apply(mutation: Mutation): Promise<ChangeRecord>;
+}
+
+export interface RegistryStore extends StoreReader {
+  readonly engine: 'sqlite' | 'postgres';
+  /** Creates or migrates the schema. Idempotent. */
+  init(): Promise<void>;
+  /**
+   * Runs `fn` in a transaction. If it throws, nothing it wrote is kept and the error is rethrown.
+   * The promise resolves only once the transaction is durably committed.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** The change log in seq order. */
+  changes(options: ChangesOptions): Promise<ChangeRecord[]>;
+  /** Highest committed seq, 0 when the log is empty. */
+  lastSeq(): Promise<number>;
+  /** Highest HLC in the change log, so a restarted region's clock never goes backwards. */
+  maxHlc(): Promise<Hlc | undefined>;
+  close(): Promise<void>;
+}
+
+export function compareHlc(a: Hlc, b: Hlc): number {
+  return a.wall !== b.wall ? a.wall - b.wall : a.counter - b.counter;
+}
