@@ -15,11 +15,10 @@ import {
   buildRegistryApi,
   generateToken,
   PostgresStore,
-  type RegistryStore,
   RegistryService,
+  type RegistryStore,
   SqliteStore,
 } from './registry/index.js';
-
 
 /**
  * Composition root of one region: its store, registry, certificate authority and HTTP API.
@@ -98,7 +97,8 @@ export async function openStore(region: RegionConfig, stateDir: string): Promise
 export async function startRegion(options: RegionOptions): Promise<RunningRegion> {
   const { config, stateDir } = options;
   const region = regionByName(config, options.name);
-  const logger = options.logger ?? createLogger({ level: config.logging.level, name: `region:${region.name}` });
+  const logger =
+    options.logger ?? createLogger({ level: config.logging.level, name: `region:${region.name}` });
   await ensureStateDir(stateDir);
   const ca = await loadOrCreateCa(join(stateDir, 'pki'));
   const adminToken = await loadOrCreateAdminToken(stateDir);
@@ -109,7 +109,12 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
   try {
     await service.init();
     await service.ensureToken(adminToken, 'admin', 'admin');
-    app = await buildRegistryApi({ service, logger, bodyLimit: config.api.bodyLimit, version: await packageVersion() });
+    app = await buildRegistryApi({
+      service,
+      logger,
+      bodyLimit: config.api.bodyLimit,
+      version: await packageVersion(),
+    });
     const listen = options.listen ?? { host: region.address, port: region.api.port };
     await app.listen({ host: listen.host, port: listen.port });
   } catch (error) {
@@ -140,7 +145,9 @@ let cachedVersion: string | undefined;
 async function packageVersion(): Promise<string> {
   if (cachedVersion) return cachedVersion;
   try {
-    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     cachedVersion = pkg.version ?? '0.0.0';
   } catch {
     cachedVersion = '0.0.0';

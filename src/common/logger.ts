@@ -15,7 +15,11 @@ const REDACT = [
   '*.secret',
 ];
 
-export function createLogger(options: { level?: string; name?: string; destination?: DestinationStream }): Logger {
+export function createLogger(options: {
+  level?: string;
+  name?: string;
+  destination?: DestinationStream;
+}): Logger {
   return pino(
     {
       level: options.level ?? 'info',

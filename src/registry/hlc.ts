@@ -22,7 +22,10 @@ export class HybridClock {
   /** A new timestamp, greater than every one issued or received before. */
   now(): Hlc {
     const wall = this.#clock.now();
-    this.#last = wall > this.#last.wall ? { wall, counter: 0 } : { wall: this.#last.wall, counter: this.#last.counter + 1 };
+    this.#last =
+      wall > this.#last.wall
+        ? { wall, counter: 0 }
+        : { wall: this.#last.wall, counter: this.#last.counter + 1 };
     return { ...this.#last };
   }
 
@@ -30,7 +33,8 @@ export class HybridClock {
   receive(remote: Hlc): Hlc {
     const wall = Math.max(this.#clock.now(), this.#last.wall, remote.wall);
     let counter = 0;
-    if (wall === this.#last.wall && wall === remote.wall) counter = Math.max(this.#last.counter, remote.counter) + 1;
+    if (wall === this.#last.wall && wall === remote.wall)
+      counter = Math.max(this.#last.counter, remote.counter) + 1;
     else if (wall === this.#last.wall) counter = this.#last.counter + 1;
     else if (wall === remote.wall) counter = remote.counter + 1;
     this.#last = { wall, counter };

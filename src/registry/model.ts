@@ -238,9 +238,7 @@ export const patchCaCertificateBody = z
 
 export const createTokenBody = z
   .object({
-    name: z
-      .string()
-      .regex(/^[a-zA-Z0-9_.:@-]{1,64}$/, '1 to 64 characters from a-z A-Z 0-9 _ . : @ -'),
+    name: z.string().regex(/^[a-zA-Z0-9_.:@-]{1,64}$/, '1 to 64 characters from a-z A-Z 0-9 _ . : @ -'),
     role: roleSchema,
   })
   .strict();

@@ -13,7 +13,11 @@ export const regionCommand: Command = async (argv, io) => {
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { name: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        name: { type: 'string' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
       allowPositionals: false,
     }));

@@ -4,8 +4,8 @@ import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type IotdrConfig, loadConfig, type RegionConfig } from '../../config/index.js';
-import { adminTokenPath, caCertPath, loadOrCreateAdminToken } from '../../region.js';
 import { loadOrCreateCa } from '../../pki/index.js';
+import { adminTokenPath, caCertPath, loadOrCreateAdminToken } from '../../region.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr up [--config FILE]
@@ -35,7 +35,10 @@ export function endpointsDocument(config: IotdrConfig, stateDir: string, cwd: st
     zone: config.zone,
     names: { mqtt: `${config.names.mqtt}.${config.zone}`, api: `${config.names.api}.${config.zone}` },
     regions: Object.fromEntries(
-      config.regions.map((r) => [r.name, { api: baseUrl(r.address, r.api.port, 'http'), role: roleOf(config, r) }]),
+      config.regions.map((r) => [
+        r.name,
+        { api: baseUrl(r.address, r.api.port, 'http'), role: roleOf(config, r) },
+      ]),
     ),
     caCert: rel(caCertPath(stateDir)),
     adminToken: rel(adminTokenPath(stateDir)),
@@ -120,7 +123,10 @@ export const upCommand: Command = async (argv, io) => {
         cwd: io.cwd,
       });
       child.once('exit', (code, signal) => {
-        if (!stopping) resolve(`region ${region.name} exited (${code ?? signal}); see ${join(logDir, `${region.name}.log`)}`);
+        if (!stopping)
+          resolve(
+            `region ${region.name} exited (${code ?? signal}); see ${join(logDir, `${region.name}.log`)}`,
+          );
       });
       children.push(child);
     }
@@ -136,7 +142,9 @@ export const upCommand: Command = async (argv, io) => {
         return waitLive(url, child, deadline).then(
           () => io.out(`  region ${region.name.padEnd(12)} ${roleOf(config, region).padEnd(10)} ${url}`),
           (error: Error) => {
-            throw new Error(`region ${region.name} ${error.message}; see ${join(logDir, `${region.name}.log`)}`);
+            throw new Error(
+              `region ${region.name} ${error.message}; see ${join(logDir, `${region.name}.log`)}`,
+            );
           },
         );
       }),

@@ -24,22 +24,35 @@ export function authenticate(service: RegistryService) {
     const header = request.headers.authorization;
     if (!header) {
       reply.header('www-authenticate', 'Bearer realm="iotdr"');
-      return sendProblem(request, reply, problem(401, 'IOTDR_AUTH_REQUIRED', 'send Authorization: Bearer <token>'));
+      return sendProblem(
+        request,
+        reply,
+        problem(401, 'IOTDR_AUTH_REQUIRED', 'send Authorization: Bearer <token>'),
+      );
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     const principal = match?.[1] ? await service.verifyToken(match[1]) : undefined;
     if (!principal) {
       reply.header('www-authenticate', 'Bearer realm="iotdr", error="invalid_token"');
-      return sendProblem(request, reply, problem(401, 'IOTDR_AUTH_INVALID_TOKEN', 'the bearer token is not valid'));
+      return sendProblem(
+        request,
+        reply,
+        problem(401, 'IOTDR_AUTH_INVALID_TOKEN', 'the bearer token is not valid'),
+      );
     }
     if (principal.role !== 'admin' && !roles.includes(principal.role)) {
       return sendProblem(
         request,
         reply,
-        problem(403, 'IOTDR_AUTH_FORBIDDEN', `role '${principal.role}' may not do this; needs ${roles.join(' or ')}`, {
-          role: principal.role,
-          requiredRoles: [...roles],
-        }),
+        problem(
+          403,
+          'IOTDR_AUTH_FORBIDDEN',
+          `role '${principal.role}' may not do this; needs ${roles.join(' or ')}`,
+          {
+            role: principal.role,
+            requiredRoles: [...roles],
+          },
+        ),
       );
     }
     request.principal = principal;

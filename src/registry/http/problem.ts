@@ -35,7 +35,10 @@ export function problem(
   extra: { errors?: FieldIssue[]; [k: string]: unknown } = {},
 ): Problem {
   const out: Problem = {
-    type: `urn:iotdr:problem:${code.replace(/^IOTDR_/, '').toLowerCase().replace(/_/g, '-')}`,
+    type: `urn:iotdr:problem:${code
+      .replace(/^IOTDR_/, '')
+      .toLowerCase()
+      .replace(/_/g, '-')}`,
     title: TITLES[status] ?? 'Error',
     status,
     detail,
@@ -55,7 +58,11 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, p: Pro
 }
 
 /** Maps every error a route or fastify itself raises to a problem; nothing else leaves the server. */
-export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function errorHandler(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
   if (error instanceof IotdrError) {
     if (error.status >= 500) request.log.error({ err: error }, error.message);
     return sendProblem(
@@ -68,10 +75,10 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
     const where = error.validationContext ?? 'body';
     const errors = error.validation.flatMap((v) => {
       const base = [where, ...v.instancePath.split('/').filter(Boolean)];
-      const issue = (v.params as { issue?: { code?: string; keys?: string[] } } | undefined)?.issue;
+      const keys = (v.params as { keys?: unknown } | undefined)?.keys;
       // Name each unknown field rather than the object that holds it.
-      if (issue?.code === 'unrecognized_keys' && issue.keys?.length) {
-        return issue.keys.map((k) => ({ path: [...base, k].join('.'), message: 'unknown field' }));
+      if (v.keyword === 'unrecognized_keys' && Array.isArray(keys) && keys.length > 0) {
+        return keys.map((k) => ({ path: [...base, String(k)].join('.'), message: 'unknown field' }));
       }
       return [{ path: base.join('.'), message: v.message ?? 'invalid' }];
     });

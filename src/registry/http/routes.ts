@@ -58,7 +58,10 @@ const errors = {
 const noContent = z.null().describe('no content');
 
 function deleteOptions(q: z.infer<typeof forceQuery>): { force: boolean; expectedVersion?: number } {
-  return { force: q.force === 'true', ...(q.expectedVersion === undefined ? {} : { expectedVersion: q.expectedVersion }) };
+  return {
+    force: q.force === 'true',
+    ...(q.expectedVersion === undefined ? {} : { expectedVersion: q.expectedVersion }),
+  };
 }
 
 function versionOption(q: { expectedVersion?: number | undefined }): { expectedVersion?: number } {
@@ -144,7 +147,11 @@ export function registryRoutes(service: RegistryService) {
     // Thing types.
     app.get('/v1/thing-types', {
       config: { roles: READ },
-      schema: { tags: ['thing types'], querystring: pageQuery, response: { 200: pageOf(thingTypeSchema), ...errors } },
+      schema: {
+        tags: ['thing types'],
+        querystring: pageQuery,
+        response: { 200: pageOf(thingTypeSchema), ...errors },
+      },
       handler: (req) => service.listThingTypes(req.query),
     });
     app.put('/v1/thing-types/:name', {
@@ -168,7 +175,12 @@ export function registryRoutes(service: RegistryService) {
     });
     app.delete('/v1/thing-types/:name', {
       config: { roles: WRITE },
-      schema: { tags: ['thing types'], params: thingParams, querystring: versionQuery, response: { 204: noContent, ...errors } },
+      schema: {
+        tags: ['thing types'],
+        params: thingParams,
+        querystring: versionQuery,
+        response: { 204: noContent, ...errors },
+      },
       handler: async (req, reply) => {
         await service.deleteThingType(req.params.name, versionOption(req.query));
         return reply.code(204).send(null);
@@ -178,7 +190,11 @@ export function registryRoutes(service: RegistryService) {
     // Thing groups.
     app.get('/v1/thing-groups', {
       config: { roles: READ },
-      schema: { tags: ['thing groups'], querystring: pageQuery, response: { 200: pageOf(thingGroupSchema), ...errors } },
+      schema: {
+        tags: ['thing groups'],
+        querystring: pageQuery,
+        response: { 200: pageOf(thingGroupSchema), ...errors },
+      },
       handler: (req) => service.listThingGroups(req.query),
     });
     app.put('/v1/thing-groups/:name', {
@@ -243,7 +259,11 @@ export function registryRoutes(service: RegistryService) {
     // Policies.
     app.get('/v1/policies', {
       config: { roles: READ },
-      schema: { tags: ['policies'], querystring: pageQuery, response: { 200: pageOf(policySchema), ...errors } },
+      schema: {
+        tags: ['policies'],
+        querystring: pageQuery,
+        response: { 200: pageOf(policySchema), ...errors },
+      },
       handler: (req) => service.listPolicies(req.query),
     });
     app.put('/v1/policies/:name', {
@@ -284,7 +304,11 @@ export function registryRoutes(service: RegistryService) {
     // Certificates.
     app.get('/v1/certificates', {
       config: { roles: READ },
-      schema: { tags: ['certificates'], querystring: pageQuery, response: { 200: pageOf(certificateSchema), ...errors } },
+      schema: {
+        tags: ['certificates'],
+        querystring: pageQuery,
+        response: { 200: pageOf(certificateSchema), ...errors },
+      },
       handler: (req) => service.listCertificates(req.query),
     });
     app.post('/v1/certificates', {
@@ -314,7 +338,11 @@ export function registryRoutes(service: RegistryService) {
     });
     app.get('/v1/certificates/:id', {
       config: { roles: READ },
-      schema: { tags: ['certificates'], params: certificateParams, response: { 200: certificateSchema, ...errors } },
+      schema: {
+        tags: ['certificates'],
+        params: certificateParams,
+        response: { 200: certificateSchema, ...errors },
+      },
       handler: (req) => service.getCertificate(req.params.id),
     });
     app.patch('/v1/certificates/:id', {
@@ -332,7 +360,8 @@ export function registryRoutes(service: RegistryService) {
       config: { roles: WRITE },
       schema: {
         tags: ['certificates'],
-        description: 'Delete a certificate that is not ACTIVE and not attached; force=true detaches it first.',
+        description:
+          'Delete a certificate that is not ACTIVE and not attached; force=true detaches it first.',
         params: certificateParams,
         querystring: forceQuery,
         response: { 204: noContent, ...errors },
@@ -344,12 +373,20 @@ export function registryRoutes(service: RegistryService) {
     });
     app.get('/v1/certificates/:id/things', {
       config: { roles: READ },
-      schema: { tags: ['certificates'], params: certificateParams, response: { 200: namesSchema, ...errors } },
+      schema: {
+        tags: ['certificates'],
+        params: certificateParams,
+        response: { 200: namesSchema, ...errors },
+      },
       handler: async (req) => ({ items: await service.listCertificateThings(req.params.id) }),
     });
     app.get('/v1/certificates/:id/policies', {
       config: { roles: READ },
-      schema: { tags: ['certificates'], params: certificateParams, response: { 200: namesSchema, ...errors } },
+      schema: {
+        tags: ['certificates'],
+        params: certificateParams,
+        response: { 200: namesSchema, ...errors },
+      },
       handler: async (req) => ({ items: await service.listCertificatePolicies(req.params.id) }),
     });
     app.put('/v1/certificates/:id/policies/:policy', {
@@ -367,7 +404,11 @@ export function registryRoutes(service: RegistryService) {
     });
     app.delete('/v1/certificates/:id/policies/:policy', {
       config: { roles: WRITE },
-      schema: { tags: ['certificates'], params: certificatePolicyParams, response: { 204: noContent, ...errors } },
+      schema: {
+        tags: ['certificates'],
+        params: certificatePolicyParams,
+        response: { 204: noContent, ...errors },
+      },
       handler: async (req, reply) => {
         await service.detachPolicy(req.params.id, req.params.policy);
         return reply.code(204).send(null);
@@ -399,7 +440,11 @@ export function registryRoutes(service: RegistryService) {
     });
     app.get('/v1/ca-certificates/:id', {
       config: { roles: READ },
-      schema: { tags: ['CA certificates'], params: certificateParams, response: { 200: caCertificateSchema, ...errors } },
+      schema: {
+        tags: ['CA certificates'],
+        params: certificateParams,
+        response: { 200: caCertificateSchema, ...errors },
+      },
       handler: (req) => service.getCaCertificate(req.params.id),
     });
     app.patch('/v1/ca-certificates/:id', {
@@ -440,7 +485,8 @@ export function registryRoutes(service: RegistryService) {
         body: createTokenBody,
         response: { 201: issuedTokenSchema, ...errors },
       },
-      handler: async (req, reply) => reply.code(201).send(await service.createToken(req.body.name, req.body.role)),
+      handler: async (req, reply) =>
+        reply.code(201).send(await service.createToken(req.body.name, req.body.role)),
     });
     app.get('/v1/tokens/:id', {
       config: { roles: ADMIN },

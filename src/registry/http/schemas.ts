@@ -96,7 +96,10 @@ export const certificateSchema = z
 export const createdCertificateSchema = z
   .object({
     certificate: certificateSchema,
-    privateKeyPem: z.string().optional().describe('only when iotdr generated the key pair; returned once, never stored'),
+    privateKeyPem: z
+      .string()
+      .optional()
+      .describe('only when iotdr generated the key pair; returned once, never stored'),
     publicKeyPem: z.string().optional(),
   })
   .meta({ id: 'CreatedCertificate' });
@@ -169,7 +172,9 @@ export const forceQuery = z
   })
   .strict();
 
-export const versionQuery = z.object({ expectedVersion: z.coerce.number().int().nonnegative().optional() }).strict();
+export const versionQuery = z
+  .object({ expectedVersion: z.coerce.number().int().nonnegative().optional() })
+  .strict();
 
 export const changesQuery = z
   .object({
@@ -186,5 +191,7 @@ export const policyParams = z.object({ name: policyNameSchema }).strict();
 export const certificateParams = z.object({ id: certificateIdSchema }).strict();
 export const tokenParams = z.object({ id: tokenIdSchema }).strict();
 export const thingCertificateParams = z.object({ name: thingNameSchema, id: certificateIdSchema }).strict();
-export const certificatePolicyParams = z.object({ id: certificateIdSchema, policy: policyNameSchema }).strict();
+export const certificatePolicyParams = z
+  .object({ id: certificateIdSchema, policy: policyNameSchema })
+  .strict();
 export const groupThingParams = z.object({ group: thingGroupNameSchema, thing: thingNameSchema }).strict();

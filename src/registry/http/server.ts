@@ -37,11 +37,14 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
     disableRequestLogging: false,
     return503OnClosing: true,
     forceCloseConnections: true,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Names may be 128 characters; longer path segments still reach the schema and get a 400.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
+  // JSON only: any other body type is answered 415 instead of reaching a schema as a string.
+  app.removeContentTypeParser(['text/plain']);
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       request,
@@ -84,7 +87,11 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
   app.addHook('onClose', async () => unsubscribe());
   app.addHook('onResponse', async (request, reply) => {
     requests.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      },
       reply.elapsedTime / 1000,
     );
   });

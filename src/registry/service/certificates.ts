@@ -29,8 +29,8 @@ import {
   requireLive,
   type ServiceContext,
   view,
-  writeTransaction,
   type WriteTx,
+  writeTransaction,
 } from './core.js';
 import type { PutResult } from './things.js';
 
@@ -82,7 +82,9 @@ function caDoc(parsed: ParsedCertificate, status: 'ACTIVE' | 'INACTIVE', now: st
 function checkValidity(parsed: ParsedCertificate, nowMs: number, what: string): void {
   if (Date.parse(parsed.notAfter) <= nowMs) {
     throw new PkiError('IOTDR_PKI_CERTIFICATE_EXPIRED', `the ${what} expired on ${parsed.notAfter}`, {
-      issues: [{ path: what === 'CA certificate' ? 'caCertificatePem' : 'certificatePem', message: 'expired' }],
+      issues: [
+        { path: what === 'CA certificate' ? 'caCertificatePem' : 'certificatePem', message: 'expired' },
+      ],
     });
   }
 }
@@ -94,7 +96,15 @@ async function insertCertificate(
 ): Promise<{ item: Certificate; created: boolean }> {
   const previous = await loadAny(tx, KIND.certificate, doc.certificateId);
   if (live(previous)) return { item: view<CertificateDoc>(previous), created: false };
-  const version = await put(ctx, tx, KIND.certificate, doc.certificateId, doc.caCertificateId, { ...doc }, previous);
+  const version = await put(
+    ctx,
+    tx,
+    KIND.certificate,
+    doc.certificateId,
+    doc.caCertificateId,
+    { ...doc },
+    previous,
+  );
   return { item: { ...doc, version }, created: true };
 }
 
@@ -105,9 +115,13 @@ export async function createCertificate(
   body: { csr?: string; status?: CertificateStatus },
 ): Promise<CreatedCertificate> {
   if (!ca) {
-    throw new IotdrError('IOTDR_PKI_UNAVAILABLE', 'this region has no certificate authority to issue certificates', {
-      status: 503,
-    });
+    throw new IotdrError(
+      'IOTDR_PKI_UNAVAILABLE',
+      'this region has no certificate authority to issue certificates',
+      {
+        status: 503,
+      },
+    );
   }
   // Crypto happens before the transaction, so the single writer never waits on it.
   let keys: GeneratedDeviceCertificate | undefined;
@@ -121,7 +135,11 @@ export async function createCertificate(
   const caParsed = parseCertificatePem(ca.certificatePem);
   const result = await writeTransaction(ctx, async (tx) => {
     await ensureCa(ctx, tx, caParsed);
-    return insertCertificate(ctx, tx, certificateDoc(issued, body.status ?? 'ACTIVE', ca.certificateId, isoNow(ctx)));
+    return insertCertificate(
+      ctx,
+      tx,
+      certificateDoc(issued, body.status ?? 'ACTIVE', ca.certificateId, isoNow(ctx)),
+    );
   });
   const created: CreatedCertificate = { certificate: result.item };
   if (keys) {
@@ -134,7 +152,15 @@ export async function createCertificate(
 async function ensureCa(ctx: ServiceContext, tx: WriteTx, parsed: ParsedCertificate): Promise<void> {
   const previous = await loadAny(tx, KIND.caCertificate, parsed.certificateId);
   if (live(previous)) return;
-  await put(ctx, tx, KIND.caCertificate, parsed.certificateId, null, { ...caDoc(parsed, 'ACTIVE', isoNow(ctx)) }, previous);
+  await put(
+    ctx,
+    tx,
+    KIND.caCertificate,
+    parsed.certificateId,
+    null,
+    { ...caDoc(parsed, 'ACTIVE', isoNow(ctx)) },
+    previous,
+  );
 }
 
 /** Registers the embedded CA as a CA certificate, once; called at region start. */
@@ -247,7 +273,10 @@ export async function deleteCertificate(
     if (!options.force) {
       if (things.length + policies.length > 0) {
         const attached = [
-          ...things.map((t) => ({ kind: KIND.thing, key: (t.doc as unknown as ThingPrincipalDoc).thingName })),
+          ...things.map((t) => ({
+            kind: KIND.thing,
+            key: (t.doc as unknown as ThingPrincipalDoc).thingName,
+          })),
           ...policies.map((p) => ({ kind: KIND.policy, key: p.ref ?? '' })),
         ];
         throw new ConflictError(
@@ -286,7 +315,11 @@ export async function attachCertificate(
   });
 }
 
-export async function detachCertificate(ctx: ServiceContext, thingName: string, certificateId: string): Promise<void> {
+export async function detachCertificate(
+  ctx: ServiceContext,
+  thingName: string,
+  certificateId: string,
+): Promise<void> {
   await writeTransaction(ctx, async (tx) => {
     const key = `${thingName}|${certificateId}`;
     const attachment = await tx.get(KIND.thingPrincipal, key);
@@ -301,9 +334,13 @@ export async function registerCaCertificate(
 ): Promise<PutResult<CaCertificate>> {
   const parsed = parseCertificatePem(body.caCertificatePem);
   if (!parsed.isCa) {
-    throw new PkiError('IOTDR_PKI_NOT_A_CA', 'caCertificatePem is not a CA certificate (basicConstraints cA is not set)', {
-      issues: [{ path: 'caCertificatePem', message: 'not a CA certificate' }],
-    });
+    throw new PkiError(
+      'IOTDR_PKI_NOT_A_CA',
+      'caCertificatePem is not a CA certificate (basicConstraints cA is not set)',
+      {
+        issues: [{ path: 'caCertificatePem', message: 'not a CA certificate' }],
+      },
+    );
   }
   checkValidity(parsed, ctx.clock.now(), 'CA certificate');
   return writeTransaction(ctx, async (tx) => {
@@ -355,4 +392,3 @@ export async function deleteCaCertificate(
     await remove(ctx, tx, record);
   });
 }
-

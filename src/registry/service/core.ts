@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import type { Clock } from '../../common/index.js';
 import { ConflictError, NotFoundError } from '../../common/index.js';
 import type { HybridClock } from '../hlc.js';
@@ -142,17 +142,29 @@ export function label(kind: string): string {
 }
 
 export function notFound(kind: string, key: string): NotFoundError {
-  return new NotFoundError('IOTDR_REGISTRY_NOT_FOUND', `${label(kind)} '${key}' does not exist`, { kind, key });
+  return new NotFoundError('IOTDR_REGISTRY_NOT_FOUND', `${label(kind)} '${key}' does not exist`, {
+    kind,
+    key,
+  });
 }
 
-export async function requireLive(tx: StoreReader, kind: string, key: string): Promise<EntityRecord & { doc: Doc }> {
+export async function requireLive(
+  tx: StoreReader,
+  kind: string,
+  key: string,
+): Promise<EntityRecord & { doc: Doc }> {
   const record = await tx.get(kind, key);
   if (!live(record)) throw notFound(kind, key);
   return record;
 }
 
 /** Throws 409 when the caller's expectedVersion does not match (0 means "must not exist"). */
-export function checkVersion(kind: string, key: string, current: EntityRecord | undefined, expected?: number): void {
+export function checkVersion(
+  kind: string,
+  key: string,
+  current: EntityRecord | undefined,
+  expected?: number,
+): void {
   if (expected === undefined) return;
   const actual = live(current) ? current.version : 0;
   if (actual !== expected) {

@@ -1,6 +1,12 @@
 import type { z } from 'zod';
 import { ConflictError } from '../../common/index.js';
-import { KIND, MAX_POLICY_VERSIONS, type PolicyDoc, type PolicyPrincipalDoc, type putPolicyBody } from '../model.js';
+import {
+  KIND,
+  MAX_POLICY_VERSIONS,
+  type PolicyDoc,
+  type PolicyPrincipalDoc,
+  type putPolicyBody,
+} from '../model.js';
 import { parsePolicyDocument } from '../policy/index.js';
 import {
   checkVersion,
@@ -101,7 +107,11 @@ export async function attachPolicy(
   });
 }
 
-export async function detachPolicy(ctx: ServiceContext, certificateId: string, policyName: string): Promise<void> {
+export async function detachPolicy(
+  ctx: ServiceContext,
+  certificateId: string,
+  policyName: string,
+): Promise<void> {
   await writeTransaction(ctx, async (tx) => {
     const key = `${certificateId}|${policyName}`;
     const attachment = await tx.get(KIND.policyPrincipal, key);

@@ -56,7 +56,10 @@ function encodeCursor(kind: string, key: string): string {
 
 function decodeCursor(kind: string, cursor: string): string {
   try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { k?: unknown; a?: unknown };
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
+      k?: unknown;
+      a?: unknown;
+    };
     if (parsed.k === kind && typeof parsed.a === 'string') return parsed.a;
   } catch {
     // fall through to the error below
@@ -99,7 +102,11 @@ export class RegistryService {
     return () => this.#ctx.events.off('commit', listener);
   }
 
-  async #page<T>(kind: string, request: PageRequest, map: (r: EntityRecord & { doc: Doc }) => T): Promise<Page<T>> {
+  async #page<T>(
+    kind: string,
+    request: PageRequest,
+    map: (r: EntityRecord & { doc: Doc }) => T,
+  ): Promise<Page<T>> {
     const limit = Math.min(request.limit ?? DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
     const after = request.cursor === undefined ? undefined : decodeCursor(kind, request.cursor);
     const rows = await this.store.list(kind, { limit: limit + 1, ...(after === undefined ? {} : { after }) });
@@ -198,7 +205,11 @@ export class RegistryService {
   createCertificate(body: { csr?: string; status?: CertificateStatus }) {
     return certs.createCertificate(this.#ctx, this.#ca, body);
   }
-  registerCertificate(body: { certificatePem: string; caCertificatePem?: string; status?: CertificateStatus }) {
+  registerCertificate(body: {
+    certificatePem: string;
+    caCertificatePem?: string;
+    status?: CertificateStatus;
+  }) {
     return certs.registerCertificate(this.#ctx, body);
   }
   getCertificate(id: string) {

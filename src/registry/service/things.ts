@@ -57,7 +57,8 @@ export async function putThing(
     const previous = await loadAny(tx, KIND.thing, name);
     checkVersion(KIND.thing, name, previous, body.expectedVersion);
     const current = live(previous) ? (previous.doc as unknown as ThingDoc) : undefined;
-    const thingTypeName = body.thingTypeName === undefined ? (current?.thingTypeName ?? null) : body.thingTypeName;
+    const thingTypeName =
+      body.thingTypeName === undefined ? (current?.thingTypeName ?? null) : body.thingTypeName;
     if (thingTypeName !== null && thingTypeName !== current?.thingTypeName) {
       const type = await tx.get(KIND.thingType, thingTypeName);
       if (!live(type)) {
@@ -139,7 +140,11 @@ export async function putThingType(
       createdAt: current?.createdAt ?? now,
       updatedAt: now,
     };
-    if (current && live(previous) && sameDoc(previous.doc, { ...doc }, ['createdAt', 'updatedAt', 'deprecatedAt'])) {
+    if (
+      current &&
+      live(previous) &&
+      sameDoc(previous.doc, { ...doc }, ['createdAt', 'updatedAt', 'deprecatedAt'])
+    ) {
       return { item: view<ThingTypeDoc>(previous), created: false, changed: false };
     }
     const version = await put(ctx, tx, KIND.thingType, name, null, { ...doc }, previous);
@@ -162,7 +167,12 @@ export async function deleteThingType(
     const total = await tx.count(KIND.thing, { ref: name });
     if (total > 0) {
       const users = await tx.list(KIND.thing, { ref: name, limit: 20 });
-      throw stillUsed(`thing type '${name}'`, 'things', users.map((u) => u.key), total);
+      throw stillUsed(
+        `thing type '${name}'`,
+        'things',
+        users.map((u) => u.key),
+        total,
+      );
     }
     await remove(ctx, tx, type);
   });
@@ -177,7 +187,8 @@ export async function putThingGroup(
     const previous = await loadAny(tx, KIND.thingGroup, name);
     checkVersion(KIND.thingGroup, name, previous, body.expectedVersion);
     const current = live(previous) ? (previous.doc as unknown as ThingGroupDoc) : undefined;
-    const parent = body.parentGroupName === undefined ? (current?.parentGroupName ?? null) : body.parentGroupName;
+    const parent =
+      body.parentGroupName === undefined ? (current?.parentGroupName ?? null) : body.parentGroupName;
     if (parent !== null && parent !== current?.parentGroupName) {
       // Walk up from the new parent: reaching this group would make a cycle.
       let cursor: string | null = parent;
@@ -232,14 +243,22 @@ export async function deleteThingGroup(
     const children = await tx.count(KIND.thingGroup, { ref: name });
     if (children > 0) {
       const some = await tx.list(KIND.thingGroup, { ref: name, limit: 20 });
-      throw stillUsed(`thing group '${name}'`, 'child groups (delete them first)', some.map((c) => c.key), children);
+      throw stillUsed(
+        `thing group '${name}'`,
+        'child groups (delete them first)',
+        some.map((c) => c.key),
+        children,
+      );
     }
     const members = await listAll(tx, KIND.groupMember, { prefix: `${name}|` });
     if (members.length > 0 && !options.force) {
       throw new ConflictError(
         'IOTDR_REGISTRY_STILL_ATTACHED',
         `thing group '${name}' still has ${members.length} member(s); remove them or delete with force=true`,
-        { attached: members.slice(0, 20).map((m) => ({ kind: KIND.thing, key: m.ref })), total: members.length },
+        {
+          attached: members.slice(0, 20).map((m) => ({ kind: KIND.thing, key: m.ref })),
+          total: members.length,
+        },
       );
     }
     for (const m of members) await remove(ctx, tx, m);

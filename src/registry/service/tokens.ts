@@ -1,7 +1,16 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ValidationError } from '../../common/index.js';
 import { KIND, type Role, type TokenDoc } from '../model.js';
-import { isoNow, live, loadAny, put, remove, requireLive, type ServiceContext, writeTransaction } from './core.js';
+import {
+  isoNow,
+  live,
+  loadAny,
+  put,
+  remove,
+  requireLive,
+  type ServiceContext,
+  writeTransaction,
+} from './core.js';
 
 /**
  * Bearer tokens: `iotdr_<16 hex id>_<43 base64url secret>`. Only the SHA-256 of the secret is
@@ -51,9 +60,15 @@ export async function createToken(ctx: ServiceContext, name: string, role: Role)
  * Makes sure a token given from outside (the admin token file) is known with this role: written
  * once, rewritten only if the secret or role differ.
  */
-export async function ensureToken(ctx: ServiceContext, token: string, name: string, role: Role): Promise<void> {
+export async function ensureToken(
+  ctx: ServiceContext,
+  token: string,
+  name: string,
+  role: Role,
+): Promise<void> {
   const parsed = parseToken(token);
-  if (!parsed) throw new ValidationError('malformed token', [{ path: 'token', message: 'not an iotdr token' }]);
+  if (!parsed)
+    throw new ValidationError('malformed token', [{ path: 'token', message: 'not an iotdr token' }]);
   const secretHash = hashSecret(parsed.secret);
   const existing = await ctx.store.get(KIND.token, parsed.tokenId);
   if (live(existing)) {

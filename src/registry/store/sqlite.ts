@@ -131,7 +131,11 @@ class SqliteReader implements StoreReader {
     this.#get = db.prepare('SELECT * FROM entities WHERE kind = ? AND key = ?');
   }
 
-  async get(kind: string, key: string, options?: { includeDeleted?: boolean }): Promise<EntityRecord | undefined> {
+  async get(
+    kind: string,
+    key: string,
+    options?: { includeDeleted?: boolean },
+  ): Promise<EntityRecord | undefined> {
     return this.getSync(kind, key, options);
   }
 
@@ -151,7 +155,9 @@ class SqliteReader implements StoreReader {
 
   async count(kind: string, options: CountOptions = {}): Promise<number> {
     const { sql, params } = filterSql(kind, options);
-    const row = this.#db.prepare(`SELECT COUNT(*) AS n FROM entities WHERE ${sql}`).get(...params) as { n: number };
+    const row = this.#db.prepare(`SELECT COUNT(*) AS n FROM entities WHERE ${sql}`).get(...params) as {
+      n: number;
+    };
     return row.n;
   }
 }
@@ -182,12 +188,14 @@ class SqliteTx extends SqliteReader implements StoreTx {
 
   constructor(db: Database.Database) {
     super(db);
-    this.#upsert = db.prepare(`INSERT INTO entities (kind, key, ref, doc, version, hlc_wall, hlc_counter, origin, deleted, updated_at)
+    this.#upsert =
+      db.prepare(`INSERT INTO entities (kind, key, ref, doc, version, hlc_wall, hlc_counter, origin, deleted, updated_at)
       VALUES (@kind, @key, @ref, @doc, @version, @hlc_wall, @hlc_counter, @origin, @deleted, @updated_at)
       ON CONFLICT (kind, key) DO UPDATE SET ref = excluded.ref, doc = excluded.doc, version = excluded.version,
         hlc_wall = excluded.hlc_wall, hlc_counter = excluded.hlc_counter, origin = excluded.origin,
         deleted = excluded.deleted, updated_at = excluded.updated_at`);
-    this.#insertChange = db.prepare(`INSERT INTO changes (seq, id, kind, key, op, ref, after, version, hlc_wall, hlc_counter, origin, committed_at)
+    this.#insertChange =
+      db.prepare(`INSERT INTO changes (seq, id, kind, key, op, ref, after, version, hlc_wall, hlc_counter, origin, committed_at)
       VALUES (@seq, @id, @kind, @key, @op, @ref, @after, @version, @hlc_wall, @hlc_counter, @origin, @committed_at)`);
     this.#maxSeq = db.prepare('SELECT MAX(seq) AS seq FROM changes');
   }
@@ -324,7 +332,11 @@ export class SqliteStore implements RegistryStore {
     return { reader: this.#reader, committer: this.#committer, writer: this.#writer };
   }
 
-  async get(kind: string, key: string, options?: { includeDeleted?: boolean }): Promise<EntityRecord | undefined> {
+  async get(
+    kind: string,
+    key: string,
+    options?: { includeDeleted?: boolean },
+  ): Promise<EntityRecord | undefined> {
     return this.#ready().reader.get(kind, key, options);
   }
 
@@ -361,7 +373,9 @@ export class SqliteStore implements RegistryStore {
 
   async lastSeq(): Promise<number> {
     this.#ready();
-    const row = this.#readerDb?.prepare('SELECT MAX(seq) AS seq FROM changes').get() as { seq: number | null };
+    const row = this.#readerDb?.prepare('SELECT MAX(seq) AS seq FROM changes').get() as {
+      seq: number | null;
+    };
     return row.seq ?? 0;
   }
 

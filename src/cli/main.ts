@@ -1,0 +1,54 @@
+import { IotdrError } from '../common/index.js';
+import { configCommand } from './commands/config.js';
+import { type CliIo, type Command, processIo } from './io.js';
+
+interface CommandEntry {
+  run: () => Promise<Command>;
+  summary: string;
+}
+
+const commands: Record<string, CommandEntry> = {
+  up: {
+    run: async () => (await import('./commands/up.js')).upCommand,
+    summary: 'run every region of the configuration',
+  },
+  region: {
+    run: async () => (await import('./commands/region.js')).regionCommand,
+    summary: 'run one region',
+  },
+  config: { run: async () => configCommand, summary: 'check or print the configuration' },
+};
+
+function usage(io: CliIo): void {
+  io.out('usage: iotdr <command> [options]');
+  io.out('');
+  io.out('commands:');
+  for (const [name, entry] of Object.entries(commands)) io.out(`  ${name.padEnd(14)}${entry.summary}`);
+  io.out('');
+  io.out("run 'iotdr <command> --help' for a command's options");
+}
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    usage(io);
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    io.err(`iotdr: unknown command '${name}'`);
+    usage(io);
+    return 2;
+  }
+  try {
+    const command = await entry.run();
+    return await command(rest, io);
+  } catch (error) {
+    if (error instanceof IotdrError) {
+      io.err(`iotdr ${name}: ${error.message} (${error.code})`);
+      for (const issue of error.issues) io.err(`  ${issue.path}: ${issue.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,487 @@
+/**
+ * The schema of `iotdr.yaml`, its defaults (named constants, next to the fields they fill), and the
+ * types of the parsed, fully-defaulted configuration. Every message says what would be valid, so a
+ * user can fix a field from the message alone.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------
+// Defaults: the embedded two-region deployment of DESIGN.md §2, every process on one machine.
+
+/** DNS zone of the fleet. */
+export const DEFAULT_ZONE = 'iot.test';
+/** Label of the devices' name under the zone: `mqtt.<zone>`. */
+export const DEFAULT_MQTT_NAME = 'mqtt';
+/** Label of the command-and-control name under the zone: `api.<zone>`. */
+export const DEFAULT_API_NAME = 'api';
+/** Authoritative DNS server of `iotdr control` (UDP and TCP). */
+export const DEFAULT_DNS_ADDRESS = '127.0.0.10';
+export const DEFAULT_DNS_PORT = 5353;
+/** TTL of the fleet's A/AAAA answers, in seconds; part of the RTO, so kept short. */
+export const DEFAULT_DNS_TTL = 5;
+/** HTTP API of `iotdr control`. */
+export const DEFAULT_CONTROL_ADDRESS = '127.0.0.10';
+export const DEFAULT_CONTROL_PORT = 8080;
+/** HTTP API and dashboard of `iotdr analytics`. */
+export const DEFAULT_ANALYTICS_ADDRESS = '127.0.0.10';
+export const DEFAULT_ANALYTICS_PORT = 8081;
+export const DEFAULT_LOG_LEVEL = 'info';
+/** Largest HTTP request body the APIs accept, in bytes (1 MiB). */
+export const DEFAULT_API_BODY_LIMIT = 1_048_576;
+/** HTTP API port of a region. */
+export const DEFAULT_REGION_API_PORT = 8080;
+/** MQTT-over-TLS port of a region. */
+export const DEFAULT_REGION_MQTT_PORT = 8883;
+export const DEFAULT_STORE_ENGINE = 'sqlite';
+/** SQLite `PRAGMA synchronous`: `full` survives power loss, `normal` in WAL mode may lose the last commits. */
+export const DEFAULT_SQLITE_SYNCHRONOUS = 'full';
+/** Connections in a region's PostgreSQL pool. */
+export const DEFAULT_POSTGRES_POOL_SIZE = 10;
+/**
+ * The regions when the file names none; ports and store take their defaults. A lower priority
+ * number is preferred, so `us-east` is the primary.
+ */
+export const DEFAULT_REGIONS: ReadonlyArray<Readonly<{ name: string; priority: number; address: string }>> =
+  Object.freeze([
+    Object.freeze({ name: 'us-east', priority: 1, address: '127.0.0.11' }),
+    Object.freeze({ name: 'us-west', priority: 2, address: '127.0.0.12' }),
+  ]);
+
+// Limits, named so the messages and the documentation quote the same numbers.
+export const PORT_MIN = 0;
+export const PORT_MAX = 65_535;
+export const DNS_TTL_MIN = 1;
+export const DNS_TTL_MAX = 86_400;
+export const API_BODY_LIMIT_MIN = 1024;
+export const API_BODY_LIMIT_MAX = 64 * 1024 * 1024;
+export const POSTGRES_POOL_SIZE_MIN = 1;
+export const POSTGRES_POOL_SIZE_MAX = 100;
+export const REGION_PRIORITY_MIN = 1;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const SQLITE_SYNCHRONOUS_MODES = ['full', 'normal'] as const;
+export const STORE_ENGINES = ['sqlite', 'postgres'] as const;
+/** Query parameters of a PostgreSQL URL that carry a secret (libpq connection parameters). */
+const SECRET_URL_PARAMS = ['password', 'sslpassword'];
+
+// ---------------------------------------------------------------------------------------------
+// Types of the parsed configuration. Deeply readonly: `parseConfig` returns a frozen object.
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type SqliteSynchronous = (typeof SQLITE_SYNCHRONOUS_MODES)[number];
+
+export interface SqliteStoreConfig {
+  readonly engine: 'sqlite';
+  /** Database file; absolute, or relative to the state directory. Default `<stateDir>/regions/<name>/registry.db`. */
+  readonly path?: string;
+  /** SQLite `PRAGMA synchronous`. Default `full`. */
+  readonly synchronous: SqliteSynchronous;
+}
+
+export interface PostgresStoreConfig {
+  readonly engine: 'postgres';
+  /** `postgres://` or `postgresql://` URL without a password. */
+  readonly url: string;
+  /** File holding the password (mode 0600); absolute, or relative to the state directory. */
+  readonly passwordFile?: string;
+  /** Connections in the pool, 1..100. Default 10. */
+  readonly poolSize: number;
+  /** PostgreSQL schema for iotdr's tables; the server's search_path when absent. */
+  readonly schema?: string;
+}
+
+export type StoreConfig = SqliteStoreConfig | PostgresStoreConfig;
+
+export interface RegionConfig {
+  /** `^[a-z][a-z0-9-]{0,62}$`, unique. */
+  readonly name: string;
+  /** Integer ≥ 1, unique; the lowest number is the preferred region (the primary). */
+  readonly priority: number;
+  /** IPv4/IPv6 literal or hostname: where the region listens and what DNS answers when it is active. */
+  readonly address: string;
+  readonly api: { readonly port: number };
+  readonly mqtt: { readonly port: number };
+  readonly store: StoreConfig;
+}
+
+export interface ListenerConfig {
+  readonly address: string;
+  /** 0..65535; 0 asks the system for a free port (tests). */
+  readonly port: number;
+}
+
+export interface DnsConfig extends ListenerConfig {
+  /** TTL of the fleet's answers in seconds, 1..86400. Default 5. */
+  readonly ttl: number;
+}
+
+export interface IotdrConfig {
+  readonly zone: string;
+  readonly names: { readonly mqtt: string; readonly api: string };
+  readonly dns: DnsConfig;
+  readonly control: ListenerConfig;
+  readonly analytics: ListenerConfig;
+  readonly logging: { readonly level: LogLevel };
+  readonly api: { readonly bodyLimit: number };
+  readonly regions: readonly RegionConfig[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks. Each takes the sentence that says what is valid and reuses it for every issue.
+
+/** A short, safe rendering of what the user wrote, for "got …" in messages. */
+export function describeInput(input: unknown): string {
+  if (input === undefined) return 'nothing';
+  if (input === null) return 'null (an empty value)';
+  if (typeof input === 'string') return JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input);
+  if (typeof input === 'number' || typeof input === 'boolean' || typeof input === 'bigint')
+    return String(input);
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'object') return 'a mapping';
+  return typeof input;
+}
+
+/** Error map: "required: X" for a missing field, "X, got Y" otherwise. */
+function expecting(what: string): (issue: { input?: unknown }) => string {
+  return (issue) =>
+    issue.input === undefined ? `required: ${what}` : `${what}, got ${describeInput(issue.input)}`;
+}
+
+/**
+ * One check for integer-ness and range, so a bad value gets one message. Not `z.int()`: its
+ * non-integer issue aborts the whole parse, which would hide the cross-field problems below.
+ */
+function integerIn(min: number, max: number, what: string) {
+  const error = expecting(what);
+  return z.number({ error }).refine((n) => Number.isInteger(n) && n >= min && n <= max, { error });
+}
+
+function integerBetween(min: number, max: number, unit?: string) {
+  return integerIn(
+    min,
+    max,
+    `expected an integer between ${min} and ${max}${unit === undefined ? '' : ` (${unit})`}`,
+  );
+}
+
+function integerAtLeast(min: number) {
+  return integerIn(min, Number.MAX_SAFE_INTEGER, `expected an integer of at least ${min}`);
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: expecting(`expected one of ${values.join(', ')}`) });
+}
+
+function matching(pattern: RegExp, what: string) {
+  const error = expecting(`expected ${what}`);
+  return z.string({ error }).regex(pattern, { error });
+}
+
+function nonEmptyString(what: string) {
+  const error = expecting(`expected ${what}`);
+  return z.string({ error }).min(1, { error });
+}
+
+/** A strict mapping: unknown keys are errors that list the valid ones. */
+function section<T extends z.core.$ZodLooseShape>(shape: T) {
+  const fields = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown field; valid fields here are ${fields}`
+        : `expected a mapping with fields ${fields}, got ${describeInput(issue.input)}`,
+  });
+}
+
+const DNS_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+export const DNS_LABEL_PATTERN = new RegExp(`^${DNS_LABEL}$`);
+export const DNS_NAME_PATTERN = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
+export const REGION_NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+const HOSTNAME_PATTERN =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const SQL_IDENTIFIER_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** True for an IP literal, or a hostname whose last label is not all digits (that would be a mistyped IPv4). */
+export function isAddress(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  return HOSTNAME_PATTERN.test(value) && !/(?:^|\.)\d+$/.test(value);
+}
+
+const ADDRESS_MESSAGE = 'expected an IPv4 or IPv6 address (without brackets) or a hostname';
+const addressSchema = z
+  .string({ error: expecting(ADDRESS_MESSAGE) })
+  .refine(isAddress, { error: expecting(ADDRESS_MESSAGE) });
+
+const portSchema = integerBetween(PORT_MIN, PORT_MAX, '0 picks a free port');
+
+function listener(address: string, port: number) {
+  return { address: addressSchema.default(address), port: portSchema.default(port) };
+}
+
+const POSTGRES_URL_MESSAGE =
+  'expected a postgres:// or postgresql:// URL such as postgres://iotdr@db.example.com:5432/iotdr';
+
+/** The URL is never echoed back: it may hold the very secret the message is about. */
+const postgresUrlSchema = z.string({ error: expecting(POSTGRES_URL_MESSAGE) }).superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: POSTGRES_URL_MESSAGE });
+    return;
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    ctx.addIssue({ code: 'custom', message: `${POSTGRES_URL_MESSAGE}, got a ${url.protocol} URL` });
+    return;
+  }
+  const secretParam = SECRET_URL_PARAMS.find((name) => url.searchParams.has(name));
+  if (url.password !== '' || secretParam !== undefined) {
+    const where = url.password !== '' ? 'a password' : `a ${secretParam} parameter`;
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        `the URL carries ${where}; secrets never go in the config file: remove it from the URL, ` +
+        'write the password to a file with mode 0600 and name that file in passwordFile',
+    });
+  }
+});
+
+const sqliteStoreSchema = section({
+  engine: z.literal('sqlite'),
+  path: nonEmptyString('a file path (absolute, or relative to the state directory)').optional(),
+  synchronous: oneOf(SQLITE_SYNCHRONOUS_MODES).default(DEFAULT_SQLITE_SYNCHRONOUS),
+});
+
+const postgresStoreSchema = section({
+  engine: z.literal('postgres'),
+  url: postgresUrlSchema,
+  passwordFile: nonEmptyString('a file path (absolute, or relative to the state directory)').optional(),
+  poolSize: integerBetween(POSTGRES_POOL_SIZE_MIN, POSTGRES_POOL_SIZE_MAX).default(
+    DEFAULT_POSTGRES_POOL_SIZE,
+  ),
+  schema: matching(
+    SQL_IDENTIFIER_PATTERN,
+    'a lowercase SQL identifier (a-z, 0-9 and _, not starting with a digit, at most 63 characters)',
+  ).optional(),
+});
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const ENGINE_MESSAGE = `expected one of ${STORE_ENGINES.join(', ')}`;
+
+/** `engine` may be left out and means sqlite, so `store: { synchronous: normal }` is enough. */
+const storeSchema = z
+  .preprocess(
+    (value) =>
+      isMapping(value) && !('engine' in value) ? { ...value, engine: DEFAULT_STORE_ENGINE } : value,
+    z.discriminatedUnion('engine', [sqliteStoreSchema, postgresStoreSchema], {
+      error: (issue) =>
+        isMapping(issue.input)
+          ? `${ENGINE_MESSAGE}, got ${describeInput(issue.input.engine)}`
+          : `expected a mapping with engine ${STORE_ENGINES.join(' or ')}, got ${describeInput(issue.input)}`,
+    }),
+  )
+  .prefault({ engine: DEFAULT_STORE_ENGINE });
+
+const regionSchema = section({
+  name: matching(
+    REGION_NAME_PATTERN,
+    'a region name: a lowercase letter, then up to 62 lowercase letters, digits or hyphens',
+  ),
+  priority: integerAtLeast(REGION_PRIORITY_MIN),
+  address: addressSchema,
+  api: section({ port: portSchema.default(DEFAULT_REGION_API_PORT) }).prefault({}),
+  mqtt: section({ port: portSchema.default(DEFAULT_REGION_MQTT_PORT) }).prefault({}),
+  store: storeSchema,
+});
+
+const regionsSchema = z
+  .array(regionSchema, { error: expecting('expected a list of regions') })
+  .min(1, { error: 'expected at least one region' })
+  .prefault(() => DEFAULT_REGIONS.map((region) => ({ ...region })));
+
+const dnsLabelSchema = matching(
+  DNS_LABEL_PATTERN,
+  'a lowercase DNS label: letters a-z, digits and inner hyphens, 1 to 63 characters, no dots',
+);
+
+const rootShape = {
+  zone: matching(
+    DNS_NAME_PATTERN,
+    'a lowercase DNS name such as iot.test (dot-separated labels of a-z, 0-9 and inner hyphens, no trailing dot)',
+  ).default(DEFAULT_ZONE),
+  names: section({
+    mqtt: dnsLabelSchema.default(DEFAULT_MQTT_NAME),
+    api: dnsLabelSchema.default(DEFAULT_API_NAME),
+  }).prefault({}),
+  dns: section({
+    ...listener(DEFAULT_DNS_ADDRESS, DEFAULT_DNS_PORT),
+    ttl: integerBetween(DNS_TTL_MIN, DNS_TTL_MAX, 'seconds').default(DEFAULT_DNS_TTL),
+  }).prefault({}),
+  control: section(listener(DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_PORT)).prefault({}),
+  analytics: section(listener(DEFAULT_ANALYTICS_ADDRESS, DEFAULT_ANALYTICS_PORT)).prefault({}),
+  logging: section({ level: oneOf(LOG_LEVELS).default(DEFAULT_LOG_LEVEL) }).prefault({}),
+  api: section({
+    bodyLimit: integerBetween(API_BODY_LIMIT_MIN, API_BODY_LIMIT_MAX, 'bytes').default(
+      DEFAULT_API_BODY_LIMIT,
+    ),
+  }).prefault({}),
+  regions: regionsSchema,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rules across fields. They run even when other fields are invalid (`when`), so one pass reports
+// every problem; each rule therefore looks only at values that are valid on their own.
+
+type Path = (string | number)[];
+interface CrossIssue {
+  path: Path;
+  message: string;
+}
+
+function valid<T>(schema: z.ZodType<T>, value: unknown): value is T {
+  return schema.safeParse(value).success;
+}
+
+function field(value: unknown, ...keys: (string | number)[]): unknown {
+  let current = value;
+  for (const key of keys) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+/** Canonical form of an address so `::1` and `0:0::1` compare equal. */
+function addressKey(address: string): string {
+  if (isIP(address) === 6) return new URL(`http://[${address.replace(/%.*$/, '')}]`).hostname;
+  return address.toLowerCase();
+}
+
+function crossFieldIssues(config: unknown): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  const zone = field(config, 'zone');
+  for (const kind of ['mqtt', 'api'] as const) {
+    const label = field(config, 'names', kind);
+    if (valid(rootShape.zone, zone) && valid(dnsLabelSchema, label) && `${label}.${zone}`.length > 253) {
+      issues.push({
+        path: ['names', kind],
+        message: `${label}.${zone} is longer than the 253 characters DNS allows`,
+      });
+    }
+  }
+  const mqttName = field(config, 'names', 'mqtt');
+  if (typeof mqttName === 'string' && mqttName === field(config, 'names', 'api')) {
+    issues.push({ path: ['names', 'api'], message: `must differ from names.mqtt (both are "${mqttName}")` });
+  }
+
+  const regions = field(config, 'regions');
+  const list = Array.isArray(regions) ? regions : [];
+  const names = new Map<string, number>();
+  const priorities = new Map<number, number>();
+  const sqlitePaths = new Map<string, number>();
+  list.forEach((region, i) => {
+    const name = field(region, 'name');
+    if (valid(regionSchema.shape.name, name)) {
+      const first = names.get(name);
+      if (first === undefined) names.set(name, i);
+      else
+        issues.push({
+          path: ['regions', i, 'name'],
+          message: `"${name}" is already the name of regions.${first}`,
+        });
+    }
+    const priority = field(region, 'priority');
+    if (valid(regionSchema.shape.priority, priority)) {
+      const first = priorities.get(priority);
+      if (first === undefined) priorities.set(priority, i);
+      else
+        issues.push({
+          path: ['regions', i, 'priority'],
+          message: `priority ${priority} is already taken by regions.${first}; every region needs its own priority (lower is preferred)`,
+        });
+    }
+    const address = field(region, 'address');
+    if (typeof address === 'string' && isAddress(address)) {
+      const ip = isIP(address) === 0 ? undefined : addressKey(address);
+      if (ip === '0.0.0.0' || ip === '::') {
+        issues.push({
+          path: ['regions', i, 'address'],
+          message: `${address} is a wildcard; a region's address is what DNS gives devices, so it must be reachable`,
+        });
+      }
+    }
+    const store = field(region, 'store');
+    if (field(store, 'engine') === 'sqlite') {
+      const path = field(store, 'path');
+      if (typeof path === 'string' && path !== ':memory:') {
+        const first = sqlitePaths.get(path);
+        if (first === undefined) sqlitePaths.set(path, i);
+        else
+          issues.push({
+            path: ['regions', i, 'store', 'path'],
+            message: `"${path}" is already the database of regions.${first}; each region needs its own`,
+          });
+      }
+    }
+  });
+
+  // Every TCP listener on one (address, port) at most. DNS listens on TCP as well as UDP.
+  const listeners: { path: Path; address: unknown; port: unknown }[] = [
+    { path: ['dns', 'port'], address: field(config, 'dns', 'address'), port: field(config, 'dns', 'port') },
+    {
+      path: ['control', 'port'],
+      address: field(config, 'control', 'address'),
+      port: field(config, 'control', 'port'),
+    },
+    {
+      path: ['analytics', 'port'],
+      address: field(config, 'analytics', 'address'),
+      port: field(config, 'analytics', 'port'),
+    },
+  ];
+  list.forEach((region, i) => {
+    for (const kind of ['api', 'mqtt'] as const) {
+      listeners.push({
+        path: ['regions', i, kind, 'port'],
+        address: field(region, 'address'),
+        port: field(region, kind, 'port'),
+      });
+    }
+  });
+  const taken = new Map<string, Path>();
+  for (const { path, address, port } of listeners) {
+    // Port 0 is a fresh ephemeral port every time: it never collides.
+    if (typeof address !== 'string' || !isAddress(address) || !valid(portSchema, port) || port === 0)
+      continue;
+    const key = `${addressKey(address)} ${port}`;
+    const first = taken.get(key);
+    if (first === undefined) taken.set(key, path);
+    else
+      issues.push({
+        path,
+        message: `${address}:${port} is already used by ${first.join('.')}; each listener needs its own address and port`,
+      });
+  }
+  return issues;
+}
+
+export const configSchema = section(rootShape).superRefine(
+  (config, ctx) => {
+    for (const issue of crossFieldIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
+  },
+  { when: () => true },
+);
+
+// The hand-written types above are the documentation; this fails to compile if they drift from the schema.
+type DeepReadonly<T> = T extends (infer E)[]
+  ? readonly DeepReadonly<E>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+type _SchemaMatchesTypes = Assert<Same<DeepReadonly<z.output<typeof configSchema>>, IotdrConfig>>;

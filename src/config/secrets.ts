@@ -1,0 +1,105 @@
+/**
+ * Secrets live in files of their own (mode 0600, in directories of mode 0700), never in the
+ * configuration file and never in logs (DESIGN.md §2, §9).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ConfigError } from '../common/index.js';
+
+/** Mode of the state directory and of every directory that holds secrets. */
+export const PRIVATE_DIR_MODE = 0o700;
+/** Mode of a secret file. */
+export const SECRET_FILE_MODE = 0o600;
+/** Subdirectory of the state directory for secrets (tokens, keys, passwords). */
+export const SECRETS_DIR = 'secrets';
+
+/** Group and other permission bits: a secret file with any of them set is refused. */
+const SHARED_BITS = 0o077;
+/** POSIX modes mean nothing on Windows, where access is governed by ACLs. */
+const HAS_POSIX_MODES = process.platform !== 'win32';
+
+/** `<stateDir>/secrets`. */
+export function secretsDir(stateDir: string): string {
+  return join(stateDir, SECRETS_DIR);
+}
+
+/** Creates `dir` and missing parents with mode 0700; an existing directory keeps its mode. */
+async function makePrivateDir(dir: string): Promise<void> {
+  const created = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  // mkdir's mode is filtered by the umask; set it outright on what we made.
+  if (created !== undefined && HAS_POSIX_MODES) await chmod(dir, PRIVATE_DIR_MODE);
+}
+
+/**
+ * Creates the state directory (mode 0700 if it did not exist) and its `secrets/` subdirectory, whose
+ * mode is set to 0700 even if it existed.
+ */
+export async function ensureStateDir(stateDir: string): Promise<void> {
+  await makePrivateDir(stateDir);
+  const secrets = secretsDir(stateDir);
+  await mkdir(secrets, { recursive: true, mode: PRIVATE_DIR_MODE });
+  if (HAS_POSIX_MODES) await chmod(secrets, PRIVATE_DIR_MODE);
+}
+
+/**
+ * Writes a secret atomically: a temporary file of mode 0600 in the same directory, flushed, then
+ * renamed over `path`, so a reader sees the old secret or the new one, never a part, and the secret
+ * is never readable by others even for a moment. Missing directories are created with mode 0700.
+ */
+export async function writeSecretFile(path: string, contents: string): Promise<void> {
+  const dir = dirname(path);
+  await makePrivateDir(dir);
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(temp, 'wx', SECRET_FILE_MODE);
+    try {
+      if (HAS_POSIX_MODES) await handle.chmod(SECRET_FILE_MODE);
+      await handle.writeFile(contents, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Reads a secret, trimmed of surrounding whitespace (an editor's final newline is not part of a password).
+ * @throws ConfigError if the file is missing, empty, or readable or writable by group or others; the
+ *   message gives the `chmod` that fixes it.
+ */
+export async function readSecretFile(path: string): Promise<string> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message = code === 'ENOENT' ? 'no such file' : `cannot be read: ${(error as Error).message}`;
+    throw new ConfigError(`cannot read secret file ${path}`, [{ path, message }]);
+  }
+  try {
+    // fstat on the open handle: the file checked is the file read.
+    const stats = await handle.stat();
+    if (!stats.isFile()) {
+      throw new ConfigError(`secret file ${path} is not a regular file`, [
+        { path, message: 'not a regular file' },
+      ]);
+    }
+    if (HAS_POSIX_MODES && (stats.mode & SHARED_BITS) !== 0) {
+      const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
+      const message = `mode ${mode} lets group or others access it; run: chmod 600 ${path}`;
+      throw new ConfigError(`refusing secret file ${path}: ${message}`, [{ path, message }]);
+    }
+    const secret = (await handle.readFile('utf8')).trim();
+    if (secret === '') {
+      throw new ConfigError(`secret file ${path} is empty`, [{ path, message: 'empty file' }]);
+    }
+    return secret;
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const POSIX = process.platform !== 'win32';
+/** A temp file older than this belongs to a process that died mid-write; newer ones may be in use. */
+const STALE_TEMP_MS = 60_000;
+const TEMP_FILE = /^\.ca\.(key|pem)\.[0-9]+\.[0-9a-f]+\.tmp$/;
+
+function errnoCode(error: unknown): string | undefined {
+  return error instanceof Error && 'code' in error ? String(error.code) : undefined;
+}
+
+/** Creates `dir` (and missing parents) readable by the owner only. An existing directory is left as is. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+  // mkdir's mode passes through the umask; set it exactly on what we created.
+  if (created !== undefined && POSIX) await chmod(dir, 0o700);
+}
+
+export async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  if (!POSIX) return;
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes `content` to `dir/name` only if that name does not exist yet, atomically: the content goes
+ * to a temp file (mode set exactly, fsynced), then link(2) gives it its final name. link fails with
+ * EEXIST instead of replacing, which is what lets two processes race without making two CAs, and a
+ * crash at any point leaves either no file or the whole file. Returns false when another writer won.
+ */
+export async function publishExclusive(
+  dir: string,
+  name: string,
+  content: string,
+  mode: number,
+): Promise<boolean> {
+  const temp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx', mode);
+  try {
+    try {
+      if (POSIX) await handle.chmod(mode);
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(temp, join(dir, name));
+    } catch (error) {
+      if (errnoCode(error) === 'EEXIST') return false;
+      throw error;
+    }
+    await syncDir(dir);
+    return true;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** Brings a private key file down to 0600 if group or others can access it. */
+export async function tightenKeyMode(path: string): Promise<void> {
+  if (!POSIX) return;
+  const { mode } = await stat(path);
+  if ((mode & 0o077) !== 0) await chmod(path, 0o600);
+}
+
+/** Removes temp files left by a process that crashed between writing and publishing. */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  const now = Date.now();
+  for (const entry of await readdir(dir)) {
+    if (!TEMP_FILE.test(entry)) continue;
+    const path = join(dir, entry);
+    try {
+      if (now - (await stat(path)).mtimeMs > STALE_TEMP_MS) await rm(path, { force: true });
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw error;
+    }
+  }
+}

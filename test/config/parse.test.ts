@@ -1,0 +1,399 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, type FieldIssue } from '../../src/common/index.js';
+import {
+  type IotdrConfig,
+  parseConfig,
+  parseConfigYaml,
+  primaryRegion,
+  REDACTED,
+  redactConfig,
+  regionByName,
+  sqlitePath,
+} from '../../src/config/index.js';
+
+/** The issues parseConfig reports for `input`, as `path: message` lines; fails the test if it accepts it. */
+function issuesOf(parse: () => unknown): FieldIssue[] {
+  try {
+    parse();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function messageAt(issues: FieldIssue[], path: string): string {
+  const found = issues.filter((issue) => issue.path === path);
+  expect(found, `issues: ${JSON.stringify(issues)}`).toHaveLength(1);
+  return found[0]?.message ?? '';
+}
+
+const region = (name: string, priority: number, address: string) => ({ name, priority, address });
+
+describe('parseConfig defaults', () => {
+  it('gives the embedded two-region deployment when nothing is configured', () => {
+    for (const input of [undefined, {}]) {
+      expect(parseConfig(input)).toEqual({
+        zone: 'iot.test',
+        names: { mqtt: 'mqtt', api: 'api' },
+        dns: { address: '127.0.0.10', port: 5353, ttl: 5 },
+        control: { address: '127.0.0.10', port: 8080 },
+        analytics: { address: '127.0.0.10', port: 8081 },
+        logging: { level: 'info' },
+        api: { bodyLimit: 1048576 },
+        regions: [
+          {
+            name: 'us-east',
+            priority: 1,
+            address: '127.0.0.11',
+            api: { port: 8080 },
+            mqtt: { port: 8883 },
+            store: { engine: 'sqlite', synchronous: 'full' },
+          },
+          {
+            name: 'us-west',
+            priority: 2,
+            address: '127.0.0.12',
+            api: { port: 8080 },
+            mqtt: { port: 8883 },
+            store: { engine: 'sqlite', synchronous: 'full' },
+          },
+        ],
+      } satisfies IotdrConfig);
+    }
+  });
+
+  it('merges a partial configuration with the defaults, field by field', () => {
+    const config = parseConfig({
+      zone: 'fleet.example.com',
+      dns: { ttl: 30 },
+      regions: [
+        { ...region('eu-central', 1, '10.0.0.1'), mqtt: { port: 1883 } },
+        { ...region('eu-west', 2, 'eu-west.internal'), store: { synchronous: 'normal' } },
+      ],
+    });
+    expect(config.zone).toBe('fleet.example.com');
+    expect(config.dns).toEqual({ address: '127.0.0.10', port: 5353, ttl: 30 });
+    expect(config.names).toEqual({ mqtt: 'mqtt', api: 'api' });
+    expect(config.regions).toEqual([
+      {
+        name: 'eu-central',
+        priority: 1,
+        address: '10.0.0.1',
+        api: { port: 8080 },
+        mqtt: { port: 1883 },
+        store: { engine: 'sqlite', synchronous: 'full' },
+      },
+      {
+        name: 'eu-west',
+        priority: 2,
+        address: 'eu-west.internal',
+        api: { port: 8080 },
+        mqtt: { port: 8883 },
+        store: { engine: 'sqlite', synchronous: 'normal' },
+      },
+    ]);
+  });
+
+  it('fills the defaults of a postgres store', () => {
+    const config = parseConfig({
+      regions: [
+        {
+          ...region('us-east', 1, '10.0.0.1'),
+          store: { engine: 'postgres', url: 'postgres://iotdr@db:5432/iotdr', passwordFile: 'secrets/pg' },
+        },
+      ],
+    });
+    expect(config.regions[0]?.store).toEqual({
+      engine: 'postgres',
+      url: 'postgres://iotdr@db:5432/iotdr',
+      passwordFile: 'secrets/pg',
+      poolSize: 10,
+    });
+  });
+
+  it('returns a deeply frozen object', () => {
+    const config = parseConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.regions)).toBe(true);
+    expect(Object.isFrozen(config.regions[0]?.store)).toBe(true);
+    expect(() => {
+      (config.dns as { ttl: number }).ttl = 60;
+    }).toThrow(TypeError);
+    expect(() => (config.regions as unknown[]).push({})).toThrow(TypeError);
+    // The defaults of the next parse are not affected.
+    expect(parseConfig({}).dns.ttl).toBe(5);
+  });
+});
+
+describe('parseConfig errors', () => {
+  it.each([
+    [{ zone: 'IoT.test' }, 'zone', 'lowercase DNS name'],
+    [{ zone: 'iot.test.' }, 'zone', 'no trailing dot'],
+    [{ names: { mqtt: 'a.b' } }, 'names.mqtt', 'DNS label'],
+    [{ dns: { ttl: 0 } }, 'dns.ttl', 'expected an integer between 1 and 86400 (seconds), got 0'],
+    [{ dns: { ttl: 2.5 } }, 'dns.ttl', 'expected an integer between 1 and 86400 (seconds), got 2.5'],
+    [
+      { dns: { port: '53' } },
+      'dns.port',
+      'expected an integer between 0 and 65535 (0 picks a free port), got "53"',
+    ],
+    [{ control: { address: '10.0.0.300' } }, 'control.address', 'expected an IPv4 or IPv6 address'],
+    [{ analytics: 8081 }, 'analytics', 'expected a mapping with fields address, port, got 8081'],
+    [
+      { logging: { level: 'verbose' } },
+      'logging.level',
+      'expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
+    ],
+    [
+      { api: { bodyLimit: 100 } },
+      'api.bodyLimit',
+      'expected an integer between 1024 and 67108864 (bytes), got 100',
+    ],
+    [{ regions: [] }, 'regions', 'expected at least one region'],
+    [{ regions: { 'us-east': {} } }, 'regions', 'expected a list of regions, got a mapping'],
+    [{ regions: [region('US', 1, '10.0.0.1')] }, 'regions.0.name', 'expected a region name'],
+    [
+      { regions: [region('a', 0, '10.0.0.1')] },
+      'regions.0.priority',
+      'expected an integer of at least 1, got 0',
+    ],
+    [
+      { regions: [{ name: 'a', priority: 1 }] },
+      'regions.0.address',
+      'required: expected an IPv4 or IPv6 address',
+    ],
+    [
+      { regions: [{ ...region('a', 1, '10.0.0.1'), api: { port: 70000 } }] },
+      'regions.0.api.port',
+      'expected an integer between 0 and 65535',
+    ],
+    [
+      { regions: [{ ...region('a', 1, '10.0.0.1'), store: { synchronous: 'off' } }] },
+      'regions.0.store.synchronous',
+      'expected one of full, normal, got "off"',
+    ],
+    [
+      { regions: [{ ...region('a', 1, '10.0.0.1'), store: { engine: 'mysql' } }] },
+      'regions.0.store.engine',
+      'expected one of sqlite, postgres, got "mysql"',
+    ],
+    [
+      { regions: [{ ...region('a', 1, '10.0.0.1'), store: { engine: 'postgres' } }] },
+      'regions.0.store.url',
+      'required: expected a postgres:// or postgresql:// URL',
+    ],
+    [
+      { regions: [{ ...region('a', 1, '10.0.0.1'), store: { engine: 'postgres', url: 'mysql://db/x' } }] },
+      'regions.0.store.url',
+      'got a mysql: URL',
+    ],
+    [
+      {
+        regions: [
+          {
+            ...region('a', 1, '10.0.0.1'),
+            store: { engine: 'postgres', url: 'postgres://db/x', poolSize: 101 },
+          },
+        ],
+      },
+      'regions.0.store.poolSize',
+      'expected an integer between 1 and 100, got 101',
+    ],
+    [
+      {
+        regions: [
+          {
+            ...region('a', 1, '10.0.0.1'),
+            store: { engine: 'postgres', url: 'postgres://db/x', schema: 'Bad-Name' },
+          },
+        ],
+      },
+      'regions.0.store.schema',
+      'lowercase SQL identifier',
+    ],
+  ])('%j reports %s', (input, path, message) => {
+    expect(
+      messageAt(
+        issuesOf(() => parseConfig(input)),
+        path,
+      ),
+    ).toContain(message);
+  });
+
+  it('names each unknown field and lists the valid ones', () => {
+    const issues = issuesOf(() =>
+      parseConfig({
+        zones: 'iot.test',
+        dns: { ttl: 5, tll: 5 },
+        regions: [{ ...region('a', 1, '10.0.0.1'), store: { engine: 'sqlite', url: 'x' } }],
+      }),
+    );
+    expect(messageAt(issues, 'zones')).toBe(
+      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions',
+    );
+    expect(messageAt(issues, 'dns.tll')).toBe('unknown field; valid fields here are address, port, ttl');
+    expect(messageAt(issues, 'regions.0.store.url')).toBe(
+      'unknown field; valid fields here are engine, path, synchronous',
+    );
+  });
+
+  it('rejects a postgres URL carrying a password, without echoing it, and points at passwordFile', () => {
+    for (const url of ['postgres://iotdr:hunter2@db/iotdr', 'postgresql://db/iotdr?password=hunter2']) {
+      const issues = issuesOf(() =>
+        parseConfig({ regions: [{ ...region('a', 1, '10.0.0.1'), store: { engine: 'postgres', url } }] }),
+      );
+      const message = messageAt(issues, 'regions.0.store.url');
+      expect(message).toContain('passwordFile');
+      expect(message).not.toContain('hunter2');
+    }
+  });
+
+  it('reports cross-field conflicts at the path of the later field', () => {
+    const issues = issuesOf(() =>
+      parseConfig({
+        names: { mqtt: 'mqtt', api: 'mqtt' },
+        regions: [region('a', 1, '10.0.0.1'), region('a', 1, '10.0.0.2'), region('c', 3, '10.0.0.1')],
+      }),
+    );
+    expect(messageAt(issues, 'names.api')).toContain('must differ from names.mqtt');
+    expect(messageAt(issues, 'regions.1.name')).toBe('"a" is already the name of regions.0');
+    expect(messageAt(issues, 'regions.1.priority')).toContain('priority 1 is already taken by regions.0');
+    expect(messageAt(issues, 'regions.2.api.port')).toContain(
+      '10.0.0.1:8080 is already used by regions.0.api.port',
+    );
+    expect(messageAt(issues, 'regions.2.mqtt.port')).toContain(
+      '10.0.0.1:8883 is already used by regions.0.mqtt.port',
+    );
+    expect(issues).toHaveLength(5);
+  });
+
+  it('checks listeners across processes, but never port 0', () => {
+    const issues = issuesOf(() =>
+      parseConfig({
+        analytics: { port: 8080 },
+        regions: [{ ...region('a', 1, '127.0.0.10'), api: { port: 0 }, mqtt: { port: 5353 } }],
+      }),
+    );
+    expect(messageAt(issues, 'analytics.port')).toContain('already used by control.port');
+    expect(messageAt(issues, 'regions.0.mqtt.port')).toContain('already used by dns.port');
+    expect(issues).toHaveLength(2);
+    expect(() =>
+      parseConfig({ regions: [{ ...region('a', 1, '::1'), api: { port: 0 }, mqtt: { port: 0 } }] }),
+    ).not.toThrow();
+  });
+
+  it('refuses a wildcard region address, which DNS would hand to devices', () => {
+    const issues = issuesOf(() => parseConfig({ regions: [region('a', 1, '0.0.0.0')] }));
+    expect(messageAt(issues, 'regions.0.address')).toContain('wildcard');
+  });
+
+  it('reports every problem at once, field and cross-field alike', () => {
+    const error = (() => {
+      try {
+        parseConfig({
+          zone: 'Bad_Zone',
+          dns: { ttl: 100000 },
+          logging: { level: 'loud' },
+          regions: [region('a', 1.5, '10.0.0.1'), region('a', 2, '10.0.0.2'), { priority: 2 }],
+        });
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(error.code).toBe('IOTDR_CONFIG_INVALID');
+    expect(error.issues.map((issue) => issue.path).sort()).toEqual(
+      [
+        'zone',
+        'dns.ttl',
+        'logging.level',
+        'regions.0.priority',
+        'regions.1.name',
+        'regions.2.name',
+        'regions.2.address',
+        'regions.2.priority',
+      ].sort(),
+    );
+    expect(error.message).toBe('invalid configuration (8 problems)');
+  });
+});
+
+describe('parseConfigYaml', () => {
+  it('treats an empty file as all defaults', () => {
+    expect(parseConfigYaml('', 'iotdr.yaml')).toEqual(parseConfig({}));
+    expect(parseConfigYaml('# only a comment\n', 'iotdr.yaml')).toEqual(parseConfig({}));
+  });
+
+  it('reports YAML syntax errors with line:column and the file', () => {
+    let error: unknown;
+    try {
+      parseConfigYaml('zone: iot.test\ndns:\n  ttl: 5\n  ttl: 6\n', '/etc/iotdr.yaml');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const configError = error as ConfigError;
+    expect(configError.message).toContain('YAML syntax error in /etc/iotdr.yaml');
+    expect(configError.issues).toEqual([{ path: '4:3', message: 'Map keys must be unique' }]);
+  });
+
+  it('adds the line of the offending field to schema errors', () => {
+    const text = [
+      'zone: iot.test',
+      'regions:',
+      '  - name: a',
+      '    priority: 1',
+      '    address: 10.0.0.1',
+      '    api:',
+      '      port: http',
+      '',
+    ].join('\n');
+    const issues = issuesOf(() => parseConfigYaml(text, 'iotdr.yaml'));
+    expect(messageAt(issues, 'regions.0.api.port')).toBe(
+      'expected an integer between 0 and 65535 (0 picks a free port), got "http" (line 7)',
+    );
+  });
+});
+
+describe('helpers', () => {
+  const config = parseConfig({
+    regions: [
+      { ...region('b', 2, '10.0.0.2'), store: { path: 'b.db' } },
+      { ...region('a', 1, '10.0.0.1'), store: { path: '/var/lib/iotdr/a.db' } },
+      region('c', 3, '10.0.0.3'),
+      { ...region('d', 4, '10.0.0.4'), store: { engine: 'postgres', url: 'postgres://db/iotdr' } },
+    ],
+  });
+
+  it('finds regions by name and lists the known ones otherwise', () => {
+    expect(regionByName(config, 'c').address).toBe('10.0.0.3');
+    expect(() => regionByName(config, 'x')).toThrow(/no region named "x"; configured regions are b, a, c, d/);
+    expect(primaryRegion(config).name).toBe('a');
+  });
+
+  it('resolves sqlite paths against the state directory', () => {
+    expect(sqlitePath(regionByName(config, 'b'), '/state')).toBe('/state/b.db');
+    expect(sqlitePath(regionByName(config, 'a'), '/state')).toBe('/var/lib/iotdr/a.db');
+    expect(sqlitePath(regionByName(config, 'c'), '/state')).toBe('/state/regions/c/registry.db');
+    expect(sqlitePath(regionByName(config, 'd'), '/state')).toBeUndefined();
+  });
+
+  it('redacts fields named like secrets and keeps the rest', () => {
+    const withSecrets = {
+      ...config,
+      adminToken: 'abc',
+      nested: { password: 'p', clientSecret: 's', url: 'https://u:p@h/' },
+    };
+    const redacted = redactConfig(withSecrets as unknown as IotdrConfig) as Record<string, unknown>;
+    expect(redacted.adminToken).toBe(REDACTED);
+    expect(redacted.nested).toEqual({
+      password: REDACTED,
+      clientSecret: REDACTED,
+      url: `https://u:${encodeURIComponent(REDACTED)}@h/`,
+    });
+    expect(redacted.zone).toBe('iot.test');
+    expect(redactConfig(config)).toEqual(config);
+    expect(Object.isFrozen(redactConfig(config))).toBe(false);
+  });
+});
