@@ -14,7 +14,6 @@ export {
   redactConfig,
   regionByName,
   regionsByPriority,
-  SQLITE_MEMORY,
   sqlitePath,
 } from './regions.js';
 export type {

@@ -4,8 +4,6 @@ import type { IotdrConfig, RegionConfig } from './schema.js';
 
 /** Stands for a secret in redacted output. */
 export const REDACTED = '[redacted]';
-/** SQLite's name for a private in-memory database; passed through unresolved. */
-export const SQLITE_MEMORY = ':memory:';
 
 /**
  * The region named `name`.
@@ -37,7 +35,7 @@ function inStateDir(path: string, stateDir: string): string {
 }
 
 /**
- * Absolute path of a region's SQLite database (`:memory:` stays as is): the configured path, relative
+ * Absolute path of a region's SQLite database: the configured path, relative
  * ones taken from the state directory, or `<stateDir>/regions/<name>/registry.db`. `undefined` for
  * other engines.
  */
@@ -45,7 +43,7 @@ export function sqlitePath(region: RegionConfig, stateDir: string): string | und
   if (region.store.engine !== 'sqlite') return undefined;
   const path = region.store.path;
   if (path === undefined) return join(resolve(stateDir), 'regions', region.name, 'registry.db');
-  return path === SQLITE_MEMORY ? path : inStateDir(path, stateDir);
+  return inStateDir(path, stateDir);
 }
 
 /** Absolute path of a PostgreSQL store's password file, relative ones taken from the state directory. */

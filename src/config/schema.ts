@@ -249,7 +249,11 @@ const postgresUrlSchema = z.string({ error: expecting(POSTGRES_URL_MESSAGE) }).s
 
 const sqliteStoreSchema = section({
   engine: z.literal('sqlite'),
-  path: nonEmptyString('a file path (absolute, or relative to the state directory)').optional(),
+  path: nonEmptyString('a file path (absolute, or relative to the state directory)')
+    .refine((p) => p !== ':memory:', {
+      message: 'an in-memory database would lose the registry at every restart; give a file path',
+    })
+    .optional(),
   synchronous: oneOf(SQLITE_SYNCHRONOUS_MODES).default(DEFAULT_SQLITE_SYNCHRONOUS),
 });
 
@@ -417,7 +421,7 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
     const store = field(region, 'store');
     if (field(store, 'engine') === 'sqlite') {
       const path = field(store, 'path');
-      if (typeof path === 'string' && path !== ':memory:') {
+      if (typeof path === 'string') {
         const first = sqlitePaths.get(path);
         if (first === undefined) sqlitePaths.set(path, i);
         else

@@ -197,8 +197,25 @@ export function view<T>(record: EntityRecord & { doc: Doc }): T & { version: num
   return { ...(record.doc as T), version: record.version };
 }
 
+/**
+ * JSON text with object keys sorted at every level, so that documents compare equal whatever order
+ * their keys were stored in (PostgreSQL's JSONB does not keep it).
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
 /** Deep equality for JSON documents, ignoring the listed top-level fields. */
 export function sameDoc(a: Doc, b: Doc, ignore: string[] = ['createdAt', 'updatedAt']): boolean {
-  const strip = (d: Doc) => JSON.stringify(d, (k, v) => (ignore.includes(k) ? undefined : v));
+  const strip = (d: Doc) => {
+    const copy: Doc = { ...d };
+    for (const k of ignore) delete copy[k];
+    return canonicalJson(copy);
+  };
   return strip(a) === strip(b);
 }

@@ -9,6 +9,7 @@ import {
 } from '../model.js';
 import { parsePolicyDocument } from '../policy/index.js';
 import {
+  canonicalJson,
   checkVersion,
   isoNow,
   listAll,
@@ -45,7 +46,7 @@ export async function putPolicy(
     const now = isoNow(ctx);
     if (current && live(previous)) {
       const def = current.versions.find((v) => v.versionId === current.defaultVersionId);
-      if (def && JSON.stringify(def.document) === JSON.stringify(document)) {
+      if (def && canonicalJson(def.document) === canonicalJson(document)) {
         return { item: view<PolicyDoc>(previous), created: false, changed: false };
       }
     }
