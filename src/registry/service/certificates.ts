@@ -18,12 +18,14 @@ import {
   type ThingPrincipalDoc,
 } from '../model.js';
 import {
+  attach,
   checkVersion,
+  detach,
   isoNow,
   listAll,
   live,
   loadAny,
-  notFound,
+  type PutResult,
   put,
   remove,
   requireLive,
@@ -32,7 +34,6 @@ import {
   type WriteTx,
   writeTransaction,
 } from './core.js';
-import type { PutResult } from './things.js';
 
 export type Certificate = CertificateDoc & { version: number };
 export type CaCertificate = CaCertificateDoc & { version: number };
@@ -298,34 +299,30 @@ export async function deleteCertificate(
   });
 }
 
-export async function attachCertificate(
+export function attachCertificate(
   ctx: ServiceContext,
   thingName: string,
   certificateId: string,
 ): Promise<PutResult<ThingPrincipal>> {
-  return writeTransaction(ctx, async (tx) => {
-    await requireLive(tx, KIND.thing, thingName);
-    await requireLive(tx, KIND.certificate, certificateId);
-    const key = `${thingName}|${certificateId}`;
-    const previous = await loadAny(tx, KIND.thingPrincipal, key);
-    if (live(previous)) return { item: view<ThingPrincipalDoc>(previous), created: false, changed: false };
-    const doc: ThingPrincipalDoc = { thingName, certificateId, attachedAt: isoNow(ctx) };
-    const version = await put(ctx, tx, KIND.thingPrincipal, key, certificateId, { ...doc }, previous);
-    return { item: { ...doc, version }, created: true, changed: true };
+  const doc: ThingPrincipalDoc = { thingName, certificateId, attachedAt: isoNow(ctx) };
+  return attach(ctx, {
+    kind: KIND.thingPrincipal,
+    key: `${thingName}|${certificateId}`,
+    ref: certificateId,
+    ends: [
+      [KIND.thing, thingName],
+      [KIND.certificate, certificateId],
+    ],
+    doc,
   });
 }
 
-export async function detachCertificate(
+export function detachCertificate(
   ctx: ServiceContext,
   thingName: string,
   certificateId: string,
 ): Promise<void> {
-  await writeTransaction(ctx, async (tx) => {
-    const key = `${thingName}|${certificateId}`;
-    const attachment = await tx.get(KIND.thingPrincipal, key);
-    if (!live(attachment)) throw notFound(KIND.thingPrincipal, key);
-    await remove(ctx, tx, attachment);
-  });
+  return detach(ctx, KIND.thingPrincipal, `${thingName}|${certificateId}`);
 }
 
 export async function registerCaCertificate(

@@ -219,3 +219,53 @@ export function sameDoc(a: Doc, b: Doc, ignore: string[] = ['createdAt', 'update
   };
   return strip(a) === strip(b);
 }
+
+/** A PUT's outcome: whether it created the entity, and whether anything changed at all. */
+export interface PutResult<T> {
+  item: T;
+  created: boolean;
+  changed: boolean;
+}
+
+/**
+ * Creates an attachment entity (certificate → thing, policy → certificate, thing → group) once
+ * both ends exist; attaching again returns the existing one unchanged.
+ */
+export async function attach<D extends object>(
+  ctx: ServiceContext,
+  options: {
+    kind: string;
+    key: string;
+    ref: string;
+    ends: ReadonlyArray<readonly [kind: string, key: string]>;
+    doc: D;
+    /** Further checks once the ends exist and the attachment is new (e.g. limits). */
+    check?: (tx: WriteTx) => Promise<void>;
+  },
+): Promise<PutResult<D & { version: number }>> {
+  return writeTransaction(ctx, async (tx) => {
+    for (const [kind, key] of options.ends) await requireLive(tx, kind, key);
+    const previous = await loadAny(tx, options.kind, options.key);
+    if (live(previous)) return { item: view<D>(previous), created: false, changed: false };
+    await options.check?.(tx);
+    const version = await put(
+      ctx,
+      tx,
+      options.kind,
+      options.key,
+      options.ref,
+      { ...options.doc } as Doc,
+      previous,
+    );
+    return { item: { ...options.doc, version }, created: true, changed: true };
+  });
+}
+
+/** Removes an attachment entity; 404 when there is none. */
+export async function detach(ctx: ServiceContext, kind: string, key: string): Promise<void> {
+  await writeTransaction(ctx, async (tx) => {
+    const attachment = await tx.get(kind, key);
+    if (!live(attachment)) throw notFound(kind, key);
+    await remove(ctx, tx, attachment);
+  });
+}

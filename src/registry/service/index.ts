@@ -1,4 +1,5 @@
 export type { CaCertificate, Certificate, CreatedCertificate, ThingPrincipal } from './certificates.js';
+export type { PutResult } from './core.js';
 export type { Policy, PolicyPrincipal } from './policies.js';
 export {
   DEFAULT_PAGE_SIZE,
@@ -9,5 +10,5 @@ export {
   RegistryService,
   type RegistryServiceOptions,
 } from './service.js';
-export type { GroupMember, PutResult, Thing, ThingGroup, ThingType } from './things.js';
+export type { GroupMember, Thing, ThingGroup, ThingType } from './things.js';
 export { generateToken, type IssuedToken, parseToken, type TokenInfo } from './tokens.js';

@@ -9,13 +9,15 @@ import {
 } from '../model.js';
 import { parsePolicyDocument } from '../policy/index.js';
 import {
+  attach,
   canonicalJson,
   checkVersion,
+  detach,
   isoNow,
   listAll,
   live,
   loadAny,
-  notFound,
+  type PutResult,
   put,
   remove,
   requireLive,
@@ -23,7 +25,6 @@ import {
   view,
   writeTransaction,
 } from './core.js';
-import type { PutResult } from './things.js';
 
 export type Policy = PolicyDoc & { version: number };
 export type PolicyPrincipal = PolicyPrincipalDoc & { version: number };
@@ -91,32 +92,24 @@ export async function deletePolicy(
   });
 }
 
-export async function attachPolicy(
+export function attachPolicy(
   ctx: ServiceContext,
   certificateId: string,
   policyName: string,
 ): Promise<PutResult<PolicyPrincipal>> {
-  return writeTransaction(ctx, async (tx) => {
-    await requireLive(tx, KIND.certificate, certificateId);
-    await requireLive(tx, KIND.policy, policyName);
-    const key = `${certificateId}|${policyName}`;
-    const previous = await loadAny(tx, KIND.policyPrincipal, key);
-    if (live(previous)) return { item: view<PolicyPrincipalDoc>(previous), created: false, changed: false };
-    const doc: PolicyPrincipalDoc = { certificateId, policyName, attachedAt: isoNow(ctx) };
-    const version = await put(ctx, tx, KIND.policyPrincipal, key, policyName, { ...doc }, previous);
-    return { item: { ...doc, version }, created: true, changed: true };
+  const doc: PolicyPrincipalDoc = { certificateId, policyName, attachedAt: isoNow(ctx) };
+  return attach(ctx, {
+    kind: KIND.policyPrincipal,
+    key: `${certificateId}|${policyName}`,
+    ref: policyName,
+    ends: [
+      [KIND.certificate, certificateId],
+      [KIND.policy, policyName],
+    ],
+    doc,
   });
 }
 
-export async function detachPolicy(
-  ctx: ServiceContext,
-  certificateId: string,
-  policyName: string,
-): Promise<void> {
-  await writeTransaction(ctx, async (tx) => {
-    const key = `${certificateId}|${policyName}`;
-    const attachment = await tx.get(KIND.policyPrincipal, key);
-    if (!live(attachment)) throw notFound(KIND.policyPrincipal, key);
-    await remove(ctx, tx, attachment);
-  });
+export function detachPolicy(ctx: ServiceContext, certificateId: string, policyName: string): Promise<void> {
+  return detach(ctx, KIND.policyPrincipal, `${certificateId}|${policyName}`);
 }

@@ -12,12 +12,14 @@ import {
   type ThingTypeDoc,
 } from '../model.js';
 import {
+  attach,
   checkVersion,
+  detach,
   isoNow,
   listAll,
   live,
   loadAny,
-  notFound,
+  type PutResult,
   put,
   remove,
   requireLive,
@@ -31,13 +33,6 @@ export type Thing = ThingDoc & { version: number };
 export type ThingType = ThingTypeDoc & { version: number };
 export type ThingGroup = ThingGroupDoc & { version: number };
 export type GroupMember = GroupMemberDoc & { version: number };
-
-/** A PUT's outcome: whether it created the entity, and whether anything changed at all. */
-export interface PutResult<T> {
-  item: T;
-  created: boolean;
-  changed: boolean;
-}
 
 function stillUsed(what: string, by: string, names: string[], total: number): ConflictError {
   const shown = names.slice(0, 20);
@@ -266,36 +261,34 @@ export async function deleteThingGroup(
   });
 }
 
-export async function addThingToGroup(
+export function addThingToGroup(
   ctx: ServiceContext,
   group: string,
   thing: string,
 ): Promise<PutResult<GroupMember>> {
-  return writeTransaction(ctx, async (tx) => {
-    await requireLive(tx, KIND.thingGroup, group);
-    await requireLive(tx, KIND.thing, thing);
-    const key = `${group}|${thing}`;
-    const previous = await loadAny(tx, KIND.groupMember, key);
-    if (live(previous)) return { item: view<GroupMemberDoc>(previous), created: false, changed: false };
-    const groups = await tx.count(KIND.groupMember, { ref: thing });
-    if (groups >= MAX_GROUPS_PER_THING) {
-      throw new ConflictError(
-        'IOTDR_REGISTRY_LIMIT_EXCEEDED',
-        `thing '${thing}' is already in ${groups} groups, the most a thing can be in`,
-        { limit: MAX_GROUPS_PER_THING },
-      );
-    }
-    const doc: GroupMemberDoc = { thingGroupName: group, thingName: thing, addedAt: isoNow(ctx) };
-    const version = await put(ctx, tx, KIND.groupMember, key, thing, { ...doc }, previous);
-    return { item: { ...doc, version }, created: true, changed: true };
+  const doc: GroupMemberDoc = { thingGroupName: group, thingName: thing, addedAt: isoNow(ctx) };
+  return attach(ctx, {
+    kind: KIND.groupMember,
+    key: `${group}|${thing}`,
+    ref: thing,
+    ends: [
+      [KIND.thingGroup, group],
+      [KIND.thing, thing],
+    ],
+    doc,
+    check: async (tx) => {
+      const groups = await tx.count(KIND.groupMember, { ref: thing });
+      if (groups >= MAX_GROUPS_PER_THING) {
+        throw new ConflictError(
+          'IOTDR_REGISTRY_LIMIT_EXCEEDED',
+          `thing '${thing}' is already in ${groups} groups, the most a thing can be in`,
+          { limit: MAX_GROUPS_PER_THING },
+        );
+      }
+    },
   });
 }
 
-export async function removeThingFromGroup(ctx: ServiceContext, group: string, thing: string): Promise<void> {
-  await writeTransaction(ctx, async (tx) => {
-    const key = `${group}|${thing}`;
-    const member = await tx.get(KIND.groupMember, key);
-    if (!live(member)) throw notFound(KIND.groupMember, key);
-    await remove(ctx, tx, member);
-  });
+export function removeThingFromGroup(ctx: ServiceContext, group: string, thing: string): Promise<void> {
+  return detach(ctx, KIND.groupMember, `${group}|${thing}`);
 }

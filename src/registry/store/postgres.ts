@@ -1,7 +1,9 @@
 import type { Client, Pool, QueryResult, QueryResultRow } from 'pg';
 import pg from 'pg';
 import { StoreError } from '../../common/index.js';
+import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
+import { type ChangeRow, type EntityRow, toChange, toEntity } from './rows.js';
 import type {
   ChangeRecord,
   ChangesOptions,
@@ -33,6 +35,9 @@ export const DEFAULT_POSTGRES_SCHEMA = 'iotdr';
 /** How long a connection attempt may take before it counts as a failure, in ms. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const SCHEMA_VERSION = 1;
+/** A BIGINT as pg returns it (a string) or a small count (a number). */
+type Int = string | number;
+
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
@@ -112,65 +117,6 @@ const CHANGE_COLUMNS =
   'seq, id, kind, key, op, ref, after, version, hlc_wall, hlc_counter, origin, committed_at';
 
 /** BIGINT arrives as a string (it may exceed 2^53); every value we store fits a JS number. */
-type Int = string | number;
-
-interface EntityRow {
-  kind: string;
-  key: string;
-  ref: string | null;
-  doc: EntityRecord['doc'];
-  version: Int;
-  hlc_wall: Int;
-  hlc_counter: Int;
-  origin: string;
-  deleted: boolean;
-  updated_at: Int;
-}
-
-interface ChangeRow {
-  seq: Int;
-  id: string;
-  kind: string;
-  key: string;
-  op: string;
-  ref: string | null;
-  after: ChangeRecord['after'];
-  version: Int;
-  hlc_wall: Int;
-  hlc_counter: Int;
-  origin: string;
-  committed_at: Int;
-}
-
-function toEntity(row: EntityRow): EntityRecord {
-  return {
-    kind: row.kind,
-    key: row.key,
-    ref: row.ref,
-    doc: row.doc,
-    version: Number(row.version),
-    hlc: { wall: Number(row.hlc_wall), counter: Number(row.hlc_counter) },
-    origin: row.origin,
-    deleted: row.deleted,
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function toChange(row: ChangeRow): ChangeRecord {
-  return {
-    seq: Number(row.seq),
-    id: row.id,
-    kind: row.kind,
-    key: row.key,
-    op: row.op === 'delete' ? 'delete' : 'upsert',
-    ref: row.ref,
-    after: row.after,
-    version: Number(row.version),
-    hlc: { wall: Number(row.hlc_wall), counter: Number(row.hlc_counter) },
-    origin: row.origin,
-    committedAt: Number(row.committed_at),
-  };
-}
 
 const NETWORK_ERRORS = new Set([
   'ECONNREFUSED',
@@ -319,7 +265,7 @@ class PgTx extends PgReader implements StoreTx {
  * write that is not committed yet. After the server went away the writer reconnects at the start
  * of the next transaction.
  */
-export class PostgresStore implements RegistryStore {
+export class PostgresStore extends EngineStore implements RegistryStore {
   readonly engine = 'postgres' as const;
   readonly #url: string;
   readonly #schema: string;
@@ -335,6 +281,7 @@ export class PostgresStore implements RegistryStore {
   #closed = false;
 
   constructor(options: PostgresStoreOptions) {
+    super();
     const schema = options.schema ?? DEFAULT_POSTGRES_SCHEMA;
     if (!SCHEMA_NAME.test(schema)) {
       throw new StoreError(
@@ -515,36 +462,12 @@ export class PostgresStore implements RegistryStore {
     return error;
   }
 
-  #ready(): { reader: PgReader; committer: GroupCommitter } {
+  protected override ready(): { reader: PgReader; committer: GroupCommitter } {
     if (this.#closed) throw new StoreError('IOTDR_STORE_CLOSED', 'the store is closed');
     if (!this.#reader || !this.#committer) {
       throw new StoreError('IOTDR_STORE_NOT_INITIALIZED', 'init() the store before use');
     }
     return { reader: this.#reader, committer: this.#committer };
-  }
-
-  async get(
-    kind: string,
-    key: string,
-    options?: { includeDeleted?: boolean },
-  ): Promise<EntityRecord | undefined> {
-    return this.#ready().reader.get(kind, key, options);
-  }
-
-  async list(kind: string, options: ListOptions): Promise<EntityRecord[]> {
-    return this.#ready().reader.list(kind, options);
-  }
-
-  async count(kind: string, options?: CountOptions): Promise<number> {
-    return this.#ready().reader.count(kind, options);
-  }
-
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    try {
-      return this.#ready().committer.run(fn);
-    } catch (error) {
-      return Promise.reject(error);
-    }
   }
 
   async changes(options: ChangesOptions): Promise<ChangeRecord[]> {

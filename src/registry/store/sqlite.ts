@@ -2,7 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../../common/index.js';
+import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
+import { type ChangeRow, type EntityRow, toChange, toEntity } from './rows.js';
 import type {
   ChangeRecord,
   ChangesOptions,
@@ -62,64 +64,6 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 CREATE INDEX IF NOT EXISTS changes_origin ON changes (origin, seq);
 `;
-
-interface EntityRow {
-  kind: string;
-  key: string;
-  ref: string | null;
-  doc: string | null;
-  version: number;
-  hlc_wall: number;
-  hlc_counter: number;
-  origin: string;
-  deleted: number;
-  updated_at: number;
-}
-
-interface ChangeRow {
-  seq: number;
-  id: string;
-  kind: string;
-  key: string;
-  op: string;
-  ref: string | null;
-  after: string | null;
-  version: number;
-  hlc_wall: number;
-  hlc_counter: number;
-  origin: string;
-  committed_at: number;
-}
-
-function toEntity(row: EntityRow): EntityRecord {
-  return {
-    kind: row.kind,
-    key: row.key,
-    ref: row.ref,
-    doc: row.doc === null ? null : (JSON.parse(row.doc) as EntityRecord['doc']),
-    version: row.version,
-    hlc: { wall: row.hlc_wall, counter: row.hlc_counter },
-    origin: row.origin,
-    deleted: row.deleted === 1,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toChange(row: ChangeRow): ChangeRecord {
-  return {
-    seq: row.seq,
-    id: row.id,
-    kind: row.kind,
-    key: row.key,
-    op: row.op === 'delete' ? 'delete' : 'upsert',
-    ref: row.ref,
-    after: row.after === null ? null : (JSON.parse(row.after) as ChangeRecord['after']),
-    version: row.version,
-    hlc: { wall: row.hlc_wall, counter: row.hlc_counter },
-    origin: row.origin,
-    committedAt: row.committed_at,
-  };
-}
 
 /** Prepared read statements over one connection. */
 class SqliteReader implements StoreReader {
@@ -255,7 +199,7 @@ class SqliteTx extends SqliteReader implements StoreTx {
  * a second, read-only connection serves reads outside transactions, so a reader never sees a
  * write that is not committed yet.
  */
-export class SqliteStore implements RegistryStore {
+export class SqliteStore extends EngineStore implements RegistryStore {
   readonly engine = 'sqlite' as const;
   readonly #options: SqliteStoreOptions;
   #writer: Database.Database | undefined;
@@ -265,6 +209,7 @@ export class SqliteStore implements RegistryStore {
   #closed = false;
 
   constructor(options: SqliteStoreOptions) {
+    super();
     if (options.path === ':memory:' || options.path === '') {
       throw new StoreError('IOTDR_STORE_CONFIG', 'the SQLite store needs a file path');
     }
@@ -324,7 +269,7 @@ export class SqliteStore implements RegistryStore {
     }
   }
 
-  #ready(): { reader: SqliteReader; committer: GroupCommitter; writer: Database.Database } {
+  protected override ready(): { reader: SqliteReader; committer: GroupCommitter; writer: Database.Database } {
     if (this.#closed) throw new StoreError('IOTDR_STORE_CLOSED', 'the store is closed');
     if (!this.#reader || !this.#committer || !this.#writer) {
       throw new StoreError('IOTDR_STORE_NOT_INITIALIZED', 'init() the store before use');
@@ -332,33 +277,9 @@ export class SqliteStore implements RegistryStore {
     return { reader: this.#reader, committer: this.#committer, writer: this.#writer };
   }
 
-  async get(
-    kind: string,
-    key: string,
-    options?: { includeDeleted?: boolean },
-  ): Promise<EntityRecord | undefined> {
-    return this.#ready().reader.get(kind, key, options);
-  }
-
-  async list(kind: string, options: ListOptions): Promise<EntityRecord[]> {
-    return this.#ready().reader.list(kind, options);
-  }
-
-  async count(kind: string, options?: CountOptions): Promise<number> {
-    return this.#ready().reader.count(kind, options);
-  }
-
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    try {
-      return this.#ready().committer.run(fn);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
   async changes(options: ChangesOptions): Promise<ChangeRecord[]> {
     const db = this.#readerDb;
-    this.#ready();
+    this.ready();
     if (!db) return [];
     const rows =
       options.origin === undefined
@@ -372,7 +293,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async lastSeq(): Promise<number> {
-    this.#ready();
+    this.ready();
     const row = this.#readerDb?.prepare('SELECT MAX(seq) AS seq FROM changes').get() as {
       seq: number | null;
     };
@@ -380,7 +301,7 @@ export class SqliteStore implements RegistryStore {
   }
 
   async maxHlc(): Promise<Hlc | undefined> {
-    this.#ready();
+    this.ready();
     const row = this.#readerDb
       ?.prepare('SELECT hlc_wall, hlc_counter FROM changes ORDER BY hlc_wall DESC, hlc_counter DESC LIMIT 1')
       .get() as { hlc_wall: number; hlc_counter: number } | undefined;

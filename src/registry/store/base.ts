@@ -1,0 +1,34 @@
+import type { GroupCommitter } from './group-commit.js';
+import type { CountOptions, EntityRecord, ListOptions, StoreReader, StoreTx } from './types.js';
+
+/**
+ * What both engines share: reads outside transactions go to the engine's read side, writes to its
+ * group committer. `ready()` throws a StoreError before init() and after close().
+ */
+export abstract class EngineStore {
+  protected abstract ready(): { reader: StoreReader; committer: GroupCommitter };
+
+  async get(
+    kind: string,
+    key: string,
+    options?: { includeDeleted?: boolean },
+  ): Promise<EntityRecord | undefined> {
+    return this.ready().reader.get(kind, key, options);
+  }
+
+  async list(kind: string, options: ListOptions): Promise<EntityRecord[]> {
+    return this.ready().reader.list(kind, options);
+  }
+
+  async count(kind: string, options?: CountOptions): Promise<number> {
+    return this.ready().reader.count(kind, options);
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    try {
+      return this.ready().committer.run(fn);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
