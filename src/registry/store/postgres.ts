@@ -3,7 +3,7 @@ import pg from 'pg';
 import { StoreError } from '../../common/index.js';
 import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
-import { type ChangeRow, type EntityRow, toChange, toEntity } from './rows.js';
+import { type ChangeRow, changeOf, type EntityRow, toChange, toEntity } from './rows.js';
 import type {
   ChangeRecord,
   ChangesOptions,
@@ -243,19 +243,7 @@ class PgTx extends PgReader implements StoreTx {
         `the seq counter of schema ${this.s} is missing: run init()`,
       );
     }
-    return {
-      seq: Number(seq),
-      id: m.changeId,
-      kind: m.kind,
-      key: m.key,
-      op: m.op,
-      ref: m.ref,
-      after: doc,
-      version: m.version,
-      hlc: { ...m.hlc },
-      origin: m.origin,
-      committedAt: m.at,
-    };
+    return changeOf(m, Number(seq));
   }
 }
 

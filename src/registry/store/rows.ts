@@ -1,4 +1,4 @@
-import type { ChangeRecord, Doc, EntityRecord } from './types.js';
+import type { ChangeRecord, Doc, EntityRecord, Mutation } from './types.js';
 
 /** A BIGINT as a driver returns it: pg gives strings, better-sqlite3 numbers. */
 type Int = string | number;
@@ -66,5 +66,22 @@ export function toChange(row: ChangeRow): ChangeRecord {
     hlc: { wall: Number(row.hlc_wall), counter: Number(row.hlc_counter) },
     origin: row.origin,
     committedAt: Number(row.committed_at),
+  };
+}
+
+/** The change record a mutation becomes once the store gave it its seq. */
+export function changeOf(m: Mutation, seq: number): ChangeRecord {
+  return {
+    seq,
+    id: m.changeId,
+    kind: m.kind,
+    key: m.key,
+    op: m.op,
+    ref: m.ref,
+    after: m.op === 'delete' ? null : m.doc,
+    version: m.version,
+    hlc: { ...m.hlc },
+    origin: m.origin,
+    committedAt: m.at,
   };
 }

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { StoreError } from '../../common/index.js';
 import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
-import { type ChangeRow, type EntityRow, toChange, toEntity } from './rows.js';
+import { type ChangeRow, changeOf, type EntityRow, toChange, toEntity } from './rows.js';
 import type {
   ChangeRecord,
   ChangesOptions,
@@ -178,19 +178,7 @@ class SqliteTx extends SqliteReader implements StoreTx {
       deleted: m.op === 'delete' ? 1 : 0,
       updated_at: m.at,
     });
-    return {
-      seq,
-      id: m.changeId,
-      kind: m.kind,
-      key: m.key,
-      op: m.op,
-      ref: m.ref,
-      after: doc,
-      version: m.version,
-      hlc: { ...m.hlc },
-      origin: m.origin,
-      committedAt: m.at,
-    };
+    return changeOf(m, seq);
   }
 }
 
