@@ -127,6 +127,23 @@ describe('bad input changes nothing', () => {
     expect((await r.call('GET', '/v1/things/valid-name')).status).toBe(404);
   });
 
+  it('refuses keys that would poison a prototype, saying why', async () => {
+    const res = await r.call('PUT', '/v1/things/proto', {
+      rawBody: '{"attributes":{"__proto__":{"x":"1"}}}',
+    });
+    const p = expectProblem(res, 400, 'IOTDR_HTTP_MALFORMED_BODY');
+    expect(p.detail).toMatch(/prototype/i);
+    expect((await r.call('GET', '/v1/things/proto')).status).toBe(404);
+  });
+
+  it('treats an empty JSON body as no body', async () => {
+    await r.call('PUT', '/v1/things/empty-body-delete', { body: {} });
+    const del = await r.call('DELETE', '/v1/things/empty-body-delete', { rawBody: '' });
+    expect(del.status).toBe(204);
+    const put = await r.call('PUT', '/v1/things/no-body', { rawBody: '' });
+    expect(expectProblem(put, 400, 'IOTDR_VALIDATION_FAILED').errors[0].path).toBe('body');
+  });
+
   it('refuses an invalid name with 400 naming the path parameter', async () => {
     const res = await r.call('PUT', `/v1/things/${encodeURIComponent('bad name!')}`, { body: {} });
     const p = expectProblem(res, 400, 'IOTDR_VALIDATION_FAILED');

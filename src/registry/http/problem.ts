@@ -98,23 +98,6 @@ export function errorHandler(
         reply,
         problem(415, 'IOTDR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json'),
       );
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return sendProblem(
-        request,
-        reply,
-        problem(400, 'IOTDR_HTTP_MALFORMED_BODY', 'the body is empty; send a JSON object', {
-          errors: [{ path: 'body', message: 'empty' }],
-        }),
-      );
-  }
-  if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-    return sendProblem(
-      request,
-      reply,
-      problem(400, 'IOTDR_HTTP_MALFORMED_BODY', `the body is not valid JSON: ${error.message}`, {
-        errors: [{ path: 'body', message: 'not valid JSON' }],
-      }),
-    );
   }
   if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
     return sendProblem(request, reply, problem(error.statusCode, 'IOTDR_HTTP_BAD_REQUEST', error.message));

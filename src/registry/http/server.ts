@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { RegistryService } from '../service/index.js';
 import { authenticate } from './auth.js';
+import { parseJsonBody } from './json.js';
 import { errorHandler, problem, sendProblem } from './problem.js';
 import { registryRoutes } from './routes.js';
 
@@ -44,7 +45,8 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
   // JSON only: any other body type is answered 415 instead of reaching a schema as a string.
-  app.removeContentTypeParser(['text/plain']);
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       request,
