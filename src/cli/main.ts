@@ -17,6 +17,10 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run one region',
   },
   config: { run: async () => configCommand, summary: 'check or print the configuration' },
+  token: {
+    run: async () => (await import('./commands/token.js')).tokenCommand,
+    summary: 'create, list or revoke API tokens',
+  },
 };
 
 function usage(io: CliIo): void {

@@ -1,0 +1,176 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { IotdrError } from '../../common/index.js';
+import { loadConfig, primaryRegion, regionByName } from '../../config/index.js';
+import { adminTokenPath } from '../../region.js';
+import { ROLES } from '../../registry/index.js';
+import type { CliIo, Command } from '../io.js';
+
+const USAGE = `usage: iotdr token <subcommand> [options]
+
+subcommands:
+  create --name NAME --role ROLE   make a bearer token; it is printed once, keep it
+  list                             the tokens of the region (never their secrets)
+  revoke TOKEN_ID                  delete a token; it stops working at once
+
+options:
+  --region NAME    the region to talk to (default: the primary)
+  --config FILE    configuration file
+  -h, --help       show this help
+
+roles: ${ROLES.join(', ')}. The admin token of <state>/secrets/admin.token authorizes the call.`;
+
+interface Values {
+  name?: string;
+  role?: string;
+  region?: string;
+  config?: string;
+  help?: boolean;
+}
+
+interface TokenView {
+  tokenId: string;
+  name: string;
+  role: string;
+  createdAt: string;
+}
+
+/** Calls the region's API with the admin token; a problem+json answer becomes an IotdrError. */
+async function call(
+  base: string,
+  admin: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${admin}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (error) {
+    throw new IotdrError('IOTDR_CLI_UNREACHABLE', `cannot reach ${base}: is the region running?`, {
+      cause: error,
+    });
+  }
+  const text = await res.text();
+  const parsed: unknown = text.length > 0 ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    const p = (parsed ?? {}) as {
+      code?: string;
+      detail?: string;
+      errors?: Array<{ path: string; message: string }>;
+    };
+    throw new IotdrError(
+      p.code ?? 'IOTDR_CLI_REQUEST_FAILED',
+      p.detail ?? `${method} ${path}: HTTP ${res.status}`,
+      {
+        status: res.status,
+        issues: p.errors ?? [],
+      },
+    );
+  }
+  return parsed;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+export const tokenCommand: Command = async (argv, io: CliIo) => {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        name: { type: 'string' },
+        role: { type: 'string' },
+        region: { type: 'string' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: true,
+    }));
+  } catch (error) {
+    io.err(`iotdr token: ${(error as Error).message}`);
+    io.err(USAGE);
+    return 2;
+  }
+  const [sub, ...rest] = positionals;
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const bad = (message: string) => {
+    io.err(`iotdr token: ${message}`);
+    io.err(USAGE);
+    return 2;
+  };
+  if (sub === 'create') {
+    if (!values.name) return bad('create needs --name');
+    if (!values.role || !(ROLES as readonly string[]).includes(values.role)) {
+      return bad(`create needs --role, one of ${ROLES.join(', ')}`);
+    }
+  } else if (sub === 'revoke') {
+    if (rest.length !== 1) return bad('revoke needs exactly one TOKEN_ID');
+  } else if (sub !== 'list') {
+    return bad(sub === undefined ? 'a subcommand is required' : `unknown subcommand '${sub}'`);
+  }
+
+  const loaded = await loadConfig({
+    env: io.env,
+    cwd: io.cwd,
+    ...(values.config === undefined ? {} : { file: values.config }),
+  });
+  const region = values.region ? regionByName(loaded.config, values.region) : primaryRegion(loaded.config);
+  const host = region.address.includes(':') ? `[${region.address}]` : region.address;
+  const base = `http://${host}:${region.api.port}`;
+  const admin = (await readFile(adminTokenPath(loaded.stateDir), 'utf8')).trim();
+
+  if (sub === 'create') {
+    const made = (await call(base, admin, 'POST', '/v1/tokens', {
+      name: values.name,
+      role: values.role,
+    })) as {
+      token: string;
+      info: TokenView;
+    };
+    io.out(made.token);
+    io.err(
+      `token ${made.info.tokenId} (${made.info.role}, '${made.info.name}') made in ${region.name}; it is shown only now`,
+    );
+    return 0;
+  }
+  if (sub === 'revoke') {
+    await call(base, admin, 'DELETE', `/v1/tokens/${encodeURIComponent(rest[0] ?? '')}`);
+    io.out(`token ${rest[0]} revoked in ${region.name}`);
+    return 0;
+  }
+  const rows: string[][] = [['TOKEN ID', 'ROLE', 'NAME', 'CREATED']];
+  for (let cursor: string | undefined, first = true; first || cursor; first = false) {
+    const page = (await call(
+      base,
+      admin,
+      'GET',
+      `/v1/tokens?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    )) as { items: TokenView[]; nextCursor?: string };
+    for (const t of page.items) rows.push([t.tokenId, t.role, t.name, t.createdAt]);
+    cursor = page.nextCursor;
+  }
+  for (const line of table(rows)) io.out(line);
+  return 0;
+};
