@@ -12,3 +12,4 @@ export {
   ValidationError,
 } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
+export { uuidv7 } from './uuid.js';

@@ -34,8 +34,6 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
-    disableRequestLogging: false,
     return503OnClosing: true,
     forceCloseConnections: true,
     // Names may be 128 characters; longer path segments still reach the schema and get a 400.

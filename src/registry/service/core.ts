@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Clock } from '../../common/index.js';
-import { ConflictError, NotFoundError } from '../../common/index.js';
+import { ConflictError, NotFoundError, uuidv7 } from '../../common/index.js';
 import type { HybridClock } from '../hlc.js';
 import type {
   ChangeRecord,
@@ -93,15 +92,16 @@ export async function put(
   previous: EntityRecord | undefined,
 ): Promise<number> {
   const version = (previous?.version ?? 0) + 1;
+  const hlc = ctx.hlc.now();
   await tx.apply({
-    changeId: randomUUID(),
+    changeId: uuidv7(hlc.wall),
     kind,
     key,
     op: 'upsert',
     ref,
     doc,
     version,
-    hlc: ctx.hlc.now(),
+    hlc,
     origin: ctx.region,
     at: ctx.clock.now(),
   });
@@ -110,15 +110,16 @@ export async function put(
 
 /** Deletes one live entity, leaving a tombstone and a change record. */
 export async function remove(ctx: ServiceContext, tx: WriteTx, record: EntityRecord): Promise<void> {
+  const hlc = ctx.hlc.now();
   await tx.apply({
-    changeId: randomUUID(),
+    changeId: uuidv7(hlc.wall),
     kind: record.kind,
     key: record.key,
     op: 'delete',
     ref: record.ref,
     doc: null,
     version: record.version + 1,
-    hlc: ctx.hlc.now(),
+    hlc,
     origin: ctx.region,
     at: ctx.clock.now(),
   });

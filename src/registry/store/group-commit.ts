@@ -55,6 +55,9 @@ export class GroupCommitter {
     this.#running = true;
     try {
       while (this.#queue.length > 0) {
+        // Let the event loop read the requests that are already waiting, so they join this batch:
+        // an engine whose calls block (SQLite) would otherwise commit every request on its own.
+        await new Promise((resolve) => setImmediate(resolve));
         const batch = this.#queue.splice(0, this.#maxBatch);
         await this.#runBatch(batch);
       }

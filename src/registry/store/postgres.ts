@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Client, Pool, QueryResult, QueryResultRow } from 'pg';
 import pg from 'pg';
 import { StoreError } from '../../common/index.js';
@@ -35,6 +36,18 @@ export const DEFAULT_POSTGRES_SCHEMA = 'iotdr';
 /** How long a connection attempt may take before it counts as a failure, in ms. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const SCHEMA_VERSION = 1;
+const statementNames = new Map<string, string>();
+
+/** A stable prepared-statement name for a SQL text. */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `iotdr_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 /** A BIGINT as pg returns it (a string) or a small count (a number). */
 type Int = string | number;
 
@@ -379,7 +392,10 @@ export class PostgresStore extends EngineStore implements RegistryStore {
       throw new StoreError('IOTDR_STORE_UNAVAILABLE', 'the PostgreSQL writer connection is lost');
     }
     try {
-      return await writer.query<R>(text, values);
+      // Parameterized statements are prepared once per connection (named), so the server does not
+      // parse and plan the same upsert for every write.
+      if (values === undefined) return await writer.query<R>(text);
+      return await writer.query<R>({ name: statementName(text), text, values });
     } catch (error) {
       if (isConnectionFailure(error)) this.#writerBroken = true;
       throw this.#storeError(error, 'PostgreSQL write failed');
