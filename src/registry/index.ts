@@ -35,6 +35,7 @@ export {
   type Thing,
   type ThingGroup,
   type ThingType,
+  TOKEN_CACHE_TTL_MS,
   type TokenInfo,
 } from './service/index.js';
 export {

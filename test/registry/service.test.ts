@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/common/index.js';
-import { RegistryService } from '../../src/registry/index.js';
+import { RegistryService, TOKEN_CACHE_TTL_MS } from '../../src/registry/index.js';
 import { PostgresStore, type RegistryStore, SqliteStore } from '../../src/registry/store/index.js';
 import { postgresSkipReason, type RunningPostgres, startPostgres } from '../harness/postgres.js';
 
@@ -107,6 +107,17 @@ function serviceSuite(
         next.hlc.wall > last.hlc.wall ||
           (next.hlc.wall === last.hlc.wall && next.hlc.counter > last.hlc.counter),
       ).toBe(true);
+    });
+
+    it('stops accepting a token revoked by another process within the cache bound', async () => {
+      const other = new RegistryService({ store, region: 'us-east', clock });
+      const { token, info } = await service.createToken('shared', 'reader');
+      expect(await other.verifyToken(token)).toMatchObject({ tokenId: info.tokenId, role: 'reader' });
+      await service.deleteToken(info.tokenId);
+      expect(await service.verifyToken(token)).toBeUndefined();
+      now += TOKEN_CACHE_TTL_MS + 1;
+      expect(await other.verifyToken(token)).toBeUndefined();
+      expect(await other.verifyToken(`${token.slice(0, -1)}x`)).toBeUndefined();
     });
 
     it('refuses a write whose check fails without writing anything', async () => {

@@ -11,4 +11,4 @@ export {
   type RegistryServiceOptions,
 } from './service.js';
 export type { GroupMember, Thing, ThingGroup, ThingType } from './things.js';
-export { generateToken, type IssuedToken, parseToken, type TokenInfo } from './tokens.js';
+export { generateToken, type IssuedToken, parseToken, TOKEN_CACHE_TTL_MS, type TokenInfo } from './tokens.js';

@@ -78,6 +78,7 @@ export class RegistryService {
   readonly store: RegistryStore;
   readonly #ctx: ServiceContext;
   readonly #ca: CertificateAuthority | undefined;
+  readonly #tokens = new tokens.TokenCache();
 
   constructor(options: RegistryServiceOptions) {
     const clock = options.clock ?? systemClock;
@@ -87,6 +88,9 @@ export class RegistryService {
     const events = new EventEmitter();
     events.setMaxListeners(0);
     this.#ctx = { store: options.store, hlc: new HybridClock(clock), clock, region: options.region, events };
+    events.on('commit', (changes: ChangeRecord[]) => {
+      for (const c of changes) if (c.kind === KIND.token) this.#tokens.forget(c.key);
+    });
   }
 
   /** Restores the clock past every change already logged, and registers the embedded CA. */
@@ -266,7 +270,7 @@ export class RegistryService {
     return tokens.ensureToken(this.#ctx, token, name, role);
   }
   verifyToken(token: string) {
-    return tokens.verifyToken(this.#ctx, token);
+    return tokens.verifyToken(this.#ctx, this.#tokens, token);
   }
   getToken(tokenId: string) {
     return tokens.getToken(this.#ctx, tokenId);

@@ -82,17 +82,53 @@ export async function ensureToken(
   });
 }
 
+/**
+ * How long a token read from the store is trusted without reading it again, in ms. Changes made
+ * through this service drop it at once (see TokenCache.forget); the bound covers writers in other
+ * processes that share a PostgreSQL database.
+ */
+export const TOKEN_CACHE_TTL_MS = 2000;
+
+/** Recently verified tokens, so that every request does not read the store. */
+export class TokenCache {
+  readonly #entries = new Map<string, { doc: TokenDoc; version: number; until: number }>();
+
+  get(tokenId: string, now: number): { doc: TokenDoc; version: number } | undefined {
+    const entry = this.#entries.get(tokenId);
+    if (entry === undefined || entry.until <= now) return undefined;
+    return entry;
+  }
+
+  set(tokenId: string, doc: TokenDoc, version: number, now: number): void {
+    if (this.#entries.size >= 10_000) this.#entries.clear();
+    this.#entries.set(tokenId, { doc, version, until: now + TOKEN_CACHE_TTL_MS });
+  }
+
+  forget(tokenId: string): void {
+    this.#entries.delete(tokenId);
+  }
+}
+
 /** The token's identity when it is valid, undefined otherwise. */
-export async function verifyToken(ctx: ServiceContext, token: string): Promise<TokenInfo | undefined> {
+export async function verifyToken(
+  ctx: ServiceContext,
+  cache: TokenCache,
+  token: string,
+): Promise<TokenInfo | undefined> {
   const parsed = parseToken(token);
   if (!parsed) return undefined;
-  const record = await ctx.store.get(KIND.token, parsed.tokenId);
-  if (!live(record)) return undefined;
-  const doc = record.doc as unknown as TokenDoc;
-  const expected = Buffer.from(doc.secretHash, 'hex');
+  const now = ctx.clock.now();
+  let known = cache.get(parsed.tokenId, now);
+  if (known === undefined) {
+    const record = await ctx.store.get(KIND.token, parsed.tokenId);
+    if (!live(record)) return undefined;
+    known = { doc: record.doc as unknown as TokenDoc, version: record.version };
+    cache.set(parsed.tokenId, known.doc, known.version, now);
+  }
+  const expected = Buffer.from(known.doc.secretHash, 'hex');
   const actual = Buffer.from(hashSecret(parsed.secret), 'hex');
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;
-  return info(doc, record.version);
+  return info(known.doc, known.version);
 }
 
 export async function getToken(ctx: ServiceContext, tokenId: string): Promise<TokenInfo> {

@@ -350,7 +350,8 @@ export class PostgresStore extends EngineStore implements RegistryStore {
         rollbackTo: async (name) => void (await write(`ROLLBACK TO SAVEPOINT ${name}`)),
       },
       new PgTx(write, this.#quoted),
-      this.#maxBatch,
+      // Every statement is a round trip: no savepoints, a failing caller's batch runs again without it.
+      { isolation: 'rerun', ...(this.#maxBatch === undefined ? {} : { maxBatch: this.#maxBatch }) },
     );
     this.#pool = pool;
     this.#reader = new PgReader((text, values) => this.#poolQuery(text, values), this.#quoted);

@@ -244,7 +244,7 @@ export class SqliteStore extends EngineStore implements RegistryStore {
           rollbackTo: async (name) => void db.exec(`ROLLBACK TO ${name}`),
         },
         tx,
-        this.#options.maxBatch,
+        this.#options.maxBatch === undefined ? {} : { maxBatch: this.#options.maxBatch },
       );
       this.#writer = db;
       this.#readerDb = readerDb;

@@ -119,7 +119,9 @@ export interface RegistryStore extends StoreReader {
   init(): Promise<void>;
   /**
    * Runs `fn` in a transaction. If it throws, nothing it wrote is kept and the error is rethrown.
-   * The promise resolves only once the transaction is durably committed.
+   * The promise resolves only once the transaction is durably committed. `fn` may be run more
+   * than once (when a transaction folded into the same commit fails), so it must have no effect
+   * outside the transaction.
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /** The change log in seq order. */
