@@ -1,7 +1,7 @@
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createLogger, type Logger } from './common/index.js';
+import { createLogger, type Logger, writeFileAtomic } from './common/index.js';
 import {
   ensureStateDir,
   type IotdrConfig,
@@ -51,31 +51,14 @@ export function caCertPath(stateDir: string): string {
 }
 
 /**
- * Reads the admin token, or makes it on first start. Created with O_EXCL so that two regions
- * starting together from one state directory agree on a single token.
+ * Reads the admin token, or makes it on first start. Published exclusively and whole, so two
+ * regions starting together from one state directory agree on a single token.
  */
 export async function loadOrCreateAdminToken(stateDir: string): Promise<string> {
   const path = adminTokenPath(stateDir);
   await ensureStateDir(stateDir);
-  try {
-    const handle = await open(path, 'wx', 0o600);
-    const { token } = generateToken();
-    try {
-      await handle.writeFile(`${token}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    return token;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  // Another process is creating it: wait until its single write is visible.
-  for (let i = 0; i < 50; i++) {
-    const token = await readSecretFile(path);
-    if (token.length > 0) return token;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const { token } = generateToken();
+  if (await writeFileAtomic(path, `${token}\n`, { mode: 0o600, exclusive: true })) return token;
   return readSecretFile(path);
 }
 

@@ -11,5 +11,6 @@ export {
   StoreError,
   ValidationError,
 } from './errors.js';
+export { ensurePrivateDir, writeFileAtomic } from './files.js';
 export { createLogger, type Logger } from './logger.js';
 export { uuidv7 } from './uuid.js';

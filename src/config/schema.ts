@@ -488,4 +488,4 @@ type DeepReadonly<T> = T extends (infer E)[]
     : T;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
-type _SchemaMatchesTypes = Assert<Same<DeepReadonly<z.output<typeof configSchema>>, IotdrConfig>>;
+export type _SchemaMatchesTypes = Assert<Same<DeepReadonly<z.output<typeof configSchema>>, IotdrConfig>>;

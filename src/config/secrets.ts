@@ -2,10 +2,9 @@
  * Secrets live in files of their own (mode 0600, in directories of mode 0700), never in the
  * configuration file and never in logs (DESIGN.md §2, §9).
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { ConfigError } from '../common/index.js';
+import { chmod, mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError, ensurePrivateDir, writeFileAtomic } from '../common/index.js';
 
 /** Mode of the state directory and of every directory that holds secrets. */
 export const PRIVATE_DIR_MODE = 0o700;
@@ -24,19 +23,12 @@ export function secretsDir(stateDir: string): string {
   return join(stateDir, SECRETS_DIR);
 }
 
-/** Creates `dir` and missing parents with mode 0700; an existing directory keeps its mode. */
-async function makePrivateDir(dir: string): Promise<void> {
-  const created = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  // mkdir's mode is filtered by the umask; set it outright on what we made.
-  if (created !== undefined && HAS_POSIX_MODES) await chmod(dir, PRIVATE_DIR_MODE);
-}
-
 /**
  * Creates the state directory (mode 0700 if it did not exist) and its `secrets/` subdirectory, whose
  * mode is set to 0700 even if it existed.
  */
 export async function ensureStateDir(stateDir: string): Promise<void> {
-  await makePrivateDir(stateDir);
+  await ensurePrivateDir(stateDir);
   const secrets = secretsDir(stateDir);
   await mkdir(secrets, { recursive: true, mode: PRIVATE_DIR_MODE });
   if (HAS_POSIX_MODES) await chmod(secrets, PRIVATE_DIR_MODE);
@@ -48,23 +40,7 @@ export async function ensureStateDir(stateDir: string): Promise<void> {
  * is never readable by others even for a moment. Missing directories are created with mode 0700.
  */
 export async function writeSecretFile(path: string, contents: string): Promise<void> {
-  const dir = dirname(path);
-  await makePrivateDir(dir);
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', SECRET_FILE_MODE);
-    try {
-      if (HAS_POSIX_MODES) await handle.chmod(SECRET_FILE_MODE);
-      await handle.writeFile(contents, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await writeFileAtomic(path, contents, { mode: SECRET_FILE_MODE });
 }
 
 /**

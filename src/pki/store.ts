@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensurePrivateDir, writeFileAtomic } from '../common/index.js';
 
 const POSIX = process.platform !== 'win32';
 /** A temp file older than this belongs to a process that died mid-write; newer ones may be in use. */
@@ -11,12 +11,7 @@ function errnoCode(error: unknown): string | undefined {
   return error instanceof Error && 'code' in error ? String(error.code) : undefined;
 }
 
-/** Creates `dir` (and missing parents) readable by the owner only. An existing directory is left as is. */
-export async function ensurePrivateDir(dir: string): Promise<void> {
-  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
-  // mkdir's mode passes through the umask; set it exactly on what we created.
-  if (created !== undefined && POSIX) await chmod(dir, 0o700);
-}
+export { ensurePrivateDir };
 
 export async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -37,49 +32,13 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  if (!POSIX) return;
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
- * Writes `content` to `dir/name` only if that name does not exist yet, atomically: the content goes
- * to a temp file (mode set exactly, fsynced), then link(2) gives it its final name. link fails with
- * EEXIST instead of replacing, which is what lets two processes race without making two CAs, and a
- * crash at any point leaves either no file or the whole file. Returns false when another writer won.
+ * Writes `content` to `dir/name` only if that name does not exist yet, atomically (see
+ * writeFileAtomic): two processes racing cannot make two CAs, and a crash at any point leaves either
+ * no file or the whole file. Returns false when another writer won.
  */
-export async function publishExclusive(
-  dir: string,
-  name: string,
-  content: string,
-  mode: number,
-): Promise<boolean> {
-  const temp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', mode);
-  try {
-    try {
-      if (POSIX) await handle.chmod(mode);
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await link(temp, join(dir, name));
-    } catch (error) {
-      if (errnoCode(error) === 'EEXIST') return false;
-      throw error;
-    }
-    await syncDir(dir);
-    return true;
-  } finally {
-    await rm(temp, { force: true });
-  }
+export function publishExclusive(dir: string, name: string, content: string, mode: number): Promise<boolean> {
+  return writeFileAtomic(join(dir, name), content, { mode, exclusive: true });
 }
 
 /** Brings a private key file down to 0600 if group or others can access it. */

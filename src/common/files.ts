@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** POSIX modes mean nothing on Windows, where access is governed by ACLs. */
+const POSIX = process.platform !== 'win32';
+
+/** Creates `dir` and missing parents with mode 0700; an existing directory keeps its mode. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+  // mkdir's mode is filtered by the umask; set it outright on what we made.
+  if (created !== undefined && POSIX) await chmod(dir, 0o700);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  if (!POSIX) return;
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes a file so that a reader, or a process that crashes half-way, sees either nothing (or the
+ * old content) or the whole new content: a temporary file in the same directory with its mode set
+ * exactly, fsynced, then given its name. With `exclusive`, the name is taken by link(2), which
+ * fails rather than replace an existing file: two processes racing to create the same file agree
+ * on one, and the loser gets `false`. Otherwise rename(2) replaces the file. Missing directories are
+ * created with mode 0700.
+ */
+export async function writeFileAtomic(
+  path: string,
+  contents: string,
+  options: { mode: number; exclusive?: boolean },
+): Promise<boolean> {
+  const dir = dirname(path);
+  await ensurePrivateDir(dir);
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(temp, 'wx', options.mode);
+    try {
+      if (POSIX) await handle.chmod(options.mode);
+      await handle.writeFile(contents, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    if (options.exclusive) {
+      try {
+        await link(temp, path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw error;
+      }
+    } else {
+      await rename(temp, path);
+    }
+    await syncDir(dir);
+    return true;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
