@@ -23,6 +23,7 @@ export type {
   LogLevel,
   PostgresStoreConfig,
   RegionConfig,
+  ReplicationConfig,
   SqliteStoreConfig,
   SqliteSynchronous,
   StoreConfig,

@@ -49,6 +49,18 @@ export const DEFAULT_REGIONS: ReadonlyArray<Readonly<{ name: string; priority: n
   ]);
 
 // Limits, named so the messages and the documentation quote the same numbers.
+/** Replication defaults (DESIGN.md §5). */
+export const DEFAULT_REPLICATION_BATCH_SIZE = 1000;
+export const DEFAULT_REPLICATION_WAIT_MS = 10_000;
+export const DEFAULT_REPLICATION_SNAPSHOT_PAGE_SIZE = 1000;
+export const DEFAULT_REPLICATION_RETRY_BASE_MS = 100;
+export const DEFAULT_REPLICATION_RETRY_MAX_MS = 5000;
+/** Seconds a tombstone is kept: a change older than a purged delete could resurrect it. 7 days. */
+export const DEFAULT_TOMBSTONE_RETENTION_S = 7 * 24 * 3600;
+/** Seconds a change record is kept; a peer further behind copies a snapshot. 7 days. */
+export const DEFAULT_CHANGE_LOG_RETENTION_S = 7 * 24 * 3600;
+export const DEFAULT_MAINTENANCE_INTERVAL_S = 3600;
+
 export const PORT_MIN = 0;
 export const PORT_MAX = 65_535;
 export const DNS_TTL_MIN = 1;
@@ -116,6 +128,25 @@ export interface DnsConfig extends ListenerConfig {
   readonly ttl: number;
 }
 
+export interface ReplicationConfig {
+  /** Run a replication link from every other region (default true). */
+  readonly enabled: boolean;
+  /** Changes per pull. */
+  readonly batchSize: number;
+  /** How long a pull waits for the peer's next change (ms). */
+  readonly waitMs: number;
+  /** Entities per snapshot page. */
+  readonly snapshotPageSize: number;
+  /** First and longest retry delay after a failure (ms); exponential with full jitter between. */
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** File with the bearer token (role replicator) that links present to peers; default <state>/secrets/replicator.token. */
+  readonly tokenFile?: string;
+  readonly tombstoneRetentionSeconds: number;
+  readonly changeLogRetentionSeconds: number;
+  readonly maintenanceIntervalSeconds: number;
+}
+
 export interface IotdrConfig {
   readonly zone: string;
   readonly names: { readonly mqtt: string; readonly api: string };
@@ -125,6 +156,7 @@ export interface IotdrConfig {
   readonly logging: { readonly level: LogLevel };
   readonly api: { readonly bodyLimit: number };
   readonly regions: readonly RegionConfig[];
+  readonly replication: ReplicationConfig;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,6 +366,24 @@ const rootShape = {
     ),
   }).prefault({}),
   regions: regionsSchema,
+  replication: section({
+    enabled: z.boolean({ error: expecting('expected true or false') }).default(true),
+    batchSize: integerBetween(1, 10_000, 'changes').default(DEFAULT_REPLICATION_BATCH_SIZE),
+    waitMs: integerBetween(0, 30_000, 'ms').default(DEFAULT_REPLICATION_WAIT_MS),
+    snapshotPageSize: integerBetween(1, 5000, 'entities').default(DEFAULT_REPLICATION_SNAPSHOT_PAGE_SIZE),
+    retryBaseMs: integerBetween(1, 60_000, 'ms').default(DEFAULT_REPLICATION_RETRY_BASE_MS),
+    retryMaxMs: integerBetween(1, 600_000, 'ms').default(DEFAULT_REPLICATION_RETRY_MAX_MS),
+    tokenFile: nonEmptyString('a file path (absolute, or relative to the state directory)').optional(),
+    tombstoneRetentionSeconds: integerBetween(60, 365 * 24 * 3600, 'seconds').default(
+      DEFAULT_TOMBSTONE_RETENTION_S,
+    ),
+    changeLogRetentionSeconds: integerBetween(60, 365 * 24 * 3600, 'seconds').default(
+      DEFAULT_CHANGE_LOG_RETENTION_S,
+    ),
+    maintenanceIntervalSeconds: integerBetween(1, 24 * 3600, 'seconds').default(
+      DEFAULT_MAINTENANCE_INTERVAL_S,
+    ),
+  }).prefault({}),
 };
 
 // ---------------------------------------------------------------------------------------------

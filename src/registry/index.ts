@@ -1,5 +1,16 @@
 export { HybridClock } from './hlc.js';
-export { buildRegistryApi, type RegistryApiOptions } from './http/index.js';
+export {
+  ADMIN,
+  buildRegistryApi,
+  changeSchema,
+  entitySchema,
+  problemSchema,
+  READ,
+  REPLICATE,
+  type RegistryApiOptions,
+  regionMetrics,
+  WRITE,
+} from './http/index.js';
 export {
   CA_STATUSES,
   CERTIFICATE_STATUSES,
@@ -37,14 +48,18 @@ export {
   type ThingType,
   TOKEN_CACHE_TTL_MS,
   type TokenInfo,
+  type WriteTx,
 } from './service/index.js';
 export {
   type ChangeRecord,
   compareHlc,
   type EntityRecord,
   type Hlc,
+  type LocalRecord,
   type Mutation,
   PostgresStore,
   type RegistryStore,
+  type ScanOptions,
   SqliteStore,
 } from './store/index.js';
+export { ENTITY_KINDS, entityProblem } from './validate.js';

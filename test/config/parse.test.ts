@@ -59,6 +59,17 @@ describe('parseConfig defaults', () => {
             store: { engine: 'sqlite', synchronous: 'full' },
           },
         ],
+        replication: {
+          enabled: true,
+          batchSize: 1000,
+          waitMs: 10000,
+          snapshotPageSize: 1000,
+          retryBaseMs: 100,
+          retryMaxMs: 5000,
+          tombstoneRetentionSeconds: 604800,
+          changeLogRetentionSeconds: 604800,
+          maintenanceIntervalSeconds: 3600,
+        },
       } satisfies IotdrConfig);
     }
   });
@@ -230,7 +241,7 @@ describe('parseConfig errors', () => {
       }),
     );
     expect(messageAt(issues, 'zones')).toBe(
-      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions',
+      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication',
     );
     expect(messageAt(issues, 'dns.tll')).toBe('unknown field; valid fields here are address, port, ttl');
     expect(messageAt(issues, 'regions.0.store.url')).toBe(

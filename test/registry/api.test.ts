@@ -86,11 +86,13 @@ describe('authentication and roles', () => {
     );
     const list = await r.call('GET', '/v1/tokens');
     expect(list.status).toBe(200);
-    expect(list.body.items.map((t: { role: string }) => t.role).sort()).toEqual([
-      'admin',
-      'operator',
-      'reader',
-      'replicator',
+    // The region's own replication token, and the four of this test.
+    expect(list.body.items.map((t: { name: string; role: string }) => `${t.name}:${t.role}`).sort()).toEqual([
+      'admin:admin',
+      'operator-1:operator',
+      'reader-1:reader',
+      'replicator-1:replicator',
+      'replicator:replicator',
     ]);
     expect(JSON.stringify(list.body)).not.toMatch(/secretHash/);
   });

@@ -5,7 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ChangeRecord, EntityRecord, Mutation, RegistryStore } from '../../src/registry/store/index.js';
+import type {
+  ChangeRecord,
+  EntityRecord,
+  Mutation,
+  RegistryStore,
+  ScanOptions,
+} from '../../src/registry/store/index.js';
 
 export interface StoreFixture {
   /** An initialised store on a fresh, empty database. */
@@ -83,6 +89,33 @@ async function allChanges(store: RegistryStore): Promise<ChangeRecord[]> {
 
 async function keys(store: RegistryStore, kind: string, options: Parameters<RegistryStore['list']>[1]) {
   return (await store.list(kind, options)).map((e) => e.key);
+}
+
+/** Byte order of ASCII strings: the order both engines keep kinds and keys in. */
+function byteOrder(x: string, y: string): number {
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Pages through `scan` with keyset `after`, checking that no page exceeds its limit. */
+async function scanAll(
+  store: RegistryStore,
+  options: Omit<ScanOptions, 'after' | 'limit'>,
+  pageSize: number,
+): Promise<EntityRecord[]> {
+  const seen: EntityRecord[] = [];
+  let after: ScanOptions['after'];
+  for (;;) {
+    const page = await store.scan({ ...options, limit: pageSize, ...(after === undefined ? {} : { after }) });
+    expect(page.length).toBeLessThanOrEqual(pageSize);
+    const last = page.at(-1);
+    if (!last) return seen;
+    seen.push(...page);
+    after = { kind: last.kind, key: last.key };
+  }
+}
+
+async function localKeys(store: RegistryStore, prefix: string, options: { after?: string; limit: number }) {
+  return (await store.listLocal(prefix, options)).map((r) => r.key);
 }
 
 export function storeSuite(name: string, make: () => Promise<StoreFixture>): void {
@@ -207,6 +240,114 @@ export function storeSuite(name: string, make: () => Promise<StoreFixture>): voi
       });
     });
 
+    describe('scan', () => {
+      it('pages through the entities of every kind in (kind, key) byte order, each exactly once', async () => {
+        const written = [
+          mutation('z'),
+          mutation('sensor-2'),
+          mutation('Sensor-1'),
+          mutation('sensor-10'),
+          mutation('a', { kind: 'thingGroup' }),
+          mutation('floor-3', { kind: 'thingGroup' }),
+          mutation('deny', { kind: 'policy' }),
+          mutation('allow-all', { kind: 'policy' }),
+          mutation('Allow', { kind: 'policy' }),
+          mutation('ff00', { kind: 'certificate' }),
+          mutation('0a1b', { kind: 'certificate' }),
+          mutation('sensor-2|0a1b', { kind: 'attachment', ref: '0a1b' }),
+        ];
+        await commit(store, ...written.slice(0, 6));
+        await commit(store, ...written.slice(6));
+        await commit(store, mutation('deny', { kind: 'policy', op: 'delete', version: 2 }));
+
+        const live = written
+          .filter((m) => m.key !== 'deny')
+          .sort((x, y) => byteOrder(x.kind, y.kind) || byteOrder(x.key, y.key))
+          .map(expectedEntity);
+        // (kind, key) order, not the order of kind + key: 'thing' comes before 'thingGroup' whatever the keys.
+        expect(live.map((e) => `${e.kind}/${e.key}`)).toEqual([
+          'attachment/sensor-2|0a1b',
+          'certificate/0a1b',
+          'certificate/ff00',
+          'policy/Allow',
+          'policy/allow-all',
+          'thing/Sensor-1',
+          'thing/sensor-10',
+          'thing/sensor-2',
+          'thing/z',
+          'thingGroup/a',
+          'thingGroup/floor-3',
+        ]);
+        expect(await store.scan({ limit: 100 })).toEqual(live);
+        for (const pageSize of [1, 3, 4, 11]) expect(await scanAll(store, {}, pageSize)).toEqual(live);
+        expect(await store.scan({ limit: 3 })).toEqual(live.slice(0, 3));
+
+        // `after` is exclusive and need not name an existing entity, nor an existing kind.
+        expect(await store.scan({ limit: 2, after: { kind: 'thing', key: 'sensor-10' } })).toEqual(
+          live.slice(7, 9),
+        );
+        expect(await store.scan({ limit: 1, after: { kind: 'thing', key: 'z' } })).toEqual(live.slice(9, 10));
+        expect(await store.scan({ limit: 1, after: { kind: 'thing', key: 'zzz' } })).toEqual(
+          live.slice(9, 10),
+        );
+        expect(await store.scan({ limit: 1, after: { kind: 'policy', key: 'deny' } })).toEqual(
+          live.slice(5, 6),
+        );
+        expect(await store.scan({ limit: 1, after: { kind: 's', key: '' } })).toEqual(live.slice(5, 6));
+        expect(await store.scan({ limit: 10, after: { kind: 'thingGroup', key: 'floor-3' } })).toEqual([]);
+      });
+
+      it('filters by the origin of the last write and shows tombstones only with includeDeleted', async () => {
+        const a = mutation('a', { origin: 'us-east' });
+        const d = mutation('d', { origin: 'us-west' });
+        const p = mutation('p', { kind: 'policy', origin: 'us-west' });
+        await commit(
+          store,
+          a,
+          mutation('b', { origin: 'us-west' }),
+          mutation('c', { origin: 'us-east' }),
+          d,
+          p,
+          mutation('q', { kind: 'policy', origin: 'us-east' }),
+        );
+        // b moves to us-east; c is deleted from us-west; q is deleted where it was made.
+        const b = mutation('b', { origin: 'us-east', version: 2 });
+        const c = mutation('c', { origin: 'us-west', op: 'delete', version: 2 });
+        const q = mutation('q', { kind: 'policy', origin: 'us-east', op: 'delete', version: 2 });
+        await commit(store, b, c, q);
+
+        expect(await store.scan({ limit: 100 })).toEqual([p, a, b, d].map(expectedEntity));
+        expect(await store.scan({ limit: 100, origin: 'us-east' })).toEqual([a, b].map(expectedEntity));
+        expect(await store.scan({ limit: 100, origin: 'us-west' })).toEqual([p, d].map(expectedEntity));
+        expect(await store.scan({ limit: 100, origin: 'eu-central' })).toEqual([]);
+
+        const all = [p, q, a, b, c, d].map(expectedEntity);
+        expect(await store.scan({ limit: 100, includeDeleted: true })).toEqual(all);
+        expect(await scanAll(store, { includeDeleted: true }, 1)).toEqual(all);
+        expect(await scanAll(store, { includeDeleted: true, origin: 'us-west' }, 2)).toEqual(
+          [p, c, d].map(expectedEntity),
+        );
+        expect(await scanAll(store, { includeDeleted: true, origin: 'us-east' }, 1)).toEqual(
+          [q, a, b].map(expectedEntity),
+        );
+        expect(
+          await store.scan({ limit: 2, includeDeleted: true, after: { kind: 'thing', key: 'b' } }),
+        ).toEqual([c, d].map(expectedEntity));
+        expect(await store.scan({ limit: 2, after: { kind: 'thing', key: 'b' } })).toEqual([
+          expectedEntity(d),
+        ]);
+
+        // A transaction's scan sees its own writes; others see them once committed.
+        const e = mutation('e', { origin: 'us-west' });
+        await store.transaction(async (tx) => {
+          await tx.apply(e);
+          expect(await tx.scan({ limit: 100, origin: 'us-west' })).toEqual([p, d, e].map(expectedEntity));
+          expect(await store.scan({ limit: 100, origin: 'us-west' })).toEqual([p, d].map(expectedEntity));
+        });
+        expect(await store.scan({ limit: 100, origin: 'us-west' })).toEqual([p, d, e].map(expectedEntity));
+      });
+    });
+
     describe('change log', () => {
       it('is empty on a new store', async () => {
         expect(await allChanges(store)).toEqual([]);
@@ -288,6 +429,187 @@ export function storeSuite(name: string, make: () => Promise<StoreFixture>): voi
           expectedChange(ok1, 2),
           expectedChange(ok2, 3),
         ]);
+      });
+    });
+
+    describe('change log pruning', () => {
+      it('reports firstSeq 0 for an empty log and 1 once written; pruning an empty log is harmless', async () => {
+        expect(await store.firstSeq()).toBe(0);
+        expect(await store.pruneChanges(Number.MAX_SAFE_INTEGER)).toBe(0);
+        expect(await store.firstSeq()).toBe(0);
+        expect(await store.lastSeq()).toBe(0);
+
+        await commit(store, mutation('a'), mutation('b'));
+        expect(await store.firstSeq()).toBe(1);
+        expect(await store.lastSeq()).toBe(2);
+      });
+
+      it('removes the records committed before the cutoff, never the newest, and seqs go on without a gap', async () => {
+        const base = T0 + 1_000_000;
+        const m1 = mutation('a', { at: base + 100 });
+        const m2 = mutation('b', { at: base + 200, origin: 'us-west' });
+        const m3 = mutation('c', { at: base + 300 });
+        const m4 = mutation('a', { at: base + 300, op: 'delete', version: 2 });
+        const m5 = mutation('d', { at: base + 400, origin: 'us-west' });
+        await commit(store, m1);
+        await commit(store, m2);
+        await commit(store, m3, m4);
+        await commit(store, m5);
+
+        // The cutoff is exclusive: what was committed at `before` stays.
+        expect(await store.pruneChanges(base + 300)).toBe(2);
+        expect(await store.firstSeq()).toBe(3);
+        expect(await store.lastSeq()).toBe(5);
+        const remaining = [expectedChange(m3, 3), expectedChange(m4, 4), expectedChange(m5, 5)];
+        expect(await allChanges(store)).toEqual(remaining);
+        // A reader behind the pruned part gets what remains; firstSeq tells it that it missed some.
+        expect(await store.changes({ after: 1, limit: 10 })).toEqual(remaining);
+        expect(await store.changes({ after: 0, limit: 10, origin: 'us-west' })).toEqual([
+          expectedChange(m5, 5),
+        ]);
+        expect(await store.pruneChanges(base + 300)).toBe(0);
+
+        // Pruning leaves the entities alone, tombstones included.
+        expect(await store.get('thing', 'b')).toEqual(expectedEntity(m2));
+        expect(await store.get('thing', 'a', { includeDeleted: true })).toEqual(expectedEntity(m4));
+
+        // A cutoff after everything still keeps the newest record, and with it the HLC floor.
+        expect(await store.pruneChanges(base + 10_000)).toBe(2);
+        expect(await allChanges(store)).toEqual([expectedChange(m5, 5)]);
+        expect(await store.firstSeq()).toBe(5);
+        expect(await store.lastSeq()).toBe(5);
+        expect(await store.maxHlc()).toEqual(m5.hlc);
+        expect(await store.pruneChanges(Number.MAX_SAFE_INTEGER)).toBe(0);
+
+        const m6 = mutation('e', { at: base + 500 });
+        expect(await commit(store, m6)).toEqual([expectedChange(m6, 6)]);
+        expect(await allChanges(store)).toEqual([expectedChange(m5, 5), expectedChange(m6, 6)]);
+        expect(await store.firstSeq()).toBe(5);
+        expect(await store.lastSeq()).toBe(6);
+      });
+
+      it('continues the seqs of a pruned log after close and reopen', async () => {
+        const ms = [mutation('a'), mutation('b'), mutation('c')];
+        for (const m of ms) await commit(store, m);
+        expect(await store.pruneChanges(Number.MAX_SAFE_INTEGER)).toBe(2);
+        await store.close();
+
+        const reopened = fixture.reopen();
+        try {
+          await reopened.init();
+          expect(await reopened.firstSeq()).toBe(3);
+          expect(await reopened.lastSeq()).toBe(3);
+          const next = mutation('d');
+          expect(await commit(reopened, next)).toEqual([expectedChange(next, 4)]);
+          expect((await allChanges(reopened)).map((c) => c.seq)).toEqual([3, 4]);
+        } finally {
+          await reopened.close();
+        }
+      });
+    });
+
+    describe('tombstone purge', () => {
+      it('removes only tombstones last written before the cutoff, never live entities', async () => {
+        const base = T0 + 2_000_000;
+        const oldLive = mutation('old-live', { at: base + 100 });
+        await commit(
+          store,
+          oldLive,
+          mutation('b', { at: base + 100 }),
+          mutation('c', { at: base + 100 }),
+          mutation('d', { at: base + 100 }),
+          mutation('p', { kind: 'policy', at: base + 100 }),
+          mutation('revived', { at: base + 100 }),
+        );
+        const delB = mutation('b', { op: 'delete', version: 2, at: base + 200 });
+        const delP = mutation('p', { kind: 'policy', op: 'delete', version: 2, at: base + 250 });
+        const delC = mutation('c', { op: 'delete', version: 2, at: base + 300 });
+        const delD = mutation('d', { op: 'delete', version: 2, at: base + 400 });
+        await commit(
+          store,
+          delB,
+          delP,
+          delC,
+          delD,
+          mutation('revived', { op: 'delete', version: 2, at: base + 150 }),
+        );
+        // Deleted long ago but written again since: live, so never purged however old.
+        const revived = mutation('revived', { version: 3, at: base + 160 });
+        await commit(store, revived);
+        const log = await allChanges(store);
+
+        // The cutoff is exclusive: a tombstone written at `before` stays.
+        expect(await store.purgeTombstones(base + 300)).toBe(2);
+        expect(await store.get('thing', 'b', { includeDeleted: true })).toBeUndefined();
+        expect(await store.get('policy', 'p', { includeDeleted: true })).toBeUndefined();
+        expect(await store.scan({ limit: 100, includeDeleted: true })).toEqual(
+          [delC, delD, oldLive, revived].map(expectedEntity),
+        );
+        expect(await keys(store, 'thing', { limit: 100 })).toEqual(['old-live', 'revived']);
+        // The deletes stay in the change log for the regions that have not seen them yet.
+        expect(await allChanges(store)).toEqual(log);
+        expect(await store.purgeTombstones(base + 300)).toBe(0);
+
+        expect(await store.purgeTombstones(base + 10_000)).toBe(2);
+        expect(await store.scan({ limit: 100, includeDeleted: true })).toEqual(
+          [oldLive, revived].map(expectedEntity),
+        );
+        expect(await store.count('thing')).toBe(2);
+      });
+
+      it('purges beside a transaction that writes tombstoned keys again, failing neither', async () => {
+        const base = T0 + 4_000_000;
+        await commit(store, mutation('x', { at: base }), mutation('y', { at: base }));
+        await commit(
+          store,
+          mutation('x', { op: 'delete', version: 2, at: base + 1 }),
+          mutation('y', { op: 'delete', version: 2, at: base + 1 }),
+        );
+        let release = (): void => {};
+        const gate = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let holding = (): void => {};
+        const held = new Promise<void>((resolve) => {
+          holding = resolve;
+        });
+        const x = mutation('x', { version: 3, at: base + 10 });
+        const y = mutation('y', { version: 3, at: base + 10 });
+        const writing = store.transaction(async (tx) => {
+          await tx.apply(y);
+          holding();
+          await gate;
+          await tx.apply(x);
+        });
+        await held;
+        const purging = store.purgeTombstones(base + 5);
+        // Give a purge that runs beside the writer (PostgreSQL) time to lock x and wait for y; the
+        // transaction then writes x. A correct store passes however the two interleave.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        release();
+        const outcomes = await Promise.allSettled([writing, purging]);
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled']);
+        expect(await store.get('thing', 'x')).toEqual(expectedEntity(x));
+        expect(await store.get('thing', 'y')).toEqual(expectedEntity(y));
+      });
+
+      it('lets a purged key be written again', async () => {
+        const base = T0 + 3_000_000;
+        await commit(store, mutation('sensor-1', { at: base }));
+        await commit(store, mutation('sensor-1', { op: 'delete', version: 2, at: base + 1 }));
+        expect(await store.purgeTombstones(base + 2)).toBe(1);
+        expect(await store.get('thing', 'sensor-1', { includeDeleted: true })).toBeUndefined();
+
+        const again = mutation('sensor-1', { at: base + 3, ref: 'cert-1' });
+        expect(await commit(store, again)).toEqual([expectedChange(again, 3)]);
+        expect(await store.get('thing', 'sensor-1')).toEqual(expectedEntity(again));
+        expect(await keys(store, 'thing', { limit: 10, ref: 'cert-1' })).toEqual(['sensor-1']);
+
+        // Its next tombstone is kept until it is old enough in turn.
+        const del = mutation('sensor-1', { op: 'delete', version: 2, at: base + 4 });
+        await commit(store, del);
+        expect(await store.purgeTombstones(base + 4)).toBe(0);
+        expect(await store.get('thing', 'sensor-1', { includeDeleted: true })).toEqual(expectedEntity(del));
       });
     });
 
@@ -396,6 +718,224 @@ export function storeSuite(name: string, make: () => Promise<StoreFixture>): voi
       });
     });
 
+    describe('local state', () => {
+      it('reads back, replaces and removes values, and lists them by literal prefix in key order', async () => {
+        const at = T0 + 500;
+        const west = { region: 'us-west', seq: 42, hlc: { wall: T0, counter: 3 } };
+        const central = { region: 'eu-central', seq: 7 };
+        const letter = {
+          changeId: randomUUID(),
+          error: 'Grüße, 東京',
+          attempts: [1, 2],
+          ok: false,
+          none: null,
+        };
+        await store.transaction(async (tx) => {
+          await tx.putLocal('cursor/us-west', west, at);
+          await tx.putLocal('cursor/eu-central', central, at + 1);
+          await tx.putLocal('cursor', { n: 1 }, at + 2);
+          await tx.putLocal('cursor.', { n: 2 }, at + 2);
+          await tx.putLocal('cursor0', { n: 3 }, at + 2);
+          await tx.putLocal('dlq/%1', letter, at + 3);
+          await tx.putLocal('dlq/_2', { n: 4 }, at + 3);
+          await tx.putLocal('dlq/a', { n: 5 }, at + 3);
+          await tx.putLocal('Zone', { n: 6 }, at + 3);
+        });
+
+        expect(await store.getLocal('cursor/us-west')).toEqual(west);
+        expect(await store.getLocal('dlq/%1')).toEqual(letter);
+        expect(await store.getLocal('cursor/ap-south')).toBeUndefined();
+        expect(await store.listLocal('cursor/', { limit: 10 })).toEqual([
+          { key: 'cursor/eu-central', value: central, updatedAt: at + 1 },
+          { key: 'cursor/us-west', value: west, updatedAt: at },
+        ]);
+        expect(await localKeys(store, 'cursor', { limit: 10 })).toEqual([
+          'cursor',
+          'cursor.',
+          'cursor/eu-central',
+          'cursor/us-west',
+          'cursor0',
+        ]);
+        // '%' and '_' are plain characters, not wildcards.
+        expect(await localKeys(store, 'dlq/%', { limit: 10 })).toEqual(['dlq/%1']);
+        expect(await localKeys(store, 'dlq/_', { limit: 10 })).toEqual(['dlq/_2']);
+        expect(await localKeys(store, 'replication/', { limit: 10 })).toEqual([]);
+        // Byte order, as for entity keys: upper case first.
+        expect(await localKeys(store, '', { limit: 100 })).toEqual([
+          'Zone',
+          'cursor',
+          'cursor.',
+          'cursor/eu-central',
+          'cursor/us-west',
+          'cursor0',
+          'dlq/%1',
+          'dlq/_2',
+          'dlq/a',
+        ]);
+
+        // `after` is exclusive and `limit` caps the page.
+        expect(await localKeys(store, 'cursor', { limit: 2 })).toEqual(['cursor', 'cursor.']);
+        expect(await localKeys(store, 'cursor', { limit: 2, after: 'cursor.' })).toEqual([
+          'cursor/eu-central',
+          'cursor/us-west',
+        ]);
+        expect(await localKeys(store, 'cursor', { limit: 10, after: 'cursor/f' })).toEqual([
+          'cursor/us-west',
+          'cursor0',
+        ]);
+        expect(await localKeys(store, 'cursor', { limit: 10, after: 'cursor0' })).toEqual([]);
+        expect(await localKeys(store, 'dlq/', { limit: 10, after: 'a' })).toEqual([
+          'dlq/%1',
+          'dlq/_2',
+          'dlq/a',
+        ]);
+
+        // A put replaces the whole value; null removes it, and removing what is not there is harmless.
+        const moved = { region: 'us-west', seq: 43 };
+        await store.transaction(async (tx) => {
+          await tx.putLocal('cursor/us-west', moved, at + 100);
+          await tx.putLocal('cursor/eu-central', null, at + 100);
+          await tx.putLocal('cursor/never-written', null, at + 100);
+        });
+        expect(await store.getLocal('cursor/us-west')).toEqual(moved);
+        expect(await store.getLocal('cursor/eu-central')).toBeUndefined();
+        expect(await store.listLocal('cursor/', { limit: 10 })).toEqual([
+          { key: 'cursor/us-west', value: moved, updatedAt: at + 100 },
+        ]);
+
+        // A removed key can be set again.
+        await store.transaction((tx) => tx.putLocal('cursor/eu-central', central, at + 200));
+        expect(await store.listLocal('cursor/eu-central', { limit: 10 })).toEqual([
+          { key: 'cursor/eu-central', value: central, updatedAt: at + 200 },
+        ]);
+      });
+
+      it('commits with the entities of its transaction or not at all, and writes no change record', async () => {
+        const m = mutation('sensor-1');
+        const change = await store.transaction(async (tx) => {
+          const c = await tx.apply(m);
+          await tx.putLocal('cursor/us-west', { seq: 1 }, m.at);
+          expect(await tx.getLocal('cursor/us-west')).toEqual({ seq: 1 });
+          expect(await tx.listLocal('cursor/', { limit: 10 })).toEqual([
+            { key: 'cursor/us-west', value: { seq: 1 }, updatedAt: m.at },
+          ]);
+          // Not visible outside before commit.
+          expect(await store.getLocal('cursor/us-west')).toBeUndefined();
+          expect(await store.listLocal('', { limit: 10 })).toEqual([]);
+          return c;
+        });
+        expect(change).toEqual(expectedChange(m, 1));
+        expect(await store.get('thing', 'sensor-1')).toEqual(expectedEntity(m));
+        expect(await store.getLocal('cursor/us-west')).toEqual({ seq: 1 });
+        expect(await allChanges(store)).toEqual([expectedChange(m, 1)]);
+
+        // Local writes alone leave the change log as it was: nothing of them is replicated.
+        await store.transaction(async (tx) => {
+          await tx.putLocal('cursor/us-west', { seq: 2 }, m.at + 1);
+          await tx.putLocal('dlq/1', { changeId: randomUUID() }, m.at + 1);
+          await tx.putLocal('dlq/2', { changeId: randomUUID() }, m.at + 1);
+          await tx.putLocal('dlq/2', null, m.at + 2);
+        });
+        expect(await store.lastSeq()).toBe(1);
+        expect(await store.firstSeq()).toBe(1);
+        expect(await store.maxHlc()).toEqual(m.hlc);
+        expect(await allChanges(store)).toEqual([expectedChange(m, 1)]);
+        expect(await localKeys(store, '', { limit: 10 })).toEqual(['cursor/us-west', 'dlq/1']);
+        const local = await store.listLocal('', { limit: 10 });
+
+        // A transaction that throws keeps neither its entities nor any of its local writes.
+        const boom = new Error('boom');
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.apply(mutation('sensor-2'));
+            await tx.putLocal('cursor/us-west', { seq: 3 }, m.at + 3);
+            await tx.putLocal('cursor/eu-central', { seq: 9 }, m.at + 3);
+            await tx.putLocal('dlq/1', null, m.at + 3);
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.putLocal('cursor/us-west', { seq: 4 }, m.at + 4);
+            throw boom;
+          }),
+        ).rejects.toBe(boom);
+        expect(await store.get('thing', 'sensor-2', { includeDeleted: true })).toBeUndefined();
+        expect(await store.listLocal('', { limit: 10 })).toEqual(local);
+        expect(await store.lastSeq()).toBe(1);
+
+        // The next transaction numbers its change right after the last committed one.
+        const next = mutation('sensor-3');
+        expect(await commit(store, next)).toEqual([expectedChange(next, 2)]);
+      });
+
+      it('keeps the local writes of each of many concurrent transactions with its own entities', async () => {
+        const n = 60;
+        const fails = (i: number): boolean => i % 5 === 2;
+        // Every fourth transaction writes only local state.
+        const localOnly = (i: number): boolean => i % 4 === 1;
+        const planned = Array.from({ length: n }, (_, i) => mutation(`dev-${String(i).padStart(2, '0')}`));
+        const results = await Promise.allSettled(
+          planned.map((m, i) =>
+            store.transaction(async (tx) => {
+              if (!localOnly(i)) await tx.apply(m);
+              await tx.putLocal(`applied/${m.key}`, { i }, m.at);
+              if (fails(i)) throw new Error(`transaction ${i} fails`);
+            }),
+          ),
+        );
+
+        let entities = 0;
+        for (const [i, r] of results.entries()) {
+          const m = planned[i];
+          if (!m) continue;
+          const entity = await store.get('thing', m.key, { includeDeleted: true });
+          const local = await store.getLocal(`applied/${m.key}`);
+          if (fails(i)) {
+            expect(r).toEqual({ status: 'rejected', reason: new Error(`transaction ${i} fails`) });
+            expect(entity).toBeUndefined();
+            expect(local).toBeUndefined();
+          } else {
+            expect(r.status).toBe('fulfilled');
+            expect(entity).toEqual(localOnly(i) ? undefined : expectedEntity(m));
+            expect(local).toEqual({ i });
+            if (!localOnly(i)) entities += 1;
+          }
+        }
+        expect(await localKeys(store, 'applied/', { limit: 1000 })).toEqual(
+          planned.filter((_, i) => !fails(i)).map((m) => `applied/${m.key}`),
+        );
+        expect(await store.lastSeq()).toBe(entities);
+        expect((await allChanges(store)).map((c) => c.seq)).toEqual(
+          Array.from({ length: entities }, (_, i) => i + 1),
+        );
+      });
+
+      it('keeps local state across close and reopen', async () => {
+        const m = mutation('sensor-1');
+        await store.transaction(async (tx) => {
+          await tx.apply(m);
+          await tx.putLocal('cursor/us-west', { seq: 17 }, T0 + 1);
+          await tx.putLocal('dlq/1', { error: 'timeout' }, T0 + 2);
+        });
+        const local = await store.listLocal('', { limit: 10 });
+        expect(local).toHaveLength(2);
+        await store.close();
+
+        const reopened = fixture.reopen();
+        try {
+          await reopened.init();
+          expect(await reopened.listLocal('', { limit: 10 })).toEqual(local);
+          expect(await reopened.getLocal('cursor/us-west')).toEqual({ seq: 17 });
+          await reopened.transaction((tx) => tx.putLocal('cursor/us-west', { seq: 18 }, T0 + 3));
+          expect(await reopened.getLocal('cursor/us-west')).toEqual({ seq: 18 });
+          expect(await reopened.lastSeq()).toBe(1);
+        } finally {
+          await reopened.close();
+        }
+      });
+    });
+
     describe('lifecycle', () => {
       it('keeps entities and the change log across close and reopen, and continues the seqs', async () => {
         const m1 = mutation('a', { ref: 'cert-1', hlc: { wall: T0 + 50_000, counter: 7 } });
@@ -446,6 +986,12 @@ export function storeSuite(name: string, make: () => Promise<StoreFixture>): voi
       it('refuses work before init and after close with a typed error', async () => {
         const fresh = fixture.reopen();
         await expect(fresh.get('thing', 'a')).rejects.toMatchObject({ code: 'IOTDR_STORE_NOT_INITIALIZED' });
+        await expect(fresh.scan({ limit: 1 })).rejects.toMatchObject({ code: 'IOTDR_STORE_NOT_INITIALIZED' });
+        await expect(fresh.getLocal('a')).rejects.toMatchObject({ code: 'IOTDR_STORE_NOT_INITIALIZED' });
+        await expect(fresh.pruneChanges(T0)).rejects.toMatchObject({ code: 'IOTDR_STORE_NOT_INITIALIZED' });
+        await expect(fresh.purgeTombstones(T0)).rejects.toMatchObject({
+          code: 'IOTDR_STORE_NOT_INITIALIZED',
+        });
         await fresh.close();
 
         await store.close();
@@ -454,6 +1000,15 @@ export function storeSuite(name: string, make: () => Promise<StoreFixture>): voi
         await expect(store.list('thing', { limit: 1 })).rejects.toMatchObject({ code: 'IOTDR_STORE_CLOSED' });
         await expect(store.lastSeq()).rejects.toMatchObject({ code: 'IOTDR_STORE_CLOSED' });
         await expect(commit(store, mutation('a'))).rejects.toMatchObject({ code: 'IOTDR_STORE_CLOSED' });
+        // Maintenance on a timer calls these with `.catch()`: a closed store must reject, not throw.
+        const closed = { code: 'IOTDR_STORE_CLOSED' };
+        await expect(store.scan({ limit: 1 })).rejects.toMatchObject(closed);
+        await expect(store.getLocal('cursor/us-west')).rejects.toMatchObject(closed);
+        await expect(store.listLocal('', { limit: 1 })).rejects.toMatchObject(closed);
+        await expect(store.firstSeq()).rejects.toMatchObject(closed);
+        await expect(store.pruneChanges(T0)).rejects.toMatchObject(closed);
+        await expect(store.purgeTombstones(T0)).rejects.toMatchObject(closed);
+        await expect(store.transaction((tx) => tx.putLocal('a', { n: 1 }, T0))).rejects.toMatchObject(closed);
       });
     });
   });

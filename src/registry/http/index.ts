@@ -1,1 +1,3 @@
-export { buildRegistryApi, type RegistryApiOptions } from './server.js';
+export { ADMIN, READ, REPLICATE, WRITE } from './auth.js';
+export { changeSchema, entitySchema, problemSchema } from './schemas.js';
+export { buildRegistryApi, type RegistryApiOptions, regionMetrics } from './server.js';

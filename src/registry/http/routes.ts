@@ -511,7 +511,19 @@ export function registryRoutes(service: RegistryService) {
           'The change log in seq order after `after`; with `wait`, an empty answer waits that long for the next commit.',
         querystring: changesQuery,
         response: {
-          200: z.object({ changes: z.array(changeSchema), lastSeq: z.number().int() }),
+          200: z.object({
+            changes: z.array(changeSchema),
+            lastSeq: z.number().int().describe('the highest committed seq'),
+            firstSeq: z
+              .number()
+              .int()
+              .describe('the lowest seq still kept (older ones were pruned); 0 when empty'),
+            scannedTo: z
+              .number()
+              .int()
+              .describe('the answer holds every change matching the filter up to this seq'),
+            remaining: z.number().int().describe('changes matching the filter after the last one returned'),
+          }),
           ...errors,
         },
       },
@@ -521,14 +533,23 @@ export function registryRoutes(service: RegistryService) {
         const onClose = () => controller.abort();
         reply.raw.once('close', onClose);
         try {
-          const changes = await service.changes({
+          const page = await service.changes({
             after: req.query.after,
             limit: req.query.limit,
             waitMs: req.query.wait,
             signal: controller.signal,
             ...(req.query.origin === undefined ? {} : { origin: req.query.origin }),
           });
-          return { changes, lastSeq: await service.store.lastSeq() };
+          const last = page.changes[page.changes.length - 1]?.seq ?? req.query.after;
+          const [lastSeq, firstSeq, remaining] = await Promise.all([
+            service.store.lastSeq(),
+            service.store.firstSeq(),
+            service.store.countChanges({
+              after: last,
+              ...(req.query.origin === undefined ? {} : { origin: req.query.origin }),
+            }),
+          ]);
+          return { changes: page.changes, lastSeq, firstSeq, scannedTo: page.scannedTo, remaining };
         } finally {
           reply.raw.off('close', onClose);
         }

@@ -135,7 +135,7 @@ export const issuedTokenSchema = z
   .object({ token: z.string().describe('the bearer token; shown this once'), info: tokenSchema })
   .meta({ id: 'IssuedToken' });
 
-const hlcSchema = z.object({ wall: z.number().int(), counter: z.number().int() });
+export const hlcSchema = z.object({ wall: z.number().int(), counter: z.number().int() });
 export const changeSchema = z
   .object({
     seq: z.number().int(),
@@ -195,3 +195,17 @@ export const certificatePolicyParams = z
   .object({ id: certificateIdSchema, policy: policyNameSchema })
   .strict();
 export const groupThingParams = z.object({ group: thingGroupNameSchema, thing: thingNameSchema }).strict();
+
+export const entitySchema = z
+  .object({
+    kind: z.string(),
+    key: z.string(),
+    ref: z.string().nullable(),
+    doc: z.record(z.string(), z.unknown()).nullable(),
+    version,
+    hlc: hlcSchema,
+    origin: z.string(),
+    deleted: z.boolean(),
+    updatedAt: z.number().int(),
+  })
+  .meta({ id: 'Entity' });

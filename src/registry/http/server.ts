@@ -17,6 +17,10 @@ export interface RegistryApiOptions {
   bodyLimit?: number;
   /** Version string shown in /openapi.json. */
   version?: string;
+  /** The region's Prometheus registry; other components register their metrics in it too. */
+  metrics?: Registry;
+  /** Routes of other components served by the same API (replication, later health). */
+  routes?: Array<(app: FastifyInstance) => Promise<void>>;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
@@ -57,9 +61,7 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
   });
   app.addHook('onRequest', authenticate(service));
 
-  const metrics = new Registry();
-  metrics.setDefaultLabels({ region: service.region });
-  collectDefaultMetrics({ register: metrics, prefix: 'iotdr_' });
+  const metrics = options.metrics ?? regionMetrics(service.region);
   const requests = new Histogram({
     name: 'iotdr_http_request_duration_seconds',
     help: 'HTTP request duration by route and status',
@@ -121,5 +123,14 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
     lastSeq: await service.store.lastSeq(),
   }));
   await app.register(registryRoutes(service));
+  for (const routes of options.routes ?? []) await app.register(routes);
   return app;
+}
+
+/** A Prometheus registry for one region, with process metrics and the region label. */
+export function regionMetrics(region: string): Registry {
+  const metrics = new Registry();
+  metrics.setDefaultLabels({ region });
+  collectDefaultMetrics({ register: metrics, prefix: 'iotdr_' });
+  return metrics;
 }

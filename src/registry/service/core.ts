@@ -8,8 +8,10 @@ import type {
   Doc,
   EntityRecord,
   ListOptions,
+  LocalRecord,
   Mutation,
   RegistryStore,
+  ScanOptions,
   StoreReader,
   StoreTx,
 } from '../store/index.js';
@@ -50,10 +52,26 @@ class RecordingTx implements WriteTx {
     return this.#tx.count(kind, options);
   }
 
+  scan(options: ScanOptions): Promise<EntityRecord[]> {
+    return this.#tx.scan(options);
+  }
+
+  getLocal(key: string): Promise<Doc | undefined> {
+    return this.#tx.getLocal(key);
+  }
+
+  listLocal(prefix: string, options: { after?: string; limit: number }): Promise<LocalRecord[]> {
+    return this.#tx.listLocal(prefix, options);
+  }
+
   async apply(mutation: Mutation): Promise<ChangeRecord> {
     const change = await this.#tx.apply(mutation);
     this.written.push(change);
     return change;
+  }
+
+  putLocal(key: string, value: Doc | null, at: number): Promise<void> {
+    return this.#tx.putLocal(key, value, at);
   }
 }
 

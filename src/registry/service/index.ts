@@ -1,5 +1,5 @@
 export type { CaCertificate, Certificate, CreatedCertificate, ThingPrincipal } from './certificates.js';
-export type { PutResult } from './core.js';
+export type { PutResult, WriteTx } from './core.js';
 export type { Policy, PolicyPrincipal } from './policies.js';
 export {
   DEFAULT_PAGE_SIZE,

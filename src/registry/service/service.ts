@@ -15,9 +15,9 @@ import type {
   TokenDoc,
 } from '../model.js';
 import { KIND } from '../model.js';
-import type { ChangeRecord, Doc, EntityRecord, RegistryStore } from '../store/index.js';
+import type { ChangeRecord, Doc, EntityRecord, Hlc, RegistryStore } from '../store/index.js';
 import * as certs from './certificates.js';
-import type { ServiceContext } from './core.js';
+import { type ServiceContext, type WriteTx, writeTransaction } from './core.js';
 import * as policies from './policies.js';
 import * as things from './things.js';
 import * as tokens from './tokens.js';
@@ -98,6 +98,25 @@ export class RegistryService {
     const max = await this.store.maxHlc();
     if (max) this.#ctx.hlc.restore(max);
     if (this.#ca) await certs.registerEmbeddedCa(this.#ctx, this.#ca);
+  }
+
+  /** The service's clock (injected in tests). */
+  get clock(): Clock {
+    return this.#ctx.clock;
+  }
+
+  /**
+   * Runs a write transaction on the store directly. Replication uses it to apply changes made in
+   * another region with their own ids, versions, HLCs and origins, and to keep its cursor in the
+   * same transaction; commit listeners see what it wrote, as for any write.
+   */
+  transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
+    return writeTransaction(this.#ctx, fn);
+  }
+
+  /** Moves this region's clock past a timestamp seen from another region. */
+  observeHlc(hlc: Hlc): void {
+    this.#ctx.hlc.receive(hlc);
   }
 
   /** Called with the changes of every committed transaction. Returns the unsubscribe function. */
@@ -287,6 +306,8 @@ export class RegistryService {
   /**
    * The change log after `after`, in order. With `waitMs`, an empty answer waits up to that long
    * for the next commit (long poll); `signal` ends the wait early (client gone, shutdown).
+   * `scannedTo` says up to which seq the answer is complete for the filter: the log's last seq
+   * read before the changes, when the page is not full.
    */
   async changes(options: {
     after: number;
@@ -294,17 +315,24 @@ export class RegistryService {
     origin?: string;
     waitMs?: number;
     signal?: AbortSignal;
-  }): Promise<ChangeRecord[]> {
-    const read = () =>
-      this.store.changes({
+  }): Promise<{ changes: ChangeRecord[]; scannedTo: number }> {
+    const read = async () => {
+      // Seqs are gap-free in commit order: every change up to `upTo` is visible to the query after.
+      const upTo = await this.store.lastSeq();
+      const changes = await this.store.changes({
         after: options.after,
         limit: options.limit,
         ...(options.origin === undefined ? {} : { origin: options.origin }),
       });
+      const last = changes[changes.length - 1]?.seq ?? options.after;
+      const scannedTo = changes.length < options.limit ? Math.max(last, upTo, options.after) : last;
+      return { changes, scannedTo };
+    };
     const first = await read();
     const waitMs = Math.min(options.waitMs ?? 0, MAX_CHANGES_WAIT_MS);
-    if (first.length > 0 || waitMs <= 0) return first;
+    if (first.changes.length > 0 || waitMs <= 0) return first;
     const deadline = this.#ctx.clock.now() + waitMs;
+    let latest = first;
     while (!options.signal?.aborted) {
       const remaining = deadline - this.#ctx.clock.now();
       if (remaining <= 0) break;
@@ -321,9 +349,9 @@ export class RegistryService {
         });
         options.signal?.addEventListener('abort', done, { once: true });
       });
-      const next = await read();
-      if (next.length > 0) return next;
+      latest = await read();
+      if (latest.changes.length > 0) return latest;
     }
-    return [];
+    return latest;
   }
 }

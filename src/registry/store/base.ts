@@ -1,5 +1,14 @@
 import type { GroupCommitter } from './group-commit.js';
-import type { CountOptions, EntityRecord, ListOptions, StoreReader, StoreTx } from './types.js';
+import type {
+  CountOptions,
+  Doc,
+  EntityRecord,
+  ListOptions,
+  LocalRecord,
+  ScanOptions,
+  StoreReader,
+  StoreTx,
+} from './types.js';
 
 /**
  * What both engines share: reads outside transactions go to the engine's read side, writes to its
@@ -22,6 +31,18 @@ export abstract class EngineStore {
 
   async count(kind: string, options?: CountOptions): Promise<number> {
     return this.ready().reader.count(kind, options);
+  }
+
+  async scan(options: ScanOptions): Promise<EntityRecord[]> {
+    return this.ready().reader.scan(options);
+  }
+
+  async getLocal(key: string): Promise<Doc | undefined> {
+    return this.ready().reader.getLocal(key);
+  }
+
+  async listLocal(prefix: string, options: { after?: string; limit: number }): Promise<LocalRecord[]> {
+    return this.ready().reader.listLocal(prefix, options);
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

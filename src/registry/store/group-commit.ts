@@ -1,5 +1,15 @@
 import { StoreError } from '../../common/index.js';
-import type { ChangeRecord, CountOptions, EntityRecord, ListOptions, Mutation, StoreTx } from './types.js';
+import type {
+  ChangeRecord,
+  CountOptions,
+  Doc,
+  EntityRecord,
+  ListOptions,
+  LocalRecord,
+  Mutation,
+  ScanOptions,
+  StoreTx,
+} from './types.js';
 
 /** The statements a group committer needs from one connection; each engine supplies its own. */
 export interface TxControl {
@@ -67,9 +77,26 @@ class TrackingTx implements StoreTx {
     return this.#track(this.#tx.count(kind, options));
   }
 
+  scan(options: ScanOptions): Promise<EntityRecord[]> {
+    return this.#track(this.#tx.scan(options));
+  }
+
+  getLocal(key: string): Promise<Doc | undefined> {
+    return this.#track(this.#tx.getLocal(key));
+  }
+
+  listLocal(prefix: string, options: { after?: string; limit: number }): Promise<LocalRecord[]> {
+    return this.#track(this.#tx.listLocal(prefix, options));
+  }
+
   apply(mutation: Mutation): Promise<ChangeRecord> {
     this.wrote = true;
     return this.#track(this.#tx.apply(mutation));
+  }
+
+  putLocal(key: string, value: Doc | null, at: number): Promise<void> {
+    this.wrote = true;
+    return this.#track(this.#tx.putLocal(key, value, at));
   }
 }
 

@@ -10,8 +10,10 @@ export type {
   EntityRecord,
   Hlc,
   ListOptions,
+  LocalRecord,
   Mutation,
   RegistryStore,
+  ScanOptions,
   StoreReader,
   StoreTx,
 } from './types.js';

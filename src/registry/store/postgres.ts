@@ -9,11 +9,14 @@ import type {
   ChangeRecord,
   ChangesOptions,
   CountOptions,
+  Doc,
   EntityRecord,
   Hlc,
   ListOptions,
+  LocalRecord,
   Mutation,
   RegistryStore,
+  ScanOptions,
   StoreReader,
   StoreTx,
 } from './types.js';
@@ -92,6 +95,11 @@ CREATE TABLE IF NOT EXISTS ${s}.changes (
 );
 CREATE INDEX IF NOT EXISTS changes_origin ON ${s}.changes (origin, seq);
 CREATE INDEX IF NOT EXISTS changes_hlc ON ${s}.changes (hlc_wall, hlc_counter);
+CREATE TABLE IF NOT EXISTS ${s}.local_state (
+  key TEXT COLLATE "C" PRIMARY KEY,
+  value JSONB NOT NULL,
+  updated_at BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ${s}.seq_counter (id INT PRIMARY KEY CHECK (id = 1), last BIGINT NOT NULL);
 INSERT INTO ${s}.seq_counter (id, last) SELECT 1, COALESCE(MAX(seq), 0) FROM ${s}.changes
   ON CONFLICT (id) DO UPDATE SET last = GREATEST(${s}.seq_counter.last, excluded.last);
@@ -204,6 +212,42 @@ class PgReader implements StoreReader {
     );
     return Number(rows[0]?.n ?? 0);
   }
+
+  async scan(options: ScanOptions): Promise<EntityRecord[]> {
+    const clauses: string[] = [];
+    const params: Array<string | number> = [];
+    const param = (value: string | number): string => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    if (options.after)
+      clauses.push(`(kind, key) > (${param(options.after.kind)}, ${param(options.after.key)})`);
+    if (options.origin !== undefined) clauses.push(`origin = ${param(options.origin)}`);
+    if (!options.includeDeleted) clauses.push('NOT deleted');
+    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
+    const { rows } = await this.query<EntityRow>(
+      `SELECT ${ENTITY_COLUMNS} FROM ${this.s}.entities ${where} ORDER BY kind, key LIMIT ${param(options.limit)}`,
+      params,
+    );
+    return rows.map(toEntity);
+  }
+
+  async getLocal(key: string): Promise<Doc | undefined> {
+    const { rows } = await this.query<{ value: Doc }>(
+      `SELECT value FROM ${this.s}.local_state WHERE key = $1`,
+      [key],
+    );
+    return rows[0]?.value;
+  }
+
+  async listLocal(prefix: string, options: { after?: string; limit: number }): Promise<LocalRecord[]> {
+    const { rows } = await this.query<{ key: string; value: Doc; updated_at: Int }>(
+      `SELECT key, value, updated_at FROM ${this.s}.local_state
+       WHERE key >= $1 AND key < $2 AND key > $3 ORDER BY key LIMIT $4`,
+      [prefix, `${prefix}\uffff`, options.after ?? '', options.limit],
+    );
+    return rows.map((r) => ({ key: r.key, value: r.value, updatedAt: Number(r.updated_at) }));
+  }
 }
 
 function filterSql(
@@ -232,6 +276,18 @@ class PgTx extends PgReader implements StoreTx {
   constructor(query: Query, schema: string) {
     super(query, schema);
     this.#applySql = applySql(schema);
+  }
+
+  async putLocal(key: string, value: Doc | null, at: number): Promise<void> {
+    if (value === null) {
+      await this.query(`DELETE FROM ${this.s}.local_state WHERE key = $1`, [key]);
+      return;
+    }
+    await this.query(
+      `INSERT INTO ${this.s}.local_state (key, value, updated_at) VALUES ($1, $2::jsonb, $3)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [key, JSON.stringify(value), at],
+    );
   }
 
   async apply(m: Mutation): Promise<ChangeRecord> {
@@ -496,6 +552,53 @@ export class PostgresStore extends EngineStore implements RegistryStore {
       `SELECT last FROM ${this.#quoted}.seq_counter WHERE id = 1`,
     );
     return Number(rows[0]?.last ?? 0);
+  }
+
+  async countChanges(options: { after: number; origin?: string }): Promise<number> {
+    const s = this.#quoted;
+    const { rows } =
+      options.origin === undefined
+        ? await this.#poolQuery<{ n: Int }>(`SELECT COUNT(*) AS n FROM ${s}.changes WHERE seq > $1`, [
+            options.after,
+          ])
+        : await this.#poolQuery<{ n: Int }>(
+            `SELECT COUNT(*) AS n FROM ${s}.changes WHERE origin = $1 AND seq > $2`,
+            [options.origin, options.after],
+          );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async firstSeq(): Promise<number> {
+    const { rows } = await this.#poolQuery<{ seq: Int | null }>(
+      `SELECT MIN(seq) AS seq FROM ${this.#quoted}.changes`,
+    );
+    return Number(rows[0]?.seq ?? 0);
+  }
+
+  // Maintenance runs as single autocommit statements beside the writer, not in its batches: a row
+  // the writer changes meanwhile is re-checked by PostgreSQL after the writer commits.
+
+  async purgeTombstones(before: number): Promise<number> {
+    // SKIP LOCKED: a plain DELETE would lock tombstone A, then wait for tombstone B that an open
+    // write transaction is reviving; when that transaction then revives A, the two deadlock and
+    // PostgreSQL kills one of them — possibly the writer's whole batch. A tombstone being written
+    // right now is not purgeable anyway; the next purge finds it if it is still a tombstone.
+    const s = this.#quoted;
+    const result = await this.#poolQuery(
+      `DELETE FROM ${s}.entities WHERE (kind, key) IN (
+         SELECT kind, key FROM ${s}.entities WHERE deleted AND updated_at < $1 FOR UPDATE SKIP LOCKED)`,
+      [before],
+    );
+    return result.rowCount ?? 0;
+  }
+
+  async pruneChanges(before: number): Promise<number> {
+    const s = this.#quoted;
+    const result = await this.#poolQuery(
+      `DELETE FROM ${s}.changes WHERE committed_at < $1 AND seq < (SELECT last FROM ${s}.seq_counter WHERE id = 1)`,
+      [before],
+    );
+    return result.rowCount ?? 0;
   }
 
   async maxHlc(): Promise<Hlc | undefined> {

@@ -9,11 +9,14 @@ import type {
   ChangeRecord,
   ChangesOptions,
   CountOptions,
+  Doc,
   EntityRecord,
   Hlc,
   ListOptions,
+  LocalRecord,
   Mutation,
   RegistryStore,
+  ScanOptions,
   StoreReader,
   StoreTx,
 } from './types.js';
@@ -63,6 +66,11 @@ CREATE TABLE IF NOT EXISTS changes (
   committed_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_origin ON changes (origin, seq);
+CREATE TABLE IF NOT EXISTS local_state (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
 `;
 
 /** Prepared read statements over one connection. */
@@ -104,6 +112,45 @@ class SqliteReader implements StoreReader {
     };
     return row.n;
   }
+
+  async scan(options: ScanOptions): Promise<EntityRecord[]> {
+    const clauses: string[] = [];
+    const params: Array<string | number> = [];
+    if (options.after) {
+      clauses.push('(kind, key) > (?, ?)');
+      params.push(options.after.kind, options.after.key);
+    }
+    if (options.origin !== undefined) {
+      clauses.push('origin = ?');
+      params.push(options.origin);
+    }
+    if (!options.includeDeleted) clauses.push('deleted = 0');
+    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
+    const rows = this.#db
+      .prepare(`SELECT * FROM entities ${where} ORDER BY kind, key LIMIT ?`)
+      .all(...params, options.limit) as EntityRow[];
+    return rows.map(toEntity);
+  }
+
+  async getLocal(key: string): Promise<Doc | undefined> {
+    const row = this.#db.prepare('SELECT value FROM local_state WHERE key = ?').get(key) as
+      | { value: string }
+      | undefined;
+    return row ? (JSON.parse(row.value) as Doc) : undefined;
+  }
+
+  async listLocal(prefix: string, options: { after?: string; limit: number }): Promise<LocalRecord[]> {
+    const rows = this.#db
+      .prepare(
+        'SELECT key, value, updated_at FROM local_state WHERE key >= ? AND key < ? AND key > ? ORDER BY key LIMIT ?',
+      )
+      .all(prefix, `${prefix}\uffff`, options.after ?? '', options.limit) as Array<{
+      key: string;
+      value: string;
+      updated_at: number;
+    }>;
+    return rows.map((r) => ({ key: r.key, value: JSON.parse(r.value) as Doc, updatedAt: r.updated_at }));
+  }
 }
 
 function filterSql(kind: string, options: Partial<ListOptions>): { sql: string; params: Array<string> } {
@@ -129,6 +176,8 @@ class SqliteTx extends SqliteReader implements StoreTx {
   readonly #upsert: Database.Statement;
   readonly #insertChange: Database.Statement;
   readonly #maxSeq: Database.Statement<[], { seq: number | null }>;
+  readonly #putLocal: Database.Statement<[string, string, number]>;
+  readonly #deleteLocal: Database.Statement<[string]>;
 
   constructor(db: Database.Database) {
     super(db);
@@ -142,6 +191,15 @@ class SqliteTx extends SqliteReader implements StoreTx {
       db.prepare(`INSERT INTO changes (seq, id, kind, key, op, ref, after, version, hlc_wall, hlc_counter, origin, committed_at)
       VALUES (@seq, @id, @kind, @key, @op, @ref, @after, @version, @hlc_wall, @hlc_counter, @origin, @committed_at)`);
     this.#maxSeq = db.prepare('SELECT MAX(seq) AS seq FROM changes');
+    this.#putLocal = db.prepare(
+      'INSERT INTO local_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+    );
+    this.#deleteLocal = db.prepare('DELETE FROM local_state WHERE key = ?');
+  }
+
+  async putLocal(key: string, value: Doc | null, at: number): Promise<void> {
+    if (value === null) this.#deleteLocal.run(key);
+    else this.#putLocal.run(key, JSON.stringify(value), at);
   }
 
   async apply(m: Mutation): Promise<ChangeRecord> {
@@ -286,6 +344,44 @@ export class SqliteStore extends EngineStore implements RegistryStore {
       seq: number | null;
     };
     return row.seq ?? 0;
+  }
+
+  async countChanges(options: { after: number; origin?: string }): Promise<number> {
+    this.ready();
+    const db = this.#readerDb;
+    if (!db) return 0;
+    const row = (
+      options.origin === undefined
+        ? db.prepare('SELECT COUNT(*) AS n FROM changes WHERE seq > ?').get(options.after)
+        : db
+            .prepare('SELECT COUNT(*) AS n FROM changes WHERE origin = ? AND seq > ?')
+            .get(options.origin, options.after)
+    ) as { n: number };
+    return row.n;
+  }
+
+  async firstSeq(): Promise<number> {
+    this.ready();
+    const row = this.#readerDb?.prepare('SELECT MIN(seq) AS seq FROM changes').get() as {
+      seq: number | null;
+    };
+    return row.seq ?? 0;
+  }
+
+  async purgeTombstones(before: number): Promise<number> {
+    return this.ready().committer.run(async () => {
+      const db = this.ready().writer;
+      return db.prepare('DELETE FROM entities WHERE deleted = 1 AND updated_at < ?').run(before).changes;
+    });
+  }
+
+  async pruneChanges(before: number): Promise<number> {
+    return this.ready().committer.run(async () => {
+      const db = this.ready().writer;
+      return db
+        .prepare('DELETE FROM changes WHERE committed_at < ? AND seq < (SELECT MAX(seq) FROM changes)')
+        .run(before).changes;
+    });
   }
 
   async maxHlc(): Promise<Hlc | undefined> {

@@ -96,6 +96,23 @@ export interface ChangesOptions {
   origin?: string;
 }
 
+/** A value of the store's local state: per-region bookkeeping that is not replicated. */
+export interface LocalRecord {
+  key: string;
+  value: Doc;
+  updatedAt: number;
+}
+
+export interface ScanOptions {
+  /** Exclusive lower bound on (kind, key). */
+  after?: { kind: string; key: string };
+  limit: number;
+  /** Only entities whose last write was first made in this region. */
+  origin?: string;
+  /** Tombstones too (a snapshot needs them, so that a late change cannot resurrect a delete). */
+  includeDeleted?: boolean;
+}
+
 export interface StoreReader {
   /** The live entity, or undefined (tombstones are returned only with includeDeleted). */
   get(kind: string, key: string, options?: { includeDeleted?: boolean }): Promise<EntityRecord | undefined>;
@@ -103,6 +120,12 @@ export interface StoreReader {
   list(kind: string, options: ListOptions): Promise<EntityRecord[]>;
   /** Number of live entities of a kind. */
   count(kind: string, options?: CountOptions): Promise<number>;
+  /** Entities of every kind in (kind, key) order: what a snapshot pages through. */
+  scan(options: ScanOptions): Promise<EntityRecord[]>;
+  /** A value of the local state, undefined when absent. */
+  getLocal(key: string): Promise<Doc | undefined>;
+  /** Local state whose key starts with `prefix`, in key order. */
+  listLocal(prefix: string, options: { after?: string; limit: number }): Promise<LocalRecord[]>;
 }
 
 export interface StoreTx extends StoreReader {
@@ -111,6 +134,12 @@ export interface StoreTx extends StoreReader {
    * atomically with the rest of the transaction. Returns the change as it will be committed.
    */
   apply(mutation: Mutation): Promise<ChangeRecord>;
+  /**
+   * Sets (or with null, removes) a value of the local state in this transaction. Local state is
+   * this region's bookkeeping — replication cursors, dead letters — and has no change record: it is
+   * never replicated.
+   */
+  putLocal(key: string, value: Doc | null, at: number): Promise<void>;
 }
 
 export interface RegistryStore extends StoreReader {
@@ -126,10 +155,22 @@ export interface RegistryStore extends StoreReader {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /** The change log in seq order. */
   changes(options: ChangesOptions): Promise<ChangeRecord[]>;
+  /** How many changes (of one origin) the log holds after `after`. */
+  countChanges(options: { after: number; origin?: string }): Promise<number>;
   /** Highest committed seq, 0 when the log is empty. */
   lastSeq(): Promise<number>;
+  /** Lowest seq still in the change log (older ones were pruned); 0 when the log is empty. */
+  firstSeq(): Promise<number>;
   /** Highest HLC in the change log, so a restarted region's clock never goes backwards. */
   maxHlc(): Promise<Hlc | undefined>;
+  /** Removes tombstones last written before `before` (ms); returns how many. */
+  purgeTombstones(before: number): Promise<number>;
+  /**
+   * Removes change records committed before `before` (ms), never the newest one, so seqs keep
+   * counting and the HLC keeps its floor; returns how many. Readers behind the pruned part must
+   * bootstrap from a snapshot.
+   */
+  pruneChanges(before: number): Promise<number>;
   close(): Promise<void>;
 }
 

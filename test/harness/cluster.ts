@@ -1,0 +1,124 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../src/common/index.js';
+import { type IotdrConfig, parseConfig } from '../../src/config/index.js';
+import { type RunningRegion, startRegion } from '../../src/region.js';
+import { freePort } from './process.js';
+
+export type Engine = { engine: 'sqlite' } | { engine: 'postgres'; url: string };
+
+export interface ClusterRegion {
+  name: string;
+  url: string;
+  running: RunningRegion | undefined;
+  call(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface Cluster {
+  stateDir: string;
+  config: IotdrConfig;
+  configYaml: Record<string, unknown>;
+  adminToken: string;
+  regions: Record<string, ClusterRegion>;
+  close(): Promise<void>;
+}
+
+let schemas = 0;
+
+/**
+ * Real regions in this process, each with its own store and HTTP API on a free port, replicating
+ * to each other over HTTP from one state directory (one CA, one admin and one replicator token).
+ * `autostart` lists the regions started now; the others can be started later (`region.start()`).
+ */
+export async function startCluster(
+  names: string[],
+  engine: Engine,
+  options: { autostart?: string[]; replication?: Record<string, unknown> } = {},
+): Promise<Cluster> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-cluster-'));
+  const run = `${process.pid}_${++schemas}`;
+  const regionsYaml = [];
+  for (const [i, name] of names.entries()) {
+    regionsYaml.push({
+      name,
+      priority: i + 1,
+      address: '127.0.0.1',
+      api: { port: await freePort() },
+      mqtt: { port: 0 },
+      store:
+        engine.engine === 'sqlite'
+          ? { engine: 'sqlite' }
+          : { engine: 'postgres', url: engine.url, schema: `r${run}_${name.replace(/-/g, '_')}` },
+    });
+  }
+  const configYaml = {
+    logging: { level: 'silent' },
+    regions: regionsYaml,
+    replication: { waitMs: 500, retryBaseMs: 20, retryMaxMs: 250, ...options.replication },
+  };
+  const config = parseConfig(configYaml);
+  const logger = createLogger({ level: 'silent' });
+  const regions: Record<string, ClusterRegion> = {};
+  let adminToken = '';
+  for (const r of config.regions) {
+    const url = `http://127.0.0.1:${r.api.port}`;
+    const region: ClusterRegion = {
+      name: r.name,
+      url,
+      running: undefined,
+      async call(method, path, body, token) {
+        const res = await fetch(`${url}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${token ?? adminToken}`,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        const text = await res.text();
+        return { status: res.status, body: text.length > 0 ? JSON.parse(text) : undefined };
+      },
+      async start() {
+        if (region.running) return;
+        region.running = await startRegion({ config, stateDir, name: r.name, logger });
+        adminToken ||= (await readFile(join(stateDir, 'secrets', 'admin.token'), 'utf8')).trim();
+      },
+      async stop() {
+        await region.running?.stop();
+        region.running = undefined;
+      },
+    };
+    regions[r.name] = region;
+  }
+  for (const name of options.autostart ?? names) await regions[name]?.start();
+  return {
+    stateDir,
+    config,
+    configYaml,
+    get adminToken() {
+      return adminToken;
+    },
+    regions,
+    async close() {
+      for (const region of Object.values(regions)) await region.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `check` until it returns true or the time runs out (then throws with `what`). */
+export async function eventually(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
