@@ -136,6 +136,9 @@ export class Replicator extends EventEmitter<Events> {
       try {
         await this.#step(signal);
         attempt = 0;
+        // A feed that answers without I/O (or a peer with nothing new and no long poll) must not
+        // starve the event loop.
+        await new Promise((resolve) => setImmediate(resolve));
       } catch (error) {
         if (signal.aborted) break;
         attempt += 1;
