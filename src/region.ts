@@ -21,7 +21,7 @@ import {
   regionMetrics,
   SqliteStore,
 } from './registry/index.js';
-import { Replication, replicationRoutes, snapshotRoutes } from './replication/index.js';
+import { digestRoutes, Replication, replicationRoutes, snapshotRoutes } from './replication/index.js';
 
 /**
  * Composition root of one region: its store, registry, certificate authority, replication links
@@ -145,7 +145,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       bodyLimit: config.api.bodyLimit,
       version: await packageVersion(),
       metrics,
-      routes: [snapshotRoutes(service), replicationRoutes(replication)],
+      routes: [snapshotRoutes(service), digestRoutes(service), replicationRoutes(replication)],
     });
     const listen = options.listen ?? { host: region.address, port: region.api.port };
     await app.listen({ host: listen.host, port: listen.port });

@@ -21,6 +21,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/token.js')).tokenCommand,
     summary: 'create, list or revoke API tokens',
   },
+  replication: {
+    run: async () => (await import('./commands/replication.js')).replicationCommand,
+    summary: 'link status, compare two regions, dead letters',
+  },
 };
 
 function usage(io: CliIo): void {

@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
   changeSchema,
+  ENTITY_KINDS,
   entitySchema,
   problemSchema,
   READ,
@@ -10,6 +11,14 @@ import {
   type RegistryService,
   WRITE,
 } from '../registry/index.js';
+import {
+  bucketEntries,
+  computeDigest,
+  DEFAULT_BUCKET_LIMIT,
+  DIGEST_ALGORITHM,
+  DIGEST_BUCKETS,
+  MAX_BUCKET_LIMIT,
+} from './digest.js';
 import type { Replication } from './manager.js';
 
 const errors = {
@@ -56,6 +65,111 @@ const deadLetterSchema = z
     attempts: z.number().int(),
   })
   .meta({ id: 'DeadLetter' });
+
+const hex256 = z.string().regex(/^[0-9a-f]{64}$/);
+const kindDigestSchema = z
+  .object({
+    kind: z.string(),
+    count: z.number().int().describe('live entities of the kind'),
+    digest: hex256.describe('sum of the bucket digests modulo 2^256'),
+    buckets: z
+      .array(hex256)
+      .length(DIGEST_BUCKETS)
+      .describe('digest per bucket (first byte of SHA-256 of the key), indexed 0-255'),
+  })
+  .meta({ id: 'KindDigest' });
+const digestEntrySchema = z
+  .object({
+    key: z.string(),
+    bucket: z.number().int(),
+    version: z.number().int(),
+    hlc: z.object({ wall: z.number().int(), counter: z.number().int() }),
+    origin: z.string(),
+  })
+  .meta({ id: 'DigestEntry' });
+
+/**
+ * Digests of the region's live entities, to compare regions cheaply (see digest.ts), and the
+ * entries of one bucket to narrow a difference down to keys (reader or replicator role).
+ */
+export function digestRoutes(service: RegistryService) {
+  return async (root: FastifyInstance): Promise<void> => {
+    const app = root.withTypeProvider<ZodTypeProvider>();
+    app.get('/v1/replication/digest', {
+      config: { roles: [...READ, ...REPLICATE] },
+      schema: {
+        tags: ['replication'],
+        description: `Per kind: the number of live entities, the digest of their (kind, key, version, hlc, origin) and ${DIGEST_BUCKETS} bucket digests. Digest = sum modulo 2^256 of SHA-256 of each entity's JSON array [kind, key, version, hlc.wall, hlc.counter, origin]. Reads every entity: seconds for a million.`,
+        response: {
+          200: z.object({
+            region: z.string(),
+            algorithm: z.literal(DIGEST_ALGORITHM),
+            lastSeq: z.number().int().describe("the change log's last seq before the scan began"),
+            computedAt: z.number(),
+            durationMs: z.number(),
+            kinds: z.array(kindDigestSchema),
+          }),
+          ...errors,
+        },
+      },
+      handler: async () => {
+        const started = service.clock.now();
+        const lastSeq = await service.store.lastSeq();
+        const digest = await computeDigest(service.store, { kinds: ENTITY_KINDS });
+        const computedAt = service.clock.now();
+        return {
+          region: service.region,
+          lastSeq,
+          computedAt,
+          durationMs: computedAt - started,
+          ...digest,
+        };
+      },
+    });
+    app.get('/v1/replication/digest/:kind/:buckets', {
+      config: { roles: [...READ, ...REPLICATE] },
+      schema: {
+        tags: ['replication'],
+        description:
+          "The live entities of one bucket of a kind, or of several (comma-separated: 3,17,200), in key order: (key, bucket, version, hlc, origin). Reads the whole kind, so ask for every bucket you need at once. Page with `after` = the answer's `next`.",
+        params: z
+          .object({
+            kind: z.string().min(1).max(64),
+            buckets: z
+              .string()
+              .regex(/^\d{1,3}(,\d{1,3}){0,255}$/, 'bucket numbers 0-255, comma-separated')
+              .transform((s) => [...new Set(s.split(',').map(Number))].sort((a, b) => a - b))
+              .refine((list) => list.every((b) => b < DIGEST_BUCKETS), 'bucket numbers are 0-255'),
+          })
+          .strict(),
+        querystring: z
+          .object({
+            after: z.string().max(700).optional(),
+            limit: z.coerce.number().int().min(1).max(MAX_BUCKET_LIMIT).default(DEFAULT_BUCKET_LIMIT),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            region: z.string(),
+            kind: z.string(),
+            buckets: z.array(z.number().int()),
+            entries: z.array(digestEntrySchema),
+            next: z.string().optional(),
+          }),
+          ...errors,
+        },
+      },
+      handler: async (req) => {
+        const { kind, buckets } = req.params;
+        const page = await bucketEntries(service.store, kind, buckets, {
+          limit: req.query.limit,
+          ...(req.query.after === undefined ? {} : { after: req.query.after }),
+        });
+        return { region: service.region, kind, buckets, ...page };
+      },
+    });
+  };
+}
 
 /** The snapshot a new or lagging peer copies: served by every region (replicator role). */
 export function snapshotRoutes(service: RegistryService) {

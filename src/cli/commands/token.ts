@@ -1,9 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { IotdrError } from '../../common/index.js';
 import { loadConfig, primaryRegion, regionByName } from '../../config/index.js';
-import { adminTokenPath } from '../../region.js';
 import { ROLES } from '../../registry/index.js';
+import { apiOf, table } from '../api.js';
 import type { CliIo, Command } from '../io.js';
 
 const USAGE = `usage: iotdr token <subcommand> [options]
@@ -33,60 +31,6 @@ interface TokenView {
   name: string;
   role: string;
   createdAt: string;
-}
-
-/** Calls the region's API with the admin token; a problem+json answer becomes an IotdrError. */
-async function call(
-  base: string,
-  admin: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${admin}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(10_000),
-    });
-  } catch (error) {
-    throw new IotdrError('IOTDR_CLI_UNREACHABLE', `cannot reach ${base}: is the region running?`, {
-      cause: error,
-    });
-  }
-  const text = await res.text();
-  const parsed: unknown = text.length > 0 ? JSON.parse(text) : undefined;
-  if (!res.ok) {
-    const p = (parsed ?? {}) as {
-      code?: string;
-      detail?: string;
-      errors?: Array<{ path: string; message: string }>;
-    };
-    throw new IotdrError(
-      p.code ?? 'IOTDR_CLI_REQUEST_FAILED',
-      p.detail ?? `${method} ${path}: HTTP ${res.status}`,
-      {
-        status: res.status,
-        issues: p.errors ?? [],
-      },
-    );
-  }
-  return parsed;
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) =>
-    r
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd(),
-  );
 }
 
 export const tokenCommand: Command = async (argv, io: CliIo) => {
@@ -137,14 +81,11 @@ export const tokenCommand: Command = async (argv, io: CliIo) => {
     ...(values.config === undefined ? {} : { file: values.config }),
   });
   const region = values.region ? regionByName(loaded.config, values.region) : primaryRegion(loaded.config);
-  const host = region.address.includes(':') ? `[${region.address}]` : region.address;
-  const base = `http://${host}:${region.api.port}`;
-  const admin = (await readFile(adminTokenPath(loaded.stateDir), 'utf8')).trim();
+  const api = await apiOf(loaded, region);
 
   if (sub === 'create') {
-    const made = (await call(base, admin, 'POST', '/v1/tokens', {
-      name: values.name,
-      role: values.role,
+    const made = (await api.call('POST', '/v1/tokens', {
+      body: { name: values.name, role: values.role },
     })) as {
       token: string;
       info: TokenView;
@@ -156,15 +97,13 @@ export const tokenCommand: Command = async (argv, io: CliIo) => {
     return 0;
   }
   if (sub === 'revoke') {
-    await call(base, admin, 'DELETE', `/v1/tokens/${encodeURIComponent(rest[0] ?? '')}`);
+    await api.call('DELETE', `/v1/tokens/${encodeURIComponent(rest[0] ?? '')}`);
     io.out(`token ${rest[0]} revoked in ${region.name}`);
     return 0;
   }
   const rows: string[][] = [['TOKEN ID', 'ROLE', 'NAME', 'CREATED']];
   for (let cursor: string | undefined, first = true; first || cursor; first = false) {
-    const page = (await call(
-      base,
-      admin,
+    const page = (await api.call(
       'GET',
       `/v1/tokens?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
     )) as { items: TokenView[]; nextCursor?: string };
