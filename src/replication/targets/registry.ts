@@ -60,6 +60,10 @@ export class RegistryTarget implements ApplyTarget {
   }
 
   async #apply(tx: WriteTx, change: ChangeRecord): Promise<'applied' | 'stale'> {
+    // Before the write, not after the commit: a local write folded into the same store batch runs
+    // after this one and must get a later HLC, or the peer would drop it as older and the two
+    // regions would keep different entities.
+    this.#service.observeHlc(change.hlc);
     const current = await tx.get(change.kind, change.key, { includeDeleted: true });
     if (!wins(change, current)) return 'stale';
     await tx.apply({
