@@ -163,13 +163,14 @@ export class Replicator extends EventEmitter<Events> {
   }
 
   async #tail(cursor: number, signal: AbortSignal): Promise<void> {
-    if (this.#status.state.type !== 'tailing') this.#setState({ type: 'tailing' });
     const page = await this.#feed.pull({
       after: cursor,
       limit: this.#batchSize,
       waitMs: this.#waitMs,
       signal,
     });
+    // Only an answered pull makes the link `tailing`: a peer that is down keeps it `retrying`.
+    if (this.#status.state.type !== 'tailing') this.#setState({ type: 'tailing' });
     const now = this.#clock.now();
     this.#status.lastContactAt = now;
     this.#status.lastError = null;

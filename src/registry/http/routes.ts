@@ -540,6 +540,13 @@ export function registryRoutes(service: RegistryService) {
             signal: controller.signal,
             ...(req.query.origin === undefined ? {} : { origin: req.query.origin }),
           });
+          // The client is gone (or the region is stopping and the store closing): nobody reads
+          // the answer, so do not touch the store again.
+          if (controller.signal.aborted) {
+            reply.hijack();
+            reply.raw.destroy();
+            return;
+          }
           const last = page.changes[page.changes.length - 1]?.seq ?? req.query.after;
           const [lastSeq, firstSeq, remaining] = await Promise.all([
             service.store.lastSeq(),

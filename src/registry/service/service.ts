@@ -349,6 +349,8 @@ export class RegistryService {
         });
         options.signal?.addEventListener('abort', done, { once: true });
       });
+      // Aborted means the client left or the region is stopping (the store may be closing).
+      if (options.signal?.aborted) break;
       latest = await read();
       if (latest.changes.length > 0) return latest;
     }
