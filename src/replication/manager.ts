@@ -116,7 +116,19 @@ export class Replication {
       });
     gauge('iotdr_replication_cursor', "Seq of the peer's log applied up to", (s) => s.cursor);
     gauge('iotdr_replication_lag_changes', "Peer's changes not applied yet", (s) => s.lagChanges);
-    gauge('iotdr_replication_dead_letters', 'Changes dead-lettered since start', (s) => s.deadLetters);
+    const target = this.target;
+    new Gauge({
+      name: 'iotdr_replication_dead_letters',
+      help: "Peer's changes in the dead-letter table, waiting for an operator to retry or discard",
+      labelNames: ['peer'] as const,
+      registers: [metrics],
+      async collect() {
+        const letters = await target.deadLetters();
+        for (const link of links.values()) {
+          this.set({ peer: link.peer }, letters.filter((l) => l.peer === link.peer).length);
+        }
+      },
+    });
     gauge(
       'iotdr_replication_link_up',
       '1 when the link is pulling or copying, 0 when retrying or stopped',

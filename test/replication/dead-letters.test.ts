@@ -124,6 +124,8 @@ async function poisonedChange(engine: Engine): Promise<void> {
     );
     expect((await deadLetters(west)).map((l) => l.id)).toEqual([thingLetter.id]);
     expect((await westLink(west)).deadLetters).toBe(1);
+    const metricsAfter = await (await fetch(`${west.url}/metrics`)).text();
+    expect(metricsAfter).toMatch(/iotdr_replication_dead_letters\{[^}]*peer="us-east"[^}]*\} 1\b/);
     const again = await west.call('DELETE', `/v1/replication/dead-letters/us-east/${kindLetter.id}`);
     expect(again).toMatchObject({ status: 404, body: { code: 'IOTDR_REPLICATION_DEAD_LETTER_NOT_FOUND' } });
     expect((await west.call('DELETE', `/v1/replication/dead-letters/us-east/${thingLetter.id}`)).status).toBe(
