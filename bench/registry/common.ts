@@ -3,6 +3,9 @@
  * a cleanup stack that also runs on error and on Ctrl-C, and the table they print.
  */
 import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 
 /** One measured figure, as a row of the table. */
 export interface Figure {
@@ -157,4 +160,26 @@ export function table(figures: Figure[]): string {
     `| ${cells.map((cell, c) => (right.has(c) ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0))).join(' | ')} |`;
   const rule = `| ${widths.map((w, c) => (right.has(c) ? `${'-'.repeat(w - 1)}:` : '-'.repeat(w))).join(' | ')} |`;
   return [line(head), rule, ...rows.map(line)].join('\n');
+}
+
+/** The SQLite library's version, from a scratch database in `dir`. */
+export function sqliteVersion(dir: string): string {
+  const db = new Database(join(dir, 'version.db'));
+  try {
+    return (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  } finally {
+    db.close();
+  }
+}
+
+/** The server version of the PostgreSQL at `url`. */
+export async function postgresVersion(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
+    return rows[0]?.server_version ?? 'unknown';
+  } finally {
+    await client.end();
+  }
 }

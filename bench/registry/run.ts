@@ -14,11 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { PostgresStore, type RegistryStore, SqliteStore } from '../../src/registry/index.js';
 import { type RunningPostgres, startPostgres } from '../../test/harness/postgres.js';
-import { Cleanup, type Figure, machine, table } from './common.js';
+import { Cleanup, type Figure, machine, postgresVersion, sqliteVersion, table } from './common.js';
 import { benchHttpWrites } from './http.js';
 import { benchPolicy } from './policy.js';
 import { benchServiceUpserts } from './service.js';
@@ -41,26 +39,6 @@ async function withStore(store: RegistryStore, fn: (store: RegistryStore) => Pro
     return await fn(store);
   } finally {
     await store.close();
-  }
-}
-
-async function sqliteVersion(dir: string): Promise<string> {
-  const db = new Database(join(dir, 'version.db'));
-  try {
-    return (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
-  } finally {
-    db.close();
-  }
-}
-
-async function postgresVersion(url: string): Promise<string> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
-    return rows[0]?.server_version ?? 'unknown';
-  } finally {
-    await client.end();
   }
 }
 
@@ -93,7 +71,7 @@ async function main(): Promise<number> {
     cleanup.defer(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
     console.log(machine().join('\n'));
     console.log(`temp:    ${dir} (SQLite files)`);
-    console.log(`sqlite:  ${await sqliteVersion(dir)} (better-sqlite3), WAL`);
+    console.log(`sqlite:  ${sqliteVersion(dir)} (better-sqlite3), WAL`);
 
     for (const synchronous of ['full', 'normal'] as const) {
       log(`service upserts, SQLite synchronous=${synchronous}`);

@@ -21,11 +21,9 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import { KIND } from '../../src/registry/index.js';
 import { type RunningPostgres, startPostgres } from '../../test/harness/postgres.js';
-import { Cleanup, check, machine } from '../registry/common.js';
+import { Cleanup, check, machine, postgresVersion, sqliteVersion } from '../registry/common.js';
 import { type CatchUp, startWestAlone, timeCatchUp } from './catchup.js';
 import { measureLag } from './lag.js';
 import { loadDevices, loadThings, thingName } from './load.js';
@@ -48,26 +46,6 @@ const REFERENCE_SECONDS = 600;
 const BENCH_REPLICATION = { retryBaseMs: 10, retryMaxMs: 50 };
 const DEVICE_KINDS = [KIND.thing, KIND.certificate, KIND.thingPrincipal, KIND.policyPrincipal, KIND.policy];
 const CATCH_UP_TIMEOUT_MS = 300_000;
-
-function sqliteVersion(dir: string): string {
-  const db = new Database(join(dir, 'version.db'));
-  try {
-    return (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
-  } finally {
-    db.close();
-  }
-}
-
-async function postgresVersion(url: string): Promise<string> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
-    return rows[0]?.server_version ?? 'unknown';
-  } finally {
-    await client.end();
-  }
-}
 
 function states(c: CatchUp): string {
   return c.states.join(' → ');
