@@ -33,6 +33,8 @@ export const DEFAULT_API_BODY_LIMIT = 1_048_576;
 export const DEFAULT_REGION_API_PORT = 8080;
 /** MQTT-over-TLS port of a region. */
 export const DEFAULT_REGION_MQTT_PORT = 8883;
+/** MQTT-over-TLS port of a region's token listener (username + device token), when enabled. */
+export const DEFAULT_REGION_MQTT_TOKEN_PORT = 8884;
 export const DEFAULT_STORE_ENGINE = 'sqlite';
 /** SQLite `PRAGMA synchronous`: `full` survives power loss, `normal` in WAL mode may lose the last commits. */
 export const DEFAULT_SQLITE_SYNCHRONOUS = 'full';
@@ -60,6 +62,39 @@ export const DEFAULT_TOMBSTONE_RETENTION_S = 7 * 24 * 3600;
 /** Seconds a change record is kept; a peer further behind copies a snapshot. 7 days. */
 export const DEFAULT_CHANGE_LOG_RETENTION_S = 7 * 24 * 3600;
 export const DEFAULT_MAINTENANCE_INTERVAL_S = 3600;
+/** Broker limits (AWS IoT Core's where it has one). */
+export const DEFAULT_BROKER_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_BROKER_CONNECTIONS_PER_SECOND_PER_ADDRESS = 100;
+export const DEFAULT_BROKER_MAX_PAYLOAD_BYTES = 128 * 1024;
+export const DEFAULT_BROKER_MAX_TOPIC_LENGTH = 256;
+export const DEFAULT_BROKER_MAX_TOPIC_LEVELS = 8;
+export const DEFAULT_BROKER_CONNECT_TIMEOUT_MS = 10_000;
+/** Event bus retention: 7 days or 1 GiB, whichever is reached first. */
+export const DEFAULT_EVENTS_RETENTION_S = 7 * 24 * 3600;
+export const DEFAULT_EVENTS_MAX_BYTES = 1024 ** 3;
+/** Health: per-checkpoint timeout; the answer comes within timeout + a small margin. */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 1000;
+export const DEFAULT_HEALTH_MAX_LAG_MS = 5000;
+export const DEFAULT_HEALTH_MAX_LAG_CHANGES = 10_000;
+/** Components whose failing checkpoint fails the region (DESIGN.md §6); others only warn. */
+export const DEFAULT_CRITICAL_COMPONENTS = [
+  'broker',
+  'registry',
+  'events',
+  'app',
+  'cnc',
+  'analytics',
+] as const;
+export const HEALTH_COMPONENTS = [
+  'broker',
+  'registry',
+  'replication',
+  'events',
+  'app',
+  'cnc',
+  'analytics',
+] as const;
+export const HTTP_CHECK_COMPONENTS = ['app', 'cnc', 'analytics'] as const;
 
 export const PORT_MIN = 0;
 export const PORT_MAX = 65_535;
@@ -113,7 +148,11 @@ export interface RegionConfig {
   /** IPv4/IPv6 literal or hostname: where the region listens and what DNS answers when it is active. */
   readonly address: string;
   readonly api: { readonly port: number };
-  readonly mqtt: { readonly port: number };
+  readonly mqtt: {
+    readonly port: number;
+    /** Port of the token listener; used only when `broker.tokenAuth` is on. Default 8884. */
+    readonly tokenPort: number;
+  };
   readonly store: StoreConfig;
 }
 
@@ -147,6 +186,82 @@ export interface ReplicationConfig {
   readonly maintenanceIntervalSeconds: number;
 }
 
+export interface BrokerConfig {
+  /** Open the token listener (CONNECT username = thing name, password = device token). Default false. */
+  readonly tokenAuth: boolean;
+  /** Live sessions at most, per region; more are refused (CONNACK server unavailable). Default 10,000. */
+  readonly maxConnections: number;
+  /** New connections per second from one source address; more are closed at once. Default 100. */
+  readonly connectionsPerSecondPerAddress: number;
+  /** Largest PUBLISH payload in bytes; a bigger one closes the session. Default 131,072 (128 KiB). */
+  readonly maxPayloadBytes: number;
+  /** Longest topic in bytes (UTF-8). Default 256. */
+  readonly maxTopicLength: number;
+  /** Most topic levels (separated by /). Default 8. */
+  readonly maxTopicLevels: number;
+  /** Time a new connection has to send CONNECT, in ms. Default 10,000. */
+  readonly connectTimeoutMs: number;
+}
+
+export interface EventsConfig {
+  /** Events older than this are dropped, in seconds. Default 7 days. */
+  readonly retentionSeconds: number;
+  /** The bus is kept under about this many bytes, oldest events dropped first. Default 1 GiB. */
+  readonly maxBytes: number;
+  /** SQLite `PRAGMA synchronous` of the bus. Default full. */
+  readonly synchronous: SqliteSynchronous;
+}
+
+export type HealthComponent = (typeof HEALTH_COMPONENTS)[number];
+
+export interface HttpCheckConfig {
+  /** Checkpoint name, `^[a-z][a-z0-9-]{0,62}$`, unique. */
+  readonly name: string;
+  /** The reference design's component this service is: app, cnc or analytics. */
+  readonly component: (typeof HTTP_CHECK_COMPONENTS)[number];
+  readonly url: string;
+  /** Status the service must answer. Default 200. */
+  readonly expectedStatus: number;
+  /** A regular expression the body must match, when given. */
+  readonly bodyMatch?: string;
+  /** Default: health.timeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+export interface HealthConfig {
+  /** Each checkpoint's timeout in ms. Default 1,000. */
+  readonly timeoutMs: number;
+  /** Replication fails the checkpoint past these lags. Defaults 5,000 ms and 10,000 changes. */
+  readonly maxLagMs: number;
+  readonly maxLagChanges: number;
+  /** Components whose failure fails the region; the others warn. */
+  readonly critical: readonly HealthComponent[];
+  /** HTTP checks of the application, command-and-control and analytics services. */
+  readonly checks: readonly HttpCheckConfig[];
+}
+
+export type RuleActionConfig =
+  | { readonly type: 'bus' }
+  | { readonly type: 'republish'; readonly topic: string; readonly qos: 0 | 1 }
+  | {
+      readonly type: 'http';
+      readonly url: string;
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly timeoutMs: number;
+      readonly maxAttempts: number;
+    };
+
+export interface RuleConfig {
+  /** `^[a-zA-Z0-9_]{1,128}$`, unique. */
+  readonly name: string;
+  /** MQTT topic filter (+ and # wildcards) of the messages the rule takes. */
+  readonly topicFilter: string;
+  /** JSON fields to keep (dotted paths); absent keeps the whole payload. */
+  readonly select?: readonly string[];
+  readonly actions: readonly RuleActionConfig[];
+  readonly enabled: boolean;
+}
+
 export interface IotdrConfig {
   readonly zone: string;
   readonly names: { readonly mqtt: string; readonly api: string };
@@ -157,6 +272,11 @@ export interface IotdrConfig {
   readonly api: { readonly bodyLimit: number };
   readonly regions: readonly RegionConfig[];
   readonly replication: ReplicationConfig;
+  readonly broker: BrokerConfig;
+  readonly events: EventsConfig;
+  readonly health: HealthConfig;
+  /** Region-local topic rules, in every region; rules made over the API replicate instead. */
+  readonly rules: readonly RuleConfig[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,7 +450,10 @@ const regionSchema = section({
   priority: integerAtLeast(REGION_PRIORITY_MIN),
   address: addressSchema,
   api: section({ port: portSchema.default(DEFAULT_REGION_API_PORT) }).prefault({}),
-  mqtt: section({ port: portSchema.default(DEFAULT_REGION_MQTT_PORT) }).prefault({}),
+  mqtt: section({
+    port: portSchema.default(DEFAULT_REGION_MQTT_PORT),
+    tokenPort: portSchema.default(DEFAULT_REGION_MQTT_TOKEN_PORT),
+  }).prefault({}),
   store: storeSchema,
 });
 
@@ -343,6 +466,117 @@ const dnsLabelSchema = matching(
   DNS_LABEL_PATTERN,
   'a lowercase DNS label: letters a-z, digits and inner hyphens, 1 to 63 characters, no dots',
 );
+
+const HTTP_URL_MESSAGE = 'expected an http:// or https:// URL';
+const httpUrlSchema = z.string({ error: expecting(HTTP_URL_MESSAGE) }).refine(
+  (value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { error: expecting(HTTP_URL_MESSAGE) },
+);
+
+const regexSchema = z.string({ error: expecting('expected a regular expression') }).refine(
+  (value) => {
+    try {
+      new RegExp(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: expecting('expected a valid JavaScript regular expression') },
+);
+
+const httpCheckSchema = section({
+  name: matching(
+    REGION_NAME_PATTERN,
+    'a checkpoint name: a lowercase letter, then lowercase letters, digits or hyphens',
+  ),
+  component: oneOf(HTTP_CHECK_COMPONENTS),
+  url: httpUrlSchema,
+  expectedStatus: integerBetween(100, 599, 'HTTP status').default(200),
+  bodyMatch: regexSchema.optional(),
+  timeoutMs: integerBetween(10, 60_000, 'ms').optional(),
+});
+
+/** MQTT topic filter: levels split by /, + alone in a level, # alone and last [MQTT-4.7.1]. */
+const TOPIC_FILTER_MESSAGE =
+  'an MQTT topic filter: 1 to 256 characters, + only as a whole level, # only as the whole last level';
+const topicFilterSchema = z.string({ error: expecting(`expected ${TOPIC_FILTER_MESSAGE}`) }).refine(
+  (value) => {
+    if (value.length === 0 || Buffer.byteLength(value) > 256 || value.includes('\u0000')) return false;
+    const levels = value.split('/');
+    return levels.every(
+      (level, i) =>
+        (!level.includes('+') || level === '+') &&
+        (!level.includes('#') || (level === '#' && i === levels.length - 1)),
+    );
+  },
+  { error: expecting(`expected ${TOPIC_FILTER_MESSAGE}`) },
+);
+const TOPIC_MESSAGE = 'an MQTT topic: 1 to 256 characters without + or #';
+const topicSchema = z
+  .string({ error: expecting(`expected ${TOPIC_MESSAGE}`) })
+  .refine(
+    (value) =>
+      value.length > 0 && Buffer.byteLength(value) <= 256 && !/[+#]/.test(value) && !value.includes('\u0000'),
+    {
+      error: expecting(`expected ${TOPIC_MESSAGE}`),
+    },
+  );
+
+const ruleActionSchema = z.discriminatedUnion(
+  'type',
+  [
+    section({ type: z.literal('bus') }),
+    section({
+      type: z.literal('republish'),
+      topic: topicSchema,
+      qos: z.union([z.literal(0), z.literal(1)], { error: expecting('expected 0 or 1') }).default(0),
+    }),
+    section({
+      type: z.literal('http'),
+      url: httpUrlSchema,
+      headers: z
+        .record(z.string(), z.string(), { error: expecting('expected a mapping of header names to values') })
+        .optional(),
+      timeoutMs: integerBetween(10, 60_000, 'ms').default(5000),
+      maxAttempts: integerBetween(1, 100, 'attempts').default(5),
+    }),
+  ],
+  {
+    error: (issue) =>
+      isMapping(issue.input)
+        ? `expected type bus, republish or http, got ${describeInput(issue.input.type)}`
+        : `expected a mapping with a type (bus, republish or http), got ${describeInput(issue.input)}`,
+  },
+);
+
+const ruleSchema = section({
+  name: matching(/^[a-zA-Z0-9_]{1,128}$/, 'a rule name: 1 to 128 characters from a-z A-Z 0-9 _'),
+  topicFilter: topicFilterSchema,
+  select: z
+    .array(
+      matching(
+        /^[A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*$/,
+        'a JSON field path such as temperature or sensor.value',
+      ),
+      {
+        error: expecting('expected a list of JSON field paths'),
+      },
+    )
+    .min(1, { error: 'expected at least one field, or leave select out to keep the whole payload' })
+    .optional(),
+  actions: z
+    .array(ruleActionSchema, { error: expecting('expected a list of actions') })
+    .min(1, { error: 'expected at least one action' }),
+  enabled: z.boolean({ error: expecting('expected true or false') }).default(true),
+});
 
 const rootShape = {
   zone: matching(
@@ -384,6 +618,36 @@ const rootShape = {
       DEFAULT_MAINTENANCE_INTERVAL_S,
     ),
   }).prefault({}),
+  broker: section({
+    tokenAuth: z.boolean({ error: expecting('expected true or false') }).default(false),
+    maxConnections: integerBetween(1, 10_000_000, 'sessions').default(DEFAULT_BROKER_MAX_CONNECTIONS),
+    connectionsPerSecondPerAddress: integerBetween(1, 1_000_000, 'connections per second').default(
+      DEFAULT_BROKER_CONNECTIONS_PER_SECOND_PER_ADDRESS,
+    ),
+    maxPayloadBytes: integerBetween(1, 256 * 1024 * 1024, 'bytes').default(DEFAULT_BROKER_MAX_PAYLOAD_BYTES),
+    maxTopicLength: integerBetween(1, 65_535, 'bytes').default(DEFAULT_BROKER_MAX_TOPIC_LENGTH),
+    maxTopicLevels: integerBetween(1, 128, 'levels').default(DEFAULT_BROKER_MAX_TOPIC_LEVELS),
+    connectTimeoutMs: integerBetween(100, 600_000, 'ms').default(DEFAULT_BROKER_CONNECT_TIMEOUT_MS),
+  }).prefault({}),
+  events: section({
+    retentionSeconds: integerBetween(60, 10 * 365 * 24 * 3600, 'seconds').default(DEFAULT_EVENTS_RETENTION_S),
+    maxBytes: integerBetween(1024 * 1024, Number.MAX_SAFE_INTEGER, 'bytes').default(DEFAULT_EVENTS_MAX_BYTES),
+    synchronous: oneOf(SQLITE_SYNCHRONOUS_MODES).default(DEFAULT_SQLITE_SYNCHRONOUS),
+  }).prefault({}),
+  health: section({
+    timeoutMs: integerBetween(10, 60_000, 'ms').default(DEFAULT_HEALTH_TIMEOUT_MS),
+    maxLagMs: integerBetween(1, 86_400_000, 'ms').default(DEFAULT_HEALTH_MAX_LAG_MS),
+    maxLagChanges: integerBetween(1, Number.MAX_SAFE_INTEGER, 'changes').default(
+      DEFAULT_HEALTH_MAX_LAG_CHANGES,
+    ),
+    critical: z
+      .array(oneOf(HEALTH_COMPONENTS), { error: expecting('expected a list of components') })
+      .prefault(() => [...DEFAULT_CRITICAL_COMPONENTS]),
+    checks: z
+      .array(httpCheckSchema, { error: expecting('expected a list of HTTP checks') })
+      .prefault(() => []),
+  }).prefault({}),
+  rules: z.array(ruleSchema, { error: expecting('expected a list of rules') }).prefault(() => []),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -497,12 +761,20 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
       port: field(config, 'analytics', 'port'),
     },
   ];
+  const tokenAuth = field(config, 'broker', 'tokenAuth') === true;
   list.forEach((region, i) => {
     for (const kind of ['api', 'mqtt'] as const) {
       listeners.push({
         path: ['regions', i, kind, 'port'],
         address: field(region, 'address'),
         port: field(region, kind, 'port'),
+      });
+    }
+    if (tokenAuth) {
+      listeners.push({
+        path: ['regions', i, 'mqtt', 'tokenPort'],
+        address: field(region, 'address'),
+        port: field(region, 'mqtt', 'tokenPort') ?? DEFAULT_REGION_MQTT_TOKEN_PORT,
       });
     }
   });
@@ -519,6 +791,23 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
         path,
         message: `${address}:${port} is already used by ${first.join('.')}; each listener needs its own address and port`,
       });
+  }
+
+  // Names that must be unique within their list: health checks, rules.
+  for (const path of [['health', 'checks'], ['rules']] as const) {
+    const items = field(config, ...path);
+    const seen = new Map<string, number>();
+    (Array.isArray(items) ? items : []).forEach((item, i) => {
+      const name = field(item, 'name');
+      if (typeof name !== 'string') return;
+      const first = seen.get(name);
+      if (first === undefined) seen.set(name, i);
+      else
+        issues.push({
+          path: [...path, i, 'name'],
+          message: `"${name}" is already the name of ${path.join('.')}.${first}; names must be unique`,
+        });
+    });
   }
   return issues;
 }

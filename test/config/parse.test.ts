@@ -47,7 +47,7 @@ describe('parseConfig defaults', () => {
             priority: 1,
             address: '127.0.0.11',
             api: { port: 8080 },
-            mqtt: { port: 8883 },
+            mqtt: { port: 8883, tokenPort: 8884 },
             store: { engine: 'sqlite', synchronous: 'full' },
           },
           {
@@ -55,7 +55,7 @@ describe('parseConfig defaults', () => {
             priority: 2,
             address: '127.0.0.12',
             api: { port: 8080 },
-            mqtt: { port: 8883 },
+            mqtt: { port: 8883, tokenPort: 8884 },
             store: { engine: 'sqlite', synchronous: 'full' },
           },
         ],
@@ -70,6 +70,24 @@ describe('parseConfig defaults', () => {
           changeLogRetentionSeconds: 604800,
           maintenanceIntervalSeconds: 3600,
         },
+        broker: {
+          tokenAuth: false,
+          maxConnections: 10000,
+          connectionsPerSecondPerAddress: 100,
+          maxPayloadBytes: 131072,
+          maxTopicLength: 256,
+          maxTopicLevels: 8,
+          connectTimeoutMs: 10000,
+        },
+        events: { retentionSeconds: 604800, maxBytes: 1073741824, synchronous: 'full' },
+        health: {
+          timeoutMs: 1000,
+          maxLagMs: 5000,
+          maxLagChanges: 10000,
+          critical: ['broker', 'registry', 'events', 'app', 'cnc', 'analytics'],
+          checks: [],
+        },
+        rules: [],
       } satisfies IotdrConfig);
     }
   });
@@ -92,7 +110,7 @@ describe('parseConfig defaults', () => {
         priority: 1,
         address: '10.0.0.1',
         api: { port: 8080 },
-        mqtt: { port: 1883 },
+        mqtt: { port: 1883, tokenPort: 8884 },
         store: { engine: 'sqlite', synchronous: 'full' },
       },
       {
@@ -100,7 +118,7 @@ describe('parseConfig defaults', () => {
         priority: 2,
         address: 'eu-west.internal',
         api: { port: 8080 },
-        mqtt: { port: 8883 },
+        mqtt: { port: 8883, tokenPort: 8884 },
         store: { engine: 'sqlite', synchronous: 'normal' },
       },
     ]);
@@ -241,7 +259,7 @@ describe('parseConfig errors', () => {
       }),
     );
     expect(messageAt(issues, 'zones')).toBe(
-      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication',
+      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules',
     );
     expect(messageAt(issues, 'dns.tll')).toBe('unknown field; valid fields here are address, port, ttl');
     expect(messageAt(issues, 'regions.0.store.url')).toBe(
@@ -277,6 +295,40 @@ describe('parseConfig errors', () => {
       '10.0.0.1:8883 is already used by regions.0.mqtt.port',
     );
     expect(issues).toHaveLength(5);
+  });
+
+  it('checks the broker, health and rule sections field by field', () => {
+    const issues = issuesOf(() =>
+      parseConfig({
+        broker: { tokenAuth: true, maxPayloadBytes: 0 },
+        regions: [{ ...region('a', 1, '10.0.0.1'), mqtt: { port: 8883, tokenPort: 8080 } }],
+        health: {
+          critical: ['broker', 'dns'],
+          checks: [
+            { name: 'app', component: 'app', url: 'http://10.0.0.5/health' },
+            { name: 'app', component: 'billing', url: 'ftp://x', bodyMatch: '(' },
+          ],
+        },
+        rules: [
+          { name: 'telemetry', topicFilter: 'devices/+/telemetry', actions: [{ type: 'bus' }] },
+          { name: 'bad name', topicFilter: 'a/#/b', select: [], actions: [{ type: 'email' }] },
+          { name: 'telemetry', topicFilter: 'x', actions: [] },
+        ],
+      }),
+    );
+    expect(messageAt(issues, 'broker.maxPayloadBytes')).toContain('between 1 and');
+    expect(messageAt(issues, 'regions.0.mqtt.tokenPort')).toContain('already used by regions.0.api.port');
+    expect(messageAt(issues, 'health.critical.1')).toContain('expected one of broker, registry');
+    expect(messageAt(issues, 'health.checks.1.name')).toContain('"app" is already the name of health.checks.0');
+    expect(messageAt(issues, 'health.checks.1.component')).toContain('expected one of app, cnc, analytics');
+    expect(messageAt(issues, 'health.checks.1.url')).toContain('http:// or https://');
+    expect(messageAt(issues, 'health.checks.1.bodyMatch')).toContain('regular expression');
+    expect(messageAt(issues, 'rules.1.name')).toContain('a rule name');
+    expect(messageAt(issues, 'rules.1.topicFilter')).toContain('# only as the whole last level');
+    expect(messageAt(issues, 'rules.1.select')).toContain('at least one field');
+    expect(messageAt(issues, 'rules.1.actions.0.type')).toContain('expected type bus, republish or http');
+    expect(messageAt(issues, 'rules.2.actions')).toContain('at least one action');
+    expect(messageAt(issues, 'rules.2.name')).toContain('"telemetry" is already the name of rules.0');
   });
 
   it('checks listeners across processes, but never port 0', () => {
