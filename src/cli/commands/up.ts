@@ -26,7 +26,18 @@ function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | 'seconda
   return region.priority === best ? 'primary' : 'secondary';
 }
 
-export function endpointsDocument(config: IotdrConfig, stateDir: string, cwd: string) {
+/** What a region's /livez says of its listeners (the real ports when the config says 0). */
+export interface LiveInfo {
+  mqtt?: string;
+  mqttToken?: string;
+}
+
+export function endpointsDocument(
+  config: IotdrConfig,
+  stateDir: string,
+  cwd: string,
+  live: Readonly<Record<string, LiveInfo>> = {},
+) {
   const rel = (p: string) => {
     const r = relative(cwd, p);
     return r.startsWith('..') ? p : r;
@@ -37,7 +48,14 @@ export function endpointsDocument(config: IotdrConfig, stateDir: string, cwd: st
     regions: Object.fromEntries(
       config.regions.map((r) => [
         r.name,
-        { api: baseUrl(r.address, r.api.port, 'http'), role: roleOf(config, r) },
+        {
+          api: baseUrl(r.address, r.api.port, 'http'),
+          mqtt: live[r.name]?.mqtt ?? baseUrl(r.address, r.mqtt.port, 'mqtts'),
+          ...(config.broker.tokenAuth
+            ? { mqttToken: live[r.name]?.mqttToken ?? baseUrl(r.address, r.mqtt.tokenPort, 'mqtts') }
+            : {}),
+          role: roleOf(config, r),
+        },
       ]),
     ),
     caCert: rel(caCertPath(stateDir)),
@@ -45,14 +63,20 @@ export function endpointsDocument(config: IotdrConfig, stateDir: string, cwd: st
   };
 }
 
-async function waitLive(url: string, child: ChildProcess, deadline: number): Promise<void> {
+async function waitLive(url: string, child: ChildProcess, deadline: number): Promise<LiveInfo> {
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`exited (${child.exitCode ?? child.signalCode}) before answering`);
     }
     try {
       const res = await fetch(`${url}/livez`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
+      if (res.ok) {
+        const body = (await res.json()) as Record<string, unknown>;
+        const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+        const mqtt = text(body.mqtt);
+        const mqttToken = text(body.mqttToken);
+        return { ...(mqtt ? { mqtt } : {}), ...(mqttToken ? { mqttToken } : {}) };
+      }
     } catch {
       // not listening yet
     }
@@ -132,6 +156,7 @@ export const upCommand: Command = async (argv, io) => {
     }
   });
 
+  const live: Record<string, LiveInfo> = {};
   try {
     const deadline = Date.now() + START_TIMEOUT_MS;
     await Promise.all(
@@ -140,7 +165,11 @@ export const upCommand: Command = async (argv, io) => {
         if (!child) throw new Error('child missing');
         const url = baseUrl(region.address, region.api.port, 'http');
         return waitLive(url, child, deadline).then(
-          () => io.out(`  region ${region.name.padEnd(12)} ${roleOf(config, region).padEnd(10)} ${url}`),
+          (info) => {
+            live[region.name] = info;
+            const mqtt = info.mqtt ?? baseUrl(region.address, region.mqtt.port, 'mqtts');
+            io.out(`  region ${region.name.padEnd(12)} ${roleOf(config, region).padEnd(10)} ${url}  ${mqtt}`);
+          },
           (error: Error) => {
             throw new Error(
               `region ${region.name} ${error.message}; see ${join(logDir, `${region.name}.log`)}`,
@@ -156,7 +185,7 @@ export const upCommand: Command = async (argv, io) => {
     return 1;
   }
 
-  const endpoints = endpointsDocument(config, stateDir, io.cwd);
+  const endpoints = endpointsDocument(config, stateDir, io.cwd, live);
   const endpointsPath = join(stateDir, 'endpoints.json');
   await writeFile(endpointsPath, `${JSON.stringify(endpoints, null, 2)}\n`);
   io.out('');

@@ -19,8 +19,10 @@ export interface RegistryApiOptions {
   version?: string;
   /** The region's Prometheus registry; other components register their metrics in it too. */
   metrics?: Registry;
-  /** Routes of other components served by the same API (replication, later health). */
+  /** Routes of other components served by the same API (replication, broker, health…). */
   routes?: Array<(app: FastifyInstance) => Promise<void>>;
+  /** More fields for /livez, e.g. the broker's listening URLs (asked at every request). */
+  liveInfo?: () => Record<string, unknown>;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
@@ -121,6 +123,7 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
     region: service.region,
     store: service.store.engine,
     lastSeq: await service.store.lastSeq(),
+    ...options.liveInfo?.(),
   }));
   await app.register(registryRoutes(service));
   for (const routes of options.routes ?? []) await app.register(routes);
