@@ -467,12 +467,15 @@ const dnsLabelSchema = matching(
   'a lowercase DNS label: letters a-z, digits and inner hyphens, 1 to 63 characters, no dots',
 );
 
-const HTTP_URL_MESSAGE = 'expected an http:// or https:// URL';
+const HTTP_URL_MESSAGE = 'expected an http:// or https:// URL without user or password';
 const httpUrlSchema = z.string({ error: expecting(HTTP_URL_MESSAGE) }).refine(
   (value) => {
     try {
       const url = new URL(value);
-      return url.protocol === 'http:' || url.protocol === 'https:';
+      // Credentials in a URL would end up in logs and in `config print`; none are needed here.
+      return (
+        (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === ''
+      );
     } catch {
       return false;
     }
