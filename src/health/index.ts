@@ -1,0 +1,53 @@
+/** The region's health API: checkpoints, the engine that runs them, and the /health routes. */
+
+export {
+  type BrokerCheckpointOptions,
+  type BrokerHealthIdentity,
+  brokerCheckpoint,
+  HEALTH_CLIENT_ID_PREFIX,
+} from './checkpoints/broker.js';
+export { type CustomCheckpointOptions, customCheckpoint } from './checkpoints/custom.js';
+export {
+  HTTP_CHECK_COMPONENTS,
+  type HttpCheckpointOptions,
+  httpCheckpoint,
+  MAX_BODY_BYTES,
+} from './checkpoints/http.js';
+export {
+  REGISTRY_PROBE_KEY,
+  type RegistryCheckpointOptions,
+  registryCheckpoint,
+} from './checkpoints/registry.js';
+export {
+  assessLinks,
+  DEFAULT_MAX_CONTACT_AGE_MS,
+  DEFAULT_MAX_LAG_CHANGES,
+  DEFAULT_MAX_LAG_MS,
+  type ReplicationCheckpointOptions,
+  type ReplicationThresholds,
+  replicationCheckpoint,
+} from './checkpoints/replication.js';
+export { DuplicateCheckpointError, InvalidCheckpointError, UnknownCheckpointError } from './errors.js';
+export { HEALTH_CONTENT_TYPE, healthRoutes } from './routes.js';
+export type { Outcome, RunEnd } from './runner.js';
+export { HealthService, type HealthServiceOptions } from './service.js';
+export {
+  CHECKPOINT_NAME_PATTERN,
+  type CheckEntry,
+  type Checkpoint,
+  type CheckpointOptions,
+  DEFAULT_BUDGET_MARGIN_MS,
+  DEFAULT_CHECKPOINT_TIMEOUT_MS,
+  DEFAULT_CRITICAL_COMPONENTS,
+  HEALTH_COMPONENTS,
+  type HealthComponent,
+  type HealthResponse,
+  type HealthStatus,
+  httpStatusOf,
+  MEASUREMENT_PATTERN,
+  type ProbeContext,
+  type ProbeResult,
+  systemTimers,
+  type Timers,
+  worst,
+} from './types.js';
