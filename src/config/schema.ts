@@ -629,7 +629,7 @@ const rootShape = {
     ),
     maxPayloadBytes: integerBetween(1, 256 * 1024 * 1024, 'bytes').default(DEFAULT_BROKER_MAX_PAYLOAD_BYTES),
     maxTopicLength: integerBetween(1, 65_535, 'bytes').default(DEFAULT_BROKER_MAX_TOPIC_LENGTH),
-    maxTopicLevels: integerBetween(1, 128, 'levels').default(DEFAULT_BROKER_MAX_TOPIC_LEVELS),
+    maxTopicLevels: integerBetween(1, 100, 'levels').default(DEFAULT_BROKER_MAX_TOPIC_LEVELS),
     connectTimeoutMs: integerBetween(100, 600_000, 'ms').default(DEFAULT_BROKER_CONNECT_TIMEOUT_MS),
   }).prefault({}),
   events: section({

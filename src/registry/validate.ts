@@ -6,14 +6,18 @@ import {
   CERTIFICATE_STATUSES,
   certificateIdSchema,
   KIND,
+  MAX_DEVICE_TOKEN_POLICIES,
   policyNameSchema,
   roleSchema,
+  ruleNameSchema,
   thingGroupNameSchema,
   thingNameSchema,
   thingTypeNameSchema,
   tokenIdSchema,
+  topicRuleDocSchema,
 } from './model.js';
 import { parsePolicyDocument } from './policy/index.js';
+import { SHADOW_MAX_CLIENT_TOKEN_BYTES, type ShadowDoc, shadowDocProblem } from './service/shadows.js';
 
 /**
  * Checks an entity that arrives from outside this region's service (a replicated change, a
@@ -111,7 +115,40 @@ const docSchemas: Record<string, z.ZodType<Record<string, unknown>>> = {
       createdAt: iso,
     })
     .strict(),
+  [KIND.deviceToken]: z
+    .object({
+      thingName: thingNameSchema,
+      secretHash: z.string().regex(/^[0-9a-f]{64}$/),
+      policyNames: z.array(policyNameSchema).min(1).max(MAX_DEVICE_TOKEN_POLICIES),
+      createdAt: iso,
+    })
+    .strict(),
+  [KIND.topicRule]: topicRuleDocSchema,
+  [KIND.shadow]: shadowDocSchema(),
 };
+
+/** The stored shadow's shape; its contents (depth, size, keys) are checked by shadowDocProblem. */
+function shadowDocSchema() {
+  const sections = z
+    .object({
+      desired: z.record(z.string(), z.unknown()).optional(),
+      reported: z.record(z.string(), z.unknown()).optional(),
+    })
+    .strict();
+  return z
+    .object({
+      thingName: thingNameSchema,
+      state: sections,
+      metadata: sections,
+      timestamp: z.number().int().nonnegative(),
+      clientToken: z.string().min(1).max(SHADOW_MAX_CLIENT_TOKEN_BYTES).nullable(),
+      previous: z
+        .object({ state: sections, metadata: sections, version: z.number().int().positive() })
+        .strict()
+        .nullable(),
+    })
+    .strict();
+}
 
 /** What key and ref a document implies, per kind. */
 function identity(kind: string, doc: Record<string, unknown>): { key: string; ref: string | null } {
@@ -136,6 +173,12 @@ function identity(kind: string, doc: Record<string, unknown>): { key: string; re
       return { key: `${s('certificateId')}|${s('policyName')}`, ref: s('policyName') };
     case KIND.groupMember:
       return { key: `${s('thingGroupName')}|${s('thingName')}`, ref: s('thingName') };
+    case KIND.deviceToken:
+      return { key: s('thingName'), ref: null };
+    case KIND.topicRule:
+      return { key: s('name'), ref: null };
+    case KIND.shadow:
+      return { key: s('thingName'), ref: null };
     default:
       return { key: s('tokenId'), ref: s('role') };
   }
@@ -153,6 +196,9 @@ const keySchemas: Record<string, z.ZodType<string>> = {
   [KIND.policyPrincipal]: z.string().regex(/^[0-9a-f]{64}\|[\w+=,.@-]{1,128}$/),
   [KIND.groupMember]: z.string().regex(/^[a-zA-Z0-9:_-]{1,128}\|[a-zA-Z0-9:_-]{1,128}$/),
   [KIND.token]: tokenIdSchema,
+  [KIND.deviceToken]: thingNameSchema,
+  [KIND.topicRule]: ruleNameSchema,
+  [KIND.shadow]: thingNameSchema,
 };
 
 /** Kinds the registry knows; anything else is not applied. */
@@ -180,6 +226,11 @@ export function entityProblem(
   const expected = identity(kind, parsed.data);
   if (expected.key !== key) return `key '${key}' does not match the document (expected '${expected.key}')`;
   if (expected.ref !== ref) return `ref '${ref}' does not match the document (expected '${expected.ref}')`;
+  if (kind === KIND.shadow) {
+    // The original, not zod's copy: a `__proto__` key must be seen to be refused.
+    const problem = shadowDocProblem(doc as ShadowDoc);
+    if (problem !== undefined) return `invalid shadow document: ${problem}`;
+  }
   if (kind === KIND.policy) {
     const versions = parsed.data.versions as Array<{ versionId: string; document: unknown }>;
     if (!versions.some((v) => v.versionId === parsed.data.defaultVersionId)) {

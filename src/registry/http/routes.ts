@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
   createCertificateBody,
+  createDeviceTokenBody,
   createTokenBody,
   patchCaCertificateBody,
   patchCertificateBody,
@@ -56,6 +57,14 @@ const errors = {
   503: problemSchema,
 };
 const noContent = z.null().describe('no content');
+const deviceTokenSchema = z
+  .object({
+    thingName: z.string(),
+    policyNames: z.array(z.string()),
+    createdAt: z.string(),
+    version: z.number().int(),
+  })
+  .meta({ id: 'DeviceToken' });
 
 function deleteOptions(q: z.infer<typeof forceQuery>): { force: boolean; expectedVersion?: number } {
   return {
@@ -498,6 +507,34 @@ export function registryRoutes(service: RegistryService) {
       schema: { tags: ['tokens'], params: tokenParams, response: { 204: noContent, ...errors } },
       handler: async (req, reply) => {
         await service.deleteToken(req.params.id);
+        return reply.code(204).send(null);
+      },
+    });
+
+    // Device tokens: the thing's password on the broker's token listener.
+    app.post('/v1/things/:name/token', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['things'],
+        description:
+          "Issue the thing's device token (MQTT password on the token listener, username = thing name), replacing any previous one; the token is returned this once.",
+        params: thingParams,
+        body: createDeviceTokenBody,
+        response: { 201: z.object({ token: z.string(), info: deviceTokenSchema }), ...errors },
+      },
+      handler: async (req, reply) =>
+        reply.code(201).send(await service.createDeviceToken(req.params.name, req.body.policyNames)),
+    });
+    app.get('/v1/things/:name/token', {
+      config: { roles: READ },
+      schema: { tags: ['things'], params: thingParams, response: { 200: deviceTokenSchema, ...errors } },
+      handler: (req) => service.getDeviceToken(req.params.name),
+    });
+    app.delete('/v1/things/:name/token', {
+      config: { roles: WRITE },
+      schema: { tags: ['things'], params: thingParams, response: { 204: noContent, ...errors } },
+      handler: async (req, reply) => {
+        await service.deleteDeviceToken(req.params.name);
         return reply.code(204).send(null);
       },
     });

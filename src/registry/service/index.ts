@@ -1,5 +1,6 @@
 export type { CaCertificate, Certificate, CreatedCertificate, ThingPrincipal } from './certificates.js';
 export type { PutResult, WriteTx } from './core.js';
+export type { DeviceTokenInfo, IssuedDeviceToken } from './device-tokens.js';
 export type { Policy, PolicyPrincipal } from './policies.js';
 export {
   DEFAULT_PAGE_SIZE,

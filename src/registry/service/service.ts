@@ -18,7 +18,9 @@ import { KIND } from '../model.js';
 import type { ChangeRecord, Doc, EntityRecord, Hlc, RegistryStore } from '../store/index.js';
 import * as certs from './certificates.js';
 import { type ServiceContext, type WriteTx, writeTransaction } from './core.js';
+import * as deviceTokens from './device-tokens.js';
 import * as policies from './policies.js';
+import * as shadows from './shadows.js';
 import * as things from './things.js';
 import * as tokens from './tokens.js';
 
@@ -301,6 +303,36 @@ export class RegistryService {
   }
   deleteToken(tokenId: string) {
     return tokens.deleteToken(this.#ctx, tokenId);
+  }
+
+  // Device tokens (the broker's token listener).
+  /** Issues the thing's device token, replacing any previous one; returned this once. */
+  createDeviceToken(thingName: string, policyNames: readonly string[]) {
+    return deviceTokens.createDeviceToken(this.#ctx, thingName, policyNames);
+  }
+  getDeviceToken(thingName: string) {
+    return deviceTokens.getDeviceToken(this.#ctx, thingName);
+  }
+  deleteDeviceToken(thingName: string) {
+    return deviceTokens.deleteDeviceToken(this.#ctx, thingName);
+  }
+  /** The token's policies when it is the thing's current device token, undefined otherwise. */
+  verifyDeviceToken(thingName: string, token: string) {
+    return deviceTokens.verifyDeviceToken(this.#ctx, thingName, token);
+  }
+
+  // Device shadows (classic, one per thing).
+  /** The thing's shadow with its delta; 404 IOTDR_SHADOW_NOT_FOUND when it has none. */
+  getShadow(thingName: string) {
+    return shadows.getShadow(this.#ctx, thingName);
+  }
+  /** Merges an update request (validated here) into the shadow, creating it; the thing must exist. */
+  updateShadow(thingName: string, request: unknown, options: { clientToken?: string } = {}) {
+    return shadows.updateShadow(this.#ctx, thingName, request, options);
+  }
+  /** Deletes the shadow; `request` may carry `version` (must match) and `clientToken`. */
+  deleteShadow(thingName: string, request?: unknown) {
+    return shadows.deleteShadow(this.#ctx, thingName, request);
   }
 
   /**

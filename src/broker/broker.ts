@@ -1,0 +1,233 @@
+import { isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { type FieldIssue, systemClock, ValidationError } from '../common/index.js';
+import {
+  BrokerEngine,
+  type DisconnectTarget,
+  HEALTH_CLIENT_PREFIX,
+  type InboundMessage,
+  type PublishOptions,
+} from './engine.js';
+import { type ListenAddress, TlsListener } from './listener.js';
+import { type BrokerMetrics, brokerMetrics } from './metrics.js';
+import {
+  type BrokerOptions,
+  DEFAULT_LIMITS,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_TOKEN_PORT,
+  type ResolvedLimits,
+} from './options.js';
+import { ConnectionRateLimiter } from './rate-limit.js';
+import type { ConnectionInfo, ConnectionMeta } from './session.js';
+import { FAILOVER_NOTICE_TOPIC } from './template.js';
+
+export interface BrokerAddresses {
+  tls: ListenAddress;
+  token?: ListenAddress;
+}
+
+/** The failover controller's message to every device: where to go now. */
+export interface FailoverNotice {
+  activeRegion: string;
+  /** Fencing epoch of the switch; devices ignore a notice older than one they saw. */
+  epoch: number;
+  /** ISO 8601 time of the switch. */
+  at: string;
+}
+
+/** What the health checkpoint needs for a real MQTT round trip through the TLS listener. */
+export interface HealthIdentityMaterial {
+  certPem: string;
+  keyPem: string;
+  /** The embedded CA, to verify the broker. */
+  caPem: string;
+  /** SNI and name to verify, `mqtt.<zone>`. */
+  servername: string;
+  /** The identity may publish, subscribe and receive only under this prefix, e.g. `$iotdr/health/us-east/`. */
+  topicPrefix: string;
+  /** Client ids must start with this. */
+  clientIdPrefix: string;
+}
+
+/**
+ * One region's MQTT broker: the engine (Aedes with registry decisions) behind a mutual-TLS
+ * listener and, when enabled, a token listener. Build with createBroker, then listen().
+ */
+export class RegionBroker {
+  readonly region: string;
+  readonly #engine: BrokerEngine;
+  readonly #listeners: TlsListener[];
+  readonly #health: HealthIdentityMaterial;
+  #closing: Promise<void> | undefined;
+
+  /** @internal use createBroker */
+  constructor(
+    region: string,
+    engine: BrokerEngine,
+    listeners: TlsListener[],
+    health: HealthIdentityMaterial,
+  ) {
+    this.region = region;
+    this.#engine = engine;
+    this.#listeners = listeners;
+    this.#health = health;
+  }
+
+  /** Starts the listeners; resolves with their bound addresses. */
+  async listen(): Promise<BrokerAddresses> {
+    const [tls, token] = await Promise.all(this.#listeners.map((l) => l.listen()));
+    if (tls === undefined) throw new Error('the broker has no TLS listener');
+    return token === undefined ? { tls } : { tls, token };
+  }
+
+  /** Closes the listeners and every session. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(this.#listeners.map((l) => l.close()));
+      await this.#engine.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Device publishes that passed authorization; returns the unsubscribe function. */
+  onMessage(listener: (message: InboundMessage) => void): () => void {
+    return this.#engine.onMessage(listener);
+  }
+
+  /** Internal publish (shadow replies, notices, rule republish); deliveries still pass each subscriber's iot:Receive. */
+  publish(topic: string, payload: Buffer | string, options?: PublishOptions): Promise<void> {
+    return this.#engine.publish(topic, payload, options);
+  }
+
+  /** Live device sessions (the health identity's are not listed). */
+  connections(): ConnectionInfo[] {
+    return this.#engine.connections();
+  }
+
+  /** Closes the sessions of a thing, of a group's things, or all; resolves with how many. Unknown group: NotFoundError. */
+  disconnect(target: DisconnectTarget): Promise<number> {
+    return this.#engine.disconnect(target);
+  }
+
+  /** Publishes the notice retained at QoS 1 on `$iotdr/notices/failover`. */
+  publishFailoverNotice(notice: FailoverNotice): Promise<void> {
+    const payload = JSON.stringify({ activeRegion: notice.activeRegion, epoch: notice.epoch, at: notice.at });
+    return this.#engine.publish(FAILOVER_NOTICE_TOPIC, payload, { qos: 1, retain: true });
+  }
+
+  healthIdentity(): HealthIdentityMaterial {
+    return { ...this.#health };
+  }
+}
+
+function resolveLimits(options: BrokerOptions): ResolvedLimits {
+  const limits = { ...DEFAULT_LIMITS };
+  // The burst follows the rate unless given: one second's worth of connections at once.
+  const given = options.limits ?? {};
+  if (given.connectionBurst === undefined && given.connectionsPerSecondPerAddress !== undefined) {
+    limits.connectionBurst = given.connectionsPerSecondPerAddress;
+  }
+  const issues: FieldIssue[] = [];
+  for (const [key, value] of Object.entries(options.limits ?? {}) as Array<[keyof ResolvedLimits, unknown]>) {
+    if (value === undefined) continue;
+    if (!Object.hasOwn(DEFAULT_LIMITS, key)) {
+      issues.push({ path: `limits.${key}`, message: 'unknown limit' });
+    } else if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      issues.push({ path: `limits.${key}`, message: `must be a positive number, got ${String(value)}` });
+    } else {
+      limits[key] = value;
+    }
+  }
+  if (issues.length > 0) {
+    throw new ValidationError(
+      `invalid broker limits: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+      'IOTDR_BROKER_INVALID_OPTIONS',
+    );
+  }
+  return limits;
+}
+
+function mqttNameOf(options: BrokerOptions): string {
+  return options.mqttName ?? `mqtt.${options.zone}`;
+}
+
+/** SAN of the server certificate: the DR names, the region's name and its listen address. */
+function serverAltNames(options: BrokerOptions): { dnsNames: string[]; ipAddresses: string[] } {
+  const names = [mqttNameOf(options), options.apiName ?? `api.${options.zone}`, options.region];
+  names.push(...(options.serverNames ?? []));
+  const host = options.host ?? '127.0.0.1';
+  if (host !== '0.0.0.0' && host !== '::') names.push(host);
+  const dnsNames = new Set<string>();
+  const ipAddresses = new Set<string>();
+  for (const name of names) (isIP(name) === 0 ? dnsNames : ipAddresses).add(name.toLowerCase());
+  return { dnsNames: [...dnsNames], ipAddresses: [...ipAddresses] };
+}
+
+/**
+ * Builds a region's broker: issues its server certificate and its health identity from the
+ * embedded CA (both in memory only), starts the engine. Call listen() to accept connections.
+ */
+export async function createBroker(options: BrokerOptions): Promise<RegionBroker> {
+  const limits = resolveLimits(options);
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger.child({ component: 'broker' });
+  const metrics: BrokerMetrics = brokerMetrics(options.metrics);
+  const server = await options.ca.issueServerCertificate({
+    commonName: mqttNameOf(options),
+    ...serverAltNames(options),
+  });
+  const healthCert = await options.ca.issueDeviceCertificate({
+    commonName: `iotdr-health-${options.region}`,
+  });
+  const health: HealthIdentityMaterial = {
+    certPem: healthCert.certificatePem,
+    keyPem: healthCert.privateKeyPem,
+    caPem: options.ca.certificatePem,
+    servername: mqttNameOf(options),
+    topicPrefix: `$iotdr/health/${options.region}/`,
+    clientIdPrefix: HEALTH_CLIENT_PREFIX,
+  };
+  const engine = new BrokerEngine({
+    service: options.service,
+    logger,
+    clock,
+    limits,
+    metrics,
+    healthCertificateId: healthCert.certificateId,
+    healthTopicPrefix: health.topicPrefix,
+  });
+  await engine.start();
+  const limiter = new ConnectionRateLimiter(
+    limits.connectionsPerSecondPerAddress,
+    limits.connectionBurst,
+    clock,
+  );
+  const host = options.host ?? '127.0.0.1';
+  const common = {
+    certPem: server.certificatePem,
+    keyPem: server.privateKeyPem,
+    caPem: options.ca.certificatePem,
+    handshakeTimeoutMs: limits.connectTimeoutMs,
+    limiter,
+    clock,
+    metrics,
+    logger,
+    onSecure: (socket: TLSSocket, meta: ConnectionMeta) => engine.handle(socket, meta),
+  };
+  const listeners = [
+    new TlsListener({ ...common, transport: 'mtls', host, port: options.port ?? DEFAULT_MQTT_PORT }),
+  ];
+  const token = options.tokenListener;
+  if (token !== undefined) {
+    listeners.push(
+      new TlsListener({
+        ...common,
+        transport: 'token',
+        host: token.host ?? host,
+        port: token.port ?? DEFAULT_TOKEN_PORT,
+      }),
+    );
+  }
+  return new RegionBroker(options.region, engine, listeners, health);
+}

@@ -1,0 +1,28 @@
+/** The region's MQTT broker: mutual TLS and tokens from the registry, policies, limits, disconnects, notices. */
+export {
+  type BrokerAddresses,
+  createBroker,
+  type FailoverNotice,
+  type HealthIdentityMaterial,
+  RegionBroker,
+} from './broker.js';
+export { messageIdOf } from './decide.js';
+export {
+  type DisconnectTarget,
+  HEALTH_CLIENT_PREFIX,
+  type InboundMessage,
+  type PublishOptions,
+} from './engine.js';
+export { brokerRoutes } from './http.js';
+export type { ListenAddress } from './listener.js';
+export type { RefusalReason } from './metrics.js';
+export {
+  type BrokerLimits,
+  type BrokerOptions,
+  DEFAULT_LIMITS,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_TOKEN_PORT,
+  type TokenListenerOptions,
+} from './options.js';
+export type { ConnectionInfo } from './session.js';
+export { DEVICE_POLICY_TEMPLATE, FAILOVER_NOTICE_TOPIC } from './template.js';

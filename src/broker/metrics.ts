@@ -1,0 +1,62 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** Why a connection, packet or delivery was refused; the `reason` label of the refusal counter. */
+export type RefusalReason =
+  | 'rate_limited'
+  | 'max_connections'
+  | 'tls_handshake'
+  | 'no_client_certificate'
+  | 'not_authorized'
+  | 'bad_credentials'
+  | 'connect_denied'
+  | 'publish_denied'
+  | 'subscribe_denied'
+  | 'receive_denied'
+  | 'payload_too_large'
+  | 'packet_too_large'
+  | 'malformed_packet'
+  | 'topic_too_long'
+  | 'topic_too_deep';
+
+export interface BrokerMetrics {
+  sessions: Gauge<'auth'>;
+  accepted: Counter<'listener'>;
+  refusals: Counter<'reason'>;
+  messages: Counter<never>;
+  disconnects: Counter<'cause'>;
+}
+
+export function brokerMetrics(registry: Registry = new Registry()): BrokerMetrics {
+  const registers = [registry];
+  return {
+    sessions: new Gauge({
+      name: 'iotdr_broker_sessions',
+      help: 'Live MQTT sessions by authentication (mtls, token, health)',
+      labelNames: ['auth'] as const,
+      registers,
+    }),
+    accepted: new Counter({
+      name: 'iotdr_broker_connections_accepted_total',
+      help: 'TCP connections accepted, before TLS, by listener',
+      labelNames: ['listener'] as const,
+      registers,
+    }),
+    refusals: new Counter({
+      name: 'iotdr_broker_refusals_total',
+      help: 'Connections, packets and deliveries refused, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    messages: new Counter({
+      name: 'iotdr_broker_messages_received_total',
+      help: 'Device PUBLISH packets accepted after authorization',
+      registers,
+    }),
+    disconnects: new Counter({
+      name: 'iotdr_broker_server_disconnects_total',
+      help: 'Sessions closed by the broker: registry (a change revoked them) or request (disconnect API)',
+      labelNames: ['cause'] as const,
+      registers,
+    }),
+  };
+}

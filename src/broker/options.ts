@@ -1,0 +1,74 @@
+import type { Registry } from 'prom-client';
+import type { Clock, Logger } from '../common/index.js';
+import type { CertificateAuthority } from '../pki/index.js';
+import type { RegistryService } from '../registry/index.js';
+
+/** Default MQTT-over-TLS port (IANA "secure-mqtt"). */
+export const DEFAULT_MQTT_PORT = 8883;
+/** Default port of the token listener when it is enabled. */
+export const DEFAULT_TOKEN_PORT = 8884;
+
+/** Limits every connection is held to; every field is optional, defaults below. */
+export interface BrokerLimits {
+  /** Live MQTT sessions (both listeners, health sessions excluded); the next CONNECT gets CONNACK 3. Default 10,000. */
+  maxConnections?: number;
+  /** New TCP connections per second per source address (token bucket refill). Default 100/s. */
+  connectionsPerSecondPerAddress?: number;
+  /** Token bucket size: connections one address may open at once. Default: connectionsPerSecondPerAddress (one second's worth). */
+  connectionBurst?: number;
+  /** Largest PUBLISH payload in bytes; a bigger one closes the connection. Default 131,072 (128 KiB, as AWS IoT). */
+  maxPayloadBytes?: number;
+  /** Longest topic or topic filter in UTF-8 bytes. Default 256 (AWS IoT). */
+  maxTopicLength?: number;
+  /** Most levels in a topic or filter (AWS IoT allows 7 slashes). Default 8. */
+  maxTopicLevels?: number;
+  /** Time from TCP accept to a CONNECT packet, TLS handshake included, in ms. Default 10,000. */
+  connectTimeoutMs?: number;
+}
+
+export type ResolvedLimits = Required<BrokerLimits>;
+
+export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
+  maxConnections: 10_000,
+  connectionsPerSecondPerAddress: 100,
+  connectionBurst: 100,
+  maxPayloadBytes: 128 * 1024,
+  maxTopicLength: 256,
+  maxTopicLevels: 8,
+  connectTimeoutMs: 10_000,
+});
+
+/** The optional username/password listener (off unless given). */
+export interface TokenListenerOptions {
+  /** Default: the broker's host. */
+  host?: string;
+  /** Default 8884; 0 picks a free port. */
+  port?: number;
+}
+
+export interface BrokerOptions {
+  /** This region's name: SAN of the server certificate and part of the health topic prefix. */
+  region: string;
+  service: RegistryService;
+  /** The embedded CA: issues the server and health certificates. */
+  ca: CertificateAuthority;
+  /** The fleet's DNS zone, e.g. 'iot.test'; `mqtt.<zone>` and `api.<zone>` go in the server SAN. */
+  zone: string;
+  /** The devices' DR name (SNI, server certificate CN and SAN). Default `mqtt.<zone>`. */
+  mqttName?: string;
+  /** The command-and-control DR name, also in the SAN. Default `api.<zone>`. */
+  apiName?: string;
+  /** Listen address of the mTLS listener. Default '127.0.0.1'. */
+  host?: string;
+  /** Listen port of the mTLS listener. Default 8883; 0 picks a free port. */
+  port?: number;
+  /** Further SAN entries (names or IP addresses) for the server certificate, e.g. the region's public name. */
+  serverNames?: string[];
+  /** Enables the token listener. Default: off. */
+  tokenListener?: TokenListenerOptions;
+  limits?: BrokerLimits;
+  logger: Logger;
+  /** The region's Prometheus registry; a private one when absent. */
+  metrics?: Registry;
+  clock?: Clock;
+}

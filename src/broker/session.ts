@@ -1,0 +1,106 @@
+import type { Client } from 'aedes';
+import type { PolicyContext } from '../registry/index.js';
+import type { Identity } from './identity.js';
+import type { RefusalReason } from './metrics.js';
+
+export type Transport = 'mtls' | 'token';
+
+/** What the listener learned about a connection before MQTT starts. */
+export interface ConnectionMeta {
+  transport: Transport;
+  /** Source IP address. */
+  address: string;
+  /** SHA-256 hex of the client certificate DER (mTLS listener, when one was presented). */
+  certificateId?: string;
+}
+
+/** One authenticated MQTT session and what decides for it. */
+export interface Session {
+  client: Client;
+  clientId: string;
+  meta: ConnectionMeta;
+  identity: Identity;
+  /** Policy variables; rebuilt whenever the identity is. */
+  context: PolicyContext;
+  /** ms epoch of the successful CONNECT. */
+  since: number;
+  /** Set when the broker closed the session because the registry no longer allows it: its will is not published. */
+  revoked: boolean;
+  /** A re-resolution is running; `again` asks for one more after it. */
+  resolving: boolean;
+  again: boolean;
+  expiry?: NodeJS.Timeout;
+  /** Token listener credentials, kept in memory only to re-check them after a registry change. */
+  username?: string;
+  password?: Buffer;
+}
+
+/** A public view of a session (GET /v1/connections). */
+export interface ConnectionInfo {
+  /** The thing the session acts as; null for a certificate attached to no thing (or several). */
+  thing: string | null;
+  clientId: string;
+  /** Source IP address. */
+  address: string;
+  /** ms epoch of the CONNECT. */
+  since: number;
+  auth: Transport;
+}
+
+/**
+ * The registry entities a session's decisions depend on, as `kind:key` (certificate, its CA, its
+ * thing, each policy, the device token). A change maps to one such key (changeDependency).
+ */
+export function dependencies(identity: Identity): string[] {
+  if (identity.auth === 'health') return [];
+  const out: string[] = identity.policyNames.map((p) => `policy:${p}`);
+  if (identity.certificateId !== undefined) out.push(`certificate:${identity.certificateId}`);
+  if (identity.caCertificateId !== undefined) out.push(`ca-certificate:${identity.caCertificateId}`);
+  if (identity.thingName !== undefined) out.push(`thing:${identity.thingName}`);
+  if (identity.auth === 'token' && identity.thingName !== undefined)
+    out.push(`device-token:${identity.thingName}`);
+  return out;
+}
+
+/** The dependency a committed change touches, or undefined when no session can depend on it. */
+export function changeDependency(kind: string, key: string, ref: string | null): string | undefined {
+  switch (kind) {
+    case 'certificate':
+    case 'ca-certificate':
+    case 'thing':
+    case 'policy':
+    case 'device-token':
+      return `${kind}:${key}`;
+    case 'thing-principal':
+      // key `thing|certificateId`, ref certificateId: a thing attached to or detached from the certificate.
+      return ref === null ? undefined : `certificate:${ref}`;
+    case 'policy-principal':
+      // key `certificateId|policy`: a policy attached to or detached from the certificate.
+      return `certificate:${key.slice(0, key.indexOf('|'))}`;
+    default:
+      return undefined;
+  }
+}
+
+/** Why a topic or filter breaks a limit, or undefined when it is within them. */
+export function topicProblem(
+  topic: string,
+  limits: { maxTopicLength: number; maxTopicLevels: number },
+): { reason: RefusalReason; detail: string } | undefined {
+  const bytes = Buffer.byteLength(topic, 'utf8');
+  if (bytes > limits.maxTopicLength) {
+    return {
+      reason: 'topic_too_long',
+      detail: `topic of ${bytes} bytes exceeds the limit of ${limits.maxTopicLength}`,
+    };
+  }
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47) levels++;
+  if (levels > limits.maxTopicLevels) {
+    return {
+      reason: 'topic_too_deep',
+      detail: `topic of ${levels} levels exceeds the limit of ${limits.maxTopicLevels}`,
+    };
+  }
+  return undefined;
+}
