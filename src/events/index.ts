@@ -1,0 +1,34 @@
+export { type ReadEventsOptions, readEvents } from './client.js';
+export {
+  busEventSchema,
+  DEFAULT_READ_LIMIT,
+  EVENTS_PATH,
+  eventRoutes,
+  MAX_READ_LIMIT,
+  STREAM_HIGH_WATER_BYTES,
+  STREAM_PATH,
+} from './http.js';
+export { encodePayload, parseJson, payloadBytes } from './payload.js';
+export {
+  DEFAULT_MAX_AGE_SECONDS,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_RETENTION_INTERVAL_MS,
+  type Every,
+  MAX_EVENT_ID_LENGTH,
+  MAX_WAIT_MS,
+  SqliteEventBus,
+  type SqliteEventBusOptions,
+  type SqliteSynchronous,
+} from './sqlite.js';
+export type {
+  AppendResult,
+  BusEvent,
+  BusStats,
+  EventBus,
+  EventPayload,
+  EventSource,
+  NewEvent,
+  ReadOptions,
+  ReadResult,
+  RetentionResult,
+} from './types.js';
