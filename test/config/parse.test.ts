@@ -319,7 +319,9 @@ describe('parseConfig errors', () => {
     expect(messageAt(issues, 'broker.maxPayloadBytes')).toContain('between 1 and');
     expect(messageAt(issues, 'regions.0.mqtt.tokenPort')).toContain('already used by regions.0.api.port');
     expect(messageAt(issues, 'health.critical.1')).toContain('expected one of broker, registry');
-    expect(messageAt(issues, 'health.checks.1.name')).toContain('"app" is already the name of health.checks.0');
+    expect(messageAt(issues, 'health.checks.1.name')).toContain(
+      '"app" is already the name of health.checks.0',
+    );
     expect(messageAt(issues, 'health.checks.1.component')).toContain('expected one of app, cnc, analytics');
     expect(messageAt(issues, 'health.checks.1.url')).toContain('http:// or https://');
     expect(messageAt(issues, 'health.checks.1.bodyMatch')).toContain('regular expression');
