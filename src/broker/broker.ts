@@ -5,7 +5,7 @@ import {
   BrokerEngine,
   type DisconnectTarget,
   HEALTH_CLIENT_PREFIX,
-  type InboundMessage,
+  type MessageListener,
   type PublishOptions,
 } from './engine.js';
 import { type ListenAddress, TlsListener } from './listener.js';
@@ -90,7 +90,7 @@ export class RegionBroker {
   }
 
   /** Device publishes that passed authorization; returns the unsubscribe function. */
-  onMessage(listener: (message: InboundMessage) => void): () => void {
+  onMessage(listener: MessageListener): () => void {
     return this.#engine.onMessage(listener);
   }
 

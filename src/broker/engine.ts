@@ -42,6 +42,12 @@ export interface InboundMessage {
   receivedAt: number;
 }
 
+/**
+ * Takes a device's message. A QoS1 message is acknowledged once every listener's promise settles;
+ * a rejection withholds the PUBACK and closes the session, so the device sends it again.
+ */
+export type MessageListener = (message: InboundMessage) => void | Promise<void>;
+
 export interface PublishOptions {
   /** Default 0. */
   qos?: 0 | 1;
@@ -92,7 +98,7 @@ export class BrokerEngine {
   readonly #dependents = new Map<string, Set<Session>>();
   /** Live device sessions (health excluded), for maxConnections. */
   #deviceSessions = 0;
-  readonly #listeners = new Set<(message: InboundMessage) => void>();
+  readonly #listeners = new Set<MessageListener>();
   /** Incremented by every relevant registry commit; a CONNECT resolved across one is resolved again. */
   #generation = 0;
   #aedes: Aedes | undefined;
@@ -120,10 +126,19 @@ export class BrokerEngine {
       authorizeSubscribe: (client, subscription, done) =>
         done(null, this.#authorizeSubscribe(client, subscription) ? subscription : null),
       authorizeForward: (client, packet) => this.#authorizeForward(client, packet),
+      published: (packet, client, done) => {
+        if (!client) {
+          done();
+          return;
+        }
+        this.#received(packet, client).then(
+          () => done(),
+          (error: Error) => done(error),
+        );
+      },
     });
-    this.#aedes.on('publish', (packet, client) => {
-      if (client) this.#received(packet, client);
-    });
+    // Aedes calls `published` before it answers a QoS1 PUBLISH with PUBACK: a device's message is
+    // acknowledged only once every listener (rules → event bus, shadows) has taken it.
     this.#aedes.on('clientError', (client, error) =>
       this.#log.debug({ clientId: client.id, err: error.message }, 'client error'),
     );
@@ -160,7 +175,7 @@ export class BrokerEngine {
     guard.once('close', () => this.#drop(client));
   }
 
-  onMessage(listener: (message: InboundMessage) => void): () => void {
+  onMessage(listener: MessageListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -350,7 +365,7 @@ export class BrokerEngine {
     return null;
   }
 
-  #received(packet: AedesPublishPacket, client: Client): void {
+  async #received(packet: AedesPublishPacket, client: Client): Promise<void> {
     const session = this.#byClient.get(client);
     if (!session || session.identity.auth === 'health') return;
     this.#options.metrics.messages.inc();
@@ -367,12 +382,12 @@ export class BrokerEngine {
       ...(messageId === undefined ? {} : { messageId }),
       receivedAt: this.#options.clock.now(),
     };
-    for (const listener of this.#listeners) {
-      try {
-        listener(message);
-      } catch (error) {
-        this.#log.error({ err: error, topic: packet.topic }, 'message listener failed');
-      }
+    const results = await Promise.allSettled([...this.#listeners].map(async (listener) => listener(message)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      // No PUBACK: the device keeps the message and sends it again.
+      this.#log.error({ err: failed.reason, topic: packet.topic }, 'message listener failed');
+      throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     }
   }
 

@@ -11,6 +11,7 @@ export {
   type DisconnectTarget,
   HEALTH_CLIENT_PREFIX,
   type InboundMessage,
+  type MessageListener,
   type PublishOptions,
 } from './engine.js';
 export { brokerRoutes } from './http.js';
@@ -25,4 +26,13 @@ export {
   type TokenListenerOptions,
 } from './options.js';
 export type { ConnectionInfo } from './session.js';
+export {
+  parseRequestTopic,
+  SHADOW_TOPIC_PREFIX,
+  type ShadowPublish,
+  ShadowTopics,
+  type ShadowTopicsOptions,
+  shadowRoutes,
+  shadowTopic,
+} from './shadow/index.js';
 export { DEVICE_POLICY_TEMPLATE, FAILOVER_NOTICE_TOPIC } from './template.js';

@@ -50,7 +50,9 @@ describe('broker: mutual TLS and policies from the registry', () => {
 
   it('lets a device connect, subscribe and publish within its policy, and hands the message to onMessage', async () => {
     const seen: InboundMessage[] = [];
-    const off = broker.broker.onMessage((m) => seen.push(m));
+    const off = broker.broker.onMessage((m) => {
+      seen.push(m);
+    });
     const client = await open(device, 'sensor-1');
     expect(await subscribe(client, 'devices/sensor-1/#')).toEqual([1]);
     const received = nextMessage(client, 'devices/sensor-1/telemetry');
