@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createLogger, type Logger, writeFileAtomic } from './common/index.js';
+import { brokerRoutes, createBroker, type RegionBroker, ShadowTopics, shadowRoutes } from './broker/index.js';
+import { type Clock, createLogger, type Logger, uuidv7, writeFileAtomic } from './common/index.js';
 import {
   ensureStateDir,
   type IotdrConfig,
@@ -11,6 +12,16 @@ import {
   regionByName,
   sqlitePath,
 } from './config/index.js';
+import { type EventBus, eventRoutes, SqliteEventBus } from './events/index.js';
+import {
+  brokerCheckpoint,
+  customCheckpoint,
+  HealthService,
+  healthRoutes,
+  httpCheckpoint,
+  registryCheckpoint,
+  replicationCheckpoint,
+} from './health/index.js';
 import { type CertificateAuthority, loadOrCreateCa } from './pki/index.js';
 import {
   buildRegistryApi,
@@ -22,10 +33,11 @@ import {
   SqliteStore,
 } from './registry/index.js';
 import { digestRoutes, Replication, replicationRoutes, snapshotRoutes } from './replication/index.js';
+import { DeadLetterStore, parseRuleDefinitions, RuleEngine, ruleRoutes } from './rules/index.js';
 
 /**
  * Composition root of one region: its store, registry, certificate authority, replication links
- * from every other region, and HTTP API.
+ * from every other region, MQTT broker with shadows and rules, event bus, health API and HTTP API.
  */
 export interface RegionOptions {
   config: IotdrConfig;
@@ -40,10 +52,19 @@ export interface RunningRegion {
   name: string;
   /** Base URL of the region's HTTP API, e.g. http://127.0.0.11:8080. */
   apiUrl: string;
+  /** The broker's mutual-TLS listener, e.g. mqtts://127.0.0.11:8883. */
+  mqttUrl: string;
+  /** The token listener, when `broker.tokenAuth` is on. */
+  mqttTokenUrl?: string;
   service: RegistryService;
   app: FastifyInstance;
   ca: CertificateAuthority;
   replication: Replication;
+  broker: RegionBroker;
+  bus: EventBus;
+  rules: RuleEngine;
+  health: HealthService;
+  /** Stops everything, in reverse order of start; idempotent. */
   stop(): Promise<void>;
 }
 
@@ -134,46 +155,193 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       maintenanceIntervalMs: r.maintenanceIntervalSeconds * 1000,
     },
   });
-  let app: FastifyInstance | undefined;
+  // Everything started so far, closed in reverse order on a failed start and on stop.
+  const closers: Array<() => Promise<void>> = [() => store.close()];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'closing failed');
+      }
+    }
+  };
   try {
     await service.init();
     await service.ensureToken(adminToken, 'admin', 'admin');
     await service.ensureToken(replicatorToken, 'replicator', 'replicator');
-    app = await buildRegistryApi({
+    const regionDir = join(stateDir, 'regions', region.name);
+    const bus = await SqliteEventBus.open({
+      path: join(regionDir, 'events.db'),
+      region: region.name,
+      synchronous: config.events.synchronous,
+      retention: { maxAgeSeconds: config.events.retentionSeconds, maxBytes: config.events.maxBytes },
+      metrics,
+    });
+    closers.push(() => bus.close());
+    const deadLetters = await DeadLetterStore.open(join(regionDir, 'rules.db'));
+    closers.push(async () => deadLetters.close());
+
+    // Tests listen on port 0 for the API; the MQTT listeners then take free ports too.
+    const ephemeral = options.listen !== undefined;
+    const broker = await createBroker({
+      region: region.name,
+      service,
+      ca,
+      zone: config.zone,
+      mqttName: `${config.names.mqtt}.${config.zone}`,
+      apiName: `${config.names.api}.${config.zone}`,
+      host: options.listen?.host ?? region.address,
+      port: ephemeral ? 0 : region.mqtt.port,
+      ...(config.broker.tokenAuth ? { tokenListener: { port: ephemeral ? 0 : region.mqtt.tokenPort } } : {}),
+      limits: {
+        maxConnections: config.broker.maxConnections,
+        connectionsPerSecondPerAddress: config.broker.connectionsPerSecondPerAddress,
+        maxPayloadBytes: config.broker.maxPayloadBytes,
+        maxTopicLength: config.broker.maxTopicLength,
+        maxTopicLevels: config.broker.maxTopicLevels,
+        connectTimeoutMs: config.broker.connectTimeoutMs,
+      },
+      logger: logger.child({ component: 'broker' }),
+      metrics,
+    });
+    closers.push(() => broker.close());
+    const mqtt = await broker.listen();
+
+    const rules = new RuleEngine({
+      region: region.name,
+      bus,
+      deadLetters,
+      service,
+      metrics,
+      logger: logger.child({ component: 'rules' }),
+      rules: parseRuleDefinitions(config.rules),
+      publish: (topic, payload, o) =>
+        broker.publish(topic, payload, { qos: o.qos === 1 ? 1 : 0, retain: o.retain }),
+    });
+    await rules.start();
+    closers.push(() => rules.stop());
+    const shadows = new ShadowTopics({
+      service,
+      publish: (topic, payload, o) => broker.publish(topic, payload, o),
+      logger: logger.child({ component: 'shadows' }),
+    });
+    shadows.start();
+    closers.push(() => shadows.stop());
+    // On stop the broker closes before the engines it feeds (close is idempotent).
+    closers.push(() => broker.close());
+    // Runs before the device's PUBACK: an acknowledged message is on the bus.
+    broker.onMessage(async (message) => {
+      const [, taken] = await Promise.all([shadows.handle(message), rules.handle(message)]);
+      if (taken.busFailures > 0) throw new Error('the event bus did not take the message');
+    });
+
+    const health = new HealthService({
+      serviceId: region.name,
+      version: await packageVersion(),
+      description: `iotdr region ${region.name}`,
+      timeoutMs: config.health.timeoutMs,
+      critical: config.health.critical,
+      metrics,
+    });
+    health
+      .add(brokerCheckpoint(() => ({ ...broker.healthIdentity(), url: mqttUrl(mqtt.tls) })))
+      .add(registryCheckpoint(service))
+      .add(
+        replicationCheckpoint(replication, {
+          maxLagMs: config.health.maxLagMs,
+          maxLagChanges: config.health.maxLagChanges,
+          // A healthy link answers at least every long poll.
+          maxContactAgeMs: Math.max(30_000, 2 * r.waitMs + 5000),
+        }),
+      )
+      .add(eventsCheckpoint(bus, region.name, service.clock));
+    for (const check of config.health.checks) health.add(httpCheckpoint(check));
+
+    const app = await buildRegistryApi({
       service,
       logger,
       bodyLimit: config.api.bodyLimit,
       version: await packageVersion(),
       metrics,
-      routes: [snapshotRoutes(service), digestRoutes(service), replicationRoutes(replication)],
+      routes: [
+        snapshotRoutes(service),
+        digestRoutes(service),
+        replicationRoutes(replication),
+        brokerRoutes(broker),
+        shadowRoutes(service),
+        eventRoutes(bus, service),
+        ruleRoutes(rules),
+        healthRoutes(health),
+      ],
+      liveInfo: () => ({
+        mqtt: mqttUrl(mqtt.tls),
+        ...(mqtt.token ? { mqttToken: mqttUrl(mqtt.token) } : {}),
+      }),
     });
+    // The API closes first: no request may reach a component that is already closed.
+    closers.push(() => app.close());
     const listen = options.listen ?? { host: region.address, port: region.api.port };
     await app.listen({ host: listen.host, port: listen.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : region.api.port;
+    const host = options.listen?.host ?? region.address;
+    const apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    logger.info({ apiUrl, mqtt: mqttUrl(mqtt.tls), store: store.engine }, `region ${region.name} serving`);
+    replication.start();
+    closers.push(() => replication.stop());
+    let stopping: Promise<void> | undefined;
+    return {
+      name: region.name,
+      apiUrl,
+      mqttUrl: mqttUrl(mqtt.tls),
+      ...(mqtt.token ? { mqttTokenUrl: mqttUrl(mqtt.token) } : {}),
+      service,
+      app,
+      ca,
+      replication,
+      broker,
+      bus,
+      rules,
+      health,
+      stop() {
+        stopping ??= closeAll();
+        return stopping;
+      },
+    };
   } catch (error) {
-    await app?.close();
-    await store.close();
+    await closeAll();
     throw error;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : region.api.port;
-  const host = options.listen?.host ?? region.address;
-  const apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ apiUrl, store: store.engine }, `region ${region.name} serving`);
-  replication.start();
-  const running = app;
-  return {
-    name: region.name,
-    apiUrl,
-    service,
-    app: running,
-    ca,
-    replication,
-    async stop() {
-      await replication.stop();
-      await running.close();
-      await store.close();
+}
+
+function mqttUrl(address: { host: string; port: number }): string {
+  return `mqtts://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+}
+
+/**
+ * The `events` checkpoint: appends a probe event to the bus and reads it back by its offset. The
+ * probe's source is `health`, so consumers of device data can skip it.
+ */
+function eventsCheckpoint(bus: EventBus, region: string, clock: Clock) {
+  return customCheckpoint(
+    'events',
+    'events',
+    async () => {
+      const id = uuidv7(clock.now());
+      const { offset } = await bus.append({
+        id,
+        time: clock.now(),
+        source: { type: 'health' },
+        topic: `$iotdr/health/${region}/events`,
+        payload: { type: 'json', value: { probe: id } },
+      });
+      const read = await bus.read({ from: offset, limit: 1 });
+      if (read.events[0]?.id !== id)
+        throw new Error(`appended event ${id} at offset ${offset} did not read back`);
     },
-  };
+    { measurement: 'appendRead' },
+  );
 }
 
 /** A region's API base URL from its configuration. */

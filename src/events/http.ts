@@ -55,7 +55,10 @@ export const busEventSchema = z
     offset: z.number().int(),
     region: z.string(),
     time: z.number().int(),
-    source: z.object({ type: z.literal('rule'), rule: z.string() }),
+    source: z.discriminatedUnion('type', [
+      z.object({ type: z.literal('rule'), rule: z.string() }),
+      z.object({ type: z.literal('health') }),
+    ]),
     topic: z.string(),
     thingName: z.string().optional(),
     clientId: z.string().optional(),

@@ -4,8 +4,11 @@
  * de-duplication, max_age / max_bytes retention), so a second implementation can sit behind it.
  */
 
-/** Where an event came from; more kinds (shadow updates, lifecycle events) may follow. */
-export type EventSource = { type: 'rule'; rule: string };
+/**
+ * Where an event came from; more kinds (shadow updates, lifecycle events) may follow. `health` is
+ * the region's own probe of the bus (the `events` checkpoint): consumers of device data skip it.
+ */
+export type EventSource = { type: 'rule'; rule: string } | { type: 'health' };
 
 /**
  * The message payload: JSON stays JSON (`{type:'json', value}`) when the bytes are UTF-8 text that

@@ -56,6 +56,8 @@ export interface HandleResult {
   matched: string[];
   /** Actions that failed now (HTTP deliveries continue in the background and are not counted). */
   failures: number;
+  /** Of those, appends to the event bus: the message is not durably taken, so it must not be acknowledged. */
+  busFailures: number;
 }
 
 type Data = { json: true; value: unknown; bytes: Buffer } | { json: false; bytes: Buffer };
@@ -169,7 +171,7 @@ export class RuleEngine {
   }
 
   async handle(message: InboundMessage): Promise<HandleResult> {
-    const result: HandleResult = { matched: [], failures: 0 };
+    const result: HandleResult = { matched: [], failures: 0, busFailures: 0 };
     const depth = this.#depthOf(message);
     let id: string | undefined;
     let parsed: ReturnType<typeof parseJson> | undefined;
@@ -187,6 +189,7 @@ export class RuleEngine {
           await this.#run(rule, action, message, data, id, depth);
         } catch (error) {
           result.failures++;
+          if (action.type === 'bus') result.busFailures++;
           this.#metrics?.actionFailures.inc({ rule: rule.name, action: action.type });
           this.#o.logger?.error({ err: error, rule: rule.name, action: action.type }, 'rule action failed');
         }

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -41,6 +43,15 @@ describe('iotdr up', () => {
           'us-west': { api: `http://127.0.0.1:${west}`, role: 'secondary' },
         },
       });
+      // The brokers took free ports (mqtt.port 0); endpoints.json has the real ones, and they answer.
+      for (const name of ['us-east', 'us-west']) {
+        const mqttUrl = new URL(endpoints.regions[name].mqtt);
+        expect(mqttUrl.protocol).toBe('mqtts:');
+        expect(Number(mqttUrl.port)).toBeGreaterThan(0);
+        const socket = connect(Number(mqttUrl.port), mqttUrl.hostname);
+        await once(socket, 'connect');
+        socket.destroy();
+      }
       const tokenFile = join(home, 'secrets', 'admin.token');
       expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
       expect((await stat(join(home, 'pki', 'ca.key'))).mode & 0o777).toBe(0o600);

@@ -36,7 +36,12 @@ let schemas = 0;
 export async function startCluster(
   names: string[],
   engine: Engine,
-  options: { autostart?: string[]; replication?: Record<string, unknown> } = {},
+  options: {
+    autostart?: string[];
+    replication?: Record<string, unknown>;
+    /** More top-level configuration (rules, health, broker…). */
+    config?: Record<string, unknown>;
+  } = {},
 ): Promise<Cluster> {
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-cluster-'));
   const run = `${process.pid}_${++schemas}`;
@@ -58,6 +63,7 @@ export async function startCluster(
     logging: { level: 'silent' },
     regions: regionsYaml,
     replication: { waitMs: 500, retryBaseMs: 20, retryMaxMs: 250, ...options.replication },
+    ...options.config,
   };
   const config = parseConfig(configYaml);
   const logger = createLogger({ level: 'silent' });

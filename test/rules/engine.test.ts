@@ -119,7 +119,7 @@ describe('rule engine', () => {
     const r = await e.handle(
       message('dev/t1/telemetry', { temp: 21, pos: { lat: 1, lon: 2 }, x: 1 }, { messageId: 'msg-1' }),
     );
-    expect(r).toEqual({ matched: ['telemetry'], failures: 0 });
+    expect(r).toEqual({ matched: ['telemetry'], failures: 0, busFailures: 0 });
     await e.handle(message('dev/t1/status', { temp: 1 }));
     await e.handle(message('other/bin', Buffer.from([0, 1, 2]), { thingName: undefined }));
     // QoS1 re-delivery of the same device message: no second event.
@@ -145,9 +145,20 @@ describe('rule engine', () => {
     );
   });
 
+  it('counts a failed bus append apart, so the broker withholds the PUBACK', async () => {
+    const e = start([{ name: 'telemetry', topicFilter: 'dev/#', actions: [{ type: 'bus' }] }]);
+    await bus.close();
+    expect(await e.handle(message('dev/t1/telemetry', { temp: 1 }))).toEqual({
+      matched: ['telemetry'],
+      failures: 1,
+      busFailures: 1,
+    });
+    bus = await SqliteEventBus.open({ path: join(dir, 'events.db'), region: 'us-east' });
+  });
+
   it('records a select on a non-JSON payload as a rule error, without throwing', async () => {
     const e = start([{ name: 'sel', topicFilter: '#', select: ['a'], actions: [{ type: 'bus' }] }]);
-    expect(await e.handle(message('x', Buffer.from('not json')))).toEqual({ matched: ['sel'], failures: 0 });
+    expect(await e.handle(message('x', Buffer.from('not json')))).toEqual({ matched: ['sel'], failures: 0, busFailures: 0 });
     await e.handle(message('x', [1, 2]));
     expect(await bus.lastOffset()).toBe(0);
     expect(await metric('iotdr_rule_errors_total')).toContain(
