@@ -167,6 +167,8 @@ describe('broker: token listener', () => {
     const goneC = closed(c);
     await registry.service.deleteThing('tok-4', { force: true });
     await goneC;
+    // The token went with its thing.
+    expect(await registry.service.store.get('device-token', 'tok-4')).toBeUndefined();
     // Re-creating the thing does not revive the old token.
     await registry.service.putThing('tok-4', {});
     expect(

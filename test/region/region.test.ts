@@ -24,12 +24,16 @@ async function provision(region: ClusterRegion, thingName: string): Promise<Devi
   const created = await region.call('POST', '/v1/certificates', {});
   expect(created.status).toBe(201);
   const certificateId = created.body.certificate.certificateId as string;
-  expect((await region.call('PUT', `/v1/things/${thingName}/certificates/${certificateId}`)).status).toBeLessThan(300);
+  expect(
+    (await region.call('PUT', `/v1/things/${thingName}/certificates/${certificateId}`)).status,
+  ).toBeLessThan(300);
   const policy = `${thingName}-policy`;
-  expect((await region.call('PUT', `/v1/policies/${policy}`, { policyDocument: DEVICE_POLICY_TEMPLATE() })).status).toBe(
-    201,
-  );
-  expect((await region.call('PUT', `/v1/certificates/${certificateId}/policies/${policy}`)).status).toBeLessThan(300);
+  expect(
+    (await region.call('PUT', `/v1/policies/${policy}`, { policyDocument: DEVICE_POLICY_TEMPLATE() })).status,
+  ).toBe(201);
+  expect(
+    (await region.call('PUT', `/v1/certificates/${certificateId}/policies/${policy}`)).status,
+  ).toBeLessThan(300);
   return {
     thingName,
     certificateId,
@@ -78,12 +82,16 @@ describe('a region', () => {
     app.listen(0, '127.0.0.1');
     await once(app, 'listening');
     const appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}/healthz`;
-    cluster = await startCluster(['us-east', 'us-west'], { engine: 'sqlite' }, {
-      config: {
-        rules: [{ name: 'telemetry', topicFilter: 'devices/+/telemetry', actions: [{ type: 'bus' }] }],
-        health: { checks: [{ name: 'orders-app', component: 'app', url: appUrl, bodyMatch: '"ok":true' }] },
+    cluster = await startCluster(
+      ['us-east', 'us-west'],
+      { engine: 'sqlite' },
+      {
+        config: {
+          rules: [{ name: 'telemetry', topicFilter: 'devices/+/telemetry', actions: [{ type: 'bus' }] }],
+          health: { checks: [{ name: 'orders-app', component: 'app', url: appUrl, bodyMatch: '"ok":true' }] },
+        },
       },
-    });
+    );
     east = cluster.regions['us-east'] as ClusterRegion;
     west = cluster.regions['us-west'] as ClusterRegion;
   }, 60_000);
@@ -101,7 +109,8 @@ describe('a region', () => {
     );
     await eventually(
       async () =>
-        (await west.call('GET', `/v1/certificates/${device.certificateId}/policies`)).body?.items?.length === 1,
+        (await west.call('GET', `/v1/certificates/${device.certificateId}/policies`)).body?.items?.length ===
+        1,
       'the policy attachment in us-west',
     );
     const client = await connect(west, device);
@@ -110,12 +119,18 @@ describe('a region', () => {
     // When the revocation commits in us-west (applied by replication), and when the session closes.
     let arrivedAt: number | undefined;
     const off = running(west).service.onCommit((changes) => {
-      if (changes.some((c) => c.kind === 'certificate' && c.key === device.certificateId && c.origin === 'us-east'))
+      if (
+        changes.some(
+          (c) => c.kind === 'certificate' && c.key === device.certificateId && c.origin === 'us-east',
+        )
+      )
         arrivedAt ??= Date.now();
     });
     const closedAt = new Promise<number>((resolve) => client.once('close', () => resolve(Date.now())));
     try {
-      const revoked = await east.call('PATCH', `/v1/certificates/${device.certificateId}`, { status: 'REVOKED' });
+      const revoked = await east.call('PATCH', `/v1/certificates/${device.certificateId}`, {
+        status: 'REVOKED',
+      });
       expect(revoked.status).toBe(200);
       const closed = await closedAt;
       await eventually(async () => arrivedAt !== undefined, 'the revocation in us-west');
@@ -134,12 +149,18 @@ describe('a region', () => {
     try {
       const ids = Array.from({ length: 5 }, (_, i) => `sensor-7-msg-${i}`);
       for (const [seq, messageId] of ids.entries()) {
-        await client.publishAsync('devices/sensor-7/telemetry', JSON.stringify({ messageId, seq, t: 20 + seq }), {
-          qos: 1,
-        });
+        await client.publishAsync(
+          'devices/sensor-7/telemetry',
+          JSON.stringify({ messageId, seq, t: 20 + seq }),
+          {
+            qos: 1,
+          },
+        );
       }
       // Not taken by the rule: another topic.
-      await client.publishAsync('devices/sensor-7/status', JSON.stringify({ messageId: 'status-1' }), { qos: 1 });
+      await client.publishAsync('devices/sensor-7/status', JSON.stringify({ messageId: 'status-1' }), {
+        qos: 1,
+      });
     } finally {
       await client.endAsync();
     }
@@ -172,7 +193,9 @@ describe('a region', () => {
   it('keeps a shadow in step across regions and tells the device on the other side', async () => {
     const device = await provision(east, 'lamp-1');
     await eventually(
-      async () => (await west.call('GET', `/v1/certificates/${device.certificateId}/policies`)).body?.items?.length === 1,
+      async () =>
+        (await west.call('GET', `/v1/certificates/${device.certificateId}/policies`)).body?.items?.length ===
+        1,
       'lamp-1 in us-west',
     );
     const client = await connect(west, device);
@@ -183,7 +206,9 @@ describe('a region', () => {
           if (topic.endsWith('/update/delta')) resolve(JSON.parse(payload.toString()));
         }),
       );
-      const updated = await east.call('POST', '/v1/things/lamp-1/shadow', { state: { desired: { on: true } } });
+      const updated = await east.call('POST', '/v1/things/lamp-1/shadow', {
+        state: { desired: { on: true } },
+      });
       expect(updated.status).toBe(200);
       expect((await delta).state).toEqual({ on: true });
       const shadow = await west.call('GET', '/v1/things/lamp-1/shadow');

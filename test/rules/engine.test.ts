@@ -158,7 +158,11 @@ describe('rule engine', () => {
 
   it('records a select on a non-JSON payload as a rule error, without throwing', async () => {
     const e = start([{ name: 'sel', topicFilter: '#', select: ['a'], actions: [{ type: 'bus' }] }]);
-    expect(await e.handle(message('x', Buffer.from('not json')))).toEqual({ matched: ['sel'], failures: 0, busFailures: 0 });
+    expect(await e.handle(message('x', Buffer.from('not json')))).toEqual({
+      matched: ['sel'],
+      failures: 0,
+      busFailures: 0,
+    });
     await e.handle(message('x', [1, 2]));
     expect(await bus.lastOffset()).toBe(0);
     expect(await metric('iotdr_rule_errors_total')).toContain(

@@ -111,6 +111,9 @@ export async function deleteThing(
     for (const p of principals) await remove(ctx, tx, p);
     // Like AWS IoT, deleting a thing removes it from its groups.
     for (const m of await listAll(tx, KIND.groupMember, { ref: name })) await remove(ctx, tx, m);
+    // The thing's device token authenticates nothing without it: it goes too.
+    const token = await tx.get(KIND.deviceToken, name);
+    if (token && !token.deleted) await remove(ctx, tx, token);
     await remove(ctx, tx, thing);
   });
 }
