@@ -6,27 +6,12 @@
 /** pass: healthy; warn: healthy with concerns; fail: unhealthy (draft §3.1). */
 export type HealthStatus = 'pass' | 'warn' | 'fail';
 
-/** The reference design's monitored components (DESIGN.md §6). */
-export const HEALTH_COMPONENTS = [
-  'broker',
-  'registry',
-  'replication',
-  'events',
-  'app',
-  'cnc',
-  'analytics',
-] as const;
-export type HealthComponent = (typeof HEALTH_COMPONENTS)[number];
+import type { HealthComponent } from '../config/index.js';
 
-/** Components whose failing checkpoint fails the region when nothing else is configured; the others warn. */
-export const DEFAULT_CRITICAL_COMPONENTS: readonly HealthComponent[] = [
-  'broker',
-  'registry',
-  'events',
-  'app',
-  'cnc',
-  'analytics',
-];
+// The reference design's monitored components (DESIGN.md §6), and those whose failing checkpoint
+// fails the region by default: one list, in the configuration's schema.
+export { DEFAULT_CRITICAL_COMPONENTS, HEALTH_COMPONENTS } from '../config/index.js';
+export type { HealthComponent };
 
 /** Each checkpoint's timeout unless it sets its own, in ms. */
 export const DEFAULT_CHECKPOINT_TIMEOUT_MS = 1000;

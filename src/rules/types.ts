@@ -1,19 +1,5 @@
-/**
- * A message as the broker hands it to the rules engine. Structurally identical to the broker's own
- * type (declared here so the engine does not depend on the broker).
- */
-export interface InboundMessage {
-  topic: string;
-  payload: Buffer;
-  qos: 0 | 1 | 2;
-  retain: boolean;
-  clientId: string;
-  thingName?: string;
-  /** The device's own message id, when it sent one (MQTT 5 user property or SDK envelope). */
-  messageId?: string;
-  /** When the broker received it, in ms since the epoch. */
-  receivedAt: number;
-}
+/** A message as the broker hands it to the rules engine (type only: no runtime dependency). */
+export type { InboundMessage } from '../broker/index.js';
 
 /** Publishes a message through the region's broker (republish action). */
 export type PublishFn = (

@@ -24,21 +24,10 @@ import {
   shadowTopic,
 } from './messages.js';
 
-/**
- * A device PUBLISH that passed the broker's authorization. Structurally the broker's own
- * `InboundMessage` (src/broker/index.ts), declared here so the engine does not depend on it.
- */
-export interface InboundMessage {
-  topic: string;
-  payload: Buffer;
-  qos: 0 | 1 | 2;
-  retain: boolean;
-  clientId: string;
-  thingName?: string;
-  messageId?: string;
-  /** ms epoch */
-  receivedAt: number;
-}
+/** A device PUBLISH that passed the broker's authorization. */
+export type { InboundMessage } from '../engine.js';
+
+import type { InboundMessage } from '../engine.js';
 
 /** How the engine publishes: the broker's publish, or anything with the same contract. */
 export type ShadowPublish = (
