@@ -121,24 +121,22 @@ export class BrokerEngine {
           (error: AuthenticateError) => done(error, false),
         );
       },
-      authorizePublish: (client, packet, done) =>
-        done(client ? this.#authorizePublish(client, packet) : null),
-      authorizeSubscribe: (client, subscription, done) =>
-        done(null, this.#authorizeSubscribe(client, subscription) ? subscription : null),
-      authorizeForward: (client, packet) => this.#authorizeForward(client, packet),
-      published: (packet, client, done) => {
-        if (!client) {
-          done();
-          return;
-        }
+      // Aedes answers a QoS1 PUBLISH with PUBACK right after this hook, before it delivers: so the
+      // listeners (rules → event bus, shadows) run here, and a device's message is acknowledged
+      // only once they took it. A listener's failure withholds the PUBACK and closes the session.
+      authorizePublish: (client, packet, done) => {
+        if (!client) return done(null);
+        const refusal = this.#authorizePublish(client, packet);
+        if (refusal) return done(refusal);
         this.#received(packet, client).then(
-          () => done(),
+          () => done(null),
           (error: Error) => done(error),
         );
       },
+      authorizeSubscribe: (client, subscription, done) =>
+        done(null, this.#authorizeSubscribe(client, subscription) ? subscription : null),
+      authorizeForward: (client, packet) => this.#authorizeForward(client, packet),
     });
-    // Aedes calls `published` before it answers a QoS1 PUBLISH with PUBACK: a device's message is
-    // acknowledged only once every listener (rules → event bus, shadows) has taken it.
     this.#aedes.on('clientError', (client, error) =>
       this.#log.debug({ clientId: client.id, err: error.message }, 'client error'),
     );
@@ -365,7 +363,7 @@ export class BrokerEngine {
     return null;
   }
 
-  async #received(packet: AedesPublishPacket, client: Client): Promise<void> {
+  async #received(packet: PublishPacket, client: Client): Promise<void> {
     const session = this.#byClient.get(client);
     if (!session || session.identity.auth === 'health') return;
     this.#options.metrics.messages.inc();

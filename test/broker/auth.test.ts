@@ -72,6 +72,41 @@ describe('broker: mutual TLS and policies from the registry', () => {
     off();
   });
 
+  it('acknowledges a QoS1 message only after its listeners took it; a failing listener gets no PUBACK', async () => {
+    let release: () => void = () => {};
+    const taken = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let fail = false;
+    const off = broker.broker.onMessage(async () => {
+      if (fail) throw new Error('bus unavailable');
+      await taken;
+    });
+    const client = await open(device, 'sensor-1');
+    try {
+      let acked = false;
+      const publish = client
+        .publishAsync('devices/sensor-1/telemetry', '{"t":1}', { qos: 1 })
+        .then(() => {
+          acked = true;
+        });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(acked).toBe(false);
+      release();
+      await publish;
+      expect(acked).toBe(true);
+
+      fail = true;
+      const gone = closed(client);
+      const refused = client.publishAsync('devices/sensor-1/telemetry', '{"t":2}', { qos: 1 });
+      refused.catch(() => {});
+      await gone;
+    } finally {
+      off();
+      await client.endAsync(true);
+    }
+  });
+
   it('refuses a subscription outside the policy with SUBACK 0x80 and keeps the session', async () => {
     const client = await open(device, 'sensor-1');
     expect(await subscribe(client, 'devices/other/#')).toEqual([128]);
