@@ -85,11 +85,9 @@ describe('broker: mutual TLS and policies from the registry', () => {
     const client = await open(device, 'sensor-1');
     try {
       let acked = false;
-      const publish = client
-        .publishAsync('devices/sensor-1/telemetry', '{"t":1}', { qos: 1 })
-        .then(() => {
-          acked = true;
-        });
+      const publish = client.publishAsync('devices/sensor-1/telemetry', '{"t":1}', { qos: 1 }).then(() => {
+        acked = true;
+      });
       await new Promise((r) => setTimeout(r, 200));
       expect(acked).toBe(false);
       release();
