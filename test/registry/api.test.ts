@@ -557,6 +557,12 @@ describe('operations endpoints', () => {
       expect(Object.keys(res.body.paths)).toContain(path);
     }
     expect(res.body.paths['/v1/things/{name}'].put.requestBody).toBeDefined();
+    // Every reference resolves: a generated client must find each schema it is pointed at.
+    const refs = [...JSON.stringify(res.body).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map(
+      (m) => m[1] as string,
+    );
+    expect(refs.length).toBeGreaterThan(0);
+    for (const ref of new Set(refs)) expect(Object.keys(res.body.components.schemas ?? {})).toContain(ref);
   });
 
   it('exports Prometheus metrics', async () => {

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { RegistryService } from '../service/index.js';
@@ -112,6 +117,8 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
+    // Schemas registered with an id (`.meta({ id })`) become components/schemas, which the routes refer to.
+    transformObject: jsonSchemaTransformObject,
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
