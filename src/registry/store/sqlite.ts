@@ -73,14 +73,29 @@ CREATE TABLE IF NOT EXISTS local_state (
 ) WITHOUT ROWID;
 `;
 
-/** Prepared read statements over one connection. */
+/**
+ * Prepared read statements over one connection. The statements whose SQL depends on the filter are
+ * prepared once per distinct text and kept: the broker reads on every CONNECT, and preparing cost
+ * as much as reading.
+ */
 class SqliteReader implements StoreReader {
   readonly #get: Database.Statement<[string, string], EntityRow>;
   readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
 
   constructor(db: Database.Database) {
     this.#db = db;
     this.#get = db.prepare('SELECT * FROM entities WHERE kind = ? AND key = ?');
+  }
+
+  /** The prepared statement for `sql`; the texts come from a handful of filter shapes. */
+  #prepare(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   async get(
@@ -99,15 +114,16 @@ class SqliteReader implements StoreReader {
 
   async list(kind: string, options: ListOptions): Promise<EntityRecord[]> {
     const { sql, params } = filterSql(kind, options);
-    const rows = this.#db
-      .prepare(`SELECT * FROM entities WHERE ${sql} ORDER BY key LIMIT ?`)
-      .all(...params, options.limit) as EntityRow[];
+    const rows = this.#prepare(`SELECT * FROM entities WHERE ${sql} ORDER BY key LIMIT ?`).all(
+      ...params,
+      options.limit,
+    ) as EntityRow[];
     return rows.map(toEntity);
   }
 
   async count(kind: string, options: CountOptions = {}): Promise<number> {
     const { sql, params } = filterSql(kind, options);
-    const row = this.#db.prepare(`SELECT COUNT(*) AS n FROM entities WHERE ${sql}`).get(...params) as {
+    const row = this.#prepare(`SELECT COUNT(*) AS n FROM entities WHERE ${sql}`).get(...params) as {
       n: number;
     };
     return row.n;
@@ -126,14 +142,15 @@ class SqliteReader implements StoreReader {
     }
     if (!options.includeDeleted) clauses.push('deleted = 0');
     const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
-    const rows = this.#db
-      .prepare(`SELECT * FROM entities ${where} ORDER BY kind, key LIMIT ?`)
-      .all(...params, options.limit) as EntityRow[];
+    const rows = this.#prepare(`SELECT * FROM entities ${where} ORDER BY kind, key LIMIT ?`).all(
+      ...params,
+      options.limit,
+    ) as EntityRow[];
     return rows.map(toEntity);
   }
 
   async getLocal(key: string): Promise<Doc | undefined> {
-    const row = this.#db.prepare('SELECT value FROM local_state WHERE key = ?').get(key) as
+    const row = this.#prepare('SELECT value FROM local_state WHERE key = ?').get(key) as
       | { value: string }
       | undefined;
     return row ? (JSON.parse(row.value) as Doc) : undefined;
