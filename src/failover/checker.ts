@@ -1,0 +1,212 @@
+import { type Clock, systemClock } from '../common/index.js';
+import { FailoverConfigError } from './errors.js';
+import {
+  CHECKER_ID,
+  checkPositiveInt,
+  DEFAULT_CHECK_INTERVAL_MS,
+  DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_CHECKER_CRITICAL,
+  MIN_CHECK_INTERVAL_MS,
+  REGION_NAME,
+} from './options.js';
+import { assessHealth, componentsOf } from './probe.js';
+import {
+  type FailingCheck,
+  type Observation,
+  type ObservationSink,
+  systemTimers,
+  type Timers,
+} from './types.js';
+
+/** A health URL of one component of a region, probed besides /health. */
+export interface ExtraHealthUrl {
+  /** Names the check in observations, e.g. 'orders-app'. */
+  name: string;
+  /** The component it stands for, e.g. app, cnc, analytics. */
+  component: string;
+  url: string;
+  /** Status that means healthy. Default 200. */
+  expectedStatus?: number;
+  /** Default: whether the component is in the checker's critical list. */
+  critical?: boolean;
+}
+
+export interface CheckedRegion {
+  name: string;
+  /** Base URL of the region's API; the checker GETs `${url}/health`. */
+  url: string;
+  extra?: ExtraHealthUrl[];
+}
+
+export interface CheckerOptions {
+  /** This checker's id, as configured at the controller (`^[a-z][a-z0-9-]{0,62}$`). */
+  id: string;
+  regions: CheckedRegion[];
+  /** Where observations go: the controller, or an HttpObservationSink. */
+  sink: ObservationSink;
+  /** Time between the starts of two probes of a region, in ms. Default 1,000, minimum 100. */
+  intervalMs?: number;
+  /** Time a probe may take, in ms. Default 1,000. */
+  timeoutMs?: number;
+  /** Components whose failure fails the probe, besides the region's own critical flags. Default broker, app, cnc, analytics. */
+  critical?: readonly string[];
+  clock?: Clock;
+  timers?: Timers;
+  /** Called with errors of the sink (a controller that cannot be reached); the checker keeps probing. */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * Probes every region's /health (and extra health URLs) every interval with a timeout, and turns
+ * each probe into an Observation for the controller. The probes of one region never overlap: the
+ * next starts one interval after the previous started, or when it ends if it took longer.
+ */
+export class Checker {
+  readonly id: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly #regions: CheckedRegion[];
+  readonly #sink: ObservationSink;
+  readonly #critical: ReadonlySet<string>;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
+  readonly #onError: (error: unknown) => void;
+  readonly #handles = new Map<string, unknown>();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #running = false;
+
+  constructor(options: CheckerOptions) {
+    if (!CHECKER_ID.test(options.id))
+      throw new FailoverConfigError(`checker id '${options.id}' is not ${CHECKER_ID}`);
+    for (const r of options.regions) {
+      if (!REGION_NAME.test(r.name))
+        throw new FailoverConfigError(`region name '${r.name}' is not ${REGION_NAME}`);
+      for (const url of [r.url, ...(r.extra ?? []).map((e) => e.url)]) {
+        const parsed = URL.canParse(url) ? new URL(url) : undefined;
+        if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:'))
+          throw new FailoverConfigError(`region '${r.name}': '${url}' is not an http(s) URL`);
+      }
+    }
+    this.id = options.id;
+    this.intervalMs = checkPositiveInt(
+      'intervalMs',
+      options.intervalMs ?? DEFAULT_CHECK_INTERVAL_MS,
+      MIN_CHECK_INTERVAL_MS,
+    );
+    this.timeoutMs = checkPositiveInt('timeoutMs', options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+    this.#regions = options.regions.map((r) => ({ ...r, url: r.url.replace(/\/+$/, '') }));
+    this.#sink = options.sink;
+    this.#critical = new Set(options.critical ?? DEFAULT_CHECKER_CRITICAL);
+    this.#clock = options.clock ?? systemClock;
+    this.#timers = options.timers ?? systemTimers;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    for (const region of this.#regions) this.#loop(region);
+  }
+
+  /** Stops probing and waits for the probes in flight (their observations are still reported). */
+  async stop(): Promise<void> {
+    this.#running = false;
+    for (const handle of this.#handles.values()) this.#timers.clearTimeout(handle);
+    this.#handles.clear();
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  #loop(region: CheckedRegion): void {
+    if (!this.#running) return;
+    const started = this.#clock.now();
+    const run = this.probeAndReport(region.name).finally(() => {
+      this.#inFlight.delete(run);
+      if (!this.#running) return;
+      const wait = Math.max(0, started + this.intervalMs - this.#clock.now());
+      this.#handles.set(
+        region.name,
+        this.#timers.setTimeout(() => this.#loop(region), wait),
+      );
+    });
+    this.#inFlight.add(run);
+  }
+
+  /** One probe of a region, reported to the sink. */
+  async probeAndReport(regionName: string): Promise<Observation> {
+    const observation = await this.probe(regionName);
+    try {
+      await this.#sink.report([observation]);
+    } catch (error) {
+      this.#onError(error);
+    }
+    return observation;
+  }
+
+  /** One probe of a region: /health and its extra URLs, concurrently, each under the timeout. */
+  async probe(regionName: string): Promise<Observation> {
+    const region = this.#regions.find((r) => r.name === regionName);
+    if (!region) throw new FailoverConfigError(`checker '${this.id}' does not check region '${regionName}'`);
+    const at = this.#clock.now();
+    const [main, ...extras] = await Promise.all([
+      this.#get(`${region.url}/health`).then((r) =>
+        'error' in r
+          ? { ok: false, failing: [], error: r.error }
+          : assessHealth(r.status, r.text, this.#critical),
+      ),
+      ...(region.extra ?? []).map((extra) => this.#probeExtra(extra)),
+    ]);
+    const failing: FailingCheck[] = [...(main?.failing ?? []), ...extras.flatMap((e) => e.failing)];
+    const errors = [main?.error, ...extras.map((e) => e.error)].filter((e): e is string => e !== undefined);
+    const ok = (main?.ok ?? false) && extras.every((e) => e.ok);
+    return {
+      checker: this.id,
+      region: region.name,
+      at,
+      ok,
+      failingComponents: componentsOf(failing),
+      failing,
+      latencyMs: Math.max(0, this.#clock.now() - at),
+      ...(errors.length > 0 ? { error: errors.join('; ') } : {}),
+    };
+  }
+
+  async #probeExtra(
+    extra: ExtraHealthUrl,
+  ): Promise<{ ok: boolean; failing: FailingCheck[]; error?: string }> {
+    const critical = extra.critical ?? this.#critical.has(extra.component);
+    const result = await this.#get(extra.url);
+    const expected = extra.expectedStatus ?? 200;
+    const output =
+      'error' in result
+        ? result.error
+        : result.status === expected
+          ? undefined
+          : `answered ${result.status}, expected ${expected}`;
+    if (output === undefined) return { ok: true, failing: [] };
+    return {
+      ok: !critical,
+      failing: [{ component: extra.component, check: extra.name, critical, output }],
+    };
+  }
+
+  /** GET under the timeout, body included; never throws. */
+  async #get(url: string): Promise<{ status: number; text: string } | { error: string }> {
+    const controller = new AbortController();
+    const timer = this.#timers.setTimeout(() => controller.abort(), this.timeoutMs);
+    try {
+      const res = await fetch(url, {
+        signal: controller.signal,
+        redirect: 'manual',
+        headers: { accept: 'application/health+json, application/json' },
+      });
+      const text = await res.text();
+      return { status: res.status, text };
+    } catch (error) {
+      if (controller.signal.aborted) return { error: `${url}: no answer within ${this.timeoutMs} ms` };
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      return { error: `${url}: ${cause?.code ?? cause?.message ?? (error as Error).message}` };
+    } finally {
+      this.#timers.clearTimeout(timer);
+    }
+  }
+}

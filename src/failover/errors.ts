@@ -1,0 +1,77 @@
+import { ConflictError, IotdrError, NotFoundError } from '../common/index.js';
+
+/** A routing control names a region the controller does not know. */
+export class UnknownRegionError extends NotFoundError {
+  constructor(region: string, known: readonly string[]) {
+    super('IOTDR_FAILOVER_UNKNOWN_REGION', `no region '${region}'; known: ${known.join(', ')}`, {
+      region,
+      known: [...known],
+    });
+  }
+}
+
+/** Observations from a checker that is not configured: it must not vote. */
+export class UnknownCheckerError extends IotdrError {
+  constructor(checker: string, known: readonly string[]) {
+    super(
+      'IOTDR_FAILOVER_UNKNOWN_CHECKER',
+      `no checker '${checker}' is configured; known: ${known.join(', ')}`,
+      {
+        status: 403,
+        details: { checker, known: [...known] },
+      },
+    );
+  }
+}
+
+/** Observation of a region the controller does not know. */
+export class UnknownObservedRegionError extends IotdrError {
+  constructor(region: string) {
+    super('IOTDR_FAILOVER_UNKNOWN_OBSERVED_REGION', `observation of unknown region '${region}'`, {
+      status: 400,
+      details: { region },
+    });
+  }
+}
+
+/** Failback when no region of higher priority than the active one is healthy. */
+export class NoFailbackTargetError extends ConflictError {
+  constructor(active: string) {
+    super(
+      'IOTDR_FAILOVER_NO_FAILBACK_TARGET',
+      `no healthy region is preferred over the active region '${active}'; nothing to fail back to`,
+      { active },
+    );
+  }
+}
+
+/** DELETE of the override when none is set. */
+export class NoOverrideError extends ConflictError {
+  constructor() {
+    super(
+      'IOTDR_FAILOVER_NO_OVERRIDE',
+      'no routing control is set; the active region already follows health',
+    );
+  }
+}
+
+/** Options of the controller, checker or executor that make no sense together. */
+export class FailoverConfigError extends IotdrError {
+  constructor(message: string) {
+    super('IOTDR_FAILOVER_CONFIG_INVALID', message, { status: 400 });
+  }
+}
+
+/** The state file cannot be read or written. */
+export class FailoverStoreError extends IotdrError {
+  constructor(message: string, cause?: unknown) {
+    super('IOTDR_FAILOVER_STORE', message, { status: 503, cause });
+  }
+}
+
+/** A remote checker could not deliver its observations to the controller. */
+export class ObservationDeliveryError extends IotdrError {
+  constructor(message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super('IOTDR_FAILOVER_OBSERVATIONS_UNDELIVERED', message, { status: 502, details, cause });
+  }
+}

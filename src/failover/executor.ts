@@ -1,0 +1,192 @@
+import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../common/index.js';
+import type { StepRecorder, SwitchActions } from './controller.js';
+import { DEFAULT_CHECK_TIMEOUT_MS, type DisconnectMode } from './options.js';
+import { type Decision, type DecisionSink, type SwitchEvent, systemTimers, type Timers } from './types.js';
+
+/** A receiver of switch events (the role of the reference design's SNS notification). */
+export interface Webhook {
+  url: string;
+  /** Extra request headers, e.g. a shared secret. Never logged. */
+  headers?: Record<string, string>;
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, first included. Default 5. */
+  attempts: number;
+  /** Delay before the second attempt, doubled each time, in ms. Default 200. */
+  baseMs: number;
+  /** Longest delay, in ms. Default 5,000. */
+  maxMs: number;
+}
+
+export const DEFAULT_WEBHOOK_RETRY: RetryPolicy = { attempts: 5, baseMs: 200, maxMs: 5000 };
+
+export interface SwitchExecutorOptions {
+  /** Every region and its API URL: notices go to each, the disconnect to the old one. */
+  regions: { name: string; url: string }[];
+  /** Admin token of the regions' APIs (notices need the admin role). */
+  adminToken: string;
+  /** Followers of the decision: the DNS provider. */
+  sinks?: DecisionSink[];
+  webhooks?: Webhook[];
+  /** Default 'when-reachable': disconnect the devices still on the old region when it answers. */
+  disconnectOnFailover?: DisconnectMode;
+  /** Time each request to a region or webhook may take, in ms. Default 1,000. */
+  requestTimeoutMs?: number;
+  webhookRetry?: Partial<RetryPolicy>;
+  clock?: Clock;
+  timers?: Timers;
+  logger?: Logger;
+}
+
+type Outcome =
+  | { ok: true; status: number; at: number; attempts?: number; disconnected?: number }
+  | { ok: false; error: string; at: number; attempts?: number };
+
+/**
+ * Runs what a switch sets off, in the order devices need it: DNS first (so that devices moved by
+ * the notice or the disconnect resolve the new region), then the failover notice on every region
+ * that answers and the webhooks, then the disconnect of the old region's devices. Each step
+ * records its completion time and outcome on the switch's event.
+ */
+export class SwitchExecutor implements SwitchActions {
+  readonly #regions: { name: string; url: string }[];
+  readonly #token: string;
+  readonly #sinks: DecisionSink[];
+  readonly #webhooks: Webhook[];
+  readonly #disconnect: DisconnectMode;
+  readonly #timeoutMs: number;
+  readonly #retry: RetryPolicy;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
+  readonly #logger: Logger | undefined;
+
+  constructor(options: SwitchExecutorOptions) {
+    this.#regions = options.regions.map((r) => ({ ...r, url: r.url.replace(/\/+$/, '') }));
+    this.#token = options.adminToken;
+    this.#sinks = options.sinks ?? [];
+    this.#webhooks = options.webhooks ?? [];
+    this.#disconnect = options.disconnectOnFailover ?? 'when-reachable';
+    this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
+    this.#retry = { ...DEFAULT_WEBHOOK_RETRY, ...options.webhookRetry };
+    this.#clock = options.clock ?? systemClock;
+    this.#timers = options.timers ?? systemTimers;
+    this.#logger = options.logger;
+  }
+
+  async announce(decision: Decision): Promise<void> {
+    await this.#applySinks(decision);
+  }
+
+  async #applySinks(decision: Decision): Promise<Record<string, string>> {
+    const results = await Promise.allSettled(this.#sinks.map((sink) => sink.apply(decision)));
+    const out: Record<string, string> = {};
+    results.forEach((r, i) => {
+      out[String(i)] = r.status === 'fulfilled' ? 'ok' : String((r.reason as Error)?.message ?? r.reason);
+      if (r.status === 'rejected')
+        this.#logger?.error({ err: r.reason }, 'a DNS provider did not take the decision');
+    });
+    return out;
+  }
+
+  async execute(event: SwitchEvent, record: StepRecorder): Promise<void> {
+    const decision: Decision = {
+      activeRegion: event.to,
+      epoch: event.epoch,
+      at: event.at,
+      eventId: event.id,
+    };
+    const dns = await this.#applySinks(decision);
+    record('dnsUpdated', { sinks: dns });
+
+    const notice = { activeRegion: event.to, epoch: event.epoch, at: new Date(event.at).toISOString() };
+    const notices = (async () => {
+      const outcomes = await Promise.all(
+        this.#regions.map(
+          async (r) => [r.name, await this.#post(`${r.url}/v1/notices/failover`, notice, true)] as const,
+        ),
+      );
+      record('noticesPublished', Object.fromEntries(outcomes));
+    })();
+    const webhooks = (async () => {
+      if (this.#webhooks.length === 0) return;
+      const outcomes = await Promise.all(this.#webhooks.map((w) => this.#callWebhook(w, event)));
+      record('webhooksCalled', outcomes);
+    })();
+    const disconnect = (async () => {
+      await notices;
+      const old = this.#regions.find((r) => r.name === event.from);
+      if (this.#disconnect === 'never' || !old || old.name === event.to) return;
+      const outcome = await this.#post(`${old.url}/v1/connections/disconnect`, { all: true }, true);
+      record('disconnectsRequested', { region: old.name, ...outcome });
+    })();
+    await Promise.all([notices, webhooks, disconnect]);
+  }
+
+  async #callWebhook(webhook: Webhook, event: SwitchEvent): Promise<Outcome & { url: string }> {
+    let last: Outcome = { ok: false, error: 'not called', at: this.#clock.now() };
+    for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
+      last = await this.#post(webhook.url, event, false, webhook.headers);
+      if (last.ok) return { ...last, attempts: attempt, url: webhook.url };
+      if (attempt < this.#retry.attempts) {
+        const delay = Math.min(this.#retry.maxMs, this.#retry.baseMs * 2 ** (attempt - 1));
+        await new Promise<void>((resolve) => this.#timers.setTimeout(resolve, delay));
+      }
+    }
+    this.#logger?.error(
+      { url: webhook.url, error: 'error' in last ? last.error : undefined },
+      'webhook failed',
+    );
+    return { ...last, attempts: this.#retry.attempts, url: webhook.url };
+  }
+
+  /** POST JSON under the timeout; a 2xx is ok. Never throws. */
+  async #post(
+    url: string,
+    body: unknown,
+    admin: boolean,
+    headers: Record<string, string> = {},
+  ): Promise<Outcome> {
+    const controller = new AbortController();
+    const timer = this.#timers.setTimeout(() => controller.abort(), this.#timeoutMs);
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: {
+          ...headers,
+          'content-type': 'application/json',
+          ...(admin ? { authorization: `Bearer ${this.#token}` } : {}),
+        },
+        body: JSON.stringify(body),
+        signal: controller.signal,
+        redirect: 'manual',
+      });
+      const text = await res.text();
+      const at = this.#clock.now();
+      if (res.status >= 200 && res.status < 300) {
+        const disconnected = admin
+          ? (safeJson(text) as { disconnected?: number } | undefined)?.disconnected
+          : undefined;
+        return { ok: true, status: res.status, at, ...(disconnected === undefined ? {} : { disconnected }) };
+      }
+      return { ok: false, error: `answered ${res.status}`, at };
+    } catch (error) {
+      const at = this.#clock.now();
+      if (controller.signal.aborted)
+        return { ok: false, error: `no answer within ${this.#timeoutMs} ms`, at };
+      const cause = (error as { cause?: { code?: string } }).cause;
+      return { ok: false, error: cause?.code ?? (error as Error).message, at };
+    } finally {
+      this.#timers.clearTimeout(timer);
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * The failover controller's vocabulary: what checkers observe, what the controller decides, and
+ * the decision log's events. Times are ms since the epoch from the injected clock.
+ * Shapes served over HTTP are type aliases, not interfaces, so they fit the API's loose JSON schemas.
+ */
+
+/** A region as the failover controller knows it. */
+export interface FailoverRegion {
+  /** `^[a-z][a-z0-9-]{0,62}$`. */
+  name: string;
+  /** Lower is preferred; unique. */
+  priority: number;
+  /** Base URL of the region's HTTP API (its /health, notices and disconnect routes). */
+  url: string;
+}
+
+/** One failing checkpoint (or extra health URL) a probe saw. */
+export type FailingCheck = {
+  /** The component: broker, registry, app, cnc, analytics… */
+  component: string;
+  /** The `checks` key (`<component>:<measurement>`) or the extra URL's name. */
+  check: string;
+  critical: boolean;
+  output?: string;
+};
+
+/** What one checker saw of one region in one probe. */
+export type Observation = {
+  checker: string;
+  region: string;
+  /** When the probe started. */
+  at: number;
+  /** false when the request failed or timed out, or a critical component fails. */
+  ok: boolean;
+  /** Components with a failing check, critical or not, sorted, unique. */
+  failingComponents: string[];
+  failing: FailingCheck[];
+  /** Time the probe took, in ms. */
+  latencyMs: number;
+  /** Why the request itself failed (timeout, refused, bad status, unreadable body). */
+  error?: string;
+};
+
+/** Receives observations: the controller in-process, or the HTTP client of a remote checker. */
+export interface ObservationSink {
+  report(observations: Observation[]): Promise<void> | void;
+}
+
+/** A region's health as the controller decided it from a quorum of checkers. */
+export type RegionHealthStatus = 'unknown' | 'up' | 'down';
+
+export type RegionHealth = {
+  region: string;
+  priority: number;
+  status: RegionHealthStatus;
+  /** When the status last changed (null: never decided). */
+  since: number | null;
+  /** Failing components in the latest observation of each checker, merged. */
+  failingComponents: string[];
+  /** The latest observation of each configured checker (absent when none arrived). */
+  checkers: Record<string, CheckerView>;
+};
+
+export type CheckerView = {
+  lastAt: number;
+  ok: boolean;
+  consecutiveFailures: number;
+  consecutiveSuccesses: number;
+  /** Start of the current failing streak. */
+  failingSince: number | null;
+  failingComponents: string[];
+  latencyMs: number;
+  error?: string;
+  /** What this checker says of the region now: down, up, or nothing yet (threshold not reached or stale). */
+  vote: 'up' | 'down' | 'none';
+};
+
+/** A routing control that pins the active region regardless of health (until cleared). */
+export type Override = {
+  region: string;
+  reason: string;
+  /** The token name that set it. */
+  who: string;
+  at: number;
+};
+
+/** What DNS (and any other follower) is told: the region devices must use, fenced by epoch. */
+export type Decision = {
+  activeRegion: string;
+  epoch: number;
+  /** When the decision was made. */
+  at: number;
+  /** The switch event that made it (null for the initial decision of a fresh controller). */
+  eventId: string | null;
+};
+
+/** Follows the controller's decisions: the DNS provider, in `iotdr control`. */
+export interface DecisionSink {
+  apply(decision: Decision): Promise<void> | void;
+}
+
+/** Why the active region changed. */
+export type SwitchTrigger =
+  | { type: 'health'; region: string; status: RegionHealthStatus }
+  | { type: 'auto-failback'; stableSinceAt: number }
+  | { type: 'manual'; who: string; reason: string }
+  | { type: 'failback'; who: string; reason: string };
+
+/** Steps after the decision, reported by the actions that perform them. */
+export const SWITCH_STEPS = [
+  'dnsUpdated',
+  'noticesPublished',
+  'disconnectsRequested',
+  'webhooksCalled',
+] as const;
+export type SwitchStep = (typeof SWITCH_STEPS)[number];
+
+/** The time of every RTO factor of a switch (null: not applicable or not done yet). */
+export type SwitchTimings = {
+  /** The first failed probe of the streak that crossed the threshold (health switches). */
+  firstFailedProbeAt: number | null;
+  /** When a quorum of checkers reached the failure threshold. */
+  thresholdCrossedAt: number | null;
+  decidedAt: number;
+  dnsUpdatedAt: number | null;
+  noticesPublishedAt: number | null;
+  disconnectsRequestedAt: number | null;
+  webhooksCalledAt: number | null;
+};
+
+/** One entry of the decision log. `type: 'switch'` entries carry the RTO timings. */
+export type FailoverEvent =
+  | {
+      type: 'switch';
+      id: string;
+      seq: number;
+      at: number;
+      from: string | null;
+      to: string;
+      epoch: number;
+      trigger: SwitchTrigger;
+      timings: SwitchTimings;
+      /** Outcome of each step per target (region, webhook), filled in by the executor. */
+      steps: Partial<Record<SwitchStep, unknown>>;
+    }
+  | {
+      type: 'region-health';
+      id: string;
+      seq: number;
+      at: number;
+      region: string;
+      from: RegionHealthStatus;
+      to: RegionHealthStatus;
+      failingComponents: string[];
+    }
+  | { type: 'override-set'; id: string; seq: number; at: number; override: Override }
+  | {
+      type: 'override-cleared';
+      id: string;
+      seq: number;
+      at: number;
+      who: string;
+      reason: string;
+      previous: Override;
+    }
+  | { type: 'no-healthy-region'; id: string; seq: number; at: number; keeping: string }
+  | { type: 'healthy-region-again'; id: string; seq: number; at: number; regions: string[] }
+  | { type: 'holding-ended'; id: string; seq: number; at: number };
+
+export type SwitchEvent = Extract<FailoverEvent, { type: 'switch' }>;
+
+/** Distributes `Omit` over the union, so each variant keeps its own fields. */
+export type NewEvent = FailoverEvent extends infer E
+  ? E extends FailoverEvent
+    ? Omit<E, 'seq'>
+    : never
+  : never;
+
+/** Where the controller is. A discriminated union so callers cannot mistake one for another. */
+export type ControllerMode =
+  /** Just started: keeps the persisted decision until every region has a fresh quorum verdict. */
+  | { type: 'holding'; since: number }
+  /** The active region follows health. */
+  | { type: 'health' }
+  /** A routing control pins the active region. */
+  | { type: 'override'; override: Override };
+
+/** The persisted part of the controller's state. */
+export interface PersistedState {
+  activeRegion: string;
+  epoch: number;
+  decidedAt: number;
+  lastSwitchId: string | null;
+  override: Override | null;
+  noHealthyRegion: boolean;
+  health: Record<string, { status: RegionHealthStatus; since: number | null }>;
+}
+
+/** GET /v1/failover/state. */
+export type FailoverState = {
+  activeRegion: string;
+  epoch: number;
+  decidedAt: number;
+  mode: ControllerMode;
+  failback: 'manual' | 'auto';
+  /** Set when no region is healthy: the active region is kept, not moved. */
+  noHealthyRegion: boolean;
+  /** A higher-priority region that is healthy while failback is manual: waiting for `failback`. */
+  failbackAvailable: string | null;
+  quorum: number;
+  checkers: string[];
+  regions: RegionHealth[];
+  lastSwitch: SwitchEvent | null;
+};
+
+/** Timers for intervals and timeouts; injected so tests drive time. */
+export interface Timers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: Timers = {
+  setTimeout: (callback, ms) => {
+    const handle = setTimeout(callback, ms);
+    // Probing and re-evaluation never keep a process alive on their own.
+    handle.unref?.();
+    return handle;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};

@@ -1,0 +1,64 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  FailoverController,
+  type FailoverControllerOptions,
+  FailoverStore,
+  type Observation,
+  type Timers,
+} from '../../src/failover/index.js';
+
+/** Time that moves only when the test says so. */
+export class ManualClock {
+  constructor(public value = 1_700_000_000_000) {}
+  now(): number {
+    return this.value;
+  }
+  advance(ms: number): void {
+    this.value += ms;
+  }
+}
+
+/** Timers that never fire on their own: the tests call evaluate() after moving the clock. */
+export const idleTimers: Timers = { setTimeout: () => undefined, clearTimeout: () => {} };
+
+export const REGIONS = [
+  { name: 'us-east', priority: 1, url: 'http://127.0.0.1:1' },
+  { name: 'us-west', priority: 2, url: 'http://127.0.0.1:2' },
+];
+
+export function observation(checker: string, region: string, ok: boolean, at: number): Observation {
+  return {
+    checker,
+    region,
+    at,
+    ok,
+    failingComponents: ok ? [] : ['broker'],
+    failing: ok ? [] : [{ component: 'broker', check: 'broker:roundTrip', critical: true }],
+    latencyMs: 5,
+  };
+}
+
+/** A controller on a real SQLite file in a temporary directory, with a manual clock. */
+export async function tempDir(): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'iotdr-failover-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export function controllerAt(
+  file: string,
+  clock: ManualClock,
+  options: Partial<FailoverControllerOptions> = {},
+): { controller: FailoverController; store: FailoverStore } {
+  const store = new FailoverStore(file);
+  const controller = new FailoverController({
+    regions: REGIONS,
+    checkers: ['control'],
+    store,
+    clock,
+    timers: idleTimers,
+    ...options,
+  });
+  return { controller, store };
+}
