@@ -20,6 +20,7 @@ export type {
   BrokerConfig,
   DnsConfig,
   EventsConfig,
+  FailoverConfig,
   HealthComponent,
   HealthConfig,
   HttpCheckConfig,
@@ -34,6 +35,7 @@ export type {
   SqliteStoreConfig,
   SqliteSynchronous,
   StoreConfig,
+  WebhookConfig,
 } from './schema.js';
 export {
   API_BODY_LIMIT_MAX,
@@ -42,6 +44,7 @@ export {
   DEFAULT_ANALYTICS_PORT,
   DEFAULT_API_BODY_LIMIT,
   DEFAULT_API_NAME,
+  DEFAULT_CHECKER_ID,
   DEFAULT_CONTROL_ADDRESS,
   DEFAULT_CONTROL_PORT,
   DEFAULT_CRITICAL_COMPONENTS,

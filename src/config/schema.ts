@@ -95,6 +95,16 @@ export const HEALTH_COMPONENTS = [
   'analytics',
 ] as const;
 export const HTTP_CHECK_COMPONENTS = ['app', 'cnc', 'analytics'] as const;
+/** Failover (DESIGN.md §6): every RTO factor small and configurable. */
+export const DEFAULT_FAILOVER_INTERVAL_MS = 1000;
+export const DEFAULT_FAILOVER_TIMEOUT_MS = 1000;
+export const DEFAULT_FAILURE_THRESHOLD = 3;
+export const DEFAULT_RECOVERY_THRESHOLD = 5;
+export const DEFAULT_STABLE_PERIOD_MS = 60_000;
+export const FAILBACK_MODES = ['manual', 'auto'] as const;
+export const DISCONNECT_ON_FAILOVER_MODES = ['never', 'when-reachable'] as const;
+/** The checker that runs inside `iotdr control`. */
+export const DEFAULT_CHECKER_ID = 'control';
 
 export const PORT_MIN = 0;
 export const PORT_MAX = 65_535;
@@ -262,6 +272,31 @@ export interface RuleConfig {
   readonly enabled: boolean;
 }
 
+export interface WebhookConfig {
+  readonly url: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface FailoverConfig {
+  /** Time between two probes of a region by one checker, in ms (≥ 100). Default 1,000. */
+  readonly intervalMs: number;
+  /** A probe taking longer fails, in ms. Default 1,000. */
+  readonly timeoutMs: number;
+  /** Consecutive failed probes (seen by a quorum of checkers) that take a region down. Default 3. */
+  readonly failureThreshold: number;
+  /** Consecutive good probes that bring it back. Default 5. */
+  readonly recoveryThreshold: number;
+  /** `manual` (default): back to the primary only by `iotdr failback`; `auto`: after stablePeriodMs healthy. */
+  readonly failback: (typeof FAILBACK_MODES)[number];
+  readonly stablePeriodMs: number;
+  /** Ids of the checkers whose majority decides; `control` is the one inside `iotdr control`. */
+  readonly checkers: readonly string[];
+  /** Disconnect the devices still on the old region's broker after a switch. Default when-reachable. */
+  readonly disconnectOnFailover: (typeof DISCONNECT_ON_FAILOVER_MODES)[number];
+  /** Called with every switch (HTTP POST, retried). */
+  readonly webhooks: readonly WebhookConfig[];
+}
+
 export interface IotdrConfig {
   readonly zone: string;
   readonly names: { readonly mqtt: string; readonly api: string };
@@ -277,6 +312,7 @@ export interface IotdrConfig {
   readonly health: HealthConfig;
   /** Region-local topic rules, in every region; rules made over the API replicate instead. */
   readonly rules: readonly RuleConfig[];
+  readonly failover: FailoverConfig;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -651,6 +687,40 @@ const rootShape = {
       .prefault(() => []),
   }).prefault({}),
   rules: z.array(ruleSchema, { error: expecting('expected a list of rules') }).prefault(() => []),
+  failover: section({
+    intervalMs: integerBetween(100, 600_000, 'ms').default(DEFAULT_FAILOVER_INTERVAL_MS),
+    timeoutMs: integerBetween(10, 60_000, 'ms').default(DEFAULT_FAILOVER_TIMEOUT_MS),
+    failureThreshold: integerBetween(1, 100, 'probes').default(DEFAULT_FAILURE_THRESHOLD),
+    recoveryThreshold: integerBetween(1, 100, 'probes').default(DEFAULT_RECOVERY_THRESHOLD),
+    failback: oneOf(FAILBACK_MODES).default('manual'),
+    stablePeriodMs: integerBetween(0, 86_400_000, 'ms').default(DEFAULT_STABLE_PERIOD_MS),
+    checkers: z
+      .array(
+        matching(
+          REGION_NAME_PATTERN,
+          'a checker id: a lowercase letter, then lowercase letters, digits or hyphens',
+        ),
+        {
+          error: expecting('expected a list of checker ids'),
+        },
+      )
+      .min(1, { error: 'expected at least one checker' })
+      .prefault(() => [DEFAULT_CHECKER_ID]),
+    disconnectOnFailover: oneOf(DISCONNECT_ON_FAILOVER_MODES).default('when-reachable'),
+    webhooks: z
+      .array(
+        section({
+          url: httpUrlSchema,
+          headers: z
+            .record(z.string(), z.string(), {
+              error: expecting('expected a mapping of header names to values'),
+            })
+            .optional(),
+        }),
+        { error: expecting('expected a list of webhooks') },
+      )
+      .prefault(() => []),
+  }).prefault({}),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -794,6 +864,18 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
         path,
         message: `${address}:${port} is already used by ${first.join('.')}; each listener needs its own address and port`,
       });
+  }
+
+  const checkers = field(config, 'failover', 'checkers');
+  if (Array.isArray(checkers)) {
+    checkers.forEach((id, i) => {
+      const first = checkers.indexOf(id);
+      if (typeof id === 'string' && first !== i)
+        issues.push({
+          path: ['failover', 'checkers', i],
+          message: `"${id}" is already failover.checkers.${first}; each checker votes once`,
+        });
+    });
   }
 
   // Names that must be unique within their list: health checks, rules.

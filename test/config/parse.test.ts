@@ -88,6 +88,17 @@ describe('parseConfig defaults', () => {
           checks: [],
         },
         rules: [],
+        failover: {
+          intervalMs: 1000,
+          timeoutMs: 1000,
+          failureThreshold: 3,
+          recoveryThreshold: 5,
+          failback: 'manual',
+          stablePeriodMs: 60000,
+          checkers: ['control'],
+          disconnectOnFailover: 'when-reachable',
+          webhooks: [],
+        },
       } satisfies IotdrConfig);
     }
   });
@@ -259,7 +270,7 @@ describe('parseConfig errors', () => {
       }),
     );
     expect(messageAt(issues, 'zones')).toBe(
-      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules',
+      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules, failover',
     );
     expect(messageAt(issues, 'dns.tll')).toBe('unknown field; valid fields here are address, port, ttl');
     expect(messageAt(issues, 'regions.0.store.url')).toBe(
@@ -331,6 +342,12 @@ describe('parseConfig errors', () => {
     expect(messageAt(issues, 'rules.1.actions.0.type')).toContain('expected type bus, republish or http');
     expect(messageAt(issues, 'rules.2.actions')).toContain('at least one action');
     expect(messageAt(issues, 'rules.2.name')).toContain('"telemetry" is already the name of rules.0');
+    const failover = issuesOf(() =>
+      parseConfig({ failover: { intervalMs: 50, failback: 'sometimes', checkers: ['control', 'control'] } }),
+    );
+    expect(messageAt(failover, 'failover.intervalMs')).toContain('between 100 and');
+    expect(messageAt(failover, 'failover.failback')).toContain('expected one of manual, auto');
+    expect(messageAt(failover, 'failover.checkers.1')).toContain('each checker votes once');
   });
 
   it('checks listeners across processes, but never port 0', () => {
