@@ -1,0 +1,42 @@
+/** The authoritative DNS of the fleet's zone (DESIGN.md §7): engine, socket edges and providers. */
+
+export { DnsEngine, type DnsEngineOptions, type DropReason, type Outcome, type Transport } from './engine.js';
+export { DnsError, ProviderError, StaleEpochError } from './errors.js';
+export { DnsMetrics } from './metrics.js';
+export { BuiltinDnsProvider, type BuiltinProviderOptions } from './providers/builtin.js';
+export {
+  DEFAULT_POWERDNS_SERVER_ID,
+  DEFAULT_POWERDNS_TIMEOUT_MS,
+  PowerDnsProvider,
+  type PowerDnsProviderOptions,
+} from './providers/powerdns.js';
+export type { DnsProvider } from './providers/types.js';
+export {
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
+  DEFAULT_TCP_MAX_CONNECTIONS,
+  DnsServer,
+  type DnsServerAddress,
+  type DnsServerOptions,
+} from './server/server.js';
+export {
+  type ActiveRegion,
+  activeRegionSchema,
+  addressType,
+  DEFAULT_APEX_TTL,
+  DEFAULT_FLEET_TTL,
+  DEFAULT_HOSTMASTER,
+  DEFAULT_NAMESERVER,
+  DEFAULT_SOA_EXPIRE,
+  DEFAULT_SOA_REFRESH,
+  DEFAULT_SOA_RETRY,
+  type DnsState,
+  type DnsStateInput,
+  type NameServer,
+  parseDnsState,
+  parseStatusText,
+  type SoaSettings,
+  STATUS_LABEL,
+  statusText,
+} from './state.js';
+export { systemTimers, type Timers } from './timers.js';
+export { CLASSIC_UDP_LIMIT, DEFAULT_UDP_PAYLOAD_SIZE, RCODE, type Rcode } from './wire.js';
