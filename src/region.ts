@@ -87,7 +87,7 @@ export function replicatorTokenPath(config: IotdrConfig, stateDir: string): stri
  * Reads a token file, or makes it on first start. Published exclusively and whole, so two
  * regions starting together from one state directory agree on a single token.
  */
-async function loadOrCreateToken(stateDir: string, path: string): Promise<string> {
+export async function loadOrCreateToken(stateDir: string, path: string): Promise<string> {
   await ensureStateDir(stateDir);
   const { token } = generateToken();
   if (await writeFileAtomic(path, `${token}\n`, { mode: 0o600, exclusive: true })) return token;

@@ -16,6 +16,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/region.js')).regionCommand,
     summary: 'run one region',
   },
+  control: {
+    run: async () => (await import('./commands/control.js')).controlCommand,
+    summary: 'run the checker, the failover controller and the DNS',
+  },
   config: { run: async () => configCommand, summary: 'check or print the configuration' },
   token: {
     run: async () => (await import('./commands/token.js')).tokenCommand,

@@ -1,3 +1,4 @@
+import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -10,7 +11,12 @@ describe('iotdr up', () => {
   it('runs every region, writes endpoints.json, and stops them all on Ctrl-C', async () => {
     const home = await mkdtemp(join(tmpdir(), 'iotdr-up-'));
     try {
-      const [east, west] = [await freePort(), await freePort()];
+      const [east, west, control, dns] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ];
       const configPath = join(home, 'iotdr.yaml');
       await writeFile(
         configPath,
@@ -22,6 +28,8 @@ describe('iotdr up', () => {
           '  - { name: us-west, priority: 2, address: 127.0.0.1, api: { port: ' +
             west +
             ' }, mqtt: { port: 0 } }',
+          `control: { address: 127.0.0.1, port: ${control} }`,
+          `dns: { address: 127.0.0.1, port: ${dns} }`,
           '',
         ].join('\n'),
       );
@@ -43,6 +51,21 @@ describe('iotdr up', () => {
           'us-west': { api: `http://127.0.0.1:${west}`, role: 'secondary' },
         },
       });
+      expect(endpoints).toMatchObject({
+        dns: { host: '127.0.0.1', port: dns },
+        control: `http://127.0.0.1:${control}`,
+      });
+      // The control plane's DNS answers the primary's address for the devices' name.
+      const resolver = new Resolver();
+      resolver.setServers([`127.0.0.1:${dns}`]);
+      expect(await resolver.resolve4('mqtt.iot.test')).toEqual(['127.0.0.1']);
+      const state = await fetch(`http://127.0.0.1:${control}/v1/failover/state`, {
+        headers: {
+          authorization: `Bearer ${(await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim()}`,
+        },
+      });
+      expect(state.status).toBe(200);
+      expect(((await state.json()) as { activeRegion: string }).activeRegion).toBe('us-east');
       // The brokers took free ports (mqtt.port 0); endpoints.json has the real ones, and they answer.
       for (const name of ['us-east', 'us-west']) {
         const mqttUrl = new URL(endpoints.regions[name].mqtt);

@@ -41,6 +41,8 @@ export async function startCluster(
     replication?: Record<string, unknown>;
     /** More top-level configuration (rules, health, broker…). */
     config?: Record<string, unknown>;
+    /** Each region's address (default 127.0.0.1 for all): distinct loopback addresses let DNS answers differ. */
+    addresses?: string[];
   } = {},
 ): Promise<Cluster> {
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-cluster-'));
@@ -50,7 +52,7 @@ export async function startCluster(
     regionsYaml.push({
       name,
       priority: i + 1,
-      address: '127.0.0.1',
+      address: options.addresses?.[i] ?? '127.0.0.1',
       api: { port: await freePort() },
       mqtt: { port: 0 },
       store:
@@ -70,7 +72,7 @@ export async function startCluster(
   const regions: Record<string, ClusterRegion> = {};
   let adminToken = '';
   for (const r of config.regions) {
-    const url = `http://127.0.0.1:${r.api.port}`;
+    const url = `http://${r.address}:${r.api.port}`;
     const region: ClusterRegion = {
       name: r.name,
       url,

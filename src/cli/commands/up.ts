@@ -10,8 +10,9 @@ import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr up [--config FILE]
 
-Starts every region of the configuration as a child process, waits until each answers, writes
-<state>/endpoints.json and prints the endpoints. Ctrl-C stops them all. Logs go to <state>/logs/.`;
+Starts every region of the configuration and the control plane (checker, failover controller,
+DNS) as child processes, waits until each answers, writes <state>/endpoints.json and prints the
+endpoints. Ctrl-C stops them all. Logs go to <state>/logs/.`;
 
 /** How long a region may take to answer after it was started, in ms. */
 const START_TIMEOUT_MS = 60_000;
@@ -45,6 +46,8 @@ export function endpointsDocument(
   return {
     zone: config.zone,
     names: { mqtt: `${config.names.mqtt}.${config.zone}`, api: `${config.names.api}.${config.zone}` },
+    dns: { host: config.dns.address, port: config.dns.port },
+    control: baseUrl(config.control.address, config.control.port, 'http'),
     regions: Object.fromEntries(
       config.regions.map((r) => [
         r.name,
@@ -134,12 +137,21 @@ export const upCommand: Command = async (argv, io) => {
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
 
   const entry = process.argv[1] ?? '';
+  // Every region, then the control plane (checker, controller, DNS), each a child process with its log.
+  const processes = [
+    ...config.regions.map((region) => ({
+      name: region.name,
+      what: `region ${region.name}`,
+      args: ['region', '--name', region.name],
+    })),
+    { name: 'control', what: 'control', args: ['control'] },
+  ];
   const children: ChildProcess[] = [];
   let stopping = false;
   const exited = new Promise<string>((resolve) => {
-    for (const region of config.regions) {
-      const log = openSync(join(logDir, `${region.name}.log`), 'a', 0o600);
-      const args = [...process.execArgv, entry, 'region', '--name', region.name];
+    for (const proc of processes) {
+      const log = openSync(join(logDir, `${proc.name}.log`), 'a', 0o600);
+      const args = [...process.execArgv, entry, ...proc.args];
       if (loaded.source !== '(defaults)') args.push('--config', loaded.source);
       const child = spawn(process.execPath, args, {
         stdio: ['ignore', log, log],
@@ -148,9 +160,7 @@ export const upCommand: Command = async (argv, io) => {
       });
       child.once('exit', (code, signal) => {
         if (!stopping)
-          resolve(
-            `region ${region.name} exited (${code ?? signal}); see ${join(logDir, `${region.name}.log`)}`,
-          );
+          resolve(`${proc.what} exited (${code ?? signal}); see ${join(logDir, `${proc.name}.log`)}`);
       });
       children.push(child);
     }
@@ -178,6 +188,13 @@ export const upCommand: Command = async (argv, io) => {
         );
       }),
     );
+    const controlChild = children[config.regions.length];
+    if (!controlChild) throw new Error('control child missing');
+    const controlUrl = baseUrl(config.control.address, config.control.port, 'http');
+    await waitLive(controlUrl, controlChild, deadline).catch((error: Error) => {
+      throw new Error(`control ${error.message}; see ${join(logDir, 'control.log')}`);
+    });
+    io.out(`  control                         ${controlUrl}  dns ${config.dns.address}:${config.dns.port}`);
   } catch (error) {
     io.err(`iotdr up: ${(error as Error).message}`);
     stopping = true;
@@ -190,6 +207,7 @@ export const upCommand: Command = async (argv, io) => {
   await writeFile(endpointsPath, `${JSON.stringify(endpoints, null, 2)}\n`);
   io.out('');
   io.out(`  DR names      ${endpoints.names.mqtt}, ${endpoints.names.api} (zone ${endpoints.zone})`);
+  io.out(`  try           dig @${config.dns.address} -p ${config.dns.port} ${endpoints.names.mqtt}`);
   io.out(`  CA            ${endpoints.caCert}`);
   io.out(`  admin token   ${endpoints.adminToken}`);
   io.out(`  endpoints     ${endpointsPath}`);
