@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { ConfigError, createLogger, type Logger } from './common/index.js';
+import { Closers, ConfigError, createLogger, type Logger } from './common/index.js';
 import { DEFAULT_CHECKER_ID, ensureStateDir, type IotdrConfig } from './config/index.js';
 import { BuiltinDnsProvider, DnsEngine, DnsServer, type DnsServerAddress } from './dns/index.js';
 import {
@@ -84,16 +84,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       }),
   };
 
-  const closers: Array<() => Promise<void>> = [];
-  const closeAll = async () => {
-    for (const close of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'closing failed');
-      }
-    }
-  };
+  const closers = new Closers(logger);
   try {
     const dns = new DnsServer({
       engine,
@@ -103,10 +94,10 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       logger: logger.child({ component: 'dns' }),
     });
     const dnsAddress = await dns.listen();
-    closers.push(() => dns.close());
+    closers.add(() => dns.close());
 
     const store = new FailoverStore(join(stateDir, 'control', 'failover.db'));
-    closers.push(async () => store.close());
+    closers.add(async () => store.close());
     const regions = config.regions.map((r) => ({ name: r.name, priority: r.priority, url: apiUrlOf(r) }));
     const f = config.failover;
     const executor = new SwitchExecutor({
@@ -130,7 +121,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       logger: logger.child({ component: 'controller' }),
     });
     await controller.start();
-    closers.push(() => controller.stop());
+    closers.add(() => controller.stop());
     registerFailoverMetrics(metrics, controller);
     if (f.checkers.includes(DEFAULT_CHECKER_ID)) {
       const checker = new Checker({
@@ -142,7 +133,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
         critical: [...config.health.critical],
       });
       checker.start();
-      closers.push(() => checker.stop());
+      closers.add(() => checker.stop());
     }
     const app = await buildControlApi({
       tokens: staticTokens([
@@ -154,7 +145,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       metrics,
       bodyLimit: config.api.bodyLimit,
     });
-    closers.push(() => app.close());
+    closers.add(() => app.close());
     const listen = options.listen ?? { host: config.control.address, port: config.control.port };
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
@@ -164,18 +155,14 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       { controlUrl, dns: `${dnsAddress.host}:${dnsAddress.port}`, adminToken: adminTokenPath(stateDir) },
       'control serving',
     );
-    let stopping: Promise<void> | undefined;
     return {
       controlUrl,
       dns: dnsAddress,
       controller,
-      stop() {
-        stopping ??= closeAll();
-        return stopping;
-      },
+      stop: () => closers.close(),
     };
   } catch (error) {
-    await closeAll();
+    await closers.close();
     throw error;
   }
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { brokerRoutes, createBroker, type RegionBroker, ShadowTopics, shadowRoutes } from './broker/index.js';
-import { type Clock, createLogger, type Logger, uuidv7, writeFileAtomic } from './common/index.js';
+import { type Clock, Closers, createLogger, type Logger, uuidv7, writeFileAtomic } from './common/index.js';
 import {
   ensureStateDir,
   type IotdrConfig,
@@ -156,16 +156,8 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     },
   });
   // Everything started so far, closed in reverse order on a failed start and on stop.
-  const closers: Array<() => Promise<void>> = [() => store.close()];
-  const closeAll = async () => {
-    for (const close of closers.splice(0).reverse()) {
-      try {
-        await close();
-      } catch (error) {
-        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'closing failed');
-      }
-    }
-  };
+  const closers = new Closers(logger);
+  closers.add(() => store.close());
   try {
     await service.init();
     await service.ensureToken(adminToken, 'admin', 'admin');
@@ -178,9 +170,9 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       retention: { maxAgeSeconds: config.events.retentionSeconds, maxBytes: config.events.maxBytes },
       metrics,
     });
-    closers.push(() => bus.close());
+    closers.add(() => bus.close());
     const deadLetters = await DeadLetterStore.open(join(regionDir, 'rules.db'));
-    closers.push(async () => deadLetters.close());
+    closers.add(async () => deadLetters.close());
 
     // Tests listen on port 0 for the API; the MQTT listeners then take free ports too.
     const ephemeral = options.listen !== undefined;
@@ -205,7 +197,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       logger: logger.child({ component: 'broker' }),
       metrics,
     });
-    closers.push(() => broker.close());
+    closers.add(() => broker.close());
     const mqtt = await broker.listen();
 
     const rules = new RuleEngine({
@@ -220,16 +212,16 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         broker.publish(topic, payload, { qos: o.qos === 1 ? 1 : 0, retain: o.retain }),
     });
     await rules.start();
-    closers.push(() => rules.stop());
+    closers.add(() => rules.stop());
     const shadows = new ShadowTopics({
       service,
       publish: (topic, payload, o) => broker.publish(topic, payload, o),
       logger: logger.child({ component: 'shadows' }),
     });
     shadows.start();
-    closers.push(() => shadows.stop());
+    closers.add(() => shadows.stop());
     // On stop the broker closes before the engines it feeds (close is idempotent).
-    closers.push(() => broker.close());
+    closers.add(() => broker.close());
     // Runs before the device's PUBACK: an acknowledged message is on the bus.
     broker.onMessage(async (message) => {
       const [, taken] = await Promise.all([shadows.handle(message), rules.handle(message)]);
@@ -280,7 +272,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       }),
     });
     // The API closes first: no request may reach a component that is already closed.
-    closers.push(() => app.close());
+    closers.add(() => app.close());
     const listen = options.listen ?? { host: region.address, port: region.api.port };
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
@@ -289,8 +281,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     const apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     logger.info({ apiUrl, mqtt: mqttUrl(mqtt.tls), store: store.engine }, `region ${region.name} serving`);
     replication.start();
-    closers.push(() => replication.stop());
-    let stopping: Promise<void> | undefined;
+    closers.add(() => replication.stop());
     return {
       name: region.name,
       apiUrl,
@@ -304,13 +295,10 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       bus,
       rules,
       health,
-      stop() {
-        stopping ??= closeAll();
-        return stopping;
-      },
+      stop: () => closers.close(),
     };
   } catch (error) {
-    await closeAll();
+    await closers.close();
     throw error;
   }
 }

@@ -1,5 +1,6 @@
-export type { Clock } from './clock.js';
-export { systemClock } from './clock.js';
+export type { Clock, Timers } from './clock.js';
+export { systemClock, systemTimers } from './clock.js';
+export { Closers } from './closers.js';
 export type { FieldIssue, IotdrErrorOptions } from './errors.js';
 export {
   ConfigError,

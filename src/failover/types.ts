@@ -214,10 +214,9 @@ export type FailoverState = {
 };
 
 /** Timers for intervals and timeouts; injected so tests drive time. */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+import type { Timers } from '../common/index.js';
+
+export type { Timers };
 
 export const systemTimers: Timers = {
   setTimeout: (callback, ms) => {

@@ -98,16 +98,8 @@ export interface HealthResponse {
   checks: Record<string, CheckEntry[]>;
 }
 
-/** Timers the service arms for timeouts; injected so tests drive time. */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+/** Timers the service arms for timeouts. */
+export { systemTimers, type Timers } from '../common/index.js';
 
 /** HTTP status for an overall status: 2xx for pass and warn, 503 for fail (draft §3.1). */
 export function httpStatusOf(status: HealthStatus): 200 | 503 {
