@@ -20,6 +20,18 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/control.js')).controlCommand,
     summary: 'run the checker, the failover controller and the DNS',
   },
+  status: {
+    run: async () => (await import('./commands/failover.js')).statusCommand,
+    summary: 'regions, health, active region, epoch, replication lag, last switch',
+  },
+  failover: {
+    run: async () => (await import('./commands/failover.js')).failoverCommand,
+    summary: 'move the fleet to a region now (routing control)',
+  },
+  failback: {
+    run: async () => (await import('./commands/failover.js')).failbackCommand,
+    summary: 'clear routing controls, back to the best healthy region',
+  },
   config: { run: async () => configCommand, summary: 'check or print the configuration' },
   token: {
     run: async () => (await import('./commands/token.js')).tokenCommand,

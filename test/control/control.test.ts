@@ -3,10 +3,15 @@
  * and the built-in DNS answers — asked with real DNS queries.
  */
 import { Resolver } from 'node:dns/promises';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../src/cli/io.js';
+import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
 import { type RunningControl, startControl } from '../../src/control.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
+import { freePort } from '../harness/process.js';
 
 const EAST = '127.0.0.21';
 const WEST = '127.0.0.22';
@@ -29,13 +34,18 @@ describe('iotdr control', () => {
     cluster = undefined;
   });
 
+  /** Two regions and control, all on the ports the configuration names, so the CLI finds them. */
   async function start(): Promise<{ east: ClusterRegion; control: RunningControl }> {
     cluster = await startCluster(
       ['us-east', 'us-west'],
       { engine: 'sqlite' },
       {
         addresses: [EAST, WEST],
-        config: { failover: FAILOVER },
+        config: {
+          failover: FAILOVER,
+          control: { address: '127.0.0.1', port: await freePort() },
+          dns: { address: '127.0.0.1', port: await freePort() },
+        },
       },
     );
     const east = cluster.regions['us-east'] as ClusterRegion;
@@ -43,10 +53,25 @@ describe('iotdr control', () => {
       config: cluster.config,
       stateDir: cluster.stateDir,
       logger: createLogger({ level: 'silent' }),
-      listen: { host: '127.0.0.1', port: 0 },
-      dnsListen: { host: '127.0.0.1', port: 0 },
     });
     return { east, control };
+  }
+
+  /** Runs `iotdr ARGS --config FILE` in this process against the cluster's state directory. */
+  async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    if (!cluster) throw new Error('no cluster');
+    const configPath = join(cluster.stateDir, 'iotdr.yaml');
+    await writeFile(configPath, JSON.stringify(cluster.configYaml));
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+      env: { IOTDR_HOME: cluster.stateDir },
+      cwd: cluster.stateDir,
+    };
+    const code = await main([...args, '--config', configPath], io);
+    return { code, out: out.join('\n'), err: err.join('\n') };
   }
 
   it("moves mqtt.<zone> to the secondary within interval × threshold + timeout + 500 ms of the primary's broker stopping", async () => {
@@ -70,5 +95,37 @@ describe('iotdr control', () => {
     expect(movedAt - stoppedAt).toBeLessThan(bound);
     const state = control.controller.state();
     expect(state).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
+  });
+
+  it('moves the fleet by routing control from the command line, and back with failback', async () => {
+    const { control } = await start();
+    await eventually(
+      async () => control.controller.state().mode.type === 'health',
+      'the controller following health',
+    );
+
+    const status = await cli('status');
+    expect(status.code).toBe(0);
+    expect(status.out).toMatch(/active region\s+us-east \(epoch 0/);
+    expect(status.out).toMatch(/us-east \*\s+1\s+up/);
+
+    expect((await cli('failover', '--to', 'us-west')).code).toBe(2);
+    const moved = await cli('failover', '--to', 'us-west', '--reason', 'drill');
+    expect(moved.code).toBe(0);
+    expect(moved.out).toContain('override to us-west by admin: drill');
+    expect(await resolveMqtt(control)).toEqual([WEST]);
+    expect(control.controller.state()).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
+
+    const unknown = await cli('failover', '--to', 'eu-north', '--reason', 'typo');
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('eu-north');
+
+    const back = await cli('failback', '--reason', 'drill over');
+    expect(back.code).toBe(0);
+    expect(await resolveMqtt(control)).toEqual([EAST]);
+    const after = await cli('status');
+    expect(after.out).toMatch(/active region\s+us-east \(epoch 2, health/);
+    expect(after.out).toMatch(/last switch\s+us-west → us-east \(epoch 2, failback\)/);
+    expect(after.out).toMatch(/DNS answers changed\s+\+\d+ ms/);
   });
 });

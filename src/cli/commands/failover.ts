@@ -1,0 +1,195 @@
+import { parseArgs } from 'node:util';
+import { IotdrError } from '../../common/index.js';
+import { type LoadedConfig, loadConfig } from '../../config/index.js';
+import type { FailoverState, SwitchEvent } from '../../failover/index.js';
+import { Api, apiOf, table } from '../api.js';
+import type { CliIo, Command } from '../io.js';
+
+/** The control API with the admin token (the same state directory as the regions). */
+async function controlApi(loaded: LoadedConfig): Promise<Api> {
+  const { control } = loaded.config;
+  const host = control.address.includes(':') ? `[${control.address}]` : control.address;
+  const first = loaded.config.regions[0];
+  if (!first) throw new IotdrError('IOTDR_CLI_NO_REGION', 'the configuration has no region');
+  const region = await apiOf(loaded, first);
+  return new Api('control', `http://${host}:${control.port}`, region.token);
+}
+
+async function load(io: CliIo, config: string | undefined): Promise<LoadedConfig> {
+  return loadConfig({ env: io.env, cwd: io.cwd, ...(config === undefined ? {} : { file: config }) });
+}
+
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
+  name: string,
+  usage: string,
+  argv: string[],
+  options: T,
+  io: CliIo,
+): { values: Record<string, string | boolean | undefined> } | number {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    });
+    const parsed = values as Record<string, string | boolean | undefined>;
+    if (parsed.help) {
+      io.out(usage);
+      return 0;
+    }
+    return { values: parsed };
+  } catch (error) {
+    io.err(`iotdr ${name}: ${(error as Error).message}`);
+    io.err(usage);
+    return 2;
+  }
+}
+
+async function run(name: string, io: CliIo, fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof IotdrError) {
+      io.err(`iotdr ${name}: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+const FAILOVER_USAGE = `usage: iotdr failover --to REGION --reason TEXT [--config FILE]
+
+Moves the fleet to REGION now, whatever its health (a routing control, recorded with who and why),
+and keeps it there until 'iotdr failback' or the override is cleared.`;
+
+export const failoverCommand: Command = async (argv, io) => {
+  const parsed = parse(
+    'failover',
+    FAILOVER_USAGE,
+    argv,
+    { to: { type: 'string' }, reason: { type: 'string' } },
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { to, reason, config } = parsed.values;
+  if (typeof to !== 'string' || typeof reason !== 'string' || reason.trim() === '') {
+    io.err('iotdr failover: --to and a non-empty --reason are required');
+    io.err(FAILOVER_USAGE);
+    return 2;
+  }
+  return run('failover', io, async () => {
+    const api = await controlApi(await load(io, typeof config === 'string' ? config : undefined));
+    await api.call('POST', '/v1/failover/switch', { body: { to, reason } });
+    io.out(`iotdr failover: the fleet goes to ${to}`);
+    return printState(io, (await api.call('GET', '/v1/failover/state')) as FailoverState);
+  });
+};
+
+const FAILBACK_USAGE = `usage: iotdr failback --reason TEXT [--config FILE]
+
+Clears any routing control and moves the fleet back to the highest-priority healthy region.`;
+
+export const failbackCommand: Command = async (argv, io) => {
+  const parsed = parse('failback', FAILBACK_USAGE, argv, { reason: { type: 'string' } }, io);
+  if (typeof parsed === 'number') return parsed;
+  const { reason, config } = parsed.values;
+  if (typeof reason !== 'string' || reason.trim() === '') {
+    io.err('iotdr failback: a non-empty --reason is required');
+    io.err(FAILBACK_USAGE);
+    return 2;
+  }
+  return run('failback', io, async () => {
+    const api = await controlApi(await load(io, typeof config === 'string' ? config : undefined));
+    await api.call('POST', '/v1/failover/failback', { body: { reason } });
+    return printState(io, (await api.call('GET', '/v1/failover/state')) as FailoverState);
+  });
+};
+
+const STATUS_USAGE = `usage: iotdr status [--json] [--config FILE]
+
+The fleet at a glance: every region with its health per component and replication lag, the active
+region, the epoch, and the last switch with the time of each of its steps.`;
+
+export const statusCommand: Command = async (argv, io) => {
+  const parsed = parse('status', STATUS_USAGE, argv, { json: { type: 'boolean' } }, io);
+  if (typeof parsed === 'number') return parsed;
+  const { json, config } = parsed.values;
+  return run('status', io, async () => {
+    const loaded = await load(io, typeof config === 'string' ? config : undefined);
+    const state = (await (await controlApi(loaded)).call('GET', '/v1/failover/state')) as FailoverState;
+    // Replication lag as each region sees its links; a region that does not answer shows '?'.
+    const lag = new Map<string, string>();
+    await Promise.all(
+      loaded.config.regions.map(async (region) => {
+        try {
+          const status = (await (
+            await apiOf(loaded, region)
+          ).call('GET', '/v1/replication/status', {
+            timeoutMs: 2000,
+          })) as { links: Array<{ peer: string; lagMs: number | null; lagChanges: number | null }> };
+          lag.set(
+            region.name,
+            status.links
+              .map((l) => `${l.peer} ${l.lagChanges ?? '-'} changes, ${l.lagMs ?? '-'} ms`)
+              .join(', ') || '-',
+          );
+        } catch {
+          lag.set(region.name, '?');
+        }
+      }),
+    );
+    if (json) {
+      io.out(JSON.stringify({ ...state, replicationLag: Object.fromEntries(lag) }, null, 2));
+      return 0;
+    }
+    return printState(io, state, lag);
+  });
+};
+
+function printState(io: CliIo, state: FailoverState, lag?: Map<string, string>): number {
+  const mode =
+    state.mode.type === 'override'
+      ? `override to ${state.mode.override.region} by ${state.mode.override.who}: ${state.mode.override.reason}`
+      : state.mode.type;
+  io.out(`active region  ${state.activeRegion} (epoch ${state.epoch}, ${mode}, failback ${state.failback})`);
+  if (state.noHealthyRegion) io.out(`WARNING        no region is healthy: keeping ${state.activeRegion}`);
+  if (state.failbackAvailable)
+    io.out(`failback       ${state.failbackAvailable} is healthy again: 'iotdr failback'`);
+  io.out(`checkers       ${state.checkers.join(', ')} (quorum ${state.quorum})`);
+  io.out('');
+  const header = ['region', 'priority', 'health', 'failing', ...(lag ? ['replication lag'] : [])];
+  const rows = state.regions.map((r) => [
+    `${r.region}${r.region === state.activeRegion ? ' *' : ''}`,
+    String(r.priority),
+    r.status,
+    r.failingComponents.join(', ') || '-',
+    ...(lag ? [lag.get(r.region) ?? '?'] : []),
+  ]);
+  for (const line of table([header, ...rows])) io.out(line);
+  if (state.lastSwitch) {
+    io.out('');
+    for (const line of switchLines(state.lastSwitch)) io.out(line);
+  }
+  return 0;
+}
+
+/** The last switch and its RTO factors, in ms from the first failed probe (or the decision). */
+function switchLines(event: SwitchEvent): string[] {
+  const t = event.timings;
+  const origin = t.firstFailedProbeAt ?? t.decidedAt;
+  const at = (v: number | null) => (v === null ? '-' : `+${v - origin} ms`);
+  return [
+    `last switch    ${event.from ?? '-'} → ${event.to} (epoch ${event.epoch}, ${event.trigger.type}) at ${new Date(event.at).toISOString()}`,
+    ...table([
+      ['step', 'time'],
+      ['first failed probe', at(t.firstFailedProbeAt)],
+      ['threshold crossed', at(t.thresholdCrossedAt)],
+      ['decision', at(t.decidedAt)],
+      ['DNS answers changed', at(t.dnsUpdatedAt)],
+      ['notices published', at(t.noticesPublishedAt)],
+      ['webhooks called', at(t.webhooksCalledAt)],
+      ['disconnects requested', at(t.disconnectsRequestedAt)],
+    ]).map((line) => `  ${line}`),
+  ];
+}
