@@ -20,6 +20,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/control.js')).controlCommand,
     summary: 'run the checker, the failover controller and the DNS',
   },
+  checker: {
+    run: async () => (await import('./commands/checker.js')).checkerCommand,
+    summary: 'probe every region from here and report to the controller',
+  },
   status: {
     run: async () => (await import('./commands/failover.js')).statusCommand,
     summary: 'regions, health, active region, epoch, replication lag, last switch',

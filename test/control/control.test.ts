@@ -3,15 +3,16 @@
  * and the built-in DNS answers — asked with real DNS queries.
  */
 import { Resolver } from 'node:dns/promises';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
-import { type RunningControl, startControl } from '../../src/control.js';
+import { checkerTokenPath, type RunningControl, startControl } from '../../src/control.js';
+import { Checker, HttpObservationSink } from '../../src/failover/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
-import { freePort } from '../harness/process.js';
+import { freePort, spawnIotdr } from '../harness/process.js';
 
 const EAST = '127.0.0.21';
 const WEST = '127.0.0.22';
@@ -35,14 +36,16 @@ describe('iotdr control', () => {
   });
 
   /** Two regions and control, all on the ports the configuration names, so the CLI finds them. */
-  async function start(): Promise<{ east: ClusterRegion; control: RunningControl }> {
+  async function start(
+    failover: Record<string, unknown> = {},
+  ): Promise<{ east: ClusterRegion; control: RunningControl }> {
     cluster = await startCluster(
       ['us-east', 'us-west'],
       { engine: 'sqlite' },
       {
         addresses: [EAST, WEST],
         config: {
-          failover: FAILOVER,
+          failover: { ...FAILOVER, ...failover },
           control: { address: '127.0.0.1', port: await freePort() },
           dns: { address: '127.0.0.1', port: await freePort() },
         },
@@ -57,11 +60,19 @@ describe('iotdr control', () => {
     return { east, control };
   }
 
+  /** The cluster's configuration as a file, for the command line. */
+  async function configFile(): Promise<string> {
+    if (!cluster) throw new Error('no cluster');
+    const configPath = join(cluster.stateDir, 'iotdr.yaml');
+    // JSON is YAML.
+    await writeFile(configPath, JSON.stringify(cluster.configYaml));
+    return configPath;
+  }
+
   /** Runs `iotdr ARGS --config FILE` in this process against the cluster's state directory. */
   async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
     if (!cluster) throw new Error('no cluster');
-    const configPath = join(cluster.stateDir, 'iotdr.yaml');
-    await writeFile(configPath, JSON.stringify(cluster.configYaml));
+    const configPath = await configFile();
     const out: string[] = [];
     const err: string[] = [];
     const io: CliIo = {
@@ -127,5 +138,54 @@ describe('iotdr control', () => {
     expect(after.out).toMatch(/active region\s+us-east \(epoch 2, health/);
     expect(after.out).toMatch(/last switch\s+us-west → us-east \(epoch 2, failback\)/);
     expect(after.out).toMatch(/DNS answers changed\s+\+\d+ ms/);
+  });
+
+  it('keeps the fleet when one of three checkers is cut off from the primary, and moves it on a quorum of two', async () => {
+    const { east, control } = await start({ checkers: ['control', 'remote', 'cut-off'] });
+    if (!cluster) throw new Error('no cluster');
+    const west = cluster.regions['us-west'] as ClusterRegion;
+    // A real `iotdr checker` process, reporting over HTTP.
+    const remote = spawnIotdr(['checker', '--id', 'remote', '--config', await configFile()], {
+      IOTDR_HOME: cluster.stateDir,
+    });
+    // A checker whose own network cannot reach us-east: nothing listens where it probes.
+    const cutOff = new Checker({
+      id: 'cut-off',
+      regions: [
+        { name: 'us-east', url: `http://127.0.0.1:${await freePort()}` },
+        { name: 'us-west', url: west.url },
+      ],
+      sink: new HttpObservationSink({
+        controlUrl: control.controlUrl,
+        token: (await readFile(checkerTokenPath(cluster.stateDir), 'utf8')).trim(),
+      }),
+      intervalMs: FAILOVER.intervalMs,
+      timeoutMs: FAILOVER.timeoutMs,
+    });
+    cutOff.start();
+    try {
+      const eastView = () => control.controller.state().regions.find((r) => r.region === 'us-east');
+      await eventually(
+        async () =>
+          eastView()?.checkers['cut-off']?.vote === 'down' && eastView()?.checkers.remote?.vote === 'up',
+        'the cut-off checker voting us-east down while the remote one votes it up',
+      );
+      // Several thresholds' worth of probes later, the fleet has not moved.
+      await new Promise((r) => setTimeout(r, 4 * FAILOVER.intervalMs * FAILOVER.failureThreshold));
+      expect(control.controller.state()).toMatchObject({ activeRegion: 'us-east', epoch: 0 });
+      expect(await resolveMqtt(control)).toEqual([EAST]);
+
+      // The primary really fails: now two of three see it.
+      await east.running?.broker.close();
+      await eventually(
+        async () => (await resolveMqtt(control).catch(() => []))[0] === WEST,
+        'us-west answered',
+      );
+      expect(control.controller.state()).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
+    } finally {
+      await cutOff.stop();
+      remote.child.kill('SIGTERM');
+      await remote.exited;
+    }
   });
 });

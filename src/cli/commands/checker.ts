@@ -1,0 +1,79 @@
+import { parseArgs } from 'node:util';
+import { createLogger } from '../../common/index.js';
+import { loadConfig, readSecretFile } from '../../config/index.js';
+import { checkerTokenPath } from '../../control.js';
+import { Checker, HttpObservationSink } from '../../failover/index.js';
+import { apiUrlOf } from '../../region.js';
+import type { Command } from '../io.js';
+
+const USAGE = `usage: iotdr checker --id ID [--control URL] [--token-file FILE] [--config FILE]
+
+Runs one checker from this vantage point: probes every region's /health every failover.intervalMs
+and reports to the controller (iotdr control) at URL (default: the configured control address).
+ID must be listed in failover.checkers; a majority of them decides. The token (role operator) is
+read from FILE, default <state>/secrets/checker.token. Stops on SIGINT or SIGTERM.`;
+
+export const checkerCommand: Command = async (argv, io) => {
+  let values: { id?: string; control?: string; 'token-file'?: string; config?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        id: { type: 'string' },
+        control: { type: 'string' },
+        'token-file': { type: 'string' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    io.err(`iotdr checker: ${(error as Error).message}`);
+    io.err(USAGE);
+    return 2;
+  }
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const loaded = await loadConfig({
+    env: io.env,
+    cwd: io.cwd,
+    ...(values.config === undefined ? {} : { file: values.config }),
+  });
+  const { config } = loaded;
+  const id = values.id;
+  if (!id || !config.failover.checkers.includes(id)) {
+    io.err(`iotdr checker: --id must be one of failover.checkers (${config.failover.checkers.join(', ')})`);
+    return 2;
+  }
+  const host = config.control.address.includes(':') ? `[${config.control.address}]` : config.control.address;
+  const controlUrl = values.control ?? `http://${host}:${config.control.port}`;
+  const token = await readSecretFile(values['token-file'] ?? checkerTokenPath(loaded.stateDir));
+  const logger = createLogger({ level: config.logging.level, name: `checker:${id}` });
+  const checker = new Checker({
+    id,
+    regions: config.regions.map((r) => ({ name: r.name, url: apiUrlOf(r) })),
+    sink: new HttpObservationSink({ controlUrl, token, timeoutMs: config.failover.timeoutMs }),
+    intervalMs: config.failover.intervalMs,
+    timeoutMs: config.failover.timeoutMs,
+    critical: [...config.health.critical],
+    onError: (error) =>
+      logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'cannot report to the controller',
+      ),
+  });
+  checker.start();
+  logger.info({ controlUrl, regions: config.regions.map((r) => r.name) }, 'checker probing');
+  // The checker's timers do not hold a process open (they are unref'd for embedding); this does.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  clearInterval(keepAlive);
+  await checker.stop();
+  return 0;
+};
