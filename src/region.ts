@@ -7,6 +7,7 @@ import {
   ensureStateDir,
   type IotdrConfig,
   passwordFilePath,
+  REGION_PLACEHOLDER,
   type RegionConfig,
   readSecretFile,
   regionByName,
@@ -248,7 +249,10 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         }),
       )
       .add(eventsCheckpoint(bus, region.name, service.clock));
-    for (const check of config.health.checks) health.add(httpCheckpoint(check));
+    for (const check of config.health.checks) {
+      // Each region watches its own instance of the service.
+      health.add(httpCheckpoint({ ...check, url: check.url.replaceAll(REGION_PLACEHOLDER, region.name) }));
+    }
 
     const app = await buildRegistryApi({
       service,

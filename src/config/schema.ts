@@ -229,6 +229,7 @@ export interface HttpCheckConfig {
   readonly name: string;
   /** The reference design's component this service is: app, cnc or analytics. */
   readonly component: (typeof HTTP_CHECK_COMPONENTS)[number];
+  /** `{region}` in it is replaced by the name of the region running the check (each region watches its own service). */
   readonly url: string;
   /** Status the service must answer. Default 200. */
   readonly expectedStatus: number;
@@ -504,10 +505,14 @@ const dnsLabelSchema = matching(
 );
 
 const HTTP_URL_MESSAGE = 'expected an http:// or https:// URL without user or password';
+/** In a health check's URL, replaced by the name of the region that runs the check. */
+export const REGION_PLACEHOLDER = '{region}';
+
 const httpUrlSchema = z.string({ error: expecting(HTTP_URL_MESSAGE) }).refine(
   (value) => {
     try {
-      const url = new URL(value);
+      // A placeholder stands for a region name, which is valid in a host name and in a path.
+      const url = new URL(value.replaceAll(REGION_PLACEHOLDER, 'region'));
       // Credentials in a URL would end up in logs and in `config print`; none are needed here.
       return (
         (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === ''

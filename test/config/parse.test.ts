@@ -350,6 +350,21 @@ describe('parseConfig errors', () => {
     expect(messageAt(failover, 'failover.checkers.1')).toContain('each checker votes once');
   });
 
+  it('takes {region} in a health check URL, in the host or the path', () => {
+    const config = parseConfig({
+      health: {
+        checks: [
+          { name: 'a', component: 'app', url: 'http://app.{region}.internal/healthz' },
+          { name: 'b', component: 'cnc', url: 'http://10.0.0.5/{region}/status' },
+        ],
+      },
+    });
+    expect(config.health.checks.map((c) => c.url)).toEqual([
+      'http://app.{region}.internal/healthz',
+      'http://10.0.0.5/{region}/status',
+    ]);
+  });
+
   it('checks listeners across processes, but never port 0', () => {
     const issues = issuesOf(() =>
       parseConfig({

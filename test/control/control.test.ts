@@ -3,7 +3,10 @@
  * and the built-in DNS answers — asked with real DNS queries.
  */
 import { Resolver } from 'node:dns/promises';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli/io.js';
@@ -38,6 +41,7 @@ describe('iotdr control', () => {
   /** Two regions and control, all on the ports the configuration names, so the CLI finds them. */
   async function start(
     failover: Record<string, unknown> = {},
+    config: Record<string, unknown> = {},
   ): Promise<{ east: ClusterRegion; control: RunningControl }> {
     cluster = await startCluster(
       ['us-east', 'us-west'],
@@ -48,6 +52,7 @@ describe('iotdr control', () => {
           failover: { ...FAILOVER, ...failover },
           control: { address: '127.0.0.1', port: await freePort() },
           dns: { address: '127.0.0.1', port: await freePort() },
+          ...config,
         },
       },
     );
@@ -186,6 +191,51 @@ describe('iotdr control', () => {
       await cutOff.stop();
       remote.child.kill('SIGTERM');
       await remote.exited;
+    }
+  });
+
+  it('moves on a failing critical app checkpoint, and not on a failing non-critical analytics one', async () => {
+    // Each region's own application and analytics services, told apart by the {region} in the URL.
+    const down = new Set<string>();
+    const services = createServer((req, res) => {
+      res.writeHead(down.has(req.url ?? '') ? 503 : 200).end();
+    });
+    services.listen(0, '127.0.0.1');
+    await once(services, 'listening');
+    const base = `http://127.0.0.1:${(services.address() as AddressInfo).port}`;
+    try {
+      const { control } = await start(
+        {},
+        {
+          health: {
+            critical: ['broker', 'registry', 'events', 'app', 'cnc'],
+            checks: [
+              { name: 'orders', component: 'app', url: `${base}/{region}/app` },
+              { name: 'reports', component: 'analytics', url: `${base}/{region}/analytics` },
+            ],
+          },
+        },
+      );
+      await eventually(
+        async () => control.controller.state().mode.type === 'health',
+        'the controller following health',
+      );
+
+      down.add('/us-east/analytics');
+      await new Promise((r) => setTimeout(r, 4 * FAILOVER.intervalMs * FAILOVER.failureThreshold));
+      expect(control.controller.state()).toMatchObject({ activeRegion: 'us-east', epoch: 0 });
+      expect(await resolveMqtt(control)).toEqual([EAST]);
+
+      down.add('/us-east/app');
+      await eventually(
+        async () => (await resolveMqtt(control).catch(() => []))[0] === WEST,
+        'us-west answered',
+      );
+      const state = control.controller.state();
+      expect(state).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
+      expect(state.lastSwitch?.trigger).toMatchObject({ type: 'health', region: 'us-east' });
+    } finally {
+      services.close();
     }
   });
 });
