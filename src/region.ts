@@ -199,7 +199,6 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       metrics,
     });
     closers.add(() => broker.close());
-    const mqtt = await broker.listen();
 
     const rules = new RuleEngine({
       region: region.name,
@@ -228,6 +227,8 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       const [, taken] = await Promise.all([shadows.handle(message), rules.handle(message)]);
       if (taken.busFailures > 0) throw new Error('the event bus did not take the message');
     });
+    // Devices may connect only now that every message has somewhere to go.
+    const mqtt = await broker.listen();
 
     const health = new HealthService({
       serviceId: region.name,
