@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { createLogger } from '../../common/index.js';
-import { loadConfig, readSecretFile } from '../../config/index.js';
+import { readSecretFile } from '../../config/index.js';
 import { checkerTokenPath } from '../../control.js';
 import { Checker, HttpObservationSink } from '../../failover/index.js';
 import { apiUrlOf } from '../../region.js';
+import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr checker --id ID [--control URL] [--token-file FILE] [--config FILE]
@@ -14,43 +14,28 @@ ID must be listed in failover.checkers; a majority of them decides. The token (r
 read from FILE, default <state>/secrets/checker.token. Stops on SIGINT or SIGTERM.`;
 
 export const checkerCommand: Command = async (argv, io) => {
-  let values: { id?: string; control?: string; 'token-file'?: string; config?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        id: { type: 'string' },
-        control: { type: 'string' },
-        'token-file': { type: 'string' },
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    io.err(`iotdr checker: ${(error as Error).message}`);
-    io.err(USAGE);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
-  const loaded = await loadConfig({
-    env: io.env,
-    cwd: io.cwd,
-    ...(values.config === undefined ? {} : { file: values.config }),
-  });
+  const values = parseCommand(
+    'checker',
+    USAGE,
+    argv,
+    { id: { type: 'string' }, control: { type: 'string' }, 'token-file': { type: 'string' } },
+    io,
+  );
+  if (typeof values === 'number') return values;
+  const loaded = await loadFor(io, values);
   const { config } = loaded;
   const id = values.id;
-  if (!id || !config.failover.checkers.includes(id)) {
+  if (typeof id !== 'string' || !config.failover.checkers.includes(id)) {
     io.err(`iotdr checker: --id must be one of failover.checkers (${config.failover.checkers.join(', ')})`);
     return 2;
   }
   const host = config.control.address.includes(':') ? `[${config.control.address}]` : config.control.address;
-  const controlUrl = values.control ?? `http://${host}:${config.control.port}`;
-  const token = await readSecretFile(values['token-file'] ?? checkerTokenPath(loaded.stateDir));
+  const controlUrl =
+    typeof values.control === 'string' ? values.control : `http://${host}:${config.control.port}`;
+  const tokenFile = values['token-file'];
+  const token = await readSecretFile(
+    typeof tokenFile === 'string' ? tokenFile : checkerTokenPath(loaded.stateDir),
+  );
   const logger = createLogger({ level: config.logging.level, name: `checker:${id}` });
   const checker = new Checker({
     id,
@@ -69,10 +54,7 @@ export const checkerCommand: Command = async (argv, io) => {
   logger.info({ controlUrl, regions: config.regions.map((r) => r.name) }, 'checker probing');
   // The checker's timers do not hold a process open (they are unref'd for embedding); this does.
   const keepAlive = setInterval(() => {}, 1 << 30);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  await untilSignalled();
   clearInterval(keepAlive);
   await checker.stop();
   return 0;

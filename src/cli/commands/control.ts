@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
-import { loadConfig } from '../../config/index.js';
 import { startControl } from '../../control.js';
+import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr control [--config FILE]
@@ -11,34 +10,11 @@ authoritative DNS for the fleet's zone, which answers the active region's addres
 on SIGINT or SIGTERM.`;
 
 export const controlCommand: Command = async (argv, io) => {
-  let values: { config?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    io.err(`iotdr control: ${(error as Error).message}`);
-    io.err(USAGE);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
-  const loaded = await loadConfig({
-    env: io.env,
-    cwd: io.cwd,
-    ...(values.config === undefined ? {} : { file: values.config }),
-  });
+  const values = parseCommand('control', USAGE, argv, {}, io);
+  if (typeof values === 'number') return values;
+  const loaded = await loadFor(io, values);
   const control = await startControl({ config: loaded.config, stateDir: loaded.stateDir });
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await untilSignalled();
   await control.stop();
   return 0;
 };

@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { IotdrError } from '../../common/index.js';
-import { type LoadedConfig, loadConfig } from '../../config/index.js';
+import type { LoadedConfig } from '../../config/index.js';
 import type { FailoverState, SwitchEvent } from '../../failover/index.js';
 import { Api, apiOf, table } from '../api.js';
+import { loadFor, parseCommand } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
 /** The control API with the admin token (the same state directory as the regions). */
@@ -13,37 +13,6 @@ async function controlApi(loaded: LoadedConfig): Promise<Api> {
   if (!first) throw new IotdrError('IOTDR_CLI_NO_REGION', 'the configuration has no region');
   const region = await apiOf(loaded, first);
   return new Api('control', `http://${host}:${control.port}`, region.token);
-}
-
-async function load(io: CliIo, config: string | undefined): Promise<LoadedConfig> {
-  return loadConfig({ env: io.env, cwd: io.cwd, ...(config === undefined ? {} : { file: config }) });
-}
-
-function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
-  name: string,
-  usage: string,
-  argv: string[],
-  options: T,
-  io: CliIo,
-): { values: Record<string, string | boolean | undefined> } | number {
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    });
-    const parsed = values as Record<string, string | boolean | undefined>;
-    if (parsed.help) {
-      io.out(usage);
-      return 0;
-    }
-    return { values: parsed };
-  } catch (error) {
-    io.err(`iotdr ${name}: ${(error as Error).message}`);
-    io.err(usage);
-    return 2;
-  }
 }
 
 async function run(name: string, io: CliIo, fn: () => Promise<number>): Promise<number> {
@@ -64,22 +33,22 @@ Moves the fleet to REGION now, whatever its health (a routing control, recorded 
 and keeps it there until 'iotdr failback' or the override is cleared.`;
 
 export const failoverCommand: Command = async (argv, io) => {
-  const parsed = parse(
+  const values = parseCommand(
     'failover',
     FAILOVER_USAGE,
     argv,
     { to: { type: 'string' }, reason: { type: 'string' } },
     io,
   );
-  if (typeof parsed === 'number') return parsed;
-  const { to, reason, config } = parsed.values;
+  if (typeof values === 'number') return values;
+  const { to, reason } = values;
   if (typeof to !== 'string' || typeof reason !== 'string' || reason.trim() === '') {
     io.err('iotdr failover: --to and a non-empty --reason are required');
     io.err(FAILOVER_USAGE);
     return 2;
   }
   return run('failover', io, async () => {
-    const api = await controlApi(await load(io, typeof config === 'string' ? config : undefined));
+    const api = await controlApi(await loadFor(io, values));
     await api.call('POST', '/v1/failover/switch', { body: { to, reason } });
     io.out(`iotdr failover: the fleet goes to ${to}`);
     return printState(io, (await api.call('GET', '/v1/failover/state')) as FailoverState);
@@ -91,16 +60,16 @@ const FAILBACK_USAGE = `usage: iotdr failback --reason TEXT [--config FILE]
 Clears any routing control and moves the fleet back to the highest-priority healthy region.`;
 
 export const failbackCommand: Command = async (argv, io) => {
-  const parsed = parse('failback', FAILBACK_USAGE, argv, { reason: { type: 'string' } }, io);
-  if (typeof parsed === 'number') return parsed;
-  const { reason, config } = parsed.values;
+  const values = parseCommand('failback', FAILBACK_USAGE, argv, { reason: { type: 'string' } }, io);
+  if (typeof values === 'number') return values;
+  const { reason } = values;
   if (typeof reason !== 'string' || reason.trim() === '') {
     io.err('iotdr failback: a non-empty --reason is required');
     io.err(FAILBACK_USAGE);
     return 2;
   }
   return run('failback', io, async () => {
-    const api = await controlApi(await load(io, typeof config === 'string' ? config : undefined));
+    const api = await controlApi(await loadFor(io, values));
     await api.call('POST', '/v1/failover/failback', { body: { reason } });
     return printState(io, (await api.call('GET', '/v1/failover/state')) as FailoverState);
   });
@@ -112,11 +81,11 @@ The fleet at a glance: every region with its health per component and replicatio
 region, the epoch, and the last switch with the time of each of its steps.`;
 
 export const statusCommand: Command = async (argv, io) => {
-  const parsed = parse('status', STATUS_USAGE, argv, { json: { type: 'boolean' } }, io);
-  if (typeof parsed === 'number') return parsed;
-  const { json, config } = parsed.values;
+  const values = parseCommand('status', STATUS_USAGE, argv, { json: { type: 'boolean' } }, io);
+  if (typeof values === 'number') return values;
+  const { json } = values;
   return run('status', io, async () => {
-    const loaded = await load(io, typeof config === 'string' ? config : undefined);
+    const loaded = await loadFor(io, values);
     const state = (await (await controlApi(loaded)).call('GET', '/v1/failover/state')) as FailoverState;
     // Replication lag as each region sees its links; a region that does not answer shows '?'.
     const lag = new Map<string, string>();

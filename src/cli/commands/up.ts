@@ -2,10 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
-import { type IotdrConfig, loadConfig, type RegionConfig } from '../../config/index.js';
+import type { IotdrConfig, RegionConfig } from '../../config/index.js';
 import { loadOrCreateCa } from '../../pki/index.js';
 import { adminTokenPath, caCertPath, loadOrCreateAdminToken } from '../../region.js';
+import { loadFor, parseCommand } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr up [--config FILE]
@@ -106,28 +106,9 @@ function stopAll(children: ChildProcess[]): Promise<void> {
 }
 
 export const upCommand: Command = async (argv, io) => {
-  let values: { config?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    io.err(`iotdr up: ${(error as Error).message}`);
-    io.err(USAGE);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
-  const loaded = await loadConfig({
-    env: io.env,
-    cwd: io.cwd,
-    ...(values.config === undefined ? {} : { file: values.config }),
-  });
+  const values = parseCommand('up', USAGE, argv, {}, io);
+  if (typeof values === 'number') return values;
+  const loaded = await loadFor(io, values);
   const { config, stateDir } = loaded;
   io.out(`iotdr up: configuration ${loaded.source}, state ${stateDir}`);
   // Made here once, so the regions starting side by side find them instead of racing to make them.
