@@ -94,16 +94,9 @@ const stateSchema = z
   .meta({ id: 'FailoverState' });
 const controlAnswer = z.object({ switch: switchSchema.nullable(), state: stateSchema });
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Who called, on the control API (the region API sets `principal`). */
-    controlPrincipal?: { name: string; role: string };
-  }
-}
-
 /** The token name that made a request: recorded with every routing control. */
 function who(request: FastifyRequest): string {
-  return request.principal?.name ?? request.controlPrincipal?.name ?? 'unknown';
+  return request.principal?.name ?? 'unknown';
 }
 
 /**

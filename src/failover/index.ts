@@ -2,13 +2,7 @@
 
 export { type CheckedRegion, Checker, type CheckerOptions, type ExtraHealthUrl } from './checker.js';
 export { HttpObservationSink, type HttpObservationSinkOptions } from './client.js';
-export {
-  buildControlApi,
-  type ControlApiOptions,
-  type Principal,
-  staticTokens,
-  type TokenVerifier,
-} from './control-api.js';
+export { buildControlApi, type ControlApiOptions } from './control-api.js';
 export {
   FailoverController,
   type FailoverControllerOptions,

@@ -1,14 +1,23 @@
 export { HybridClock } from './hlc.js';
 export {
   ADMIN,
+  authenticate,
   buildRegistryApi,
   changeSchema,
   entitySchema,
+  errorHandler,
+  type Principal,
+  type Problem,
+  parseJsonBody,
+  problem,
   problemSchema,
   READ,
   REPLICATE,
   type RegistryApiOptions,
   regionMetrics,
+  sendProblem,
+  staticTokens,
+  type TokenVerifier,
   WRITE,
 } from './http/index.js';
 export {

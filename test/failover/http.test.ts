@@ -14,8 +14,8 @@ import {
   failoverRoutes,
   HttpObservationSink,
   registerFailoverMetrics,
-  staticTokens,
 } from '../../src/failover/index.js';
+import { staticTokens } from '../../src/registry/index.js';
 import { controllerAt, ManualClock, observation, tempDir } from './support.js';
 
 const ADMIN = 'admin-secret-token';

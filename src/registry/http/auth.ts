@@ -1,7 +1,19 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Role } from '../model.js';
-import type { RegistryService, TokenInfo } from '../service/index.js';
 import { problem, sendProblem } from './problem.js';
+
+/** Who a bearer token is. The registry's TokenInfo is one (with its tokenId). */
+export interface Principal {
+  readonly name: string;
+  readonly role: Role;
+  readonly tokenId?: string;
+}
+
+/** Resolves a bearer token: the RegistryService in a region, `staticTokens` in `iotdr control`. */
+export interface TokenVerifier {
+  verifyToken(token: string): Promise<Principal | undefined> | Principal | undefined;
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -9,7 +21,7 @@ declare module 'fastify' {
     roles?: readonly Role[];
   }
   interface FastifyRequest {
-    principal?: TokenInfo;
+    principal?: Principal;
   }
 }
 
@@ -17,7 +29,7 @@ declare module 'fastify' {
  * onRequest hook: runs before the body is read, so an unauthenticated client cannot make the
  * server parse anything.
  */
-export function authenticate(service: RegistryService) {
+export function authenticate(tokens: TokenVerifier) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const roles = request.routeOptions.config.roles;
     if (!roles) return undefined;
@@ -31,7 +43,7 @@ export function authenticate(service: RegistryService) {
       );
     }
     const match = /^Bearer\s+(\S+)$/i.exec(header);
-    const principal = match?.[1] ? await service.verifyToken(match[1]) : undefined;
+    const principal = match?.[1] ? await tokens.verifyToken(match[1]) : undefined;
     if (!principal) {
       reply.header('www-authenticate', 'Bearer realm="iotdr", error="invalid_token"');
       return sendProblem(
@@ -56,7 +68,9 @@ export function authenticate(service: RegistryService) {
       );
     }
     request.principal = principal;
-    request.log = request.log.child({ tokenId: principal.tokenId });
+    request.log = request.log.child(
+      principal.tokenId ? { tokenId: principal.tokenId } : { token: principal.name },
+    );
     return undefined;
   };
 }
@@ -65,3 +79,22 @@ export const READ: readonly Role[] = ['reader', 'operator'];
 export const WRITE: readonly Role[] = ['operator'];
 export const ADMIN: readonly Role[] = ['admin'];
 export const REPLICATE: readonly Role[] = ['replicator'];
+
+/**
+ * Tokens known by value (read from the secret files of the state directory), for processes with no
+ * registry of their own. Compared by SHA-256 in constant time.
+ */
+export function staticTokens(entries: { token: string; name: string; role: Role }[]): TokenVerifier {
+  const known = entries.map((e) => ({
+    hash: createHash('sha256').update(e.token).digest(),
+    name: e.name,
+    role: e.role,
+  }));
+  return {
+    verifyToken(token) {
+      const hash = createHash('sha256').update(token).digest();
+      const found = known.find((k) => timingSafeEqual(k.hash, hash));
+      return found ? { name: found.name, role: found.role } : undefined;
+    },
+  };
+}
