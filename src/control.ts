@@ -13,9 +13,9 @@ import {
   failoverRoutes,
   registerFailoverMetrics,
   SwitchExecutor,
-  staticTokens,
 } from './failover/index.js';
 import { adminTokenPath, apiUrlOf, loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
+import { staticTokens } from './registry/index.js';
 
 /**
  * Composition root of `iotdr control`: the embedded checker, the failover controller with its

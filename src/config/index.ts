@@ -28,6 +28,7 @@ export type {
   ListenerConfig,
   LogLevel,
   PostgresStoreConfig,
+  PowerDnsConfig,
   RegionConfig,
   ReplicationConfig,
   RuleActionConfig,

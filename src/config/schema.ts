@@ -172,9 +172,28 @@ export interface ListenerConfig {
   readonly port: number;
 }
 
+export const DNS_PROVIDERS = ['builtin', 'powerdns'] as const;
+
+export interface PowerDnsConfig {
+  /** Base URL of the PowerDNS Authoritative HTTP API, e.g. http://127.0.0.1:8081. */
+  readonly url: string;
+  /** Server id in the API path. Default localhost. */
+  readonly serverId: string;
+  /** File holding the API key (mode 0600); absolute, or relative to the state directory. */
+  readonly apiKeyFile: string;
+}
+
 export interface DnsConfig extends ListenerConfig {
   /** TTL of the fleet's answers in seconds, 1..86400. Default 5. */
   readonly ttl: number;
+  /**
+   * Who else serves the fleet's names: `builtin` (default) only the DNS of `iotdr control`;
+   * `powerdns` also an existing PowerDNS Authoritative server, driven through its API.
+   */
+  readonly provider: (typeof DNS_PROVIDERS)[number];
+  /** More failover names (labels under the zone) that follow the active region like mqtt and api. */
+  readonly extraNames: readonly string[];
+  readonly powerdns?: PowerDnsConfig;
 }
 
 export interface ReplicationConfig {
@@ -634,6 +653,15 @@ const rootShape = {
   dns: section({
     ...listener(DEFAULT_DNS_ADDRESS, DEFAULT_DNS_PORT),
     ttl: integerBetween(DNS_TTL_MIN, DNS_TTL_MAX, 'seconds').default(DEFAULT_DNS_TTL),
+    provider: oneOf(DNS_PROVIDERS).default('builtin'),
+    extraNames: z
+      .array(dnsLabelSchema, { error: expecting('expected a list of DNS labels') })
+      .prefault(() => []),
+    powerdns: section({
+      url: httpUrlSchema,
+      serverId: nonEmptyString('a PowerDNS server id').default('localhost'),
+      apiKeyFile: nonEmptyString('a file path (absolute, or relative to the state directory)'),
+    }).optional(),
   }).prefault({}),
   control: section(listener(DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_PORT)).prefault({}),
   analytics: section(listener(DEFAULT_ANALYTICS_ADDRESS, DEFAULT_ANALYTICS_PORT)).prefault({}),
@@ -869,6 +897,13 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
         path,
         message: `${address}:${port} is already used by ${first.join('.')}; each listener needs its own address and port`,
       });
+  }
+
+  if (field(config, 'dns', 'provider') === 'powerdns' && field(config, 'dns', 'powerdns') === undefined) {
+    issues.push({
+      path: ['dns', 'powerdns'],
+      message: 'required with provider powerdns: { url, apiKeyFile } of the PowerDNS API',
+    });
   }
 
   const checkers = field(config, 'failover', 'checkers');

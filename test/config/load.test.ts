@@ -44,7 +44,13 @@ describe('loadConfig', () => {
     const loaded = await loadConfig({ cwd: dir, env: {} });
     expect(loaded.source).toBe(join(dir, 'iotdr.yaml'));
     expect(loaded.config.zone).toBe('fleet.example');
-    expect(loaded.config.dns).toEqual({ address: '127.0.0.10', port: 5353, ttl: 60 });
+    expect(loaded.config.dns).toEqual({
+      address: '127.0.0.10',
+      port: 5353,
+      ttl: 60,
+      provider: 'builtin',
+      extraNames: [],
+    });
     expect(loaded.config.regions.map((r) => r.name)).toEqual(['us-east', 'us-west']);
   });
 

@@ -36,7 +36,7 @@ describe('parseConfig defaults', () => {
       expect(parseConfig(input)).toEqual({
         zone: 'iot.test',
         names: { mqtt: 'mqtt', api: 'api' },
-        dns: { address: '127.0.0.10', port: 5353, ttl: 5 },
+        dns: { address: '127.0.0.10', port: 5353, ttl: 5, provider: 'builtin', extraNames: [] },
         control: { address: '127.0.0.10', port: 8080 },
         analytics: { address: '127.0.0.10', port: 8081 },
         logging: { level: 'info' },
@@ -113,7 +113,13 @@ describe('parseConfig defaults', () => {
       ],
     });
     expect(config.zone).toBe('fleet.example.com');
-    expect(config.dns).toEqual({ address: '127.0.0.10', port: 5353, ttl: 30 });
+    expect(config.dns).toEqual({
+      address: '127.0.0.10',
+      port: 5353,
+      ttl: 30,
+      provider: 'builtin',
+      extraNames: [],
+    });
     expect(config.names).toEqual({ mqtt: 'mqtt', api: 'api' });
     expect(config.regions).toEqual([
       {
@@ -272,7 +278,9 @@ describe('parseConfig errors', () => {
     expect(messageAt(issues, 'zones')).toBe(
       'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules, failover',
     );
-    expect(messageAt(issues, 'dns.tll')).toBe('unknown field; valid fields here are address, port, ttl');
+    expect(messageAt(issues, 'dns.tll')).toBe(
+      'unknown field; valid fields here are address, port, ttl, provider, extraNames, powerdns',
+    );
     expect(messageAt(issues, 'regions.0.store.url')).toBe(
       'unknown field; valid fields here are engine, path, synchronous',
     );
@@ -348,6 +356,9 @@ describe('parseConfig errors', () => {
     expect(messageAt(failover, 'failover.intervalMs')).toContain('between 100 and');
     expect(messageAt(failover, 'failover.failback')).toContain('expected one of manual, auto');
     expect(messageAt(failover, 'failover.checkers.1')).toContain('each checker votes once');
+    const dns = issuesOf(() => parseConfig({ dns: { provider: 'powerdns', extraNames: ['Bad.Name'] } }));
+    expect(messageAt(dns, 'dns.powerdns')).toContain('required with provider powerdns');
+    expect(messageAt(dns, 'dns.extraNames.0')).toContain('a lowercase DNS label');
   });
 
   it('takes {region} in a health check URL, in the host or the path', () => {

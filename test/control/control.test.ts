@@ -238,4 +238,31 @@ describe('iotdr control', () => {
       services.close();
     }
   });
+
+  it('keeps its decision across a restart, and answers it from the first query', async () => {
+    const { control: first } = await start();
+    await eventually(
+      async () => first.controller.state().mode.type === 'health',
+      'the controller following health',
+    );
+    expect((await cli('failover', '--to', 'us-west', '--reason', 'maintenance')).code).toBe(0);
+    expect(await resolveMqtt(first)).toEqual([WEST]);
+    await first.stop();
+
+    if (!cluster) throw new Error('no cluster');
+    control = await startControl({
+      config: cluster.config,
+      stateDir: cluster.stateDir,
+      logger: createLogger({ level: 'silent' }),
+    });
+    expect(await resolveMqtt(control)).toEqual([WEST]);
+    expect(control.controller.state()).toMatchObject({
+      activeRegion: 'us-west',
+      epoch: 1,
+      mode: { type: 'override', override: { region: 'us-west', reason: 'maintenance' } },
+    });
+    // Healthy regions and time passing do not undo a routing control.
+    await new Promise((r) => setTimeout(r, 4 * FAILOVER.intervalMs * FAILOVER.recoveryThreshold));
+    expect(control.controller.state()).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
+  });
 });
