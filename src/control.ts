@@ -1,16 +1,32 @@
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { Registry } from 'prom-client';
-import { Closers, ConfigError, createLogger, type Logger } from './common/index.js';
-import { DEFAULT_CHECKER_ID, ensureStateDir, type IotdrConfig } from './config/index.js';
-import { BuiltinDnsProvider, DnsEngine, DnsServer, type DnsServerAddress } from './dns/index.js';
+import { baseUrl, Closers, ConfigError, createLogger, type Logger } from './common/index.js';
+import {
+  CONTROL_NAMESERVER,
+  DEFAULT_CHECKER_ID,
+  ensureStateDir,
+  type IotdrConfig,
+  readSecretFile,
+} from './config/index.js';
+import {
+  BuiltinDnsProvider,
+  DnsEngine,
+  DnsServer,
+  type DnsServerAddress,
+  type DnsStateInput,
+  PowerDnsProvider,
+} from './dns/index.js';
 import {
   buildControlApi,
   Checker,
-  type Decision,
+  DecisionFeed,
+  type DecisionSink,
+  decisionRoutes,
   FailoverController,
   FailoverStore,
   failoverRoutes,
+  ProviderSink,
   registerFailoverMetrics,
   SwitchExecutor,
 } from './failover/index.js';
@@ -44,12 +60,44 @@ export function checkerTokenPath(stateDir: string): string {
   return join(stateDir, 'secrets', 'checker.token');
 }
 
+/** The token `iotdr dns` servers present to the control API to follow decisions; role reader. */
+export function dnsTokenPath(stateDir: string): string {
+  return join(stateDir, 'secrets', 'dns.token');
+}
+
+/**
+ * The zone every iotdr DNS server answers, before any decision: the fleet's names and the name
+ * servers — `ns.<zone>` at `controlDnsAddress` and every `dns.servers` entry.
+ */
+export function zoneStateOf(config: IotdrConfig, controlDnsAddress: string): DnsStateInput {
+  return {
+    zone: config.zone,
+    ttl: config.dns.ttl,
+    names: { mqtt: config.names.mqtt, api: config.names.api, extra: [...config.dns.extraNames] },
+    nameservers: [
+      { name: CONTROL_NAMESERVER, address: controlDnsAddress },
+      ...config.dns.servers.map((s) => ({ name: s.name, address: s.address })),
+    ],
+  };
+}
+
+/** The control API's URL from the configuration. */
+export function controlUrlOf(config: IotdrConfig): string {
+  return baseUrl(config.control.address, config.control.port);
+}
+
+/** An IP for the address the control DNS listens on (a hostname listener is glued as loopback). */
+function glueOf(host: string): string {
+  return isIP(host) === 0 ? '127.0.0.1' : host;
+}
+
 export async function startControl(options: ControlOptions): Promise<RunningControl> {
   const { config, stateDir } = options;
   const logger = options.logger ?? createLogger({ level: config.logging.level, name: 'control' });
   await ensureStateDir(stateDir);
   const adminToken = await loadOrCreateAdminToken(stateDir);
   const checkerToken = await loadOrCreateToken(stateDir, checkerTokenPath(stateDir));
+  const dnsToken = await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
   for (const region of config.regions) {
     // DNS answers an address: a hostname would need resolving on every switch, and could fail then.
     if (isIP(region.address) === 0)
@@ -63,26 +111,36 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
         ],
       );
   }
-  const addressOf = new Map(config.regions.map((r) => [r.name, r.address]));
+  const addresses = new Map(config.regions.map((r) => [r.name, r.address]));
+  const addressOf = (region: string) => addresses.get(region) ?? '';
   const dnsHost = options.dnsListen?.host ?? config.dns.address;
   const metrics = new Registry();
-  const engine = new DnsEngine({
-    state: {
-      zone: config.zone,
-      ttl: config.dns.ttl,
-      names: { mqtt: config.names.mqtt, api: config.names.api },
-      nameservers: [{ name: 'ns', address: isIP(dnsHost) === 0 ? '127.0.0.1' : dnsHost }],
-    },
-  });
-  const provider = new BuiltinDnsProvider({ engines: [engine] });
-  const dnsSink = {
-    apply: (decision: Decision) =>
-      provider.apply({
-        region: decision.activeRegion,
-        address: addressOf.get(decision.activeRegion) ?? '',
-        epoch: decision.epoch,
+  const engine = new DnsEngine({ state: zoneStateOf(config, glueOf(dnsHost)) });
+  const feed = new DecisionFeed(addressOf);
+  const sinks: DecisionSink[] = [
+    new ProviderSink({ provider: new BuiltinDnsProvider({ engines: [engine] }), addressOf, logger }),
+    feed,
+  ];
+  const pdns = config.dns.provider === 'powerdns' ? config.dns.powerdns : undefined;
+  if (pdns) {
+    const keyFile = isAbsolute(pdns.apiKeyFile) ? pdns.apiKeyFile : join(stateDir, pdns.apiKeyFile);
+    sinks.push(
+      new ProviderSink({
+        provider: new PowerDnsProvider({
+          url: pdns.url,
+          serverId: pdns.serverId,
+          apiKey: await readSecretFile(keyFile),
+          zone: config.zone,
+          ttl: config.dns.ttl,
+          names: { mqtt: config.names.mqtt, api: config.names.api, extra: [...config.dns.extraNames] },
+          nameservers: [CONTROL_NAMESERVER, ...config.dns.servers.map((s) => s.name)],
+          timeoutMs: Math.max(config.failover.timeoutMs, 1000),
+        }),
+        addressOf,
+        logger: logger.child({ component: 'dns', provider: 'powerdns' }),
       }),
-  };
+    );
+  }
 
   const closers = new Closers(logger);
   try {
@@ -95,6 +153,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
     });
     const dnsAddress = await dns.listen();
     closers.add(() => dns.close());
+    for (const sink of sinks) if (sink instanceof ProviderSink) closers.add(() => sink.close());
 
     const store = new FailoverStore(join(stateDir, 'control', 'failover.db'));
     closers.add(async () => store.close());
@@ -103,7 +162,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
     const executor = new SwitchExecutor({
       regions,
       adminToken,
-      sinks: [dnsSink],
+      sinks,
       webhooks: f.webhooks.map((w) => ({ url: w.url, ...(w.headers ? { headers: { ...w.headers } } : {}) })),
       disconnectOnFailover: f.disconnectOnFailover,
       requestTimeoutMs: f.timeoutMs,
@@ -139,9 +198,10 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       tokens: staticTokens([
         { token: adminToken, name: 'admin', role: 'admin' },
         { token: checkerToken, name: 'checker', role: 'operator' },
+        { token: dnsToken, name: 'dns', role: 'reader' },
       ]),
       logger,
-      routes: [failoverRoutes(controller)],
+      routes: [failoverRoutes(controller), decisionRoutes(feed)],
       metrics,
       bodyLimit: config.api.bodyLimit,
     });
@@ -150,7 +210,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
-    const controlUrl = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+    const controlUrl = baseUrl(listen.host, port);
     logger.info(
       { controlUrl, dns: `${dnsAddress.host}:${dnsAddress.port}`, adminToken: adminTokenPath(stateDir) },
       'control serving',

@@ -2,7 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { brokerRoutes, createBroker, type RegionBroker, ShadowTopics, shadowRoutes } from './broker/index.js';
-import { type Clock, Closers, createLogger, type Logger, uuidv7, writeFileAtomic } from './common/index.js';
+import {
+  baseUrl,
+  type Clock,
+  Closers,
+  createLogger,
+  type Logger,
+  uuidv7,
+  writeFileAtomic,
+} from './common/index.js';
 import {
   ensureStateDir,
   type IotdrConfig,
@@ -339,12 +347,11 @@ function eventsCheckpoint(bus: EventBus, region: string, clock: Clock) {
 
 /** A region's API base URL from its configuration. */
 export function apiUrlOf(region: RegionConfig): string {
-  const host = region.address.includes(':') ? `[${region.address}]` : region.address;
-  return `http://${host}:${region.api.port}`;
+  return baseUrl(region.address, region.api.port);
 }
 
 let cachedVersion: string | undefined;
-async function packageVersion(): Promise<string> {
+export async function packageVersion(): Promise<string> {
   if (cachedVersion) return cachedVersion;
   try {
     const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {

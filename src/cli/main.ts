@@ -24,6 +24,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/checker.js')).checkerCommand,
     summary: 'probe every region from here and report to the controller',
   },
+  dns: {
+    run: async () => (await import('./commands/dns.js')).dnsCommand,
+    summary: 'run one more DNS server of the zone, following the controller',
+  },
   status: {
     run: async () => (await import('./commands/failover.js')).statusCommand,
     summary: 'regions, health, active region, epoch, replication lag, last switch',

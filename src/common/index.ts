@@ -14,4 +14,5 @@ export {
 } from './errors.js';
 export { ensurePrivateDir, writeFileAtomic } from './files.js';
 export { createLogger, type Logger } from './logger.js';
+export { baseUrl } from './url.js';
 export { uuidv7 } from './uuid.js';

@@ -19,6 +19,7 @@ export {
 export type {
   BrokerConfig,
   DnsConfig,
+  DnsServerConfig,
   EventsConfig,
   FailoverConfig,
   HealthComponent,
@@ -41,6 +42,7 @@ export type {
 export {
   API_BODY_LIMIT_MAX,
   API_BODY_LIMIT_MIN,
+  CONTROL_NAMESERVER,
   DEFAULT_ANALYTICS_ADDRESS,
   DEFAULT_ANALYTICS_PORT,
   DEFAULT_API_BODY_LIMIT,
@@ -51,6 +53,7 @@ export {
   DEFAULT_CRITICAL_COMPONENTS,
   DEFAULT_DNS_ADDRESS,
   DEFAULT_DNS_PORT,
+  DEFAULT_DNS_SERVER_HTTP_PORT,
   DEFAULT_DNS_TTL,
   DEFAULT_LOG_LEVEL,
   DEFAULT_MQTT_NAME,

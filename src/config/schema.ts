@@ -18,6 +18,10 @@ export const DEFAULT_API_NAME = 'api';
 /** Authoritative DNS server of `iotdr control` (UDP and TCP). */
 export const DEFAULT_DNS_ADDRESS = '127.0.0.10';
 export const DEFAULT_DNS_PORT = 5353;
+/** HTTP port of an `iotdr dns` server (its /health and /metrics). */
+export const DEFAULT_DNS_SERVER_HTTP_PORT = 8053;
+/** Label of the control process's own name server: `ns.<zone>`. */
+export const CONTROL_NAMESERVER = 'ns';
 /** TTL of the fleet's A/AAAA answers, in seconds; part of the RTO, so kept short. */
 export const DEFAULT_DNS_TTL = 5;
 /** HTTP API of `iotdr control`. */
@@ -194,6 +198,23 @@ export interface DnsConfig extends ListenerConfig {
   /** More failover names (labels under the zone) that follow the active region like mqtt and api. */
   readonly extraNames: readonly string[];
   readonly powerdns?: PowerDnsConfig;
+  /**
+   * More authoritative servers for the zone, each an `iotdr dns --name NAME` process (one per
+   * region, say) that follows the controller and keeps serving its last decision without it.
+   * Listed with `ns.<zone>` (iotdr control's own) in the zone's NS records.
+   */
+  readonly servers: readonly DnsServerConfig[];
+}
+
+export interface DnsServerConfig {
+  /** The server's label: `NAME.<zone>` is an NS of the zone. Not `ns`, nor a fleet name. */
+  readonly name: string;
+  /** IPv4 or IPv6 literal it listens on (and the NS glue answers). */
+  readonly address: string;
+  /** DNS port, UDP and TCP. Default 5353. */
+  readonly port: number;
+  /** Port of its HTTP endpoint on the same address: /health, /metrics. Default 8053. */
+  readonly httpPort: number;
 }
 
 export interface ReplicationConfig {
@@ -422,6 +443,11 @@ const addressSchema = z
   .refine(isAddress, { error: expecting(ADDRESS_MESSAGE) });
 
 const portSchema = integerBetween(PORT_MIN, PORT_MAX, '0 picks a free port');
+
+const IP_MESSAGE = 'expected an IPv4 or IPv6 literal (DNS serves it as glue, so not a hostname)';
+const ipLiteralSchema = z
+  .string({ error: expecting(IP_MESSAGE) })
+  .refine((value) => isIP(value) !== 0, { error: expecting(IP_MESSAGE) });
 
 function listener(address: string, port: number) {
   return { address: addressSchema.default(address), port: portSchema.default(port) };
@@ -662,6 +688,17 @@ const rootShape = {
       serverId: nonEmptyString('a PowerDNS server id').default('localhost'),
       apiKeyFile: nonEmptyString('a file path (absolute, or relative to the state directory)'),
     }).optional(),
+    servers: z
+      .array(
+        section({
+          name: dnsLabelSchema,
+          address: ipLiteralSchema,
+          port: portSchema.default(DEFAULT_DNS_PORT),
+          httpPort: portSchema.default(DEFAULT_DNS_SERVER_HTTP_PORT),
+        }),
+        { error: expecting('expected a list of { name, address, port, httpPort }') },
+      )
+      .prefault(() => []),
   }).prefault({}),
   control: section(listener(DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_PORT)).prefault({}),
   analytics: section(listener(DEFAULT_ANALYTICS_ADDRESS, DEFAULT_ANALYTICS_PORT)).prefault({}),
@@ -884,6 +921,37 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
       });
     }
   });
+  const servers = field(config, 'dns', 'servers');
+  if (Array.isArray(servers)) {
+    const reserved = new Map<string, string>([[CONTROL_NAMESERVER, "iotdr control's own name server"]]);
+    for (const key of ['mqtt', 'api'] as const) {
+      const label = field(config, 'names', key) ?? (key === 'mqtt' ? DEFAULT_MQTT_NAME : DEFAULT_API_NAME);
+      if (typeof label === 'string') reserved.set(label, `names.${key}`);
+    }
+    const extra = field(config, 'dns', 'extraNames');
+    if (Array.isArray(extra)) for (const label of extra) reserved.set(String(label), 'dns.extraNames');
+    servers.forEach((server, i) => {
+      const name = field(server, 'name');
+      if (typeof name !== 'string') return;
+      const taken = reserved.get(name);
+      if (taken !== undefined)
+        issues.push({
+          path: ['dns', 'servers', i, 'name'],
+          message: `"${name}" is already ${taken}; each name server needs a label of its own`,
+        });
+      else reserved.set(name, `dns.servers.${i}`);
+      for (const [kind, key] of [
+        ['port', 'port'],
+        ['httpPort', 'httpPort'],
+      ] as const)
+        listeners.push({
+          path: ['dns', 'servers', i, kind],
+          address: field(server, 'address'),
+          port: field(server, key) ?? (kind === 'port' ? DEFAULT_DNS_PORT : DEFAULT_DNS_SERVER_HTTP_PORT),
+        });
+    });
+  }
+
   const taken = new Map<string, Path>();
   for (const { path, address, port } of listeners) {
     // Port 0 is a fresh ephemeral port every time: it never collides.

@@ -2,6 +2,16 @@
 
 export { DnsEngine, type DnsEngineOptions, type DropReason, type Outcome, type Transport } from './engine.js';
 export { DnsError, ProviderError, StaleEpochError } from './errors.js';
+export {
+  type ControllerLink,
+  DEFAULT_FOLLOW_RETRY,
+  DEFAULT_FOLLOW_SLACK_MS,
+  DEFAULT_FOLLOW_WAIT_MS,
+  DnsFollower,
+  type DnsFollowerOptions,
+  type FollowedDecision,
+  type FollowerStatus,
+} from './follower.js';
 export { DnsMetrics } from './metrics.js';
 export { BuiltinDnsProvider, type BuiltinProviderOptions } from './providers/builtin.js';
 export {

@@ -75,3 +75,12 @@ export class ObservationDeliveryError extends IotdrError {
     super('IOTDR_FAILOVER_OBSERVATIONS_UNDELIVERED', message, { status: 502, details, cause });
   }
 }
+
+/** A follower asked for the decision before the controller announced its first one. */
+export class NoDecisionYetError extends IotdrError {
+  constructor() {
+    super('IOTDR_FAILOVER_NO_DECISION', 'the controller has not announced a decision yet; retry shortly', {
+      status: 503,
+    });
+  }
+}

@@ -83,7 +83,8 @@ export class SwitchExecutor implements SwitchActions {
     const results = await Promise.allSettled(this.#sinks.map((sink) => sink.apply(decision)));
     const out: Record<string, string> = {};
     results.forEach((r, i) => {
-      out[String(i)] = r.status === 'fulfilled' ? 'ok' : String((r.reason as Error)?.message ?? r.reason);
+      out[this.#sinks[i]?.name ?? String(i)] =
+        r.status === 'fulfilled' ? 'ok' : String((r.reason as Error)?.message ?? r.reason);
       if (r.status === 'rejected')
         this.#logger?.error({ err: r.reason }, 'a DNS provider did not take the decision');
     });

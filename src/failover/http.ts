@@ -3,6 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ADMIN, problemSchema, READ, WRITE } from '../registry/index.js';
 import type { FailoverController } from './controller.js';
+import { NoDecisionYetError } from './errors.js';
+import type { DecisionFeed } from './feed.js';
 import { CHECKER_ID, REGION_NAME } from './options.js';
 import { MAX_EVENTS_PAGE } from './store.js';
 import type { Observation } from './types.js';
@@ -194,6 +196,60 @@ export function failoverRoutes(controller: FailoverController) {
         }));
         controller.report(observations);
         return reply.code(202).send({ accepted: observations.length });
+      },
+    });
+  };
+}
+
+/** Longest a follower may wait for the next decision in one request, ms. */
+export const MAX_DECISION_WAIT_MS = 60_000;
+
+const servedDecisionSchema = z
+  .object({
+    region: z.string(),
+    address: z.string().describe('the IP the fleet names answer'),
+    epoch: z.number().int(),
+    decidedAt: z.number().int().describe('ms since the epoch'),
+  })
+  .meta({ id: 'ServedDecision' });
+
+/**
+ * GET /v1/failover/decision: what the fleet's names answer, for DNS servers in other processes
+ * (`iotdr dns`). With `after` (the epoch the follower serves) and `wait`, a long poll that answers
+ * as soon as the epoch differs, or after `wait` ms with the unchanged decision.
+ */
+export function decisionRoutes(feed: DecisionFeed) {
+  return async (root: FastifyInstance): Promise<void> => {
+    const app = root.withTypeProvider<ZodTypeProvider>();
+    // Stopping the server ends every wait at once, so close() is not held by long polls.
+    const shutdown = new AbortController();
+    app.addHook('onClose', async () => shutdown.abort());
+    app.get('/v1/failover/decision', {
+      config: { roles: READ },
+      schema: {
+        tags: ['failover'],
+        description: `The active region, the address the fleet's names answer, and the epoch. With \`after\` and \`wait\` (ms, at most ${MAX_DECISION_WAIT_MS}), waits for a decision with another epoch. 503 before the controller's first decision.`,
+        querystring: z
+          .object({
+            after: z.coerce.number().int().nonnegative().optional(),
+            wait: z.coerce.number().int().min(0).max(MAX_DECISION_WAIT_MS).default(0),
+          })
+          .strict(),
+        response: { 200: servedDecisionSchema, 503: problemSchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const gone = new AbortController();
+        const abort = () => gone.abort();
+        reply.raw.once('close', abort);
+        shutdown.signal.addEventListener('abort', abort, { once: true });
+        try {
+          const decision = await feed.next(req.query.after, req.query.wait, gone.signal);
+          if (!decision) throw new NoDecisionYetError();
+          return decision;
+        } finally {
+          reply.raw.off('close', abort);
+          shutdown.signal.removeEventListener('abort', abort);
+        }
       },
     });
   };

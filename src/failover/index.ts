@@ -13,6 +13,7 @@ export {
 export {
   FailoverConfigError,
   FailoverStoreError,
+  NoDecisionYetError,
   NoFailbackTargetError,
   NoOverrideError,
   ObservationDeliveryError,
@@ -27,7 +28,15 @@ export {
   type SwitchExecutorOptions,
   type Webhook,
 } from './executor.js';
-export { EVENT_TYPES, failoverRoutes, MAX_OBSERVATIONS_PER_REPORT, observationSchema } from './http.js';
+export { DecisionFeed, type ServedDecision } from './feed.js';
+export {
+  decisionRoutes,
+  EVENT_TYPES,
+  failoverRoutes,
+  MAX_DECISION_WAIT_MS,
+  MAX_OBSERVATIONS_PER_REPORT,
+  observationSchema,
+} from './http.js';
 export { registerFailoverMetrics } from './metrics.js';
 export {
   DEFAULT_CHECK_INTERVAL_MS,
@@ -46,6 +55,7 @@ export {
   quorumOf,
 } from './options.js';
 export { type Assessment, assessHealth } from './probe.js';
+export { DEFAULT_PROVIDER_RETRY, ProviderSink, type ProviderSinkOptions } from './provider-sink.js';
 export { FailoverStore, MAX_EVENTS_PAGE } from './store.js';
 export {
   type CheckerView,

@@ -94,8 +94,10 @@ export type Decision = {
   eventId: string | null;
 };
 
-/** Follows the controller's decisions: the DNS provider, in `iotdr control`. */
+/** Follows the controller's decisions: the DNS providers and the feed of `iotdr dns` servers. */
 export interface DecisionSink {
+  /** Names the sink's outcome in the switch event's `dnsUpdated` detail. */
+  readonly name?: string;
   apply(decision: Decision): Promise<void> | void;
 }
 

@@ -11,7 +11,9 @@ describe('iotdr up', () => {
   it('runs every region, writes endpoints.json, and stops them all on Ctrl-C', async () => {
     const home = await mkdtemp(join(tmpdir(), 'iotdr-up-'));
     try {
-      const [east, west, control, dns] = [
+      const [east, west, control, dns, ns2, ns2Http] = [
+        await freePort(),
+        await freePort(),
         await freePort(),
         await freePort(),
         await freePort(),
@@ -29,7 +31,7 @@ describe('iotdr up', () => {
             west +
             ' }, mqtt: { port: 0 } }',
           `control: { address: 127.0.0.1, port: ${control} }`,
-          `dns: { address: 127.0.0.1, port: ${dns} }`,
+          `dns: { address: 127.0.0.1, port: ${dns}, servers: [{ name: ns-2, address: 127.0.0.1, port: ${ns2}, httpPort: ${ns2Http} }] }`,
           '',
         ].join('\n'),
       );
@@ -59,6 +61,16 @@ describe('iotdr up', () => {
       const resolver = new Resolver();
       resolver.setServers([`127.0.0.1:${dns}`]);
       expect(await resolver.resolve4('mqtt.iot.test')).toEqual(['127.0.0.1']);
+      // So does the second DNS server, following the controller, and its health says so.
+      expect(endpoints.dnsServers).toEqual([
+        { name: 'ns-2.iot.test', host: '127.0.0.1', port: ns2, health: `http://127.0.0.1:${ns2Http}/health` },
+      ]);
+      resolver.setServers([`127.0.0.1:${ns2}`]);
+      expect(await resolver.resolve4('mqtt.iot.test')).toEqual(['127.0.0.1']);
+      expect((await resolver.resolveNs('iot.test')).sort()).toEqual(['ns-2.iot.test', 'ns.iot.test']);
+      const ns2Health = await fetch(endpoints.dnsServers[0].health);
+      expect(ns2Health.status).toBe(200);
+      expect(((await ns2Health.json()) as { status: string }).status).toBe('pass');
       const state = await fetch(`http://127.0.0.1:${control}/v1/failover/state`, {
         headers: {
           authorization: `Bearer ${(await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim()}`,

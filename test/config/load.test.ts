@@ -50,6 +50,7 @@ describe('loadConfig', () => {
       ttl: 60,
       provider: 'builtin',
       extraNames: [],
+      servers: [],
     });
     expect(loaded.config.regions.map((r) => r.name)).toEqual(['us-east', 'us-west']);
   });

@@ -36,7 +36,7 @@ describe('parseConfig defaults', () => {
       expect(parseConfig(input)).toEqual({
         zone: 'iot.test',
         names: { mqtt: 'mqtt', api: 'api' },
-        dns: { address: '127.0.0.10', port: 5353, ttl: 5, provider: 'builtin', extraNames: [] },
+        dns: { address: '127.0.0.10', port: 5353, ttl: 5, provider: 'builtin', extraNames: [], servers: [] },
         control: { address: '127.0.0.10', port: 8080 },
         analytics: { address: '127.0.0.10', port: 8081 },
         logging: { level: 'info' },
@@ -119,6 +119,7 @@ describe('parseConfig defaults', () => {
       ttl: 30,
       provider: 'builtin',
       extraNames: [],
+      servers: [],
     });
     expect(config.names).toEqual({ mqtt: 'mqtt', api: 'api' });
     expect(config.regions).toEqual([
@@ -279,7 +280,7 @@ describe('parseConfig errors', () => {
       'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules, failover',
     );
     expect(messageAt(issues, 'dns.tll')).toBe(
-      'unknown field; valid fields here are address, port, ttl, provider, extraNames, powerdns',
+      'unknown field; valid fields here are address, port, ttl, provider, extraNames, powerdns, servers',
     );
     expect(messageAt(issues, 'regions.0.store.url')).toBe(
       'unknown field; valid fields here are engine, path, synchronous',
@@ -359,6 +360,23 @@ describe('parseConfig errors', () => {
     const dns = issuesOf(() => parseConfig({ dns: { provider: 'powerdns', extraNames: ['Bad.Name'] } }));
     expect(messageAt(dns, 'dns.powerdns')).toContain('required with provider powerdns');
     expect(messageAt(dns, 'dns.extraNames.0')).toContain('a lowercase DNS label');
+    const servers = issuesOf(() =>
+      parseConfig({
+        dns: {
+          extraNames: ['broker'],
+          servers: [
+            { name: 'ns', address: '127.0.0.21' },
+            { name: 'broker', address: '127.0.0.22' },
+            { name: 'ns-west', address: 'dns.example.com' },
+            { name: 'ns-east', address: '127.0.0.10', port: 5353 },
+          ],
+        },
+      }),
+    );
+    expect(messageAt(servers, 'dns.servers.0.name')).toContain("iotdr control's own name server");
+    expect(messageAt(servers, 'dns.servers.1.name')).toContain('already dns.extraNames');
+    expect(messageAt(servers, 'dns.servers.2.address')).toContain('not a hostname');
+    expect(messageAt(servers, 'dns.servers.3.port')).toContain('already used by dns.port');
   });
 
   it('takes {region} in a health check URL, in the host or the path', () => {

@@ -4,27 +4,40 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FAILOVER_NOTICE_TOPIC } from '../../src/broker/index.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
 import { checkerTokenPath, type RunningControl, startControl } from '../../src/control.js';
 import { Checker, HttpObservationSink } from '../../src/failover/index.js';
+import { type RunningNameServer, startNameServer } from '../../src/nameserver.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
-import { freePort, spawnIotdr } from '../harness/process.js';
+import { connect, provision } from '../harness/devices.js';
+import { powerDnsSkipReason, startPowerDns } from '../harness/pdns.js';
+import { freePort, spawnIotdr, waitForHttp } from '../harness/process.js';
 
 const EAST = '127.0.0.21';
 const WEST = '127.0.0.22';
+const PDNS_SKIP = powerDnsSkipReason();
+
 const FAILOVER = { intervalMs: 200, timeoutMs: 400, failureThreshold: 3, recoveryThreshold: 2 };
 
-async function resolveMqtt(control: RunningControl): Promise<string[]> {
+async function resolveMqtt(server: { dns: { port: number } }): Promise<string[]> {
   const resolver = new Resolver({ timeout: 500, tries: 1 });
-  resolver.setServers([`127.0.0.1:${control.dns.port}`]);
+  resolver.setServers([`127.0.0.1:${server.dns.port}`]);
   return resolver.resolve4('mqtt.iot.test');
+}
+
+async function healthOf(url: string): Promise<{ code: number; body: any }> {
+  const res = await fetch(`${url}/health`);
+  return { code: res.status, body: await res.json() };
 }
 
 describe('iotdr control', () => {
@@ -265,4 +278,204 @@ describe('iotdr control', () => {
     await new Promise((r) => setTimeout(r, 4 * FAILOVER.intervalMs * FAILOVER.recoveryThreshold));
     expect(control.controller.state()).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
   });
+
+  it('publishes the failover notice to a device on the secondary and disconnects the devices still on the primary', async () => {
+    const { east, control } = await start();
+    if (!cluster) throw new Error('no cluster');
+    const west = cluster.regions['us-west'] as ClusterRegion;
+    const onEast = await provision(east, 'meter-on-east');
+    const onWest = await provision(east, 'meter-on-west');
+    // Provisioned in us-east, the device's identity reaches us-west by replication.
+    let westClient: MqttClient | undefined;
+    await eventually(async () => {
+      westClient = await connect(west, onWest).catch(() => undefined);
+      return westClient !== undefined;
+    }, 'the us-west device connecting with its replicated identity');
+    const onWestClient = westClient;
+    if (!onWestClient) throw new Error('unreachable');
+    const eastClient = await connect(east, onEast);
+    try {
+      await onWestClient.subscribeAsync(FAILOVER_NOTICE_TOPIC, { qos: 1 });
+      const notice = new Promise<Record<string, unknown>>((resolve) =>
+        onWestClient.on('message', (topic, payload) => {
+          if (topic === FAILOVER_NOTICE_TOPIC) resolve(JSON.parse(payload.toString()));
+        }),
+      );
+      const closed = new Promise<void>((resolve) => eastClient.once('close', () => resolve()));
+      await eventually(
+        async () => control.controller.state().mode.type === 'health',
+        'the controller following health',
+      );
+
+      expect((await cli('failover', '--to', 'us-west', '--reason', 'notice drill')).code).toBe(0);
+      expect(await notice).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
+      await closed;
+      expect(eastClient.connected).toBe(false);
+      expect(onWestClient.connected).toBe(true);
+
+      await eventually(
+        async () => control.controller.state().lastSwitch?.timings.disconnectsRequestedAt != null,
+        'the disconnect recorded on the switch',
+      );
+      expect(control.controller.state().lastSwitch?.timings.noticesPublishedAt).toEqual(expect.any(Number));
+      const events = await fetch(`${control.controlUrl}/v1/failover/events?type=switch`, {
+        headers: { authorization: `Bearer ${cluster.adminToken}` },
+      });
+      const last = ((await events.json()) as { items: any[] }).items.at(-1);
+      expect(last.steps.disconnectsRequested).toMatchObject({ region: 'us-east', ok: true, disconnected: 1 });
+      expect(last.steps.noticesPublished).toMatchObject({ 'us-east': { ok: true }, 'us-west': { ok: true } });
+    } finally {
+      await onWestClient.endAsync(true);
+      await eastClient.endAsync(true);
+    }
+  });
+
+  it('keeps more DNS servers on the decision, and one that loses the controller serves the last one and says so', async () => {
+    const [portA, httpA, portB, httpB] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const servers = [
+      { name: 'ns-east', address: '127.0.0.1', port: portA, httpPort: httpA },
+      { name: 'ns-west', address: '127.0.0.1', port: portB, httpPort: httpB },
+    ];
+    const { control: first } = await start(
+      {},
+      { dns: { address: '127.0.0.1', port: await freePort(), servers } },
+    );
+    if (!cluster) throw new Error('no cluster');
+    const stateDir = cluster.stateDir;
+    // ns-west is a real `iotdr dns` process; ns-east runs here, so the test can restart it.
+    const westProcess = spawnIotdr(['dns', '--name', 'ns-west', '--config', await configFile()], {
+      IOTDR_HOME: stateDir,
+    });
+    let east: RunningNameServer | undefined;
+    const startEast = () =>
+      startNameServer({
+        config: cluster?.config ?? (undefined as never),
+        stateDir,
+        name: 'ns-east',
+        logger: createLogger({ level: 'silent' }),
+        waitMs: 1000,
+      });
+    try {
+      east = await startEast();
+      await waitForHttp(`http://127.0.0.1:${httpB}/health`, westProcess);
+      const nsWest = { dns: { port: portB } };
+      await eventually(
+        async () =>
+          (await resolveMqtt(east as RunningNameServer))[0] === EAST &&
+          (await resolveMqtt(nsWest))[0] === EAST,
+        'both servers answering us-east',
+      );
+      // The zone names every server.
+      const resolver = new Resolver({ timeout: 500, tries: 1 });
+      resolver.setServers([`127.0.0.1:${portA}`]);
+      expect((await resolver.resolveNs('iot.test')).sort()).toEqual([
+        'ns-east.iot.test',
+        'ns-west.iot.test',
+        'ns.iot.test',
+      ]);
+
+      expect((await cli('failover', '--to', 'us-west', '--reason', 'maintenance')).code).toBe(0);
+      await eventually(
+        async () =>
+          (await resolveMqtt(east as RunningNameServer))[0] === WEST &&
+          (await resolveMqtt(nsWest))[0] === WEST,
+        'both servers answering us-west',
+      );
+      expect((await healthOf(east.httpUrl)).body.status).toBe('pass');
+
+      // The controller goes away: both keep answering us-west, and their health says why it is a warning.
+      await first.stop();
+      control = undefined;
+      for (const url of [east.httpUrl, `http://127.0.0.1:${httpB}`]) {
+        await eventually(async () => (await healthOf(url)).body.status === 'warn', `${url} warning`);
+        const { code, body } = await healthOf(url);
+        expect(code).toBe(200);
+        expect(body.checks['control:reachability'][0].output).toMatch(
+          /is unreachable since .*serving the last decision: us-west \(127\.0\.0\.22\) at epoch 1/,
+        );
+      }
+      expect(await resolveMqtt(east)).toEqual([WEST]);
+      expect(await resolveMqtt(nsWest)).toEqual([WEST]);
+
+      // Restarted without a controller, ns-east answers the kept decision from its first query.
+      await east.stop();
+      east = await startEast();
+      expect(await resolveMqtt(east)).toEqual([WEST]);
+      const restored = await healthOf(east.httpUrl);
+      expect(restored.body.status).toBe('warn');
+      expect(restored.body.checks['control:reachability'][0].output).toContain('restored from disk');
+
+      // The controller is back, with its persisted decision: both confirm it.
+      control = await startControl({
+        config: cluster.config,
+        stateDir,
+        logger: createLogger({ level: 'silent' }),
+      });
+      for (const url of [east.httpUrl, `http://127.0.0.1:${httpB}`])
+        await eventually(async () => (await healthOf(url)).body.status === 'pass', `${url} passing again`);
+      const status = await (await fetch(`${east.httpUrl}/v1/dns/status`)).json();
+      expect(status).toMatchObject({
+        controller: 'connected',
+        restored: false,
+        serving: { region: 'us-west', epoch: 1 },
+      });
+    } finally {
+      await east?.stop();
+      westProcess.child.kill('SIGTERM');
+      await westProcess.exited;
+    }
+  });
+
+  it.skipIf(PDNS_SKIP !== undefined)(
+    'drives a real PowerDNS with dns.provider powerdns, extra names included, beside its own DNS',
+    async () => {
+      const pdns = await startPowerDns();
+      if ('skipped' in pdns) throw new Error(pdns.skipped);
+      try {
+        const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-pdns-key-'));
+        const keyFile = join(stateDir, 'pdns.key');
+        await writeFile(keyFile, `${pdns.apiKey}\n`, { mode: 0o600 });
+        const { control } = await start(
+          {},
+          {
+            dns: {
+              address: '127.0.0.1',
+              port: await freePort(),
+              provider: 'powerdns',
+              extraNames: ['telemetry'],
+              powerdns: { url: pdns.url, apiKeyFile: keyFile },
+            },
+          },
+        );
+        const resolver = new Resolver({ timeout: 500, tries: 1 });
+        resolver.setServers([`127.0.0.1:${pdns.dnsPort}`]);
+        const answers = async () =>
+          Promise.all(
+            ['mqtt', 'api', 'telemetry'].map((n) => resolver.resolve4(`${n}.iot.test`).catch(() => [])),
+          );
+        await eventually(
+          async () => (await answers()).every((a) => a[0] === EAST),
+          'PowerDNS answering us-east for every fleet name',
+        );
+        expect((await cli('failover', '--to', 'us-west', '--reason', 'pdns drill')).code).toBe(0);
+        await eventually(
+          async () => (await answers()).every((a) => a[0] === WEST),
+          'PowerDNS answering us-west for every fleet name',
+        );
+        expect(await resolveMqtt(control)).toEqual([WEST]);
+        const txt = (await resolver.resolveTxt('_iotdr.mqtt.iot.test')).map((r) => r.join(''));
+        expect(txt[0]).toContain('epoch=1');
+        expect(control.controller.state().lastSwitch?.steps.dnsUpdated).toMatchObject({
+          sinks: { builtin: 'ok', powerdns: 'ok', followers: 'ok' },
+        });
+      } finally {
+        await pdns.stop();
+      }
+    },
+  );
 });

@@ -8,9 +8,9 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVICE_POLICY_TEMPLATE, FAILOVER_NOTICE_TOPIC } from '../../src/broker/index.js';
+import { FAILOVER_NOTICE_TOPIC } from '../../src/broker/index.js';
 import {
   Checker,
   type Decision,
@@ -20,53 +20,8 @@ import {
   SwitchExecutor,
 } from '../../src/failover/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
+import { connect, provision } from '../harness/devices.js';
 import { tempDir } from './support.js';
-
-interface Device {
-  thingName: string;
-  certPem: string;
-  keyPem: string;
-  certificateId: string;
-}
-
-async function provision(region: ClusterRegion, thingName: string): Promise<Device> {
-  expect((await region.call('PUT', `/v1/things/${thingName}`, {})).status).toBe(201);
-  const created = await region.call('POST', '/v1/certificates', {});
-  expect(created.status).toBe(201);
-  const certificateId = created.body.certificate.certificateId as string;
-  await region.call('PUT', `/v1/things/${thingName}/certificates/${certificateId}`);
-  const policy = `${thingName}-policy`;
-  expect(
-    (await region.call('PUT', `/v1/policies/${policy}`, { policyDocument: DEVICE_POLICY_TEMPLATE() })).status,
-  ).toBe(201);
-  await region.call('PUT', `/v1/certificates/${certificateId}/policies/${policy}`);
-  return {
-    thingName,
-    certificateId,
-    certPem: created.body.certificate.certificatePem,
-    keyPem: created.body.privateKeyPem,
-  };
-}
-
-function connect(region: ClusterRegion, device: Device): Promise<MqttClient> {
-  const running = region.running;
-  if (!running) throw new Error(`${region.name} is not running`);
-  const url = new URL(running.mqttUrl);
-  return mqtt.connectAsync({
-    protocol: 'mqtts',
-    host: url.hostname,
-    port: Number(url.port),
-    servername: 'mqtt.iot.test',
-    ca: running.ca.certificatePem,
-    cert: device.certPem,
-    key: device.keyPem,
-    rejectUnauthorized: true,
-    clientId: device.thingName,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    protocolVersion: 4,
-  });
-}
 
 async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> {
   const server = createServer(handler);

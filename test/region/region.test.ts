@@ -5,65 +5,14 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
 import type { RunningRegion } from '../../src/region.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
-
-interface Device {
-  thingName: string;
-  certificateId: string;
-  certPem: string;
-  keyPem: string;
-}
-
-/** Provisions a device the way a console would: through one region's management API. */
-async function provision(region: ClusterRegion, thingName: string): Promise<Device> {
-  expect((await region.call('PUT', `/v1/things/${thingName}`, {})).status).toBe(201);
-  const created = await region.call('POST', '/v1/certificates', {});
-  expect(created.status).toBe(201);
-  const certificateId = created.body.certificate.certificateId as string;
-  expect(
-    (await region.call('PUT', `/v1/things/${thingName}/certificates/${certificateId}`)).status,
-  ).toBeLessThan(300);
-  const policy = `${thingName}-policy`;
-  expect(
-    (await region.call('PUT', `/v1/policies/${policy}`, { policyDocument: DEVICE_POLICY_TEMPLATE() })).status,
-  ).toBe(201);
-  expect(
-    (await region.call('PUT', `/v1/certificates/${certificateId}/policies/${policy}`)).status,
-  ).toBeLessThan(300);
-  return {
-    thingName,
-    certificateId,
-    certPem: created.body.certificate.certificatePem,
-    keyPem: created.body.privateKeyPem,
-  };
-}
+import { connect, provision } from '../harness/devices.js';
 
 function running(region: ClusterRegion): RunningRegion {
   if (!region.running) throw new Error(`${region.name} is not running`);
   return region.running;
-}
-
-/** A device connecting to a region's broker under the DR name, as devices do in every region. */
-function connect(region: ClusterRegion, device: Device, clientId = device.thingName): Promise<MqttClient> {
-  const url = new URL(running(region).mqttUrl);
-  return mqtt.connectAsync({
-    protocol: 'mqtts',
-    host: url.hostname,
-    port: Number(url.port),
-    servername: 'mqtt.iot.test',
-    ca: running(region).ca.certificatePem,
-    cert: device.certPem,
-    key: device.keyPem,
-    rejectUnauthorized: true,
-    clientId,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    protocolVersion: 4,
-  });
 }
 
 describe('a region', () => {

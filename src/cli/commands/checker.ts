@@ -1,6 +1,6 @@
 import { createLogger } from '../../common/index.js';
 import { readSecretFile } from '../../config/index.js';
-import { checkerTokenPath } from '../../control.js';
+import { checkerTokenPath, controlUrlOf } from '../../control.js';
 import { Checker, HttpObservationSink } from '../../failover/index.js';
 import { apiUrlOf } from '../../region.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
@@ -29,9 +29,7 @@ export const checkerCommand: Command = async (argv, io) => {
     io.err(`iotdr checker: --id must be one of failover.checkers (${config.failover.checkers.join(', ')})`);
     return 2;
   }
-  const host = config.control.address.includes(':') ? `[${config.control.address}]` : config.control.address;
-  const controlUrl =
-    typeof values.control === 'string' ? values.control : `http://${host}:${config.control.port}`;
+  const controlUrl = typeof values.control === 'string' ? values.control : controlUrlOf(config);
   const tokenFile = values['token-file'];
   const token = await readSecretFile(
     typeof tokenFile === 'string' ? tokenFile : checkerTokenPath(loaded.stateDir),

@@ -1,5 +1,6 @@
 import { IotdrError } from '../../common/index.js';
 import type { LoadedConfig } from '../../config/index.js';
+import { controlUrlOf } from '../../control.js';
 import type { FailoverState, SwitchEvent } from '../../failover/index.js';
 import { Api, apiOf, table } from '../api.js';
 import { loadFor, parseCommand } from '../args.js';
@@ -7,12 +8,10 @@ import type { CliIo, Command } from '../io.js';
 
 /** The control API with the admin token (the same state directory as the regions). */
 async function controlApi(loaded: LoadedConfig): Promise<Api> {
-  const { control } = loaded.config;
-  const host = control.address.includes(':') ? `[${control.address}]` : control.address;
   const first = loaded.config.regions[0];
   if (!first) throw new IotdrError('IOTDR_CLI_NO_REGION', 'the configuration has no region');
   const region = await apiOf(loaded, first);
-  return new Api('control', `http://${host}:${control.port}`, region.token);
+  return new Api('control', controlUrlOf(loaded.config), region.token);
 }
 
 async function run(name: string, io: CliIo, fn: () => Promise<number>): Promise<number> {

@@ -2,9 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { baseUrl } from '../../common/index.js';
 import type { IotdrConfig, RegionConfig } from '../../config/index.js';
+import { dnsTokenPath } from '../../control.js';
 import { loadOrCreateCa } from '../../pki/index.js';
-import { adminTokenPath, caCertPath, loadOrCreateAdminToken } from '../../region.js';
+import { adminTokenPath, caCertPath, loadOrCreateAdminToken, loadOrCreateToken } from '../../region.js';
 import { loadFor, parseCommand } from '../args.js';
 import type { Command } from '../io.js';
 
@@ -16,10 +18,6 @@ endpoints. Ctrl-C stops them all. Logs go to <state>/logs/.`;
 
 /** How long a region may take to answer after it was started, in ms. */
 const START_TIMEOUT_MS = 60_000;
-
-function baseUrl(host: string, port: number, scheme: string): string {
-  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
 
 /** The primary is the region with the lowest priority number. */
 function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | 'secondary' {
@@ -47,7 +45,17 @@ export function endpointsDocument(
     zone: config.zone,
     names: { mqtt: `${config.names.mqtt}.${config.zone}`, api: `${config.names.api}.${config.zone}` },
     dns: { host: config.dns.address, port: config.dns.port },
-    control: baseUrl(config.control.address, config.control.port, 'http'),
+    ...(config.dns.servers.length > 0
+      ? {
+          dnsServers: config.dns.servers.map((d) => ({
+            name: `${d.name}.${config.zone}`,
+            host: d.address,
+            port: d.port,
+            health: `${baseUrl(d.address, d.httpPort)}/health`,
+          })),
+        }
+      : {}),
+    control: baseUrl(config.control.address, config.control.port),
     regions: Object.fromEntries(
       config.regions.map((r) => [
         r.name,
@@ -66,13 +74,19 @@ export function endpointsDocument(
   };
 }
 
-async function waitLive(url: string, child: ChildProcess, deadline: number): Promise<LiveInfo> {
+/** Polls `url` + `path` until it answers 2xx (a DNS server's /health does once it serves a decision). */
+async function waitLive(
+  url: string,
+  child: ChildProcess,
+  deadline: number,
+  path = '/livez',
+): Promise<LiveInfo> {
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`exited (${child.exitCode ?? child.signalCode}) before answering`);
     }
     try {
-      const res = await fetch(`${url}/livez`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(1000) });
       if (res.ok) {
         const body = (await res.json()) as Record<string, unknown>;
         const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
@@ -85,7 +99,7 @@ async function waitLive(url: string, child: ChildProcess, deadline: number): Pro
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`did not answer ${url}/livez within ${START_TIMEOUT_MS / 1000} s`);
+  throw new Error(`did not answer ${url}${path} within ${START_TIMEOUT_MS / 1000} s`);
 }
 
 function stopAll(children: ChildProcess[]): Promise<void> {
@@ -114,6 +128,7 @@ export const upCommand: Command = async (argv, io) => {
   // Made here once, so the regions starting side by side find them instead of racing to make them.
   await loadOrCreateCa(join(stateDir, 'pki'));
   await loadOrCreateAdminToken(stateDir);
+  if (config.dns.servers.length > 0) await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
   const logDir = join(stateDir, 'logs');
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
 
@@ -126,6 +141,11 @@ export const upCommand: Command = async (argv, io) => {
       args: ['region', '--name', region.name],
     })),
     { name: 'control', what: 'control', args: ['control'] },
+    ...config.dns.servers.map((d) => ({
+      name: `dns-${d.name}`,
+      what: `DNS server ${d.name}`,
+      args: ['dns', '--name', d.name],
+    })),
   ];
   const children: ChildProcess[] = [];
   let stopping = false;
@@ -171,11 +191,21 @@ export const upCommand: Command = async (argv, io) => {
     );
     const controlChild = children[config.regions.length];
     if (!controlChild) throw new Error('control child missing');
-    const controlUrl = baseUrl(config.control.address, config.control.port, 'http');
+    const controlUrl = baseUrl(config.control.address, config.control.port);
     await waitLive(controlUrl, controlChild, deadline).catch((error: Error) => {
       throw new Error(`control ${error.message}; see ${join(logDir, 'control.log')}`);
     });
     io.out(`  control                         ${controlUrl}  dns ${config.dns.address}:${config.dns.port}`);
+    await Promise.all(
+      config.dns.servers.map(async (d, i) => {
+        const child = children[config.regions.length + 1 + i];
+        if (!child) throw new Error('DNS server child missing');
+        await waitLive(baseUrl(d.address, d.httpPort), child, deadline, '/health').catch((error: Error) => {
+          throw new Error(`DNS server ${d.name} ${error.message}; see ${join(logDir, `dns-${d.name}.log`)}`);
+        });
+        io.out(`  dns ${d.name.padEnd(27)} ${baseUrl(d.address, d.httpPort)}  dns ${d.address}:${d.port}`);
+      }),
+    );
   } catch (error) {
     io.err(`iotdr up: ${(error as Error).message}`);
     stopping = true;

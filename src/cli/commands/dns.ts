@@ -1,0 +1,45 @@
+import { startNameServer } from '../../nameserver.js';
+import { packageVersion } from '../../region.js';
+import { loadFor, parseCommand, untilSignalled } from '../args.js';
+import type { Command } from '../io.js';
+
+const USAGE = `usage: iotdr dns --name NAME [--control URL] [--token-file FILE] [--config FILE]
+
+Runs one more authoritative DNS server for the fleet's zone, the dns.servers entry NAME (one per
+region, say): it answers the same names as the DNS of iotdr control, follows the controller at URL
+(default: the configured control address) with a long poll, keeps the last decision in
+<state>/dns/NAME.decision.json, and keeps serving it when the controller is unreachable, also
+after a restart. Its /health says whether the controller confirms what it serves. The token (role
+reader) is read from FILE, default <state>/secrets/dns.token (made by iotdr control). Stops on
+SIGINT or SIGTERM.`;
+
+export const dnsCommand: Command = async (argv, io) => {
+  const values = parseCommand(
+    'dns',
+    USAGE,
+    argv,
+    { name: { type: 'string' }, control: { type: 'string' }, 'token-file': { type: 'string' } },
+    io,
+  );
+  if (typeof values === 'number') return values;
+  const loaded = await loadFor(io, values);
+  const known = loaded.config.dns.servers.map((s) => s.name);
+  if (typeof values.name !== 'string' || !known.includes(values.name)) {
+    io.err(
+      `iotdr dns: --name must be one of dns.servers (${known.length > 0 ? known.join(', ') : 'none is configured'})`,
+    );
+    return 2;
+  }
+  const server = await startNameServer({
+    config: loaded.config,
+    stateDir: loaded.stateDir,
+    name: values.name,
+    version: await packageVersion(),
+    ...(typeof values.control === 'string' ? { controlUrl: values.control } : {}),
+    ...(typeof values['token-file'] === 'string' ? { tokenFile: values['token-file'] } : {}),
+  });
+  // The follower's timers do not hold a process open; the sockets do, and this wait.
+  await untilSignalled();
+  await server.stop();
+  return 0;
+};

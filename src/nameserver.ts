@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { baseUrl, Closers, ConfigError, createLogger, type Logger } from './common/index.js';
+import { type DnsServerConfig, ensureStateDir, type IotdrConfig, readSecretFile } from './config/index.js';
+import { controlUrlOf, dnsTokenPath, zoneStateOf } from './control.js';
+import { BuiltinDnsProvider, DnsEngine, DnsFollower, DnsServer, type DnsServerAddress } from './dns/index.js';
+import { buildControlApi } from './failover/index.js';
+import { HEALTH_CONTENT_TYPE, httpStatusOf } from './health/index.js';
+import { staticTokens } from './registry/index.js';
+
+/**
+ * Composition root of `iotdr dns --name NAME`: one of the zone's extra authoritative servers
+ * (`dns.servers`), following the controller's decisions and serving the last one without it, with
+ * /health, /v1/dns/status and /metrics on its HTTP port.
+ */
+export interface NameServerOptions {
+  config: IotdrConfig;
+  stateDir: string;
+  /** The `dns.servers` entry to run. */
+  name: string;
+  logger?: Logger;
+  /** Overrides of the configured listeners (tests listen on port 0). */
+  dnsListen?: { host: string; port: number };
+  httpListen?: { host: string; port: number };
+  /** Control API to follow; default the configured control listener. */
+  controlUrl?: string;
+  /** File with the token (role reader); default <state>/secrets/dns.token, made by iotdr control. */
+  tokenFile?: string;
+  /** Long-poll wait of the follower, ms (tests shorten it). */
+  waitMs?: number;
+  version?: string;
+}
+
+export interface RunningNameServer {
+  dns: DnsServerAddress;
+  /** Base URL of its HTTP endpoint. */
+  httpUrl: string;
+  follower: DnsFollower;
+  stop(): Promise<void>;
+}
+
+/** Where a name server keeps the last decision it served. */
+export function nameServerStatePath(stateDir: string, name: string): string {
+  return join(stateDir, 'dns', `${name}.decision.json`);
+}
+
+export function nameServerConfig(config: IotdrConfig, name: string): DnsServerConfig {
+  const server = config.dns.servers.find((s) => s.name === name);
+  if (!server) {
+    const known = config.dns.servers.map((s) => s.name);
+    throw new ConfigError(
+      `no DNS server '${name}' in dns.servers${known.length > 0 ? ` (configured: ${known.join(', ')})` : ' (none is configured)'}`,
+      [{ path: 'dns.servers', message: `add { name: ${name}, address: <its IP> } to run it` }],
+    );
+  }
+  return server;
+}
+
+export async function startNameServer(options: NameServerOptions): Promise<RunningNameServer> {
+  const { config, stateDir, name } = options;
+  const server = nameServerConfig(config, name);
+  const logger = options.logger ?? createLogger({ level: config.logging.level, name: `dns:${name}` });
+  await ensureStateDir(stateDir);
+  const token = await readSecretFile(options.tokenFile ?? dnsTokenPath(stateDir));
+  const controlUrl = options.controlUrl ?? controlUrlOf(config);
+  const metrics = new Registry();
+  const engine = new DnsEngine({ state: zoneStateOf(config, config.dns.address) });
+  const follower = new DnsFollower({
+    name,
+    controlUrl,
+    token,
+    provider: new BuiltinDnsProvider({ engines: [engine] }),
+    statePath: nameServerStatePath(stateDir, name),
+    metrics,
+    logger,
+    ...(options.waitMs === undefined ? {} : { waitMs: options.waitMs }),
+    ...(options.version === undefined ? {} : { version: options.version }),
+  });
+  const closers = new Closers(logger);
+  try {
+    // The kept decision is served from the first query on, before the controller is asked.
+    await follower.start();
+    closers.add(() => follower.stop());
+    const dns = new DnsServer({
+      engine,
+      host: options.dnsListen?.host ?? server.address,
+      port: options.dnsListen?.port ?? server.port,
+      registry: metrics,
+      logger: logger.child({ component: 'dns' }),
+    });
+    const dnsAddress = await dns.listen();
+    closers.add(() => dns.close());
+    const app = await buildControlApi({
+      tokens: staticTokens([]),
+      logger,
+      routes: [statusRoutes(follower)],
+      metrics,
+      bodyLimit: config.api.bodyLimit,
+    });
+    closers.add(() => app.close());
+    const listen = options.httpListen ?? { host: server.address, port: server.httpPort };
+    await app.listen({ host: listen.host, port: listen.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : listen.port;
+    const httpUrl = baseUrl(listen.host, port);
+    logger.info({ dns: `${dnsAddress.host}:${dnsAddress.port}`, httpUrl, controlUrl }, 'DNS server serving');
+    return { dns: dnsAddress, httpUrl, follower, stop: () => closers.close() };
+  } catch (error) {
+    await closers.close();
+    throw error;
+  }
+}
+
+/** GET /health (health+json, no authentication, like a region's) and GET /v1/dns/status. */
+function statusRoutes(follower: DnsFollower) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.get('/health', async (_request, reply) => {
+      const body = follower.health();
+      return reply
+        .code(httpStatusOf(body.status))
+        .header('cache-control', 'no-store')
+        .type(HEALTH_CONTENT_TYPE)
+        .send(JSON.stringify(body));
+    });
+    app.get('/v1/dns/status', async (_request, reply) =>
+      reply.header('cache-control', 'no-store').send(follower.status()),
+    );
+  };
+}
