@@ -252,6 +252,44 @@ describe('iotdr control', () => {
     }
   });
 
+  it.each(['cnc', 'analytics'])(
+    'moves within interval × threshold + timeout + 500 ms when a critical %s checkpoint of the primary starts failing',
+    async (component) => {
+      const down = new Set<string>();
+      const services = createServer((req, res) => {
+        res.writeHead(down.has(req.url ?? '') ? 503 : 200).end();
+      });
+      services.listen(0, '127.0.0.1');
+      await once(services, 'listening');
+      const base = `http://127.0.0.1:${(services.address() as AddressInfo).port}`;
+      try {
+        // The default critical components: broker, app, cnc, analytics.
+        const { control } = await start(
+          {},
+          { health: { checks: [{ name: component, component, url: `${base}/{region}/${component}` }] } },
+        );
+        await eventually(
+          async () => control.controller.state().mode.type === 'health',
+          'the controller following health',
+        );
+        const failingAt = Date.now();
+        down.add(`/us-east/${component}`);
+        let movedAt = 0;
+        await eventually(async () => {
+          if ((await resolveMqtt(control).catch(() => []))[0] === WEST) movedAt = Date.now();
+          return movedAt > 0;
+        }, 'us-west answered');
+        expect(movedAt - failingAt).toBeLessThan(
+          FAILOVER.intervalMs * FAILOVER.failureThreshold + FAILOVER.timeoutMs + 500,
+        );
+        const event = control.controller.state().lastSwitch;
+        expect(event?.trigger).toMatchObject({ type: 'health', region: 'us-east' });
+      } finally {
+        services.close();
+      }
+    },
+  );
+
   it('keeps its decision across a restart, and answers it from the first query', async () => {
     const { control: first } = await start();
     await eventually(
