@@ -30,7 +30,13 @@ import {
   registerFailoverMetrics,
   SwitchExecutor,
 } from './failover/index.js';
-import { adminTokenPath, apiUrlOf, loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
+import {
+  adminTokenPath,
+  analyticsTokenPath,
+  apiUrlOf,
+  loadOrCreateAdminToken,
+  loadOrCreateToken,
+} from './region.js';
 import { staticTokens } from './registry/index.js';
 
 /**
@@ -98,6 +104,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
   const adminToken = await loadOrCreateAdminToken(stateDir);
   const checkerToken = await loadOrCreateToken(stateDir, checkerTokenPath(stateDir));
   const dnsToken = await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
+  const analyticsToken = await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
   for (const region of config.regions) {
     // DNS answers an address: a hostname would need resolving on every switch, and could fail then.
     if (isIP(region.address) === 0)
@@ -199,6 +206,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
         { token: adminToken, name: 'admin', role: 'admin' },
         { token: checkerToken, name: 'checker', role: 'operator' },
         { token: dnsToken, name: 'dns', role: 'reader' },
+        { token: analyticsToken, name: 'analytics', role: 'reader' },
       ]),
       logger,
       routes: [failoverRoutes(controller), decisionRoutes(feed)],

@@ -81,6 +81,11 @@ export function adminTokenPath(stateDir: string): string {
   return join(stateDir, 'secrets', 'admin.token');
 }
 
+/** The token `iotdr analytics` reads every region's bus and the decision log with; role reader. */
+export function analyticsTokenPath(stateDir: string): string {
+  return join(stateDir, 'secrets', 'analytics.token');
+}
+
 export function caCertPath(stateDir: string): string {
   return join(stateDir, 'pki', 'ca.pem');
 }
@@ -133,6 +138,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
   await ensureStateDir(stateDir);
   const ca = await loadOrCreateCa(join(stateDir, 'pki'));
   const adminToken = await loadOrCreateAdminToken(stateDir);
+  const analyticsToken = await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
   // A configured token file is provisioned by the operator on every host; the default one is made
   // here, and regions sharing a state directory share it.
   const replicatorToken =
@@ -171,6 +177,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     await service.init();
     await service.ensureToken(adminToken, 'admin', 'admin');
     await service.ensureToken(replicatorToken, 'replicator', 'replicator');
+    await service.ensureToken(analyticsToken, 'analytics', 'reader');
     const regionDir = join(stateDir, 'regions', region.name);
     const bus = await SqliteEventBus.open({
       path: join(regionDir, 'events.db'),

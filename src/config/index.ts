@@ -17,6 +17,7 @@ export {
   sqlitePath,
 } from './regions.js';
 export type {
+  AnalyticsConfig,
   BrokerConfig,
   DnsConfig,
   DnsServerConfig,
@@ -44,7 +45,10 @@ export {
   API_BODY_LIMIT_MIN,
   CONTROL_NAMESERVER,
   DEFAULT_ANALYTICS_ADDRESS,
+  DEFAULT_ANALYTICS_MAX_LAG_MS,
   DEFAULT_ANALYTICS_PORT,
+  DEFAULT_ANALYTICS_RETENTION_SECONDS,
+  DEFAULT_ANALYTICS_SEQUENCE_FIELD,
   DEFAULT_API_BODY_LIMIT,
   DEFAULT_API_NAME,
   DEFAULT_CHECKER_ID,

@@ -217,6 +217,28 @@ export interface DnsServerConfig {
   readonly httpPort: number;
 }
 
+/** Defaults of `iotdr analytics` (DESIGN.md §1, §11). */
+export const DEFAULT_ANALYTICS_MAX_LAG_MS = 5000;
+export const DEFAULT_ANALYTICS_SEQUENCE_FIELD = 'seq';
+export const DEFAULT_ANALYTICS_RETENTION_SECONDS = 604_800;
+
+export interface AnalyticsConfig extends ListenerConfig {
+  /**
+   * A region's ingestion is healthy while analytics is at most this far behind its bus, in ms
+   * (events appended longer ago than this and not read yet make it lag). Default 5000.
+   */
+  readonly maxLagMs: number;
+  /** The payload field holding a device's sequence number, for gap detection. Default `seq`. */
+  readonly sequenceField: string;
+  /** Telemetry older than this is removed, in seconds (0 keeps everything). Default 7 days. */
+  readonly retentionSeconds: number;
+  /**
+   * Each region's `analytics` health checkpoint asks `iotdr analytics` whether it ingests that
+   * region within `maxLagMs`. Default true; false leaves analytics out of the regions' health.
+   */
+  readonly regionCheck: boolean;
+}
+
 export interface ReplicationConfig {
   /** Run a replication link from every other region (default true). */
   readonly enabled: boolean;
@@ -343,7 +365,7 @@ export interface IotdrConfig {
   readonly names: { readonly mqtt: string; readonly api: string };
   readonly dns: DnsConfig;
   readonly control: ListenerConfig;
-  readonly analytics: ListenerConfig;
+  readonly analytics: AnalyticsConfig;
   readonly logging: { readonly level: LogLevel };
   readonly api: { readonly bodyLimit: number };
   readonly regions: readonly RegionConfig[];
@@ -701,7 +723,16 @@ const rootShape = {
       .prefault(() => []),
   }).prefault({}),
   control: section(listener(DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_PORT)).prefault({}),
-  analytics: section(listener(DEFAULT_ANALYTICS_ADDRESS, DEFAULT_ANALYTICS_PORT)).prefault({}),
+  analytics: section({
+    ...listener(DEFAULT_ANALYTICS_ADDRESS, DEFAULT_ANALYTICS_PORT),
+    maxLagMs: integerBetween(100, 3_600_000, 'ms').default(DEFAULT_ANALYTICS_MAX_LAG_MS),
+    sequenceField: matching(
+      /^[A-Za-z_][A-Za-z0-9_]{0,63}$/,
+      'a top-level JSON field name such as seq (letters, digits, underscore)',
+    ).default(DEFAULT_ANALYTICS_SEQUENCE_FIELD),
+    retentionSeconds: integerBetween(0, 315_360_000, 'seconds').default(DEFAULT_ANALYTICS_RETENTION_SECONDS),
+    regionCheck: z.boolean({ error: expecting('expected true or false') }).default(true),
+  }).prefault({}),
   logging: section({ level: oneOf(LOG_LEVELS).default(DEFAULT_LOG_LEVEL) }).prefault({}),
   api: section({
     bodyLimit: integerBetween(API_BODY_LIMIT_MIN, API_BODY_LIMIT_MAX, 'bytes').default(

@@ -38,7 +38,14 @@ describe('parseConfig defaults', () => {
         names: { mqtt: 'mqtt', api: 'api' },
         dns: { address: '127.0.0.10', port: 5353, ttl: 5, provider: 'builtin', extraNames: [], servers: [] },
         control: { address: '127.0.0.10', port: 8080 },
-        analytics: { address: '127.0.0.10', port: 8081 },
+        analytics: {
+          address: '127.0.0.10',
+          port: 8081,
+          maxLagMs: 5000,
+          sequenceField: 'seq',
+          retentionSeconds: 604800,
+          regionCheck: true,
+        },
         logging: { level: 'info' },
         api: { bodyLimit: 1048576 },
         regions: [
@@ -186,7 +193,7 @@ describe('parseConfig errors', () => {
       'expected an integer between 0 and 65535 (0 picks a free port), got "53"',
     ],
     [{ control: { address: '10.0.0.300' } }, 'control.address', 'expected an IPv4 or IPv6 address'],
-    [{ analytics: 8081 }, 'analytics', 'expected a mapping with fields address, port, got 8081'],
+    [{ control: 8080 }, 'control', 'expected a mapping with fields address, port, got 8080'],
     [
       { logging: { level: 'verbose' } },
       'logging.level',
