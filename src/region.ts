@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { brokerRoutes, createBroker, type RegionBroker, ShadowTopics, shadowRoutes } from './broker/index.js';
+import { CncServer, cncCheckpoint } from './commands/index.js';
 import {
   baseUrl,
   type Clock,
@@ -65,6 +67,9 @@ export interface RunningRegion {
   mqttUrl: string;
   /** The token listener, when `broker.tokenAuth` is on. */
   mqttTokenUrl?: string;
+  /** The command-and-control listener (`api.<zone>`), e.g. http://127.0.0.11:8090. */
+  cncUrl: string;
+  cnc: CncServer;
   service: RegistryService;
   app: FastifyInstance;
   ca: CertificateAuthority;
@@ -245,6 +250,20 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     // Devices may connect only now that every message has somewhere to go.
     const mqtt = await broker.listen();
 
+    const apiName = `${config.names.api}.${config.zone}`;
+    const cncHost = options.listen?.host ?? region.address;
+    const cnc = new CncServer({
+      service,
+      broker,
+      logger: logger.child({ component: 'cnc' }),
+      host: cncHost,
+      port: ephemeral ? 0 : region.cnc.port,
+      bodyLimit: config.api.bodyLimit,
+      ...(region.cnc.tls ? { tls: await cncCertificate(ca, apiName, cncHost) } : {}),
+    });
+    closers.add(() => cnc.close());
+    const cncUrl = await cnc.start();
+
     const health = new HealthService({
       serviceId: region.name,
       version: await packageVersion(),
@@ -264,7 +283,18 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
           maxContactAgeMs: Math.max(30_000, 2 * r.waitMs + 5000),
         }),
       )
-      .add(eventsCheckpoint(bus, region.name, service.clock));
+      .add(eventsCheckpoint(bus, region.name, service.clock))
+      .add(cncCheckpoint(cnc, service, (topic) => broker.publish(topic, '', { qos: 0 }), ca.certificatePem));
+    if (config.analytics.regionCheck) {
+      // Analytics says whether it ingests this region's bus within its lag threshold.
+      health.add(
+        httpCheckpoint({
+          name: 'analytics-ingest',
+          component: 'analytics',
+          url: `${baseUrl(config.analytics.address, config.analytics.port)}/v1/ingest/${region.name}/health`,
+        }),
+      );
+    }
     for (const check of config.health.checks) {
       // Each region watches its own instance of the service.
       health.add(httpCheckpoint({ ...check, url: check.url.replaceAll(REGION_PLACEHOLDER, region.name) }));
@@ -287,6 +317,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         healthRoutes(health),
       ],
       liveInfo: () => ({
+        cnc: cncUrl,
         mqtt: mqttUrl(mqtt.tls),
         ...(mqtt.token ? { mqttToken: mqttUrl(mqtt.token) } : {}),
       }),
@@ -307,6 +338,8 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       apiUrl,
       mqttUrl: mqttUrl(mqtt.tls),
       ...(mqtt.token ? { mqttTokenUrl: mqttUrl(mqtt.token) } : {}),
+      cncUrl,
+      cnc,
       service,
       app,
       ca,
@@ -321,6 +354,20 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     await closers.close();
     throw error;
   }
+}
+
+/** The command-and-control listener's certificate: `api.<zone>`, and its address when it is an IP. */
+async function cncCertificate(
+  ca: CertificateAuthority,
+  apiName: string,
+  host: string,
+): Promise<{ certPem: string; keyPem: string }> {
+  const issued = await ca.issueServerCertificate(
+    isIP(host) === 0
+      ? { commonName: apiName, dnsNames: [apiName], ipAddresses: [] }
+      : { commonName: apiName, dnsNames: [apiName], ipAddresses: [host] },
+  );
+  return { certPem: issued.certificatePem, keyPem: issued.privateKeyPem };
 }
 
 function mqttUrl(address: { host: string; port: number }): string {

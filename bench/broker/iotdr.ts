@@ -109,6 +109,7 @@ export async function startRegion(setup: IotdrSetup): Promise<RunningIotdr | und
         priority: 1,
         address: '127.0.0.1',
         api: { port: apiPort },
+        cnc: { port: 0 },
         mqtt: { port: mqttPort, tokenPort },
         store: { engine: 'sqlite', path: setup.dbPath },
       },

@@ -107,7 +107,15 @@ export async function benchHttpWrites(options: HttpBenchOptions): Promise<Figure
   const config = {
     logging: { level: 'warn' },
     regions: [
-      { name: REGION, priority: 1, address: HOST, api: { port: apiPort }, mqtt: { port: mqttPort }, store },
+      {
+        name: REGION,
+        priority: 1,
+        address: HOST,
+        api: { port: apiPort },
+        cnc: { port: 0 },
+        mqtt: { port: mqttPort },
+        store,
+      },
     ],
   };
   const configFile = join(home, 'iotdr.yaml');

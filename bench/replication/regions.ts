@@ -127,6 +127,7 @@ export class RegionPair {
       priority: i + 1,
       address: HOST,
       api: { port: ports[i] },
+      cnc: { port: 0 },
       mqtt: { port: ports[i + 2] },
       store: options.stores[name],
     });

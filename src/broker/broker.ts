@@ -7,6 +7,7 @@ import {
   HEALTH_CLIENT_PREFIX,
   type MessageListener,
   type PublishOptions,
+  type SubscribeListener,
 } from './engine.js';
 import { type ListenAddress, TlsListener } from './listener.js';
 import { type BrokerMetrics, brokerMetrics } from './metrics.js';
@@ -92,6 +93,16 @@ export class RegionBroker {
   /** Device publishes that passed authorization; returns the unsubscribe function. */
   onMessage(listener: MessageListener): () => void {
     return this.#engine.onMessage(listener);
+  }
+
+  /** Subscriptions a device made and was allowed; returns the unsubscribe function. */
+  onSubscribe(listener: SubscribeListener): () => void {
+    return this.#engine.onSubscribe(listener);
+  }
+
+  /** Whether a live session of this thing is connected here. */
+  isConnected(thingName: string): boolean {
+    return this.#engine.connections().some((c) => c.thing === thingName);
   }
 
   /** Internal publish (shadow replies, notices, rule republish); deliveries still pass each subscriber's iot:Receive. */

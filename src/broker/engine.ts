@@ -48,6 +48,14 @@ export interface InboundMessage {
  */
 export type MessageListener = (message: InboundMessage) => void | Promise<void>;
 
+/** A device's accepted subscriptions (after iot:Subscribe), e.g. to deliver what waits for it. */
+export interface SubscribeEvent {
+  clientId: string;
+  thingName?: string;
+  topics: string[];
+}
+export type SubscribeListener = (event: SubscribeEvent) => void;
+
 export interface PublishOptions {
   /** Default 0. */
   qos?: 0 | 1;
@@ -99,6 +107,7 @@ export class BrokerEngine {
   /** Live device sessions (health excluded), for maxConnections. */
   #deviceSessions = 0;
   readonly #listeners = new Set<MessageListener>();
+  readonly #subscribeListeners = new Set<SubscribeListener>();
   /** Incremented by every relevant registry commit; a CONNECT resolved across one is resolved again. */
   #generation = 0;
   #aedes: Aedes | undefined;
@@ -140,6 +149,22 @@ export class BrokerEngine {
     this.#aedes.on('clientError', (client, error) =>
       this.#log.debug({ clientId: client.id, err: error.message }, 'client error'),
     );
+    this.#aedes.on('subscribe', (subscriptions, client) => {
+      const session = this.#byClient.get(client);
+      if (!session || session.identity.auth === 'health' || this.#subscribeListeners.size === 0) return;
+      const event: SubscribeEvent = {
+        clientId: session.clientId,
+        topics: subscriptions.map((s) => s.topic),
+        ...(session.identity.thingName === undefined ? {} : { thingName: session.identity.thingName }),
+      };
+      for (const listener of this.#subscribeListeners) {
+        try {
+          listener(event);
+        } catch (error) {
+          this.#log.error({ err: error }, 'subscribe listener failed');
+        }
+      }
+    });
     this.#aedes.on('connectionError', (_client, error) =>
       this.#log.debug({ err: error.message }, 'connection error before CONNECT'),
     );
@@ -176,6 +201,11 @@ export class BrokerEngine {
   onMessage(listener: MessageListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  onSubscribe(listener: SubscribeListener): () => void {
+    this.#subscribeListeners.add(listener);
+    return () => this.#subscribeListeners.delete(listener);
   }
 
   /** Publishes from inside the region; each delivery still passes the subscriber's iot:Receive. */

@@ -13,6 +13,8 @@ export {
   type InboundMessage,
   type MessageListener,
   type PublishOptions,
+  type SubscribeEvent,
+  type SubscribeListener,
 } from './engine.js';
 export { brokerRoutes } from './http.js';
 export type { ListenAddress } from './listener.js';

@@ -19,7 +19,11 @@ export function DEVICE_POLICY_TEMPLATE(): PolicyDocument {
     Version: '2012-10-17',
     Statement: [
       { Effect: 'Allow', Action: ['iot:Connect'], Resource: [`client/${THING}`] },
-      { Effect: 'Allow', Action: ['iot:Publish'], Resource: own.map((t) => `topic/${t}`) },
+      {
+        Effect: 'Allow',
+        Action: ['iot:Publish'],
+        Resource: [...own, `$iotdr/things/${THING}/commands/*/reply`].map((t) => `topic/${t}`),
+      },
       {
         Effect: 'Allow',
         Action: ['iot:Subscribe'],

@@ -35,6 +35,8 @@ export const DEFAULT_LOG_LEVEL = 'info';
 export const DEFAULT_API_BODY_LIMIT = 1_048_576;
 /** HTTP API port of a region. */
 export const DEFAULT_REGION_API_PORT = 8080;
+/** Port of each region's command-and-control listener (`api.<zone>`). */
+export const DEFAULT_REGION_CNC_PORT = 8090;
 /** MQTT-over-TLS port of a region. */
 export const DEFAULT_REGION_MQTT_PORT = 8883;
 /** MQTT-over-TLS port of a region's token listener (username + device token), when enabled. */
@@ -162,6 +164,12 @@ export interface RegionConfig {
   /** IPv4/IPv6 literal or hostname: where the region listens and what DNS answers when it is active. */
   readonly address: string;
   readonly api: { readonly port: number };
+  /**
+   * The command-and-control API consoles reach as `api.<zone>`: its own listener on the region's
+   * address, so it can fail (and be checked) on its own. `tls: true` serves HTTPS with a
+   * certificate from the embedded CA naming `api.<zone>`. Defaults: port 8090, tls false.
+   */
+  readonly cnc: { readonly port: number; readonly tls: boolean };
   readonly mqtt: {
     readonly port: number;
     /** Port of the token listener; used only when `broker.tokenAuth` is on. Default 8884. */
@@ -554,6 +562,10 @@ const regionSchema = section({
   priority: integerAtLeast(REGION_PRIORITY_MIN),
   address: addressSchema,
   api: section({ port: portSchema.default(DEFAULT_REGION_API_PORT) }).prefault({}),
+  cnc: section({
+    port: portSchema.default(DEFAULT_REGION_CNC_PORT),
+    tls: z.boolean({ error: expecting('expected true or false') }).default(false),
+  }).prefault({}),
   mqtt: section({
     port: portSchema.default(DEFAULT_REGION_MQTT_PORT),
     tokenPort: portSchema.default(DEFAULT_REGION_MQTT_TOKEN_PORT),
@@ -944,6 +956,11 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
         port: field(region, kind, 'port'),
       });
     }
+    listeners.push({
+      path: ['regions', i, 'cnc', 'port'],
+      address: field(region, 'address'),
+      port: field(region, 'cnc', 'port') ?? DEFAULT_REGION_CNC_PORT,
+    });
     if (tokenAuth) {
       listeners.push({
         path: ['regions', i, 'mqtt', 'tokenPort'],

@@ -21,6 +21,8 @@ export interface ControlApiOptions {
   metrics?: Registry;
   /** Largest request body, in bytes. Default 256 KiB. */
   bodyLimit?: number;
+  /** Serve HTTPS with this certificate and key (PEM); plain HTTP without. */
+  https?: { cert: string; key: string };
 }
 
 /**
@@ -30,6 +32,7 @@ export interface ControlApiOptions {
  */
 export async function buildControlApi(options: ControlApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(options.https ? { https: { cert: options.https.cert, key: options.https.key } } : {}),
     loggerInstance: options.logger as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? 256 * 1024,
     genReqId: () => randomUUID(),

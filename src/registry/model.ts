@@ -26,6 +26,12 @@ export const KIND = {
   topicRule: 'topic-rule',
   /** The classic device shadow of one thing (service/shadows.ts); key thing name, ref null. */
   shadow: 'shadow',
+  /** A command to one device (src/commands); key command id, ref thing name. */
+  command: 'command',
+  /** The first answer to a request with an Idempotency-Key (src/commands); key a SHA-256, ref null. */
+  idempotency: 'idempotency-key',
+  /** A bulk onboarding job (src/commands); key job id, ref null. */
+  onboardingJob: 'onboarding-job',
 } as const;
 
 export type Kind = (typeof KIND)[keyof typeof KIND];
@@ -55,6 +61,25 @@ export const attributesSchema = z
   .record(attributeNameSchema, attributeValueSchema)
   .refine((a) => Object.keys(a).length <= 50, 'at most 50 attributes');
 export const descriptionSchema = z.string().max(2028, 'at most 2028 characters');
+
+/** What a console token may do on the command-and-control API (all of them when unscoped). */
+export const CNC_OPERATIONS = ['read', 'onboard', 'suspend', 'resume', 'decommission', 'command'] as const;
+export type CncOperation = (typeof CNC_OPERATIONS)[number];
+
+/**
+ * A token's scope: the operations it may run and the thing groups whose devices it may touch.
+ * A scoped token works on the command-and-control routes only.
+ */
+export const tokenScopeSchema = z
+  .object({
+    operations: z.array(z.enum(CNC_OPERATIONS)).min(1).max(CNC_OPERATIONS.length).optional(),
+    thingGroups: z.array(thingGroupNameSchema).min(1).max(100).optional(),
+  })
+  .strict()
+  .refine((s) => s.operations !== undefined || s.thingGroups !== undefined, {
+    message: 'a scope names operations, thingGroups or both',
+  });
+export type TokenScope = z.infer<typeof tokenScopeSchema>;
 
 export const CERTIFICATE_STATUSES = ['ACTIVE', 'INACTIVE', 'REVOKED', 'PENDING_ACTIVATION'] as const;
 export const certificateStatusSchema = z.enum(CERTIFICATE_STATUSES);
@@ -166,6 +191,8 @@ export interface TokenDoc {
   /** SHA-256 (hex) of the token's secret part; the secret itself is never stored. */
   secretHash: string;
   createdAt: string;
+  /** Limits a console token to some command-and-control operations and thing groups. */
+  scope?: TokenScope;
 }
 
 export interface DeviceTokenDoc {
@@ -258,6 +285,7 @@ export const createTokenBody = z
   .object({
     name: z.string().regex(/^[a-zA-Z0-9_.:@-]{1,64}$/, '1 to 64 characters from a-z A-Z 0-9 _ . : @ -'),
     role: roleSchema,
+    scope: tokenScopeSchema.optional(),
   })
   .strict();
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../common/index.js';
+import { cncKeySchemas, commandDocSchema, idempotencyDocSchema, onboardingJobDocSchema } from './cnc.js';
 import {
   attributesSchema,
   CA_STATUSES,
@@ -14,6 +15,7 @@ import {
   thingNameSchema,
   thingTypeNameSchema,
   tokenIdSchema,
+  tokenScopeSchema,
   topicRuleDocSchema,
 } from './model.js';
 import { parsePolicyDocument } from './policy/index.js';
@@ -113,6 +115,7 @@ const docSchemas: Record<string, z.ZodType<Record<string, unknown>>> = {
       role: roleSchema,
       secretHash: z.string().regex(/^[0-9a-f]{64}$/),
       createdAt: iso,
+      scope: tokenScopeSchema.optional(),
     })
     .strict(),
   [KIND.deviceToken]: z
@@ -125,6 +128,9 @@ const docSchemas: Record<string, z.ZodType<Record<string, unknown>>> = {
     .strict(),
   [KIND.topicRule]: topicRuleDocSchema,
   [KIND.shadow]: shadowDocSchema(),
+  [KIND.command]: commandDocSchema,
+  [KIND.idempotency]: idempotencyDocSchema,
+  [KIND.onboardingJob]: onboardingJobDocSchema,
 };
 
 /** The stored shadow's shape; its contents (depth, size, keys) are checked by shadowDocProblem. */
@@ -179,6 +185,12 @@ function identity(kind: string, doc: Record<string, unknown>): { key: string; re
       return { key: s('name'), ref: null };
     case KIND.shadow:
       return { key: s('thingName'), ref: null };
+    case KIND.command:
+      return { key: s('commandId'), ref: s('thingName') };
+    case KIND.idempotency:
+      return { key: s('id'), ref: null };
+    case KIND.onboardingJob:
+      return { key: s('jobId'), ref: null };
     default:
       return { key: s('tokenId'), ref: s('role') };
   }
@@ -199,6 +211,9 @@ const keySchemas: Record<string, z.ZodType<string>> = {
   [KIND.deviceToken]: thingNameSchema,
   [KIND.topicRule]: ruleNameSchema,
   [KIND.shadow]: thingNameSchema,
+  [KIND.command]: cncKeySchemas.command,
+  [KIND.idempotency]: cncKeySchemas.idempotency,
+  [KIND.onboardingJob]: cncKeySchemas.job,
 };
 
 /** Kinds the registry knows; anything else is not applied. */

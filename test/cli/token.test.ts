@@ -28,7 +28,7 @@ describe('iotdr token', () => {
     configPath = join(home, 'iotdr.yaml');
     await writeFile(
       configPath,
-      `regions:\n  - { name: us-east, priority: 1, address: 127.0.0.1, api: { port: ${port} }, mqtt: { port: 0 } }\n`,
+      `regions:\n  - { name: us-east, priority: 1, address: 127.0.0.1, api: { port: ${port} }, cnc: { port: 0 }, mqtt: { port: 0 } }\n`,
     );
     const loaded = await loadConfig({ file: configPath, env: { IOTDR_HOME: home }, cwd: home });
     region = await startRegion({

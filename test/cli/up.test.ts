@@ -26,10 +26,10 @@ describe('iotdr up', () => {
           'regions:',
           '  - { name: us-east, priority: 1, address: 127.0.0.1, api: { port: ' +
             east +
-            ' }, mqtt: { port: 0 } }',
+            ' }, cnc: { port: 0 }, mqtt: { port: 0 } }',
           '  - { name: us-west, priority: 2, address: 127.0.0.1, api: { port: ' +
             west +
-            ' }, mqtt: { port: 0 } }',
+            ' }, cnc: { port: 0 }, mqtt: { port: 0 } }',
           `control: { address: 127.0.0.1, port: ${control} }`,
           `dns: { address: 127.0.0.1, port: ${dns}, servers: [{ name: ns-2, address: 127.0.0.1, port: ${ns2}, httpPort: ${ns2Http} }] }`,
           '',

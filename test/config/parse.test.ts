@@ -54,6 +54,7 @@ describe('parseConfig defaults', () => {
             priority: 1,
             address: '127.0.0.11',
             api: { port: 8080 },
+            cnc: { port: 8090, tls: false },
             mqtt: { port: 8883, tokenPort: 8884 },
             store: { engine: 'sqlite', synchronous: 'full' },
           },
@@ -62,6 +63,7 @@ describe('parseConfig defaults', () => {
             priority: 2,
             address: '127.0.0.12',
             api: { port: 8080 },
+            cnc: { port: 8090, tls: false },
             mqtt: { port: 8883, tokenPort: 8884 },
             store: { engine: 'sqlite', synchronous: 'full' },
           },
@@ -135,6 +137,7 @@ describe('parseConfig defaults', () => {
         priority: 1,
         address: '10.0.0.1',
         api: { port: 8080 },
+        cnc: { port: 8090, tls: false },
         mqtt: { port: 1883, tokenPort: 8884 },
         store: { engine: 'sqlite', synchronous: 'full' },
       },
@@ -143,6 +146,7 @@ describe('parseConfig defaults', () => {
         priority: 2,
         address: 'eu-west.internal',
         api: { port: 8080 },
+        cnc: { port: 8090, tls: false },
         mqtt: { port: 8883, tokenPort: 8884 },
         store: { engine: 'sqlite', synchronous: 'normal' },
       },
@@ -321,7 +325,10 @@ describe('parseConfig errors', () => {
     expect(messageAt(issues, 'regions.2.mqtt.port')).toContain(
       '10.0.0.1:8883 is already used by regions.0.mqtt.port',
     );
-    expect(issues).toHaveLength(5);
+    expect(messageAt(issues, 'regions.2.cnc.port')).toContain(
+      '10.0.0.1:8090 is already used by regions.0.cnc.port',
+    );
+    expect(issues).toHaveLength(6);
   });
 
   it('checks the broker, health and rule sections field by field', () => {

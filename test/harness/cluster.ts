@@ -43,6 +43,10 @@ export async function startCluster(
     config?: Record<string, unknown>;
     /** Each region's address (default 127.0.0.1 for all): distinct loopback addresses let DNS answers differ. */
     addresses?: string[];
+    /** The command-and-control port of every region (default 0: a free one each); with distinct addresses, one port lets `api.<zone>` follow a failover. */
+    cncPort?: number;
+    /** Serve command and control over HTTPS. */
+    cncTls?: boolean;
   } = {},
 ): Promise<Cluster> {
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-cluster-'));
@@ -54,6 +58,7 @@ export async function startCluster(
       priority: i + 1,
       address: options.addresses?.[i] ?? '127.0.0.1',
       api: { port: await freePort() },
+      cnc: { port: options.cncPort ?? 0, tls: options.cncTls ?? false },
       mqtt: { port: 0 },
       store:
         engine.engine === 'sqlite'
@@ -65,6 +70,8 @@ export async function startCluster(
     logging: { level: 'silent' },
     regions: regionsYaml,
     replication: { waitMs: 500, retryBaseMs: 20, retryMaxMs: 250, ...options.replication },
+    // No analytics runs unless a test starts one; then it says so in its own `analytics` section.
+    analytics: { regionCheck: false },
     ...options.config,
   };
   const config = parseConfig(configYaml);

@@ -28,6 +28,7 @@ export async function startTestRegion(
   const config = parseConfig({
     logging: { level: 'silent' },
     regions: [{ name, priority: 1, address: '127.0.0.1' }],
+    analytics: { regionCheck: false },
     ...extra,
   });
   const region = await startRegion({

@@ -23,6 +23,7 @@ async function crashAndCheck(storeYaml: string): Promise<{ acked: number; inFlig
         '    priority: 1',
         '    address: 127.0.0.1',
         `    api: { port: ${port} }`,
+        '    cnc: { port: 0 }',
         `    store: ${storeYaml}`,
         '',
       ].join('\n'),

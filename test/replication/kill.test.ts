@@ -121,6 +121,7 @@ async function killWhileApplying(engine: Engine): Promise<void> {
             '    address: 127.0.0.1',
             `    api: { port: ${port} }`,
             '    mqtt: { port: 0 }',
+            '    cnc: { port: 0 }',
             `    store: ${store(name)}`,
           ]),
           '',

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Role } from '../model.js';
+import type { Role, TokenScope } from '../model.js';
 import { problem, sendProblem } from './problem.js';
 
 /** Who a bearer token is. The registry's TokenInfo is one (with its tokenId). */
@@ -8,6 +8,8 @@ export interface Principal {
   readonly name: string;
   readonly role: Role;
   readonly tokenId?: string;
+  /** A console token's limits; such a token works on routes that check scopes (`config.scoped`). */
+  readonly scope?: TokenScope;
 }
 
 /** Resolves a bearer token: the RegistryService in a region, `staticTokens` in `iotdr control`. */
@@ -19,6 +21,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Roles allowed on the route; admin is allowed everywhere. Absent: no authentication. */
     roles?: readonly Role[];
+    /** The route checks a token's scope itself (command and control); other routes refuse scoped tokens. */
+    scoped?: boolean;
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -67,6 +71,16 @@ export function authenticate(tokens: TokenVerifier) {
         ),
       );
     }
+    if (principal.scope && !request.routeOptions.config.scoped)
+      return sendProblem(
+        request,
+        reply,
+        problem(
+          403,
+          'IOTDR_AUTH_SCOPED_TOKEN',
+          'this token is scoped to command-and-control operations; it may not call this route',
+        ),
+      );
     request.principal = principal;
     request.log = request.log.child(
       principal.tokenId ? { tokenId: principal.tokenId } : { token: principal.name },

@@ -495,7 +495,7 @@ export function registryRoutes(service: RegistryService) {
         response: { 201: issuedTokenSchema, ...errors },
       },
       handler: async (req, reply) =>
-        reply.code(201).send(await service.createToken(req.body.name, req.body.role)),
+        reply.code(201).send(await service.createToken(req.body.name, req.body.role, req.body.scope)),
     });
     app.get('/v1/tokens/:id', {
       config: { roles: ADMIN },

@@ -129,7 +129,17 @@ export const groupMemberSchema = z
   .meta({ id: 'GroupMembership' });
 
 export const tokenSchema = z
-  .object({ tokenId: z.string(), name: z.string(), role: z.enum(ROLES), createdAt: iso, version })
+  .object({
+    tokenId: z.string(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    scope: z
+      .object({ operations: z.array(z.string()).optional(), thingGroups: z.array(z.string()).optional() })
+      .optional()
+      .describe('a console token limited to some command-and-control operations and thing groups'),
+    createdAt: iso,
+    version,
+  })
   .meta({ id: 'Token' });
 export const issuedTokenSchema = z
   .object({ token: z.string().describe('the bearer token; shown this once'), info: tokenSchema })

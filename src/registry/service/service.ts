@@ -13,11 +13,13 @@ import type {
   putThingTypeBody,
   Role,
   TokenDoc,
+  TokenScope,
 } from '../model.js';
 import { KIND } from '../model.js';
 import type { ChangeRecord, Doc, EntityRecord, Hlc, RegistryStore } from '../store/index.js';
+import { entityProblem } from '../validate.js';
 import * as certs from './certificates.js';
-import { type ServiceContext, type WriteTx, writeTransaction } from './core.js';
+import { put, remove, type ServiceContext, type WriteTx, writeTransaction } from './core.js';
 import * as deviceTokens from './device-tokens.js';
 import * as policies from './policies.js';
 import * as shadows from './shadows.js';
@@ -114,6 +116,30 @@ export class RegistryService {
    */
   transaction<T>(fn: (tx: WriteTx) => Promise<T>): Promise<T> {
     return writeTransaction(this.#ctx, fn);
+  }
+
+  /**
+   * Writes one entity of another component's kind (commands, idempotency records, onboarding
+   * jobs) with its change record, inside `tx`; a null `doc` deletes it. `previous` is the current
+   * record, tombstone included, so versions continue. The document is checked as a receiving
+   * region will check it, so nothing is written that replication would dead-letter.
+   */
+  async writeEntity(
+    tx: WriteTx,
+    kind: string,
+    key: string,
+    ref: string | null,
+    doc: Doc | null,
+    previous: EntityRecord | undefined,
+  ): Promise<number> {
+    if (doc === null) {
+      if (!previous || previous.deleted) return previous?.version ?? 0;
+      await remove(this.#ctx, tx, previous);
+      return previous.version + 1;
+    }
+    const problem = entityProblem(kind, key, ref, doc);
+    if (problem) throw new TypeError(`refusing to write ${kind} '${key}': ${problem}`);
+    return put(this.#ctx, tx, kind, key, ref, doc, previous);
   }
 
   /** Moves this region's clock past a timestamp seen from another region. */
@@ -284,8 +310,8 @@ export class RegistryService {
   }
 
   // Tokens.
-  createToken(name: string, role: Role) {
-    return tokens.createToken(this.#ctx, name, role);
+  createToken(name: string, role: Role, scope?: TokenScope) {
+    return tokens.createToken(this.#ctx, name, role, scope);
   }
   ensureToken(token: string, name: string, role: Role) {
     return tokens.ensureToken(this.#ctx, token, name, role);

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ValidationError } from '../../common/index.js';
-import { KIND, type Role, type TokenDoc } from '../model.js';
+import { KIND, type Role, type TokenDoc, type TokenScope } from '../model.js';
 import {
   isoNow,
   live,
@@ -47,10 +47,22 @@ export function parseToken(token: string): { tokenId: string; secret: string } |
   return { tokenId: match[1], secret: match[2] };
 }
 
-export async function createToken(ctx: ServiceContext, name: string, role: Role): Promise<IssuedToken> {
+export async function createToken(
+  ctx: ServiceContext,
+  name: string,
+  role: Role,
+  scope?: TokenScope,
+): Promise<IssuedToken> {
   const { token, tokenId, secret } = generateToken();
   return writeTransaction(ctx, async (tx) => {
-    const doc: TokenDoc = { tokenId, name, role, secretHash: hashSecret(secret), createdAt: isoNow(ctx) };
+    const doc: TokenDoc = {
+      tokenId,
+      name,
+      role,
+      secretHash: hashSecret(secret),
+      createdAt: isoNow(ctx),
+      ...(scope ? { scope } : {}),
+    };
     const version = await put(ctx, tx, KIND.token, tokenId, role, { ...doc }, undefined);
     return { token, info: info(doc, version) };
   });

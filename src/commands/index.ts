@@ -1,0 +1,40 @@
+/** Command and control (DESIGN.md §1, §9): onboarding, bulk jobs, suspension, decommissioning, commands. */
+export {
+  COMMAND_SWEEP_MS,
+  type Command,
+  type CommandBroker,
+  CommandService,
+  type CommandServiceOptions,
+  DEFAULT_COMMAND_MAX_ATTEMPTS,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  type IssueCommandInput,
+  issueCommandBody,
+} from './commands.js';
+export { type CsvRecord, parseCsv } from './csv.js';
+export {
+  type Decommissioned,
+  type DeviceCertificates,
+  decommissionDevice,
+  type OnboardedDevice,
+  type OnboardInput,
+  onboardBody,
+  onboardDevice,
+  resumeDevice,
+  suspendDevice,
+} from './devices.js';
+export {
+  CommandFinishedError,
+  DeviceExistsError,
+  IdempotencyInFlightError,
+  IdempotencyMismatchError,
+  ScopeError,
+  UnknownCommandError,
+  UnknownDeviceError,
+  UnknownGroupError,
+  UnknownJobError,
+  UnknownTemplateError,
+} from './errors.js';
+export { cncRoutes, MAX_BULK_BODY_BYTES } from './http.js';
+export { IDEMPOTENCY_HEADER, IDEMPOTENCY_TTL_MS, IdempotencyStore } from './idempotency.js';
+export { JOB_CONCURRENCY, type Job, JobService, validateJob } from './jobs.js';
+export { CncServer, type CncServerOptions, cncCheckpoint } from './server.js';
