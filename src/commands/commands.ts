@@ -168,11 +168,7 @@ export class CommandService {
 
   /** Records a command for a device and delivers it when the device is connected here. */
   async issue(thingName: string, input: IssueCommandInput, createdBy: string): Promise<Command> {
-    try {
-      await this.#service.getThing(thingName);
-    } catch {
-      throw new UnknownDeviceError(thingName);
-    }
+    await this.#requireDevice(thingName);
     const now = this.#clock.now();
     const commandId = uuidv7(now);
     const doc: CommandDoc = {
@@ -208,12 +204,18 @@ export class CommandService {
 
   /** A device's commands, newest first (ids are UUIDv7, so by time). */
   async list(thingName: string, limit: number): Promise<Command[]> {
+    await this.#requireDevice(thingName);
     const rows = await this.#service.store.list(KIND.command, { ref: thingName, limit: 10_000 });
     return rows
       .map(parseRecord)
       .filter((c): c is Command => c !== undefined)
       .sort((a, b) => b.commandId.localeCompare(a.commandId))
       .slice(0, limit);
+  }
+
+  async #requireDevice(thingName: string): Promise<void> {
+    const record = await this.#service.store.get(KIND.thing, thingName);
+    if (!record || record.deleted) throw new UnknownDeviceError(thingName);
   }
 
   /** Open commands (for health and tests). */

@@ -214,13 +214,13 @@ async function deleteCommandsOf(service: RegistryService, thingName: string): Pr
   }
 }
 
-/** Whether `read` finds its entity (false on NotFoundError, other errors thrown). */
+/** Whether `read` finds its entity (false on any 404 error: registry and shadow alike). */
 async function exists(read: () => Promise<unknown>): Promise<boolean> {
   try {
     await read();
     return true;
   } catch (error) {
-    if (error instanceof NotFoundError) return false;
+    if (error instanceof IotdrError && error.status === 404) return false;
     throw error;
   }
 }

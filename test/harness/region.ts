@@ -11,12 +11,37 @@ export interface TestRegion {
   stateDir: string;
   adminToken: string;
   /** fetch against the region; JSON in, JSON (or problem+json) out. */
-  call(
-    method: string,
-    path: string,
-    options?: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> },
-  ): Promise<{ status: number; body: any; headers: Headers }>;
+  call: Call;
+  /** The same against the region's command-and-control listener. */
+  cnc: Call;
   close(): Promise<void>;
+}
+
+type Call = (
+  method: string,
+  path: string,
+  options?: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> },
+) => Promise<{ status: number; body: any; headers: Headers }>;
+
+function caller(base: string, adminToken: string): Call {
+  return async (method, path, options = {}) => {
+    const headers: Record<string, string> = { ...options.headers };
+    const token = options.token === undefined ? adminToken : options.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    let body: string | undefined;
+    if (options.rawBody !== undefined) {
+      body = options.rawBody;
+      headers['content-type'] ??= 'application/json';
+    } else if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] = 'application/json';
+    }
+    const res = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    if (text.length > 0 && /json/.test(res.headers.get('content-type') ?? '')) parsed = JSON.parse(text);
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
 }
 
 /** Starts one real region (SQLite, HTTP on 127.0.0.1, ephemeral port) in a temporary state dir. */
@@ -46,24 +71,8 @@ export async function startTestRegion(
     url,
     stateDir,
     adminToken,
-    async call(method, path, options = {}) {
-      const headers: Record<string, string> = { ...options.headers };
-      const token = options.token === undefined ? adminToken : options.token;
-      if (token !== null) headers.authorization = `Bearer ${token}`;
-      let body: string | undefined;
-      if (options.rawBody !== undefined) {
-        body = options.rawBody;
-        headers['content-type'] ??= 'application/json';
-      } else if (options.body !== undefined) {
-        body = JSON.stringify(options.body);
-        headers['content-type'] = 'application/json';
-      }
-      const res = await fetch(`${url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
-      const text = await res.text();
-      let parsed: unknown = text;
-      if (text.length > 0 && /json/.test(res.headers.get('content-type') ?? '')) parsed = JSON.parse(text);
-      return { status: res.status, body: parsed, headers: res.headers };
-    },
+    call: caller(url, adminToken),
+    cnc: caller(region.cncUrl, adminToken),
     async close() {
       await region.stop();
       await rm(stateDir, { recursive: true, force: true });
