@@ -24,6 +24,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/checker.js')).checkerCommand,
     summary: 'probe every region from here and report to the controller',
   },
+  analytics: {
+    run: async () => (await import('./commands/analytics.js')).analyticsCommand,
+    summary: "ingest every region's bus, de-duplicate, serve the query API and the dashboard",
+  },
   dns: {
     run: async () => (await import('./commands/dns.js')).dnsCommand,
     summary: 'run one more DNS server of the zone, following the controller',

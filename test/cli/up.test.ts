@@ -11,7 +11,8 @@ describe('iotdr up', () => {
   it('runs every region, writes endpoints.json, and stops them all on Ctrl-C', async () => {
     const home = await mkdtemp(join(tmpdir(), 'iotdr-up-'));
     try {
-      const [east, west, control, dns, ns2, ns2Http] = [
+      const [east, west, control, dns, ns2, ns2Http, analytics] = [
+        await freePort(),
         await freePort(),
         await freePort(),
         await freePort(),
@@ -31,6 +32,7 @@ describe('iotdr up', () => {
             west +
             ' }, cnc: { port: 0 }, mqtt: { port: 0 } }',
           `control: { address: 127.0.0.1, port: ${control} }`,
+          `analytics: { address: 127.0.0.1, port: ${analytics} }`,
           `dns: { address: 127.0.0.1, port: ${dns}, servers: [{ name: ns-2, address: 127.0.0.1, port: ${ns2}, httpPort: ${ns2Http} }] }`,
           '',
         ].join('\n'),
@@ -56,7 +58,16 @@ describe('iotdr up', () => {
       expect(endpoints).toMatchObject({
         dns: { host: '127.0.0.1', port: dns },
         control: `http://127.0.0.1:${control}`,
+        analytics: `http://127.0.0.1:${analytics}`,
       });
+      // Analytics follows both regions' buses.
+      const ingest = await fetch(`http://127.0.0.1:${analytics}/v1/ingest`);
+      expect(ingest.status).toBe(200);
+      expect(((await ingest.json()) as { items: { region: string }[] }).items.map((i) => i.region)).toEqual([
+        'us-east',
+        'us-west',
+      ]);
+      expect(endpoints.regions['us-east'].cnc).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       // The control plane's DNS answers the primary's address for the devices' name.
       const resolver = new Resolver();
       resolver.setServers([`127.0.0.1:${dns}`]);

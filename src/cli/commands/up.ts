@@ -28,6 +28,7 @@ function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | 'seconda
 /** What a region's /livez says of its listeners (the real ports when the config says 0). */
 export interface LiveInfo {
   mqtt?: string;
+  cnc?: string;
   mqttToken?: string;
 }
 
@@ -56,12 +57,14 @@ export function endpointsDocument(
         }
       : {}),
     control: baseUrl(config.control.address, config.control.port),
+    analytics: baseUrl(config.analytics.address, config.analytics.port),
     regions: Object.fromEntries(
       config.regions.map((r) => [
         r.name,
         {
           api: baseUrl(r.address, r.api.port, 'http'),
           mqtt: live[r.name]?.mqtt ?? baseUrl(r.address, r.mqtt.port, 'mqtts'),
+          cnc: live[r.name]?.cnc ?? baseUrl(r.address, r.cnc.port, r.cnc.tls ? 'https' : 'http'),
           ...(config.broker.tokenAuth
             ? { mqttToken: live[r.name]?.mqttToken ?? baseUrl(r.address, r.mqtt.tokenPort, 'mqtts') }
             : {}),
@@ -92,7 +95,8 @@ async function waitLive(
         const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
         const mqtt = text(body.mqtt);
         const mqttToken = text(body.mqttToken);
-        return { ...(mqtt ? { mqtt } : {}), ...(mqttToken ? { mqttToken } : {}) };
+        const cnc = text(body.cnc);
+        return { ...(mqtt ? { mqtt } : {}), ...(mqttToken ? { mqttToken } : {}), ...(cnc ? { cnc } : {}) };
       }
     } catch {
       // not listening yet
@@ -141,6 +145,7 @@ export const upCommand: Command = async (argv, io) => {
       args: ['region', '--name', region.name],
     })),
     { name: 'control', what: 'control', args: ['control'] },
+    { name: 'analytics', what: 'analytics', args: ['analytics'] },
     ...config.dns.servers.map((d) => ({
       name: `dns-${d.name}`,
       what: `DNS server ${d.name}`,
@@ -196,9 +201,16 @@ export const upCommand: Command = async (argv, io) => {
       throw new Error(`control ${error.message}; see ${join(logDir, 'control.log')}`);
     });
     io.out(`  control                         ${controlUrl}  dns ${config.dns.address}:${config.dns.port}`);
+    const analyticsChild = children[config.regions.length + 1];
+    if (!analyticsChild) throw new Error('analytics child missing');
+    const analyticsUrl = baseUrl(config.analytics.address, config.analytics.port);
+    await waitLive(analyticsUrl, analyticsChild, deadline).catch((error: Error) => {
+      throw new Error(`analytics ${error.message}; see ${join(logDir, 'analytics.log')}`);
+    });
+    io.out(`  analytics                       ${analyticsUrl}  (dashboard)`);
     await Promise.all(
       config.dns.servers.map(async (d, i) => {
-        const child = children[config.regions.length + 1 + i];
+        const child = children[config.regions.length + 2 + i];
         if (!child) throw new Error('DNS server child missing');
         await waitLive(baseUrl(d.address, d.httpPort), child, deadline, '/health').catch((error: Error) => {
           throw new Error(`DNS server ${d.name} ${error.message}; see ${join(logDir, `dns-${d.name}.log`)}`);

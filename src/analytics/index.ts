@@ -1,0 +1,59 @@
+/** `iotdr analytics`: ingestion of every region's bus, storage, the query API (issue 6). */
+
+export {
+  BusReadError,
+  ControlReadError,
+  UnknownDeviceError,
+  UnknownIngestRegionError,
+} from './errors.js';
+export {
+  type AnalyticsRoutesOptions,
+  analyticsRoutes,
+  DEFAULT_RATES_WINDOW_MS,
+  type IngestControl,
+  MAX_DEVICES_PAGE,
+  MAX_RATES_WINDOW_MS,
+  MAX_TIMELINE_PAGE,
+} from './http.js';
+export {
+  DEFAULT_INGEST_BATCH,
+  DEFAULT_INGEST_RETRY_BASE_MS,
+  DEFAULT_INGEST_RETRY_MAX_MS,
+  DEFAULT_INGEST_WAIT_MS,
+  DEFAULT_MAX_LAG_MS,
+  RegionIngestor,
+  type RegionIngestorOptions,
+} from './ingestor.js';
+export { analyticsMetrics, type IngestMetrics } from './metrics.js';
+export {
+  ControlMirror,
+  type ControlMirrorOptions,
+  DEFAULT_MIRROR_INTERVAL_MS,
+  MIRROR_PAGE,
+  type MirrorState,
+  type MirrorStatus,
+} from './mirror.js';
+export { addSeq, gapsOf, MAX_LISTED_GAPS, missingOf, type SeqRanges, seqOf } from './ranges.js';
+export { type AnalyticsOptions, analyticsDbPath, type RunningAnalytics, startAnalytics } from './service.js';
+export { abortableSleep, backoffMs, type Sleep } from './sleep.js';
+export {
+  DEFAULT_ANALYTICS_RETENTION_INTERVAL_MS,
+  DEFAULT_SEQUENCE_FIELD,
+  type Every,
+  SqliteAnalyticsStore,
+  type SqliteAnalyticsStoreOptions,
+} from './sqlite-store.js';
+export type { AnalyticsStore, IngestResult, RegionCursor, RetentionOutcome } from './store.js';
+export type {
+  AnalyticsQueries,
+  DeviceSummary,
+  IngestState,
+  IngestStatus,
+  RatePoint,
+  SequenceGap,
+  TimelineEntry,
+} from './types.js';
+
+// ---------------------------------------------------------------------------------------------
+// Dashboard (src/analytics/dashboard, src/analytics/web): its exports go below this line.
+// ---------------------------------------------------------------------------------------------

@@ -1,0 +1,267 @@
+import { z } from 'zod';
+import { type Clock, type Logger, systemClock } from '../common/index.js';
+import { busEventSchema } from '../events/index.js';
+import { BusReadError } from './errors.js';
+import type { IngestMetrics } from './metrics.js';
+import { abortableSleep, backoffMs, type Sleep } from './sleep.js';
+import type { AnalyticsStore } from './store.js';
+import type { IngestState, IngestStatus } from './types.js';
+
+/** Healthy while the oldest unread event is at most this old, in ms. */
+export const DEFAULT_MAX_LAG_MS = 5000;
+/** Events per read of a region's bus (the bus allows 1000). */
+export const DEFAULT_INGEST_BATCH = 500;
+/** Long-poll wait per read when caught up, in ms. */
+export const DEFAULT_INGEST_WAIT_MS = 2000;
+/** First and longest retry delay after a failed read, in ms; doubling, full jitter. */
+export const DEFAULT_INGEST_RETRY_BASE_MS = 200;
+export const DEFAULT_INGEST_RETRY_MAX_MS = 5000;
+
+export interface RegionIngestorOptions {
+  region: string;
+  /** The region's API base URL, e.g. http://127.0.0.11:8080. */
+  url: string;
+  /** Bearer token with the reader role (the analytics token). */
+  token: string;
+  store: AnalyticsStore;
+  /** Lagging (unhealthy) when the oldest unread event is older than this, in ms. Default 5000. */
+  maxLagMs?: number;
+  /** Events per read. Default 500 (at most 1000). */
+  batchSize?: number;
+  /** Long-poll wait when caught up, in ms. Default 2000. */
+  waitMs?: number;
+  /** A read that takes longer than waitMs + this fails, in ms. Default 5000. */
+  requestTimeoutMs?: number;
+  /** Retry delays after a failed read, in ms. Defaults 200 and 5000. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  clock?: Clock;
+  sleep?: Sleep;
+  random?: () => number;
+  logger?: Logger;
+  metrics?: IngestMetrics;
+}
+
+const readAnswer = z.object({
+  events: z.array(busEventSchema),
+  next: z.number().int().nonnegative(),
+  firstOffset: z.number().int().nonnegative(),
+  lastOffset: z.number().int().nonnegative(),
+  gap: z.object({ requested: z.number().int(), firstOffset: z.number().int() }).optional(),
+});
+
+function messageOf(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
+  }
+  return String(error);
+}
+
+/**
+ * Follows one region's event bus over the long poll (`GET /v1/events`) from the offset the store
+ * persisted, and hands every batch to the store in one transaction with the next offset. Failures
+ * are retried for as long as it runs (backoff with full jitter) and show as `unreachable`;
+ * `stop(reason)` really stops reading (fault injection) until `resume()`.
+ */
+export class RegionIngestor {
+  readonly region: string;
+  readonly #o: Required<Omit<RegionIngestorOptions, 'logger' | 'metrics'>>;
+  readonly #logger: Logger | undefined;
+  readonly #metrics: IngestMetrics | undefined;
+  #nextOffset = 0;
+  #lastOffset: number | null = null;
+  #lagEvents: number | null = null;
+  #lagMs: number | null = null;
+  #lastContactAt: number | null = null;
+  #read = 0;
+  #duplicates = 0;
+  #failure: { since: number; error: string } | undefined;
+  #stopped: { since: number; reason: string } | undefined;
+  #wake: AbortController = new AbortController();
+  #resumed: { promise: Promise<void>; resolve: () => void } | undefined;
+  #running: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: RegionIngestorOptions) {
+    this.region = options.region;
+    this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    this.#o = {
+      region: options.region,
+      url: options.url.replace(/\/+$/, ''),
+      token: options.token,
+      store: options.store,
+      maxLagMs: options.maxLagMs ?? DEFAULT_MAX_LAG_MS,
+      batchSize: options.batchSize ?? DEFAULT_INGEST_BATCH,
+      waitMs: options.waitMs ?? DEFAULT_INGEST_WAIT_MS,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5000,
+      retryBaseMs: options.retryBaseMs ?? DEFAULT_INGEST_RETRY_BASE_MS,
+      retryMaxMs: options.retryMaxMs ?? DEFAULT_INGEST_RETRY_MAX_MS,
+      clock: options.clock ?? systemClock,
+      sleep: options.sleep ?? abortableSleep,
+      random: options.random ?? Math.random,
+    };
+  }
+
+  /** Loads the persisted position and starts following; resolves once reading has begun. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    const cursor = await this.#o.store.cursor(this.region);
+    this.#nextOffset = cursor.nextOffset;
+    this.#read = cursor.read;
+    this.#duplicates = cursor.duplicates;
+    this.#running = this.#loop();
+  }
+
+  /** Stops reading this region (the batch being committed, if any, completes first). */
+  stop(reason: string): IngestStatus {
+    if (!this.#closed) {
+      this.#stopped = { since: this.#stopped?.since ?? this.#o.clock.now(), reason };
+      this.#wake.abort();
+      this.#logger?.warn({ region: this.region, reason }, 'ingestion stopped');
+    }
+    return this.status();
+  }
+
+  /** Reads again from where it stopped. */
+  resume(): IngestStatus {
+    if (this.#stopped) {
+      this.#stopped = undefined;
+      this.#failure = undefined;
+      this.#resumed?.resolve();
+      this.#resumed = undefined;
+      this.#logger?.info({ region: this.region }, 'ingestion resumed');
+    }
+    return this.status();
+  }
+
+  /** Ends reading for good (process stop). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake.abort();
+    this.#resumed?.resolve();
+    await this.#running;
+  }
+
+  state(): IngestState {
+    if (this.#stopped) return { type: 'stopped', ...this.#stopped };
+    if (this.#failure) return { type: 'unreachable', ...this.#failure };
+    if (this.#lastContactAt === null) return { type: 'starting' };
+    const lagMs = this.#lagMs ?? 0;
+    return lagMs > this.#o.maxLagMs ? { type: 'lagging', lagMs } : { type: 'ingesting' };
+  }
+
+  status(): IngestStatus {
+    const state = this.state();
+    return {
+      region: this.region,
+      state,
+      nextOffset: this.#nextOffset,
+      lastOffset: this.#lastOffset,
+      lagEvents: this.#lagEvents,
+      lagMs: this.#lagMs,
+      lastContactAt: this.#lastContactAt,
+      read: this.#read,
+      duplicates: this.#duplicates,
+      healthy: state.type === 'ingesting',
+    };
+  }
+
+  async #loop(): Promise<void> {
+    let attempt = 0;
+    while (!this.#closed) {
+      if (this.#stopped) {
+        this.#resumed ??= (() => {
+          let resolve = () => {};
+          const promise = new Promise<void>((r) => {
+            resolve = r;
+          });
+          return { promise, resolve };
+        })();
+        await this.#resumed.promise;
+        continue;
+      }
+      if (this.#wake.signal.aborted) this.#wake = new AbortController();
+      const wake = this.#wake;
+      try {
+        await this.#readOnce(wake.signal);
+        attempt = 0;
+      } catch (error) {
+        if (this.#closed || this.#stopped) continue;
+        attempt++;
+        const message = messageOf(error);
+        if (!this.#failure)
+          this.#logger?.warn({ region: this.region, err: message }, 'cannot read the region bus');
+        this.#failure = { since: this.#failure?.since ?? this.#o.clock.now(), error: message };
+        await this.#o.sleep(
+          backoffMs(attempt, this.#o.retryBaseMs, this.#o.retryMaxMs, this.#o.random),
+          wake.signal,
+        );
+      }
+    }
+  }
+
+  async #readOnce(wake: AbortSignal): Promise<void> {
+    const { url, token, batchSize, waitMs, requestTimeoutMs, clock, store } = this.#o;
+    const signal = AbortSignal.any([wake, AbortSignal.timeout(waitMs + requestTimeoutMs)]);
+    const res = await fetch(`${url}/v1/events?from=${this.#nextOffset}&limit=${batchSize}&wait=${waitMs}`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      signal,
+    });
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (cause) {
+      throw new BusReadError(this.region, `answered ${res.status} with a body that is not JSON`, {
+        status: res.status,
+        cause,
+      });
+    }
+    if (!res.ok) {
+      const p = body as { code?: unknown; detail?: unknown };
+      throw new BusReadError(
+        this.region,
+        `GET /v1/events answered ${res.status} ${String(p.code ?? '')} ${String(p.detail ?? '')}`.trim(),
+        {
+          status: res.status,
+          ...(typeof p.code === 'string' ? { code: p.code } : {}),
+        },
+      );
+    }
+    const parsed = readAnswer.safeParse(body);
+    if (!parsed.success)
+      throw new BusReadError(
+        this.region,
+        `GET /v1/events answered off the contract: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+      );
+    const page = parsed.data;
+    // A stop that came while the answer was on its way: nothing of it is committed.
+    if (this.#stopped || this.#closed) return;
+    const now = clock.now();
+    const first = page.events[0];
+    if (page.gap) {
+      const lost = page.gap.firstOffset - page.gap.requested;
+      this.#logger?.warn(
+        { region: this.region, ...page.gap, lost },
+        'events were lost to the region bus retention before analytics read them',
+      );
+      this.#metrics?.gap(this.region, Math.max(0, lost));
+    }
+    const result = await store.ingest(this.region, page.events, page.next);
+    this.#read += result.read;
+    this.#duplicates += result.duplicates;
+    this.#nextOffset = page.next;
+    this.#lastOffset = page.lastOffset;
+    this.#lagEvents = Math.max(0, page.lastOffset - page.next + 1);
+    // The age of the oldest unread event is known exactly when a read returns it; once the log
+    // is read to its end nothing is unread.
+    if (this.#lagEvents === 0) this.#lagMs = 0;
+    else if (first) this.#lagMs = Math.max(0, now - first.time);
+    this.#lastContactAt = now;
+    this.#failure = undefined;
+    // After the state is updated, so an observer sees the status this batch left.
+    this.#metrics?.batch(this.region, result);
+  }
+}

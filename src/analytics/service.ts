@@ -1,0 +1,140 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { baseUrl, Closers, createLogger, type Logger } from '../common/index.js';
+import { ensureStateDir, type IotdrConfig } from '../config/index.js';
+import { controlUrlOf } from '../control.js';
+import { buildControlApi } from '../failover/index.js';
+import {
+  adminTokenPath,
+  analyticsTokenPath,
+  apiUrlOf,
+  loadOrCreateAdminToken,
+  loadOrCreateToken,
+} from '../region.js';
+import { staticTokens } from '../registry/index.js';
+import { analyticsRoutes } from './http.js';
+import { RegionIngestor } from './ingestor.js';
+import { analyticsMetrics } from './metrics.js';
+import { ControlMirror } from './mirror.js';
+import { SqliteAnalyticsStore } from './sqlite-store.js';
+import type { AnalyticsStore } from './store.js';
+import type { AnalyticsQueries } from './types.js';
+
+export interface AnalyticsOptions {
+  config: IotdrConfig;
+  stateDir: string;
+  logger?: Logger;
+  /** Overrides `analytics.address`/`analytics.port` (tests listen on port 0). */
+  listen?: { host: string; port: number };
+  /** The control API to mirror the decision log from; default from `control` in the configuration. */
+  controlUrl?: string;
+  /** Each region's API base URL by name; default from the configuration (`apiUrlOf`). */
+  regionUrls?: Record<string, string>;
+  /** More routes on the same server (the dashboard), given the queries. */
+  extraRoutes?: (queries: AnalyticsQueries) => Array<(app: FastifyInstance) => Promise<void>>;
+  /** Tuning of the ingestors, mostly for tests: long-poll wait and retry delays, in ms. */
+  ingest?: { waitMs?: number; retryBaseMs?: number; retryMaxMs?: number };
+  /** Poll interval of the decision-log mirror, in ms. Default 500. */
+  mirrorIntervalMs?: number;
+}
+
+export interface RunningAnalytics {
+  /** Base URL of the analytics API, e.g. http://127.0.0.10:8081. */
+  url: string;
+  queries: AnalyticsQueries;
+  /** One per configured region, in configuration order. */
+  ingestors: readonly RegionIngestor[];
+  mirror: ControlMirror;
+  store: AnalyticsStore;
+  stop(): Promise<void>;
+}
+
+/** The analytics database: `<state>/analytics/analytics.db`. */
+export function analyticsDbPath(stateDir: string): string {
+  return join(stateDir, 'analytics', 'analytics.db');
+}
+
+/**
+ * Composition root of `iotdr analytics`: the store, one ingestor per region's bus, the mirror of
+ * the controller's decision log, and the HTTP API (plus the dashboard's routes via `extraRoutes`).
+ */
+export async function startAnalytics(options: AnalyticsOptions): Promise<RunningAnalytics> {
+  const { config, stateDir } = options;
+  const a = config.analytics;
+  const logger = options.logger ?? createLogger({ level: config.logging.level, name: 'analytics' });
+  await ensureStateDir(stateDir);
+  const adminToken = await loadOrCreateAdminToken(stateDir);
+  // The same file every region and control ensure at start: whoever starts first makes it.
+  const token = await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
+  const closers = new Closers(logger);
+  try {
+    const store = await SqliteAnalyticsStore.open({
+      path: analyticsDbPath(stateDir),
+      sequenceField: a.sequenceField,
+      retentionSeconds: a.retentionSeconds,
+    });
+    closers.add(() => store.close());
+    const metrics = new Registry();
+    const ingestors: RegionIngestor[] = [];
+    const ingestMetrics = analyticsMetrics(metrics, () => ingestors.map((i) => i.status()));
+    for (const region of config.regions) {
+      ingestors.push(
+        new RegionIngestor({
+          region: region.name,
+          url: options.regionUrls?.[region.name] ?? apiUrlOf(region),
+          token,
+          store,
+          maxLagMs: a.maxLagMs,
+          ...(options.ingest?.waitMs === undefined ? {} : { waitMs: options.ingest.waitMs }),
+          ...(options.ingest?.retryBaseMs === undefined ? {} : { retryBaseMs: options.ingest.retryBaseMs }),
+          ...(options.ingest?.retryMaxMs === undefined ? {} : { retryMaxMs: options.ingest.retryMaxMs }),
+          logger: logger.child({ component: 'ingest', region: region.name }),
+          metrics: ingestMetrics,
+        }),
+      );
+    }
+    for (const ingestor of ingestors) {
+      await ingestor.start();
+      closers.add(() => ingestor.close());
+    }
+    const mirror = new ControlMirror({
+      controlUrl: options.controlUrl ?? controlUrlOf(config),
+      token,
+      store,
+      ...(options.mirrorIntervalMs === undefined ? {} : { intervalMs: options.mirrorIntervalMs }),
+      logger: logger.child({ component: 'control-mirror' }),
+    });
+    await mirror.start();
+    closers.add(() => mirror.close());
+    const queries: AnalyticsQueries = {
+      rates: (o) => store.rates(o),
+      devices: (o) => store.devices(o),
+      device: (thing) => store.device(thing),
+      totals: () => store.totals(),
+      timeline: (o) => store.timeline(o),
+      ingest: () => ingestors.map((i) => i.status()),
+    };
+    const app = await buildControlApi({
+      tokens: staticTokens([{ token: adminToken, name: 'admin', role: 'admin' }]),
+      logger,
+      routes: [
+        analyticsRoutes({ queries, ingestors, mirror: () => mirror.status() }),
+        ...(options.extraRoutes?.(queries) ?? []),
+      ],
+      metrics,
+      bodyLimit: config.api.bodyLimit,
+    });
+    closers.add(() => app.close());
+    const listen = options.listen ?? { host: a.address, port: a.port };
+    await app.listen({ host: listen.host, port: listen.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : listen.port;
+    const url = baseUrl(listen.host, port);
+    logger.info({ url, adminToken: adminTokenPath(stateDir) }, 'analytics serving');
+    return { url, queries, ingestors, mirror, store, stop: () => closers.close() };
+  } catch (error) {
+    await closers.close();
+    throw error;
+  }
+}
