@@ -1,5 +1,15 @@
 /** `iotdr analytics`: ingestion of every region's bus, storage, the query API (issue 6). */
 
+// ---------------------------------------------------------------------------------------------
+// Dashboard (src/analytics/dashboard, src/analytics/web): its exports go below this line.
+// ---------------------------------------------------------------------------------------------
+export {
+  type DashboardOptions,
+  dashboardRoutes,
+  type LiveSnapshot,
+  LiveView,
+  type LiveViewOptions,
+} from './dashboard/index.js';
 export {
   BusReadError,
   ControlReadError,
@@ -53,7 +63,3 @@ export type {
   SequenceGap,
   TimelineEntry,
 } from './types.js';
-
-// ---------------------------------------------------------------------------------------------
-// Dashboard (src/analytics/dashboard, src/analytics/web): its exports go below this line.
-// ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import {
   loadOrCreateToken,
 } from '../region.js';
 import { staticTokens } from '../registry/index.js';
+import { dashboardRoutes } from './dashboard/index.js';
 import { analyticsRoutes } from './http.js';
 import { RegionIngestor } from './ingestor.js';
 import { analyticsMetrics } from './metrics.js';
@@ -37,6 +38,8 @@ export interface AnalyticsOptions {
   ingest?: { waitMs?: number; retryBaseMs?: number; retryMaxMs?: number };
   /** Poll interval of the decision-log mirror, in ms. Default 500. */
   mirrorIntervalMs?: number;
+  /** Serve the dashboard (docs/dashboard.md) at `/`. Default true. */
+  dashboard?: boolean;
 }
 
 export interface RunningAnalytics {
@@ -120,6 +123,20 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
       logger,
       routes: [
         analyticsRoutes({ queries, ingestors, mirror: () => mirror.status() }),
+        ...(options.dashboard === false
+          ? []
+          : [
+              dashboardRoutes({
+                queries,
+                config,
+                token,
+                controlUrl: options.controlUrl ?? controlUrlOf(config),
+                regionUrls: Object.fromEntries(
+                  config.regions.map((r) => [r.name, options.regionUrls?.[r.name] ?? apiUrlOf(r)]),
+                ),
+                logger: logger.child({ component: 'dashboard' }),
+              }),
+            ]),
         ...(options.extraRoutes?.(queries) ?? []),
       ],
       metrics,
