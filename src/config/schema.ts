@@ -225,6 +225,15 @@ export interface DnsServerConfig {
   readonly httpPort: number;
 }
 
+/**
+ * The rule a fleet needs for analytics: device telemetry (`devices/<thing>/telemetry`, where the
+ * device policy template lets a device publish) onto the region's event bus. A `rules` list in the
+ * configuration replaces it.
+ */
+export const DEFAULT_RULES = [
+  { name: 'telemetry', topicFilter: 'devices/+/telemetry', actions: [{ type: 'bus' as const }] },
+] as const;
+
 /** Defaults of `iotdr analytics` (DESIGN.md §1, §11). */
 export const DEFAULT_ANALYTICS_MAX_LAG_MS = 5000;
 export const DEFAULT_ANALYTICS_SEQUENCE_FIELD = 'seq';
@@ -799,7 +808,9 @@ const rootShape = {
       .array(httpCheckSchema, { error: expecting('expected a list of HTTP checks') })
       .prefault(() => []),
   }).prefault({}),
-  rules: z.array(ruleSchema, { error: expecting('expected a list of rules') }).prefault(() => []),
+  rules: z
+    .array(ruleSchema, { error: expecting('expected a list of rules') })
+    .prefault(() => DEFAULT_RULES.map((rule) => ({ ...rule, actions: rule.actions.map((x) => ({ ...x })) }))),
   failover: section({
     intervalMs: integerBetween(100, 600_000, 'ms').default(DEFAULT_FAILOVER_INTERVAL_MS),
     timeoutMs: integerBetween(10, 60_000, 'ms').default(DEFAULT_FAILOVER_TIMEOUT_MS),

@@ -96,7 +96,14 @@ describe('parseConfig defaults', () => {
           critical: ['broker', 'registry', 'events', 'app', 'cnc', 'analytics'],
           checks: [],
         },
-        rules: [],
+        rules: [
+          {
+            name: 'telemetry',
+            topicFilter: 'devices/+/telemetry',
+            actions: [{ type: 'bus' }],
+            enabled: true,
+          },
+        ],
         failover: {
           intervalMs: 1000,
           timeoutMs: 1000,

@@ -266,7 +266,11 @@ describe('iotdr control', () => {
         // The default critical components: broker, app, cnc, analytics.
         const { control } = await start(
           {},
-          { health: { checks: [{ name: `${component}-probe`, component, url: `${base}/{region}/${component}` }] } },
+          {
+            health: {
+              checks: [{ name: `${component}-probe`, component, url: `${base}/{region}/${component}` }],
+            },
+          },
         );
         await eventually(
           async () => control.controller.state().mode.type === 'health',

@@ -86,9 +86,10 @@ describe('authentication and roles', () => {
     );
     const list = await r.call('GET', '/v1/tokens');
     expect(list.status).toBe(200);
-    // The region's own replication token, and the four of this test.
+    // The region's own replication and analytics tokens, and the four of this test.
     expect(list.body.items.map((t: { name: string; role: string }) => `${t.name}:${t.role}`).sort()).toEqual([
       'admin:admin',
+      'analytics:reader',
       'operator-1:operator',
       'reader-1:reader',
       'replicator-1:replicator',
