@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { IotdrError } from '../common/index.js';
 import type { LoadedConfig, RegionConfig } from '../config/index.js';
 import { adminTokenPath, apiUrlOf } from '../region.js';
@@ -6,45 +8,50 @@ import { adminTokenPath, apiUrlOf } from '../region.js';
 /** How long one API call of a CLI command may take, in ms. */
 export const CALL_TIMEOUT_MS = 30_000;
 
-/** A region's API with the admin token; a problem+json answer becomes an IotdrError. */
+/** A region's (or control's) API with a token; a problem+json answer becomes an IotdrError. */
 export class Api {
   constructor(
     readonly region: string,
     readonly base: string,
     readonly token: string,
+    /** The CA to verify an HTTPS listener against (the embedded CA). */
+    readonly ca?: string,
   ) {}
 
   async call(
     method: string,
     path: string,
-    options: { body?: unknown; timeoutMs?: number } = {},
+    options: { body?: unknown; raw?: { text: string; contentType: string }; timeoutMs?: number } = {},
   ): Promise<unknown> {
-    let res: Response;
+    const body = options.raw?.text ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+    const contentType =
+      options.raw?.contentType ?? (options.body === undefined ? undefined : 'application/json');
+    let res: { status: number; text: string };
     try {
-      res = await fetch(`${this.base}${path}`, {
+      res = await send(`${this.base}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
-          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(contentType === undefined ? {} : { 'content-type': contentType }),
         },
-        ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-        signal: AbortSignal.timeout(options.timeoutMs ?? CALL_TIMEOUT_MS),
+        ...(body === undefined ? {} : { body }),
+        ...(this.ca === undefined ? {} : { ca: this.ca }),
+        timeoutMs: options.timeoutMs ?? CALL_TIMEOUT_MS,
       });
     } catch (error) {
       throw new IotdrError(
         'IOTDR_CLI_UNREACHABLE',
-        `cannot reach ${this.region} at ${this.base}: is the region running?`,
+        `cannot reach ${this.region} at ${this.base} (${(error as Error).message}): is it running?`,
         { cause: error },
       );
     }
-    const text = await res.text();
     let parsed: unknown;
     try {
-      parsed = text.length > 0 ? JSON.parse(text) : undefined;
+      parsed = res.text.length > 0 ? JSON.parse(res.text) : undefined;
     } catch {
       parsed = undefined;
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status >= 300) {
       const p = (parsed ?? {}) as {
         code?: string;
         detail?: string;
@@ -58,6 +65,35 @@ export class Api {
     }
     return parsed;
   }
+}
+
+/** One HTTP(S) request with node's own client, so an HTTPS listener is verified against `ca`. */
+function send(
+  url: string,
+  options: { method: string; headers: Record<string, string>; body?: string; ca?: string; timeoutMs: number },
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const secure = url.startsWith('https:');
+    const req = (secure ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: options.method,
+        headers: options.headers,
+        signal: AbortSignal.timeout(options.timeoutMs),
+        ...(secure && options.ca ? { ca: options.ca } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
 }
 
 export async function apiOf(loaded: LoadedConfig, region: RegionConfig): Promise<Api> {

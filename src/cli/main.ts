@@ -28,6 +28,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/analytics.js')).analyticsCommand,
     summary: "ingest every region's bus, de-duplicate, serve the query API and the dashboard",
   },
+  devices: {
+    run: async () => (await import('./commands/devices.js')).devicesCommand,
+    summary: 'onboard (one or a list, with progress), suspend, resume, decommission, command devices',
+  },
   dns: {
     run: async () => (await import('./commands/dns.js')).dnsCommand,
     summary: 'run one more DNS server of the zone, following the controller',

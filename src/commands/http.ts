@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ValidationError } from '../common/index.js';
+import { NotFoundError, ValidationError } from '../common/index.js';
 import {
   commandDocSchema,
   onboardingJobDocSchema,
@@ -19,6 +19,7 @@ import {
 } from '../registry/index.js';
 import { type CommandService, issueCommandBody } from './commands.js';
 import { decommissionDevice, onboardBody, onboardDevice, resumeDevice, suspendDevice } from './devices.js';
+import { UnknownDeviceError } from './errors.js';
 import type { IdempotencyStore } from './idempotency.js';
 import { type JobService, jobInputFromCsv, jobInputFromJson, jobQuerySchema, validateJob } from './jobs.js';
 import { requireDeviceInScope, requireGroupsInScope, requireOperation } from './scope.js';
@@ -106,7 +107,9 @@ export function cncRoutes(options: CncRoutesOptions) {
       handler: async (req) => {
         requireOperation(req.principal, 'read');
         await requireDeviceInScope(service, req.principal, req.params.thing);
-        const thing = await service.getThing(req.params.thing);
+        const thing = await service.getThing(req.params.thing).catch((error: unknown) => {
+          throw error instanceof NotFoundError ? new UnknownDeviceError(req.params.thing) : error;
+        });
         const ids = await service.listThingCertificates(req.params.thing);
         const certificates = await Promise.all(
           ids.map(async (id) => {
@@ -286,10 +289,16 @@ export function cncRoutes(options: CncRoutesOptions) {
       schema: {
         tags: ['command and control'],
         description:
-          'The private keys iotdr made for the job’s devices, by thing name: handed out once, by the region that ran the job, after it finished (410 afterwards).',
+          'The private keys iotdr made for the job’s devices, with their certificates, by thing name: handed out once, by the region that ran the job, after it finished (410 afterwards).',
         params: uuidParams,
         response: {
-          200: z.object({ jobId: z.string(), keys: z.record(z.string(), z.string()) }),
+          200: z.object({
+            jobId: z.string(),
+            keys: z.record(
+              z.string(),
+              z.object({ certificateId: z.string(), certificatePem: z.string(), privateKeyPem: z.string() }),
+            ),
+          }),
           ...errors,
           410: problemSchema,
         },

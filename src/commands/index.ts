@@ -36,5 +36,5 @@ export {
 } from './errors.js';
 export { cncRoutes, MAX_BULK_BODY_BYTES } from './http.js';
 export { IDEMPOTENCY_HEADER, IDEMPOTENCY_TTL_MS, IdempotencyStore } from './idempotency.js';
-export { JOB_CONCURRENCY, type Job, JobService, validateJob } from './jobs.js';
+export { JOB_CONCURRENCY, type Job, type JobKey, JobService, validateJob } from './jobs.js';
 export { CncServer, type CncServerOptions, cncCheckpoint } from './server.js';

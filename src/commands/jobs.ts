@@ -227,6 +227,13 @@ function lineOf(path: string): number {
 
 export type Job = OnboardingJobDoc & { version: number };
 
+/** What a device whose key iotdr made needs to connect, handed out once. */
+export interface JobKey {
+  certificateId: string;
+  certificatePem: string;
+  privateKeyPem: string;
+}
+
 export interface JobServiceOptions {
   service: RegistryService;
   logger?: Logger;
@@ -239,8 +246,8 @@ export class JobService {
   readonly #logger: Logger | undefined;
   readonly #clock: Clock;
   readonly #concurrency: number;
-  /** Keys iotdr made for a job's devices, until fetched once. */
-  readonly #keys = new Map<string, Map<string, string>>();
+  /** Keys iotdr made for a job's devices (with their certificates), until fetched once. */
+  readonly #keys = new Map<string, Map<string, JobKey>>();
   readonly #running = new Map<string, Promise<void>>();
   #stopping = false;
 
@@ -321,7 +328,7 @@ export class JobService {
   }
 
   /** The private keys iotdr made for the job's devices, once; undefined when there are none (left). */
-  takeKeys(jobId: string): Record<string, string> | undefined {
+  takeKeys(jobId: string): Record<string, JobKey> | undefined {
     const keys = this.#keys.get(jobId);
     if (!keys) return undefined;
     this.#keys.delete(jobId);
@@ -335,7 +342,7 @@ export class JobService {
 
   async #run(initial: OnboardingJobDoc, rows: ValidatedJob['accepted']): Promise<void> {
     const job = { ...initial, results: [] as JobResult[] };
-    const keys = new Map<string, string>();
+    const keys = new Map<string, JobKey>();
     let next = 0;
     let lastWrite = this.#clock.now();
     let writing: Promise<unknown> = Promise.resolve();
@@ -351,7 +358,12 @@ export class JobService {
         if (!row) return;
         try {
           const device = await onboardDevice(this.#service, row.device);
-          if (device.privateKeyPem) keys.set(device.thingName, device.privateKeyPem);
+          if (device.privateKeyPem)
+            keys.set(device.thingName, {
+              certificateId: device.certificateId,
+              certificatePem: device.certificatePem,
+              privateKeyPem: device.privateKeyPem,
+            });
           job.results.push({
             line: row.line,
             thingName: device.thingName,

@@ -82,7 +82,8 @@ describe('command and control', () => {
     const keys = await t.cnc('POST', `/v1/onboarding-jobs/${jobId}/keys`);
     expect(keys.status).toBe(200);
     expect(Object.keys(keys.body.keys)).toHaveLength(1000);
-    expect(keys.body.keys['meter-0999']).toContain('PRIVATE KEY');
+    expect(keys.body.keys['meter-0999'].privateKeyPem).toContain('PRIVATE KEY');
+    expect(keys.body.keys['meter-0999'].certificatePem).toContain('BEGIN CERTIFICATE');
     const twice = await t.cnc('POST', `/v1/onboarding-jobs/${jobId}/keys`);
     expect(twice.status).toBe(410);
     expect(twice.body.code).toBe('IOTDR_CNC_KEYS_GONE');

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, primaryRegion, regionByName } from '../../config/index.js';
-import { ROLES } from '../../registry/index.js';
+import { CNC_OPERATIONS, ROLES } from '../../registry/index.js';
 import { apiOf, table } from '../api.js';
 import type { CliIo, Command } from '../io.js';
 
@@ -8,6 +8,8 @@ const USAGE = `usage: iotdr token <subcommand> [options]
 
 subcommands:
   create --name NAME --role ROLE   make a bearer token; it is printed once, keep it
+         [--operations a,b]        a console token limited to these command-and-control
+         [--groups g1,g2]          operations (${CNC_OPERATIONS.join(', ')}) and thing groups
   list                             the tokens of the region (never their secrets)
   revoke TOKEN_ID                  delete a token; it stops working at once
 
@@ -21,6 +23,8 @@ roles: ${ROLES.join(', ')}. The admin token of <state>/secrets/admin.token autho
 interface Values {
   name?: string;
   role?: string;
+  operations?: string;
+  groups?: string;
   region?: string;
   config?: string;
   help?: boolean;
@@ -42,6 +46,8 @@ export const tokenCommand: Command = async (argv, io: CliIo) => {
       options: {
         name: { type: 'string' },
         role: { type: 'string' },
+        operations: { type: 'string' },
+        groups: { type: 'string' },
         region: { type: 'string' },
         config: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -84,8 +90,17 @@ export const tokenCommand: Command = async (argv, io: CliIo) => {
   const api = await apiOf(loaded, region);
 
   if (sub === 'create') {
+    const list = (v: string | undefined) =>
+      v
+        ?.split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+    const scope = {
+      ...(values.operations ? { operations: list(values.operations) } : {}),
+      ...(values.groups ? { thingGroups: list(values.groups) } : {}),
+    };
     const made = (await api.call('POST', '/v1/tokens', {
-      body: { name: values.name, role: values.role },
+      body: { name: values.name, role: values.role, ...(Object.keys(scope).length > 0 ? { scope } : {}) },
     })) as {
       token: string;
       info: TokenView;
