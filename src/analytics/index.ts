@@ -45,7 +45,6 @@ export {
 } from './mirror.js';
 export { addSeq, gapsOf, MAX_LISTED_GAPS, missingOf, type SeqRanges, seqOf } from './ranges.js';
 export { type AnalyticsOptions, analyticsDbPath, type RunningAnalytics, startAnalytics } from './service.js';
-export { abortableSleep, backoffMs, type Sleep } from './sleep.js';
 export {
   DEFAULT_ANALYTICS_RETENTION_INTERVAL_MS,
   DEFAULT_SEQUENCE_FIELD,

@@ -1,9 +1,15 @@
 import { z } from 'zod';
-import { type Clock, type Logger, systemClock } from '../common/index.js';
+import {
+  abortableSleep,
+  backoffMs,
+  type Clock,
+  type Logger,
+  type Sleep,
+  systemClock,
+} from '../common/index.js';
 import { busEventSchema } from '../events/index.js';
 import { BusReadError } from './errors.js';
 import type { IngestMetrics } from './metrics.js';
-import { abortableSleep, backoffMs, type Sleep } from './sleep.js';
 import type { AnalyticsStore } from './store.js';
 import type { IngestState, IngestStatus } from './types.js';
 

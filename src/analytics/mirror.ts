@@ -1,7 +1,13 @@
 import { z } from 'zod';
-import { type Clock, type Logger, systemClock } from '../common/index.js';
+import {
+  abortableSleep,
+  backoffMs,
+  type Clock,
+  type Logger,
+  type Sleep,
+  systemClock,
+} from '../common/index.js';
 import { ControlReadError } from './errors.js';
-import { abortableSleep, backoffMs, type Sleep } from './sleep.js';
 import type { AnalyticsStore } from './store.js';
 import type { TimelineEntry } from './types.js';
 

@@ -14,5 +14,6 @@ export {
 } from './errors.js';
 export { ensurePrivateDir, writeFileAtomic } from './files.js';
 export { createLogger, type Logger } from './logger.js';
+export { abortableSleep, backoffMs, type Sleep } from './sleep.js';
 export { baseUrl } from './url.js';
 export { uuidv7 } from './uuid.js';

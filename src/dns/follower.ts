@@ -8,7 +8,14 @@
 import { readFile } from 'node:fs/promises';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
-import { type Clock, type Logger, systemClock, writeFileAtomic } from '../common/index.js';
+import {
+  abortableSleep,
+  backoffMs,
+  type Clock,
+  type Logger,
+  systemClock,
+  writeFileAtomic,
+} from '../common/index.js';
 import type { CheckEntry, HealthResponse, HealthStatus } from '../health/index.js';
 import { StaleEpochError } from './errors.js';
 import type { DnsProvider } from './providers/types.js';
@@ -209,16 +216,16 @@ export class DnsFollower {
     while (!signal.aborted) {
       try {
         const decision = await this.#fetch(this.#restored ? undefined : this.#serving?.epoch, wait, signal);
-        await this.#apply(decision);
+        // The controller answered: reachable, whatever becomes of its decision here.
         this.#contact();
+        await this.#apply(decision);
         failures = 0;
         wait = this.#options.waitMs ?? DEFAULT_FOLLOW_WAIT_MS;
       } catch (error) {
         if (signal.aborted) break;
         failures += 1;
         this.#failed(error);
-        const ceiling = Math.min(retry.capMs, retry.baseMs * 2 ** Math.min(failures - 1, 20));
-        await sleep(Math.random() * ceiling, signal);
+        await abortableSleep(backoffMs(failures, retry.baseMs, retry.capMs, Math.random), signal);
         wait = 0;
       }
     }
@@ -397,17 +404,4 @@ function causeOf(error: unknown): string {
   const cause = (error as { cause?: unknown }).cause;
   const inner = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : undefined;
   return inner ? `${error.message} (${inner})` : error.message;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

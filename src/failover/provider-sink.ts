@@ -4,7 +4,7 @@
  * during a switch catches up without waiting for the next one; a newer decision replaces the one
  * being retried.
  */
-import type { Logger } from '../common/index.js';
+import { backoffMs, type Logger } from '../common/index.js';
 import type { DnsProvider } from '../dns/index.js';
 import { StaleEpochError } from '../dns/index.js';
 import type { Decision, DecisionSink } from './types.js';
@@ -70,8 +70,8 @@ export class ProviderSink implements DecisionSink {
   #schedule(): void {
     if (this.#closed) return;
     const retry = this.#options.retry ?? DEFAULT_PROVIDER_RETRY;
-    const ceiling = Math.min(retry.capMs, retry.baseMs * 2 ** Math.min(this.#attempt, 20));
     this.#attempt += 1;
+    const delay = backoffMs(this.#attempt, retry.baseMs, retry.capMs, Math.random);
     const timer = setTimeout(async () => {
       const decision = this.#latest;
       if (this.#timer !== timer || !decision) return;
@@ -104,7 +104,7 @@ export class ProviderSink implements DecisionSink {
         );
         this.#schedule();
       }
-    }, Math.random() * ceiling);
+    }, delay);
     timer.unref();
     this.#timer = timer;
   }

@@ -9,16 +9,4 @@ export type PublishFn = (
 ) => Promise<void>;
 
 /** Waits `ms` (backoff between HTTP attempts); resolves early when `signal` aborts. Injected in tests. */
-export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
-
-export const realSleep: Sleep = (ms, signal) =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
+export { abortableSleep as realSleep, type Sleep } from '../common/index.js';

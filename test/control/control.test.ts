@@ -5,7 +5,7 @@
 import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,17 @@ async function resolveMqtt(server: { dns: { port: number } }): Promise<string[]>
   const resolver = new Resolver({ timeout: 500, tries: 1 });
   resolver.setServers([`127.0.0.1:${server.dns.port}`]);
   return resolver.resolve4('mqtt.iot.test');
+}
+
+/** Health-checked services: a path answers 503 while it is in `down`, 200 otherwise. */
+async function startServices(): Promise<{ down: Set<string>; base: string; services: Server }> {
+  const down = new Set<string>();
+  const services = createServer((req, res) => {
+    res.writeHead(down.has(req.url ?? '') ? 503 : 200).end();
+  });
+  services.listen(0, '127.0.0.1');
+  await once(services, 'listening');
+  return { down, base: `http://127.0.0.1:${(services.address() as AddressInfo).port}`, services };
 }
 
 async function healthOf(url: string): Promise<{ code: number; body: any }> {
@@ -209,13 +220,7 @@ describe('iotdr control', () => {
 
   it('moves on a failing critical app checkpoint, and not on a failing non-critical analytics one', async () => {
     // Each region's own application and analytics services, told apart by the {region} in the URL.
-    const down = new Set<string>();
-    const services = createServer((req, res) => {
-      res.writeHead(down.has(req.url ?? '') ? 503 : 200).end();
-    });
-    services.listen(0, '127.0.0.1');
-    await once(services, 'listening');
-    const base = `http://127.0.0.1:${(services.address() as AddressInfo).port}`;
+    const { down, base, services } = await startServices();
     try {
       const { control } = await start(
         {},
@@ -255,13 +260,7 @@ describe('iotdr control', () => {
   it.each(['cnc', 'analytics'])(
     'moves within interval × threshold + timeout + 500 ms when a critical %s checkpoint of the primary starts failing',
     async (component) => {
-      const down = new Set<string>();
-      const services = createServer((req, res) => {
-        res.writeHead(down.has(req.url ?? '') ? 503 : 200).end();
-      });
-      services.listen(0, '127.0.0.1');
-      await once(services, 'listening');
-      const base = `http://127.0.0.1:${(services.address() as AddressInfo).port}`;
+      const { down, base, services } = await startServices();
       try {
         // The default critical components: broker, app, cnc, analytics.
         const { control } = await start(

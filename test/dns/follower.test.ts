@@ -63,8 +63,10 @@ describe('DnsFollower', () => {
     feed.apply({ activeRegion: 'us-east', epoch: 0, at: 1000, eventId: null });
     const { follower: f, engine } = follower();
     await f.start();
-    await eventually(async () => engine.state.active?.epoch === 0, 'epoch 0 served');
-    expect(f.health().status).toBe('pass');
+    await eventually(
+      async () => engine.state.active?.epoch === 0 && f.health().status === 'pass',
+      'epoch 0 served and confirmed',
+    );
     await eventually(async () => feed.waiting === 1, 'the follower waiting for the next decision');
 
     feed.apply({ activeRegion: 'us-west', epoch: 1, at: 2000, eventId: 'e1' });

@@ -2,11 +2,11 @@
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
-import { accessSync, constants } from 'node:fs';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
 import { DnsEngine, DnsServer, type DnsServerOptions, type DnsStateInput } from '../../src/dns/index.js';
+import { executable, skipReason } from '../harness/binaries.js';
 
 const run = promisify(execFile);
 const DIG = '/usr/bin/dig';
@@ -145,20 +145,9 @@ export async function tcpExchange(port: number, messages: Buffer[], expect: numb
   }
 }
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why dig tests cannot run, or undefined; throws with CI=true so CI never goes green by skipping. */
 export function digSkipReason(): string | undefined {
-  if (executable(DIG)) return undefined;
-  if (process.env.CI === 'true') throw new Error(DIG_MISSING);
-  return DIG_MISSING;
+  return skipReason(executable(DIG), DIG_MISSING);
 }
 
 /** Runs Debian's dig against the test server; returns stdout. */

@@ -3,26 +3,15 @@
  * Like pdns.ts: when the binary is missing the caller skips with the returned reason; with CI=true
  * that is an error instead, so CI can never go green by skipping.
  */
-import { accessSync, constants } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
+import { executable, skipReason } from './binaries.js';
 
 export const CHROMIUM = process.env.IOTDR_CHROMIUM ?? '/usr/bin/chromium';
 const NOT_FOUND = `Chromium not found at ${CHROMIUM}: apt-get install chromium (or set IOTDR_CHROMIUM)`;
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why browser tests cannot run here, or undefined when they can; throws instead with CI=true. */
 export function chromiumSkipReason(): string | undefined {
-  if (executable(CHROMIUM)) return undefined;
-  if (process.env.CI === 'true') throw new Error(NOT_FOUND);
-  return NOT_FOUND;
+  return skipReason(executable(CHROMIUM), NOT_FOUND);
 }
 
 /** Launches headless Chromium; the caller closes it. */

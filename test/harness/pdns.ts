@@ -8,11 +8,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { executable, skipReason } from './binaries.js';
 
 const PDNS_SERVER = '/usr/sbin/pdns_server';
 const SCHEMAS = [
@@ -33,24 +34,13 @@ export interface RunningPowerDns {
   stop(): Promise<void>;
 }
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function schemaPath(): string | undefined {
   return SCHEMAS.find((p) => existsSync(p));
 }
 
 /** Why PowerDNS tests cannot run here, or undefined when they can; throws instead with CI=true. */
 export function powerDnsSkipReason(): string | undefined {
-  if (executable(PDNS_SERVER) && schemaPath()) return undefined;
-  if (process.env.CI === 'true') throw new Error(NOT_FOUND);
-  return NOT_FOUND;
+  return skipReason(executable(PDNS_SERVER) && schemaPath() !== undefined, NOT_FOUND);
 }
 
 /** A port free for both TCP and UDP at the moment of asking (pdns binds both for DNS). */

@@ -7,21 +7,13 @@
  * CI=true that is an error instead, so CI can never go green by skipping.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import {
-  accessSync,
-  chownSync,
-  constants,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { executable } from './binaries.js';
 
 const run = promisify(execFile);
 
@@ -38,17 +30,8 @@ const NOT_FOUND = 'PostgreSQL binaries (initdb, pg_ctl) not found: apt-get insta
 const DATABASE = 'iotdr_test';
 const SUPERUSER = 'postgres';
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function hasTools(dir: string): boolean {
-  return isExecutable(join(dir, 'initdb')) && isExecutable(join(dir, 'pg_ctl'));
+  return executable(join(dir, 'initdb')) && executable(join(dir, 'pg_ctl'));
 }
 
 /** Major version from a /usr/lib/postgresql/<major>/bin path, so 16 sorts before 9.6. */
@@ -105,7 +88,7 @@ function shellQuote(arg: string): string {
 /** initdb and postgres refuse to run as root: as root, run them as the `postgres` OS user. */
 function asServerUser(file: string, args: string[]): [string, string[]] {
   if (!isRoot()) return [file, args];
-  const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find(isExecutable);
+  const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find(executable);
   if (runuser) return [runuser, ['-u', SUPERUSER, '--', file, ...args]];
   return ['su', [SUPERUSER, '-s', '/bin/sh', '-c', [file, ...args].map(shellQuote).join(' ')]];
 }

@@ -1,3 +1,8 @@
+/**
+ * Waiting between retries, shared by every loop that retries (replication, rules, analytics, DNS
+ * followers): an abortable sleep and exponential backoff with full jitter.
+ */
+
 /** Waits `ms`, or less when `signal` aborts (then resolves, never rejects). Injected for tests. */
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
 
