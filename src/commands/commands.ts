@@ -23,6 +23,7 @@ import {
   type RegistryService,
 } from '../registry/index.js';
 import { UnknownCommandError, UnknownDeviceError } from './errors.js';
+import { pruneEntities } from './prune.js';
 
 /** Default time a device has to answer, ms. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
@@ -31,6 +32,10 @@ export const MAX_COMMAND_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
 export const DEFAULT_COMMAND_MAX_ATTEMPTS = 3;
 /** How often open commands are checked for a retry or the deadline, ms. */
 export const COMMAND_SWEEP_MS = 250;
+/** How long a finished command is kept (then its region deletes it), ms. */
+export const COMMAND_RETENTION_MS = 7 * 24 * 3600 * 1000;
+/** How often finished commands past their retention are removed, ms. */
+export const COMMAND_PRUNE_MS = 3600 * 1000;
 
 export const COMMANDS_TOPIC_PREFIX = '$iotdr/things/';
 
@@ -112,6 +117,7 @@ export class CommandService {
   readonly #sending = new Set<string>();
   readonly #stops: Array<() => void> = [];
   #timer: NodeJS.Timeout | undefined;
+  #pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(options: CommandServiceOptions) {
     this.#service = options.service;
@@ -158,11 +164,31 @@ export class CommandService {
       }),
     );
     this.#schedule();
+    this.#pruneTimer = setInterval(() => {
+      this.prune().catch((error) => this.#logger?.warn({ err: error }, 'cannot prune finished commands'));
+    }, COMMAND_PRUNE_MS);
+    this.#pruneTimer.unref();
+  }
+
+  /** Deletes this region's commands finished more than COMMAND_RETENTION_MS ago. */
+  prune(): Promise<number> {
+    const before = this.#clock.now() - COMMAND_RETENTION_MS;
+    return pruneEntities(this.#service, KIND.command, (doc) => {
+      const command = commandDocSchema.safeParse(doc);
+      return (
+        command.success &&
+        command.data.region === this.#service.region &&
+        command.data.completedAt !== null &&
+        Date.parse(command.data.completedAt) < before
+      );
+    });
   }
 
   async stop(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+    this.#pruneTimer = undefined;
     for (const stop of this.#stops.splice(0)) stop();
   }
 

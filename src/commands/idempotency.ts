@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Clock, type Logger, systemClock } from '../common/index.js';
 import { type IdempotencyDoc, idempotencyDocSchema, KIND, type RegistryService } from '../registry/index.js';
 import { IdempotencyInFlightError, IdempotencyMismatchError } from './errors.js';
+import { pruneEntities } from './prune.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 /** What a key may look like: visible ASCII without spaces, 1..255 characters. */
@@ -127,32 +128,17 @@ export class IdempotencyStore {
     }
   }
 
-  async prune(): Promise<number> {
+  /** Removes this region's expired records. */
+  prune(): Promise<number> {
     const now = this.#clock.now();
-    let removed = 0;
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.#service.store.list(KIND.idempotency, {
-        limit: 500,
-        ...(after === undefined ? {} : { after }),
-      });
-      const expired = page.filter((r) => {
-        const doc = idempotencyDocSchema.safeParse(r.doc);
-        return (
-          doc.success && doc.data.region === this.#service.region && Date.parse(doc.data.expiresAt) <= now
-        );
-      });
-      if (expired.length > 0)
-        await this.#service.transaction(async (tx) => {
-          for (const record of expired) {
-            const current = await tx.get(KIND.idempotency, record.key, { includeDeleted: true });
-            await this.#service.writeEntity(tx, KIND.idempotency, record.key, null, null, current);
-          }
-        });
-      removed += expired.length;
-      if (page.length < 500) return removed;
-      after = page[page.length - 1]?.key;
-    }
+    return pruneEntities(this.#service, KIND.idempotency, (doc) => {
+      const parsed = idempotencyDocSchema.safeParse(doc);
+      return (
+        parsed.success &&
+        parsed.data.region === this.#service.region &&
+        Date.parse(parsed.data.expiresAt) <= now
+      );
+    });
   }
 
   async #load(id: string): Promise<IdempotencyDoc | undefined> {

@@ -1,5 +1,6 @@
 /** Command and control (DESIGN.md §1, §9): onboarding, bulk jobs, suspension, decommissioning, commands. */
 export {
+  COMMAND_RETENTION_MS,
   COMMAND_SWEEP_MS,
   type Command,
   type CommandBroker,
@@ -36,5 +37,5 @@ export {
 } from './errors.js';
 export { cncRoutes, MAX_BULK_BODY_BYTES } from './http.js';
 export { IDEMPOTENCY_HEADER, IDEMPOTENCY_TTL_MS, IdempotencyStore } from './idempotency.js';
-export { JOB_CONCURRENCY, type Job, type JobKey, JobService, validateJob } from './jobs.js';
+export { JOB_CONCURRENCY, JOB_RETENTION_MS, type Job, type JobKey, JobService, validateJob } from './jobs.js';
 export { CncServer, type CncServerOptions, cncCheckpoint } from './server.js';

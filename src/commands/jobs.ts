@@ -33,11 +33,15 @@ import {
   onboardDevice,
 } from './devices.js';
 import { UnknownJobError } from './errors.js';
+import { pruneEntities } from './prune.js';
 
 /** Devices onboarded at once by a job. */
 export const JOB_CONCURRENCY = 8;
 /** Most often a running job writes its progress, ms. */
 export const JOB_PROGRESS_EVERY_MS = 250;
+/** How long a finished job (its report) is kept, ms. */
+export const JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
+const JOB_PRUNE_MS = 3600 * 1000;
 
 const CSV_COLUMNS = ['thingName', 'groups', 'csr', 'attributes', 'thingTypeName'] as const;
 
@@ -250,6 +254,7 @@ export class JobService {
   readonly #keys = new Map<string, Map<string, JobKey>>();
   readonly #running = new Map<string, Promise<void>>();
   #stopping = false;
+  #pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(options: JobServiceOptions) {
     this.#service = options.service;
@@ -258,8 +263,26 @@ export class JobService {
     this.#concurrency = options.concurrency ?? JOB_CONCURRENCY;
   }
 
+  /** Deletes this region's jobs finished more than JOB_RETENTION_MS ago. */
+  prune(): Promise<number> {
+    const before = this.#clock.now() - JOB_RETENTION_MS;
+    return pruneEntities(this.#service, KIND.onboardingJob, (doc) => {
+      const job = onboardingJobDocSchema.safeParse(doc);
+      return (
+        job.success &&
+        job.data.region === this.#service.region &&
+        job.data.finishedAt !== null &&
+        Date.parse(job.data.finishedAt) < before
+      );
+    });
+  }
+
   /** Jobs of this region left running by a stop or a crash are marked failed, with what they did. */
   async start(): Promise<void> {
+    this.#pruneTimer = setInterval(() => {
+      this.prune().catch((error) => this.#logger?.warn({ err: error }, 'cannot prune finished jobs'));
+    }, JOB_PRUNE_MS);
+    this.#pruneTimer.unref();
     let after: string | undefined;
     for (;;) {
       const page = await this.#service.store.list(KIND.onboardingJob, {
@@ -288,6 +311,8 @@ export class JobService {
 
   /** Waits for running jobs to record where they stopped. */
   async stop(): Promise<void> {
+    if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+    this.#pruneTimer = undefined;
     this.#stopping = true;
     await Promise.allSettled([...this.#running.values()]);
   }
