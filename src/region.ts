@@ -23,6 +23,7 @@ import {
   regionByName,
   sqlitePath,
 } from './config/index.js';
+import { faultRoutes, RegionFaults } from './drill/index.js';
 import { type EventBus, eventRoutes, SqliteEventBus } from './events/index.js';
 import {
   brokerCheckpoint,
@@ -57,6 +58,8 @@ export interface RegionOptions {
   logger?: Logger;
   /** Overrides the configured listen address and port (tests listen on port 0). */
   listen?: { host: string; port: number };
+  /** Accept fault injection requests (`/v1/faults`, the drill). Default false. */
+  faults?: boolean;
 }
 
 export interface RunningRegion {
@@ -70,6 +73,7 @@ export interface RunningRegion {
   /** The command-and-control listener (`api.<zone>`), e.g. http://127.0.0.11:8090. */
   cncUrl: string;
   cnc: CncServer;
+  faults: RegionFaults;
   service: RegistryService;
   app: FastifyInstance;
   ca: CertificateAuthority;
@@ -300,6 +304,16 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       health.add(httpCheckpoint({ ...check, url: check.url.replaceAll(REGION_PLACEHOLDER, region.name) }));
     }
 
+    const faults = new RegionFaults({
+      enabled: options.faults === true,
+      targets: {
+        crashBroker: () => broker.close(),
+        stopCnc: () => cnc.unlisten(),
+        restoreCnc: () => cnc.listen(),
+      },
+      logger: logger.child({ component: 'faults' }),
+    });
+
     const app = await buildRegistryApi({
       service,
       logger,
@@ -315,6 +329,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         eventRoutes(bus, service),
         ruleRoutes(rules),
         healthRoutes(health),
+        faultRoutes(faults),
       ],
       liveInfo: () => ({
         cnc: cncUrl,
@@ -340,6 +355,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       ...(mqtt.token ? { mqttTokenUrl: mqttUrl(mqtt.token) } : {}),
       cncUrl,
       cnc,
+      faults,
       service,
       app,
       ca,

@@ -2,14 +2,22 @@ import { startRegion } from '../../region.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 
-const USAGE = `usage: iotdr region --name REGION [--config FILE]
+const USAGE = `usage: iotdr region --name REGION [--enable-faults] [--config FILE]
 
 Runs one region: its device registry and change log, replication from every peer, the MQTT broker,
-shadows, rules, event bus, health and HTTP API, on the addresses and ports the configuration
-gives it. Stops cleanly on SIGINT or SIGTERM.`;
+shadows, rules, event bus, command and control, health and HTTP API, on the addresses and ports
+the configuration gives it. With --enable-faults it accepts fault injection (POST /v1/faults/...,
+admin token), as iotdr drill needs; never enable it in production. Stops cleanly on SIGINT or
+SIGTERM.`;
 
 export const regionCommand: Command = async (argv, io) => {
-  const values = parseCommand('region', USAGE, argv, { name: { type: 'string' } }, io);
+  const values = parseCommand(
+    'region',
+    USAGE,
+    argv,
+    { name: { type: 'string' }, 'enable-faults': { type: 'boolean' } },
+    io,
+  );
   if (typeof values === 'number') return values;
   if (typeof values.name !== 'string' || values.name === '') {
     io.err('iotdr region: --name is required');
@@ -17,7 +25,12 @@ export const regionCommand: Command = async (argv, io) => {
     return 2;
   }
   const loaded = await loadFor(io, values);
-  const region = await startRegion({ config: loaded.config, stateDir: loaded.stateDir, name: values.name });
+  const region = await startRegion({
+    config: loaded.config,
+    stateDir: loaded.stateDir,
+    name: values.name,
+    faults: values['enable-faults'] === true,
+  });
   await untilSignalled();
   await region.stop();
   return 0;

@@ -1,0 +1,14 @@
+/** Fault injection and, with the drill, the RTO/RPO report (DESIGN.md §11). */
+export {
+  type ActiveFault,
+  APP_TARGET_PATH,
+  DRILL_FAULTS,
+  type DrillFault,
+  FaultNotRestorableError,
+  FaultsDisabledError,
+  type FaultTargets,
+  faultRoutes,
+  REGION_FAULTS,
+  type RegionFault,
+  RegionFaults,
+} from './faults.js';
