@@ -1,0 +1,210 @@
+import { z } from 'zod';
+import {
+  type Clock,
+  formatPath,
+  systemClock,
+  systemTimers,
+  type Timers,
+  ValidationError,
+} from '../common/index.js';
+
+/** MQTT over TLS with a client certificate (the broker's mTLS listener). */
+export const DEFAULT_MTLS_PORT = 8883;
+/** MQTT over TLS with username = thing name, password = device token (the token listener). */
+export const DEFAULT_TOKEN_PORT = 8884;
+/** Label of the devices' name under the zone: `mqtt.<zone>`. */
+export const DEFAULT_MQTT_NAME = 'mqtt';
+/** How often the device asks DNS whether its name points elsewhere, in ms. */
+export const DEFAULT_DNS_RECHECK_MS = 5000;
+/** Timeout of one DNS query, in ms (the resolver tries once per server). */
+export const DEFAULT_DNS_TIMEOUT_MS = 1000;
+/** First reconnect delay bound, in ms: delays are random in [0, min(cap, base × 2^attempt)]. */
+export const DEFAULT_BACKOFF_BASE_MS = 200;
+/** Largest reconnect delay bound, in ms. */
+export const DEFAULT_BACKOFF_CAP_MS = 10_000;
+/** Accepted, unacknowledged messages the queue holds at most; more are refused. */
+export const DEFAULT_QUEUE_MAX_MESSAGES = 10_000;
+/** Unacknowledged QoS1 PUBLISHes on the wire at once; the rest wait in the queue, in order. */
+export const DEFAULT_MAX_IN_FLIGHT = 100;
+/** Time from opening the socket to CONNACK, in ms. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** MQTT keepalive, in seconds: a silent connection is declared lost after 1.5 × this. */
+export const DEFAULT_KEEPALIVE_SECONDS = 30;
+/** How long getShadow / updateShadow wait for the answer, in ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+const thingName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-zA-Z0-9:_-]+$/, 'a thing name: letters, digits, colon, underscore, hyphen');
+const label = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i, 'a DNS label (letters, digits, hyphens)');
+const zone = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i,
+    'a DNS zone such as iot.test',
+  );
+const pem = z.string().includes('-----BEGIN', { message: 'a PEM text' });
+const port = z.number().int().min(1).max(65_535);
+const server = z
+  .string()
+  .regex(/^(\[[0-9a-f:.]+\]|[0-9.]+|[0-9a-f:]+)(:\d{1,5})?$/i, 'an IP address, optionally with :port');
+
+const schema = z
+  .object({
+    thingName,
+    zone,
+    mqttName: label.default(DEFAULT_MQTT_NAME),
+    port: port.optional(),
+    auth: z.discriminatedUnion('type', [
+      z.object({ type: z.literal('mtls'), certPem: pem, keyPem: pem, caPem: pem }).strict(),
+      z
+        .object({ type: z.literal('token'), token: z.string().min(1), caPem: pem, port: port.optional() })
+        .strict(),
+    ]),
+    dns: z
+      .object({
+        servers: z.array(server).min(1).optional(),
+        recheckMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_DNS_RECHECK_MS),
+        timeoutMs: z.number().int().min(10).max(60_000).default(DEFAULT_DNS_TIMEOUT_MS),
+      })
+      .strict()
+      .prefault({}),
+    backoff: z
+      .object({
+        baseMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_BACKOFF_BASE_MS),
+        capMs: z.number().int().min(1).max(3_600_000).default(DEFAULT_BACKOFF_CAP_MS),
+      })
+      .strict()
+      .prefault({})
+      .refine((b) => b.capMs >= b.baseMs, { message: 'capMs must be at least baseMs', path: ['capMs'] }),
+    queue: z
+      .object({
+        path: z.string().min(1),
+        maxMessages: z.number().int().min(1).max(10_000_000).default(DEFAULT_QUEUE_MAX_MESSAGES),
+        maxInFlight: z.number().int().min(1).max(65_535).default(DEFAULT_MAX_IN_FLIGHT),
+      })
+      .strict(),
+    followNotices: z.boolean().default(true),
+    connectTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
+    keepaliveSeconds: z.number().int().min(1).max(65_535).default(DEFAULT_KEEPALIVE_SECONDS),
+    requestTimeoutMs: z.number().int().min(1).max(600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
+  })
+  .strict();
+
+/** What `new DeviceClient(options)` takes; see docs/device.md for every field. */
+export interface DeviceClientOptions {
+  /** The thing name; also the MQTT client id (the device policy template requires it). */
+  thingName: string;
+  /** The fleet's DNS zone, e.g. `iot.test`. */
+  zone: string;
+  /** Label of the broker name under the zone. Default `mqtt` (→ `mqtt.<zone>`). */
+  mqttName?: string;
+  /** Broker port. Default 8883 for mTLS, `auth.port` or 8884 for token auth. */
+  port?: number;
+  auth:
+    | { type: 'mtls'; certPem: string; keyPem: string; caPem: string }
+    | { type: 'token'; token: string; caPem: string; port?: number };
+  dns?: {
+    /** DNS servers as `ip` or `ip:port` (`[v6]:port`). Default: the system's resolv.conf servers. */
+    servers?: string[];
+    /** Interval of the DNS re-check while connected, in ms; 0 turns it off. Default 5000. */
+    recheckMs?: number;
+    /** Timeout of one DNS query, in ms. Default 1000. */
+    timeoutMs?: number;
+  };
+  /** Reconnect delays: random in [0, min(capMs, baseMs × 2^attempt)] (full jitter). */
+  backoff?: {
+    /** Default 200 ms. */
+    baseMs?: number;
+    /** Default 10,000 ms. */
+    capMs?: number;
+  };
+  queue: {
+    /** The queue's SQLite file; created when missing. One client at a time per file. */
+    path: string;
+    /** Accepted, unacknowledged messages at most; `publish` refuses more. Default 10,000. */
+    maxMessages?: number;
+    /** Unacknowledged PUBLISHes on the wire at once. Default 100. */
+    maxInFlight?: number;
+  };
+  /** Subscribe to `$iotdr/notices/failover` and move on a newer notice. Default true. */
+  followNotices?: boolean;
+  /** Socket open to CONNACK, in ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /** MQTT keepalive in seconds. Default 30. */
+  keepaliveSeconds?: number;
+  /** How long getShadow / updateShadow wait for the broker's answer, in ms. Default 10,000. */
+  requestTimeoutMs?: number;
+  /** Time source for DNS TTLs. Default the system clock. */
+  clock?: Clock;
+  /** Timers for backoff delays, DNS re-checks and request timeouts. Default the system's. */
+  timers?: Timers;
+  /** Uniform random in [0, 1) for the jitter. Default Math.random. */
+  random?: () => number;
+}
+
+export interface ResolvedDeviceOptions {
+  readonly thingName: string;
+  readonly zone: string;
+  /** `mqtt.<zone>`: what is resolved and what the broker certificate must name. */
+  readonly host: string;
+  readonly port: number;
+  readonly auth: DeviceClientOptions['auth'];
+  readonly dns: {
+    readonly servers?: readonly string[];
+    readonly recheckMs: number;
+    readonly timeoutMs: number;
+  };
+  readonly backoff: { readonly baseMs: number; readonly capMs: number };
+  readonly queue: { readonly path: string; readonly maxMessages: number; readonly maxInFlight: number };
+  readonly followNotices: boolean;
+  readonly connectTimeoutMs: number;
+  readonly keepaliveSeconds: number;
+  readonly requestTimeoutMs: number;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly random: () => number;
+}
+
+/** Validates the options once, at construction; a bad field throws `IOTDR_DEVICE_INVALID_OPTIONS` naming it. */
+export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOptions {
+  const { clock, timers, random, ...data } = (input ?? {}) as DeviceClientOptions;
+  const result = schema.safeParse(data);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+    throw new ValidationError(
+      `invalid device options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+      'IOTDR_DEVICE_INVALID_OPTIONS',
+    );
+  }
+  const o = result.data;
+  const defaultPort = o.auth.type === 'token' ? (o.auth.port ?? DEFAULT_TOKEN_PORT) : DEFAULT_MTLS_PORT;
+  return Object.freeze({
+    thingName: o.thingName,
+    zone: o.zone,
+    host: `${o.mqttName}.${o.zone}`.toLowerCase(),
+    port: o.port ?? defaultPort,
+    auth: Object.freeze(o.auth),
+    dns: Object.freeze({
+      ...(o.dns.servers ? { servers: Object.freeze([...o.dns.servers]) } : {}),
+      recheckMs: o.dns.recheckMs,
+      timeoutMs: o.dns.timeoutMs,
+    }),
+    backoff: Object.freeze(o.backoff),
+    queue: Object.freeze(o.queue),
+    followNotices: o.followNotices,
+    connectTimeoutMs: o.connectTimeoutMs,
+    keepaliveSeconds: o.keepaliveSeconds,
+    requestTimeoutMs: o.requestTimeoutMs,
+    clock: clock ?? systemClock,
+    timers: timers ?? systemTimers,
+    random: random ?? Math.random,
+  });
+}
