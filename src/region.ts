@@ -14,6 +14,7 @@ import {
   writeFileAtomic,
 } from './common/index.js';
 import {
+  ADDRESS_PLACEHOLDER,
   ensureStateDir,
   type IotdrConfig,
   passwordFilePath,
@@ -301,7 +302,13 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     }
     for (const check of config.health.checks) {
       // Each region watches its own instance of the service.
-      health.add(httpCheckpoint({ ...check, url: check.url.replaceAll(REGION_PLACEHOLDER, region.name) }));
+      const host = region.address.includes(':') ? `[${region.address}]` : region.address;
+      health.add(
+        httpCheckpoint({
+          ...check,
+          url: check.url.replaceAll(REGION_PLACEHOLDER, region.name).replaceAll(ADDRESS_PLACEHOLDER, host),
+        }),
+      );
     }
 
     const faults = new RegionFaults({

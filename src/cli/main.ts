@@ -32,6 +32,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/devices.js')).devicesCommand,
     summary: 'onboard (one or a list, with progress), suspend, resume, decommission, command devices',
   },
+  drill: {
+    run: async () => (await import('./commands/drill.js')).drillCommand,
+    summary: 'inject a real fault with a simulated fleet; measure RTO and RPO',
+  },
   dns: {
     run: async () => (await import('./commands/dns.js')).dnsCommand,
     summary: 'run one more DNS server of the zone, following the controller',

@@ -1,3 +1,4 @@
+export { Api, CALL_TIMEOUT_MS } from './api-client.js';
 export type { Clock, Timers } from './clock.js';
 export { systemClock, systemTimers } from './clock.js';
 export { Closers } from './closers.js';

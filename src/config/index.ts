@@ -41,6 +41,7 @@ export type {
   WebhookConfig,
 } from './schema.js';
 export {
+  ADDRESS_PLACEHOLDER,
   API_BODY_LIMIT_MAX,
   API_BODY_LIMIT_MIN,
   CONTROL_NAMESERVER,

@@ -595,12 +595,16 @@ const dnsLabelSchema = matching(
 const HTTP_URL_MESSAGE = 'expected an http:// or https:// URL without user or password';
 /** In a health check's URL, replaced by the name of the region that runs the check. */
 export const REGION_PLACEHOLDER = '{region}';
+/** In a health check's URL, replaced by the address of the region that runs the check (IPv6 in brackets). */
+export const ADDRESS_PLACEHOLDER = '{address}';
 
 const httpUrlSchema = z.string({ error: expecting(HTTP_URL_MESSAGE) }).refine(
   (value) => {
     try {
       // A placeholder stands for a region name, which is valid in a host name and in a path.
-      const url = new URL(value.replaceAll(REGION_PLACEHOLDER, 'region'));
+      const url = new URL(
+        value.replaceAll(REGION_PLACEHOLDER, 'region').replaceAll(ADDRESS_PLACEHOLDER, 'address'),
+      );
       // Credentials in a URL would end up in logs and in `config print`; none are needed here.
       return (
         (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === ''

@@ -1,4 +1,6 @@
 /** Fault injection and, with the drill, the RTO/RPO report (DESIGN.md §11). */
+
+export { type DrillOptions, runDrill } from './drill.js';
 export {
   type ActiveFault,
   APP_TARGET_PATH,
@@ -12,3 +14,4 @@ export {
   type RegionFault,
   RegionFaults,
 } from './faults.js';
+export { type DrillReport, passed, percentile, renderReport, type SwitchMeasure } from './report.js';

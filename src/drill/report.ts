@@ -1,0 +1,121 @@
+/** The drill's report (its JSON is documented in docs/drill.md) and its terminal table. */
+
+/** One switch as the drill measured it; every time is ms after the fault (or the failback request). */
+export interface SwitchMeasure {
+  from: string;
+  to: string;
+  /** Devices that reconnected to `to` and published through it. */
+  reconnected: number;
+  /** Fault → every device publishing through `to`; null when some never did. */
+  rtoMs: number | null;
+  /** Fault → the controller's decision. */
+  detectionMs: number | null;
+  /** Fault → DNS answering `to`. */
+  dnsSwitchMs: number | null;
+  factors: {
+    firstFailedProbeMs: number | null;
+    thresholdCrossedMs: number | null;
+    decidedMs: number | null;
+    dnsUpdatedMs: number | null;
+    noticesPublishedMs: number | null;
+    disconnectsRequestedMs: number | null;
+  };
+  /** Fault → each device connected to `to`. */
+  reconnectMs: { p50: number | null; p95: number | null; p99: number | null; max: number | null };
+}
+
+export interface DrillReport extends SwitchMeasure {
+  fault: string;
+  devices: number;
+  auth: 'mtls' | 'token';
+  /** The same devices reconnecting with no failover (all disconnected, DNS unchanged), to their first PUBACK. */
+  ownReconnectMs: number;
+  /** interval × failureThreshold + ownReconnectMs: the best a DNS-based switch can do with this fleet. */
+  limitMs: number;
+  /** interval × failureThreshold + timeout + TTL, from the configuration. */
+  predictedRtoMs: number;
+  messages: {
+    accepted: number;
+    delivered: number;
+    lost: number;
+    duplicated: number;
+    devicesWithGaps: number;
+  };
+  registry: { changesBeforeFault: number; missingInSecondary: number };
+  commands: { issuedBeforeFault: number; lost: number };
+  config: {
+    intervalMs: number;
+    timeoutMs: number;
+    failureThreshold: number;
+    ttlSeconds: number;
+    disconnectOnFailover: string;
+  };
+  failback?: SwitchMeasure;
+}
+
+/** Nearest-rank percentile of sorted values; null for none. */
+export function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? null;
+}
+
+/** Whether the drill passed: every device back, nothing accepted lost, nothing missing. */
+export function passed(report: DrillReport): boolean {
+  const back =
+    report.reconnected === report.devices &&
+    (report.failback?.reconnected ?? report.devices) === report.devices;
+  return (
+    back &&
+    report.messages.lost === 0 &&
+    report.registry.missingInSecondary === 0 &&
+    report.commands.lost === 0
+  );
+}
+
+const ms = (v: number | null) => (v === null ? '—' : `${v.toLocaleString('en-US')} ms`);
+
+function switchRows(label: string, s: SwitchMeasure): string[][] {
+  return [
+    [`${label}`, `${s.from} → ${s.to}`],
+    ['  first failed probe', ms(s.factors.firstFailedProbeMs)],
+    ['  threshold crossed', ms(s.factors.thresholdCrossedMs)],
+    ['  decision', ms(s.factors.decidedMs)],
+    ['  DNS answer changed', ms(s.factors.dnsUpdatedMs)],
+    ['  notices published', ms(s.factors.noticesPublishedMs)],
+    ['  disconnects requested', ms(s.factors.disconnectsRequestedMs)],
+    [
+      '  device reconnects',
+      `p50 ${ms(s.reconnectMs.p50)}, p95 ${ms(s.reconnectMs.p95)}, p99 ${ms(s.reconnectMs.p99)}, max ${ms(s.reconnectMs.max)}`,
+    ],
+    ['  RTO (every device publishing)', ms(s.rtoMs)],
+  ];
+}
+
+/** The report as aligned lines for the terminal. */
+export function renderReport(report: DrillReport): string[] {
+  const rows: string[][] = [
+    ['fault', `${report.fault} (${report.devices} devices, ${report.auth})`],
+    ...switchRows('switch', report),
+    ['  reconnected', `${report.reconnected} / ${report.devices}`],
+    ['predicted RTO', `${ms(report.predictedRtoMs)} (interval × threshold + timeout + TTL)`],
+    [
+      'limit',
+      `${ms(report.limitMs)} (interval × threshold + the fleet's own reconnect, ${ms(report.ownReconnectMs)})`,
+    ],
+    ['RTO / limit', report.rtoMs === null ? '—' : `${(report.rtoMs / report.limitMs).toFixed(2)} ×`],
+    [
+      'messages',
+      `${report.messages.accepted} accepted, ${report.messages.delivered} delivered, ${report.messages.lost} lost, ${report.messages.duplicated} duplicates dropped`,
+    ],
+    [
+      'registry',
+      `${report.registry.changesBeforeFault} changes before the fault, ${report.registry.missingInSecondary} missing in the secondary`,
+    ],
+    ['commands', `${report.commands.issuedBeforeFault} sent before the fault, ${report.commands.lost} lost`],
+    ...(report.failback ? switchRows('failback', report.failback) : []),
+    ['result', passed(report) ? 'PASS' : 'FAIL'],
+  ];
+  const width = Math.max(...rows.map((r) => (r[0] ?? '').length));
+  return rows.map(([k, v]) => `${(k ?? '').padEnd(width)}  ${v ?? ''}`);
+}

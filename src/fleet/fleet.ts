@@ -1,0 +1,141 @@
+/**
+ * The simulated fleet: devices spread over worker threads (DeviceClient each), publishing telemetry
+ * with a sequence number, and every device's state gathered here — where it is connected, when it
+ * lost its connection and got it back, what it accepted and what brokers acknowledged. The drill
+ * reads its reconnect times and message counts from this.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { DeviceRecord, FleetDevice, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
+
+export interface FleetOptions {
+  devices: FleetDevice[];
+  zone: string;
+  caPem: string;
+  dnsServers: string[];
+  port: number;
+  /** Messages per second of the whole fleet. Default: one per device per second. */
+  ratePerSecond?: number;
+  /** Folder of the devices' queue files (one SQLite file each). */
+  queueDir: string;
+  /** Worker threads. Default: the machine's parallelism, at most one per 50 devices. */
+  workers?: number;
+  /** DNS re-check interval of each device, ms. Default 5000 (the SDK's). */
+  dnsRecheckMs?: number;
+  backoff?: { baseMs: number; capMs: number };
+  /** Called with every worker error that is not a refused message (full queue). */
+  onError?: (message: string) => void;
+}
+
+export interface FleetSummary {
+  devices: number;
+  connected: number;
+  byRegion: Record<string, number>;
+  accepted: number;
+  acked: number;
+  queued: number;
+}
+
+/** The worker's module: compiled next to this file, or the source under tsx. */
+function workerEntry(): { url: URL; execArgv: string[] } {
+  const compiled = new URL('./worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return { url: compiled, execArgv: [] };
+  return { url: new URL('./worker.ts', import.meta.url), execArgv: ['--import', 'tsx'] };
+}
+
+export class Fleet {
+  readonly #workers: Worker[];
+  readonly #records = new Map<string, DeviceRecord>();
+  readonly #stopped: Promise<void>[] = [];
+
+  private constructor(workers: Worker[]) {
+    this.#workers = workers;
+  }
+
+  /** Starts every device; resolves once each worker runs its devices (not once they connected). */
+  static async start(options: FleetOptions): Promise<Fleet> {
+    mkdirSync(options.queueDir, { recursive: true, mode: 0o700 });
+    const count = Math.max(
+      1,
+      Math.min(options.workers ?? availableParallelism(), Math.ceil(options.devices.length / 50)),
+    );
+    const rate = options.ratePerSecond ?? options.devices.length;
+    const { url, execArgv } = workerEntry();
+    const workers: Worker[] = [];
+    const fleet = new Fleet(workers);
+    const ready: Promise<void>[] = [];
+    for (let w = 0; w < count; w++) {
+      const devices = options.devices.filter((_, i) => i % count === w);
+      const setup: WorkerSetup = {
+        devices,
+        zone: options.zone,
+        caPem: options.caPem,
+        dnsServers: options.dnsServers,
+        port: options.port,
+        ratePerDevice: options.devices.length === 0 ? 0 : rate / options.devices.length,
+        queueDir: options.queueDir,
+        dnsRecheckMs: options.dnsRecheckMs ?? 5000,
+        backoff: options.backoff ?? { baseMs: 200, capMs: 10_000 },
+      };
+      const worker = new Worker(url, { workerData: setup, execArgv });
+      workers.push(worker);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          worker.on('message', (report: WorkerReport) => {
+            if (report.type === 'ready') resolve();
+            else if (report.type === 'records')
+              for (const r of report.records) fleet.#records.set(r.thingName, r);
+            else if (report.type === 'error') options.onError?.(report.message);
+          });
+          worker.once('error', reject);
+        }),
+      );
+      fleet.#stopped.push(new Promise<void>((resolve) => worker.once('exit', () => resolve())));
+    }
+    await Promise.all(ready);
+    return fleet;
+  }
+
+  /** Every device's latest state (as of the last report, at most 100 ms old). */
+  records(): DeviceRecord[] {
+    return [...this.#records.values()];
+  }
+
+  summary(): FleetSummary {
+    const out: FleetSummary = { devices: 0, connected: 0, byRegion: {}, accepted: 0, acked: 0, queued: 0 };
+    for (const r of this.#records.values()) {
+      out.devices++;
+      if (r.region !== null) {
+        out.connected++;
+        out.byRegion[r.region] = (out.byRegion[r.region] ?? 0) + 1;
+      }
+      out.accepted += r.accepted;
+      out.acked += r.acked;
+      out.queued += r.queueDepth;
+    }
+    return out;
+  }
+
+  /** Stops publishing new messages (queued ones keep going out). */
+  pause(): void {
+    this.#tell({ type: 'pause' });
+  }
+
+  resume(): void {
+    this.#tell({ type: 'resume' });
+  }
+
+  async stop(): Promise<void> {
+    this.#tell({ type: 'stop' });
+    const exited = Promise.all(this.#stopped);
+    const timeout = new Promise((r) => setTimeout(r, 10_000).unref());
+    await Promise.race([exited, timeout]);
+    await Promise.all(this.#workers.map((w) => w.terminate()));
+  }
+
+  #tell(command: WorkerCommand): void {
+    for (const w of this.#workers) w.postMessage(command);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Onboards a simulated fleet the way an operator would: one bulk onboarding job through command
+ * and control (keys made by iotdr, fetched once), the device policy template as the fleet's
+ * policy, and for token devices a broker token each. The credentials are kept in the state
+ * directory (mode 0600), so a fleet of the same name and size starts again without onboarding.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEVICE_POLICY_TEMPLATE } from '../broker/index.js';
+import { type Api, IotdrError, writeFileAtomic } from '../common/index.js';
+import type { DeviceAuth, FleetDevice } from './types.js';
+
+/** The fleet's policy: the device template (publish under devices/<thing>/, commands, shadows, notices). */
+export const FLEET_TEMPLATE = 'iotdr-fleet';
+/** Broker tokens asked for at once. */
+const TOKEN_CONCURRENCY = 16;
+
+export interface OnboardFleetOptions {
+  /** Command and control (`api.<zone>`), and a region's API (policies, device tokens): admin token. */
+  cnc: Api;
+  api: Api;
+  count: number;
+  /** Thing names are `<prefix>-00001`… */
+  prefix: string;
+  auth: DeviceAuth['type'];
+  stateDir: string;
+  onProgress?: (done: number, total: number, phase: 'onboarding' | 'tokens') => void;
+}
+
+interface Saved {
+  prefix: string;
+  auth: DeviceAuth['type'];
+  devices: FleetDevice[];
+}
+
+export function fleetCredentialsPath(stateDir: string, prefix: string): string {
+  return join(stateDir, 'fleet', `${prefix}.credentials.json`);
+}
+
+export function thingNameOf(prefix: string, i: number): string {
+  return `${prefix}-${String(i + 1).padStart(5, '0')}`;
+}
+
+export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetDevice[]> {
+  const path = fleetCredentialsPath(options.stateDir, options.prefix);
+  const saved = await readFile(path, 'utf8').then(
+    (text) => JSON.parse(text) as Saved,
+    () => undefined,
+  );
+  if (saved && saved.auth === options.auth && saved.devices.length >= options.count)
+    return saved.devices.slice(0, options.count);
+
+  // Idempotent: the same document again makes no new version.
+  await options.api.call('PUT', `/v1/policies/${FLEET_TEMPLATE}`, {
+    body: { policyDocument: DEVICE_POLICY_TEMPLATE() },
+  });
+  const names = Array.from({ length: options.count }, (_, i) => thingNameOf(options.prefix, i));
+  const job = (await options.cnc.call('POST', '/v1/onboarding-jobs', {
+    body: { template: FLEET_TEMPLATE, devices: names.map((thingName) => ({ thingName })) },
+  })) as { jobId: string; state: string; done: number; total: number };
+  let state = job;
+  while (state.state === 'running') {
+    await new Promise((r) => setTimeout(r, 250));
+    state = (await options.cnc.call('GET', `/v1/onboarding-jobs/${job.jobId}`)) as typeof job;
+    options.onProgress?.(state.done, state.total, 'onboarding');
+  }
+  if (state.state !== 'succeeded')
+    throw new IotdrError('IOTDR_FLEET_ONBOARDING_FAILED', `onboarding job ${job.jobId} ended ${state.state}`);
+  const { keys } = (await options.cnc.call('POST', `/v1/onboarding-jobs/${job.jobId}/keys`)) as {
+    keys: Record<string, { certificatePem: string; privateKeyPem: string }>;
+  };
+
+  const devices: FleetDevice[] = [];
+  if (options.auth === 'mtls') {
+    for (const thingName of names) {
+      const k = keys[thingName];
+      if (!k) throw new IotdrError('IOTDR_FLEET_ONBOARDING_FAILED', `no key for ${thingName}`);
+      devices.push({ thingName, auth: { type: 'mtls', certPem: k.certificatePem, keyPem: k.privateKeyPem } });
+    }
+  } else {
+    let next = 0;
+    let done = 0;
+    const tokens = new Map<string, string>();
+    await Promise.all(
+      Array.from({ length: TOKEN_CONCURRENCY }, async () => {
+        for (let i = next++; i < names.length; i = next++) {
+          const thingName = names[i] as string;
+          const made = (await options.api.call('POST', `/v1/things/${thingName}/token`, {
+            body: { policyNames: [FLEET_TEMPLATE] },
+          })) as { token: string };
+          tokens.set(thingName, made.token);
+          if (++done % 100 === 0 || done === names.length) options.onProgress?.(done, names.length, 'tokens');
+        }
+      }),
+    );
+    for (const thingName of names)
+      devices.push({ thingName, auth: { type: 'token', token: tokens.get(thingName) ?? '' } });
+  }
+  const record: Saved = { prefix: options.prefix, auth: options.auth, devices };
+  await writeFileAtomic(path, JSON.stringify(record), { mode: 0o600 });
+  return devices;
+}

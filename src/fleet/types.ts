@@ -1,0 +1,54 @@
+/** What the fleet's coordinator and its worker threads say to each other, and what it reports. */
+
+export type DeviceAuth = { type: 'mtls'; certPem: string; keyPem: string } | { type: 'token'; token: string };
+
+export interface FleetDevice {
+  thingName: string;
+  auth: DeviceAuth;
+}
+
+/** What a worker thread needs to run its share of the fleet. */
+export interface WorkerSetup {
+  devices: FleetDevice[];
+  zone: string;
+  caPem: string;
+  /** The DNS servers devices resolve `mqtt.<zone>` with (host:port). */
+  dnsServers: string[];
+  /** Broker port: the mTLS port, or the token listener's. */
+  port: number;
+  /** Messages per second per device (may be fractional). */
+  ratePerDevice: number;
+  /** Folder of the devices' queue files. */
+  queueDir: string;
+  /** DNS re-check interval of each device, ms. */
+  dnsRecheckMs: number;
+  backoff: { baseMs: number; capMs: number };
+}
+
+/** One device as the coordinator knows it; times are ms since the epoch. */
+export interface DeviceRecord {
+  thingName: string;
+  /** The region it is connected to now; null while disconnected. */
+  region: string | null;
+  connectedAt: number | null;
+  /** Its latest disconnection, and the connect that followed it (null while down). */
+  disconnectedAt: number | null;
+  reconnectedAt: number | null;
+  /** The first PUBACK after the latest connect: the device publishes through that region. */
+  firstAckAt: number | null;
+  /** Messages accepted (on its queue), acknowledged by a broker, and waiting. */
+  accepted: number;
+  acked: number;
+  queueDepth: number;
+  /** The highest sequence number accepted so far (they start at 1). */
+  lastSeq: number;
+  moves: number;
+}
+
+export type WorkerCommand = { type: 'pause' } | { type: 'resume' } | { type: 'stop' };
+
+export type WorkerReport =
+  | { type: 'ready'; devices: number }
+  | { type: 'records'; records: DeviceRecord[] }
+  | { type: 'stopped' }
+  | { type: 'error'; message: string };

@@ -1,0 +1,137 @@
+/**
+ * A worker thread running part of the simulated fleet: one DeviceClient per device, each publishing
+ * telemetry `{seq, t}` on `devices/<thing>/telemetry` at its rate, and reporting every device's
+ * state to the coordinator a few times a second.
+ */
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { DeviceClient, QueueFullError } from '../device/index.js';
+import type { DeviceRecord, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
+
+/** How often device states go to the coordinator, ms. */
+const REPORT_MS = 100;
+
+const setup = workerData as WorkerSetup;
+const port = parentPort;
+if (!port) throw new Error('the fleet worker runs in a worker thread');
+
+const send = (report: WorkerReport) => port.postMessage(report);
+let publishing = true;
+let stopping = false;
+
+interface Running {
+  client: DeviceClient;
+  record: DeviceRecord;
+  ackedAtConnect: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const running: Running[] = setup.devices.map((device) => {
+  const client = new DeviceClient({
+    thingName: device.thingName,
+    zone: setup.zone,
+    port: setup.port,
+    auth:
+      device.auth.type === 'mtls'
+        ? { type: 'mtls', certPem: device.auth.certPem, keyPem: device.auth.keyPem, caPem: setup.caPem }
+        : { type: 'token', token: device.auth.token, caPem: setup.caPem, port: setup.port },
+    dns: { servers: setup.dnsServers, recheckMs: setup.dnsRecheckMs },
+    backoff: setup.backoff,
+    queue: { path: join(setup.queueDir, `${device.thingName}.db`) },
+  });
+  const record: DeviceRecord = {
+    thingName: device.thingName,
+    region: null,
+    connectedAt: null,
+    disconnectedAt: null,
+    reconnectedAt: null,
+    firstAckAt: null,
+    accepted: 0,
+    acked: 0,
+    queueDepth: 0,
+    lastSeq: 0,
+    moves: 0,
+  };
+  const r: Running = { client, record, ackedAtConnect: 0, timer: undefined };
+  client.on('connected', (e) => {
+    const now = Date.now();
+    record.region = e.region ?? e.address;
+    record.connectedAt ??= now;
+    if (record.disconnectedAt !== null) record.reconnectedAt = now;
+    record.firstAckAt = null;
+    r.ackedAtConnect = client.counters.acked;
+  });
+  client.on('disconnected', () => {
+    record.region = null;
+    record.disconnectedAt = Date.now();
+    record.reconnectedAt = null;
+    record.firstAckAt = null;
+  });
+  client.on('moved', () => {
+    record.moves++;
+  });
+  return r;
+});
+
+function tick(r: Running): void {
+  if (!publishing || stopping) return;
+  const seq = r.record.lastSeq + 1;
+  r.client
+    .publish(`devices/${r.record.thingName}/telemetry`, { seq, t: Date.now() })
+    .then(() => {
+      r.record.lastSeq = Math.max(r.record.lastSeq, seq);
+      r.record.accepted++;
+    })
+    .catch((error: unknown) => {
+      // A full queue refuses the message: it was never accepted, so it is not counted.
+      if (!(error instanceof QueueFullError) && !stopping)
+        send({ type: 'error', message: (error as Error).message });
+    });
+}
+
+const intervalMs = setup.ratePerDevice > 0 ? 1000 / setup.ratePerDevice : 0;
+for (const [i, r] of running.entries()) {
+  r.client.start();
+  // Every simulated device carries out its commands at once (the drill counts the lost ones).
+  void r.client
+    .onCommand((command) => ({ status: 'succeeded', result: { name: command.name } }))
+    .catch((error: Error) => send({ type: 'error', message: error.message }));
+  if (intervalMs > 0) {
+    // Spread the devices' first messages over one interval, so the fleet does not publish in bursts.
+    setTimeout(
+      () => {
+        tick(r);
+        r.timer = setInterval(() => tick(r), intervalMs);
+      },
+      (intervalMs * i) / running.length,
+    );
+  }
+}
+send({ type: 'ready', devices: running.length });
+
+const reporter = setInterval(() => {
+  for (const r of running) {
+    const c = r.client.counters;
+    r.record.acked = c.acked;
+    r.record.queueDepth = r.client.queueDepth;
+    if (r.record.region !== null && r.record.firstAckAt === null && c.acked > r.ackedAtConnect)
+      r.record.firstAckAt = Date.now();
+  }
+  send({ type: 'records', records: running.map((r) => ({ ...r.record })) });
+}, REPORT_MS);
+
+port.on('message', (command: WorkerCommand) => {
+  if (command.type === 'pause') publishing = false;
+  else if (command.type === 'resume') publishing = true;
+  else if (command.type === 'stop') void stop();
+});
+
+async function stop(): Promise<void> {
+  stopping = true;
+  for (const r of running) if (r.timer) clearInterval(r.timer);
+  clearInterval(reporter);
+  await Promise.allSettled(running.map((r) => r.client.close()));
+  send({ type: 'records', records: running.map((r) => ({ ...r.record, region: null })) });
+  send({ type: 'stopped' });
+  port?.close();
+}
