@@ -5,10 +5,10 @@
  * restarts processes on purpose.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseUrl } from './common/index.js';
+import { baseUrl, moduleEntry } from './common/index.js';
 import type { IotdrConfig, RegionConfig } from './config/index.js';
 import { dnsTokenPath } from './control.js';
 import { loadOrCreateCa } from './pki/index.js';
@@ -62,13 +62,6 @@ export interface RunningPlatform {
   stop(): Promise<void>;
 }
 
-/** The `iotdr` entry the children run: this installation's own, compiled or from source. */
-function cliEntry(): { execArgv: string[]; entry: string } {
-  const compiled = fileURLToPath(new URL('./cli/bin.js', import.meta.url));
-  if (existsSync(compiled)) return { execArgv: [], entry: compiled };
-  return { execArgv: ['--import', 'tsx'], entry: fileURLToPath(new URL('./cli/bin.ts', import.meta.url)) };
-}
-
 /** The primary is the region with the lowest priority number. */
 export function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | 'secondary' {
   const best = Math.min(...config.regions.map((r) => r.priority));
@@ -112,7 +105,7 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts every process and resolves once each answers (regions, then control, analytics and the
+ * Starts every process and resolves once each answers (regions, then analytics, control and the
  * DNS servers); on a failure stops them all and throws, naming the process and its log.
  */
 export async function startPlatform(options: PlatformOptions): Promise<RunningPlatform> {
@@ -124,7 +117,9 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   if (config.dns.servers.length > 0) await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
   const logDir = join(stateDir, 'logs');
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
-  const { execArgv, entry } = cliEntry();
+  // This installation's own `iotdr`, compiled or from source.
+  const { execArgv, url } = moduleEntry(import.meta.url, './cli/bin');
+  const entry = fileURLToPath(url);
 
   const specs: Array<Omit<PlatformProcess, 'child' | 'live'>> = [
     ...config.regions.map((region) => ({
@@ -135,17 +130,17 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       readyPath: '/livez',
     })),
     {
-      name: 'control',
-      what: 'control',
-      args: ['control'],
-      url: baseUrl(config.control.address, config.control.port),
-      readyPath: '/livez',
-    },
-    {
       name: 'analytics',
       what: 'analytics',
       args: ['analytics'],
       url: baseUrl(config.analytics.address, config.analytics.port),
+      readyPath: '/livez',
+    },
+    {
+      name: 'control',
+      what: 'control',
+      args: ['control'],
+      url: baseUrl(config.control.address, config.control.port),
       readyPath: '/livez',
     },
     ...config.dns.servers.map((d) => ({
@@ -180,7 +175,6 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     });
     return child;
   };
-  for (const spec of specs) processes.set(spec.name, { ...spec, child: spawnOne(spec), live: {} });
 
   const stopAll = async () => {
     stopping = true;
@@ -195,12 +189,19 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     }
   };
 
+  const launch = (spec: Omit<PlatformProcess, 'child' | 'live'>): PlatformProcess => {
+    const p = { ...spec, child: spawnOne(spec), live: {} };
+    processes.set(spec.name, p);
+    return p;
+  };
   try {
     const deadline = Date.now() + START_TIMEOUT_MS;
-    const all = [...processes.values()];
-    const regions = all.slice(0, config.regions.length);
+    // The regions first, side by side, then analytics (the regions' analytics checks need it),
+    // then control: a controller started before them would see the primary fail its probes, and
+    // move the fleet to whichever region answered first.
+    const regions = specs.slice(0, config.regions.length).map(launch);
     await Promise.all(regions.map((p) => ready(p, deadline)));
-    for (const p of all.slice(config.regions.length)) await ready(p, deadline);
+    for (const spec of specs.slice(config.regions.length)) await ready(launch(spec), deadline);
   } catch (error) {
     await stopAll();
     throw error;

@@ -30,3 +30,10 @@ export function table(rows: string[][]): string[] {
       .trimEnd(),
   );
 }
+
+/** `[#########...........]  45%`: how far a long operation is. */
+export function progressBar(done: number, total: number): string {
+  const width = 20;
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(total === 0 ? 100 : Math.floor((done / total) * 100)).padStart(3)}%`;
+}

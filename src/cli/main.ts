@@ -32,6 +32,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/devices.js')).devicesCommand,
     summary: 'onboard (one or a list, with progress), suspend, resume, decommission, command devices',
   },
+  fleet: {
+    run: async () => (await import('./commands/fleet.js')).fleetCommand,
+    summary: 'run a simulated fleet on the running platform (onboarded in bulk, worker threads)',
+  },
   drill: {
     run: async () => (await import('./commands/drill.js')).drillCommand,
     summary: 'inject a real fault with a simulated fleet; measure RTO and RPO',

@@ -2,6 +2,7 @@ export { Api, CALL_TIMEOUT_MS } from './api-client.js';
 export type { Clock, Timers } from './clock.js';
 export { systemClock, systemTimers } from './clock.js';
 export { Closers } from './closers.js';
+export { type ModuleEntry, moduleEntry, startWorker } from './entry.js';
 export type { FieldIssue, IotdrErrorOptions } from './errors.js';
 export {
   ConfigError,

@@ -76,6 +76,8 @@ export class DeviceClient {
   #attempt: MqttClient | undefined;
   #sleep: { handle: unknown; wake: () => void } | undefined;
   #recheck: unknown;
+  /** The address the last connection or attempt failed on, while reconnecting; DNS is watched for another. */
+  #failedAddress: string | undefined;
 
   constructor(options: DeviceClientOptions) {
     this.options = parseDeviceOptions(options);
@@ -222,7 +224,8 @@ export class DeviceClient {
         if (lastError !== undefined) {
           const { attempt, delayMs, boundMs } = this.#backoff.next();
           this.#events.emit({ type: 'retry', attempt, delayMs, boundMs, error: lastError });
-          await this.#wait(delayMs);
+          // The name pointing elsewhere is a new destination: try it now, from the first delay.
+          if (await this.#waitWatchingDns(delayMs)) this.#backoff.reset();
           if (this.#state !== 'running') break;
         }
         try {
@@ -247,6 +250,36 @@ export class DeviceClient {
       };
       this.#sleep = { handle: this.options.timers.setTimeout(wake, ms), wake };
     });
+  }
+
+  /**
+   * Waits `ms`, asking DNS every `dns.retryMs` (the first time after a random part of it, so a fleet
+   * cut off at once does not ask at once) whether the name still points at the address that failed;
+   * resolves true, early, when it points elsewhere. The answer is cached for the attempt that follows.
+   */
+  async #waitWatchingDns(ms: number): Promise<boolean> {
+    const { clock, random } = this.options;
+    const every = this.options.dns.retryMs;
+    const failed = this.#failedAddress;
+    const end = clock.now() + ms;
+    const watching = failed !== undefined && every > 0;
+    let next = watching ? clock.now() + Math.floor(random() * every) : end;
+    while (this.#state === 'running') {
+      const now = clock.now();
+      if (next >= end) {
+        await this.#wait(Math.max(0, end - now));
+        return false;
+      }
+      await this.#wait(Math.max(0, next - now));
+      if (this.#state !== 'running') return false;
+      try {
+        if ((await this.#resolver.fresh()).address !== failed) return true;
+      } catch {
+        // DNS unreachable: the backoff goes on as it would have.
+      }
+      next = clock.now() + every;
+    }
+    return false;
   }
 
   async #connectOnce(): Promise<void> {
@@ -281,6 +314,8 @@ export class DeviceClient {
       // A refused CONNACK says the broker is there: keep the address (within its TTL). Anything
       // else may mean the address is dead, so the next attempt asks DNS again.
       if (typeof (error as { code?: unknown }).code !== 'number') this.#resolver.invalidate();
+      // Only another address may cut the next wait short, refused or not.
+      this.#failedAddress = destination.address;
       throw error;
     } finally {
       this.#attempt = undefined;
@@ -309,6 +344,7 @@ export class DeviceClient {
     client.on('close', () => this.#ended(conn));
     client.on('message', (topic, payload) => this.#dispatch(topic, payload));
     this.#backoff.reset();
+    this.#failedAddress = undefined;
     this.#counters.connects++;
     await this.#resubscribe(conn);
     // Closed while subscribing: the loop goes on (its close handler found the loop running).
@@ -403,6 +439,8 @@ export class DeviceClient {
     if (reason === 'closed' || this.#state !== 'running') return;
     this.#move ??= { from: conn.endpoint, trigger: reason };
     this.#resolver.invalidate();
+    // A move signal says where to go already; a loss or a server's disconnect may be the region going.
+    if (reason === 'connection-lost' || reason === 'disconnect') this.#failedAddress = conn.endpoint.address;
     this.#runLoop(conn.lastError ? describe(conn.lastError) : reason);
   }
 

@@ -16,6 +16,11 @@ export const DEFAULT_TOKEN_PORT = 8884;
 export const DEFAULT_MQTT_NAME = 'mqtt';
 /** How often the device asks DNS whether its name points elsewhere, in ms. */
 export const DEFAULT_DNS_RECHECK_MS = 5000;
+/**
+ * While reconnecting away from an address that failed, how often the device asks DNS whether the
+ * name points elsewhere now, in ms; an answer naming another address ends the backoff wait.
+ */
+export const DEFAULT_DNS_RETRY_MS = 1000;
 /** Timeout of one DNS query, in ms (the resolver tries once per server). */
 export const DEFAULT_DNS_TIMEOUT_MS = 1000;
 /** First reconnect delay bound, in ms: delays are random in [0, min(cap, base × 2^attempt)]. */
@@ -71,6 +76,7 @@ const schema = z
       .object({
         servers: z.array(server).min(1).optional(),
         recheckMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_DNS_RECHECK_MS),
+        retryMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_DNS_RETRY_MS),
         timeoutMs: z.number().int().min(10).max(60_000).default(DEFAULT_DNS_TIMEOUT_MS),
       })
       .strict()
@@ -115,6 +121,12 @@ export interface DeviceClientOptions {
     servers?: string[];
     /** Interval of the DNS re-check while connected, in ms; 0 turns it off. Default 5000. */
     recheckMs?: number;
+    /**
+     * While reconnecting away from an address that failed, how often DNS is asked whether the name
+     * points elsewhere, in ms; another address ends the backoff wait at once. 0 turns it off.
+     * Default 1000.
+     */
+    retryMs?: number;
     /** Timeout of one DNS query, in ms. Default 1000. */
     timeoutMs?: number;
   };
@@ -159,6 +171,7 @@ export interface ResolvedDeviceOptions {
   readonly dns: {
     readonly servers?: readonly string[];
     readonly recheckMs: number;
+    readonly retryMs: number;
     readonly timeoutMs: number;
   };
   readonly backoff: { readonly baseMs: number; readonly capMs: number };
@@ -195,6 +208,7 @@ export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOp
     dns: Object.freeze({
       ...(o.dns.servers ? { servers: Object.freeze([...o.dns.servers]) } : {}),
       recheckMs: o.dns.recheckMs,
+      retryMs: o.dns.retryMs,
       timeoutMs: o.dns.timeoutMs,
     }),
     backoff: Object.freeze(o.backoff),

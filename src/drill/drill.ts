@@ -4,13 +4,18 @@
  * each RTO factor from the controller's decision log, every device's reconnection, and the RPO
  * (messages accepted by devices vs delivered to analytics, registry changes, commands).
  */
-import { join } from 'node:path';
 import { Api, baseUrl, IotdrError } from '../common/index.js';
 import type { IotdrConfig, RegionConfig } from '../config/index.js';
 import { controlUrlOf } from '../control.js';
-import { type DeviceRecord, Fleet, onboardFleet } from '../fleet/index.js';
+import {
+  type DeviceRecord,
+  type Fleet,
+  launchFleet,
+  platformCredentials,
+  regionApis,
+  summaryLine,
+} from '../fleet/index.js';
 import { type RunningPlatform, startPlatform } from '../platform.js';
-import { adminTokenPath, apiUrlOf, caCertPath } from '../region.js';
 import type { DrillFault } from './faults.js';
 import { type DrillReport, percentile, type SwitchMeasure } from './report.js';
 
@@ -59,12 +64,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   });
   let fleet: Fleet | undefined;
   try {
-    const { readFile } = await import('node:fs/promises');
-    const token = (await readFile(adminTokenPath(stateDir), 'utf8')).trim();
-    const ca = await readFile(caCertPath(stateDir), 'utf8');
-    const api = (r: RegionConfig) => new Api(r.name, apiUrlOf(r), token);
-    const cnc = (r: RegionConfig) =>
-      new Api(`${r.name} cnc`, baseUrl(r.address, r.cnc.port, r.cnc.tls ? 'https' : 'http'), token, ca);
+    const { token, caPem } = await platformCredentials(stateDir);
+    const api = (r: RegionConfig) => regionApis(r, token, caPem).api;
+    const cnc = (r: RegionConfig) => regionApis(r, token, caPem).cnc;
     const control = new Api('control', controlUrlOf(config), token);
     const analytics = new Api('analytics', baseUrl(config.analytics.address, config.analytics.port), token);
 
@@ -81,33 +83,39 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     );
 
     progress(`onboarding ${options.devices} devices (${options.auth}) through command and control`);
-    const devices = await onboardFleet({
-      cnc: cnc(primary),
-      api: api(primary),
+    const launched = await launchFleet({
+      config,
+      stateDir,
       count: options.devices,
       prefix: 'drill',
       auth: options.auth,
-      stateDir,
+      region: primary,
+      ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
       onProgress: (done, total, phase) => progress(`  ${phase} ${done}/${total}`),
     });
-    fleet = await Fleet.start({
-      devices,
-      zone: config.zone,
-      caPem: ca,
-      dnsServers: [`${config.dns.address}:${config.dns.port}`],
-      port: options.auth === 'mtls' ? primary.mqtt.port : primary.mqtt.tokenPort,
-      ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
-      queueDir: join(stateDir, 'fleet', 'queues'),
-    });
+    fleet = launched.fleet;
+    const devices = launched.devices;
     const f = fleet;
+    const steady = (await control.call('GET', '/v1/failover/state')) as { epoch: number };
+    // Nothing may have moved the fleet before the fault: that drill would measure nothing.
+    const stillSteady = async (): Promise<true> => {
+      const s = (await control.call('GET', '/v1/failover/state')) as { epoch: number; activeRegion: string };
+      if (s.epoch !== steady.epoch || s.activeRegion !== primary.name)
+        throw new IotdrError(
+          'IOTDR_DRILL_NOT_STEADY',
+          `the controller moved the fleet to ${s.activeRegion} before the fault (epoch ${s.epoch}); see ${platform.logDir}/control.log`,
+        );
+      return true;
+    };
     progress('waiting for every device to publish through the primary');
     await until(
       async () =>
+        (await stillSteady()) &&
         f.records().length === devices.length &&
         f.records().every((r) => r.region === primary.name && r.firstAckAt !== null),
       120_000,
       `every device publishing through ${primary.name}`,
-      () => summaryLine(f),
+      () => summaryOf(f),
     );
 
     // The fleet's own reconnect time, no failover: every device dropped and back on the same region.
@@ -116,6 +124,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     await api(primary).call('POST', '/v1/connections/disconnect', { body: { all: true } });
     await until(
       async () =>
+        (await stillSteady()) &&
         f
           .records()
           .every(
@@ -123,7 +132,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
           ),
       120_000,
       'every device back after the disconnect',
-      () => summaryLine(f),
+      () => summaryOf(f),
     );
     const ownReconnectMs = Math.max(...f.records().map((r) => (r.firstAckAt ?? ownStart) - ownStart));
 
@@ -141,12 +150,12 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       commandIds.push(sent.commandId);
     }
 
-    const before = (await control.call('GET', '/v1/failover/state')) as { epoch: number };
+    await stillSteady();
     const switched = await faultAndSwitch({
       fault: options.fault,
       from: primary,
       to: secondary,
-      epoch: before.epoch,
+      epoch: steady.epoch,
       inject: () => inject(options.fault, primary, platform, api(primary), analytics),
       control,
       fleet: f,
@@ -162,7 +171,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       async () => f.summary().queued === 0,
       60_000,
       'every device queue empty',
-      () => summaryLine(f),
+      () => summaryOf(f),
     );
     if (options.fault === 'region-crash' || options.fault === 'broker-crash') {
       progress(`restarting ${primary.name} so analytics can read what its bus kept`);
@@ -324,7 +333,7 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
   let last = 0;
   while (Date.now() < deadline && !fleet.records().every(onNew)) {
     if (Date.now() - last >= 1000) {
-      progress(`  ${summaryLine(fleet)}`);
+      progress(`  ${summaryOf(fleet)}`);
       last = Date.now();
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -363,12 +372,8 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
   };
 }
 
-function summaryLine(fleet: Fleet): string {
-  const s = fleet.summary();
-  const regions = Object.entries(s.byRegion)
-    .map(([r, n]) => `${r} ${n}`)
-    .join(', ');
-  return `${s.connected}/${s.devices} connected (${regions || 'none'}), ${s.accepted} accepted, ${s.acked} acked, ${s.queued} queued`;
+function summaryOf(fleet: Fleet): string {
+  return summaryLine(fleet.summary());
 }
 
 async function until(
@@ -381,8 +386,9 @@ async function until(
   while (Date.now() < deadline) {
     try {
       if (await check()) return;
-    } catch {
-      // not yet: a process may be restarting
+    } catch (error) {
+      // The drill's own verdicts end the wait; anything else is "not yet" (a process restarting).
+      if (error instanceof IotdrError && error.code.startsWith('IOTDR_DRILL_')) throw error;
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -4,10 +4,10 @@
  * lost its connection and got it back, what it accepted and what brokers acknowledged. The drill
  * reads its reconnect times and message counts from this.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../common/index.js';
 import type { DeviceRecord, FleetDevice, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
 
 export interface FleetOptions {
@@ -36,13 +36,16 @@ export interface FleetSummary {
   accepted: number;
   acked: number;
   queued: number;
+  /** Moves to another region or address, over the fleet. */
+  moves: number;
 }
 
-/** The worker's module: compiled next to this file, or the source under tsx. */
-function workerEntry(): { url: URL; execArgv: string[] } {
-  const compiled = new URL('./worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return { url: compiled, execArgv: [] };
-  return { url: new URL('./worker.ts', import.meta.url), execArgv: ['--import', 'tsx'] };
+/** `48/50 connected (us-west 48), 376 accepted, 364 acked, 12 queued, 50 moves`. */
+export function summaryLine(s: FleetSummary): string {
+  const regions = Object.entries(s.byRegion)
+    .map(([r, n]) => `${r} ${n}`)
+    .join(', ');
+  return `${s.connected}/${s.devices} connected (${regions || 'none'}), ${s.accepted} accepted, ${s.acked} acked, ${s.queued} queued, ${s.moves} moves`;
 }
 
 export class Fleet {
@@ -62,7 +65,6 @@ export class Fleet {
       Math.min(options.workers ?? availableParallelism(), Math.ceil(options.devices.length / 50)),
     );
     const rate = options.ratePerSecond ?? options.devices.length;
-    const { url, execArgv } = workerEntry();
     const workers: Worker[] = [];
     const fleet = new Fleet(workers);
     const ready: Promise<void>[] = [];
@@ -79,7 +81,7 @@ export class Fleet {
         dnsRecheckMs: options.dnsRecheckMs ?? 5000,
         backoff: options.backoff ?? { baseMs: 200, capMs: 10_000 },
       };
-      const worker = new Worker(url, { workerData: setup, execArgv });
+      const worker = startWorker(import.meta.url, './worker', { workerData: setup });
       workers.push(worker);
       ready.push(
         new Promise<void>((resolve, reject) => {
@@ -104,7 +106,15 @@ export class Fleet {
   }
 
   summary(): FleetSummary {
-    const out: FleetSummary = { devices: 0, connected: 0, byRegion: {}, accepted: 0, acked: 0, queued: 0 };
+    const out: FleetSummary = {
+      devices: 0,
+      connected: 0,
+      byRegion: {},
+      accepted: 0,
+      acked: 0,
+      queued: 0,
+      moves: 0,
+    };
     for (const r of this.#records.values()) {
       out.devices++;
       if (r.region !== null) {
@@ -114,6 +124,7 @@ export class Fleet {
       out.accepted += r.accepted;
       out.acked += r.acked;
       out.queued += r.queueDepth;
+      out.moves += r.moves;
     }
     return out;
   }

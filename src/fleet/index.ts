@@ -1,5 +1,13 @@
 /** The simulated fleet (issue 7): devices in worker threads on the device SDK, and their onboarding. */
-export { Fleet, type FleetOptions, type FleetSummary } from './fleet.js';
+export { Fleet, type FleetOptions, type FleetSummary, summaryLine } from './fleet.js';
+export {
+  activeRegion,
+  type LaunchedFleet,
+  type LaunchFleetOptions,
+  launchFleet,
+  platformCredentials,
+  regionApis,
+} from './launch.js';
 export {
   FLEET_TEMPLATE,
   fleetCredentialsPath,

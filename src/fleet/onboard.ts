@@ -47,8 +47,15 @@ export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetD
     (text) => JSON.parse(text) as Saved,
     () => undefined,
   );
-  if (saved && saved.auth === options.auth && saved.devices.length >= options.count)
-    return saved.devices.slice(0, options.count);
+  if (saved && saved.auth === options.auth && saved.devices.length >= options.count) {
+    // Kept credentials are only good while the registry still knows the devices.
+    const last = saved.devices[options.count - 1]?.thingName;
+    const known = await options.api.call('GET', `/v1/things/${last}`).then(
+      () => true,
+      () => false,
+    );
+    if (known) return saved.devices.slice(0, options.count);
+  }
 
   // Idempotent: the same document again makes no new version.
   await options.api.call('PUT', `/v1/policies/${FLEET_TEMPLATE}`, {

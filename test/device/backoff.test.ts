@@ -86,6 +86,8 @@ describe('device SDK against a refusing broker and changing DNS', () => {
     const { timers, asked, live } = recordingTimers();
     const client = site.client(device, {
       backoff: { baseMs: 100, capMs: 1000 },
+      // Only the backoff draws from `random` and waits on `timers` here (no DNS watch).
+      dns: { servers: [site.dnsServer], recheckMs: 0, retryMs: 0 },
       timers,
       random: () => draws[i++ % draws.length] as number,
     });

@@ -67,3 +67,32 @@ describe('device SDK across a failover', () => {
     expect(counters.connects).toBe(2);
   });
 });
+
+describe('device SDK cut off with a long backoff', () => {
+  let site: DrSite;
+
+  beforeAll(async () => {
+    site = await startDrSite(['127.0.0.65', '127.0.0.66']);
+  });
+  afterAll(async () => {
+    await site?.close();
+  });
+
+  it('connects to the new address as soon as DNS names it, not when its backoff ends', async () => {
+    // Every reconnect delay drawn at the top of a 60 s bound: only the DNS watch can bring it back.
+    const client = site.client(await site.device('meter-2'), {
+      dns: { servers: [site.dnsServer], recheckMs: 0, retryMs: 200 },
+      backoff: { baseMs: 60_000, capMs: 60_000 },
+      random: () => 0.999,
+    });
+    const connected = nextEvent(client, 'connected');
+    client.start();
+    expect(await connected).toMatchObject({ region: 'us-east' });
+    const retry = nextEvent(client, 'retry', () => true, 20_000);
+    const moved = nextEvent(client, 'moved', () => true, 20_000);
+    await site.east.running?.broker.close();
+    expect((await retry).delayMs).toBeGreaterThanOrEqual(59_000);
+    expect(await moved).toMatchObject({ from: 'us-east', to: 'us-west', toAddress: '127.0.0.66' });
+    expect(site.activeRegion()).toBe('us-west');
+  });
+});

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { baseUrl, IotdrError } from '../../common/index.js';
 import { type LoadedConfig, loadConfig, primaryRegion } from '../../config/index.js';
 import { adminTokenPath, caCertPath } from '../../region.js';
-import { Api, table } from '../api.js';
+import { Api, progressBar, table } from '../api.js';
 import type { CliIo, Command } from '../io.js';
 
 const USAGE = `usage: iotdr devices <subcommand> [options]
@@ -369,10 +369,4 @@ function listOf(value: string | undefined): string[] {
         .map((s) => s.trim())
         .filter(Boolean)
     : [];
-}
-
-function progressBar(done: number, total: number): string {
-  const width = 20;
-  const filled = total === 0 ? width : Math.round((done / total) * width);
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(total === 0 ? 100 : Math.floor((done / total) * 100)).padStart(3)}%`;
 }

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { baseUrl } from '../../common/index.js';
 import type { IotdrConfig } from '../../config/index.js';
+import { type Fleet, launchFleet } from '../../fleet/index.js';
 import {
   type LiveInfo,
   type PlatformProcess,
@@ -11,14 +12,18 @@ import {
 } from '../../platform.js';
 import { adminTokenPath, caCertPath } from '../../region.js';
 import { loadFor, parseCommand } from '../args.js';
-import type { Command } from '../io.js';
+import type { CliIo, Command } from '../io.js';
 
-const USAGE = `usage: iotdr up [--config FILE]
+const USAGE = `usage: iotdr up [--fleet N] [--config FILE]
 
 Starts every region of the configuration, the control plane (checker, failover controller, DNS),
 analytics with its dashboard and the configured DNS servers as child processes, waits until each
-answers, writes <state>/endpoints.json and prints the endpoints. Ctrl-C stops them all. Logs go
-to <state>/logs/.`;
+answers, writes <state>/endpoints.json and prints the endpoints; then a demo fleet of N devices
+(default 20, 0 for none) publishing telemetry through the DR name, as \`iotdr fleet\` runs it.
+Ctrl-C stops them all. Logs go to <state>/logs/.`;
+
+/** Devices of the demo fleet \`iotdr up\` runs unless told otherwise. */
+export const DEMO_FLEET_DEVICES = 20;
 
 export function endpointsDocument(
   config: IotdrConfig,
@@ -66,8 +71,14 @@ export function endpointsDocument(
 }
 
 export const upCommand: Command = async (argv, io) => {
-  const values = parseCommand('up', USAGE, argv, {}, io);
+  const values = parseCommand('up', USAGE, argv, { fleet: { type: 'string' } }, io);
   if (typeof values === 'number') return values;
+  const fleetSize = values.fleet === undefined ? DEMO_FLEET_DEVICES : Number(values.fleet);
+  if (!Number.isInteger(fleetSize) || fleetSize < 0 || fleetSize > 10_000) {
+    io.err('iotdr up: --fleet: an integer from 0 to 10000');
+    io.err(USAGE);
+    return 2;
+  }
   const loaded = await loadFor(io, values);
   const { config, stateDir } = loaded;
   io.out(`iotdr up: configuration ${loaded.source}, state ${stateDir}`);
@@ -100,6 +111,17 @@ export const upCommand: Command = async (argv, io) => {
   io.out(`  endpoints     ${endpointsPath}`);
   io.out(`  logs          ${logDir}`);
   io.out('');
+  const fleet = fleetSize > 0 ? await startDemoFleet(io, config, stateDir, fleetSize) : undefined;
+  const [, secondary] = [...config.regions].sort((a, b) => a.priority - b.priority);
+  io.out(`  dashboard     ${endpoints.analytics}/`);
+  if (secondary) {
+    io.out(
+      `  failover      iotdr failover --to ${secondary.name} --reason demo   (or the dashboard's button; iotdr failback returns)`,
+    );
+  }
+  io.out('  more devices  iotdr fleet --devices 100');
+  io.out('  a real fault  iotdr drill --fault broker-crash   (measures RTO and RPO; stop iotdr up first)');
+  io.out('');
   io.out('iotdr is up; Ctrl-C stops it');
 
   const signalled = new Promise<string>((resolve) => {
@@ -110,6 +132,7 @@ export const upCommand: Command = async (argv, io) => {
   const failed = reason !== 'SIGINT' && reason !== 'SIGTERM';
   if (failed) io.err(`iotdr up: ${reason}; stopping the others`);
   else io.out('iotdr up: stopping');
+  await fleet?.stop();
   await platform.stop();
   io.out('iotdr up: stopped');
   return failed ? 1 : 0;
@@ -127,4 +150,39 @@ function readyLine(config: IotdrConfig, p: PlatformProcess): string {
   if (p.name === 'analytics') return `  analytics                       ${p.url}  (dashboard)`;
   const server = config.dns.servers.find((d) => `dns-${d.name}` === p.name);
   return `  dns ${(server?.name ?? p.name).padEnd(27)} ${p.url}  dns ${server?.address}:${server?.port}`;
+}
+
+/**
+ * The demo fleet, onboarded through command and control once (credentials kept in the state
+ * directory) and run in worker threads. A fleet that cannot start is reported; the platform runs on.
+ */
+async function startDemoFleet(
+  io: CliIo,
+  config: IotdrConfig,
+  stateDir: string,
+  devices: number,
+): Promise<Fleet | undefined> {
+  // Devices follow a name, not a port: every region must listen on the same fixed MQTT port.
+  const ports = new Set(config.regions.map((r) => r.mqtt.port));
+  if (ports.has(0) || ports.size > 1) {
+    io.out('  demo fleet    none: the regions do not share one fixed MQTT port (mqtt.port)');
+    return undefined;
+  }
+  try {
+    const { fleet, region } = await launchFleet({
+      config,
+      stateDir,
+      count: devices,
+      prefix: 'demo',
+      auth: 'mtls',
+      onError: (message) => io.err(`iotdr up: demo fleet: ${message}`),
+    });
+    io.out(
+      `  demo fleet    ${devices} devices (demo-00001…) publishing telemetry through ${config.names.mqtt}.${config.zone}, onboarded in ${region.name}`,
+    );
+    return fleet;
+  } catch (error) {
+    io.err(`iotdr up: the demo fleet did not start: ${(error as Error).message}`);
+    return undefined;
+  }
 }

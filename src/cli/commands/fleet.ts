@@ -1,0 +1,143 @@
+import { IotdrError } from '../../common/index.js';
+import { percentile } from '../../drill/index.js';
+import { type DeviceRecord, type Fleet, launchFleet, summaryLine } from '../../fleet/index.js';
+import { progressBar, table } from '../api.js';
+import { loadFor, parseCommand } from '../args.js';
+import type { Command } from '../io.js';
+
+const USAGE = `usage: iotdr fleet [--devices N] [--rate MSGS_PER_S] [--auth mtls|token] [--name PREFIX]
+                   [--duration SECONDS] [--config FILE]
+
+Runs a simulated fleet against the running platform (iotdr up): onboards N devices (default 20)
+in one bulk job through the command and control of the active region — keys, certificates, the
+device policy template, and a broker token each with --auth token — then runs them in worker
+threads on the device SDK. Each device publishes telemetry (devices/<thing>/telemetry, with a
+sequence number) at its share of --rate (default one message per device per second), answers
+commands, and follows failovers. A line of status every 5 s; Ctrl-C (or --duration) stops the
+fleet and prints a table per device group.
+
+Devices are named <PREFIX>-00001… (default prefix fleet); their credentials are kept in
+<state>/fleet/<PREFIX>.credentials.json (mode 0600), so the same fleet starts again without
+onboarding, and their queues (what they accepted and no broker acknowledged yet) in
+<state>/fleet/queues/<PREFIX>/.`;
+
+/** How often the status line is printed, ms. */
+const STATUS_EVERY_MS = 5000;
+
+export const fleetCommand: Command = async (argv, io) => {
+  const values = parseCommand(
+    'fleet',
+    USAGE,
+    argv,
+    {
+      devices: { type: 'string' },
+      rate: { type: 'string' },
+      auth: { type: 'string' },
+      name: { type: 'string' },
+      duration: { type: 'string' },
+    },
+    io,
+  );
+  if (typeof values === 'number') return values;
+  const bad = (message: string) => {
+    io.err(`iotdr fleet: ${message}`);
+    io.err(USAGE);
+    return 2;
+  };
+  const devices = values.devices === undefined ? 20 : Number(values.devices);
+  if (!Number.isInteger(devices) || devices < 1 || devices > 10_000)
+    return bad('--devices: an integer from 1 to 10000');
+  const rate = values.rate === undefined ? undefined : Number(values.rate);
+  if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0))
+    return bad('--rate: messages per second, > 0');
+  const auth = values.auth ?? 'mtls';
+  if (auth !== 'mtls' && auth !== 'token') return bad('--auth: mtls or token');
+  const prefix = typeof values.name === 'string' ? values.name : 'fleet';
+  if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(prefix))
+    return bad('--name: lower-case letters, digits and hyphens, up to 41, starting with a letter or digit');
+  const duration = values.duration === undefined ? undefined : Number(values.duration);
+  if (duration !== undefined && (!Number.isFinite(duration) || duration <= 0))
+    return bad('--duration: seconds, > 0');
+
+  const loaded = await loadFor(io, values);
+  if (auth === 'token' && !loaded.config.broker.tokenAuth)
+    return bad('--auth token needs broker.tokenAuth: true in the configuration');
+
+  let fleet: Fleet;
+  try {
+    let shownAt = 0;
+    const launched = await launchFleet({
+      config: loaded.config,
+      stateDir: loaded.stateDir,
+      count: devices,
+      prefix,
+      auth,
+      ...(rate === undefined ? {} : { ratePerSecond: rate }),
+      onProgress: (done, total, phase) => {
+        if (Date.now() - shownAt < 1000 && done < total) return;
+        shownAt = Date.now();
+        io.out(`  ${phase.padEnd(10)} ${progressBar(done, total)} ${done}/${total}`);
+      },
+      onError: (message) => io.err(`iotdr fleet: ${message}`),
+    });
+    fleet = launched.fleet;
+    io.out(
+      `iotdr fleet: ${devices} devices (${auth}) onboarded in ${launched.region.name}, ${rate ?? devices} msg/s; ${duration === undefined ? 'Ctrl-C stops' : `running ${duration} s`}`,
+    );
+  } catch (error) {
+    if (!(error instanceof IotdrError)) throw error;
+    io.err(`iotdr fleet: ${error.message}`);
+    io.err('is the platform running (iotdr up) with this configuration and state directory?');
+    return 1;
+  }
+
+  const status = setInterval(() => io.out(`  ${clock()}  ${summaryLine(fleet.summary())}`), STATUS_EVERY_MS);
+  const stop = new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    if (duration !== undefined) setTimeout(done, duration * 1000).unref();
+  });
+  await stop;
+  clearInterval(status);
+  io.out('iotdr fleet: stopping (what no broker acknowledged stays queued on disk)');
+  const records = fleet.records();
+  await fleet.stop();
+  for (const line of fleetTable(records)) io.out(line);
+  return 0;
+};
+
+/** One row per region the devices are on (and `-` for those disconnected), with a total. */
+export function fleetTable(records: DeviceRecord[]): string[] {
+  const groups = new Map<string, DeviceRecord[]>();
+  for (const r of records) {
+    const key = r.region ?? '-';
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const row = (name: string, rs: DeviceRecord[]) => {
+    const reconnects = rs
+      .filter((r) => r.disconnectedAt !== null && r.reconnectedAt !== null)
+      .map((r) => (r.reconnectedAt as number) - (r.disconnectedAt as number))
+      .sort((a, b) => a - b);
+    const ms = (v: number | null) => (v === null ? '-' : `${v} ms`);
+    return [
+      name,
+      String(rs.length),
+      String(rs.reduce((n, r) => n + r.accepted, 0)),
+      String(rs.reduce((n, r) => n + r.acked, 0)),
+      String(rs.reduce((n, r) => n + r.queueDepth, 0)),
+      String(rs.reduce((n, r) => n + r.moves, 0)),
+      ms(percentile(reconnects, 50)),
+      ms(percentile(reconnects, 99)),
+    ];
+  };
+  return table([
+    ['REGION', 'DEVICES', 'ACCEPTED', 'ACKED', 'QUEUED', 'MOVES', 'RECONNECT P50', 'RECONNECT P99'],
+    ...[...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, rs]) => row(name, rs)),
+    row('total', records),
+  ]);
+}
+
+function clock(): string {
+  return new Date().toISOString().slice(11, 19);
+}

@@ -1,0 +1,93 @@
+/**
+ * A simulated fleet on a running platform: the admin token and CA read from the state directory,
+ * the devices onboarded through the command and control of the active region (or the one named),
+ * and started against the fleet's DNS, as `iotdr fleet`, the demo fleet of `iotdr up` and the
+ * drill all do.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Api, baseUrl } from '../common/index.js';
+import type { IotdrConfig, RegionConfig } from '../config/index.js';
+import { controlUrlOf } from '../control.js';
+import { adminTokenPath, apiUrlOf, caCertPath } from '../region.js';
+import { Fleet } from './fleet.js';
+import { onboardFleet } from './onboard.js';
+import type { DeviceAuth, FleetDevice } from './types.js';
+
+export interface LaunchFleetOptions {
+  config: IotdrConfig;
+  stateDir: string;
+  count: number;
+  /** Thing names are `<prefix>-00001`…; credentials are kept per prefix. */
+  prefix: string;
+  auth: DeviceAuth['type'];
+  /** Messages per second of the whole fleet. Default: one per device per second. */
+  ratePerSecond?: number;
+  /** Where to onboard. Default: the region control says is active, else the primary. */
+  region?: RegionConfig;
+  onProgress?: (done: number, total: number, phase: 'onboarding' | 'tokens') => void;
+  onError?: (message: string) => void;
+}
+
+export interface LaunchedFleet {
+  fleet: Fleet;
+  devices: FleetDevice[];
+  /** The region the devices were onboarded in. */
+  region: RegionConfig;
+}
+
+/** The admin token and the CA certificate of a platform's state directory. */
+export async function platformCredentials(stateDir: string): Promise<{ token: string; caPem: string }> {
+  const token = (await readFile(adminTokenPath(stateDir), 'utf8')).trim();
+  const caPem = await readFile(caCertPath(stateDir), 'utf8');
+  return { token, caPem };
+}
+
+/** A region's API and its command-and-control API, with the admin token. */
+export function regionApis(region: RegionConfig, token: string, caPem: string): { api: Api; cnc: Api } {
+  const scheme = region.cnc.tls ? 'https' : 'http';
+  return {
+    api: new Api(region.name, apiUrlOf(region), token),
+    cnc: new Api(`${region.name} cnc`, baseUrl(region.address, region.cnc.port, scheme), token, caPem),
+  };
+}
+
+/** The region control names active; the primary when control does not answer. */
+export async function activeRegion(config: IotdrConfig, token: string): Promise<RegionConfig> {
+  const primary = [...config.regions].sort((a, b) => a.priority - b.priority)[0] as RegionConfig;
+  try {
+    const control = new Api('control', controlUrlOf(config), token);
+    const state = (await control.call('GET', '/v1/failover/state')) as { activeRegion: string };
+    return config.regions.find((r) => r.name === state.activeRegion) ?? primary;
+  } catch {
+    return primary;
+  }
+}
+
+export async function launchFleet(options: LaunchFleetOptions): Promise<LaunchedFleet> {
+  const { config, stateDir } = options;
+  const { token, caPem } = await platformCredentials(stateDir);
+  const region = options.region ?? (await activeRegion(config, token));
+  const { api, cnc } = regionApis(region, token, caPem);
+  const devices = await onboardFleet({
+    cnc,
+    api,
+    count: options.count,
+    prefix: options.prefix,
+    auth: options.auth,
+    stateDir,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  const fleet = await Fleet.start({
+    devices,
+    zone: config.zone,
+    caPem,
+    dnsServers: [`${config.dns.address}:${config.dns.port}`],
+    // The same port in every region: the name moves, the port does not.
+    port: options.auth === 'mtls' ? region.mqtt.port : region.mqtt.tokenPort,
+    ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
+    queueDir: join(stateDir, 'fleet', 'queues', options.prefix),
+    ...(options.onError ? { onError: options.onError } : {}),
+  });
+  return { fleet, devices, region };
+}

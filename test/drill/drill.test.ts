@@ -1,0 +1,98 @@
+/**
+ * A whole drill, as `iotdr drill --devices 50` runs it: real region, control and analytics
+ * processes, 50 devices on the SDK in worker threads, the primary's broker crashed for real. Every
+ * device must reconnect to the secondary and nothing accepted may be lost.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
+import { passed, renderReport, runDrill } from '../../src/drill/index.js';
+import { freePort } from '../harness/process.js';
+
+describe('iotdr drill', () => {
+  let dir: string;
+  let configFile: string;
+  let yaml: Record<string, unknown>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'iotdr-drill-test-'));
+    const [api, cnc, mqtt, control, dns, analytics] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    yaml = {
+      logging: { level: 'warn' },
+      regions: [
+        {
+          name: 'us-east',
+          priority: 1,
+          address: '127.0.0.81',
+          api: { port: api },
+          cnc: { port: cnc },
+          mqtt: { port: mqtt },
+        },
+        {
+          name: 'us-west',
+          priority: 2,
+          address: '127.0.0.82',
+          api: { port: api },
+          cnc: { port: cnc },
+          mqtt: { port: mqtt },
+        },
+      ],
+      control: { address: '127.0.0.80', port: control },
+      dns: { address: '127.0.0.80', port: dns, ttl: 1 },
+      analytics: { address: '127.0.0.80', port: analytics },
+      failover: { intervalMs: 200, timeoutMs: 400, failureThreshold: 3, recoveryThreshold: 3 },
+      replication: { waitMs: 500 },
+    };
+    configFile = join(dir, 'iotdr.yaml');
+    await writeFile(configFile, JSON.stringify(yaml));
+  });
+
+  afterAll(async () => {
+    if (!process.env.KEEP) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('moves 50 devices off a crashed broker with every device back and nothing lost', async () => {
+    const lines: string[] = [];
+    const report = await runDrill({
+      config: parseConfig(yaml),
+      configFile,
+      stateDir: join(dir, 'state'),
+      env: { ...process.env },
+      cwd: dir,
+      devices: 50,
+      auth: 'mtls',
+      fault: 'broker-crash',
+      failback: false,
+      ratePerSecond: 100,
+      onProgress: (line) => lines.push(line),
+    });
+    const table = renderReport(report).join('\n');
+    if (process.env.SHOW) console.log(lines.join('\n'), '\n', table);
+    expect(report.reconnected, table).toBe(50);
+    expect(report.messages.lost, table).toBe(0);
+    expect(report.messages.accepted, table).toBeGreaterThan(0);
+    expect(report.registry.missingInSecondary, table).toBe(0);
+    expect(report.commands.lost, table).toBe(0);
+    expect(passed(report), table).toBe(true);
+    expect(report).toMatchObject({ fault: 'broker-crash', devices: 50, from: 'us-east', to: 'us-west' });
+    // Every factor in its order: probes fail, the threshold is crossed, then the decision and DNS.
+    const f = report.factors;
+    expect(f.firstFailedProbeMs).not.toBeNull();
+    expect(f.thresholdCrossedMs ?? 0).toBeGreaterThanOrEqual(f.firstFailedProbeMs ?? 0);
+    expect(f.decidedMs ?? 0).toBeGreaterThanOrEqual(f.thresholdCrossedMs ?? 0);
+    expect(f.dnsUpdatedMs ?? 0).toBeGreaterThanOrEqual(f.decidedMs ?? 0);
+    expect(report.rtoMs).not.toBeNull();
+    expect(report.predictedRtoMs).toBe(200 * 3 + 400 + 1000);
+    expect(lines.some((l) => l.includes('fault injected'))).toBe(true);
+    expect(table).toContain('PASS');
+  }, 240_000);
+});
