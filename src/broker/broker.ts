@@ -9,6 +9,7 @@ import {
   type PublishOptions,
   type SubscribeListener,
 } from './engine.js';
+import { HandshakeGate } from './handshakes.js';
 import { type ListenAddress, TlsListener } from './listener.js';
 import { type BrokerMetrics, brokerMetrics } from './metrics.js';
 import {
@@ -48,6 +49,12 @@ export interface HealthIdentityMaterial {
   topicPrefix: string;
   /** Client ids must start with this. */
   clientIdPrefix: string;
+  /**
+   * The address the probe connects from: the listener's own IP, which the per-address connection
+   * limit exempts, so a flood of devices from one address cannot fail the region's health. Absent
+   * when the listener is on a wildcard or a name.
+   */
+  localAddress?: string;
 }
 
 /**
@@ -215,7 +222,18 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
     clock,
   );
   const host = options.host ?? '127.0.0.1';
+  const own = ownAddress(host);
+  if (own !== undefined) health.localAddress = own;
+  const handshakes = new HandshakeGate({
+    limit: limits.handshakesInFlight,
+    maxWaiting: limits.handshakesWaiting,
+    // A connection that waited its whole connect timeout is closed rather than started.
+    maxWaitMs: limits.connectTimeoutMs,
+    now: () => clock.now(),
+  });
   const common = {
+    handshakes,
+    exempt: own === undefined ? new Set<string>() : new Set([own, `::ffff:${own}`]),
     certPem: server.certificatePem,
     keyPem: server.privateKeyPem,
     caPem: options.ca.certificatePem,
@@ -241,4 +259,12 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
     );
   }
   return new RegionBroker(options.region, engine, listeners, health);
+}
+
+/** The listener's host as an address a local socket can bind to; undefined for a wildcard or a name. */
+function ownAddress(host: string): string | undefined {
+  const kind = isIP(host);
+  if (kind === 0) return undefined;
+  if (host === '0.0.0.0' || host === '::') return undefined;
+  return host;
 }

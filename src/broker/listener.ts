@@ -3,9 +3,13 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import type { Clock, Logger } from '../common/index.js';
+import type { HandshakeGate } from './handshakes.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { ConnectionRateLimiter } from './rate-limit.js';
 import type { ConnectionMeta, Transport } from './session.js';
+
+/** How long a running handshake holds its admission slot at most, ms. */
+export const HANDSHAKE_SLOT_MS = 1000;
 
 export interface ListenerOptions {
   transport: Transport;
@@ -19,6 +23,10 @@ export interface ListenerOptions {
   /** TLS handshake deadline, ms. */
   handshakeTimeoutMs: number;
   limiter: ConnectionRateLimiter;
+  /** Remote addresses the limit does not apply to: the region's own (its health probe). */
+  exempt: ReadonlySet<string>;
+  /** Admission of handshakes, shared by the broker's listeners. */
+  handshakes: HandshakeGate;
   clock: Clock;
   metrics: BrokerMetrics;
   logger: Logger;
@@ -84,7 +92,7 @@ export class TlsListener {
       return;
     }
     metrics.accepted.inc({ listener: transport });
-    if (!this.#options.limiter.take(address)) {
+    if (!this.#options.exempt.has(address) && !this.#options.limiter.take(address)) {
       metrics.refusals.inc({ reason: 'rate_limited' });
       // A flood must not become a flood of log lines: one per address per second, with the count.
       const now = this.#options.clock.now();
@@ -106,6 +114,34 @@ export class TlsListener {
     raw.setNoDelay(true);
     raw.once('close', () => this.#sockets.delete(raw));
     raw.on('error', () => raw.destroy());
+    const admitted = this.#options.handshakes.admit(
+      raw,
+      () => this.#handshake(raw, context, address),
+      this.#options.exempt.has(address),
+    );
+    if (!admitted) {
+      metrics.refusals.inc({ reason: 'overloaded' });
+      raw.destroy();
+    }
+  }
+
+  /** The TLS handshake of an admitted connection; tells the gate once, however it ends. */
+  #handshake(raw: Socket, context: ReturnType<typeof createSecureContext>, address: string): void {
+    const { metrics, logger, transport } = this.#options;
+    let ended = false;
+    const release = () => {
+      if (ended) return;
+      ended = true;
+      this.#options.handshakes.done();
+    };
+    if (raw.destroyed) {
+      release();
+      return;
+    }
+    raw.once('close', release);
+    // A handshake costs milliseconds of CPU; one that stalls (a slow or hostile client) gives its
+    // slot up after HANDSHAKE_SLOT_MS and goes on outside the count, until its own timeout.
+    setTimeout(release, HANDSHAKE_SLOT_MS).unref();
     const tls = new TLSSocket(raw, {
       isServer: true,
       secureContext: context,
@@ -118,6 +154,7 @@ export class TlsListener {
     timer.unref();
     const fail = (error: Error) => {
       clearTimeout(timer);
+      release();
       metrics.refusals.inc({ reason: 'tls_handshake' });
       logger.debug({ reason: 'tls_handshake', address, err: error.message }, 'refused');
       tls.destroy();
@@ -126,6 +163,7 @@ export class TlsListener {
     tls.once('error', fail);
     tls.once('secure', () => {
       clearTimeout(timer);
+      release();
       tls.off('error', fail);
       const meta: ConnectionMeta = { transport, address };
       if (transport === 'mtls') {

@@ -3,6 +3,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 /** Why a connection, packet or delivery was refused; the `reason` label of the refusal counter. */
 export type RefusalReason =
   | 'rate_limited'
+  | 'overloaded'
   | 'max_connections'
   | 'tls_handshake'
   | 'no_client_certificate'

@@ -24,6 +24,13 @@ export interface BrokerLimits {
   maxTopicLevels?: number;
   /** Time from TCP accept to a CONNECT packet, TLS handshake included, in ms. Default 10,000. */
   connectTimeoutMs?: number;
+  /**
+   * TLS handshakes running at once over both listeners; more connections wait their turn with no
+   * TLS work done (the region's own address skips the line). Default 32.
+   */
+  handshakesInFlight?: number;
+  /** Connections waiting for a handshake slot at most; more are closed at once. Default 20,000. */
+  handshakesWaiting?: number;
 }
 
 export type ResolvedLimits = Required<BrokerLimits>;
@@ -36,6 +43,8 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   maxTopicLength: 256,
   maxTopicLevels: 8,
   connectTimeoutMs: 10_000,
+  handshakesInFlight: 32,
+  handshakesWaiting: 20_000,
 });
 
 /** The optional username/password listener (off unless given). */

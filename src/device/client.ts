@@ -379,6 +379,7 @@ export class DeviceClient {
       // The certificate is checked against the DR name, not the address: it holds mqtt.<zone> in
       // every region, so the name moves and verification still passes.
       servername: o.host,
+      ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
       ca: auth.caPem,
       ...(auth.type === 'mtls'
         ? { cert: auth.certPem, key: auth.keyPem }

@@ -21,7 +21,7 @@ export const DEFAULT_DNS_RECHECK_MS = 5000;
  * name points elsewhere now, in ms; an answer naming another address ends the backoff wait.
  */
 export const DEFAULT_DNS_RETRY_MS = 1000;
-/** Timeout of one DNS query, in ms (the resolver tries once per server). */
+/** Timeout of one DNS query, in ms (the resolver tries twice per server). */
 export const DEFAULT_DNS_TIMEOUT_MS = 1000;
 /** First reconnect delay bound, in ms: delays are random in [0, min(cap, base × 2^attempt)]. */
 export const DEFAULT_BACKOFF_BASE_MS = 200;
@@ -97,6 +97,7 @@ const schema = z
       })
       .strict(),
     followNotices: z.boolean().default(true),
+    localAddress: z.union([z.ipv4(), z.ipv6()]).optional(),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
     keepaliveSeconds: z.number().int().min(1).max(65_535).default(DEFAULT_KEEPALIVE_SECONDS),
     requestTimeoutMs: z.number().int().min(1).max(600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
@@ -147,6 +148,8 @@ export interface DeviceClientOptions {
   };
   /** Subscribe to `$iotdr/notices/failover` and move on a newer notice. Default true. */
   followNotices?: boolean;
+  /** The local IP the device's connections leave from (the system's choice when absent). */
+  localAddress?: string;
   /** Socket open to CONNACK, in ms. Default 5000. */
   connectTimeoutMs?: number;
   /** MQTT keepalive in seconds. Default 30. */
@@ -177,6 +180,7 @@ export interface ResolvedDeviceOptions {
   readonly backoff: { readonly baseMs: number; readonly capMs: number };
   readonly queue: { readonly path: string; readonly maxMessages: number; readonly maxInFlight: number };
   readonly followNotices: boolean;
+  readonly localAddress?: string;
   readonly connectTimeoutMs: number;
   readonly keepaliveSeconds: number;
   readonly requestTimeoutMs: number;
@@ -214,6 +218,7 @@ export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOp
     backoff: Object.freeze(o.backoff),
     queue: Object.freeze(o.queue),
     followNotices: o.followNotices,
+    ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
     connectTimeoutMs: o.connectTimeoutMs,
     keepaliveSeconds: o.keepaliveSeconds,
     requestTimeoutMs: o.requestTimeoutMs,

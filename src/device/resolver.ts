@@ -24,7 +24,8 @@ export class DestinationResolver {
   #cached: Destination | undefined;
 
   constructor(options: { name: string; servers?: readonly string[]; timeoutMs: number; clock: Clock }) {
-    this.#resolver = new Resolver({ timeout: options.timeoutMs, tries: 1 });
+    // Two tries: a query lost in a burst is asked again rather than failing the connect attempt.
+    this.#resolver = new Resolver({ timeout: options.timeoutMs, tries: 2 });
     if (options.servers) this.#resolver.setServers([...options.servers]);
     this.#name = options.name;
     this.#clock = options.clock;

@@ -27,6 +27,14 @@ export interface FleetOptions {
   backoff?: { baseMs: number; capMs: number };
   /** Called with every worker error that is not a refused message (full queue). */
   onError?: (message: string) => void;
+  /**
+   * Give every device its own loopback source address (127.100.0.1, 127.100.0.2, …), as a real
+   * fleet connects from many addresses: the brokers' per-address connection limit then applies to
+   * each device, not to the whole fleet at once. Only for brokers on loopback addresses.
+   */
+  spreadSources?: boolean;
+  /** Region names by broker address: where a device is, when its DNS answer named no region. */
+  regionsByAddress?: Record<string, string>;
 }
 
 export interface FleetSummary {
@@ -46,6 +54,12 @@ export function summaryLine(s: FleetSummary): string {
     .map(([r, n]) => `${r} ${n}`)
     .join(', ');
   return `${s.connected}/${s.devices} connected (${regions || 'none'}), ${s.accepted} accepted, ${s.acked} acked, ${s.queued} queued, ${s.moves} moves`;
+}
+
+/** Device `i`'s own loopback address: 127.100.0.1 onwards, 250 per /24, never .0 or .255. */
+export function loopbackSource(i: number): string {
+  const block = Math.floor(i / 250);
+  return `127.${100 + Math.floor(block / 250)}.${block % 250}.${(i % 250) + 1}`;
 }
 
 export class Fleet {
@@ -69,7 +83,9 @@ export class Fleet {
     const fleet = new Fleet(workers);
     const ready: Promise<void>[] = [];
     for (let w = 0; w < count; w++) {
-      const devices = options.devices.filter((_, i) => i % count === w);
+      const devices = options.devices
+        .map((d, i) => (options.spreadSources ? { ...d, localAddress: loopbackSource(i) } : d))
+        .filter((_, i) => i % count === w);
       const setup: WorkerSetup = {
         devices,
         zone: options.zone,
@@ -80,6 +96,7 @@ export class Fleet {
         queueDir: options.queueDir,
         dnsRecheckMs: options.dnsRecheckMs ?? 5000,
         backoff: options.backoff ?? { baseMs: 200, capMs: 10_000 },
+        regionsByAddress: options.regionsByAddress ?? {},
       };
       const worker = startWorker(import.meta.url, './worker', { workerData: setup });
       workers.push(worker);

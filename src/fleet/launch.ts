@@ -88,6 +88,9 @@ export async function launchFleet(options: LaunchFleetOptions): Promise<Launched
     ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
     queueDir: join(stateDir, 'fleet', 'queues', options.prefix),
     ...(options.onError ? { onError: options.onError } : {}),
+    // Everything on this machine: each device from its own loopback address, as in the field.
+    spreadSources: config.regions.every((r) => r.address.startsWith('127.')),
+    regionsByAddress: Object.fromEntries(config.regions.map((r) => [r.address, r.name])),
   });
   return { fleet, devices, region };
 }

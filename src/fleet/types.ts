@@ -9,7 +9,8 @@ export interface FleetDevice {
 
 /** What a worker thread needs to run its share of the fleet. */
 export interface WorkerSetup {
-  devices: FleetDevice[];
+  /** Each with the local address its connections leave from, when the fleet spreads them. */
+  devices: Array<FleetDevice & { localAddress?: string }>;
   zone: string;
   caPem: string;
   /** The DNS servers devices resolve `mqtt.<zone>` with (host:port). */
@@ -23,6 +24,8 @@ export interface WorkerSetup {
   /** DNS re-check interval of each device, ms. */
   dnsRecheckMs: number;
   backoff: { baseMs: number; capMs: number };
+  /** Region names by broker address, for a device whose DNS answer came without the TXT record. */
+  regionsByAddress: Record<string, string>;
 }
 
 /** One device as the coordinator knows it; times are ms since the epoch. */

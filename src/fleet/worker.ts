@@ -38,6 +38,7 @@ const running: Running[] = setup.devices.map((device) => {
     dns: { servers: setup.dnsServers, recheckMs: setup.dnsRecheckMs },
     backoff: setup.backoff,
     queue: { path: join(setup.queueDir, `${device.thingName}.db`) },
+    ...(device.localAddress === undefined ? {} : { localAddress: device.localAddress }),
   });
   const record: DeviceRecord = {
     thingName: device.thingName,
@@ -55,7 +56,7 @@ const running: Running[] = setup.devices.map((device) => {
   const r: Running = { client, record, ackedAtConnect: 0, timer: undefined };
   client.on('connected', (e) => {
     const now = Date.now();
-    record.region = e.region ?? e.address;
+    record.region = e.region ?? setup.regionsByAddress[e.address] ?? e.address;
     record.connectedAt ??= now;
     if (record.disconnectedAt !== null) record.reconnectedAt = now;
     record.firstAckAt = null;

@@ -3,6 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { brokerCheckpoint, HealthService } from '../../src/health/index.js';
 import {
   closed,
   connectDevice,
@@ -201,6 +202,41 @@ describe('broker: limits and malformed input', () => {
       expect(metric).toMatch(/iotdr_broker_refusals_total\{reason="rate_limited"\} (3[5-9]|40)/);
       for (const s of sockets) s.destroy();
     } finally {
+      await flooded.close();
+    }
+  });
+
+  it("exempts its own address: a flood from one device address cannot fail the region's broker check", async () => {
+    // The broker on 127.0.0.8; devices (and this flood) from 127.0.0.1, as a fleet on one host.
+    const flooded = await startBroker(registry, {
+      host: '127.0.0.8',
+      limits: { connectionBurst: 5, connectionsPerSecondPerAddress: 1 },
+    });
+    const sockets: Socket[] = [];
+    try {
+      const identity = flooded.broker.healthIdentity();
+      expect(identity.localAddress).toBe('127.0.0.8');
+      const flood = () => {
+        for (let i = 0; i < 20; i++) {
+          const s = netConnect({ host: '127.0.0.8', port: flooded.port, localAddress: '127.0.0.1' });
+          s.on('error', () => undefined);
+          sockets.push(s);
+        }
+      };
+      flood();
+      await eventually(
+        async () => flooded.logs.refusals('rate_limited').some((l) => l.address === '127.0.0.1'),
+        'the flood refused',
+      );
+      const health = new HealthService({ serviceId: 'us-east', timeoutMs: 2000 }).add(
+        brokerCheckpoint({ ...identity, url: `mqtts://127.0.0.8:${flooded.port}` }),
+      );
+      flood();
+      expect((await health.check()).status).toBe('pass');
+      // The probe's address is the broker's own; the limit still holds for the flood's.
+      expect(flooded.logs.refusals('rate_limited').every((l) => l.address === '127.0.0.1')).toBe(true);
+    } finally {
+      for (const s of sockets) s.destroy();
       await flooded.close();
     }
   });

@@ -1,7 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
 import { IotdrError } from '../../common/index.js';
+import { parseConfig } from '../../config/index.js';
 import { DRILL_FAULTS, type DrillFault, passed, renderReport, runDrill } from '../../drill/index.js';
 import { loadFor, parseCommand } from '../args.js';
 import type { Command } from '../io.js';
@@ -21,6 +23,7 @@ faults: ${DRILL_FAULTS.join(', ')} (default broker-crash)
   cnc-unhealthy        the primary's command-and-control listener closes
   analytics-unhealthy  analytics stops ingesting the primary
 
+--auth      mtls (default) or token (turns the brokers' token listener on for the drill)
 --failback  after the switch, fail back to the primary and measure that too
 --keep      keep the state directory (logs, databases) and print where it is
 
@@ -62,14 +65,23 @@ export const drillCommand: Command = async (argv, io) => {
     return bad('--rate: messages per second, > 0');
 
   const loaded = await loadFor(io, values);
-  if (auth === 'token' && !loaded.config.broker.tokenAuth)
-    return bad('--auth token needs broker.tokenAuth: true in the configuration');
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-drill-'));
   io.out(`iotdr drill: ${fault} with ${devices} devices; state ${stateDir}`);
   try {
+    let config = loaded.config;
+    let configFile = loaded.source === '(defaults)' ? undefined : resolve(io.cwd, loaded.source);
+    if (auth === 'token' && !config.broker.tokenAuth) {
+      // Token devices need the brokers' token listener: the drill's own platform turns it on.
+      const raw = (configFile ? parse(await readFile(configFile, 'utf8')) : null) ?? {};
+      raw.broker = { ...(raw.broker ?? {}), tokenAuth: true };
+      config = parseConfig(raw);
+      configFile = join(stateDir, 'drill-config.yaml');
+      await writeFile(configFile, JSON.stringify(raw, null, 2), { mode: 0o600 });
+      io.out('  broker.tokenAuth turned on for the drill (--auth token)');
+    }
     const report = await runDrill({
-      config: loaded.config,
-      ...(loaded.source === '(defaults)' ? {} : { configFile: resolve(io.cwd, loaded.source) }),
+      config,
+      ...(configFile ? { configFile } : {}),
       stateDir,
       env: io.env,
       cwd: io.cwd,

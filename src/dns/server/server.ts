@@ -13,6 +13,9 @@ import { systemTimers, type Timers } from '../timers.js';
 import { serveTcpConnection } from './tcp.js';
 
 /** Idle DNS-over-TCP connections are closed after this long, ms (RFC 7766 §6.2.3 suggests seconds). */
+/** Bytes of UDP receive buffer the server asks for. */
+const UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
+
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;
 /** Open DNS-over-TCP connections beyond this are closed on accept. */
 export const DEFAULT_TCP_MAX_CONNECTIONS = 256;
@@ -74,7 +77,12 @@ export class DnsServer {
     const wanted = this.#options.port ?? 0;
     let lastError: unknown;
     for (let attempt = 0; attempt < (wanted === 0 ? PORT_ATTEMPTS : 1); attempt++) {
-      const udp = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+      // A fleet resolving at once (a failover) sends thousands of queries in a burst: a larger
+      // receive buffer (the kernel caps it at net.core.rmem_max) keeps them from being dropped.
+      const udp = createSocket({
+        type: isIP(host) === 6 ? 'udp6' : 'udp4',
+        recvBufferSize: UDP_RECEIVE_BUFFER,
+      });
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);

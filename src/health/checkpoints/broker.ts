@@ -17,6 +17,8 @@ export interface BrokerHealthIdentity {
   servername: string;
   /** Topics the identity may publish and subscribe under; each probe uses a fresh one below it. */
   topicPrefix: string;
+  /** The local address to connect from (the broker exempts its own from the per-address limit). */
+  localAddress?: string;
 }
 
 /** Every probe's client id starts with this (the broker recognises the health identity by it). */
@@ -41,6 +43,7 @@ const identitySchema = z.object({
     .min(1)
     .max(200)
     .refine((t) => !t.includes('#') && !t.includes('+') && !t.includes('\0'), 'a topic without wildcards'),
+  localAddress: z.union([z.ipv4(), z.ipv6()]).optional(),
 });
 
 export interface BrokerCheckpointOptions extends CheckpointOptions {
@@ -106,6 +109,7 @@ async function roundTrip(
     key: id.keyPem,
     ca: [id.caPem],
     servername: id.servername,
+    ...(id.localAddress === undefined ? {} : { localAddress: id.localAddress }),
     rejectUnauthorized: true,
     // One attempt: a probe that cannot connect fails, it does not retry in the background.
     reconnectPeriod: 0,
