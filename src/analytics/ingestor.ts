@@ -19,6 +19,11 @@ export const DEFAULT_MAX_LAG_MS = 5000;
 export const DEFAULT_INGEST_BATCH = 500;
 /** Long-poll wait per read when caught up, in ms. */
 export const DEFAULT_INGEST_WAIT_MS = 2000;
+/**
+ * After a read that returned less than a full batch, how long to let events gather before the
+ * next, in ms: a busy region answers a few large reads a second instead of hundreds of tiny ones.
+ */
+export const DEFAULT_INGEST_GATHER_MS = 50;
 /** First and longest retry delay after a failed read, in ms; doubling, full jitter. */
 export const DEFAULT_INGEST_RETRY_BASE_MS = 200;
 export const DEFAULT_INGEST_RETRY_MAX_MS = 5000;
@@ -38,6 +43,8 @@ export interface RegionIngestorOptions {
   waitMs?: number;
   /** A read that takes longer than waitMs + this fails, in ms. Default 5000. */
   requestTimeoutMs?: number;
+  /** Pause after a partial batch, letting events gather, in ms. Default 50; 0 reads again at once. */
+  gatherMs?: number;
   /** Retry delays after a failed read, in ms. Defaults 200 and 5000. */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -102,6 +109,7 @@ export class RegionIngestor {
       batchSize: options.batchSize ?? DEFAULT_INGEST_BATCH,
       waitMs: options.waitMs ?? DEFAULT_INGEST_WAIT_MS,
       requestTimeoutMs: options.requestTimeoutMs ?? 5000,
+      gatherMs: options.gatherMs ?? DEFAULT_INGEST_GATHER_MS,
       retryBaseMs: options.retryBaseMs ?? DEFAULT_INGEST_RETRY_BASE_MS,
       retryMaxMs: options.retryMaxMs ?? DEFAULT_INGEST_RETRY_MAX_MS,
       clock: options.clock ?? systemClock,
@@ -191,8 +199,10 @@ export class RegionIngestor {
       if (this.#wake.signal.aborted) this.#wake = new AbortController();
       const wake = this.#wake;
       try {
-        await this.#readOnce(wake.signal);
+        const read = await this.#readOnce(wake.signal);
         attempt = 0;
+        if (read > 0 && read < this.#o.batchSize && this.#o.gatherMs > 0)
+          await this.#o.sleep(this.#o.gatherMs, wake.signal);
       } catch (error) {
         if (this.#closed || this.#stopped) continue;
         attempt++;
@@ -208,7 +218,8 @@ export class RegionIngestor {
     }
   }
 
-  async #readOnce(wake: AbortSignal): Promise<void> {
+  /** One read and its commit; resolves with the number of events it returned. */
+  async #readOnce(wake: AbortSignal): Promise<number> {
     const { url, token, batchSize, waitMs, requestTimeoutMs, clock, store } = this.#o;
     const signal = AbortSignal.any([wake, AbortSignal.timeout(waitMs + requestTimeoutMs)]);
     const res = await fetch(`${url}/v1/events?from=${this.#nextOffset}&limit=${batchSize}&wait=${waitMs}`, {
@@ -244,7 +255,7 @@ export class RegionIngestor {
       );
     const page = parsed.data;
     // A stop that came while the answer was on its way: nothing of it is committed.
-    if (this.#stopped || this.#closed) return;
+    if (this.#stopped || this.#closed) return 0;
     const now = clock.now();
     const first = page.events[0];
     if (page.gap) {
@@ -269,5 +280,6 @@ export class RegionIngestor {
     this.#failure = undefined;
     // After the state is updated, so an observer sees the status this batch left.
     this.#metrics?.batch(this.region, result);
+    return page.events.length;
   }
 }

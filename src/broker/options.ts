@@ -26,7 +26,7 @@ export interface BrokerLimits {
   connectTimeoutMs?: number;
   /**
    * TLS handshakes running at once over both listeners; more connections wait their turn with no
-   * TLS work done (the region's own address skips the line). Default 32.
+   * TLS work done (the region's own address skips the line). Default 8.
    */
   handshakesInFlight?: number;
   /** Connections waiting for a handshake slot at most; more are closed at once. Default 20,000. */
@@ -43,7 +43,7 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   maxTopicLength: 256,
   maxTopicLevels: 8,
   connectTimeoutMs: 10_000,
-  handshakesInFlight: 32,
+  handshakesInFlight: 8,
   handshakesWaiting: 20_000,
 });
 

@@ -17,7 +17,7 @@ import {
 } from '../fleet/index.js';
 import { type RunningPlatform, startPlatform } from '../platform.js';
 import type { DrillFault } from './faults.js';
-import { type DrillReport, percentile, type SwitchMeasure } from './report.js';
+import { type DrillReport, type FailbackMeasure, percentile, type SwitchMeasure } from './report.js';
 
 export interface DrillOptions {
   config: IotdrConfig;
@@ -37,7 +37,16 @@ export interface DrillOptions {
   recoveryTimeoutMs?: number;
   /** A line of progress for the terminal. */
   onProgress?: (line: string) => void;
+  /** Aborting ends the drill: every process it started is stopped and runDrill rejects. */
+  signal?: AbortSignal;
 }
+
+/** The components whose failure each fault makes; the drill needs them critical to move the fleet. */
+const FAULT_COMPONENT: Partial<Record<DrillFault, string>> = {
+  'app-unhealthy': 'app',
+  'cnc-unhealthy': 'cnc',
+  'analytics-unhealthy': 'analytics',
+};
 
 /** Registry changes made in the primary just before the fault. */
 const REGISTRY_CHANGES = 20;
@@ -49,6 +58,21 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const progress = options.onProgress ?? (() => {});
   const [primary, secondary] = [...config.regions].sort((a, b) => a.priority - b.priority);
   if (!primary || !secondary) throw new IotdrError('IOTDR_DRILL_CONFIG', 'a drill needs two regions');
+  const component = FAULT_COMPONENT[options.fault];
+  if (component && !config.health.critical.includes(component as never))
+    throw new IotdrError(
+      'IOTDR_DRILL_CONFIG',
+      `${options.fault} moves the fleet only when ${component} is in health.critical`,
+    );
+  if (component === 'app' && !config.health.checks.some((c) => c.component === 'app'))
+    throw new IotdrError(
+      'IOTDR_DRILL_CONFIG',
+      'app-unhealthy needs a health check of component app (iotdr drill adds one watching the demo service when the regions share an API port)',
+    );
+  if (component === 'analytics' && !config.analytics.regionCheck)
+    throw new IotdrError('IOTDR_DRILL_CONFIG', 'analytics-unhealthy needs analytics.regionCheck: true');
+  const signal = options.signal;
+  if (signal?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
 
   progress(
     `starting ${config.regions.map((r) => r.name).join(', ')}, control and analytics (fault injection on)`,
@@ -63,6 +87,12 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     onReady: (p) => progress(`  ${p.what} ready`),
   });
   let fleet: Fleet | undefined;
+  const stopAll = () => {
+    void fleet?.stop();
+    void platform.stop();
+  };
+  signal?.addEventListener('abort', stopAll, { once: true });
+  aborted = signal;
   try {
     const { token, caPem } = await platformCredentials(stateDir);
     const api = (r: RegionConfig) => regionApis(r, token, caPem).api;
@@ -137,18 +167,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const ownReconnectMs = Math.max(...f.records().map((r) => (r.firstAckAt ?? ownStart) - ownStart));
 
     // What must survive the fault: registry changes and commands made just before it.
-    const changeNames = Array.from({ length: REGISTRY_CHANGES }, (_, i) => `drill-change-${i + 1}`);
-    for (const name of changeNames)
-      await api(primary).call('PUT', `/v1/things/${name}`, {
-        body: { attributes: { drill: 'before-fault' } },
-      });
-    const commandIds: string[] = [];
-    for (let i = 0; i < Math.min(COMMANDS, devices.length); i++) {
-      const sent = (await cnc(primary).call('POST', `/v1/devices/${devices[i]?.thingName}/commands`, {
-        body: { name: 'drill-ping', timeoutMs: 120_000, maxAttempts: 5 },
-      })) as { commandId: string };
-      commandIds.push(sent.commandId);
-    }
+    const changeNames = await makeChanges(api(primary), 'drill-change');
+    const commandIds = await sendCommands(cnc(primary), devices);
 
     await stillSteady();
     const switched = await faultAndSwitch({
@@ -162,17 +182,16 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       timeoutMs: options.recoveryTimeoutMs ?? 180_000,
       progress,
     });
+    // RPO while the primary is away: what the secondary had when the fleet arrived.
+    const missingAtSwitch = await missingIn(api(secondary), changeNames);
+    const unknownAtSwitch = (await commandStates(cnc(secondary), commandIds)).filter(
+      (state) => state === 'unknown',
+    ).length;
 
-    // RPO: stop new messages, let every queue drain, bring the primary back if it is down so that
-    // analytics reads what its bus kept, and compare.
+    // Bring the primary back (as an operator would after the incident): restarted after a crash,
+    // the fault cleared otherwise. Analytics then reads what its bus kept.
     progress('settling: publishing paused, queues draining');
-    f.pause();
-    await until(
-      async () => f.summary().queued === 0,
-      60_000,
-      'every device queue empty',
-      () => summaryOf(f),
-    );
+    await settle(f, 'every device queue empty');
     if (options.fault === 'region-crash' || options.fault === 'broker-crash') {
       progress(`restarting ${primary.name} so analytics can read what its bus kept`);
       await platform.restart(primary.name);
@@ -181,8 +200,63 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     } else {
       await api(primary).call('DELETE', `/v1/faults/${options.fault}`);
     }
+
+    // After recovery: writes the primary held when it failed reach the secondary once it is back
+    // (replication runs both ways); only what never arrives is lost.
+    const missingAfterRecovery = await missingIn(api(secondary), changeNames, 60_000);
+    const lostCommands = await lostIn(cnc(secondary), commandIds, progress);
+
+    let failback: FailbackMeasure | undefined;
+    if (options.failback) {
+      // The way back: changes made in the secondary while it was active must be home first.
+      const backNames = await makeChanges(api(secondary), 'drill-failback-change');
+      const backCommands = await sendCommands(cnc(secondary), devices);
+      f.resume();
+      progress(`waiting for ${primary.name} healthy again and ${secondary.name}'s changes replicated home`);
+      const waitStart = Date.now();
+      await until(
+        async () => {
+          const s = (await control.call('GET', '/v1/failover/state')) as { failbackAvailable: string | null };
+          return s.failbackAvailable === primary.name && (await missingIn(api(primary), backNames)) === 0;
+        },
+        120_000,
+        `${primary.name} healthy again with ${secondary.name}'s changes`,
+      );
+      progress(`  ready for failback after ${Date.now() - waitStart} ms`);
+      const state = (await control.call('GET', '/v1/failover/state')) as { epoch: number };
+      const measured = await faultAndSwitch({
+        fault: 'failback',
+        from: secondary,
+        to: primary,
+        epoch: state.epoch,
+        inject: async () => {
+          const at = Date.now();
+          await control.call('POST', '/v1/failover/failback', { body: { reason: 'drill failback' } });
+          return at;
+        },
+        control,
+        fleet: f,
+        timeoutMs: options.recoveryTimeoutMs ?? 180_000,
+        progress,
+      });
+      failback = {
+        ...measured,
+        registry: {
+          changesBeforeFailback: backNames.length,
+          missingInPrimary: await missingIn(api(primary), backNames),
+        },
+        commands: {
+          issuedBeforeFailback: backCommands.length,
+          lost: await lostIn(cnc(primary), backCommands, progress),
+        },
+      };
+      await settle(f, 'every device queue empty after failback');
+    }
+
+    // RPO: every message any device accepted, against what analytics holds from both buses.
     const accepted = f.records().reduce((n, r) => n + r.accepted, 0);
     let totals = { messages: 0, duplicates: 0, devicesWithGaps: 0, missing: 0 };
+    progress('counting: every accepted message against what analytics holds');
     await until(
       async () => {
         totals = (await analytics.call('GET', '/v1/totals')) as typeof totals;
@@ -192,54 +266,6 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       'analytics holding every accepted message',
       () => `${totals.messages}/${accepted} delivered`,
     ).catch(() => undefined);
-    const missingChanges: string[] = [];
-    for (const name of changeNames) {
-      try {
-        await api(secondary).call('GET', `/v1/things/${name}`);
-      } catch {
-        missingChanges.push(name);
-      }
-    }
-    let lostCommands = 0;
-    for (const id of commandIds) {
-      const c = (await cnc(secondary).call('GET', `/v1/commands/${id}`)) as { state: string };
-      if (c.state !== 'succeeded') lostCommands++;
-    }
-
-    let failback: SwitchMeasure | undefined;
-    if (options.failback) {
-      progress(`failing back to ${primary.name}`);
-      f.resume();
-      await until(
-        async () => {
-          const s = (await control.call('GET', '/v1/failover/state')) as { failbackAvailable: string | null };
-          return s.failbackAvailable === primary.name;
-        },
-        120_000,
-        `${primary.name} healthy again`,
-      );
-      const state = (await control.call('GET', '/v1/failover/state')) as { epoch: number };
-      failback = await faultAndSwitch({
-        fault: 'failback',
-        from: secondary,
-        to: primary,
-        epoch: state.epoch,
-        inject: async () => {
-          await control.call('POST', '/v1/failover/failback', { body: { reason: 'drill failback' } });
-          return Date.now();
-        },
-        control,
-        fleet: f,
-        timeoutMs: options.recoveryTimeoutMs ?? 180_000,
-        progress,
-      });
-      f.pause();
-      await until(
-        async () => f.summary().queued === 0,
-        60_000,
-        'every device queue empty after failback',
-      ).catch(() => undefined);
-    }
 
     const f2 = config.failover;
     const predictedRtoMs = f2.intervalMs * f2.failureThreshold + f2.timeoutMs + config.dns.ttl * 1000;
@@ -259,8 +285,16 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         duplicated: totals.duplicates,
         devicesWithGaps: totals.devicesWithGaps,
       },
-      registry: { changesBeforeFault: changeNames.length, missingInSecondary: missingChanges.length },
-      commands: { issuedBeforeFault: commandIds.length, lost: lostCommands },
+      registry: {
+        changesBeforeFault: changeNames.length,
+        missingInSecondary: missingAtSwitch,
+        missingAfterRecovery,
+      },
+      commands: {
+        issuedBeforeFault: commandIds.length,
+        unknownInSecondary: unknownAtSwitch,
+        lost: lostCommands,
+      },
       config: {
         intervalMs: f2.intervalMs,
         timeoutMs: f2.timeoutMs,
@@ -271,9 +305,80 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       ...(failback ? { failback } : {}),
     };
   } finally {
+    signal?.removeEventListener('abort', stopAll);
+    aborted = undefined;
     await fleet?.stop();
     await platform.stop();
   }
+}
+
+/** The running drill's abort signal: every wait ends when it fires. */
+let aborted: AbortSignal | undefined;
+
+/** Registry changes (things named `<prefix>-N`) made through one region's API; their names. */
+async function makeChanges(api: Api, prefix: string): Promise<string[]> {
+  const names = Array.from({ length: REGISTRY_CHANGES }, (_, i) => `${prefix}-${i + 1}`);
+  for (const name of names)
+    await api.call('PUT', `/v1/things/${name}`, { body: { attributes: { drill: prefix } } });
+  return names;
+}
+
+/** How many of the things the region does not know; with `waitMs`, once none is missing or it ran out. */
+async function missingIn(api: Api, names: readonly string[], waitMs = 0): Promise<number> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    let missing = 0;
+    for (const name of names) {
+      try {
+        await api.call('GET', `/v1/things/${name}`);
+      } catch {
+        missing++;
+      }
+    }
+    if (missing === 0 || Date.now() >= deadline) return missing;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Commands sent through one region's command and control to the first devices; their ids. */
+async function sendCommands(cnc: Api, devices: readonly { thingName: string }[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const device of devices.slice(0, COMMANDS)) {
+    const sent = (await cnc.call('POST', `/v1/devices/${device.thingName}/commands`, {
+      body: { name: 'drill-ping', timeoutMs: 120_000, maxAttempts: 5 },
+    })) as { commandId: string };
+    ids.push(sent.commandId);
+  }
+  return ids;
+}
+
+/** Each command's state as the region knows it; `unknown` when it does not (yet). */
+function commandStates(cnc: Api, ids: readonly string[]): Promise<string[]> {
+  return Promise.all(
+    ids.map((id) =>
+      cnc.call('GET', `/v1/commands/${id}`).then(
+        (c) => (c as { state: string }).state,
+        () => 'unknown',
+      ),
+    ),
+  );
+}
+
+/**
+ * Commands not answered as they should be, read in the region the fleet is on: waits while any is
+ * still on its way (unknown there yet, pending or delivered), then counts those not `succeeded`.
+ */
+async function lostIn(cnc: Api, ids: readonly string[], progress: (line: string) => void): Promise<number> {
+  const deadline = Date.now() + 130_000;
+  let now = await commandStates(cnc, ids);
+  while (now.some((s) => s === 'pending' || s === 'delivered' || s === 'unknown') && Date.now() < deadline) {
+    if (aborted?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
+    await new Promise((r) => setTimeout(r, 250));
+    now = await commandStates(cnc, ids);
+  }
+  const lost = now.filter((s) => s !== 'succeeded').length;
+  if (lost > 0) progress(`  commands not answered: ${now.join(', ')}`);
+  return lost;
 }
 
 /** Makes the fault for real; resolves with when it was made. */
@@ -332,6 +437,7 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
   const deadline = Date.now() + input.timeoutMs;
   let last = 0;
   while (Date.now() < deadline && !fleet.records().every(onNew)) {
+    if (aborted?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
     if (Date.now() - last >= 1000) {
       progress(`  ${summaryOf(fleet)}`);
       last = Date.now();
@@ -372,6 +478,30 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
   };
 }
 
+/**
+ * Pauses publishing and waits until every queue is empty and the fleet's counts have stood still
+ * for a while: the workers report every 100 ms, so the last accepted messages are counted.
+ */
+async function settle(fleet: Fleet, what: string): Promise<void> {
+  fleet.pause();
+  let last = '';
+  let since = Date.now();
+  await until(
+    async () => {
+      const s = fleet.summary();
+      const now = `${s.accepted}/${s.acked}/${s.queued}`;
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      }
+      return s.queued === 0 && Date.now() - since >= 500;
+    },
+    60_000,
+    what,
+    () => summaryOf(fleet),
+  );
+}
+
 function summaryOf(fleet: Fleet): string {
   return summaryLine(fleet.summary());
 }
@@ -384,6 +514,7 @@ async function until(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (aborted?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
     try {
       if (await check()) return;
     } catch (error) {

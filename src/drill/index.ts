@@ -1,5 +1,6 @@
 /** Fault injection and, with the drill, the RTO/RPO report (DESIGN.md §11). */
 
+export { type DrillConfig, drillConfig } from './config.js';
 export { type DrillOptions, runDrill } from './drill.js';
 export {
   type ActiveFault,
@@ -14,4 +15,11 @@ export {
   type RegionFault,
   RegionFaults,
 } from './faults.js';
-export { type DrillReport, passed, percentile, renderReport, type SwitchMeasure } from './report.js';
+export {
+  type DrillReport,
+  type FailbackMeasure,
+  passed,
+  percentile,
+  renderReport,
+  type SwitchMeasure,
+} from './report.js';

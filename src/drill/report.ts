@@ -24,6 +24,12 @@ export interface SwitchMeasure {
   reconnectMs: { p50: number | null; p95: number | null; p99: number | null; max: number | null };
 }
 
+/** The way back, measured like the switch; what was made in the secondary must be home after it. */
+export interface FailbackMeasure extends SwitchMeasure {
+  registry: { changesBeforeFailback: number; missingInPrimary: number };
+  commands: { issuedBeforeFailback: number; lost: number };
+}
+
 export interface DrillReport extends SwitchMeasure {
   fault: string;
   devices: number;
@@ -41,8 +47,10 @@ export interface DrillReport extends SwitchMeasure {
     duplicated: number;
     devicesWithGaps: number;
   };
-  registry: { changesBeforeFault: number; missingInSecondary: number };
-  commands: { issuedBeforeFault: number; lost: number };
+  /** Changes made in the primary just before the fault: missing in the secondary at the switch, and after the primary's recovery. */
+  registry: { changesBeforeFault: number; missingInSecondary: number; missingAfterRecovery: number };
+  /** Commands sent just before the fault: unknown to the secondary at the switch; lost = never answered. */
+  commands: { issuedBeforeFault: number; unknownInSecondary: number; lost: number };
   config: {
     intervalMs: number;
     timeoutMs: number;
@@ -50,7 +58,7 @@ export interface DrillReport extends SwitchMeasure {
     ttlSeconds: number;
     disconnectOnFailover: string;
   };
-  failback?: SwitchMeasure;
+  failback?: FailbackMeasure;
 }
 
 /** Nearest-rank percentile of sorted values; null for none. */
@@ -62,13 +70,16 @@ export function percentile(sorted: readonly number[], p: number): number | null 
 
 /** Whether the drill passed: every device back, nothing accepted lost, nothing missing. */
 export function passed(report: DrillReport): boolean {
+  const f = report.failback;
   const back =
     report.reconnected === report.devices &&
-    (report.failback?.reconnected ?? report.devices) === report.devices;
+    (f === undefined ||
+      (f.reconnected === report.devices && f.registry.missingInPrimary === 0 && f.commands.lost === 0));
   return (
     back &&
     report.messages.lost === 0 &&
-    report.registry.missingInSecondary === 0 &&
+    report.messages.devicesWithGaps === 0 &&
+    report.registry.missingAfterRecovery === 0 &&
     report.commands.lost === 0
   );
 }
@@ -110,10 +121,26 @@ export function renderReport(report: DrillReport): string[] {
     ],
     [
       'registry',
-      `${report.registry.changesBeforeFault} changes before the fault, ${report.registry.missingInSecondary} missing in the secondary`,
+      `${report.registry.changesBeforeFault} changes before the fault, ${report.registry.missingInSecondary} missing in the secondary at the switch, ${report.registry.missingAfterRecovery} after recovery`,
     ],
-    ['commands', `${report.commands.issuedBeforeFault} sent before the fault, ${report.commands.lost} lost`],
-    ...(report.failback ? switchRows('failback', report.failback) : []),
+    [
+      'commands',
+      `${report.commands.issuedBeforeFault} sent before the fault, ${report.commands.unknownInSecondary} unknown to the secondary at the switch, ${report.commands.lost} lost`,
+    ],
+    ...(report.failback
+      ? [
+          ...switchRows('failback', report.failback),
+          ['  reconnected', `${report.failback.reconnected} / ${report.devices}`],
+          [
+            '  registry',
+            `${report.failback.registry.changesBeforeFailback} changes in ${report.failback.from} before it, ${report.failback.registry.missingInPrimary} missing in ${report.failback.to}`,
+          ],
+          [
+            '  commands',
+            `${report.failback.commands.issuedBeforeFailback} sent before it, ${report.failback.commands.lost} lost`,
+          ],
+        ]
+      : []),
     ['result', passed(report) ? 'PASS' : 'FAIL'],
   ];
   const width = Math.max(...rows.map((r) => (r[0] ?? '').length));

@@ -33,6 +33,12 @@ export interface FleetOptions {
    * each device, not to the whole fleet at once. Only for brokers on loopback addresses.
    */
   spreadSources?: boolean;
+  /**
+   * Devices started per second over the fleet, as a fleet powers on over time rather than in one
+   * instant (reconnections after a failover are not spread: that storm is what a drill measures).
+   * Default: all at once.
+   */
+  startPerSecond?: number;
   /** Region names by broker address: where a device is, when its DNS answer named no region. */
   regionsByAddress?: Record<string, string>;
 }
@@ -97,6 +103,7 @@ export class Fleet {
         dnsRecheckMs: options.dnsRecheckMs ?? 5000,
         backoff: options.backoff ?? { baseMs: 200, capMs: 10_000 },
         regionsByAddress: options.regionsByAddress ?? {},
+        startSpacingMs: options.startPerSecond ? (1000 * count) / options.startPerSecond : 0,
       };
       const worker = startWorker(import.meta.url, './worker', { workerData: setup });
       workers.push(worker);

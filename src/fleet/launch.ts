@@ -14,6 +14,9 @@ import { Fleet } from './fleet.js';
 import { onboardFleet } from './onboard.js';
 import type { DeviceAuth, FleetDevice } from './types.js';
 
+/** Devices a launched fleet powers on per second. */
+export const FLEET_START_PER_SECOND = 200;
+
 export interface LaunchFleetOptions {
   config: IotdrConfig;
   stateDir: string;
@@ -91,6 +94,7 @@ export async function launchFleet(options: LaunchFleetOptions): Promise<Launched
     // Everything on this machine: each device from its own loopback address, as in the field.
     spreadSources: config.regions.every((r) => r.address.startsWith('127.')),
     regionsByAddress: Object.fromEntries(config.regions.map((r) => [r.address, r.name])),
+    startPerSecond: FLEET_START_PER_SECOND,
   });
   return { fleet, devices, region };
 }

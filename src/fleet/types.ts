@@ -24,6 +24,8 @@ export interface WorkerSetup {
   /** DNS re-check interval of each device, ms. */
   dnsRecheckMs: number;
   backoff: { baseMs: number; capMs: number };
+  /** Time between two devices of this worker starting, ms (0: all at once). */
+  startSpacingMs: number;
   /** Region names by broker address, for a device whose DNS answer came without the TXT record. */
   regionsByAddress: Record<string, string>;
 }

@@ -92,7 +92,9 @@ function tick(r: Running): void {
 
 const intervalMs = setup.ratePerDevice > 0 ? 1000 / setup.ratePerDevice : 0;
 for (const [i, r] of running.entries()) {
-  r.client.start();
+  // Devices power on one after another (a closed client ignores a late start).
+  if (setup.startSpacingMs > 0) setTimeout(() => r.client.start(), i * setup.startSpacingMs);
+  else r.client.start();
   // Every simulated device carries out its commands at once (the drill counts the lost ones).
   void r.client
     .onCommand((command) => ({ status: 'succeeded', result: { name: command.name } }))

@@ -60,7 +60,7 @@ describe('iotdr drill', () => {
     if (!process.env.KEEP) await rm(dir, { recursive: true, force: true });
   });
 
-  it('moves 50 devices off a crashed broker with every device back and nothing lost', async () => {
+  it('moves 50 devices off a crashed broker and back, with every device back and nothing lost', async () => {
     const lines: string[] = [];
     const report = await runDrill({
       config: parseConfig(yaml),
@@ -71,7 +71,7 @@ describe('iotdr drill', () => {
       devices: 50,
       auth: 'mtls',
       fault: 'broker-crash',
-      failback: false,
+      failback: true,
       ratePerSecond: 100,
       onProgress: (line) => lines.push(line),
     });
@@ -80,7 +80,11 @@ describe('iotdr drill', () => {
     expect(report.reconnected, table).toBe(50);
     expect(report.messages.lost, table).toBe(0);
     expect(report.messages.accepted, table).toBeGreaterThan(0);
-    expect(report.registry.missingInSecondary, table).toBe(0);
+    expect(report.registry, table).toEqual({
+      changesBeforeFault: 20,
+      missingInSecondary: 0,
+      missingAfterRecovery: 0,
+    });
     expect(report.commands.lost, table).toBe(0);
     expect(passed(report), table).toBe(true);
     expect(report).toMatchObject({ fault: 'broker-crash', devices: 50, from: 'us-east', to: 'us-west' });
@@ -93,6 +97,15 @@ describe('iotdr drill', () => {
     expect(report.rtoMs).not.toBeNull();
     expect(report.predictedRtoMs).toBe(200 * 3 + 400 + 1000);
     expect(lines.some((l) => l.includes('fault injected'))).toBe(true);
+    // The way back, once the secondary's own changes had replicated home.
+    expect(report.failback, table).toMatchObject({
+      from: 'us-west',
+      to: 'us-east',
+      reconnected: 50,
+      registry: { changesBeforeFailback: 20, missingInPrimary: 0 },
+      commands: { issuedBeforeFailback: 10, lost: 0 },
+    });
+    expect(report.failback?.rtoMs).not.toBeNull();
     expect(table).toContain('PASS');
   }, 240_000);
 });

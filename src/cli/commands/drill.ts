@@ -1,10 +1,15 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse } from 'yaml';
 import { IotdrError } from '../../common/index.js';
-import { parseConfig } from '../../config/index.js';
-import { DRILL_FAULTS, type DrillFault, passed, renderReport, runDrill } from '../../drill/index.js';
+import {
+  DRILL_FAULTS,
+  type DrillFault,
+  drillConfig,
+  passed,
+  renderReport,
+  runDrill,
+} from '../../drill/index.js';
 import { loadFor, parseCommand } from '../args.js';
 import type { Command } from '../io.js';
 
@@ -68,18 +73,22 @@ export const drillCommand: Command = async (argv, io) => {
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-drill-'));
   io.out(`iotdr drill: ${fault} with ${devices} devices; state ${stateDir}`);
   try {
-    let config = loaded.config;
-    let configFile = loaded.source === '(defaults)' ? undefined : resolve(io.cwd, loaded.source);
-    if (auth === 'token' && !config.broker.tokenAuth) {
-      // Token devices need the brokers' token listener: the drill's own platform turns it on.
-      const raw = (configFile ? parse(await readFile(configFile, 'utf8')) : null) ?? {};
-      raw.broker = { ...(raw.broker ?? {}), tokenAuth: true };
-      config = parseConfig(raw);
-      configFile = join(stateDir, 'drill-config.yaml');
-      await writeFile(configFile, JSON.stringify(raw, null, 2), { mode: 0o600 });
-      io.out('  broker.tokenAuth turned on for the drill (--auth token)');
-    }
+    const { config, configFile, added } = await drillConfig({
+      ...(loaded.source === '(defaults)' ? {} : { sourceFile: resolve(io.cwd, loaded.source) }),
+      auth,
+      stateDir,
+    });
+    for (const line of added) io.out(`  added for the drill: ${line}`);
+    // Ctrl-C ends the drill and stops every process it started.
+    const abort = new AbortController();
+    const onSignal = () => {
+      io.err('iotdr drill: interrupted; stopping the platform');
+      abort.abort();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const report = await runDrill({
+      signal: abort.signal,
       config,
       ...(configFile ? { configFile } : {}),
       stateDir,

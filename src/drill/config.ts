@@ -1,0 +1,58 @@
+/**
+ * The configuration a drill's platform runs on: the user's (or the embedded defaults) with what the
+ * drill needs added — the brokers' token listener for token devices, and a health check of
+ * component `app` watching each region's demo application service when none is configured, so
+ * `app-unhealthy` is seen the way a failing application would be. Written into the drill's state
+ * directory when anything was added; the user's file is never changed.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { baseUrl } from '../common/index.js';
+import { ADDRESS_PLACEHOLDER, type IotdrConfig, parseConfig } from '../config/index.js';
+import { APP_TARGET_PATH } from './faults.js';
+
+export interface DrillConfig {
+  config: IotdrConfig;
+  /** The file the platform's processes read; undefined: the embedded defaults. */
+  configFile?: string;
+  /** One line per thing the drill added. */
+  added: string[];
+}
+
+export async function drillConfig(options: {
+  /** The user's configuration file, if any. */
+  sourceFile?: string;
+  auth: 'mtls' | 'token';
+  stateDir: string;
+}): Promise<DrillConfig> {
+  const raw = ((options.sourceFile ? parse(await readFile(options.sourceFile, 'utf8')) : null) ??
+    {}) as Record<string, unknown>;
+  const given = parseConfig(raw);
+  const added: string[] = [];
+  if (options.auth === 'token' && !given.broker.tokenAuth) {
+    raw.broker = { ...((raw.broker as object | undefined) ?? {}), tokenAuth: true };
+    added.push('broker.tokenAuth: true (token devices)');
+  }
+  const ports = new Set(given.regions.map((r) => r.api.port));
+  const [port] = ports;
+  if (!given.health.checks.some((c) => c.component === 'app') && ports.size === 1 && port !== undefined) {
+    const health = (raw.health as Record<string, unknown> | undefined) ?? {};
+    const url = `${baseUrl(ADDRESS_PLACEHOLDER, port)}${APP_TARGET_PATH}`;
+    raw.health = {
+      ...health,
+      checks: [
+        ...((health.checks as unknown[] | undefined) ?? []),
+        { name: 'drill-app', component: 'app', url },
+      ],
+    };
+    added.push(`health check drill-app (component app): ${url}`);
+  }
+  if (added.length === 0) {
+    return { config: given, ...(options.sourceFile ? { configFile: options.sourceFile } : {}), added };
+  }
+  const configFile = join(options.stateDir, 'drill-config.yaml');
+  // JSON is YAML: the children read it like any configuration file.
+  await writeFile(configFile, `${JSON.stringify(raw, null, 2)}\n`, { mode: 0o600 });
+  return { config: parseConfig(raw), configFile, added };
+}
