@@ -89,7 +89,7 @@ export class DeviceClient {
       clock: o.clock,
     });
     this.#backoff = new Backoff({ ...o.backoff, random: o.random });
-    this.#queue = new MessageQueue(o.queue.path, o.queue.maxMessages);
+    this.#queue = new MessageQueue(o.queue.path, o.thingName, o.queue.maxMessages);
     this.#requests = new DeviceRequests({
       thingName: o.thingName,
       timers: o.timers,

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { DeviceError, QueueFullError } from './errors.js';
 
@@ -12,38 +12,82 @@ export interface QueuedMessage {
   readonly payload: Buffer;
 }
 
+/** One SQLite connection per file and thread, shared by every queue kept in that file. */
+interface SharedFile {
+  db: Database.Database;
+  users: number;
+  insert: Database.Statement<[string, string, string, Buffer, number]>;
+  remove: Database.Statement<[number]>;
+  after: Database.Statement<
+    [string, number, number],
+    { seq: number; message_id: string; topic: string; payload: Buffer }
+  >;
+  count: Database.Statement<[string], { n: number }>;
+}
+
+const files = new Map<string, SharedFile>();
+
+function openFile(given: string): SharedFile {
+  const path = resolve(given);
+  const known = files.get(path);
+  if (known) {
+    known.users++;
+    return known;
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec(`CREATE TABLE IF NOT EXISTS outbox (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      device TEXT NOT NULL,
+      message_id TEXT NOT NULL UNIQUE,
+      topic TEXT NOT NULL,
+      payload BLOB NOT NULL,
+      accepted_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS outbox_device ON outbox (device, seq)`);
+    const file: SharedFile = {
+      db,
+      users: 1,
+      insert: db.prepare(
+        'INSERT INTO outbox (device, message_id, topic, payload, accepted_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      remove: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      after: db.prepare(
+        'SELECT seq, message_id, topic, payload FROM outbox WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?',
+      ),
+      count: db.prepare('SELECT count(*) AS n FROM outbox WHERE device = ?'),
+    };
+    files.set(path, file);
+    return file;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
 /**
  * The device's QoS1 outbox on disk: SQLite in WAL mode with `synchronous = FULL`, so an insert that
  * returned is fsynced and survives a process kill or a power cut. Rows leave only on PUBACK.
- * One client per file at a time.
+ * Several devices may keep their queues in one file (a gateway, a simulator: one connection per
+ * file and thread, rows kept apart by the device's name); one client per device at a time.
  */
 export class MessageQueue {
-  readonly #db: Database.Database;
+  readonly #path: string;
+  readonly #file: SharedFile;
+  readonly #device: string;
   readonly #max: number;
-  readonly #insert: Database.Statement<[string, string, Buffer, number]>;
-  readonly #remove: Database.Statement<[number]>;
-  readonly #after: Database.Statement<
-    [number, number],
-    { seq: number; message_id: string; topic: string; payload: Buffer }
-  >;
   #depth: number;
+  #closed = false;
   /** Acknowledged, not yet deleted: deleted together, soon after. */
   readonly #acked = new Set<number>();
   #flushScheduled = false;
 
-  constructor(path: string, maxMessages: number) {
+  constructor(path: string, device: string, maxMessages: number) {
     try {
-      mkdirSync(dirname(path), { recursive: true });
-      this.#db = new Database(path);
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = FULL');
-      this.#db.exec(`CREATE TABLE IF NOT EXISTS outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        message_id TEXT NOT NULL UNIQUE,
-        topic TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        accepted_at INTEGER NOT NULL
-      )`);
+      this.#file = openFile(path);
     } catch (error) {
       throw new DeviceError(
         'IOTDR_DEVICE_QUEUE_STORE',
@@ -54,15 +98,10 @@ export class MessageQueue {
         },
       );
     }
+    this.#path = resolve(path);
+    this.#device = device;
     this.#max = maxMessages;
-    this.#insert = this.#db.prepare(
-      'INSERT INTO outbox (message_id, topic, payload, accepted_at) VALUES (?, ?, ?, ?)',
-    );
-    this.#remove = this.#db.prepare('DELETE FROM outbox WHERE seq = ?');
-    this.#after = this.#db.prepare(
-      'SELECT seq, message_id, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?',
-    );
-    this.#depth = (this.#db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+    this.#depth = this.#file.count.get(device)?.n ?? 0;
   }
 
   /** Messages accepted and not yet acknowledged. */
@@ -75,7 +114,7 @@ export class MessageQueue {
     if (this.#depth >= this.#max) throw new QueueFullError(this.#max);
     let info: Database.RunResult;
     try {
-      info = this.#insert.run(messageId, topic, payload, acceptedAt);
+      info = this.#file.insert.run(this.#device, messageId, topic, payload, acceptedAt);
     } catch (error) {
       throw new DeviceError(
         'IOTDR_DEVICE_QUEUE_STORE',
@@ -93,7 +132,7 @@ export class MessageQueue {
   /** Up to `limit` messages after `seq`, in order. */
   after(seq: number, limit: number): QueuedMessage[] {
     this.#flush();
-    return this.#after.all(seq, limit).map((r) => ({
+    return this.#file.after.all(this.#device, seq, limit).map((r) => ({
       seq: r.seq,
       messageId: r.message_id,
       topic: r.topic,
@@ -117,24 +156,26 @@ export class MessageQueue {
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#acked.size === 0 || !this.#db.open) return;
+    if (this.#acked.size === 0 || this.#closed) return;
     const seqs = [...this.#acked];
     this.#acked.clear();
-    this.#db.pragma('synchronous = NORMAL');
+    const { db, remove } = this.#file;
+    db.pragma('synchronous = NORMAL');
     try {
-      const removed = this.#db.transaction(() =>
-        seqs.reduce((n, seq) => n + this.#remove.run(seq).changes, 0),
-      )();
+      const removed = db.transaction(() => seqs.reduce((n, seq) => n + remove.run(seq).changes, 0))();
       // An ack of a message already gone (never expected) must not make the depth drift.
       this.#depth += seqs.length - removed;
     } finally {
-      this.#db.pragma('synchronous = FULL');
+      db.pragma('synchronous = FULL');
     }
   }
 
   close(): void {
-    if (!this.#db.open) return;
+    if (this.#closed) return;
     this.#flush();
-    this.#db.close();
+    this.#closed = true;
+    if (--this.#file.users > 0) return;
+    files.delete(this.#path);
+    this.#file.db.close();
   }
 }

@@ -31,7 +31,7 @@ export interface DrillOptions {
   auth: 'mtls' | 'token';
   fault: DrillFault;
   failback: boolean;
-  /** Messages per second of the whole fleet. Default: one per device per second. */
+  /** Messages per second of the whole fleet. Default: one per device per second, at most 1,000. */
   ratePerSecond?: number;
   /** How long devices may take to come back after the fault before the drill gives up, ms. */
   recoveryTimeoutMs?: number;
@@ -47,6 +47,9 @@ const FAULT_COMPONENT: Partial<Record<DrillFault, string>> = {
   'cnc-unhealthy': 'cnc',
   'analytics-unhealthy': 'analytics',
 };
+
+/** The fleet's default message rate is one per device per second, up to this many over the fleet. */
+const DEFAULT_MAX_RATE = 1000;
 
 /** Registry changes made in the primary just before the fault. */
 const REGISTRY_CHANGES = 20;
@@ -120,7 +123,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       prefix: 'drill',
       auth: options.auth,
       region: primary,
-      ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
+      ratePerSecond: options.ratePerSecond ?? Math.min(options.devices, DEFAULT_MAX_RATE),
       onProgress: (done, total, phase) => progress(`  ${phase} ${done}/${total}`),
     });
     fleet = launched.fleet;

@@ -8,6 +8,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DeviceClient, QueueFullError } from '../device/index.js';
 import type { DeviceRecord, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
 
+/** Queue files the fleet's devices are spread over, by name (the same file whichever worker runs a device). */
+const QUEUE_FILES = 16;
+
+function queueFileOf(thingName: string): number {
+  let h = 0;
+  for (const c of thingName) h = (h * 31 + (c.codePointAt(0) ?? 0)) >>> 0;
+  return h % QUEUE_FILES;
+}
+
 /** How often device states go to the coordinator, ms. */
 const REPORT_MS = 100;
 
@@ -37,7 +46,9 @@ const running: Running[] = setup.devices.map((device) => {
         : { type: 'token', token: device.auth.token, caPem: setup.caPem, port: setup.port },
     dns: { servers: setup.dnsServers, recheckMs: setup.dnsRecheckMs },
     backoff: setup.backoff,
-    queue: { path: join(setup.queueDir, `${device.thingName}.db`) },
+    // Devices share a few queue files (one connection per file in this thread): a file per device
+    // would hold three descriptors each, past the process's limit for a 10,000-device fleet.
+    queue: { path: join(setup.queueDir, `queue-${queueFileOf(device.thingName)}.db`) },
     ...(device.localAddress === undefined ? {} : { localAddress: device.localAddress }),
   });
   const record: DeviceRecord = {

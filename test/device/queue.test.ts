@@ -85,6 +85,33 @@ describe('device SDK queue', () => {
     expect(mine.map((e) => e.payload.value.seq)).toEqual([...Array(30).keys()]);
   });
 
+  it('keeps the queues of devices sharing one file apart, each delivered by its own device', async () => {
+    const [a, b] = [await site.device('shared-a'), await site.device('shared-b')];
+    const path = join(site.dir, 'shared.db');
+    const offlineA = new DeviceClient(await unreachable(a, path, 10));
+    const offlineB = new DeviceClient(await unreachable(b, path, 10));
+    const idsA: string[] = [];
+    const idsB: string[] = [];
+    for (let seq = 0; seq < 10; seq++) {
+      idsA.push((await offlineA.publish('devices/shared-a/telemetry', { seq })).messageId);
+      if (seq < 4) idsB.push((await offlineB.publish('devices/shared-b/telemetry', { seq })).messageId);
+    }
+    // Each device's bound is its own: a is full, b is not.
+    await expect(offlineA.publish('devices/shared-a/telemetry', {})).rejects.toMatchObject({
+      code: 'IOTDR_DEVICE_QUEUE_FULL',
+    });
+    expect([offlineA.queueDepth, offlineB.queueDepth]).toEqual([10, 4]);
+    // Closing one client leaves the other's connection to the file open.
+    await offlineA.close();
+    idsB.push((await offlineB.publish('devices/shared-b/telemetry', { seq: 4 })).messageId);
+    await offlineB.close();
+
+    const deliveredA = await deliverAll(a, path, idsA);
+    expect(deliveredA.counters.acked).toBe(10);
+    const deliveredB = await deliverAll(b, path, idsB);
+    expect(deliveredB.counters.acked).toBe(5);
+  });
+
   it('keeps every accepted message across a SIGKILL of the device process', async () => {
     const device = await site.device('queue-2');
     const path = join(site.dir, 'queue-2.db');

@@ -29,6 +29,7 @@ faults: ${DRILL_FAULTS.join(', ')} (default broker-crash)
   analytics-unhealthy  analytics stops ingesting the primary
 
 --auth      mtls (default) or token (turns the brokers' token listener on for the drill)
+--rate      telemetry messages per second over the fleet (default one per device, at most 1000)
 --failback  after the switch, fail back to the primary and measure that too
 --keep      keep the state directory (logs, databases) and print where it is
 
