@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../common/index.js';
+import { QUEUE_FILES, queueFileOf } from './queues.js';
 import type { DeviceRecord, FleetDevice, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
 
 export interface FleetOptions {
@@ -82,7 +83,11 @@ export class Fleet {
     mkdirSync(options.queueDir, { recursive: true, mode: 0o700 });
     const count = Math.max(
       1,
-      Math.min(options.workers ?? availableParallelism(), Math.ceil(options.devices.length / 50)),
+      Math.min(
+        options.workers ?? availableParallelism(),
+        Math.ceil(options.devices.length / 50),
+        QUEUE_FILES,
+      ),
     );
     const rate = options.ratePerSecond ?? options.devices.length;
     const workers: Worker[] = [];
@@ -91,7 +96,7 @@ export class Fleet {
     for (let w = 0; w < count; w++) {
       const devices = options.devices
         .map((d, i) => (options.spreadSources ? { ...d, localAddress: loopbackSource(i) } : d))
-        .filter((_, i) => i % count === w);
+        .filter((d) => queueFileOf(d.thingName) % count === w);
       const setup: WorkerSetup = {
         devices,
         zone: options.zone,

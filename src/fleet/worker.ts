@@ -6,16 +6,8 @@
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { DeviceClient, QueueFullError } from '../device/index.js';
+import { queueFileOf } from './queues.js';
 import type { DeviceRecord, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
-
-/** Queue files the fleet's devices are spread over, by name (the same file whichever worker runs a device). */
-const QUEUE_FILES = 16;
-
-function queueFileOf(thingName: string): number {
-  let h = 0;
-  for (const c of thingName) h = (h * 31 + (c.codePointAt(0) ?? 0)) >>> 0;
-  return h % QUEUE_FILES;
-}
 
 /** How often device states go to the coordinator, ms. */
 const REPORT_MS = 100;

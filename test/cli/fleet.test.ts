@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, spawnIotdr } from '../harness/process.js';
+import { freePorts, spawnIotdr } from '../harness/process.js';
 
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -20,14 +20,7 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs = 60
 describe('iotdr up with a demo fleet, and iotdr fleet', () => {
   it('runs the demo fleet into analytics, and a second fleet that prints its table', async () => {
     const home = await mkdtemp(join(tmpdir(), 'iotdr-fleet-'));
-    const [api, cnc, mqtt, control, dns, analytics] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-    ];
+    const [api, cnc, mqtt, control, dns, analytics] = await freePorts(6);
     const configPath = join(home, 'iotdr.yaml');
     await writeFile(
       configPath,

@@ -5,21 +5,13 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort, spawnIotdr } from '../harness/process.js';
+import { freePort, freePorts, spawnIotdr } from '../harness/process.js';
 
 describe('iotdr up', () => {
   it('runs every region, writes endpoints.json, and stops them all on Ctrl-C', async () => {
     const home = await mkdtemp(join(tmpdir(), 'iotdr-up-'));
     try {
-      const [east, west, control, dns, ns2, ns2Http, analytics] = [
-        await freePort(),
-        await freePort(),
-        await freePort(),
-        await freePort(),
-        await freePort(),
-        await freePort(),
-        await freePort(),
-      ];
+      const [east, west, control, dns, ns2, ns2Http, analytics] = await freePorts(7);
       const configPath = join(home, 'iotdr.yaml');
       await writeFile(
         configPath,

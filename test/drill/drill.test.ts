@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { passed, renderReport, runDrill } from '../../src/drill/index.js';
-import { freePort } from '../harness/process.js';
+import { freePorts } from '../harness/process.js';
 
 describe('iotdr drill', () => {
   let dir: string;
@@ -18,34 +18,17 @@ describe('iotdr drill', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'iotdr-drill-test-'));
-    const [api, cnc, mqtt, control, dns, analytics] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-    ];
+    const [api, cnc, mqtt, control, dns, analytics] = await freePorts(6);
     yaml = {
       logging: { level: 'warn' },
-      regions: [
-        {
-          name: 'us-east',
-          priority: 1,
-          address: '127.0.0.81',
-          api: { port: api },
-          cnc: { port: cnc },
-          mqtt: { port: mqtt },
-        },
-        {
-          name: 'us-west',
-          priority: 2,
-          address: '127.0.0.82',
-          api: { port: api },
-          cnc: { port: cnc },
-          mqtt: { port: mqtt },
-        },
-      ],
+      regions: ['us-east', 'us-west'].map((name, i) => ({
+        name,
+        priority: i + 1,
+        address: `127.0.0.${81 + i}`,
+        api: { port: api },
+        cnc: { port: cnc },
+        mqtt: { port: mqtt },
+      })),
       control: { address: '127.0.0.80', port: control },
       dns: { address: '127.0.0.80', port: dns, ttl: 1 },
       analytics: { address: '127.0.0.80', port: analytics },

@@ -18,6 +18,13 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** `n` ports free right now, all different. */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
 export interface IotdrProcess {
   child: ChildProcess;
   /** Everything the process wrote so far, stdout and stderr together. */
