@@ -1,8 +1,9 @@
 /**
- * Onboards a simulated fleet the way an operator would: one bulk onboarding job through command
- * and control (keys made by iotdr, fetched once), the device policy template as the fleet's
- * policy, and for token devices a broker token each. The credentials are kept in the state
- * directory (mode 0600), so a fleet of the same name and size starts again without onboarding.
+ * Onboards a simulated fleet the way an operator would, with the device policy template as the
+ * fleet's policy: certificate devices in one bulk onboarding job through command and control (keys
+ * made by iotdr, fetched once); token devices as things with a broker token each, through the
+ * management API. The credentials are kept in the state directory (mode 0600), so a fleet of the
+ * same name and size starts again without onboarding.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -62,6 +63,15 @@ export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetD
     body: { policyDocument: DEVICE_POLICY_TEMPLATE() },
   });
   const names = Array.from({ length: options.count }, (_, i) => thingNameOf(options.prefix, i));
+  const devices =
+    options.auth === 'mtls' ? await withCertificates(options, names) : await withTokens(options, names);
+  const record: Saved = { prefix: options.prefix, auth: options.auth, devices };
+  await writeFileAtomic(path, JSON.stringify(record), { mode: 0o600 });
+  return devices;
+}
+
+/** One bulk onboarding job through command and control: things, keys and certificates, the policy. */
+async function withCertificates(options: OnboardFleetOptions, names: string[]): Promise<FleetDevice[]> {
   const job = (await options.cnc.call('POST', '/v1/onboarding-jobs', {
     body: { template: FLEET_TEMPLATE, devices: names.map((thingName) => ({ thingName })) },
   })) as { jobId: string; state: string; done: number; total: number };
@@ -76,34 +86,38 @@ export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetD
   const { keys } = (await options.cnc.call('POST', `/v1/onboarding-jobs/${job.jobId}/keys`)) as {
     keys: Record<string, { certificatePem: string; privateKeyPem: string }>;
   };
+  return names.map((thingName) => {
+    const k = keys[thingName];
+    if (!k) throw new IotdrError('IOTDR_FLEET_ONBOARDING_FAILED', `no key for ${thingName}`);
+    return { thingName, auth: { type: 'mtls', certPem: k.certificatePem, keyPem: k.privateKeyPem } };
+  });
+}
 
-  const devices: FleetDevice[] = [];
-  if (options.auth === 'mtls') {
-    for (const thingName of names) {
-      const k = keys[thingName];
-      if (!k) throw new IotdrError('IOTDR_FLEET_ONBOARDING_FAILED', `no key for ${thingName}`);
-      devices.push({ thingName, auth: { type: 'mtls', certPem: k.certificatePem, keyPem: k.privateKeyPem } });
-    }
-  } else {
-    let next = 0;
-    let done = 0;
-    const tokens = new Map<string, string>();
-    await Promise.all(
-      Array.from({ length: TOKEN_CONCURRENCY }, async () => {
-        for (let i = next++; i < names.length; i = next++) {
-          const thingName = names[i] as string;
-          const made = (await options.api.call('POST', `/v1/things/${thingName}/token`, {
-            body: { policyNames: [FLEET_TEMPLATE] },
-          })) as { token: string };
-          tokens.set(thingName, made.token);
-          if (++done % 100 === 0 || done === names.length) options.onProgress?.(done, names.length, 'tokens');
-        }
-      }),
-    );
-    for (const thingName of names)
-      devices.push({ thingName, auth: { type: 'token', token: tokens.get(thingName) ?? '' } });
-  }
-  const record: Saved = { prefix: options.prefix, auth: options.auth, devices };
-  await writeFileAtomic(path, JSON.stringify(record), { mode: 0o600 });
-  return devices;
+/**
+ * Token devices need no certificate: each thing is registered through the management API and given
+ * a broker token bound to the fleet's policy, several at a time.
+ */
+async function withTokens(options: OnboardFleetOptions, names: string[]): Promise<FleetDevice[]> {
+  const tokens = new Map<string, string>();
+  let next = 0;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: TOKEN_CONCURRENCY }, async () => {
+      for (let i = next++; i < names.length; i = next++) {
+        const thingName = names[i] as string;
+        await options.api.call('PUT', `/v1/things/${thingName}`, {
+          body: { attributes: { fleet: 'simulated' } },
+        });
+        const made = (await options.api.call('POST', `/v1/things/${thingName}/token`, {
+          body: { policyNames: [FLEET_TEMPLATE] },
+        })) as { token: string };
+        tokens.set(thingName, made.token);
+        if (++done % 100 === 0 || done === names.length) options.onProgress?.(done, names.length, 'tokens');
+      }
+    }),
+  );
+  return names.map((thingName) => ({
+    thingName,
+    auth: { type: 'token', token: tokens.get(thingName) ?? '' },
+  }));
 }

@@ -20,19 +20,20 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs = 60
 describe('iotdr up with a demo fleet, and iotdr fleet', () => {
   it('runs the demo fleet into analytics, and a second fleet that prints its table', async () => {
     const home = await mkdtemp(join(tmpdir(), 'iotdr-fleet-'));
-    const [api, cnc, mqtt, control, dns, analytics] = await freePorts(6);
+    const [api, cnc, mqtt, tokenPort, control, dns, analytics] = await freePorts(7);
     const configPath = join(home, 'iotdr.yaml');
     await writeFile(
       configPath,
       JSON.stringify({
         logging: { level: 'warn' },
+        broker: { tokenAuth: true },
         regions: ['us-east', 'us-west'].map((name, i) => ({
           name,
           priority: i + 1,
           address: `127.0.0.${93 + i}`,
           api: { port: api },
           cnc: { port: cnc },
-          mqtt: { port: mqtt },
+          mqtt: { port: mqtt, tokenPort },
         })),
         control: { address: '127.0.0.1', port: control },
         dns: { address: '127.0.0.1', port: dns, ttl: 1 },
@@ -71,6 +72,28 @@ describe('iotdr up with a demo fleet, and iotdr fleet', () => {
       expect(out).toMatch(/\nus-east\s+3\s+\d+/);
       expect(out).toMatch(/\ntotal\s+3\s+\d+/);
       await until(async () => (await totals()).devices >= 8, 'the three extra devices in analytics');
+
+      // Token devices: things with a broker token each, on the token listener.
+      const tokens = spawnIotdr(
+        [
+          'fleet',
+          '--devices',
+          '2',
+          '--auth',
+          'token',
+          '--name',
+          'tok',
+          '--duration',
+          '3',
+          '--config',
+          configPath,
+        ],
+        { IOTDR_HOME: home },
+      );
+      expect(await tokens.exited, tokens.output()).toBe(0);
+      expect(tokens.output()).toContain('iotdr fleet: 2 devices (token) onboarded in us-east');
+      expect(tokens.output()).toMatch(/\nus-east\s+2\s+\d+/);
+      await until(async () => (await totals()).devices >= 10, 'the two token devices in analytics');
 
       // Bad input: a usage error, nothing onboarded.
       const bad = spawnIotdr(['fleet', '--devices', 'many', '--config', configPath], { IOTDR_HOME: home });

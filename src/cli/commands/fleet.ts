@@ -9,9 +9,9 @@ const USAGE = `usage: iotdr fleet [--devices N] [--rate MSGS_PER_S] [--auth mtls
                    [--duration SECONDS] [--config FILE]
 
 Runs a simulated fleet against the running platform (iotdr up): onboards N devices (default 20)
-in one bulk job through the command and control of the active region — keys, certificates, the
-device policy template, and a broker token each with --auth token — then runs them in worker
-threads on the device SDK. Each device publishes telemetry (devices/<thing>/telemetry, with a
+in the active region with the device policy template — in one bulk job through command and
+control (keys and certificates), or with --auth token as things with a broker token each through
+the management API — then runs them in worker threads on the device SDK. Each device publishes telemetry (devices/<thing>/telemetry, with a
 sequence number) at its share of --rate (default one message per device per second), answers
 commands, and follows failovers. A line of status every 5 s; Ctrl-C (or --duration) stops the
 fleet and prints a table per device group.

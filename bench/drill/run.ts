@@ -1,0 +1,154 @@
+/**
+ * Drills for every fault (`npm run bench:drill`): `iotdr drill --devices N --auth A --fault F --json`
+ * for each fault in turn, each from its own fresh state directory, as a user runs it (the compiled
+ * CLI when `dist/` exists, the source through tsx otherwise), and one Markdown table of the reports
+ * against the issue's targets: every device reconnected, 0 messages lost, RTO ≤ 1.5 × the limit.
+ *
+ * Options: `--devices N` (default 1000), `--auth mtls|token` (default mtls), `--faults a,b` (default
+ * all five). Each drill's progress goes to stderr; the table to stdout. Exit status 1 when a drill
+ * could not run or missed a target.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DRILL_FAULTS, type DrillReport } from '../../src/drill/index.js';
+import { machine } from '../registry/common.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The RTO target: within this many times the limit the report computes. */
+const RTO_TARGET = 1.5;
+
+function cli(): string[] {
+  const compiled = join(ROOT, 'dist/cli/bin.js');
+  return existsSync(compiled) ? [compiled] : ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts')];
+}
+
+/** Runs one drill; resolves with its exit status, its progress streamed to stderr. */
+function drill(args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...cli(), 'drill', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (d: Buffer) => process.stderr.write(d));
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    child.once('exit', (code) => resolve(code ?? 1));
+  });
+}
+
+const n = (v: number | null): string => (v === null ? '—' : Math.round(v).toLocaleString('en-US'));
+
+export function row(r: DrillReport): string[] {
+  const ratio = r.rtoMs === null ? null : r.rtoMs / r.limitMs;
+  const met = r.reconnected === r.devices && r.messages.lost === 0 && ratio !== null && ratio <= RTO_TARGET;
+  const p = r.reconnectMs;
+  return [
+    r.fault,
+    `${n(r.devices)} ${r.auth}`,
+    n(r.factors.firstFailedProbeMs),
+    n(r.detectionMs),
+    n(r.dnsSwitchMs),
+    `${n(p.p50)} / ${n(p.p95)} / ${n(p.p99)} / ${n(p.max)}`,
+    n(r.rtoMs),
+    n(r.ownReconnectMs),
+    n(r.limitMs),
+    ratio === null ? '—' : `${ratio.toFixed(2)} ×`,
+    n(r.predictedRtoMs),
+    `${n(r.reconnected)} / ${n(r.devices)}`,
+    `${n(r.messages.accepted)} / ${r.messages.lost} / ${r.messages.duplicated}`,
+    `${r.registry.missingInSecondary} / ${r.registry.missingAfterRecovery}`,
+    `${r.commands.unknownInSecondary} / ${r.commands.lost}`,
+    met ? 'yes' : '**NO**',
+  ];
+}
+
+const HEAD = [
+  'fault',
+  'fleet',
+  'first failed probe',
+  'decision',
+  'DNS changed',
+  'reconnect p50 / p95 / p99 / max',
+  'RTO',
+  'own reconnect',
+  'limit',
+  'RTO / limit',
+  'predicted',
+  'reconnected',
+  'messages accepted / lost / duplicates',
+  'registry missing at switch / after recovery',
+  'commands unknown at switch / lost',
+  `all back, 0 lost, RTO ≤ ${RTO_TARGET} × limit`,
+];
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      devices: { type: 'string', default: '1000' },
+      auth: { type: 'string', default: 'mtls' },
+      faults: { type: 'string', default: DRILL_FAULTS.join(',') },
+    },
+  });
+  const faults = String(values.faults).split(',');
+  const unknown = faults.filter((f) => !(DRILL_FAULTS as readonly string[]).includes(f));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown fault(s): ${unknown.join(', ')}; one of ${DRILL_FAULTS.join(', ')}\n`);
+    return 2;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'iotdr-bench-drill-'));
+  const rows: string[][] = [];
+  let failed = false;
+  try {
+    for (const fault of faults) {
+      const json = join(dir, `${fault}.json`);
+      const load = loadavg()[0]?.toFixed(2);
+      process.stderr.write(`\n== drill ${fault}, ${values.devices} devices (${values.auth}), load ${load}\n`);
+      const started = Date.now();
+      const code = await drill([
+        '--devices',
+        String(values.devices),
+        '--auth',
+        String(values.auth),
+        '--fault',
+        fault,
+        '--json',
+        json,
+      ]);
+      process.stderr.write(
+        `== ${fault}: exit ${code} after ${Math.round((Date.now() - started) / 1000)} s\n`,
+      );
+      const report = await readFile(json, 'utf8').then(
+        (t) => JSON.parse(t) as DrillReport,
+        () => undefined,
+      );
+      if (!report) {
+        failed = true;
+        rows.push([fault, `${values.devices} ${values.auth}`, ...HEAD.slice(2).map(() => ''), 'did not run']);
+        continue;
+      }
+      const r = row(report);
+      if (r.at(-1) !== 'yes') failed = true;
+      rows.push(r);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  console.log(machine().join('\n'));
+  console.log('');
+  console.log(`| ${HEAD.join(' | ')} |`);
+  console.log(`|${HEAD.map(() => '---').join('|')}|`);
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
