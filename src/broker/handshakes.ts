@@ -1,10 +1,16 @@
 /**
- * Admission of TLS handshakes: at most `limit` run at once, the rest wait in arrival order with
- * their TCP connection open and no TLS work done. A storm of devices reconnecting together (after
- * a failover, or a broker restart) then costs the event loop a bounded slice per turn instead of
- * every handshake at once, so the sessions already up and the region's own health probe keep
- * getting answers while the storm drains at the full handshake rate. Exempt connections (the
- * region's own address) skip the line.
+ * Admission of TLS handshakes: at most `limit` run at once, the rest wait with their TCP connection
+ * open and no TLS work done. A storm of devices reconnecting together (after a failover, or a
+ * broker restart) then costs the event loop a bounded slice per turn instead of every handshake at
+ * once, so the sessions already up and the region's own health probe keep getting answers while
+ * the storm drains at the full handshake rate. Exempt connections (the region's own address) skip
+ * the line.
+ *
+ * The newest waiting connection goes first (last in, first out). Under a storm the line is longer
+ * than a client's patience: served in arrival order, every handshake would go to a client that has
+ * already given up and gone, and none would finish (congestion collapse). The newest has the most
+ * patience left, so each handshake started is one that completes; those left waiting give up,
+ * back off and come again as new arrivals.
  */
 import type { Socket } from 'node:net';
 
@@ -19,8 +25,8 @@ export class HandshakeGate {
   readonly #maxWaiting: number;
   readonly #maxWaitMs: number;
   readonly #now: () => number;
-  readonly #waiting: Waiting[] = [];
-  #head = 0;
+  /** Oldest first; served from the end. */
+  #waiting: Waiting[] = [];
   #running = 0;
 
   constructor(options: { limit: number; maxWaiting: number; maxWaitMs: number; now: () => number }) {
@@ -30,13 +36,14 @@ export class HandshakeGate {
     this.#now = options.now;
   }
 
-  /** Handshakes running now, and connections waiting for their turn. */
+  /** Handshakes running now. */
   get running(): number {
     return this.#running;
   }
 
+  /** Connections waiting for their turn (some may have gone since; they are skipped). */
   get waiting(): number {
-    return this.#waiting.length - this.#head;
+    return this.#waiting.length;
   }
 
   /**
@@ -49,29 +56,37 @@ export class HandshakeGate {
       start();
       return true;
     }
-    if (this.waiting >= this.#maxWaiting) return false;
+    if (this.#waiting.length >= this.#maxWaiting) this.#prune();
+    if (this.#waiting.length >= this.#maxWaiting) return false;
     this.#waiting.push({ socket, start, since: this.#now() });
     return true;
   }
 
-  /** A handshake ended (secure, failed or timed out): the next waiting connection starts. */
+  /** A handshake ended (secure, failed or timed out): the newest waiting connection starts. */
   done(): void {
     this.#running = Math.max(0, this.#running - 1);
     const now = this.#now();
-    while (this.#running < this.#limit && this.#head < this.#waiting.length) {
-      const next = this.#waiting[this.#head++] as Waiting;
-      // Gone while waiting, or waited past the deadline: its client has given up or will.
-      if (next.socket.destroyed) continue;
-      if (now - next.since > this.#maxWaitMs) {
-        next.socket.destroy();
-        continue;
-      }
+    while (this.#running < this.#limit && this.#waiting.length > 0) {
+      const next = this.#waiting.pop() as Waiting;
+      if (!this.#alive(next, now)) continue;
       this.#running++;
       next.start();
     }
-    if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
-      this.#waiting.splice(0, this.#head);
-      this.#head = 0;
+  }
+
+  /** Gone while waiting, or waited past the deadline (closed): its client has given up or will. */
+  #alive(w: Waiting, now: number): boolean {
+    if (w.socket.destroyed) return false;
+    if (now - w.since > this.#maxWaitMs) {
+      w.socket.destroy();
+      return false;
     }
+    return true;
+  }
+
+  /** Drops the connections that are gone or waited too long, from anywhere in the line. */
+  #prune(): void {
+    const now = this.#now();
+    this.#waiting = this.#waiting.filter((w) => this.#alive(w, now));
   }
 }

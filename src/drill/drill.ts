@@ -51,6 +51,9 @@ const FAULT_COMPONENT: Partial<Record<DrillFault, string>> = {
 /** The fleet's default message rate is one per device per second, up to this many over the fleet. */
 const DEFAULT_MAX_RATE = 1000;
 
+/** How often a long wait shows the fleet's state, ms. */
+const STATUS_EVERY_MS = 3000;
+
 /** Registry changes made in the primary just before the fault. */
 const REGISTRY_CHANGES = 20;
 /** Commands sent through command and control just before the fault. */
@@ -149,6 +152,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       120_000,
       `every device publishing through ${primary.name}`,
       () => summaryOf(f),
+      progress,
     );
 
     // The fleet's own reconnect time, no failover: every device dropped and back on the same region.
@@ -166,6 +170,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       120_000,
       'every device back after the disconnect',
       () => summaryOf(f),
+      progress,
     );
     const ownReconnectMs = Math.max(...f.records().map((r) => (r.firstAckAt ?? ownStart) - ownStart));
 
@@ -514,10 +519,17 @@ async function until(
   timeoutMs: number,
   what: string,
   status?: () => string,
+  /** Given: the status is shown every few seconds while the wait lasts. */
+  show?: (line: string) => void,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let shownAt = Date.now();
   while (Date.now() < deadline) {
     if (aborted?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
+    if (show && status && Date.now() - shownAt >= STATUS_EVERY_MS) {
+      show(`  ${status()}`);
+      shownAt = Date.now();
+    }
     try {
       if (await check()) return;
     } catch (error) {

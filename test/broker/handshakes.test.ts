@@ -3,12 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { HandshakeGate } from '../../src/broker/handshakes.js';
 
 describe('HandshakeGate', () => {
-  it('runs at most the limit at once, starts the rest in arrival order, lets exempt ones skip the line', () => {
+  it('runs at most the limit at once, starts the newest waiting first, lets exempt ones skip the line', () => {
     let now = 0;
     const gate = new HandshakeGate({ limit: 2, maxWaiting: 3, maxWaitMs: 1000, now: () => now });
     const started: string[] = [];
-    const admit = (name: string, exempt = false, socket = new Socket()) =>
-      gate.admit(socket, () => started.push(name), exempt);
+    const sockets = new Map<string, Socket>();
+    const admit = (name: string, exempt = false) => {
+      const socket = new Socket();
+      sockets.set(name, socket);
+      return gate.admit(socket, () => started.push(name), exempt);
+    };
     expect([admit('a'), admit('b'), admit('c'), admit('d')]).toEqual([true, true, true, true]);
     expect(started).toEqual(['a', 'b']);
     expect(gate.waiting).toBe(2);
@@ -19,24 +23,26 @@ describe('HandshakeGate', () => {
     // The line is bounded: one more fits, the next is refused.
     expect(admit('e')).toBe(true);
     expect(admit('f')).toBe(false);
-    gate.done(); // probe
+    gate.done(); // probe: still two running
     expect(started).toEqual(['a', 'b', 'probe']);
-    gate.done(); // a
-    expect(started).toEqual(['a', 'b', 'probe', 'c']);
-    // A connection closed while waiting is skipped; one that waited past maxWaitMs is closed.
-    const gone = new Socket();
-    gone.destroy();
-    admit('gone', false, gone);
-    now = 500;
-    gate.done(); // b
-    expect(started.at(-1)).toBe('d');
-    now = 2000;
-    gate.done(); // c
-    gate.done(); // d
-    expect(started).toEqual(['a', 'b', 'probe', 'c', 'd']);
-    expect(gate.running).toBe(0);
-    expect(gate.waiting).toBe(0);
+    // The newest first: e, then d (c waits longest).
+    gate.done();
+    expect(started.at(-1)).toBe('e');
+    // A connection closed while waiting is skipped.
+    sockets.get('d')?.destroy();
+    gate.done();
+    expect(started.at(-1)).toBe('c');
+    // One that waited past maxWaitMs is closed when its turn comes, not started.
     expect(admit('g')).toBe(true);
-    expect(started.at(-1)).toBe('g');
+    now = 2000;
+    gate.done();
+    gate.done();
+    expect(started).toEqual(['a', 'b', 'probe', 'e', 'c']);
+    expect(sockets.get('g')?.destroyed).toBe(true);
+    expect([gate.running, gate.waiting]).toEqual([0, 0]);
+    // A full line of connections that are gone makes room for a new one.
+    for (const name of ['h', 'i', 'j', 'k', 'l']) admit(name);
+    for (const name of ['j', 'k', 'l']) sockets.get(name)?.destroy();
+    expect(admit('m')).toBe(true);
   });
 });
