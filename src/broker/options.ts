@@ -29,7 +29,11 @@ export interface BrokerLimits {
    * TLS work done (the region's own address skips the line). Default 8.
    */
   handshakesInFlight?: number;
-  /** Connections waiting for a handshake slot at most; more are closed at once. Default 20,000. */
+  /**
+   * Connections waiting for a handshake slot at most; more are closed at once. Default 1,000: more
+   * than a client's connect timeout lets the broker serve, and few enough that the waiting sockets
+   * and the sessions stay within the process's file descriptors.
+   */
   handshakesWaiting?: number;
 }
 
@@ -44,7 +48,7 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   maxTopicLevels: 8,
   connectTimeoutMs: 10_000,
   handshakesInFlight: 8,
-  handshakesWaiting: 20_000,
+  handshakesWaiting: 1_000,
 });
 
 /** The optional username/password listener (off unless given). */

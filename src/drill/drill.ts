@@ -132,6 +132,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     fleet = launched.fleet;
     const devices = launched.devices;
     const f = fleet;
+    // The whole fleet connecting: two minutes, or more for a fleet that takes longer to power on.
+    const fleetWaitMs = Math.max(120_000, options.devices * 20);
     const steady = (await control.call('GET', '/v1/failover/state')) as { epoch: number };
     // Nothing may have moved the fleet before the fault: that drill would measure nothing.
     const stillSteady = async (): Promise<true> => {
@@ -149,7 +151,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         (await stillSteady()) &&
         f.records().length === devices.length &&
         f.records().every((r) => r.region === primary.name && r.firstAckAt !== null),
-      120_000,
+      fleetWaitMs,
       `every device publishing through ${primary.name}`,
       () => summaryOf(f),
       progress,
@@ -167,7 +169,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
           .every(
             (r) => r.region === primary.name && (r.reconnectedAt ?? 0) >= ownStart && r.firstAckAt !== null,
           ),
-      120_000,
+      fleetWaitMs,
       'every device back after the disconnect',
       () => summaryOf(f),
       progress,
