@@ -89,7 +89,7 @@ export class DeviceClient {
       clock: o.clock,
     });
     this.#backoff = new Backoff({ ...o.backoff, random: o.random });
-    this.#queue = new MessageQueue(o.queue.path, o.thingName, o.queue.maxMessages);
+    this.#queue = new MessageQueue(o.queue.path, o.thingName, o.queue.maxMessages, o.queue.synchronous);
     this.#requests = new DeviceRequests({
       thingName: o.thingName,
       timers: o.timers,
@@ -255,7 +255,7 @@ export class DeviceClient {
   /**
    * Waits `ms`, asking DNS every `dns.retryMs` (the first time after a random part of it, so a fleet
    * cut off at once does not ask at once) whether the name still points at the address that failed;
-   * resolves true, early, when it points elsewhere. The answer is cached for the attempt that follows.
+   * resolves true, early, when it points elsewhere.
    */
   async #waitWatchingDns(ms: number): Promise<boolean> {
     const { clock, random } = this.options;
@@ -273,7 +273,11 @@ export class DeviceClient {
       await this.#wait(Math.max(0, next - now));
       if (this.#state !== 'running') return false;
       try {
-        if ((await this.#resolver.fresh()).address !== failed) return true;
+        // The address alone; the attempt that follows asks for the whole answer again.
+        if ((await this.#resolver.address()) !== failed) {
+          this.#resolver.invalidate();
+          return true;
+        }
       } catch {
         // DNS unreachable: the backoff goes on as it would have.
       }

@@ -94,6 +94,7 @@ const schema = z
         path: z.string().min(1),
         maxMessages: z.number().int().min(1).max(10_000_000).default(DEFAULT_QUEUE_MAX_MESSAGES),
         maxInFlight: z.number().int().min(1).max(65_535).default(DEFAULT_MAX_IN_FLIGHT),
+        synchronous: z.enum(['full', 'normal']).default('full'),
       })
       .strict(),
     followNotices: z.boolean().default(true),
@@ -145,6 +146,11 @@ export interface DeviceClientOptions {
     maxMessages?: number;
     /** Unacknowledged PUBLISHes on the wire at once. Default 100. */
     maxInFlight?: number;
+    /**
+     * `full` (default): an accepted message is fsynced and survives a power cut. `normal`: it
+     * survives the process being killed, not a power cut (no fsync per message; a simulator).
+     */
+    synchronous?: 'full' | 'normal';
   };
   /** Subscribe to `$iotdr/notices/failover` and move on a newer notice. Default true. */
   followNotices?: boolean;
@@ -178,7 +184,12 @@ export interface ResolvedDeviceOptions {
     readonly timeoutMs: number;
   };
   readonly backoff: { readonly baseMs: number; readonly capMs: number };
-  readonly queue: { readonly path: string; readonly maxMessages: number; readonly maxInFlight: number };
+  readonly queue: {
+    readonly path: string;
+    readonly maxMessages: number;
+    readonly maxInFlight: number;
+    readonly synchronous: 'full' | 'normal';
+  };
   readonly followNotices: boolean;
   readonly localAddress?: string;
   readonly connectTimeoutMs: number;

@@ -15,6 +15,7 @@ export interface QueuedMessage {
 /** One SQLite connection per file and thread, shared by every queue kept in that file. */
 interface SharedFile {
   db: Database.Database;
+  synchronous: 'full' | 'normal';
   users: number;
   insert: Database.Statement<[string, string, string, Buffer, number]>;
   remove: Database.Statement<[number]>;
@@ -27,10 +28,12 @@ interface SharedFile {
 
 const files = new Map<string, SharedFile>();
 
-function openFile(given: string): SharedFile {
+function openFile(given: string, synchronous: 'full' | 'normal'): SharedFile {
   const path = resolve(given);
   const known = files.get(path);
   if (known) {
+    if (known.synchronous !== synchronous)
+      throw new Error(`${path} is open with synchronous = ${known.synchronous} by another device`);
     known.users++;
     return known;
   }
@@ -38,7 +41,7 @@ function openFile(given: string): SharedFile {
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     db.exec(`CREATE TABLE IF NOT EXISTS outbox (
       seq INTEGER PRIMARY KEY AUTOINCREMENT,
       device TEXT NOT NULL,
@@ -50,6 +53,7 @@ function openFile(given: string): SharedFile {
     CREATE INDEX IF NOT EXISTS outbox_device ON outbox (device, seq)`);
     const file: SharedFile = {
       db,
+      synchronous,
       users: 1,
       insert: db.prepare(
         'INSERT INTO outbox (device, message_id, topic, payload, accepted_at) VALUES (?, ?, ?, ?, ?)',
@@ -85,9 +89,9 @@ export class MessageQueue {
   readonly #acked = new Set<number>();
   #flushScheduled = false;
 
-  constructor(path: string, device: string, maxMessages: number) {
+  constructor(path: string, device: string, maxMessages: number, synchronous: 'full' | 'normal' = 'full') {
     try {
-      this.#file = openFile(path);
+      this.#file = openFile(path, synchronous);
     } catch (error) {
       throw new DeviceError(
         'IOTDR_DEVICE_QUEUE_STORE',
@@ -159,14 +163,14 @@ export class MessageQueue {
     if (this.#acked.size === 0 || this.#closed) return;
     const seqs = [...this.#acked];
     this.#acked.clear();
-    const { db, remove } = this.#file;
-    db.pragma('synchronous = NORMAL');
+    const { db, remove, synchronous } = this.#file;
+    if (synchronous === 'full') db.pragma('synchronous = NORMAL');
     try {
       const removed = db.transaction(() => seqs.reduce((n, seq) => n + remove.run(seq).changes, 0))();
       // An ack of a message already gone (never expected) must not make the depth drift.
       this.#depth += seqs.length - removed;
     } finally {
-      db.pragma('synchronous = FULL');
+      if (synchronous === 'full') db.pragma('synchronous = FULL');
     }
   }
 

@@ -66,6 +66,19 @@ export class DestinationResolver {
     return destination;
   }
 
+  /** Asks DNS for the address alone (no TXT, nothing cached): is the name still pointing there? */
+  async address(): Promise<string> {
+    let answer: string | undefined;
+    try {
+      answer = (await this.#resolver.resolve4(this.#name))[0];
+    } catch (error) {
+      if (!NO_RECORDS.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    }
+    answer ??= (await this.#resolver.resolve6(this.#name))[0];
+    if (!answer) throw Object.assign(new Error(`${this.#name} has no address`), { code: 'ENODATA' });
+    return answer;
+  }
+
   /** Forgets the cached answer, so the next `current()` asks DNS. */
   invalidate(): void {
     this.#cached = undefined;
