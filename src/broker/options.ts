@@ -25,8 +25,8 @@ export interface BrokerLimits {
   /** Time from TCP accept to a CONNECT packet, TLS handshake included, in ms. Default 10,000. */
   connectTimeoutMs?: number;
   /**
-   * TLS handshakes running at once over both listeners; more connections wait their turn with no
-   * TLS work done (the region's own address skips the line). Default 8.
+   * TLS handshakes started and not older than 100 ms at once, over both listeners; more connections
+   * wait their turn with no TLS work done (the region's own address skips the line). Default 16.
    */
   handshakesInFlight?: number;
   /**
@@ -47,7 +47,7 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   maxTopicLength: 256,
   maxTopicLevels: 8,
   connectTimeoutMs: 10_000,
-  handshakesInFlight: 8,
+  handshakesInFlight: 16,
   handshakesWaiting: 1_000,
 });
 
