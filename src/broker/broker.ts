@@ -226,6 +226,7 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
   if (own !== undefined) health.localAddress = own;
   const handshakes = new HandshakeGate({
     limit: limits.handshakesInFlight,
+    maxLimit: limits.maxHandshakesInFlight,
     maxWaiting: limits.handshakesWaiting,
     // A connection that waited its whole connect timeout is closed rather than started.
     maxWaitMs: limits.connectTimeoutMs,

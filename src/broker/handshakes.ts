@@ -20,20 +20,79 @@ interface Waiting {
   since: number;
 }
 
+export interface HandshakeGateOptions {
+  /** Handshakes running at once, to begin with. */
+  limit: number;
+  /**
+   * Adapts the limit between `limit / 4` and this (default: `limit`, no adapting) to the event
+   * loop: a turn later than `lagTargetMs` halves it, a turn on time with every slot in use adds one.
+   * Cheap handshakes to far clients then run many at once; costly ones to a busy loop, few.
+   */
+  maxLimit?: number;
+  lagTargetMs?: number;
+  maxWaiting: number;
+  maxWaitMs: number;
+  now: () => number;
+}
+
+/** How often the event loop's lateness is sampled, ms. */
+const SAMPLE_MS = 100;
+
 export class HandshakeGate {
-  readonly #limit: number;
+  #limit: number;
+  readonly #minLimit: number;
+  readonly #maxLimit: number;
+  readonly #lagTargetMs: number;
   readonly #maxWaiting: number;
   readonly #maxWaitMs: number;
   readonly #now: () => number;
   /** Oldest first; served from the end. */
   #waiting: Waiting[] = [];
   #running = 0;
+  /** Whether every slot was in use since the last sample. */
+  #saturated = false;
+  #sampler: NodeJS.Timeout | undefined;
 
-  constructor(options: { limit: number; maxWaiting: number; maxWaitMs: number; now: () => number }) {
+  constructor(options: HandshakeGateOptions) {
     this.#limit = options.limit;
+    this.#maxLimit = Math.max(options.limit, options.maxLimit ?? options.limit);
+    this.#minLimit = Math.max(1, Math.floor(options.limit / 4));
+    this.#lagTargetMs = options.lagTargetMs ?? 50;
     this.#maxWaiting = options.maxWaiting;
     this.#maxWaitMs = options.maxWaitMs;
     this.#now = options.now;
+    if (this.#maxLimit > options.limit) {
+      let expected = performance.now() + SAMPLE_MS;
+      this.#sampler = setInterval(() => {
+        const lag = performance.now() - expected;
+        expected = performance.now() + SAMPLE_MS;
+        this.#adapt(lag);
+      }, SAMPLE_MS);
+      this.#sampler.unref();
+    }
+  }
+
+  /** The limit in force now. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** One sample of the event loop's lateness, ms: adapts the limit (also called by tests). */
+  adapt(lagMs: number): void {
+    this.#adapt(lagMs);
+  }
+
+  #adapt(lagMs: number): void {
+    if (lagMs > this.#lagTargetMs) this.#limit = Math.max(this.#minLimit, Math.floor(this.#limit / 2));
+    else if (this.#saturated) this.#limit = Math.min(this.#maxLimit, this.#limit + 1);
+    this.#drain();
+    this.#saturated = this.#running >= this.#limit;
+  }
+
+  /** Stops sampling (the broker closing). */
+  close(): void {
+    if (this.#sampler) clearInterval(this.#sampler);
+    this.#sampler = undefined;
   }
 
   /** Handshakes running now. */
@@ -53,9 +112,11 @@ export class HandshakeGate {
   admit(socket: Socket, start: () => void, exempt: boolean): boolean {
     if (exempt || this.#running < this.#limit) {
       this.#running++;
+      if (this.#running >= this.#limit) this.#saturated = true;
       start();
       return true;
     }
+    this.#saturated = true;
     if (this.#waiting.length >= this.#maxWaiting) this.#prune();
     if (this.#waiting.length >= this.#maxWaiting) return false;
     this.#waiting.push({ socket, start, since: this.#now() });
@@ -65,6 +126,10 @@ export class HandshakeGate {
   /** A handshake ended (secure, failed or timed out): the newest waiting connection starts. */
   done(): void {
     this.#running = Math.max(0, this.#running - 1);
+    this.#drain();
+  }
+
+  #drain(): void {
     const now = this.#now();
     while (this.#running < this.#limit && this.#waiting.length > 0) {
       const next = this.#waiting.pop() as Waiting;

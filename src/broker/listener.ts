@@ -8,8 +8,8 @@ import type { BrokerMetrics } from './metrics.js';
 import type { ConnectionRateLimiter } from './rate-limit.js';
 import type { ConnectionMeta, Transport } from './session.js';
 
-/** How long a running handshake holds its admission slot at most, ms: the slots bound the TLS work per moment, not the handshakes open. */
-export const HANDSHAKE_SLOT_MS = 100;
+/** How long a running handshake holds its admission slot at most, ms. */
+export const HANDSHAKE_SLOT_MS = 1000;
 
 export interface ListenerOptions {
   transport: Transport;
@@ -79,6 +79,7 @@ export class TlsListener {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#options.handshakes.close();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     if (this.#server.listening) await closed;
@@ -139,10 +140,8 @@ export class TlsListener {
       return;
     }
     raw.once('close', release);
-    // A handshake costs milliseconds of CPU, spent when the client's messages arrive; the rest is
-    // waiting on the network. After HANDSHAKE_SLOT_MS it gives its slot up and goes on outside the
-    // count (until its own timeout): a far or slow client does not hold the line for its round
-    // trips, and a hostile one cannot hold it at all.
+    // A handshake that stalls (a slow or hostile client) gives its slot up after HANDSHAKE_SLOT_MS
+    // and goes on outside the count, until its own timeout.
     setTimeout(release, HANDSHAKE_SLOT_MS).unref();
     const tls = new TLSSocket(raw, {
       isServer: true,

@@ -25,10 +25,17 @@ export interface BrokerLimits {
   /** Time from TCP accept to a CONNECT packet, TLS handshake included, in ms. Default 10,000. */
   connectTimeoutMs?: number;
   /**
-   * TLS handshakes started and not older than 100 ms at once, over both listeners; more connections
-   * wait their turn with no TLS work done (the region's own address skips the line). Default 16.
+   * TLS handshakes running at once over both listeners, to begin with (it adapts, see
+   * maxHandshakesInFlight); more connections wait their turn with no TLS work done (the region's
+   * own address skips the line). Default 8.
    */
   handshakesInFlight?: number;
+  /**
+   * The most handshakes the broker lets run at once as it adapts: it halves the number when its
+   * event loop runs late (over 50 ms) and adds one while it keeps up with every slot in use.
+   * Default 128.
+   */
+  maxHandshakesInFlight?: number;
   /**
    * Connections waiting for a handshake slot at most; more are closed at once. Default 1,000: more
    * than a client's connect timeout lets the broker serve, and few enough that the waiting sockets
@@ -47,7 +54,8 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   maxTopicLength: 256,
   maxTopicLevels: 8,
   connectTimeoutMs: 10_000,
-  handshakesInFlight: 16,
+  handshakesInFlight: 8,
+  maxHandshakesInFlight: 128,
   handshakesWaiting: 1_000,
 });
 

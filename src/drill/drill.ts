@@ -118,7 +118,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       `the controller following health with ${primary.name} active`,
     );
 
-    progress(`onboarding ${options.devices} devices (${options.auth}) through command and control`);
+    progress(
+      `onboarding ${options.devices} devices (${options.auth}) in ${primary.name}: ${
+        options.auth === 'mtls' ? 'a bulk job through command and control' : 'things and broker tokens'
+      }`,
+    );
     const launched = await launchFleet({
       config,
       stateDir,

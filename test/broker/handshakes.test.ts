@@ -45,4 +45,38 @@ describe('HandshakeGate', () => {
     for (const name of ['j', 'k', 'l']) sockets.get(name)?.destroy();
     expect(admit('m')).toBe(true);
   });
+
+  it('adapts the limit to the event loop: halves it when late, adds one when on time and full', () => {
+    const gate = new HandshakeGate({
+      limit: 8,
+      maxLimit: 10,
+      maxWaiting: 100,
+      maxWaitMs: 1000,
+      now: () => 0,
+    });
+    try {
+      const started: number[] = [];
+      for (let i = 0; i < 20; i++) gate.admit(new Socket(), () => started.push(i), false);
+      expect(started.length).toBe(8);
+      // On time with every slot in use: one more each sample, up to maxLimit; each new slot starts one.
+      gate.adapt(5);
+      gate.adapt(5);
+      expect(gate.limit).toBe(10);
+      gate.adapt(5);
+      expect(gate.limit).toBe(10);
+      expect(started.length).toBe(10);
+      // Late: halved, down to a quarter of the start; running ones finish, nothing new starts.
+      gate.adapt(200);
+      expect(gate.limit).toBe(5);
+      gate.adapt(200);
+      gate.adapt(200);
+      expect(gate.limit).toBe(2);
+      for (let i = 0; i < 8; i++) gate.done();
+      expect(started.length).toBe(10);
+      gate.done();
+      expect(started.length).toBe(11);
+    } finally {
+      gate.close();
+    }
+  });
 });
