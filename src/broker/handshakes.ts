@@ -29,6 +29,7 @@ export interface HandshakeGateOptions {
    * Cheap handshakes to far clients then run many at once; costly ones to a busy loop, few.
    */
   maxLimit?: number;
+  /** Default 20 ms. */
   lagTargetMs?: number;
   maxWaiting: number;
   maxWaitMs: number;
@@ -57,7 +58,7 @@ export class HandshakeGate {
     this.#limit = options.limit;
     this.#maxLimit = Math.max(options.limit, options.maxLimit ?? options.limit);
     this.#minLimit = Math.max(1, Math.floor(options.limit / 4));
-    this.#lagTargetMs = options.lagTargetMs ?? 50;
+    this.#lagTargetMs = options.lagTargetMs ?? 20;
     this.#maxWaiting = options.maxWaiting;
     this.#maxWaitMs = options.maxWaitMs;
     this.#now = options.now;

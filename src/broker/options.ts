@@ -32,7 +32,7 @@ export interface BrokerLimits {
   handshakesInFlight?: number;
   /**
    * The most handshakes the broker lets run at once as it adapts: it halves the number when its
-   * event loop runs late (over 50 ms) and adds one while it keeps up with every slot in use.
+   * event loop runs late (over 20 ms) and adds one while it keeps up with every slot in use.
    * Default 128.
    */
   maxHandshakesInFlight?: number;

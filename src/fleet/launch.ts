@@ -15,7 +15,7 @@ import { onboardFleet } from './onboard.js';
 import type { DeviceAuth, FleetDevice } from './types.js';
 
 /** Devices a launched fleet powers on per second. */
-export const FLEET_START_PER_SECOND = 200;
+export const FLEET_START_PER_SECOND = 100;
 
 export interface LaunchFleetOptions {
   config: IotdrConfig;

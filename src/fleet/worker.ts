@@ -114,14 +114,21 @@ for (const [i, r] of running.entries()) {
     .onCommand((command) => ({ status: 'succeeded', result: { name: command.name } }))
     .catch((error: Error) => send({ type: 'error', message: error.message }));
   if (intervalMs > 0) {
-    // Spread the devices' first messages over one interval, so the fleet does not publish in bursts.
-    setTimeout(
-      () => {
-        tick(r);
-        r.timer = setInterval(() => tick(r), intervalMs);
-      },
-      (intervalMs * i) / running.length,
-    );
+    // A device starts publishing once it first connected (as one does after powering on), its first
+    // message at a random point of its interval, so the fleet does not publish in bursts. From then
+    // on it publishes whether connected or not: its queue keeps what it accepted.
+    const off = r.client.on('connected', () => {
+      off();
+      if (stopping) return;
+      setTimeout(
+        () => {
+          if (stopping) return;
+          tick(r);
+          r.timer = setInterval(() => tick(r), intervalMs);
+        },
+        Math.floor(Math.random() * intervalMs),
+      );
+    });
   }
 }
 send({ type: 'ready', devices: running.length });
