@@ -359,7 +359,8 @@ async function sendCommands(cnc: Api, devices: readonly { thingName: string }[])
   const ids: string[] = [];
   for (const device of devices.slice(0, COMMANDS)) {
     const sent = (await cnc.call('POST', `/v1/devices/${device.thingName}/commands`, {
-      body: { name: 'drill-ping', timeoutMs: 120_000, maxAttempts: 5 },
+      // Longer than a large fleet takes to come back: a command must outlive the switch.
+      body: { name: 'drill-ping', timeoutMs: 600_000, maxAttempts: 5 },
     })) as { commandId: string };
     ids.push(sent.commandId);
   }
