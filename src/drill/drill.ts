@@ -33,7 +33,7 @@ export interface DrillOptions {
   failback: boolean;
   /** Messages per second of the whole fleet. Default: one per device per second, at most 1,000. */
   ratePerSecond?: number;
-  /** How long devices may take to come back after the fault before the drill gives up, ms. */
+  /** How long devices may take to come back after the fault before the drill gives up, ms. Default: twice the limit, at least 3 minutes. */
   recoveryTimeoutMs?: number;
   /** A line of progress for the terminal. */
   onProgress?: (line: string) => void;
@@ -185,6 +185,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const commandIds = await sendCommands(cnc(primary), devices);
 
     await stillSteady();
+    // Long enough to see an RTO well past the target (1.5 × the limit), never under 3 minutes.
+    const f0 = config.failover;
+    const recoveryMs =
+      options.recoveryTimeoutMs ??
+      Math.max(180_000, 2 * (f0.intervalMs * f0.failureThreshold + ownReconnectMs));
     const switched = await faultAndSwitch({
       fault: options.fault,
       from: primary,
@@ -193,7 +198,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       inject: () => inject(options.fault, primary, platform, api(primary), analytics),
       control,
       fleet: f,
-      timeoutMs: options.recoveryTimeoutMs ?? 180_000,
+      timeoutMs: recoveryMs,
       progress,
     });
     // RPO while the primary is away: what the secondary had when the fleet arrived.
@@ -250,7 +255,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         },
         control,
         fleet: f,
-        timeoutMs: options.recoveryTimeoutMs ?? 180_000,
+        timeoutMs: recoveryMs,
         progress,
       });
       failback = {

@@ -1,7 +1,7 @@
 /**
  * A worker thread running part of the simulated fleet: one DeviceClient per device, each publishing
- * telemetry `{seq, t}` on `devices/<thing>/telemetry` at its rate, and reporting every device's
- * state to the coordinator a few times a second.
+ * telemetry `{seq, t}` on `devices/<thing>/telemetry` at its rate once first connected, and
+ * reporting what changed in each device's state to the coordinator ten times a second.
  */
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
