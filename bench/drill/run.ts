@@ -42,7 +42,7 @@ function drill(args: string[]): Promise<number> {
 
 const n = (v: number | null): string => (v === null ? '—' : Math.round(v).toLocaleString('en-US'));
 
-export function row(r: DrillReport): string[] {
+function row(r: DrillReport): string[] {
   const ratio = r.rtoMs === null ? null : r.rtoMs / r.limitMs;
   const met = r.reconnected === r.devices && r.messages.lost === 0 && ratio !== null && ratio <= RTO_TARGET;
   const p = r.reconnectMs;

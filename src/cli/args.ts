@@ -49,3 +49,22 @@ export function untilSignalled(): Promise<void> {
     process.once('SIGTERM', () => resolve());
   });
 }
+
+/** The fleet options `iotdr fleet` and `iotdr drill` share: `--devices`, `--rate`, `--auth`. */
+export interface FleetOptionValues {
+  devices: number;
+  rate: number | undefined;
+  auth: 'mtls' | 'token';
+}
+
+/** Validates the shared fleet options; a string is the usage error to print. */
+export function fleetOptions(values: Values, defaultDevices: number): FleetOptionValues | string {
+  const devices = values.devices === undefined ? defaultDevices : Number(values.devices);
+  if (!Number.isInteger(devices) || devices < 1 || devices > 10_000)
+    return '--devices: an integer from 1 to 10000';
+  const rate = values.rate === undefined ? undefined : Number(values.rate);
+  if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0)) return '--rate: messages per second, > 0';
+  const auth = values.auth ?? 'mtls';
+  if (auth !== 'mtls' && auth !== 'token') return '--auth: mtls or token';
+  return { devices, rate, auth };
+}

@@ -10,7 +10,7 @@ import {
   renderReport,
   runDrill,
 } from '../../drill/index.js';
-import { loadFor, parseCommand } from '../args.js';
+import { fleetOptions, loadFor, parseCommand } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr drill [--devices N] [--fault KIND] [--failback] [--auth mtls|token] [--rate MSGS_PER_S]
@@ -58,17 +58,12 @@ export const drillCommand: Command = async (argv, io) => {
     io.err(USAGE);
     return 2;
   };
-  const devices = values.devices === undefined ? 50 : Number(values.devices);
-  if (!Number.isInteger(devices) || devices < 1 || devices > 10_000)
-    return bad('--devices: an integer from 1 to 10000');
+  const shared = fleetOptions(values, 50);
+  if (typeof shared === 'string') return bad(shared);
+  const { devices, rate, auth } = shared;
   const fault = (values.fault ?? 'broker-crash') as DrillFault;
   if (!(DRILL_FAULTS as readonly string[]).includes(fault))
     return bad(`--fault: one of ${DRILL_FAULTS.join(', ')}`);
-  const auth = values.auth ?? 'mtls';
-  if (auth !== 'mtls' && auth !== 'token') return bad('--auth: mtls or token');
-  const rate = values.rate === undefined ? undefined : Number(values.rate);
-  if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0))
-    return bad('--rate: messages per second, > 0');
 
   const loaded = await loadFor(io, values);
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-drill-'));

@@ -2,7 +2,7 @@ import { IotdrError } from '../../common/index.js';
 import { percentile } from '../../drill/index.js';
 import { type DeviceRecord, type Fleet, launchFleet, summaryLine } from '../../fleet/index.js';
 import { progressBar, table } from '../api.js';
-import { loadFor, parseCommand } from '../args.js';
+import { fleetOptions, loadFor, parseCommand } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr fleet [--devices N] [--rate MSGS_PER_S] [--auth mtls|token] [--name PREFIX]
@@ -44,14 +44,9 @@ export const fleetCommand: Command = async (argv, io) => {
     io.err(USAGE);
     return 2;
   };
-  const devices = values.devices === undefined ? 20 : Number(values.devices);
-  if (!Number.isInteger(devices) || devices < 1 || devices > 10_000)
-    return bad('--devices: an integer from 1 to 10000');
-  const rate = values.rate === undefined ? undefined : Number(values.rate);
-  if (rate !== undefined && (!Number.isFinite(rate) || rate <= 0))
-    return bad('--rate: messages per second, > 0');
-  const auth = values.auth ?? 'mtls';
-  if (auth !== 'mtls' && auth !== 'token') return bad('--auth: mtls or token');
+  const shared = fleetOptions(values, 20);
+  if (typeof shared === 'string') return bad(shared);
+  const { devices, rate, auth } = shared;
   const prefix = typeof values.name === 'string' ? values.name : 'fleet';
   if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(prefix))
     return bad('--name: lower-case letters, digits and hyphens, up to 41, starting with a letter or digit');
