@@ -6,6 +6,7 @@ import {
   CONTROL_NAMESERVER,
   DEFAULT_CHECKER_ID,
   ensureStateDir,
+  failoverGiveUpMs,
   type IotdrConfig,
   readSecretFile,
 } from './config/index.js';
@@ -23,6 +24,7 @@ import {
   DecisionFeed,
   type DecisionSink,
   decisionRoutes,
+  defaultObservationMaxAgeMs,
   FailoverController,
   FailoverStore,
   failoverRoutes,
@@ -183,6 +185,8 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       recoveryThreshold: f.recoveryThreshold,
       failback: f.failback,
       stablePeriodMs: f.stablePeriodMs,
+      degradedBudgetMs: f.degradedBudgetMs,
+      observationMaxAgeMs: defaultObservationMaxAgeMs(f.intervalMs, f.timeoutMs, failoverGiveUpMs(f)),
       actions: executor,
       logger: logger.child({ component: 'controller' }),
     });
@@ -196,6 +200,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
         sink: controller,
         intervalMs: f.intervalMs,
         timeoutMs: f.timeoutMs,
+        giveUpMs: failoverGiveUpMs(f),
         critical: [...config.health.critical],
       });
       checker.start();

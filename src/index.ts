@@ -5,5 +5,10 @@
 export { type AnalyticsOptions, type RunningAnalytics, startAnalytics } from './analytics/index.js';
 export { type ControlOptions, type RunningControl, startControl } from './control.js';
 export { type NameServerOptions, type RunningNameServer, startNameServer } from './nameserver.js';
-export { type PlatformOptions, type RunningPlatform, startPlatform } from './platform.js';
+export {
+  type PlatformOptions,
+  type ProcessEvent,
+  type RunningPlatform,
+  startPlatform,
+} from './platform.js';
 export { type RegionOptions, type RunningRegion, startRegion } from './region.js';

@@ -1,18 +1,22 @@
 /**
  * The whole platform as child processes from one configuration — every region, control, analytics
  * and the configured DNS servers — each with its log, started together and waited for until it
- * answers. `iotdr up` runs it for a user; `iotdr drill` runs it with fault injection, and kills or
- * restarts processes on purpose.
+ * answers, and supervised: one that dies is restarted as `supervision` says, the others serving on.
+ * `iotdr up` runs it for a user; `iotdr drill` runs it with fault injection, and kills or restarts
+ * processes on purpose.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseUrl, moduleEntry } from './common/index.js';
+import { baseUrl, type Clock, moduleEntry, type Timers } from './common/index.js';
 import type { IotdrConfig, RegionConfig } from './config/index.js';
 import { dnsTokenPath } from './control.js';
 import { loadOrCreateCa } from './pki/index.js';
 import { analyticsTokenPath, loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
+import { type ProcessEvent, Supervisor } from './supervisor.js';
+
+export type { ProcessEvent } from './supervisor.js';
 
 /** How long a process may take to answer after it was started, in ms. */
 export const START_TIMEOUT_MS = 60_000;
@@ -32,6 +36,8 @@ export interface PlatformProcess {
   /** Where it answers, and the path that says it is ready. */
   readonly url: string;
   readonly readyPath: string;
+  /** Its log file: `<state>/logs/<name>.log`. */
+  readonly log: string;
   child: ChildProcess;
   /** For a region: its listeners as /livez reported them. */
   live: LiveInfo;
@@ -46,20 +52,54 @@ export interface PlatformOptions {
   cwd: string;
   /** Start the regions with fault injection (`--enable-faults`). */
   faults?: boolean;
-  /** Called with a line for each process as it becomes ready. */
+  /** Called for each process as it becomes ready: at start, and after every restart. */
   onReady?: (process: PlatformProcess) => void;
+  /** Called when a process dies unexpectedly, and as supervision restarts it (`supervision`). */
+  onEvent?: (event: ProcessEvent, process: PlatformProcess) => void;
+  /**
+   * Aborting ends supervision before the processes are stopped: a Ctrl-C reaches the children as
+   * well, and their exits are then a shutdown, neither reported nor restarted.
+   */
+  signal?: AbortSignal;
+  /** For supervision's delays; default the system clock and timers. */
+  clock?: Clock;
+  timers?: Timers;
 }
 
 export interface RunningPlatform {
   readonly processes: ReadonlyMap<string, PlatformProcess>;
   readonly logDir: string;
-  /** Resolves with why, when a process exits that nobody stopped or killed. */
-  readonly exited: Promise<string>;
-  /** Sends a signal to one process (the drill's region-crash: SIGKILL); its exit is expected. */
+  /**
+   * Sends a signal to one process (the drill's region-crash: SIGKILL); its exit is expected, so
+   * supervision leaves it down (and cancels a restart it had pending) until `restart`.
+   */
   kill(name: string, signal: NodeJS.Signals): Promise<void>;
-  /** Starts a killed or stopped process again and waits until it answers. */
+  /** Starts a killed or stopped process again (stopping it first if it runs) and waits until it answers. */
   restart(name: string): Promise<void>;
+  /** Ends supervision, cancelling pending restarts, then stops every process. */
   stop(): Promise<void>;
+}
+
+/** A restart delay as people read it: `10 s`, `2.7 min`. */
+export function delayText(ms: number): string {
+  return ms < 120_000 ? `${Number((ms / 1000).toFixed(1))} s` : `${Number((ms / 60_000).toFixed(1))} min`;
+}
+
+/** The line `iotdr up` and the drill print for a process event. */
+export function eventLine(event: ProcessEvent, p: PlatformProcess): string {
+  switch (event.type) {
+    case 'exited': {
+      const next =
+        event.restartInMs === null
+          ? 'not restarted (supervision.restart: never)'
+          : `restarting it in ${delayText(event.restartInMs)}`;
+      return `${p.what} exited (${event.signal ?? `code ${event.code}`}); ${next}; see ${p.log}`;
+    }
+    case 'restarted':
+      return `${p.what} restarted (pid ${p.child.pid}): ${p.url}${p.readyPath} answers`;
+    case 'restart-failed':
+      return `${p.what} did not come back: ${event.error.message}; trying again in ${delayText(event.restartInMs)}`;
+  }
 }
 
 /** The primary is the region with the lowest priority number. */
@@ -121,13 +161,16 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   const { execArgv, url } = moduleEntry(import.meta.url, './cli/bin');
   const entry = fileURLToPath(url);
 
-  const specs: Array<Omit<PlatformProcess, 'child' | 'live'>> = [
+  type Spec = Omit<PlatformProcess, 'child' | 'live'>;
+  const logOf = (name: string) => join(logDir, `${name}.log`);
+  const specs: Spec[] = [
     ...config.regions.map((region) => ({
       name: region.name,
       what: `region ${region.name}`,
       args: ['region', '--name', region.name, ...(options.faults ? ['--enable-faults'] : [])],
       url: baseUrl(region.address, region.api.port),
       readyPath: '/livez',
+      log: logOf(region.name),
     })),
     {
       name: 'analytics',
@@ -135,6 +178,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       args: ['analytics'],
       url: baseUrl(config.analytics.address, config.analytics.port),
       readyPath: '/livez',
+      log: logOf('analytics'),
     },
     {
       name: 'control',
@@ -142,6 +186,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       args: ['control'],
       url: baseUrl(config.control.address, config.control.port),
       readyPath: '/livez',
+      log: logOf('control'),
     },
     ...config.dns.servers.map((d) => ({
       name: `dns-${d.name}`,
@@ -150,58 +195,97 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       url: baseUrl(d.address, d.httpPort),
       // Ready once it serves a decision.
       readyPath: '/health',
+      log: logOf(`dns-${d.name}`),
     })),
   ];
 
   const processes = new Map<string, PlatformProcess>();
-  const expected = new Set<ChildProcess>();
+  const processOf = (name: string): PlatformProcess => {
+    const p = processes.get(name);
+    if (!p) throw new Error(`no process ${name}`);
+    return p;
+  };
+  /** Children stopped or killed on purpose: their exit is no crash. */
+  const expected = new WeakSet<ChildProcess>();
   let stopping = false;
-  let reportExit: (why: string) => void = () => {};
-  const exited = new Promise<string>((resolve) => {
-    reportExit = resolve;
-  });
-  const spawnOne = (spec: Omit<PlatformProcess, 'child' | 'live'>): ChildProcess => {
-    const log = openSync(join(logDir, `${spec.name}.log`), 'a', 0o600);
+  const spawnOne = (spec: Spec): ChildProcess => {
+    const log = openSync(spec.log, 'a', 0o600);
     const args = [...execArgv, entry, ...spec.args];
     if (options.configFile) args.push('--config', options.configFile);
-    const child = spawn(process.execPath, args, {
-      stdio: ['ignore', log, log],
-      env: { ...options.env, IOTDR_HOME: stateDir },
-      cwd: options.cwd,
-    });
-    child.once('exit', (code, signal) => {
-      if (!stopping && !expected.has(child))
-        reportExit(`${spec.what} exited (${code ?? signal}); see ${join(logDir, `${spec.name}.log`)}`);
-    });
-    return child;
+    try {
+      return spawn(process.execPath, args, {
+        stdio: ['ignore', log, log],
+        env: { ...options.env, IOTDR_HOME: stateDir },
+        cwd: options.cwd,
+      });
+    } finally {
+      // The child has its own copy; ours would leak one descriptor per restart.
+      closeSync(log);
+    }
   };
 
+  const supervisor = new Supervisor({
+    policy: config.supervision,
+    start: async (name) => {
+      const p = processOf(name);
+      const child = spawnOne(p);
+      p.child = child;
+      try {
+        await ready(p, Date.now() + START_TIMEOUT_MS);
+      } catch (error) {
+        // One that runs without answering would hold the ports the next attempt needs.
+        expected.add(child);
+        await stopChild(child);
+        throw error;
+      }
+    },
+    onEvent: (event) => options.onEvent?.(event, processOf(event.name)),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.timers ? { timers: options.timers } : {}),
+  });
+  const endSupervision = () => supervisor.stop();
+  if (options.signal?.aborted) endSupervision();
+  else options.signal?.addEventListener('abort', endSupervision, { once: true });
+
+  /** From the moment a child answers, its death is the supervisor's to handle. */
+  const watch = (p: PlatformProcess) => {
+    const child = p.child;
+    const died = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (!stopping && !expected.has(child)) supervisor.exited(p.name, code, signal);
+    };
+    if (child.exitCode !== null || child.signalCode !== null) died(child.exitCode, child.signalCode);
+    else child.once('exit', died);
+  };
   const stopAll = async () => {
+    supervisor.stop();
+    options.signal?.removeEventListener('abort', endSupervision);
     stopping = true;
     await Promise.all([...processes.values()].map((p) => stopChild(p.child)));
   };
   const ready = async (p: PlatformProcess, deadline: number) => {
     try {
       p.live = await waitReady(p, deadline);
-      options.onReady?.(p);
     } catch (error) {
-      throw new Error(`${p.what} ${(error as Error).message}; see ${join(logDir, `${p.name}.log`)}`);
+      throw new Error(`${p.what} ${(error as Error).message}; see ${p.log}`);
     }
+    watch(p);
+    options.onReady?.(p);
   };
 
-  const launch = (spec: Omit<PlatformProcess, 'child' | 'live'>): PlatformProcess => {
+  const launch = async (spec: Spec, deadline: number): Promise<void> => {
     const p = { ...spec, child: spawnOne(spec), live: {} };
     processes.set(spec.name, p);
-    return p;
+    await ready(p, deadline);
+    supervisor.running(p.name);
   };
   try {
     const deadline = Date.now() + START_TIMEOUT_MS;
     // The regions first, side by side, then analytics (the regions' analytics checks need it),
     // then control: a controller started before them would see the primary fail its probes, and
     // move the fleet to whichever region answered first.
-    const regions = specs.slice(0, config.regions.length).map(launch);
-    await Promise.all(regions.map((p) => ready(p, deadline)));
-    for (const spec of specs.slice(config.regions.length)) await ready(launch(spec), deadline);
+    const regions = specs.slice(0, config.regions.length);
+    await Promise.all(regions.map((spec) => launch(spec, deadline)));
+    for (const spec of specs.slice(config.regions.length)) await launch(spec, deadline);
   } catch (error) {
     await stopAll();
     throw error;
@@ -210,10 +294,9 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   return {
     processes,
     logDir,
-    exited,
     async kill(name, signal) {
-      const p = processes.get(name);
-      if (!p) throw new Error(`no process ${name}`);
+      const p = processOf(name);
+      supervisor.release(name);
       expected.add(p.child);
       const gone = new Promise<void>((resolve) =>
         p.child.exitCode !== null || p.child.signalCode !== null
@@ -224,14 +307,13 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       await gone;
     },
     async restart(name) {
-      const p = processes.get(name);
-      if (!p) throw new Error(`no process ${name}`);
-      if (p.child.exitCode === null && p.child.signalCode === null) {
-        expected.add(p.child);
-        await stopChild(p.child);
-      }
+      const p = processOf(name);
+      supervisor.release(name);
+      expected.add(p.child);
+      await stopChild(p.child);
       p.child = spawnOne(p);
       await ready(p, Date.now() + START_TIMEOUT_MS);
+      supervisor.running(name);
     },
     stop: stopAll,
   };

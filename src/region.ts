@@ -28,6 +28,7 @@ import { faultRoutes, RegionFaults } from './drill/index.js';
 import { type EventBus, eventRoutes, SqliteEventBus } from './events/index.js';
 import {
   brokerCheckpoint,
+  brokerConnectCheckpoint,
   customCheckpoint,
   HealthService,
   healthRoutes,
@@ -277,8 +278,15 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       critical: config.health.critical,
       metrics,
     });
+    const healthIdentity = () => ({ ...broker.healthIdentity(), url: mqttUrl(mqtt.tls) });
     health
-      .add(brokerCheckpoint(() => ({ ...broker.healthIdentity(), url: mqttUrl(mqtt.tls) })))
+      .add(brokerCheckpoint(healthIdentity))
+      .add(
+        brokerConnectCheckpoint(healthIdentity, {
+          everyMs: config.health.connectEveryMs,
+          timeoutMs: config.health.connectTimeoutMs,
+        }),
+      )
       .add(registryCheckpoint(service))
       .add(
         replicationCheckpoint(replication, {
@@ -310,6 +318,9 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         }),
       );
     }
+
+    // Closed before the broker (closers run in reverse): the health session ends as a client would.
+    closers.add(() => health.close());
 
     const faults = new RegionFaults({
       enabled: options.faults === true,

@@ -5,8 +5,10 @@
  * against the issue's targets: every device reconnected, 0 messages lost, RTO ≤ 1.5 × the limit.
  *
  * Options: `--devices N` (default 1000), `--auth mtls|token` (default mtls), `--faults a,b` (default
- * all five). Each drill's progress goes to stderr; the table to stdout. Exit status 1 when a drill
- * could not run or missed a target.
+ * all five), `--runs N` (default 1: each fault once; N runs every fault N times in a row). Each
+ * drill's progress goes to stderr; the table to stdout, with the number of false moves (drills the
+ * controller moved before their fault, IOTDR_DRILL_NOT_STEADY). Exit status 1 when a drill could
+ * not run or missed a target.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -27,16 +29,21 @@ function cli(): string[] {
   return existsSync(compiled) ? [compiled] : ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts')];
 }
 
-/** Runs one drill; resolves with its exit status, its progress streamed to stderr. */
-function drill(args: string[]): Promise<number> {
+/** Runs one drill; resolves with its exit status and whether the fleet moved before the fault. */
+function drill(args: string[]): Promise<{ code: number; falseMove: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...cli(), 'drill', ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout.on('data', (d: Buffer) => process.stderr.write(d));
-    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
-    child.once('exit', (code) => resolve(code ?? 1));
+    let falseMove = false;
+    const relay = (d: Buffer) => {
+      if (d.toString().includes('IOTDR_DRILL_NOT_STEADY')) falseMove = true;
+      process.stderr.write(d);
+    };
+    child.stdout.on('data', relay);
+    child.stderr.on('data', relay);
+    child.once('exit', (code) => resolve({ code: code ?? 1, falseMove }));
   });
 }
 
@@ -91,8 +98,14 @@ async function main(): Promise<number> {
       devices: { type: 'string', default: '1000' },
       auth: { type: 'string', default: 'mtls' },
       faults: { type: 'string', default: DRILL_FAULTS.join(',') },
+      runs: { type: 'string', default: '1' },
     },
   });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 100) {
+    process.stderr.write('--runs: an integer from 1 to 100\n');
+    return 2;
+  }
   const faults = String(values.faults).split(',');
   const unknown = faults.filter((f) => !(DRILL_FAULTS as readonly string[]).includes(f));
   if (unknown.length > 0) {
@@ -102,13 +115,18 @@ async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'iotdr-bench-drill-'));
   const rows: string[][] = [];
   let failed = false;
+  let falseMoves = 0;
   try {
-    for (const fault of faults) {
-      const json = join(dir, `${fault}.json`);
+    for (const [run, fault] of Array.from({ length: runs }, (_, i) =>
+      faults.map((f) => [i + 1, f] as const),
+    ).flat()) {
+      const json = join(dir, `${fault}-${run}.json`);
       const load = loadavg()[0]?.toFixed(2);
-      process.stderr.write(`\n== drill ${fault}, ${values.devices} devices (${values.auth}), load ${load}\n`);
+      process.stderr.write(
+        `\n== drill ${fault} (run ${run} of ${runs}), ${values.devices} devices (${values.auth}), load ${load}\n`,
+      );
       const started = Date.now();
-      const code = await drill([
+      const { code, falseMove } = await drill([
         '--devices',
         String(values.devices),
         '--auth',
@@ -118,8 +136,9 @@ async function main(): Promise<number> {
         '--json',
         json,
       ]);
+      if (falseMove) falseMoves++;
       process.stderr.write(
-        `== ${fault}: exit ${code} after ${Math.round((Date.now() - started) / 1000)} s\n`,
+        `== ${fault}: exit ${code} after ${Math.round((Date.now() - started) / 1000)} s${falseMove ? ' (FALSE MOVE: the fleet was moved before the fault)' : ''}\n`,
       );
       const report = await readFile(json, 'utf8').then(
         (t) => JSON.parse(t) as DrillReport,
@@ -127,7 +146,12 @@ async function main(): Promise<number> {
       );
       if (!report) {
         failed = true;
-        rows.push([fault, `${values.devices} ${values.auth}`, ...HEAD.slice(2).map(() => ''), 'did not run']);
+        rows.push([
+          fault,
+          `${values.devices} ${values.auth}`,
+          ...HEAD.slice(2, -1).map(() => ''),
+          falseMove ? '**NO**: moved before the fault' : '**NO**: did not run',
+        ]);
         continue;
       }
       const r = row(report);
@@ -142,6 +166,8 @@ async function main(): Promise<number> {
   console.log(`| ${HEAD.join(' | ')} |`);
   console.log(`|${HEAD.map(() => '---').join('|')}|`);
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+  console.log('');
+  console.log(`false moves (the fleet moved before the fault): ${falseMoves} of ${rows.length} drills`);
   return failed ? 1 : 0;
 }
 

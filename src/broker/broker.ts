@@ -11,7 +11,7 @@ import {
 } from './engine.js';
 import { HandshakeGate } from './handshakes.js';
 import { type ListenAddress, TlsListener } from './listener.js';
-import { type BrokerMetrics, brokerMetrics } from './metrics.js';
+import { type BrokerMetrics, brokerMetrics, handshakeMetrics } from './metrics.js';
 import {
   type BrokerOptions,
   DEFAULT_LIMITS,
@@ -232,6 +232,7 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
     maxWaitMs: limits.connectTimeoutMs,
     now: () => clock.now(),
   });
+  if (options.metrics) handshakeMetrics(options.metrics, handshakes);
   const common = {
     handshakes,
     exempt: own === undefined ? new Set<string>() : new Set([own, `::ffff:${own}`]),

@@ -61,3 +61,38 @@ export function brokerMetrics(registry: Registry = new Registry()): BrokerMetric
     }),
   };
 }
+
+/** What the handshake line's gauges read at scrape time (a HandshakeGate). */
+export interface HandshakeLine {
+  readonly running: number;
+  readonly waiting: number;
+  readonly limit: number;
+}
+
+/**
+ * The handshake line, read when scraped: handshakes running, connections waiting for their turn
+ * (above 0 the broker is absorbing more connections than it admits: a storm), and the limit in
+ * force as it adapts to the event loop.
+ */
+export function handshakeMetrics(registry: Registry, line: HandshakeLine): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge('iotdr_broker_handshakes_running', 'TLS handshakes running now', () => line.running);
+  gauge(
+    'iotdr_broker_handshakes_waiting',
+    'Connections waiting for a handshake slot (above 0: more arrive than the broker admits)',
+    () => line.waiting,
+  );
+  gauge(
+    'iotdr_broker_handshakes_limit',
+    'Handshakes allowed at once, as adapted to the event loop',
+    () => line.limit,
+  );
+}

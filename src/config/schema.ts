@@ -82,6 +82,12 @@ export const DEFAULT_EVENTS_MAX_BYTES = 1024 ** 3;
 export const DEFAULT_HEALTH_TIMEOUT_MS = 1000;
 export const DEFAULT_HEALTH_MAX_LAG_MS = 5000;
 export const DEFAULT_HEALTH_MAX_LAG_CHANGES = 10_000;
+/**
+ * Health: the fresh-connect broker checkpoint (a full mutual-TLS handshake and CONNACK) runs in
+ * the background this often while it passes, under its own timeout; requests never wait for it.
+ */
+export const DEFAULT_HEALTH_CONNECT_EVERY_MS = 30_000;
+export const DEFAULT_HEALTH_CONNECT_TIMEOUT_MS = 5000;
 /** Components whose failing checkpoint fails the region (DESIGN.md §6); others only warn. */
 export const DEFAULT_CRITICAL_COMPONENTS = [
   'broker',
@@ -104,6 +110,13 @@ export const HTTP_CHECK_COMPONENTS = ['app', 'cnc', 'analytics'] as const;
 /** Failover (DESIGN.md §6): every RTO factor small and configurable. */
 export const DEFAULT_FAILOVER_INTERVAL_MS = 1000;
 export const DEFAULT_FAILOVER_TIMEOUT_MS = 1000;
+/**
+ * A probe still unanswered after this many timeouts fails: the region does not answer. An answer
+ * later than the timeout but within this is slow: the region is degraded, not down.
+ */
+export const DEFAULT_FAILOVER_GIVE_UP_TIMEOUTS = 3;
+/** How long a region may stay degraded (slow answers, timed-out checkpoints) before it is declared down. */
+export const DEFAULT_FAILOVER_DEGRADED_BUDGET_MS = 15_000;
 export const DEFAULT_FAILURE_THRESHOLD = 3;
 export const DEFAULT_RECOVERY_THRESHOLD = 5;
 export const DEFAULT_STABLE_PERIOD_MS = 60_000;
@@ -111,6 +124,17 @@ export const FAILBACK_MODES = ['manual', 'auto'] as const;
 export const DISCONNECT_ON_FAILOVER_MODES = ['never', 'when-reachable'] as const;
 /** The checker that runs inside `iotdr control`. */
 export const DEFAULT_CHECKER_ID = 'control';
+/** Supervision of the child processes of `iotdr up` and `iotdr drill`. */
+export const SUPERVISION_RESTART_MODES = ['always', 'never'] as const;
+export const DEFAULT_SUPERVISION_RESTART = 'always';
+/**
+ * First restart delay, in ms. Longer than the default failover detection (1,000 × 3 + 1,000), so a
+ * dead region is seen down and the fleet moved before it returns.
+ */
+export const DEFAULT_RESTART_DELAY_MS = 10_000;
+export const DEFAULT_RESTART_MAX_DELAY_MS = 300_000;
+/** A process up this long since its last start has its restart delay back at restartDelayMs. */
+export const DEFAULT_SUPERVISION_STABLE_MS = 60_000;
 
 export const PORT_MIN = 0;
 export const PORT_MAX = 65_535;
@@ -326,6 +350,10 @@ export interface HealthConfig {
   readonly maxLagChanges: number;
   /** Components whose failure fails the region; the others warn. */
   readonly critical: readonly HealthComponent[];
+  /** The fresh-connect broker checkpoint: how often it connects while it passes, in ms. Default 30,000. */
+  readonly connectEveryMs: number;
+  /** Its own timeout (handshake and CONNACK), in ms. Default 5,000. */
+  readonly connectTimeoutMs: number;
   /** HTTP checks of the application, command-and-control and analytics services. */
   readonly checks: readonly HttpCheckConfig[];
 }
@@ -360,8 +388,12 @@ export interface WebhookConfig {
 export interface FailoverConfig {
   /** Time between two probes of a region by one checker, in ms (≥ 100). Default 1,000. */
   readonly intervalMs: number;
-  /** A probe taking longer fails, in ms. Default 1,000. */
+  /** An answer later than this is slow (the region is degraded), in ms. Default 1,000. */
   readonly timeoutMs: number;
+  /** A probe still unanswered after this fails (the region does not answer), in ms; ≥ timeoutMs. Default 3 × timeoutMs (failoverGiveUpMs). */
+  readonly giveUpMs?: number;
+  /** A region degraded for longer (seen by a quorum of checkers) is declared down, in ms. Default 15,000. */
+  readonly degradedBudgetMs: number;
   /** Consecutive failed probes (seen by a quorum of checkers) that take a region down. Default 3. */
   readonly failureThreshold: number;
   /** Consecutive good probes that bring it back. Default 5. */
@@ -375,6 +407,25 @@ export interface FailoverConfig {
   readonly disconnectOnFailover: (typeof DISCONNECT_ON_FAILOVER_MODES)[number];
   /** Called with every switch (HTTP POST, retried). */
   readonly webhooks: readonly WebhookConfig[];
+}
+
+/**
+ * What `iotdr up` and `iotdr drill` do when one of their child processes (a region, analytics,
+ * control, a DNS server) exits without being asked to. The delay doubles with each crash in a row.
+ */
+export interface SupervisionConfig {
+  /** `always` (default): restart it after a delay; `never`: report it and leave it down. */
+  readonly restart: (typeof SUPERVISION_RESTART_MODES)[number];
+  /**
+   * First delay before a restart, in ms. Longer than the failover detection
+   * (failover.intervalMs × failureThreshold + timeoutMs), so the fleet has moved before a dead
+   * region returns. Default 10,000.
+   */
+  readonly restartDelayMs: number;
+  /** The longest delay the doubling reaches, in ms; ≥ restartDelayMs. Default 300,000. */
+  readonly restartMaxDelayMs: number;
+  /** A process that ran this long since its last start crashes with the delay back at restartDelayMs, in ms. Default 60,000. */
+  readonly stableMs: number;
 }
 
 export interface IotdrConfig {
@@ -393,6 +444,12 @@ export interface IotdrConfig {
   /** Region-local topic rules, in every region; rules made over the API replicate instead. */
   readonly rules: readonly RuleConfig[];
   readonly failover: FailoverConfig;
+  readonly supervision: SupervisionConfig;
+}
+
+/** How long a checker waits for an answer before the probe fails: giveUpMs, or 3 × timeoutMs. */
+export function failoverGiveUpMs(failover: Pick<FailoverConfig, 'timeoutMs' | 'giveUpMs'>): number {
+  return failover.giveUpMs ?? DEFAULT_FAILOVER_GIVE_UP_TIMEOUTS * failover.timeoutMs;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -808,6 +865,8 @@ const rootShape = {
     critical: z
       .array(oneOf(HEALTH_COMPONENTS), { error: expecting('expected a list of components') })
       .prefault(() => [...DEFAULT_CRITICAL_COMPONENTS]),
+    connectEveryMs: integerBetween(1000, 86_400_000, 'ms').default(DEFAULT_HEALTH_CONNECT_EVERY_MS),
+    connectTimeoutMs: integerBetween(10, 60_000, 'ms').default(DEFAULT_HEALTH_CONNECT_TIMEOUT_MS),
     checks: z
       .array(httpCheckSchema, { error: expecting('expected a list of HTTP checks') })
       .prefault(() => []),
@@ -818,6 +877,8 @@ const rootShape = {
   failover: section({
     intervalMs: integerBetween(100, 600_000, 'ms').default(DEFAULT_FAILOVER_INTERVAL_MS),
     timeoutMs: integerBetween(10, 60_000, 'ms').default(DEFAULT_FAILOVER_TIMEOUT_MS),
+    giveUpMs: integerBetween(10, 600_000, 'ms').optional(),
+    degradedBudgetMs: integerBetween(0, 86_400_000, 'ms').default(DEFAULT_FAILOVER_DEGRADED_BUDGET_MS),
     failureThreshold: integerBetween(1, 100, 'probes').default(DEFAULT_FAILURE_THRESHOLD),
     recoveryThreshold: integerBetween(1, 100, 'probes').default(DEFAULT_RECOVERY_THRESHOLD),
     failback: oneOf(FAILBACK_MODES).default('manual'),
@@ -848,6 +909,12 @@ const rootShape = {
         { error: expecting('expected a list of webhooks') },
       )
       .prefault(() => []),
+  }).prefault({}),
+  supervision: section({
+    restart: oneOf(SUPERVISION_RESTART_MODES).default(DEFAULT_SUPERVISION_RESTART),
+    restartDelayMs: integerBetween(100, 3_600_000, 'ms').default(DEFAULT_RESTART_DELAY_MS),
+    restartMaxDelayMs: integerBetween(100, 86_400_000, 'ms').default(DEFAULT_RESTART_MAX_DELAY_MS),
+    stableMs: integerBetween(0, 86_400_000, 'ms').default(DEFAULT_SUPERVISION_STABLE_MS),
   }).prefault({}),
 };
 
@@ -1037,6 +1104,14 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
     });
   }
 
+  const timeout = field(config, 'failover', 'timeoutMs');
+  const giveUp = field(config, 'failover', 'giveUpMs');
+  if (typeof timeout === 'number' && typeof giveUp === 'number' && giveUp < timeout)
+    issues.push({
+      path: ['failover', 'giveUpMs'],
+      message: `${giveUp} is below failover.timeoutMs (${timeout}); a probe can only be given up after it is late`,
+    });
+
   const checkers = field(config, 'failover', 'checkers');
   if (Array.isArray(checkers)) {
     checkers.forEach((id, i) => {
@@ -1047,6 +1122,17 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
           message: `"${id}" is already failover.checkers.${first}; each checker votes once`,
         });
     });
+  }
+
+  // A whole section, defaults filled in: compared only once it is valid on its own.
+  const supervision = rootShape.supervision.safeParse(field(config, 'supervision'));
+  if (supervision.success) {
+    const { restartDelayMs, restartMaxDelayMs } = supervision.data;
+    if (restartMaxDelayMs < restartDelayMs)
+      issues.push({
+        path: ['supervision', 'restartMaxDelayMs'],
+        message: `${restartMaxDelayMs} is below supervision.restartDelayMs (${restartDelayMs}); expected at least the first delay`,
+      });
   }
 
   // Names that must be unique within their list: health checks, rules.

@@ -7,6 +7,7 @@
 import { Api, baseUrl, IotdrError } from '../common/index.js';
 import type { IotdrConfig, RegionConfig } from '../config/index.js';
 import { controlUrlOf } from '../control.js';
+import type { FailoverEvent } from '../failover/index.js';
 import {
   type DeviceRecord,
   type Fleet,
@@ -15,7 +16,7 @@ import {
   regionApis,
   summaryLine,
 } from '../fleet/index.js';
-import { type RunningPlatform, startPlatform } from '../platform.js';
+import { eventLine, type RunningPlatform, startPlatform } from '../platform.js';
 import type { DrillFault } from './faults.js';
 import { type DrillReport, type FailbackMeasure, percentile, type SwitchMeasure } from './report.js';
 
@@ -91,6 +92,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     cwd: options.cwd,
     faults: true,
     onReady: (p) => progress(`  ${p.what} ready`),
+    // A death the drill did not cause is part of what the drill shows; supervision restarts it.
+    onEvent: (event, p) => progress(`  ${eventLine(event, p)}`),
   });
   let fleet: Fleet | undefined;
   const stopAll = () => {
@@ -142,11 +145,13 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     // Nothing may have moved the fleet before the fault: that drill would measure nothing.
     const stillSteady = async (): Promise<true> => {
       const s = (await control.call('GET', '/v1/failover/state')) as { epoch: number; activeRegion: string };
-      if (s.epoch !== steady.epoch || s.activeRegion !== primary.name)
+      if (s.epoch !== steady.epoch || s.activeRegion !== primary.name) {
+        const why = await whyDown(control, primary.name);
         throw new IotdrError(
           'IOTDR_DRILL_NOT_STEADY',
-          `the controller moved the fleet to ${s.activeRegion} before the fault (epoch ${s.epoch}); see ${platform.logDir}/control.log`,
+          `the controller moved the fleet to ${s.activeRegion} before the fault (epoch ${s.epoch})${why}; see ${platform.logDir}/control.log`,
         );
+      }
       return true;
     };
     progress('waiting for every device to publish through the primary');
@@ -554,4 +559,25 @@ async function until(
     'IOTDR_DRILL_TIMEOUT',
     `timed out after ${timeoutMs} ms waiting for ${what}${status ? ` (${status()})` : ''}`,
   );
+}
+
+/** Why the controller last declared a region down, from the decision log: the cause and what failed. */
+async function whyDown(control: Api, region: string): Promise<string> {
+  try {
+    const page = (await control.call('GET', '/v1/failover/events?type=region-health&limit=500')) as {
+      items: FailoverEvent[];
+    };
+    const down = page.items
+      .filter((e): e is Extract<FailoverEvent, { type: 'region-health' }> => e.type === 'region-health')
+      .filter((e) => e.region === region && e.to === 'down')
+      .at(-1);
+    if (!down) return '';
+    const failing = down.failing.map((f) => `${f.check}: ${f.output ?? 'failing'}`);
+    const errors = Object.entries(down.checkers).flatMap(([id, v]) =>
+      v.error ? [`checker ${id}: ${v.error}`] : [],
+    );
+    return `: ${region} declared down (${down.cause}; ${[...failing, ...errors].join('; ') || 'no detail'})`;
+  } catch {
+    return '';
+  }
 }

@@ -6,14 +6,16 @@ import {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CHECK_TIMEOUT_MS,
   DEFAULT_CHECKER_CRITICAL,
+  DEFAULT_GIVE_UP_TIMEOUTS,
   MIN_CHECK_INTERVAL_MS,
   REGION_NAME,
 } from './options.js';
-import { assessHealth, componentsOf } from './probe.js';
+import { assessHealth, componentsOf, worstOutcome } from './probe.js';
 import {
   type FailingCheck,
   type Observation,
   type ObservationSink,
+  type ProbeOutcome,
   systemTimers,
   type Timers,
 } from './types.js';
@@ -46,8 +48,10 @@ export interface CheckerOptions {
   sink: ObservationSink;
   /** Time between the starts of two probes of a region, in ms. Default 1,000, minimum 100. */
   intervalMs?: number;
-  /** Time a probe may take, in ms. Default 1,000. */
+  /** An answer later than this is slow (the region is degraded, not down), in ms. Default 1,000. */
   timeoutMs?: number;
+  /** A probe still unanswered after this fails (the region does not answer), in ms; ≥ timeoutMs. Default 3 × timeoutMs. */
+  giveUpMs?: number;
   /** Components whose failure fails the probe, besides the region's own critical flags. Default broker, app, cnc, analytics. */
   critical?: readonly string[];
   clock?: Clock;
@@ -57,14 +61,18 @@ export interface CheckerOptions {
 }
 
 /**
- * Probes every region's /health (and extra health URLs) every interval with a timeout, and turns
- * each probe into an Observation for the controller. The probes of one region never overlap: the
+ * Probes every region's /health (and extra health URLs) every interval, and turns each probe into
+ * an Observation for the controller: `pass` when answered within the timeout with no critical
+ * check failing; `slow` when answered later (up to the give-up time) or with critical checks that
+ * only timed out — a busy region that still serves; `fail` when refused, unanswered at the
+ * give-up time, or a critical check met an error. The probes of one region never overlap: the
  * next starts one interval after the previous started, or when it ends if it took longer.
  */
 export class Checker {
   readonly id: string;
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  readonly giveUpMs: number;
   readonly #regions: CheckedRegion[];
   readonly #sink: ObservationSink;
   readonly #critical: ReadonlySet<string>;
@@ -94,6 +102,11 @@ export class Checker {
       MIN_CHECK_INTERVAL_MS,
     );
     this.timeoutMs = checkPositiveInt('timeoutMs', options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS);
+    this.giveUpMs = checkPositiveInt(
+      'giveUpMs',
+      options.giveUpMs ?? DEFAULT_GIVE_UP_TIMEOUTS * this.timeoutMs,
+      this.timeoutMs,
+    );
     this.#regions = options.regions.map((r) => ({ ...r, url: r.url.replace(/\/+$/, '') }));
     this.#sink = options.sink;
     this.#critical = new Set(options.critical ?? DEFAULT_CHECKER_CRITICAL);
@@ -142,27 +155,26 @@ export class Checker {
     return observation;
   }
 
-  /** One probe of a region: /health and its extra URLs, concurrently, each under the timeout. */
+  /** One probe of a region: /health and its extra URLs, concurrently, each until the give-up time. */
   async probe(regionName: string): Promise<Observation> {
     const region = this.#regions.find((r) => r.name === regionName);
     if (!region) throw new FailoverConfigError(`checker '${this.id}' does not check region '${regionName}'`);
     const at = this.#clock.now();
     const [main, ...extras] = await Promise.all([
-      this.#get(`${region.url}/health`).then((r) =>
-        'error' in r
-          ? { ok: false, failing: [], error: r.error }
-          : assessHealth(r.status, r.text, this.#critical),
-      ),
+      this.#get(`${region.url}/health`).then((r) => {
+        if ('error' in r) return { outcome: 'fail' as const, failing: [], error: r.error };
+        const assessed = assessHealth(r.status, r.text, this.#critical);
+        return { ...assessed, outcome: this.#late(assessed.outcome, r.latencyMs) };
+      }),
       ...(region.extra ?? []).map((extra) => this.#probeExtra(extra)),
     ]);
     const failing: FailingCheck[] = [...(main?.failing ?? []), ...extras.flatMap((e) => e.failing)];
     const errors = [main?.error, ...extras.map((e) => e.error)].filter((e): e is string => e !== undefined);
-    const ok = (main?.ok ?? false) && extras.every((e) => e.ok);
     return {
       checker: this.id,
       region: region.name,
       at,
-      ok,
+      outcome: worstOutcome([main?.outcome ?? 'fail', ...extras.map((e) => e.outcome)]),
       failingComponents: componentsOf(failing),
       failing,
       latencyMs: Math.max(0, this.#clock.now() - at),
@@ -170,9 +182,14 @@ export class Checker {
     };
   }
 
+  /** An answer that came after the timeout is at best slow. */
+  #late(outcome: ProbeOutcome, latencyMs: number): ProbeOutcome {
+    return outcome === 'pass' && latencyMs > this.timeoutMs ? 'slow' : outcome;
+  }
+
   async #probeExtra(
     extra: ExtraHealthUrl,
-  ): Promise<{ ok: boolean; failing: FailingCheck[]; error?: string }> {
+  ): Promise<{ outcome: ProbeOutcome; failing: FailingCheck[]; error?: string }> {
     const critical = extra.critical ?? this.#critical.has(extra.component);
     const result = await this.#get(extra.url);
     const expected = extra.expectedStatus ?? 200;
@@ -182,17 +199,21 @@ export class Checker {
         : result.status === expected
           ? undefined
           : `answered ${result.status}, expected ${expected}`;
-    if (output === undefined) return { ok: true, failing: [] };
+    if (output === undefined) {
+      const outcome = critical && !('error' in result) ? this.#late('pass', result.latencyMs) : 'pass';
+      return { outcome, failing: [] };
+    }
     return {
-      ok: !critical,
+      outcome: critical ? 'fail' : 'pass',
       failing: [{ component: extra.component, check: extra.name, critical, output }],
     };
   }
 
-  /** GET under the timeout, body included; never throws. */
-  async #get(url: string): Promise<{ status: number; text: string } | { error: string }> {
+  /** GET until the give-up time, body included, with how long the answer took; never throws. */
+  async #get(url: string): Promise<{ status: number; text: string; latencyMs: number } | { error: string }> {
     const controller = new AbortController();
-    const timer = this.#timers.setTimeout(() => controller.abort(), this.timeoutMs);
+    const started = this.#clock.now();
+    const timer = this.#timers.setTimeout(() => controller.abort(), this.giveUpMs);
     try {
       const res = await fetch(url, {
         signal: controller.signal,
@@ -200,9 +221,9 @@ export class Checker {
         headers: { accept: 'application/health+json, application/json' },
       });
       const text = await res.text();
-      return { status: res.status, text };
+      return { status: res.status, text, latencyMs: Math.max(0, this.#clock.now() - started) };
     } catch (error) {
-      if (controller.signal.aborted) return { error: `${url}: no answer within ${this.timeoutMs} ms` };
+      if (controller.signal.aborted) return { error: `${url}: no answer within ${this.giveUpMs} ms` };
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       return { error: `${url}: ${cause?.code ?? cause?.message ?? (error as Error).message}` };
     } finally {

@@ -14,6 +14,7 @@ import {
   checkRegions,
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_DEGRADED_BUDGET_MS,
   DEFAULT_EVALUATE_EVERY_MS,
   DEFAULT_FAILURE_THRESHOLD,
   DEFAULT_RECOVERY_THRESHOLD,
@@ -70,7 +71,9 @@ export interface FailoverControllerOptions {
   failback?: FailbackMode;
   /** For failback 'auto': how long the preferred region must have been up, in ms. Default 60,000. */
   stablePeriodMs?: number;
-  /** A checker silent for longer does not vote, in ms. Default 3 × 1,000 + 1,000 (interval, timeout). */
+  /** A region not passing its probes for longer (slow answers) is declared down, in ms. Default 15,000. */
+  degradedBudgetMs?: number;
+  /** A checker silent for longer does not vote, in ms. Default 3 × 1,000 + 3,000 (interval, give-up time). */
   observationMaxAgeMs?: number;
   /** Re-evaluation period without observations, in ms. Default 250. */
   evaluateEveryMs?: number;
@@ -101,6 +104,8 @@ export class FailoverController implements ObservationSink {
   readonly #evaluateEveryMs: number;
   readonly #votes = new Map<string, RegionVotes>();
   readonly #decidedSinceStart = new Set<string>();
+  /** Regions logged as degraded, so the log says it once when it starts and once when it ends. */
+  readonly #degraded = new Set<string>();
   readonly #listeners = new Set<StateListener>();
   #state: PersistedState;
   #holdingSince: number | null;
@@ -145,6 +150,11 @@ export class FailoverController implements ObservationSink {
         'observationMaxAgeMs',
         options.observationMaxAgeMs ??
           defaultObservationMaxAgeMs(DEFAULT_CHECK_INTERVAL_MS, DEFAULT_CHECK_TIMEOUT_MS),
+      ),
+      degradedBudgetMs: checkPositiveInt(
+        'degradedBudgetMs',
+        options.degradedBudgetMs ?? DEFAULT_DEGRADED_BUDGET_MS,
+        0,
       ),
     };
     for (const r of this.regions) this.#votes.set(r.name, new RegionVotes(voteOptions));
@@ -255,12 +265,17 @@ export class FailoverController implements ObservationSink {
     const events: NewEvent[] = [];
     const verdicts = new Map<string, Verdict>();
     for (const region of this.regions) {
-      const verdict = this.#votes.get(region.name)?.verdict(now);
+      const votes = this.#votes.get(region.name);
+      if (!votes) continue;
+      this.#noteDegradation(region.name, votes, now);
+      const verdict = votes.verdict(now);
       if (!verdict) continue;
       verdicts.set(region.name, verdict);
       this.#decidedSinceStart.add(region.name);
       const health = this.#health(region.name);
       if (health.status === verdict.status) continue;
+      const failing = votes.failing(now);
+      const cause = verdict.status === 'up' ? 'recovered' : (verdict.cause ?? 'failures');
       events.push({
         type: 'region-health',
         id: uuidv7(now),
@@ -268,10 +283,16 @@ export class FailoverController implements ObservationSink {
         region: region.name,
         from: health.status,
         to: verdict.status,
-        failingComponents: this.#votes.get(region.name)?.failingComponents(now) ?? [],
+        failingComponents: votes.failingComponents(now),
+        cause,
+        failing,
+        checkers: votes.views(now),
       });
       this.#state.health[region.name] = { status: verdict.status, since: now };
-      this.#logger?.warn({ region: region.name, status: verdict.status }, 'region health changed');
+      this.#logger?.warn(
+        { region: region.name, status: verdict.status, cause, failing },
+        'region health changed',
+      );
     }
     if (this.#holdingSince !== null && this.regions.every((r) => this.#decidedSinceStart.has(r.name))) {
       this.#holdingSince = null;
@@ -279,6 +300,25 @@ export class FailoverController implements ObservationSink {
     }
     if (this.#holdingSince === null) this.#decide(now, verdicts, events);
     if (events.length > 0) this.#commit(events);
+  }
+
+  /** Logs once when a region starts being degraded (slow, not down) and once when it stops. */
+  #noteDegradation(region: string, votes: RegionVotes, now: number): void {
+    const degradation = votes.degradation(now);
+    if (degradation && !this.#degraded.has(region)) {
+      this.#degraded.add(region);
+      this.#logger?.warn(
+        {
+          region,
+          latencyMs: degradation.latencyMs,
+          failing: degradation.failing,
+          until: degradation.budgetEndsAt,
+        },
+        'region degraded: answering slowly; it is moved only if this lasts past the degraded budget',
+      );
+    } else if (!degradation && this.#degraded.delete(region)) {
+      this.#logger?.info({ region }, 'region no longer degraded');
+    }
   }
 
   #health(region: string) {
@@ -505,6 +545,7 @@ export class FailoverController implements ObservationSink {
         status: health.status,
         since: health.since,
         failingComponents: votes?.failingComponents(now) ?? [],
+        degraded: health.status === 'down' ? null : (votes?.degradation(now) ?? null),
         checkers: votes?.views(now) ?? {},
       };
     });

@@ -37,7 +37,9 @@ export const observationSchema = z
     checker: z.string().regex(CHECKER_ID, 'a checker id'),
     region: regionName,
     at: z.number().int().nonnegative().describe("ms epoch, the checker's clock: the controller restamps it"),
-    ok: z.boolean(),
+    outcome: z
+      .enum(['pass', 'slow', 'fail'])
+      .describe('pass; slow: answered late or only timeouts (busy); fail'),
     failingComponents: z.array(z.string().min(1).max(64)).max(64),
     failing: z
       .array(
@@ -47,6 +49,9 @@ export const observationSchema = z
             check: z.string().min(1).max(300),
             critical: z.boolean(),
             output: z.string().max(2000).optional(),
+            observedValue: z.union([z.number(), z.string().max(200), z.boolean(), z.null()]).optional(),
+            observedUnit: z.string().max(32).optional(),
+            timedOut: z.boolean().optional(),
           })
           .strict(),
       )

@@ -1,3 +1,4 @@
+import { DEFAULT_FAILOVER_DEGRADED_BUDGET_MS, DEFAULT_FAILOVER_GIVE_UP_TIMEOUTS } from '../config/index.js';
 import { FailoverConfigError } from './errors.js';
 import type { FailoverRegion } from './types.js';
 
@@ -11,6 +12,10 @@ export const DEFAULT_CHECK_INTERVAL_MS = 1000;
 export const MIN_CHECK_INTERVAL_MS = 100;
 /** Time a probe (request and body) may take before it counts as failed, in ms. */
 export const DEFAULT_CHECK_TIMEOUT_MS = 1000;
+/** A region that has not passed its probes for this long (slow answers) is declared down, in ms. */
+export const DEFAULT_DEGRADED_BUDGET_MS = DEFAULT_FAILOVER_DEGRADED_BUDGET_MS;
+/** A probe still unanswered after this many timeouts fails (the region does not answer). */
+export const DEFAULT_GIVE_UP_TIMEOUTS = DEFAULT_FAILOVER_GIVE_UP_TIMEOUTS;
 /** How long the primary must have been healthy before an automatic failback, in ms. */
 export const DEFAULT_STABLE_PERIOD_MS = 60_000;
 /** How often the controller re-evaluates without new observations (stale checkers, stable period), in ms. */
@@ -24,10 +29,10 @@ export type DisconnectMode = (typeof DISCONNECT_MODES)[number];
 
 /**
  * A checker whose latest observation is older than this does not vote: three intervals (two
- * probes lost) plus the timeout of the probe in flight.
+ * probes lost) plus the longest the probe in flight may wait for its answer (the give-up time).
  */
-export function defaultObservationMaxAgeMs(intervalMs: number, timeoutMs: number): number {
-  return 3 * intervalMs + timeoutMs;
+export function defaultObservationMaxAgeMs(intervalMs: number, timeoutMs: number, giveUpMs?: number): number {
+  return 3 * intervalMs + (giveUpMs ?? DEFAULT_GIVE_UP_TIMEOUTS * timeoutMs);
 }
 
 /** Majority of the configured checkers. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { FailingCheck } from './types.js';
+import type { FailingCheck, ProbeOutcome } from './types.js';
 
 /**
  * The part of an application/health+json body (draft-inadarei-api-health-check §3-4) a probe
@@ -16,6 +16,9 @@ const healthBodySchema = z.object({
           componentId: z.string().optional(),
           output: z.string().optional(),
           critical: z.boolean().optional(),
+          observedValue: z.union([z.number(), z.string(), z.boolean(), z.null()]).optional(),
+          observedUnit: z.string().max(32).optional(),
+          timedOut: z.boolean().optional(),
         }),
       ),
     )
@@ -23,7 +26,7 @@ const healthBodySchema = z.object({
 });
 
 export interface Assessment {
-  ok: boolean;
+  outcome: ProbeOutcome;
   failing: FailingCheck[];
   error?: string;
 }
@@ -34,20 +37,26 @@ function componentOf(key: string): string {
   return colon < 0 ? key : key.slice(0, colon);
 }
 
+/** Longest observed string kept from a region's answer. */
+const MAX_OBSERVED_TEXT = 200;
+
 /**
  * Judges one answer of GET /health. 200 (pass, warn) and 503 (fail) carry a body to read; any
- * other status, or a body that is not health+json, fails the probe. A failing check fails the
- * probe when it is critical: flagged so by the region, or its component is in `critical`.
+ * other status, or a body that is not health+json, fails the probe. A failing check counts when
+ * it is critical: flagged so by the region, or its component is in `critical`. Critical checks
+ * that met an error fail the probe; critical checks that only timed out (`timedOut`, the region
+ * could not finish them in time: busy, or hung) make it slow — the controller tells the two apart
+ * over time (failureThreshold for failures, the degraded budget for slowness).
  */
 export function assessHealth(status: number, text: string, critical: ReadonlySet<string>): Assessment {
   if (status !== 200 && status !== 503)
-    return { ok: false, failing: [], error: `GET /health answered ${status}` };
+    return { outcome: 'fail', failing: [], error: `GET /health answered ${status}` };
   let body: z.infer<typeof healthBodySchema>;
   try {
     body = healthBodySchema.parse(JSON.parse(text));
   } catch {
     return {
-      ok: false,
+      outcome: 'fail',
       failing: [],
       error: 'GET /health answered a body that is not application/health+json',
     };
@@ -57,19 +66,37 @@ export function assessHealth(status: number, text: string, critical: ReadonlySet
     const component = componentOf(key);
     for (const entry of entries) {
       if (entry.status !== 'fail') continue;
+      const observed = entry.observedValue;
       failing.push({
         component,
         check: entry.componentId ? `${key}/${entry.componentId}` : key,
         critical: entry.critical === true || critical.has(component),
-        ...(entry.output === undefined ? {} : { output: entry.output }),
+        ...(entry.output === undefined ? {} : { output: entry.output.slice(0, 2000) }),
+        ...(observed === undefined
+          ? {}
+          : {
+              observedValue: typeof observed === 'string' ? observed.slice(0, MAX_OBSERVED_TEXT) : observed,
+            }),
+        ...(entry.observedUnit === undefined ? {} : { observedUnit: entry.observedUnit }),
+        ...(entry.timedOut === true ? { timedOut: true } : {}),
       });
     }
   }
-  const criticalFailing = failing.some((f) => f.critical);
+  const criticalFailing = failing.filter((f) => f.critical);
   // A 503 names its cause in its checks; one that names none is still a failing region.
-  if (status === 503 && !criticalFailing)
-    return { ok: false, failing, error: 'GET /health answered 503 without a failing check' };
-  return { ok: !criticalFailing, failing };
+  if (status === 503 && criticalFailing.length === 0)
+    return { outcome: 'fail', failing, error: 'GET /health answered 503 without a failing check' };
+  if (criticalFailing.length === 0) return { outcome: 'pass', failing };
+  return { outcome: criticalFailing.every((f) => f.timedOut === true) ? 'slow' : 'fail', failing };
+}
+
+const RANK: Record<ProbeOutcome, number> = { pass: 0, slow: 1, fail: 2 };
+
+/** The worse of probe outcomes. */
+export function worstOutcome(outcomes: Iterable<ProbeOutcome>): ProbeOutcome {
+  let out: ProbeOutcome = 'pass';
+  for (const o of outcomes) if (RANK[o] > RANK[out]) out = o;
+  return out;
 }
 
 /** The sorted, unique components of failing checks. */

@@ -22,7 +22,20 @@ export type FailingCheck = {
   check: string;
   critical: boolean;
   output?: string;
+  /** What the check last observed (its latency, usually), as the region reported it. */
+  observedValue?: number | string | boolean | null;
+  observedUnit?: string;
+  /** It did not finish within its timeout (slow or hung) rather than meeting an error. */
+  timedOut?: boolean;
 };
+
+/**
+ * How one probe went. `pass`: answered on time, no critical check failing. `slow`: answered, but
+ * later than the timeout or with critical checks that only timed out — the region is busy, it
+ * serves (degraded). `fail`: refused, no answer within the give-up time, an unreadable answer, or
+ * a critical check that met an error — the region cannot serve.
+ */
+export type ProbeOutcome = 'pass' | 'slow' | 'fail';
 
 /** What one checker saw of one region in one probe. */
 export type Observation = {
@@ -30,8 +43,7 @@ export type Observation = {
   region: string;
   /** When the probe started. */
   at: number;
-  /** false when the request failed or timed out, or a critical component fails. */
-  ok: boolean;
+  outcome: ProbeOutcome;
   /** Components with a failing check, critical or not, sorted, unique. */
   failingComponents: string[];
   failing: FailingCheck[];
@@ -57,22 +69,46 @@ export type RegionHealth = {
   since: number | null;
   /** Failing components in the latest observation of each checker, merged. */
   failingComponents: string[];
+  /** Set while a quorum of checkers sees the region slow or failing and it is not declared down. */
+  degraded: Degradation | null;
   /** The latest observation of each configured checker (absent when none arrived). */
   checkers: Record<string, CheckerView>;
 };
 
 export type CheckerView = {
   lastAt: number;
-  ok: boolean;
+  /** The latest probe's outcome. */
+  outcome: ProbeOutcome;
+  /** Failed probes since the last probe that passed (slow ones in between do not reset it). */
   consecutiveFailures: number;
+  /** Probes that did not pass (slow or failed) since the last that did. */
+  consecutiveNotPassing: number;
   consecutiveSuccesses: number;
-  /** Start of the current failing streak. */
+  /** The first failed probe since the last that passed. */
   failingSince: number | null;
+  /** The first probe that did not pass (slow or failed) since the last that did. */
+  degradedSince: number | null;
   failingComponents: string[];
+  /** The latest probe's failing checks, with what they observed. */
+  failing: FailingCheck[];
   latencyMs: number;
   error?: string;
   /** What this checker says of the region now: down, up, or nothing yet (threshold not reached or stale). */
   vote: 'up' | 'down' | 'none';
+  /** For a down vote: `failures` (failureThreshold failed probes) or `degraded` (not passing past the budget). */
+  downBecause?: 'failures' | 'degraded';
+};
+
+/** A region that a quorum of checkers sees slow or failing, not (yet) declared down. */
+export type Degradation = {
+  /** The earliest start of the streaks of the checkers that see it so. */
+  since: number;
+  /** When it is declared down if it stays so: since + degradedBudgetMs. */
+  budgetEndsAt: number;
+  /** The worst latency among those checkers' latest probes, ms. */
+  latencyMs: number;
+  /** Their latest failing checks, merged. */
+  failing: FailingCheck[];
 };
 
 /** A routing control that pins the active region regardless of health (until cleared). */
@@ -154,6 +190,12 @@ export type FailoverEvent =
       from: RegionHealthStatus;
       to: RegionHealthStatus;
       failingComponents: string[];
+      /** For down: failed probes past the threshold, or degraded past the budget. */
+      cause: 'failures' | 'degraded' | 'recovered';
+      /** The failing checks of the fresh observations, with their observed latency or error. */
+      failing: FailingCheck[];
+      /** Every checker's view of the region at that moment. */
+      checkers: Record<string, CheckerView>;
     }
   | { type: 'override-set'; id: string; seq: number; at: number; override: Override }
   | {

@@ -2,8 +2,10 @@
 
 export {
   type BrokerCheckpointOptions,
+  type BrokerConnectCheckpointOptions,
   type BrokerHealthIdentity,
   brokerCheckpoint,
+  brokerConnectCheckpoint,
   HEALTH_CLIENT_ID_PREFIX,
 } from './checkpoints/broker.js';
 export { type CustomCheckpointOptions, customCheckpoint } from './checkpoints/custom.js';

@@ -19,6 +19,12 @@ const checkEntrySchema = z
     time: z.string().describe('ISO 8601 time of the observation'),
     output: z.string().optional().describe('why it is warn or fail'),
     critical: z.boolean().describe('failing fails the region; otherwise it only warns'),
+    timedOut: z
+      .boolean()
+      .optional()
+      .describe(
+        'on a failing check: it did not finish within its timeout (slow or hung), rather than erring',
+      ),
   })
   .meta({ id: 'HealthCheck' });
 const healthResponseSchema = z

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { Clock } from '../common/index.js';
 import type { Checkpoint, ProbeResult, Timers } from './types.js';
 
-/** How a run of a checkpoint ended. */
-export type RunEnd = 'completed' | 'timed-out' | 'skipped';
+/** How a run of a checkpoint ended; `pending`: a background checkpoint that has no result yet. */
+export type RunEnd = 'completed' | 'timed-out' | 'skipped' | 'pending';
 
 export interface Outcome {
   result: ProbeResult;
@@ -34,6 +34,9 @@ interface Run {
  * within its time, so concurrent requests cost one probe; a run past its time is reported failing
  * and is not started again until it really ends, so a hanging dependency cannot pile up probes.
  * Nothing is kept once a run ends: the next request probes again.
+ *
+ * A background checkpoint (`everyMs`) is the exception: a request answers its latest result and,
+ * when that result failed or is older than `everyMs`, starts a new run it does not wait for.
  */
 export class CheckpointRunner {
   readonly checkpoint: Checkpoint;
@@ -42,6 +45,8 @@ export class CheckpointRunner {
   readonly #timers: Timers;
   readonly #onOutcome: (outcome: Outcome) => void;
   #run: Run | undefined;
+  /** A background checkpoint's latest outcome. */
+  #last: Outcome | undefined;
 
   constructor(options: {
     checkpoint: Checkpoint;
@@ -58,10 +63,31 @@ export class CheckpointRunner {
   }
 
   run(): Promise<Outcome> {
+    if (this.checkpoint.everyMs !== undefined)
+      return Promise.resolve(this.#background(this.checkpoint.everyMs));
     const current = this.#run;
     if (current && !current.timedOut) return current.outcome;
     if (current) return Promise.resolve(this.#skip(current));
     return this.#start();
+  }
+
+  #background(everyMs: number): Outcome {
+    const now = this.#clock.now();
+    const last = this.#last;
+    const due = last === undefined || last.result.status !== 'pass' || now - last.time >= everyMs;
+    if (due && this.#run === undefined) {
+      void this.#start().then((outcome) => {
+        this.#last = outcome;
+      });
+    }
+    // Its `time` says when it was observed.
+    if (last) return last;
+    return {
+      result: { status: 'warn', observedValue: null, output: 'its first run is in progress' },
+      time: now,
+      durationMs: 0,
+      end: 'pending',
+    };
   }
 
   #skip(hung: Run): Outcome {

@@ -59,6 +59,7 @@ const checkpointSchema = z.object({
   componentType: z.string().min(1).max(64),
   timeoutMs: z.number().int().min(1).max(600_000).optional(),
   critical: z.boolean().optional(),
+  everyMs: z.number().int().min(1).max(86_400_000).optional(),
   probe: z.custom<Checkpoint['probe']>((v) => typeof v === 'function', 'a function'),
 });
 
@@ -118,16 +119,27 @@ export class HealthService {
   }
 
   /**
-   * The longest the endpoint takes: the longest checkpoint timeout plus the margin, in ms. A
-   * checker's timeout should be at least this.
+   * The longest the endpoint takes: the longest timeout of the checkpoints a request waits for
+   * (not the background ones) plus the margin, in ms. A checker's timeout should be at least this.
    */
   get budgetMs(): number {
     let longest = 0;
-    for (const { runner } of this.#checkpoints.values()) longest = Math.max(longest, runner.timeoutMs);
+    for (const { runner } of this.#checkpoints.values())
+      if (runner.checkpoint.everyMs === undefined) longest = Math.max(longest, runner.timeoutMs);
     return longest + this.#settings.budgetMarginMs;
   }
 
-  /** Runs every checkpoint now and answers in the health+json format. */
+  /** Releases what the checkpoints keep between probes (the broker's health session). */
+  async close(): Promise<void> {
+    await Promise.allSettled(
+      [...this.#checkpoints.values()].map(({ runner }) => runner.checkpoint.close?.()),
+    );
+  }
+
+  /**
+   * Runs every checkpoint now (a background checkpoint answers its latest result) and answers in
+   * the health+json format.
+   */
   async check(): Promise<HealthResponse> {
     const all = [...this.#checkpoints.values()];
     const outcomes = await Promise.all(all.map(async (r) => ({ ...r, outcome: await r.runner.run() })));
@@ -159,6 +171,9 @@ export class HealthService {
         time: new Date(outcome.time).toISOString(),
         ...(result.status === 'pass' || result.output === undefined ? {} : { output: result.output }),
         critical,
+        ...(result.status === 'fail' && (outcome.end === 'timed-out' || outcome.end === 'skipped')
+          ? { timedOut: true }
+          : {}),
       };
       const key = `${checkpoint.component}:${checkpoint.measurement}`;
       const list = checks[key] ?? [];

@@ -55,8 +55,16 @@ export interface Checkpoint {
   timeoutMs?: number;
   /** Overrides the service's critical components for this checkpoint. */
   critical?: boolean;
+  /**
+   * Runs in the background, at most this often while it passes (after a failure at every
+   * request), in ms; requests answer its latest result and never wait for it. For costly probes
+   * (a fresh mutual-TLS connect). Absent: every request runs it.
+   */
+  everyMs?: number;
   /** Does the real work on every call; throwing reports fail with the error's message. */
   probe(context: ProbeContext): Promise<ProbeResult>;
+  /** Releases what the checkpoint keeps between probes (a session); called when the service closes. */
+  close?(): Promise<void>;
 }
 
 /** Options every checkpoint factory takes. */
@@ -82,6 +90,12 @@ export interface CheckEntry {
   output?: string;
   /** iotdr extension: whether this checkpoint failing fails the region (otherwise it warns). */
   critical: boolean;
+  /**
+   * iotdr extension, only on a failing check: the probe did not finish within its timeout (slow
+   * or hung) rather than meeting an error. Checkers count a region whose only critical failures
+   * are timeouts as degraded (busy), not down, until their degraded budget runs out.
+   */
+  timedOut?: boolean;
 }
 
 /** The body of GET /health and GET /health/{checkpoint}. */

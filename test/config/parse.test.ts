@@ -94,6 +94,8 @@ describe('parseConfig defaults', () => {
           maxLagMs: 5000,
           maxLagChanges: 10000,
           critical: ['broker', 'registry', 'events', 'app', 'cnc', 'analytics'],
+          connectEveryMs: 30000,
+          connectTimeoutMs: 5000,
           checks: [],
         },
         rules: [
@@ -107,6 +109,7 @@ describe('parseConfig defaults', () => {
         failover: {
           intervalMs: 1000,
           timeoutMs: 1000,
+          degradedBudgetMs: 15000,
           failureThreshold: 3,
           recoveryThreshold: 5,
           failback: 'manual',
@@ -115,6 +118,7 @@ describe('parseConfig defaults', () => {
           disconnectOnFailover: 'when-reachable',
           webhooks: [],
         },
+        supervision: { restart: 'always', restartDelayMs: 10000, restartMaxDelayMs: 300000, stableMs: 60000 },
       } satisfies IotdrConfig);
     }
   });
@@ -295,7 +299,7 @@ describe('parseConfig errors', () => {
       }),
     );
     expect(messageAt(issues, 'zones')).toBe(
-      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules, failover',
+      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules, failover, supervision',
     );
     expect(messageAt(issues, 'dns.tll')).toBe(
       'unknown field; valid fields here are address, port, ttl, provider, extraNames, powerdns, servers',
@@ -378,6 +382,28 @@ describe('parseConfig errors', () => {
     expect(messageAt(failover, 'failover.intervalMs')).toContain('between 100 and');
     expect(messageAt(failover, 'failover.failback')).toContain('expected one of manual, auto');
     expect(messageAt(failover, 'failover.checkers.1')).toContain('each checker votes once');
+    const supervision = issuesOf(() =>
+      parseConfig({
+        supervision: { restart: 'sometimes', restartDelayMs: 20_000, restartMaxDelayMs: 15_000 },
+      }),
+    );
+    expect(messageAt(supervision, 'supervision.restart')).toContain('expected one of always, never');
+    const delays = issuesOf(() =>
+      parseConfig({
+        failover: { intervalMs: 2000, failureThreshold: 3, timeoutMs: 1000 },
+        supervision: { restartDelayMs: 5000, restartMaxDelayMs: 4000 },
+      }),
+    );
+    expect(messageAt(delays, 'supervision.restartMaxDelayMs')).toContain(
+      'below supervision.restartDelayMs (5000)',
+    );
+    expect(
+      parseConfig({ failover: { failureThreshold: 100 }, supervision: { restart: 'never' } }).supervision,
+    ).toEqual({ restart: 'never', restartDelayMs: 10000, restartMaxDelayMs: 300000, stableMs: 60000 });
+    // A probe is given up on only after it is late.
+    const giveUp = issuesOf(() => parseConfig({ failover: { timeoutMs: 2000, giveUpMs: 1500 } }));
+    expect(messageAt(giveUp, 'failover.giveUpMs')).toContain('below failover.timeoutMs (2000)');
+    expect(parseConfig({ failover: { timeoutMs: 2000 } }).failover.giveUpMs).toBeUndefined();
     const dns = issuesOf(() => parseConfig({ dns: { provider: 'powerdns', extraNames: ['Bad.Name'] } }));
     expect(messageAt(dns, 'dns.powerdns')).toContain('required with provider powerdns');
     expect(messageAt(dns, 'dns.extraNames.0')).toContain('a lowercase DNS label');

@@ -38,18 +38,20 @@ describe('the failover controller', () => {
     return controller;
   }
 
+  type Result = boolean | 'slow';
+
   /** One probe round: each checker reports each region's result, then time moves one interval. */
-  function round(controller: FailoverController, results: Record<string, Record<string, boolean>>): void {
+  function round(controller: FailoverController, results: Record<string, Record<string, Result>>): void {
     for (const [checker, regions] of Object.entries(results))
-      for (const [region, ok] of Object.entries(regions))
-        controller.report([observation(checker, region, ok, clock.now())]);
+      for (const [region, result] of Object.entries(regions))
+        controller.report([observation(checker, region, result, clock.now(), result === 'slow' ? 1200 : 5)]);
     clock.advance(STEP);
   }
 
   function rounds(
     controller: FailoverController,
     n: number,
-    results: Record<string, Record<string, boolean>>,
+    results: Record<string, Record<string, Result>>,
   ) {
     for (let i = 0; i < n; i++) round(controller, results);
   }
@@ -87,6 +89,62 @@ describe('the failover controller', () => {
     // More failures change nothing.
     rounds(c, 5, eastDown);
     expect(c.decision().epoch).toBe(1);
+  });
+
+  it('keeps a busy region: slow probes make it degraded, not down, until the degraded budget runs out', () => {
+    const c = make({ degradedBudgetMs: 10_000 });
+    rounds(c, 5, healthy);
+    const eastSlow = { control: { 'us-east': 'slow' as const, 'us-west': true } };
+    const slowSince = clock.now();
+    rounds(c, 8, eastSlow);
+    // Eight slow probes, far past failureThreshold: still the active region, shown degraded.
+    expect(c.decision()).toMatchObject({ activeRegion: 'us-east', epoch: 0 });
+    const east = c.state().regions[0];
+    expect(east?.status).toBe('up');
+    expect(east?.degraded).toMatchObject({
+      since: slowSince,
+      budgetEndsAt: slowSince + 10_000,
+      latencyMs: 1200,
+    });
+    expect(east?.checkers.control).toMatchObject({ outcome: 'slow', consecutiveFailures: 0, vote: 'none' });
+    // One passing probe ends the streak: the budget starts again with the next slow one.
+    round(c, healthy);
+    expect(c.state().regions[0]?.degraded).toBeNull();
+    rounds(c, 9, eastSlow);
+    expect(c.decision().activeRegion).toBe('us-east');
+    // The tenth slow second takes it past the budget (measured to the end of the latest probe).
+    round(c, eastSlow);
+    expect(c.decision()).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
+    const health = c.events({ limit: 100, type: 'region-health' }).at(-1);
+    expect(health).toMatchObject({
+      region: 'us-east',
+      to: 'down',
+      cause: 'degraded',
+      checkers: { control: { outcome: 'slow', vote: 'down', downBecause: 'degraded', latencyMs: 1200 } },
+    });
+  });
+
+  it('counts failures between slow probes, and names the failing checkpoint and every checker in the log', () => {
+    const c = make({ degradedBudgetMs: 60_000 });
+    rounds(c, 5, healthy);
+    const firstFailure = clock.now();
+    for (const result of [false, 'slow', false, 'slow'] as const)
+      round(c, { control: { 'us-east': result, 'us-west': true } });
+    expect(c.decision().activeRegion).toBe('us-east');
+    round(c, eastDown);
+    expect(c.decision().activeRegion).toBe('us-west');
+    expect(c.state().lastSwitch?.timings.firstFailedProbeAt).toBe(firstFailure);
+    const health = c.events({ limit: 100, type: 'region-health' }).at(-1);
+    expect(health).toMatchObject({
+      region: 'us-east',
+      to: 'down',
+      cause: 'failures',
+      failingComponents: ['broker'],
+      failing: [{ component: 'broker', check: 'broker:roundTrip', critical: true }],
+      checkers: {
+        control: { outcome: 'fail', consecutiveFailures: 3, vote: 'down', downBecause: 'failures' },
+      },
+    });
   });
 
   it('brings a region back only after recoveryThreshold good probes, and fails back only when told (manual)', () => {

@@ -28,15 +28,23 @@ export const REGIONS = [
   { name: 'us-west', priority: 2, url: 'http://127.0.0.1:2' },
 ];
 
-export function observation(checker: string, region: string, ok: boolean, at: number): Observation {
+/** One probe's observation: true passes, false fails (the broker), 'slow' answered late. */
+export function observation(
+  checker: string,
+  region: string,
+  result: boolean | 'slow',
+  at: number,
+  latencyMs = 5,
+): Observation {
+  const outcome = result === true ? 'pass' : result === false ? 'fail' : 'slow';
   return {
     checker,
     region,
     at,
-    ok,
-    failingComponents: ok ? [] : ['broker'],
-    failing: ok ? [] : [{ component: 'broker', check: 'broker:roundTrip', critical: true }],
-    latencyMs: 5,
+    outcome,
+    failingComponents: outcome === 'fail' ? ['broker'] : [],
+    failing: outcome === 'fail' ? [{ component: 'broker', check: 'broker:roundTrip', critical: true }] : [],
+    latencyMs,
   };
 }
 

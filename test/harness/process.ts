@@ -5,12 +5,12 @@ import { fileURLToPath } from 'node:url';
 /** The repository root, where src/cli/bin.ts lives. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** A port free right now on 127.0.0.1 (listen(0), then close). */
-export function freePort(): Promise<number> {
+/** A port free right now on `host` (listen(0), then close). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));
@@ -18,10 +18,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** `n` ports free right now, all different. */
-export async function freePorts(n: number): Promise<number[]> {
+/** `n` ports free right now on `host`, all different. */
+export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
   const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
+  while (ports.size < n) ports.add(await freePort(host));
   return [...ports];
 }
 
@@ -33,12 +33,21 @@ export interface IotdrProcess {
   exited: Promise<number | NodeJS.Signals>;
 }
 
-/** Runs the real `iotdr` CLI from source (through tsx) as a child process. */
-export function spawnIotdr(args: string[], env: Record<string, string>, cwd = ROOT): IotdrProcess {
+/**
+ * Runs the real `iotdr` CLI from source (through tsx) as a child process. With `group`, it leads a
+ * process group of its own, which everything it starts joins: `killGroup` then ends them all.
+ */
+export function spawnIotdr(
+  args: string[],
+  env: Record<string, string>,
+  cwd = ROOT,
+  options: { group?: boolean } = {},
+): IotdrProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `${ROOT}src/cli/bin.ts`, ...args], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.group === true,
   });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => {
@@ -51,6 +60,20 @@ export function spawnIotdr(args: string[], env: Record<string, string>, cwd = RO
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 0));
   });
   return { child, output: () => output, exited };
+}
+
+/**
+ * SIGKILLs every process left in the group of a process spawned with `group`: the cleanup of a test
+ * whose process may have died, or been killed, before stopping what it started.
+ */
+export function killGroup(proc: IotdrProcess): void {
+  const pid = proc.child.pid;
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // none left
+  }
 }
 
 /** Polls `url` until it answers 2xx, the process dies, or the time runs out. */

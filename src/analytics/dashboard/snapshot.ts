@@ -45,8 +45,11 @@ export interface RegionView {
   readonly priority: number;
   /** The highest-priority region is the primary; the others are secondaries. */
   readonly role: 'primary' | 'secondary';
-  /** The controller's verdict on the region (quorum of checkers), or null when control is unknown. */
-  readonly controllerStatus: 'up' | 'down' | 'unknown' | null;
+  /**
+   * The controller's verdict on the region (quorum of checkers), or null when control is unknown;
+   * `degraded`: serving but answering slowly, moved only if that lasts past the degraded budget.
+   */
+  readonly controllerStatus: 'up' | 'down' | 'unknown' | 'degraded' | null;
   readonly health: RegionHealthView;
   /** Live device sessions (`GET /v1/connections`); null until known or while unreachable. */
   readonly connected: number | null;

@@ -37,7 +37,15 @@ const controlStateSchema = z
     mode: z.object({ type: z.string() }).loose(),
     noHealthyRegion: z.boolean(),
     failbackAvailable: z.string().nullable(),
-    regions: z.array(z.object({ region: z.string(), status: z.enum(['unknown', 'up', 'down']) }).loose()),
+    regions: z.array(
+      z
+        .object({
+          region: z.string(),
+          status: z.enum(['unknown', 'up', 'down']),
+          degraded: z.object({ since: z.number() }).loose().nullable().optional(),
+        })
+        .loose(),
+    ),
     lastSwitch: switchEventSchema.nullable(),
   })
   .loose();
@@ -72,7 +80,8 @@ const replicationSchema = z
 
 export interface ControlRead {
   active: ActiveView;
-  regionStatus: Record<string, 'up' | 'down' | 'unknown'>;
+  /** The controller's verdict; `degraded`: up, but a quorum of checkers sees it slow (not moved unless it lasts). */
+  regionStatus: Record<string, 'up' | 'down' | 'unknown' | 'degraded'>;
   lastSwitch: SwitchView | null;
 }
 
@@ -154,7 +163,9 @@ export async function readControl(
       decidedAt: state.decidedAt,
       failbackAvailable: state.failbackAvailable,
     },
-    regionStatus: Object.fromEntries(state.regions.map((r) => [r.region, r.status])),
+    regionStatus: Object.fromEntries(
+      state.regions.map((r) => [r.region, r.status !== 'down' && r.degraded ? 'degraded' : r.status]),
+    ),
     lastSwitch: state.lastSwitch ? switchView(state.lastSwitch) : null,
   };
 }

@@ -1,5 +1,5 @@
 import { createLogger } from '../../common/index.js';
-import { readSecretFile } from '../../config/index.js';
+import { failoverGiveUpMs, readSecretFile } from '../../config/index.js';
 import { checkerTokenPath, controlUrlOf } from '../../control.js';
 import { Checker, HttpObservationSink } from '../../failover/index.js';
 import { apiUrlOf } from '../../region.js';
@@ -41,6 +41,7 @@ export const checkerCommand: Command = async (argv, io) => {
     sink: new HttpObservationSink({ controlUrl, token, timeoutMs: config.failover.timeoutMs }),
     intervalMs: config.failover.intervalMs,
     timeoutMs: config.failover.timeoutMs,
+    giveUpMs: failoverGiveUpMs(config.failover),
     critical: [...config.health.critical],
     onError: (error) =>
       logger.warn(

@@ -1,7 +1,7 @@
 import { IotdrError } from '../../common/index.js';
 import type { LoadedConfig } from '../../config/index.js';
 import { controlUrlOf } from '../../control.js';
-import type { FailoverState, SwitchEvent } from '../../failover/index.js';
+import type { FailoverState, RegionHealth, SwitchEvent } from '../../failover/index.js';
 import { Api, apiOf, table } from '../api.js';
 import { loadFor, parseCommand } from '../args.js';
 import type { CliIo, Command } from '../io.js';
@@ -130,7 +130,7 @@ function printState(io: CliIo, state: FailoverState, lag?: Map<string, string>):
   const rows = state.regions.map((r) => [
     `${r.region}${r.region === state.activeRegion ? ' *' : ''}`,
     String(r.priority),
-    r.status,
+    healthText(r, Date.now()),
     r.failingComponents.join(', ') || '-',
     ...(lag ? [lag.get(r.region) ?? '?'] : []),
   ]);
@@ -140,6 +140,17 @@ function printState(io: CliIo, state: FailoverState, lag?: Map<string, string>):
     for (const line of switchLines(state.lastSwitch)) io.out(line);
   }
   return 0;
+}
+
+/**
+ * A region's health as the table shows it: a degraded region (slow, not down) says for how long,
+ * its worst latency, and how long is left before it is moved.
+ */
+function healthText(r: RegionHealth, now: number): string {
+  if (!r.degraded) return r.status;
+  const d = r.degraded;
+  const seconds = (ms: number) => `${Math.max(0, Math.round(ms / 1000))} s`;
+  return `${r.status}, degraded ${seconds(now - d.since)} (${Math.round(d.latencyMs)} ms; moved in ${seconds(d.budgetEndsAt - now)} if it lasts)`;
 }
 
 /** The last switch and its RTO factors, in ms from the first failed probe (or the decision). */

@@ -4,6 +4,8 @@ import { baseUrl } from '../../common/index.js';
 import type { IotdrConfig } from '../../config/index.js';
 import { type Fleet, launchFleet } from '../../fleet/index.js';
 import {
+  delayText,
+  eventLine,
   type LiveInfo,
   type PlatformProcess,
   type RunningPlatform,
@@ -20,7 +22,8 @@ Starts every region of the configuration, the control plane (checker, failover c
 analytics with its dashboard and the configured DNS servers as child processes, waits until each
 answers, writes <state>/endpoints.json and prints the endpoints; then a demo fleet of N devices
 (default 20, 0 for none) publishing telemetry through the DR name, as \`iotdr fleet\` runs it.
-Ctrl-C stops them all. Logs go to <state>/logs/.`;
+A process that dies is reported and restarted after a delay, the others serving on (the
+configuration's supervision section). Ctrl-C stops them all. Logs go to <state>/logs/.`;
 
 /** Devices of the demo fleet \`iotdr up\` runs unless told otherwise. */
 export const DEMO_FLEET_DEVICES = 20;
@@ -82,7 +85,14 @@ export const upCommand: Command = async (argv, io) => {
   const loaded = await loadFor(io, values);
   const { config, stateDir } = loaded;
   io.out(`iotdr up: configuration ${loaded.source}, state ${stateDir}`);
-  let platform: RunningPlatform;
+  // Aborted by Ctrl-C: the children get it too, and their exits are then no crash.
+  const shutdown = new AbortController();
+  let started = false;
+  let platform: RunningPlatform | undefined;
+  let everyProcessDown: () => void = () => {};
+  const down = new Promise<'down'>((resolve) => {
+    everyProcessDown = () => resolve('down');
+  });
   try {
     platform = await startPlatform({
       config,
@@ -90,12 +100,26 @@ export const upCommand: Command = async (argv, io) => {
       ...(loaded.source === '(defaults)' ? {} : { configFile: loaded.source }),
       env: io.env,
       cwd: io.cwd,
-      onReady: (p) => io.out(readyLine(config, p)),
+      signal: shutdown.signal,
+      // After the start, a restart says so in its own line (onEvent).
+      onReady: (p) => {
+        if (!started) io.out(readyLine(config, p));
+      },
+      onEvent: (event, p) => {
+        if (event.type === 'restarted') io.out(`iotdr up: ${eventLine(event, p)}`);
+        else io.err(`iotdr up: ${eventLine(event, p)}`);
+        // With nothing left running and nothing to restart, there is nothing to wait for.
+        const running = [...(platform?.processes.values() ?? [])].some(
+          (q) => q.child.exitCode === null && q.child.signalCode === null,
+        );
+        if (event.type === 'exited' && event.restartInMs === null && platform && !running) everyProcessDown();
+      },
     });
   } catch (error) {
     io.err(`iotdr up: ${(error as Error).message}`);
     return 1;
   }
+  started = true;
   const live = Object.fromEntries(
     config.regions.map((r) => [r.name, platform.processes.get(r.name)?.live ?? {}]),
   );
@@ -112,11 +136,23 @@ export const upCommand: Command = async (argv, io) => {
   io.out(`  logs          ${logDir}`);
   io.out('');
   const fleet = fleetSize > 0 ? await startDemoFleet(io, config, stateDir, fleetSize) : undefined;
-  const [, secondary] = [...config.regions].sort((a, b) => a.priority - b.priority);
+  const [primary, secondary] = [...config.regions].sort((a, b) => a.priority - b.priority);
   io.out(`  dashboard     ${endpoints.analytics}/`);
   if (secondary) {
     io.out(
       `  failover      iotdr failover --to ${secondary.name} --reason demo   (or the dashboard's button; iotdr failback returns)`,
+    );
+  }
+  const primaryProcess = primary && platform.processes.get(primary.name);
+  if (secondary && primaryProcess) {
+    const back =
+      config.supervision.restart === 'never'
+        ? `${primary.name} stays down: supervision.restart is never`
+        : `${primary.name} is restarted in ${delayText(config.supervision.restartDelayMs)}, then ${
+            config.failover.failback === 'auto' ? 'the fleet returns once it is stable' : 'iotdr failback'
+          }`;
+    io.out(
+      `  region crash  kill -9 ${primaryProcess.child.pid}   (the fleet moves to ${secondary.name}; ${back})`,
     );
   }
   io.out('  more devices  iotdr fleet --devices 100');
@@ -124,18 +160,21 @@ export const upCommand: Command = async (argv, io) => {
   io.out('');
   io.out('iotdr is up; Ctrl-C stops it');
 
-  const signalled = new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+  const signalled = new Promise<'signalled'>((resolve) => {
+    const stop = () => {
+      shutdown.abort();
+      resolve('signalled');
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
   });
-  const reason = await Promise.race([platform.exited, signalled]);
-  const failed = reason !== 'SIGINT' && reason !== 'SIGTERM';
-  if (failed) io.err(`iotdr up: ${reason}; stopping the others`);
+  const reason = await Promise.race([signalled, down]);
+  if (reason === 'down') io.err('iotdr up: every process has exited and none is to be restarted; stopping');
   else io.out('iotdr up: stopping');
   await fleet?.stop();
   await platform.stop();
   io.out('iotdr up: stopped');
-  return failed ? 1 : 0;
+  return reason === 'down' ? 1 : 0;
 };
 
 /** What `iotdr up` prints for a process once it answers. */
