@@ -5,7 +5,7 @@
  * for the controller and the fleet must not move.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.js';
@@ -23,7 +23,7 @@ const IN_FLIGHT = 300;
 /** Two storm processes: the clients' side of the handshakes must outpace the broker's. */
 const STORM_PROCESSES = 2;
 /** The longest the storm may take to keep the line full for FULL_LINE_MS. */
-const STORM_MS = 90_000;
+const STORM_MS = 150_000;
 /** How long the handshake line must stay full for the storm to count as one. */
 const FULL_LINE_MS = 10_000;
 const SAMPLE_MS = 250;
@@ -87,7 +87,12 @@ describe('a reconnect storm into the primary', () => {
     // whose fleet's side outweighs it, as on a machine it shares with its devices. Unpinned, the
     // storm's own handshakes (which cost about what the broker's do) could not keep its line full.
     const eastPid = (regions[0] as IotdrProcess).child.pid;
-    if (eastPid !== undefined) pinToCpu(eastPid, 0);
+    if (eastPid !== undefined) {
+      pinToCpu(eastPid, 0);
+      // …and yields that CPU to it a little: with other tests running beside this one, the storm
+      // still outweighs the broker.
+      setPriority(eastPid, 5);
+    }
     await waitForHttp(`http://${WEST}:${west.apiPort}/livez`, regions[1] as IotdrProcess, 60_000);
 
     const control: RunningControl = await startControl({
@@ -185,5 +190,5 @@ describe('a reconnect storm into the primary', () => {
         .events({ limit: 1000, type: 'region-health' })
         .filter((e) => e.type === 'region-health' && e.to === 'down'),
     ).toEqual([]);
-  }, 180_000);
+  }, 240_000);
 });

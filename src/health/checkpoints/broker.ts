@@ -210,9 +210,14 @@ class HealthSession {
       aborted.cancel();
     }
     const session: Session = { client, topic, broken };
-    client.once('close', () => {
+    // A session that erred or closed is done with: the next probe opens another, rather than
+    // failing on this one's error for good.
+    const drop = () => {
       if (this.#session === session) this.#session = undefined;
-    });
+      client.end(true);
+    };
+    client.once('close', drop);
+    client.once('error', drop);
     if (this.#closed) {
       client.end(true);
       throw new Error('the health session is closed');
