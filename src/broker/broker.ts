@@ -240,6 +240,7 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
     keyPem: server.privateKeyPem,
     caPem: options.ca.certificatePem,
     handshakeTimeoutMs: limits.connectTimeoutMs,
+    backlog: limits.listenBacklog,
     limiter,
     clock,
     metrics,

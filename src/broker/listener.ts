@@ -22,6 +22,8 @@ export interface ListenerOptions {
   caPem: string;
   /** TLS handshake deadline, ms. */
   handshakeTimeoutMs: number;
+  /** The listen backlog (see BrokerLimits.listenBacklog). */
+  backlog: number;
   limiter: ConnectionRateLimiter;
   /** Remote addresses the limit does not apply to: the region's own (its health probe). */
   exempt: ReadonlySet<string>;
@@ -64,7 +66,11 @@ export class TlsListener {
   }
 
   async listen(): Promise<ListenAddress> {
-    this.#server.listen(this.#options.port, this.#options.host);
+    this.#server.listen({
+      port: this.#options.port,
+      host: this.#options.host,
+      backlog: this.#options.backlog,
+    });
     await Promise.race([
       once(this.#server, 'listening'),
       once(this.#server, 'error').then(([error]) => {

@@ -42,6 +42,14 @@ export interface BrokerLimits {
    * and the sessions stay within the process's file descriptors.
    */
   handshakesWaiting?: number;
+  /**
+   * Connections the kernel holds for the broker to accept (the listen backlog, capped by the
+   * system's `net.core.somaxconn`). When it is full the kernel drops new connections' SYNs and the
+   * clients try again only after their SYN retransmission timeout (1 s, then 3 s, 7 s…): a storm
+   * then idles both sides. Default 4,096 (Node's own is 511), so a storm waits in the queue
+   * instead of retrying a second later.
+   */
+  listenBacklog?: number;
 }
 
 export type ResolvedLimits = Required<BrokerLimits>;
@@ -57,6 +65,7 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   handshakesInFlight: 8,
   maxHandshakesInFlight: 128,
   handshakesWaiting: 1_000,
+  listenBacklog: 4_096,
 });
 
 /** The optional username/password listener (off unless given). */

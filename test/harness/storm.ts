@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
+import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
@@ -171,16 +172,45 @@ export async function gauges(metricsUrl: string, names: readonly string[]): Prom
 }
 
 /**
- * The broker's handshake line, from its gauges: `full` when every handshake slot is taken or
- * connections wait for one (the broker admits no more than it does); null when unreachable.
+ * Connections the kernel holds for a listener and its process has not accepted yet (the listen
+ * socket's accept queue, `rx_queue` of its LISTEN row in /proc/net/tcp); null when no such row.
+ * Under a storm these wait as surely as those in the broker's own line: a busy event loop accepts
+ * them a few per turn.
+ */
+export async function acceptQueue(host: string, port: number): Promise<number | null> {
+  if (!isIPv4(host)) throw new Error(`acceptQueue reads IPv4 listeners only, not ${host}`);
+  // /proc/net/tcp writes an IPv4 address as the hex of its bytes in host (little-endian) order.
+  const ip = host
+    .split('.')
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, '0'))
+    .reverse()
+    .join('');
+  const local = `${ip}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const rows = (await readFile('/proc/net/tcp', 'utf8')).split('\n');
+  for (const row of rows) {
+    const [, address, , state, queues] = row.trim().split(/\s+/);
+    if (address === local && state === '0A') return Number.parseInt(queues?.split(':')[1] ?? '', 16);
+  }
+  return null;
+}
+
+/**
+ * The broker's handshake line, from its gauges and, given its listener, the kernel's accept queue
+ * in front of it: `full` when every handshake slot is taken or connections wait for one, in the
+ * broker's line or still in the kernel's (the broker admits no more than it does); null when
+ * /metrics is unreachable.
  */
 export async function handshakeLine(
   metricsUrl: string,
-): Promise<{ running: number; waiting: number; limit: number; full: boolean } | null> {
-  const g = await gauges(metricsUrl, [
-    'iotdr_broker_handshakes_running',
-    'iotdr_broker_handshakes_waiting',
-    'iotdr_broker_handshakes_limit',
+  listener?: { host: string; port: number },
+): Promise<{ running: number; waiting: number; limit: number; accepting: number; full: boolean } | null> {
+  const [g, accepting] = await Promise.all([
+    gauges(metricsUrl, [
+      'iotdr_broker_handshakes_running',
+      'iotdr_broker_handshakes_waiting',
+      'iotdr_broker_handshakes_limit',
+    ]),
+    listener === undefined ? 0 : acceptQueue(listener.host, listener.port),
   ]);
   const [running, waiting, limit] = [
     g.iotdr_broker_handshakes_running,
@@ -188,5 +218,6 @@ export async function handshakeLine(
     g.iotdr_broker_handshakes_limit,
   ];
   if (running === undefined || waiting === undefined || limit === undefined) return null;
-  return { running, waiting, limit, full: waiting > 0 || running >= limit };
+  const queued = accepting ?? 0;
+  return { running, waiting, limit, accepting: queued, full: waiting > 0 || queued > 0 || running >= limit };
 }
