@@ -13,7 +13,12 @@ import { baseUrl, type Clock, moduleEntry, type Timers } from './common/index.js
 import type { IotdrConfig, RegionConfig } from './config/index.js';
 import { dnsTokenPath } from './control.js';
 import { loadOrCreateCa } from './pki/index.js';
-import { analyticsTokenPath, loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
+import {
+  analyticsTokenPath,
+  loadOrCreateAdminToken,
+  loadOrCreateTlsTicketSecret,
+  loadOrCreateToken,
+} from './region.js';
 import { type ProcessEvent, Supervisor } from './supervisor.js';
 
 export type { ProcessEvent } from './supervisor.js';
@@ -153,6 +158,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   // Made here once, so the processes starting side by side find them instead of racing to make them.
   await loadOrCreateCa(join(stateDir, 'pki'));
   await loadOrCreateAdminToken(stateDir);
+  await loadOrCreateTlsTicketSecret(stateDir);
   await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
   if (config.dns.servers.length > 0) await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
   const logDir = join(stateDir, 'logs');

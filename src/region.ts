@@ -2,21 +2,31 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { brokerRoutes, createBroker, type RegionBroker, ShadowTopics, shadowRoutes } from './broker/index.js';
+import {
+  brokerRoutes,
+  createBroker,
+  decodeTicketSecret,
+  newTicketSecret,
+  type RegionBroker,
+  ShadowTopics,
+  shadowRoutes,
+  TICKET_SECRET_BYTES,
+} from './broker/index.js';
 import { CncServer, cncCheckpoint } from './commands/index.js';
 import {
   baseUrl,
   type Clock,
   Closers,
+  ConfigError,
   createLogger,
   type Logger,
   uuidv7,
-  writeFileAtomic,
 } from './common/index.js';
 import {
   ADDRESS_PLACEHOLDER,
   ensureStateDir,
   type IotdrConfig,
+  loadOrCreateSecretFile,
   passwordFilePath,
   REGION_PLACEHOLDER,
   type RegionConfig,
@@ -114,9 +124,27 @@ export function replicatorTokenPath(config: IotdrConfig, stateDir: string): stri
  */
 export async function loadOrCreateToken(stateDir: string, path: string): Promise<string> {
   await ensureStateDir(stateDir);
-  const { token } = generateToken();
-  if (await writeFileAtomic(path, `${token}\n`, { mode: 0o600, exclusive: true })) return token;
-  return readSecretFile(path);
+  return loadOrCreateSecretFile(path, () => generateToken().token);
+}
+
+/**
+ * The secret every broker derives its TLS session ticket keys from (docs/broker.md). Regions on
+ * other hosts get a copy, as they get the CA.
+ */
+export function tlsTicketSecretPath(stateDir: string): string {
+  return join(stateDir, 'secrets', 'tls-tickets.key');
+}
+
+/** The ticket secret, made on first start (32 random bytes, base64url) as the tokens are. */
+export async function loadOrCreateTlsTicketSecret(stateDir: string): Promise<Buffer> {
+  await ensureStateDir(stateDir);
+  const path = tlsTicketSecretPath(stateDir);
+  const secret = decodeTicketSecret(await loadOrCreateSecretFile(path, newTicketSecret));
+  if (secret !== undefined) return secret;
+  const message =
+    `expected at least ${TICKET_SECRET_BYTES} random bytes in base64url (A-Z a-z 0-9 - _); copy the ` +
+    'file from a host of the fleet, or move it away to make a new one (then copy that to every host)';
+  throw new ConfigError(`secret file ${path} holds no TLS ticket secret: ${message}`, [{ path, message }]);
 }
 
 /** The admin token, made on first start. */
@@ -148,6 +176,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     options.logger ?? createLogger({ level: config.logging.level, name: `region:${region.name}` });
   await ensureStateDir(stateDir);
   const ca = await loadOrCreateCa(join(stateDir, 'pki'));
+  const ticketSecret = await loadOrCreateTlsTicketSecret(stateDir);
   const adminToken = await loadOrCreateAdminToken(stateDir);
   const analyticsToken = await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
   // A configured token file is provisioned by the operator on every host; the default one is made
@@ -221,6 +250,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         maxTopicLevels: config.broker.maxTopicLevels,
         connectTimeoutMs: config.broker.connectTimeoutMs,
       },
+      tlsTickets: { secret: ticketSecret, rotateMs: config.broker.tlsTickets.rotateHours * 3_600_000 },
       logger: logger.child({ component: 'broker' }),
       metrics,
     });

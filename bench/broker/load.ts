@@ -3,8 +3,10 @@
  * the broker's certificate as `mqtt.<zone>`, from the bench process (the brokers run in their own).
  *
  * - Connections: connect, wait for CONNACK, DISCONNECT and wait for the socket to close, with a
- *   fixed number in flight. Every connection is a full TLS handshake: nothing offers a session
- *   to resume, and the bench checks `isSessionReused()` on every socket.
+ *   fixed number in flight. By default every connection is a full TLS handshake: nothing offers
+ *   a session to resume. With `resume`, each credential offers the TLS session its previous
+ *   connection got (as the device SDK does), and every timed connection must resume. The bench
+ *   checks `isSessionReused()` on every socket either way.
  * - QoS1: publishers each keep a window of QoS1 PUBLISHes in flight (a new one when a PUBACK
  *   comes), subscribers hold a QoS1 subscription to every publisher's topic. Every message must
  *   arrive at every subscriber exactly once, or the run fails.
@@ -101,10 +103,15 @@ function contexts(target: Target, credentials: readonly Credential[]): Map<Crede
   );
 }
 
-/** mqtt.js hands its options to tls.connect, `secureContext` included (its types do not list it). */
-type TlsClientOptions = IClientOptions & { secureContext: SecureContext };
+/** mqtt.js hands its options to tls.connect, `secureContext` and `session` included (its types do not list them). */
+type TlsClientOptions = IClientOptions & { secureContext: SecureContext; session?: Buffer };
 
-function options(target: Target, credential: Credential, secureContext: SecureContext): TlsClientOptions {
+function options(
+  target: Target,
+  credential: Credential,
+  secureContext: SecureContext,
+  session?: Buffer,
+): TlsClientOptions {
   const opts: TlsClientOptions = {
     protocol: 'mqtts',
     host: '127.0.0.1',
@@ -112,6 +119,7 @@ function options(target: Target, credential: Credential, secureContext: SecureCo
     servername: target.servername,
     rejectUnauthorized: true,
     secureContext,
+    ...(session === undefined ? {} : { session }),
     clientId: credential.clientId,
     ...(credential.username === undefined ? {} : { username: credential.username }),
     ...(credential.password === undefined ? {} : { password: credential.password }),
@@ -134,6 +142,31 @@ function tlsOf(client: MqttClient): TLSSocket {
   return client.stream as unknown as TLSSocket;
 }
 
+/**
+ * Connects once as `open` does, handing every TLS session the broker sends to `keep` (TLS 1.3
+ * sends them after the handshake, before CONNACK), so the next connection can offer it.
+ */
+function openKeepingSessions(opts: TlsClientOptions, keep: (session: Buffer) => void): Promise<MqttClient> {
+  const client = mqtt.connect(opts);
+  tlsOf(client).on('session', keep);
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) => {
+      client.off('connect', connected);
+      client.end(true);
+      reject(error);
+    };
+    const closed = () => fail(new Error('connection closed before CONNACK'));
+    const connected = () => {
+      client.off('error', fail);
+      client.off('close', closed);
+      resolve(client);
+    };
+    client.once('connect', connected);
+    client.once('error', fail);
+    client.once('close', closed);
+  });
+}
+
 /** TLS version and cipher a broker negotiated with the load, from one connection. */
 export async function tlsParameters(target: Target, credential: Credential): Promise<string> {
   const ctx = contexts(target, [credential]).get(credential);
@@ -153,6 +186,12 @@ export interface ConnectionOptions {
   concurrency: number;
   warmupMs: number;
   durationMs: number;
+  /**
+   * Resumed connections: each credential first makes one full handshake to get a session, then
+   * every connection offers the newest session its credential got, and every one in the timed
+   * part must resume. Default false: full handshakes only.
+   */
+  resume?: boolean;
 }
 
 /**
@@ -168,26 +207,50 @@ export async function connectionRate(
   check(credentials.length > opts.concurrency, 'more credentials than connections in flight are needed');
   const ctx = contexts(target, credentials);
   const idle = [...credentials];
+  const sessions = new Map<Credential, Buffer>();
   let reused = 0;
   let connack: number[] = [];
+  const connectOnce = (credential: Credential) => {
+    const connection = options(
+      target,
+      credential,
+      ctx.get(credential) as SecureContext,
+      sessions.get(credential),
+    );
+    return opts.resume
+      ? openKeepingSessions(connection, (s) => sessions.set(credential, s))
+      : open(connection);
+  };
   const once = async () => {
     const credential = idle.shift();
     check(credential !== undefined, 'no idle credential');
     const t0 = performance.now();
-    const client = await open(options(target, credential, ctx.get(credential) as SecureContext));
+    const client = await connectOnce(credential);
     connack.push(performance.now() - t0);
     if (tlsOf(client).isSessionReused()) reused++;
     await client.endAsync();
     idle.push(credential);
   };
+  if (opts.resume) await primeSessions(credentials, opts.concurrency, connectOnce);
+  check(
+    !opts.resume || sessions.size === credentials.length,
+    `${sessions.size} sessions for ${credentials.length} credentials`,
+  );
   const maxOps = 1_000_000;
   await drive(opts.concurrency, opts.warmupMs, maxOps, once);
   connack = [];
+  reused = 0;
   const cpu = new CpuMeter(target.pid);
   cpu.start();
   const result = await drive(opts.concurrency, opts.durationMs, maxOps, once);
   const share = cpu.share(result.seconds);
-  check(reused === 0, `${reused} TLS session(s) were resumed; every connection must be a full handshake`);
+  if (opts.resume)
+    check(
+      reused === result.ops,
+      `${result.ops - reused} of ${result.ops} connections offering a session were full handshakes; every one must resume`,
+    );
+  else
+    check(reused === 0, `${reused} TLS session(s) were resumed; every connection must be a full handshake`);
   check(connack.length === result.ops, `${connack.length} CONNACKs for ${result.ops} connections`);
   const sorted = Float64Array.from(connack).sort();
   return {
@@ -198,6 +261,18 @@ export async function connectionRate(
     p99Ms: percentile(sorted, 0.99),
     cpu: share,
   };
+}
+
+/** One full handshake per credential, `concurrency` at a time, so each has a session to offer. */
+async function primeSessions(
+  credentials: readonly Credential[],
+  concurrency: number,
+  connectOnce: (c: Credential) => Promise<MqttClient>,
+): Promise<void> {
+  for (let i = 0; i < credentials.length; i += concurrency) {
+    const batch = credentials.slice(i, i + concurrency);
+    await Promise.all(batch.map(async (c) => (await connectOnce(c)).endAsync()));
+  }
 }
 
 export interface Qos1Options {

@@ -2,9 +2,12 @@
  * The region's broker against Debian's mosquitto, same machine, same run, same client load
  * (`npm run bench:broker`):
  *
- * (1) mTLS connections/s: connect with a device certificate, CONNACK, DISCONNECT, closed;
- * (2) token connections/s: the same with username = thing name and password = its device token;
- * (3) QoS1 messages/s: publishers with a window of QoS1 PUBLISHes in flight, subscribers of QoS1;
+ * (1) mTLS connections/s: connect with a device certificate, CONNACK, DISCONNECT, closed; every
+ *     TLS handshake a full one;
+ * (2) mTLS resumed connections/s: the same, each connection offering the TLS session its device's
+ *     previous connection got (as the device SDK does after a move); every one must resume;
+ * (3) token connections/s: the same with username = thing name and password = its device token;
+ * (4) QoS1 messages/s: publishers with a window of QoS1 PUBLISHes in flight, subscribers of QoS1;
  *     PUBACKs and deliveries both counted, every message checked to arrive exactly once.
  *
  * iotdr runs as `iotdr region` (or, while the region does not start a broker, createBroker in a
@@ -233,6 +236,17 @@ async function main(): Promise<number> {
           await connectionRate(targets[b].mtls, connecting.map(mtls), {
             ...timing,
             concurrency: args.concurrency,
+          }),
+        ],
+      },
+      {
+        figure: 'mTLS resumed connections/s',
+        inFlight: String(args.concurrency),
+        run: async (b) => [
+          await connectionRate(targets[b].mtls, connecting.map(mtls), {
+            ...timing,
+            concurrency: args.concurrency,
+            resume: true,
           }),
         ],
       },

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { type FieldIssue, systemClock, ValidationError } from '../common/index.js';
+import { type Clock, type FieldIssue, systemClock, ValidationError } from '../common/index.js';
 import {
   BrokerEngine,
   type DisconnectTarget,
@@ -22,6 +22,14 @@ import {
 import { ConnectionRateLimiter } from './rate-limit.js';
 import type { ConnectionInfo, ConnectionMeta } from './session.js';
 import { FAILOVER_NOTICE_TOPIC } from './template.js';
+import {
+  DEFAULT_TICKET_ROTATE_MS,
+  MAX_TICKET_ROTATE_MS,
+  MIN_TICKET_ROTATE_MS,
+  newTicketSecret,
+  TICKET_SECRET_BYTES,
+  TicketKeySchedule,
+} from './tickets.js';
 
 export interface BrokerAddresses {
   tls: ListenAddress;
@@ -166,6 +174,32 @@ function resolveLimits(options: BrokerOptions): ResolvedLimits {
   return limits;
 }
 
+/** The ticket key schedule from `tlsTickets`, checked; a secret of its own when none is given. */
+function ticketSchedule(options: BrokerOptions, clock: Clock): TicketKeySchedule {
+  const given = options.tlsTickets;
+  const secret = given?.secret ?? Buffer.from(newTicketSecret(), 'base64url');
+  const rotateMs = given?.rotateMs ?? DEFAULT_TICKET_ROTATE_MS;
+  const issues: FieldIssue[] = [];
+  if (!Buffer.isBuffer(secret) || secret.length < TICKET_SECRET_BYTES)
+    issues.push({
+      path: 'tlsTickets.secret',
+      message: `must be at least ${TICKET_SECRET_BYTES} random bytes`,
+    });
+  if (!Number.isInteger(rotateMs) || rotateMs < MIN_TICKET_ROTATE_MS || rotateMs > MAX_TICKET_ROTATE_MS)
+    issues.push({
+      path: 'tlsTickets.rotateMs',
+      message: `must be an integer from ${MIN_TICKET_ROTATE_MS} to ${MAX_TICKET_ROTATE_MS} ms, got ${String(rotateMs)}`,
+    });
+  if (issues.length > 0) {
+    throw new ValidationError(
+      `invalid broker options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+      'IOTDR_BROKER_INVALID_OPTIONS',
+    );
+  }
+  return new TicketKeySchedule({ secret, rotateMs, clock });
+}
+
 function mqttNameOf(options: BrokerOptions): string {
   return options.mqttName ?? `mqtt.${options.zone}`;
 }
@@ -189,6 +223,7 @@ function serverAltNames(options: BrokerOptions): { dnsNames: string[]; ipAddress
 export async function createBroker(options: BrokerOptions): Promise<RegionBroker> {
   const limits = resolveLimits(options);
   const clock = options.clock ?? systemClock;
+  const tickets = ticketSchedule(options, clock);
   const logger = options.logger.child({ component: 'broker' });
   const metrics: BrokerMetrics = brokerMetrics(options.metrics);
   const server = await options.ca.issueServerCertificate({
@@ -241,6 +276,7 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
     caPem: options.ca.certificatePem,
     handshakeTimeoutMs: limits.connectTimeoutMs,
     backlog: limits.listenBacklog,
+    tickets,
     limiter,
     clock,
     metrics,

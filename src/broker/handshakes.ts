@@ -21,12 +21,14 @@ interface Waiting {
 }
 
 export interface HandshakeGateOptions {
-  /** Handshakes running at once, to begin with. */
+  /** Handshakes running at once, to begin with, and the fewest it adapts down to. */
   limit: number;
   /**
-   * Adapts the limit between `limit / 4` and this (default: `limit`, no adapting) to the event
-   * loop: a turn later than `lagTargetMs` halves it, a turn on time with every slot in use adds one.
-   * Cheap handshakes to far clients then run many at once; costly ones to a busy loop, few.
+   * Adapts the limit between `limit` and this (default: `limit`, no adapting) to the event loop:
+   * a loop late by more than `lagTargetMs` while busy with its own work takes a quarter off; on
+   * time (or late only because other processes held the CPU) with every slot in use, it grows by
+   * an eighth. Cheap handshakes to far clients then run many at once; costly ones to a busy loop,
+   * few.
    */
   maxLimit?: number;
   /** Default 20 ms. */
@@ -38,6 +40,13 @@ export interface HandshakeGateOptions {
 
 /** How often the event loop's lateness is sampled, ms. */
 const SAMPLE_MS = 100;
+/**
+ * The share of a sample's time the loop must have spent on its own work for its lateness to count
+ * against the handshakes. A loop late but mostly idle waited for the CPU (other processes on a
+ * shared machine): admitting fewer handshakes would not make it answer sooner, it would only leave
+ * the broker's share of the CPU unused while connections wait.
+ */
+const BUSY = 0.9;
 
 export class HandshakeGate {
   #limit: number;
@@ -57,17 +66,20 @@ export class HandshakeGate {
   constructor(options: HandshakeGateOptions) {
     this.#limit = options.limit;
     this.#maxLimit = Math.max(options.limit, options.maxLimit ?? options.limit);
-    this.#minLimit = Math.max(1, Math.floor(options.limit / 4));
+    this.#minLimit = Math.max(1, options.limit);
     this.#lagTargetMs = options.lagTargetMs ?? 20;
     this.#maxWaiting = options.maxWaiting;
     this.#maxWaitMs = options.maxWaitMs;
     this.#now = options.now;
     if (this.#maxLimit > options.limit) {
       let expected = performance.now() + SAMPLE_MS;
+      let used = performance.eventLoopUtilization();
       this.#sampler = setInterval(() => {
         const lag = performance.now() - expected;
         expected = performance.now() + SAMPLE_MS;
-        this.#adapt(lag);
+        const busy = performance.eventLoopUtilization(used).utilization;
+        used = performance.eventLoopUtilization();
+        this.#adapt(lag, busy);
       }, SAMPLE_MS);
       this.#sampler.unref();
     }
@@ -78,14 +90,19 @@ export class HandshakeGate {
     return this.#limit;
   }
 
-  /** One sample of the event loop's lateness, ms: adapts the limit (also called by tests). */
-  adapt(lagMs: number): void {
-    this.#adapt(lagMs);
+  /**
+   * One sample: how late the event loop ran (ms) and the share of the sample it was busy with its
+   * own work (0–1, its utilization); adapts the limit (also called by tests).
+   */
+  adapt(lagMs: number, busy: number): void {
+    this.#adapt(lagMs, busy);
   }
 
-  #adapt(lagMs: number): void {
-    if (lagMs > this.#lagTargetMs) this.#limit = Math.max(this.#minLimit, Math.floor(this.#limit / 2));
-    else if (this.#saturated) this.#limit = Math.min(this.#maxLimit, this.#limit + 1);
+  #adapt(lagMs: number, busy: number): void {
+    if (lagMs > this.#lagTargetMs && busy >= BUSY)
+      this.#limit = Math.max(this.#minLimit, Math.floor((this.#limit * 3) / 4));
+    else if (this.#saturated)
+      this.#limit = Math.min(this.#maxLimit, this.#limit + Math.max(1, Math.floor(this.#limit / 8)));
     this.#drain();
     this.#saturated = this.#running >= this.#limit;
   }

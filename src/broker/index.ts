@@ -25,6 +25,7 @@ export {
   DEFAULT_LIMITS,
   DEFAULT_MQTT_PORT,
   DEFAULT_TOKEN_PORT,
+  type TlsTicketOptions,
   type TokenListenerOptions,
 } from './options.js';
 export type { ConnectionInfo } from './session.js';
@@ -38,3 +39,10 @@ export {
   shadowTopic,
 } from './shadow/index.js';
 export { DEVICE_POLICY_TEMPLATE, FAILOVER_NOTICE_TOPIC } from './template.js';
+export {
+  DEFAULT_TICKET_ROTATE_MS,
+  decodeTicketSecret,
+  MAX_TICKET_ROTATE_MS,
+  newTicketSecret,
+  TICKET_SECRET_BYTES,
+} from './tickets.js';

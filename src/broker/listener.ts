@@ -4,12 +4,27 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import type { Clock, Logger } from '../common/index.js';
 import type { HandshakeGate } from './handshakes.js';
+import type { HelloPeek } from './hello.js';
 import type { BrokerMetrics } from './metrics.js';
+import { peekClientHello } from './peek.js';
 import type { ConnectionRateLimiter } from './rate-limit.js';
 import type { ConnectionMeta, Transport } from './session.js';
+import { TicketContexts, type TicketKeySchedule } from './tickets.js';
 
 /** How long a running handshake holds its admission slot at most, ms. */
 export const HANDSHAKE_SLOT_MS = 1000;
+
+/**
+ * OpenSSL resumes a session only in the context it was made in, and refuses a resumption outright
+ * (an internal-error alert, the handshake fails) when a server that asks for client certificates
+ * has no context set. Node's tls.Server defaults it to a hash of the process's arguments, which
+ * differs between processes; here it is fixed, one per listener kind, so every broker process of
+ * every region resumes the other's sessions, and a token session is never resumed as an mTLS one.
+ */
+const SESSION_ID_CONTEXTS: Readonly<Record<Transport, string>> = {
+  mtls: 'iotdr-mqtt-mtls',
+  token: 'iotdr-mqtt-token',
+};
 
 export interface ListenerOptions {
   transport: Transport;
@@ -24,6 +39,8 @@ export interface ListenerOptions {
   handshakeTimeoutMs: number;
   /** The listen backlog (see BrokerLimits.listenBacklog). */
   backlog: number;
+  /** Session ticket keys, the same in every broker that shares the secret. */
+  tickets: TicketKeySchedule;
   limiter: ConnectionRateLimiter;
   /** Remote addresses the limit does not apply to: the region's own (its health probe). */
   exempt: ReadonlySet<string>;
@@ -53,16 +70,22 @@ export class TlsListener {
   readonly #sockets = new Set<Socket>();
   /** Per address: when a rate-limit refusal was last logged, and how many were not logged since. */
   readonly #floodLog = new Map<string, { at: number; suppressed: number }>();
+  readonly #contexts: TicketContexts;
   #closed = false;
 
   constructor(options: ListenerOptions) {
     this.#options = options;
-    const context = createSecureContext({
-      cert: options.certPem,
-      key: options.keyPem,
-      ...(options.transport === 'mtls' ? { ca: [options.caPem] } : {}),
-    });
-    this.#server = createServer({ pauseOnConnect: false }, (raw) => this.#accept(raw, context));
+    this.#contexts = new TicketContexts(options.tickets, (ticketKeys, sessionTimeout) =>
+      createSecureContext({
+        cert: options.certPem,
+        key: options.keyPem,
+        ...(options.transport === 'mtls' ? { ca: [options.caPem] } : {}),
+        ticketKeys,
+        sessionIdContext: SESSION_ID_CONTEXTS[options.transport],
+        sessionTimeout,
+      }),
+    );
+    this.#server = createServer({ pauseOnConnect: false }, (raw) => this.#accept(raw));
   }
 
   async listen(): Promise<ListenAddress> {
@@ -91,7 +114,7 @@ export class TlsListener {
     if (this.#server.listening) await closed;
   }
 
-  #accept(raw: Socket, context: ReturnType<typeof createSecureContext>): void {
+  #accept(raw: Socket): void {
     const { metrics, logger, transport } = this.#options;
     const address = raw.remoteAddress ?? 'unknown';
     if (this.#closed) {
@@ -123,7 +146,7 @@ export class TlsListener {
     raw.on('error', () => raw.destroy());
     const admitted = this.#options.handshakes.admit(
       raw,
-      () => this.#handshake(raw, context, address),
+      () => this.#handshake(raw, address),
       this.#options.exempt.has(address),
     );
     if (!admitted) {
@@ -132,9 +155,13 @@ export class TlsListener {
     }
   }
 
-  /** The TLS handshake of an admitted connection; tells the gate once, however it ends. */
-  #handshake(raw: Socket, context: ReturnType<typeof createSecureContext>, address: string): void {
-    const { metrics, logger, transport } = this.#options;
+  /**
+   * The TLS handshake of an admitted connection; tells the gate once, however it ends. The
+   * ClientHello is read first, to start TLS with the SecureContext holding the key of the ticket
+   * it offers; the handshake timeout covers that read too.
+   */
+  #handshake(raw: Socket, address: string): void {
+    const { metrics, logger } = this.#options;
     let ended = false;
     const release = () => {
       if (ended) return;
@@ -149,36 +176,66 @@ export class TlsListener {
     // A handshake that stalls (a slow or hostile client) gives its slot up after HANDSHAKE_SLOT_MS
     // and goes on outside the count, until its own timeout.
     setTimeout(release, HANDSHAKE_SLOT_MS).unref();
+    let tls: TLSSocket | undefined;
+    let stopPeek = () => {};
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      stopPeek();
+      release();
+      metrics.refusals.inc({ reason: 'tls_handshake' });
+      logger.debug({ reason: 'tls_handshake', address, err: error.message }, 'refused');
+      tls?.destroy();
+      raw.destroy();
+    };
+    const timer = setTimeout(() => {
+      fail(new Error('TLS handshake timed out'));
+    }, this.#options.handshakeTimeoutMs);
+    timer.unref();
+    stopPeek = peekClientHello(raw, {
+      hello: (found) => {
+        const secured = () => {
+          clearTimeout(timer);
+          release();
+          tls?.off('error', fail);
+        };
+        tls = this.#startTls(raw, found, address, { secured, fail });
+      },
+      gone: () => fail(new Error('connection closed before its ClientHello')),
+    });
+  }
+
+  /** Starts TLS over the socket in the context the ClientHello's ticket asks for. */
+  #startTls(
+    raw: Socket,
+    found: HelloPeek,
+    address: string,
+    on: { secured: () => void; fail: (error: Error) => void },
+  ): TLSSocket {
+    const { metrics, transport } = this.#options;
+    const context = this.#contexts.select(found.type === 'ticket' ? found.keyName : undefined);
     const tls = new TLSSocket(raw, {
       isServer: true,
       secureContext: context,
       requestCert: transport === 'mtls',
       rejectUnauthorized: false,
     });
-    const timer = setTimeout(() => {
-      fail(new Error('TLS handshake timed out'));
-    }, this.#options.handshakeTimeoutMs);
-    timer.unref();
-    const fail = (error: Error) => {
-      clearTimeout(timer);
-      release();
-      metrics.refusals.inc({ reason: 'tls_handshake' });
-      logger.debug({ reason: 'tls_handshake', address, err: error.message }, 'refused');
-      tls.destroy();
-      raw.destroy();
-    };
-    tls.once('error', fail);
+    tls.once('error', on.fail);
     tls.once('secure', () => {
-      clearTimeout(timer);
-      release();
-      tls.off('error', fail);
+      on.secured();
+      const resumed = tls.isSessionReused();
+      metrics.handshakes.inc({ listener: transport, session: resumed ? 'resumed' : 'full' });
       const meta: ConnectionMeta = { transport, address };
       if (transport === 'mtls') {
+        // A resumed session carries the certificate of its full handshake (OpenSSL keeps it in the
+        // ticket), so the registry judges it at CONNECT as it judges a new one. Without one, no
+        // certificateId: the engine refuses the CONNECT (no_client_certificate); resuming never
+        // skips the check.
         const der = tls.getPeerCertificate(false)?.raw;
         if (der !== undefined && der.length > 0)
           meta.certificateId = createHash('sha256').update(der).digest('hex');
       }
       this.#options.onSecure(tls, meta);
     });
+    return tls;
   }
 }

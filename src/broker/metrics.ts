@@ -22,6 +22,8 @@ export type RefusalReason =
 export interface BrokerMetrics {
   sessions: Gauge<'auth'>;
   accepted: Counter<'listener'>;
+  /** TLS handshakes completed, `session` full or resumed. */
+  handshakes: Counter<'listener' | 'session'>;
   refusals: Counter<'reason'>;
   messages: Counter<never>;
   disconnects: Counter<'cause'>;
@@ -40,6 +42,12 @@ export function brokerMetrics(registry: Registry = new Registry()): BrokerMetric
       name: 'iotdr_broker_connections_accepted_total',
       help: 'TCP connections accepted, before TLS, by listener',
       labelNames: ['listener'] as const,
+      registers,
+    }),
+    handshakes: new Counter({
+      name: 'iotdr_broker_tls_handshakes_total',
+      help: 'TLS handshakes completed, by listener and session (full, or resumed from a ticket)',
+      labelNames: ['listener', 'session'] as const,
       registers,
     }),
     refusals: new Counter({

@@ -25,15 +25,15 @@ export interface BrokerLimits {
   /** Time from TCP accept to a CONNECT packet, TLS handshake included, in ms. Default 10,000. */
   connectTimeoutMs?: number;
   /**
-   * TLS handshakes running at once over both listeners, to begin with (it adapts, see
-   * maxHandshakesInFlight); more connections wait their turn with no TLS work done (the region's
-   * own address skips the line). Default 8.
+   * TLS handshakes running at once over both listeners, to begin with and at least (it adapts,
+   * see maxHandshakesInFlight); more connections wait their turn with no TLS work done (the
+   * region's own address skips the line). Default 8.
    */
   handshakesInFlight?: number;
   /**
-   * The most handshakes the broker lets run at once as it adapts: it halves the number when its
-   * event loop runs late (over 20 ms) and adds one while it keeps up with every slot in use.
-   * Default 128.
+   * The most handshakes the broker lets run at once as it adapts: it takes a quarter off when its
+   * event loop runs late (over 20 ms) while busy with its own work, and adds an eighth while every
+   * slot is in use and the loop keeps up (or is late only for want of CPU). Default 128.
    */
   maxHandshakesInFlight?: number;
   /**
@@ -76,6 +76,24 @@ export interface TokenListenerOptions {
   port?: number;
 }
 
+/**
+ * TLS session resumption across brokers (docs/broker.md, "Session resumption"): every broker
+ * given the same secret accepts the others' session tickets.
+ */
+export interface TlsTicketOptions {
+  /**
+   * At least 32 random bytes, the same in every broker of every region; a region reads it from
+   * `<state>/secrets/tls-tickets.key`. Each period's ticket key is derived from it.
+   */
+  secret: Buffer;
+  /**
+   * How long one ticket key seals new tickets, in ms; a ticket stays resumable for two periods.
+   * Every broker must use the same period. Default 86,400,000 (24 h); 1,000 to 302,400,000 (84 h,
+   * so two periods stay within TLS 1.3's 7-day ticket lifetime).
+   */
+  rotateMs?: number;
+}
+
 export interface BrokerOptions {
   /** This region's name: SAN of the server certificate and part of the health topic prefix. */
   region: string;
@@ -97,6 +115,8 @@ export interface BrokerOptions {
   /** Enables the token listener. Default: off. */
   tokenListener?: TokenListenerOptions;
   limits?: BrokerLimits;
+  /** Session ticket keys shared with other brokers. Default: a random secret of this broker's own (it resumes only its own sessions). */
+  tlsTickets?: TlsTicketOptions;
   logger: Logger;
   /** The region's Prometheus registry; a private one when absent. */
   metrics?: Registry;

@@ -95,6 +95,7 @@ export {
 } from './schema.js';
 export {
   ensureStateDir,
+  loadOrCreateSecretFile,
   PRIVATE_DIR_MODE,
   readSecretFile,
   SECRET_FILE_MODE,

@@ -75,6 +75,10 @@ export const DEFAULT_BROKER_MAX_PAYLOAD_BYTES = 128 * 1024;
 export const DEFAULT_BROKER_MAX_TOPIC_LENGTH = 256;
 export const DEFAULT_BROKER_MAX_TOPIC_LEVELS = 8;
 export const DEFAULT_BROKER_CONNECT_TIMEOUT_MS = 10_000;
+/** Hours one TLS session ticket key is used; a ticket stays resumable for two such periods. */
+export const DEFAULT_BROKER_TLS_TICKET_ROTATE_HOURS = 24;
+/** Two periods must fit in TLS 1.3's 7-day ticket lifetime (RFC 8446 §4.6.1). */
+export const BROKER_TLS_TICKET_ROTATE_HOURS_MAX = 84;
 /** Event bus retention: 7 days or 1 GiB, whichever is reached first. */
 export const DEFAULT_EVENTS_RETENTION_S = 7 * 24 * 3600;
 export const DEFAULT_EVENTS_MAX_BYTES = 1024 ** 3;
@@ -314,6 +318,11 @@ export interface BrokerConfig {
   readonly maxTopicLevels: number;
   /** Time a new connection has to send CONNECT, in ms. Default 10,000. */
   readonly connectTimeoutMs: number;
+  /** TLS session resumption across every broker of every region (docs/broker.md). */
+  readonly tlsTickets: {
+    /** Hours one ticket key seals new tickets; tickets stay resumable for two periods. Default 24. */
+    readonly rotateHours: number;
+  };
 }
 
 export interface EventsConfig {
@@ -850,6 +859,13 @@ const rootShape = {
     maxTopicLength: integerBetween(1, 65_535, 'bytes').default(DEFAULT_BROKER_MAX_TOPIC_LENGTH),
     maxTopicLevels: integerBetween(1, 100, 'levels').default(DEFAULT_BROKER_MAX_TOPIC_LEVELS),
     connectTimeoutMs: integerBetween(100, 600_000, 'ms').default(DEFAULT_BROKER_CONNECT_TIMEOUT_MS),
+    tlsTickets: section({
+      rotateHours: integerBetween(
+        1,
+        BROKER_TLS_TICKET_ROTATE_HOURS_MAX,
+        'hours; a ticket lives two periods and TLS 1.3 allows at most 7 days',
+      ).default(DEFAULT_BROKER_TLS_TICKET_ROTATE_HOURS),
+    }).prefault({}),
   }).prefault({}),
   events: section({
     retentionSeconds: integerBetween(60, 10 * 365 * 24 * 3600, 'seconds').default(DEFAULT_EVENTS_RETENTION_S),

@@ -79,3 +79,14 @@ export async function readSecretFile(path: string): Promise<string> {
     await handle.close();
   }
 }
+
+/**
+ * Reads a secret file, or makes it on first start with `make()`. It is published exclusively and
+ * whole (writeFileAtomic), so processes starting together from one state directory agree on one
+ * secret: the loser of the race reads the winner's.
+ */
+export async function loadOrCreateSecretFile(path: string, make: () => string): Promise<string> {
+  const made = make();
+  if (await writeFileAtomic(path, `${made}\n`, { mode: SECRET_FILE_MODE, exclusive: true })) return made;
+  return readSecretFile(path);
+}

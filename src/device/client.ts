@@ -1,3 +1,4 @@
+import { TLSSocket } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { uuidv7 } from '../common/index.js';
 import { Backoff } from './backoff.js';
@@ -27,11 +28,16 @@ import {
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
+/** mqtt.js hands its options to tls.connect, `session` included (its types do not list it). */
+type TlsClientOptions = IClientOptions & { session?: Buffer };
+
 /** One MQTT connection and what was sent on it. */
 interface Connection {
   readonly client: MqttClient;
   readonly endpoint: Endpoint;
   readonly port: number;
+  /** Whether its TLS handshake resumed an earlier session. */
+  readonly resumed: boolean;
   /** Highest queue seq handed to this connection. */
   lastSent: number;
   readonly inFlight: Set<number>;
@@ -58,6 +64,7 @@ export class DeviceClient {
   readonly #requests: DeviceRequests;
   readonly #counters: DeviceCounters = {
     connects: 0,
+    resumed: 0,
     moves: { notice: 0, disconnect: 0, dns: 0, 'connection-lost': 0 },
     published: 0,
     acked: 0,
@@ -66,6 +73,12 @@ export class DeviceClient {
   };
   /** User subscriptions; internal ones (notice, commands, shadow) are added to the same map. */
   readonly #subscriptions = new Map<string, Set<MessageHandler>>();
+  /**
+   * The newest TLS session per kind of destination (listener kind, DR name, port), offered on
+   * every reconnect: every region answers the DR name with brokers that share the ticket keys, so
+   * a session made in one region resumes in the other.
+   */
+  readonly #tlsSessions = new Map<string, Buffer>();
   #state: 'new' | 'running' | 'closed' = 'new';
   #conn: Connection | undefined;
   /** Where the device was when a move began, and what began it; cleared once connected again. */
@@ -121,10 +134,10 @@ export class DeviceClient {
     return { ...this.#counters, moves: { ...this.#counters.moves } };
   }
 
-  /** Where the device is connected now, or undefined. */
-  get connection(): (Endpoint & { port: number }) | undefined {
+  /** Where the device is connected now, and whether its TLS session was resumed; undefined while not connected. */
+  get connection(): (Endpoint & { port: number; resumed: boolean }) | undefined {
     const c = this.#conn;
-    return c?.ready ? { ...c.endpoint, port: c.port } : undefined;
+    return c?.ready ? { ...c.endpoint, port: c.port, resumed: c.resumed } : undefined;
   }
 
   /** Accepted messages not yet acknowledged by a broker. */
@@ -293,7 +306,9 @@ export class DeviceClient {
     } catch (error) {
       throw new Error(`resolving ${this.options.host}: ${describe(error)}`);
     }
-    const client = mqtt.connect(this.#mqttOptions(destination));
+    const session = this.#sessionToOffer();
+    const client = mqtt.connect(this.#mqttOptions(destination, session));
+    const tls = this.#watchTls(client, session !== undefined);
     this.#attempt = client;
     // Only our own listeners come off: MQTT.js listens to its own 'close' to stop its timers.
     const listeners: { connect?: () => void; error?: (e: Error) => void; close?: () => void } = {};
@@ -315,6 +330,7 @@ export class DeviceClient {
       detach();
       client.on('error', () => {});
       client.end(true);
+      tls.attemptFailed();
       // A refused CONNACK says the broker is there: keep the address (within its TTL). Anything
       // else may mean the address is dead, so the next attempt asks DNS again.
       if (typeof (error as { code?: unknown }).code !== 'number') this.#resolver.invalidate();
@@ -336,6 +352,7 @@ export class DeviceClient {
       client,
       endpoint: { region: destination.region, address: destination.address },
       port: this.options.port,
+      resumed: tlsSocketOf(client)?.isSessionReused() === true,
       lastSent: 0,
       inFlight: new Set(),
       ready: false,
@@ -350,11 +367,12 @@ export class DeviceClient {
     this.#backoff.reset();
     this.#failedAddress = undefined;
     this.#counters.connects++;
+    if (conn.resumed) this.#counters.resumed++;
     await this.#resubscribe(conn);
     // Closed while subscribing: the loop goes on (its close handler found the loop running).
     if (conn.ended) throw new Error('connection closed while subscribing');
     conn.ready = true;
-    this.#events.emit({ type: 'connected', ...conn.endpoint, port: conn.port });
+    this.#events.emit({ type: 'connected', ...conn.endpoint, port: conn.port, resumed: conn.resumed });
     const move = this.#move;
     this.#move = undefined;
     if (move && (move.from.region !== conn.endpoint.region || move.from.address !== conn.endpoint.address)) {
@@ -373,7 +391,7 @@ export class DeviceClient {
     this.#scheduleRecheck(conn);
   }
 
-  #mqttOptions(destination: Destination): IClientOptions {
+  #mqttOptions(destination: Destination, session: Buffer | undefined): TlsClientOptions {
     const o = this.options;
     const auth = o.auth;
     return {
@@ -389,6 +407,8 @@ export class DeviceClient {
         ? { cert: auth.certPem, key: auth.keyPem }
         : { username: o.thingName, password: auth.token }),
       rejectUnauthorized: true,
+      // A broker that does not know the session's ticket key makes a full handshake instead.
+      ...(session === undefined ? {} : { session }),
       clientId: o.thingName,
       protocolVersion: 4,
       clean: true,
@@ -396,6 +416,43 @@ export class DeviceClient {
       connectTimeout: o.connectTimeoutMs,
       // The client drives reconnection itself: re-resolving, backoff with jitter, recording why.
       reconnectPeriod: 0,
+    };
+  }
+
+  /** Which kept TLS session a connection offers: one per listener kind, DR name and port. */
+  #sessionKey(): string {
+    const o = this.options;
+    return `${o.auth.type} ${o.host}:${o.port}`;
+  }
+
+  /** The kept TLS session the next connection offers, if any. */
+  #sessionToOffer(): Buffer | undefined {
+    return this.options.tlsResumption ? this.#tlsSessions.get(this.#sessionKey()) : undefined;
+  }
+
+  /**
+   * Keeps the sessions the broker gives this connection: TLS 1.3 sends them after the handshake
+   * (Node's server two, and one after a resumption), and the newest is kept. `attemptFailed`, for
+   * an attempt that ended before CONNACK: when a session was offered and TLS itself failed (an
+   * alert, an OpenSSL error), the session is dropped, so a server that fails the handshake when
+   * offered a session (OpenSSL does when it asks for client certificates without a session id
+   * context, as iotdr's broker did before resumption) gets a full handshake next time, not the
+   * same failure forever. An unreachable, slow or overloaded broker (refused, reset, timed out)
+   * keeps it: a storm is when a resumed handshake saves the broker the most.
+   */
+  #watchTls(client: MqttClient, offered: boolean): { attemptFailed(): void } {
+    const socket = tlsSocketOf(client);
+    if (!this.options.tlsResumption || socket === undefined) return { attemptFailed: () => {} };
+    const key = this.#sessionKey();
+    let tlsFailed = false;
+    socket.on('session', (session: Buffer) => this.#tlsSessions.set(key, session));
+    socket.once('error', (error) => {
+      tlsFailed = isTlsFailure(error);
+    });
+    return {
+      attemptFailed: () => {
+        if (offered && tlsFailed) this.#tlsSessions.delete(key);
+      },
     };
   }
 
@@ -571,6 +628,20 @@ export class DeviceClient {
       }
     }
   }
+}
+
+/** The TLS socket under an mqtt.js client (made synchronously by mqtt.connect for mqtts). */
+function tlsSocketOf(client: MqttClient): TLSSocket | undefined {
+  const stream: unknown = client.stream;
+  return stream instanceof TLSSocket ? stream : undefined;
+}
+
+/**
+ * Whether an error of a TLS socket is TLS failing (an alert, an OpenSSL error) rather than the
+ * network: OpenSSL's errors carry an ERR_SSL_ code, or EPROTO when they surface on a write.
+ */
+function isTlsFailure(error: Error & { code?: unknown }): boolean {
+  return typeof error.code === 'string' && (error.code === 'EPROTO' || error.code.startsWith('ERR_SSL_'));
 }
 
 function describe(error: unknown): string {

@@ -11,7 +11,11 @@ export interface Endpoint {
 }
 
 export type DeviceEvent =
-  | { type: 'connected'; region: string | undefined; address: string; port: number }
+  /**
+   * CONNACK accepted. `resumed`: the TLS handshake resumed the session of an earlier connection
+   * (to either region) instead of a full handshake with certificate verification and key exchange.
+   */
+  | { type: 'connected'; region: string | undefined; address: string; port: number; resumed: boolean }
   | {
       type: 'disconnected';
       reason: DisconnectReason;
@@ -49,6 +53,8 @@ export type DeviceEventOf<T extends DeviceEventType> = Extract<DeviceEvent, { ty
 export interface DeviceCounters {
   /** Successful CONNACKs. */
   connects: number;
+  /** Successful CONNACKs on a resumed TLS session (a part of `connects`). */
+  resumed: number;
   /** Moves, by what triggered them. */
   moves: Record<MoveTrigger, number>;
   /** Messages accepted by `publish` (written to the queue). */

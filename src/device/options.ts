@@ -101,6 +101,7 @@ const schema = z
     localAddress: z.union([z.ipv4(), z.ipv6()]).optional(),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
     keepaliveSeconds: z.number().int().min(1).max(65_535).default(DEFAULT_KEEPALIVE_SECONDS),
+    tlsResumption: z.boolean().default(true),
     requestTimeoutMs: z.number().int().min(1).max(600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
   })
   .strict();
@@ -160,6 +161,12 @@ export interface DeviceClientOptions {
   connectTimeoutMs?: number;
   /** MQTT keepalive in seconds. Default 30. */
   keepaliveSeconds?: number;
+  /**
+   * Offer the TLS session of the last connection on every reconnect, to either region: every
+   * broker of the fleet shares the ticket keys, so a device that moves skips the full handshake.
+   * The broker still checks the certificate against the registry at CONNECT. Default true.
+   */
+  tlsResumption?: boolean;
   /** How long getShadow / updateShadow wait for the broker's answer, in ms. Default 10,000. */
   requestTimeoutMs?: number;
   /** Time source for DNS TTLs. Default the system clock. */
@@ -194,6 +201,7 @@ export interface ResolvedDeviceOptions {
   readonly localAddress?: string;
   readonly connectTimeoutMs: number;
   readonly keepaliveSeconds: number;
+  readonly tlsResumption: boolean;
   readonly requestTimeoutMs: number;
   readonly clock: Clock;
   readonly timers: Timers;
@@ -232,6 +240,7 @@ export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOp
     ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
     connectTimeoutMs: o.connectTimeoutMs,
     keepaliveSeconds: o.keepaliveSeconds,
+    tlsResumption: o.tlsResumption,
     requestTimeoutMs: o.requestTimeoutMs,
     clock: clock ?? systemClock,
     timers: timers ?? systemTimers,

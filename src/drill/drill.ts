@@ -9,9 +9,13 @@ import type { IotdrConfig, RegionConfig } from '../config/index.js';
 import { controlUrlOf } from '../control.js';
 import type { FailoverEvent } from '../failover/index.js';
 import {
+  type Ceiling,
   type DeviceRecord,
   type Fleet,
+  type FleetDevice,
   launchFleet,
+  loopbackSource,
+  measureCeiling,
   platformCredentials,
   regionApis,
   summaryLine,
@@ -166,6 +170,16 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       progress,
     );
 
+    // The ceiling, in this run on this machine: the secondary, idle, under minimal clients.
+    progress(
+      `measuring ${secondary.name}'s ceiling: minimal clients (TLS, CONNECT, CONNACK), ${CEILING.inFlight} at once for ${CEILING.durationMs / 1000} s`,
+    );
+    const ceiling = await ceilingOf(config, secondary, options.auth, devices, caPem);
+    progress(
+      `  ${ceiling.connectsPerSecond.toLocaleString('en-US')} connects/s (${ceiling.refused} refused, ${ceiling.errors} failed, ${ceiling.timeouts} timed out)`,
+    );
+    await stillSteady();
+
     // The fleet's own reconnect time, no failover: every device dropped and back on the same region.
     progress('measuring the fleet’s own reconnect time (all devices disconnected, no failover)');
     const ownStart = Date.now();
@@ -301,6 +315,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       ...switched,
       ownReconnectMs,
       limitMs,
+      ceiling,
+      reconnectRate: reconnectRate(switched),
+      physicalLimitMs: physicalLimitMs(f2.intervalMs * f2.failureThreshold, devices.length, ceiling),
       predictedRtoMs,
       messages: {
         accepted,
@@ -334,6 +351,55 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     await fleet?.stop();
     await platform.stop();
   }
+}
+
+/** How the drill measures the ceiling: enough in flight to keep the broker's line full, 1 s to warm up. */
+const CEILING = {
+  inFlight: 256,
+  durationMs: 6000,
+  warmupMs: 1000,
+  connectTimeoutMs: 10_000,
+  identities: 256,
+};
+
+/** The secondary's ceiling for the fleet's auth kind, as the fleet's own devices (those first). */
+async function ceilingOf(
+  config: IotdrConfig,
+  region: RegionConfig,
+  auth: 'mtls' | 'token',
+  devices: readonly FleetDevice[],
+  caPem: string,
+): Promise<Ceiling> {
+  const local = config.regions.every((r) => r.address.startsWith('127.'));
+  return measureCeiling({
+    host: region.address,
+    port: auth === 'mtls' ? region.mqtt.port : region.mqtt.tokenPort,
+    servername: `${config.names.mqtt}.${config.zone}`,
+    caPem,
+    identities: devices.slice(0, CEILING.identities).map((d) => ({ clientId: d.thingName, auth: d.auth })),
+    inFlight: CEILING.inFlight,
+    durationMs: CEILING.durationMs,
+    warmupMs: CEILING.warmupMs,
+    connectTimeoutMs: CEILING.connectTimeoutMs,
+    // Each slot from its own loopback address, apart from the fleet's: the broker limits each address.
+    ...(local
+      ? { localAddresses: Array.from({ length: CEILING.inFlight }, (_, i) => loopbackSource(i, 200)) }
+      : {}),
+  });
+}
+
+/** Devices per second from the decision to the last device back; null when some never came. */
+export function reconnectRate(s: SwitchMeasure): number | null {
+  const decided = s.factors.decidedMs;
+  const last = s.reconnectMs.max;
+  if (decided === null || last === null || s.rtoMs === null) return null;
+  return Math.round((s.reconnected * 1000) / Math.max(1, last - decided));
+}
+
+/** Detection (interval × threshold) and the fleet at the ceiling's pace: the best this machine allows. */
+export function physicalLimitMs(detectionMs: number, devices: number, ceiling: Ceiling): number | null {
+  if (ceiling.connectsPerSecond <= 0) return null;
+  return Math.round(detectionMs + (devices / ceiling.connectsPerSecond) * 1000);
 }
 
 /** The running drill's abort signal: every wait ends when it fires. */
@@ -483,6 +549,7 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
     from: input.from.name,
     to: input.to.name,
     reconnected: moved.length,
+    resumed: moved.filter((r) => r.resumed).length,
     rtoMs: moved.length === records.length ? Math.max(0, ...publishing) : null,
     detectionMs: rel(timings.decidedAt),
     dnsSwitchMs: rel(timings.dnsUpdatedAt),

@@ -1,4 +1,5 @@
 /** The drill's report (its JSON is documented in docs/drill.md) and its terminal table. */
+import type { Ceiling } from '../fleet/index.js';
 
 /** One switch as the drill measured it; every time is ms after the fault (or the failback request). */
 export interface SwitchMeasure {
@@ -6,6 +7,8 @@ export interface SwitchMeasure {
   to: string;
   /** Devices that reconnected to `to` and published through it. */
   reconnected: number;
+  /** Of those, devices whose connection to `to` resumed their TLS session (no full handshake). */
+  resumed: number;
   /** Fault → every device publishing through `to`; null when some never did. */
   rtoMs: number | null;
   /** Fault → the controller's decision. */
@@ -38,6 +41,12 @@ export interface DrillReport extends SwitchMeasure {
   ownReconnectMs: number;
   /** interval × failureThreshold + ownReconnectMs: the best a DNS-based switch can do with this fleet. */
   limitMs: number;
+  /** What the secondary accepts from minimal clients (TLS, CONNECT, CONNACK), measured in this run. */
+  ceiling: Ceiling;
+  /** Devices per second from the decision to the last device back on the secondary; null when some never came. */
+  reconnectRate: number | null;
+  /** interval × failureThreshold + devices ÷ ceiling.connectsPerSecond: the best this machine allows. */
+  physicalLimitMs: number | null;
   /** interval × failureThreshold + timeout + TTL, from the configuration. */
   predictedRtoMs: number;
   messages: {
@@ -100,6 +109,7 @@ function switchRows(label: string, s: SwitchMeasure): string[][] {
       `p50 ${ms(s.reconnectMs.p50)}, p95 ${ms(s.reconnectMs.p95)}, p99 ${ms(s.reconnectMs.p99)}, max ${ms(s.reconnectMs.max)}`,
     ],
     ['  RTO (every device publishing)', ms(s.rtoMs)],
+    ['  TLS sessions resumed', `${s.resumed} of ${s.reconnected} reconnected`],
   ];
 }
 
@@ -115,6 +125,23 @@ export function renderReport(report: DrillReport): string[] {
       `${ms(report.limitMs)} (interval × threshold + the fleet's own reconnect, ${ms(report.ownReconnectMs)})`,
     ],
     ['RTO / limit', report.rtoMs === null ? '—' : `${(report.rtoMs / report.limitMs).toFixed(2)} ×`],
+    [
+      'ceiling',
+      `${report.ceiling.connectsPerSecond.toLocaleString('en-US')} connects/s (${report.ceiling.auth}, minimal clients into ${report.to}, ${report.ceiling.inFlight} at once)`,
+    ],
+    [
+      'reconnect rate',
+      report.reconnectRate === null
+        ? '—'
+        : `${report.reconnectRate.toLocaleString('en-US')} devices/s (decision → last device back)`,
+    ],
+    ['physical limit', `${ms(report.physicalLimitMs)} (interval × threshold + devices ÷ ceiling)`],
+    [
+      'RTO / physical limit',
+      report.rtoMs === null || report.physicalLimitMs === null
+        ? '—'
+        : `${(report.rtoMs / report.physicalLimitMs).toFixed(2)} ×`,
+    ],
     [
       'messages',
       `${report.messages.accepted} accepted, ${report.messages.delivered} delivered, ${report.messages.lost} lost, ${report.messages.duplicated} duplicates dropped`,

@@ -9,7 +9,15 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../common/index.js';
 import { QUEUE_FILES, queueFileOf } from './queues.js';
-import type { DeviceRecord, FleetDevice, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
+import {
+  type DeviceRecord,
+  type FleetDevice,
+  RETRY_CAUSES,
+  type RetryCause,
+  type WorkerCommand,
+  type WorkerReport,
+  type WorkerSetup,
+} from './types.js';
 
 export interface FleetOptions {
   devices: FleetDevice[];
@@ -53,6 +61,9 @@ export interface FleetSummary {
   queued: number;
   /** Moves to another region or address, over the fleet. */
   moves: number;
+  /** Failed connects over the fleet, by cause, and the time backoff waited before retrying, ms. */
+  retries: Record<RetryCause, number>;
+  backoffMs: number;
 }
 
 /** `48/50 connected (us-west 48), 376 accepted, 364 acked, 12 queued, 50 moves`. */
@@ -63,10 +74,10 @@ export function summaryLine(s: FleetSummary): string {
   return `${s.connected}/${s.devices} connected (${regions || 'none'}), ${s.accepted} accepted, ${s.acked} acked, ${s.queued} queued, ${s.moves} moves`;
 }
 
-/** Device `i`'s own loopback address: 127.100.0.1 onwards, 250 per /24, never .0 or .255. */
-export function loopbackSource(i: number): string {
+/** Device `i`'s own loopback address: 127.<from>.0.1 onwards (127.100.0.1 by default), 250 per /24, never .0 or .255. */
+export function loopbackSource(i: number, from = 100): string {
   const block = Math.floor(i / 250);
-  return `127.${100 + Math.floor(block / 250)}.${block % 250}.${(i % 250) + 1}`;
+  return `127.${from + Math.floor(block / 250)}.${block % 250}.${(i % 250) + 1}`;
 }
 
 export class Fleet {
@@ -143,6 +154,8 @@ export class Fleet {
       acked: 0,
       queued: 0,
       moves: 0,
+      retries: Object.fromEntries(RETRY_CAUSES.map((c) => [c, 0])) as Record<RetryCause, number>,
+      backoffMs: 0,
     };
     for (const r of this.#records.values()) {
       out.devices++;
@@ -154,6 +167,8 @@ export class Fleet {
       out.acked += r.acked;
       out.queued += r.queueDepth;
       out.moves += r.moves;
+      for (const c of RETRY_CAUSES) out.retries[c] += r.retries[c];
+      out.backoffMs += r.backoffMs;
     }
     return out;
   }

@@ -1,5 +1,13 @@
 /** The simulated fleet (issue 7): devices in worker threads on the device SDK, and their onboarding. */
-export { Fleet, type FleetOptions, type FleetSummary, summaryLine } from './fleet.js';
+export {
+  type Ceiling,
+  type ConnectLoadOptions,
+  type ConnectLoadResult,
+  connectLoad,
+  type LoadIdentity,
+  measureCeiling,
+} from './ceiling.js';
+export { Fleet, type FleetOptions, type FleetSummary, loopbackSource, summaryLine } from './fleet.js';
 export {
   activeRegion,
   type LaunchedFleet,

@@ -41,6 +41,8 @@ export interface DeviceRecord {
   reconnectedAt: number | null;
   /** The first PUBACK after the latest connect: the device publishes through that region. */
   firstAckAt: number | null;
+  /** Whether the latest connect resumed an earlier TLS session (an abbreviated handshake). */
+  resumed: boolean;
   /** Messages accepted (on its queue), acknowledged by a broker, and waiting. */
   accepted: number;
   acked: number;
@@ -48,6 +50,46 @@ export interface DeviceRecord {
   /** The highest sequence number accepted so far (they start at 1). */
   lastSeq: number;
   moves: number;
+  /** Failed connects since the device started, by why they failed (see retryCause). */
+  retries: Record<RetryCause, number>;
+  /** Time the device's backoff waited before its retries, ms, in all. */
+  backoffMs: number;
+}
+
+/**
+ * Why a connect failed, as a fleet counts it: no answer in the connect timeout; the connection
+ * closed or reset before CONNACK (a broker's full line, or a broker going away); nothing listening
+ * (refused at TCP); a CONNACK refusing it; DNS; anything else.
+ */
+export type RetryCause = 'timeout' | 'closed' | 'unreachable' | 'refused' | 'dns' | 'other';
+
+export const RETRY_CAUSES: readonly RetryCause[] = [
+  'timeout',
+  'closed',
+  'unreachable',
+  'refused',
+  'dns',
+  'other',
+];
+
+/** The cause of a failed connect, from the error the device client reported with its retry. */
+export function retryCause(error: string): RetryCause {
+  const e = error.toLowerCase();
+  if (e.startsWith('resolving ')) return 'dns';
+  if (e.includes('timeout') || e.includes('timed out')) return 'timeout';
+  if (e.includes('econnrefused') || e.includes('ehostunreach') || e.includes('enetunreach'))
+    return 'unreachable';
+  if (e.includes('connection refused') || e.includes('not authorized') || e.includes('unavailable'))
+    return 'refused';
+  if (
+    e.includes('closed') ||
+    e.includes('disconnected') ||
+    e.includes('econnreset') ||
+    e.includes('socket hang up') ||
+    e.includes('epipe')
+  )
+    return 'closed';
+  return 'other';
 }
 
 export type WorkerCommand = { type: 'pause' } | { type: 'resume' } | { type: 'stop' };

@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { DeviceClient, QueueFullError } from '../device/index.js';
 import { queueFileOf } from './queues.js';
-import type { DeviceRecord, WorkerCommand, WorkerReport, WorkerSetup } from './types.js';
+import {
+  type DeviceRecord,
+  RETRY_CAUSES,
+  retryCause,
+  type WorkerCommand,
+  type WorkerReport,
+  type WorkerSetup,
+} from './types.js';
 
 /** How often device states go to the coordinator, ms. */
 const REPORT_MS = 100;
@@ -54,11 +61,14 @@ const running: Running[] = setup.devices.map((device) => {
     disconnectedAt: null,
     reconnectedAt: null,
     firstAckAt: null,
+    resumed: false,
     accepted: 0,
     acked: 0,
     queueDepth: 0,
     lastSeq: 0,
     moves: 0,
+    retries: Object.fromEntries(RETRY_CAUSES.map((c) => [c, 0])) as DeviceRecord['retries'],
+    backoffMs: 0,
   };
   const r: Running = { client, record, ackedAtConnect: 0, timer: undefined };
   client.on('connected', (e) => {
@@ -67,6 +77,7 @@ const running: Running[] = setup.devices.map((device) => {
     record.connectedAt ??= now;
     if (record.disconnectedAt !== null) record.reconnectedAt = now;
     record.firstAckAt = null;
+    record.resumed = e.resumed;
     r.ackedAtConnect = client.counters.acked;
   });
   client.on('disconnected', () => {
@@ -83,6 +94,16 @@ const running: Running[] = setup.devices.map((device) => {
   });
   client.on('moved', () => {
     record.moves++;
+  });
+  // The first wait after a connection ended carries why it ended, not a failed connect.
+  let dropped = false;
+  client.on('disconnected', () => {
+    dropped = true;
+  });
+  client.on('retry', (e) => {
+    if (dropped) dropped = false;
+    else record.retries[retryCause(e.error)]++;
+    record.backoffMs += e.delayMs;
   });
   return r;
 });
@@ -139,7 +160,7 @@ const reporter = setInterval(() => {
   for (const r of dirty) {
     r.record.acked = r.client.counters.acked;
     r.record.queueDepth = r.client.queueDepth;
-    changed.push({ ...r.record });
+    changed.push({ ...r.record, retries: { ...r.record.retries } });
   }
   dirty.clear();
   send({ type: 'records', records: changed });

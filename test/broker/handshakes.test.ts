@@ -46,10 +46,10 @@ describe('HandshakeGate', () => {
     expect(admit('m')).toBe(true);
   });
 
-  it('adapts the limit to the event loop: halves it when late, adds one when on time and full', () => {
+  it('adapts the limit to the event loop: a quarter off when late with its own work, an eighth more when on time and full', () => {
     const gate = new HandshakeGate({
       limit: 8,
-      maxLimit: 10,
+      maxLimit: 12,
       maxWaiting: 100,
       maxWaitMs: 1000,
       now: () => 0,
@@ -58,23 +58,31 @@ describe('HandshakeGate', () => {
       const started: number[] = [];
       for (let i = 0; i < 20; i++) gate.admit(new Socket(), () => started.push(i), false);
       expect(started.length).toBe(8);
-      // On time with every slot in use: one more each sample, up to maxLimit; each new slot starts one.
-      gate.adapt(5);
-      gate.adapt(5);
-      expect(gate.limit).toBe(10);
-      gate.adapt(5);
-      expect(gate.limit).toBe(10);
-      expect(started.length).toBe(10);
-      // Late: halved, down to a quarter of the start; running ones finish, nothing new starts.
-      gate.adapt(200);
-      expect(gate.limit).toBe(5);
-      gate.adapt(200);
-      gate.adapt(200);
-      expect(gate.limit).toBe(2);
-      for (let i = 0; i < 8; i++) gate.done();
-      expect(started.length).toBe(10);
+      // On time with every slot in use: an eighth more (at least one) each sample, up to maxLimit;
+      // each new slot starts one.
+      gate.adapt(5, 1);
+      expect(gate.limit).toBe(9);
+      gate.adapt(5, 1);
+      gate.adapt(5, 1);
+      gate.adapt(5, 1);
+      expect(gate.limit).toBe(12);
+      gate.adapt(5, 1);
+      expect(gate.limit).toBe(12);
+      expect(started.length).toBe(12);
+      // Late but mostly idle: other processes held the CPU, not the handshakes; the limit stays.
+      gate.adapt(200, 0.3);
+      expect(gate.limit).toBe(12);
+      // Late and busy with its own work: a quarter off, down to the starting number; running ones
+      // finish, nothing new starts.
+      gate.adapt(200, 0.95);
+      expect(gate.limit).toBe(9);
+      gate.adapt(200, 0.95);
+      gate.adapt(200, 0.95);
+      expect(gate.limit).toBe(8);
+      for (let i = 0; i < 4; i++) gate.done();
+      expect(started.length).toBe(12);
       gate.done();
-      expect(started.length).toBe(11);
+      expect(started.length).toBe(13);
     } finally {
       gate.close();
     }

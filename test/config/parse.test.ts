@@ -87,6 +87,7 @@ describe('parseConfig defaults', () => {
           maxTopicLength: 256,
           maxTopicLevels: 8,
           connectTimeoutMs: 10000,
+          tlsTickets: { rotateHours: 24 },
         },
         events: { retentionSeconds: 604800, maxBytes: 1073741824, synchronous: 'full' },
         health: {
@@ -376,6 +377,14 @@ describe('parseConfig errors', () => {
     expect(messageAt(issues, 'rules.1.actions.0.type')).toContain('expected type bus, republish or http');
     expect(messageAt(issues, 'rules.2.actions')).toContain('at least one action');
     expect(messageAt(issues, 'rules.2.name')).toContain('"telemetry" is already the name of rules.0');
+    const tickets = issuesOf(() => parseConfig({ broker: { tlsTickets: { rotateHours: 85 } } }));
+    expect(messageAt(tickets, 'broker.tlsTickets.rotateHours')).toContain(
+      'expected an integer between 1 and 84 (hours; a ticket lives two periods and TLS 1.3 allows at most 7 days), got 85',
+    );
+    expect(parseConfig({ broker: { tlsTickets: { rotateHours: 6 } } }).broker.tlsTickets.rotateHours).toBe(6);
+    expect(issuesOf(() => parseConfig({ broker: { tlsTickets: { rotate: 6 } } }))[0]?.path).toBe(
+      'broker.tlsTickets.rotate',
+    );
     const failover = issuesOf(() =>
       parseConfig({ failover: { intervalMs: 50, failback: 'sometimes', checkers: ['control', 'control'] } }),
     );

@@ -79,6 +79,15 @@ describe('iotdr drill', () => {
     expect(f.dnsUpdatedMs ?? 0).toBeGreaterThanOrEqual(f.decidedMs ?? 0);
     expect(report.rtoMs).not.toBeNull();
     expect(report.predictedRtoMs).toBe(200 * 3 + 400 + 1000);
+    // The ceiling, measured in this run on the secondary; the physical limit built on it.
+    expect(report.ceiling, table).toMatchObject({ auth: 'mtls', refused: 0 });
+    expect(report.ceiling.connectsPerSecond, table).toBeGreaterThan(0);
+    expect(report.physicalLimitMs).toBe(Math.round(200 * 3 + (50 / report.ceiling.connectsPerSecond) * 1000));
+    expect(report.reconnectRate, table).toBeGreaterThan(0);
+    // Every device had a session with us-east: us-west, sharing the ticket keys, resumes it.
+    expect(report.resumed, table).toBe(report.reconnected);
+    expect(table).toContain('RTO / physical limit');
+    expect(lines.some((l) => l.includes('connects/s'))).toBe(true);
     expect(lines.some((l) => l.includes('fault injected'))).toBe(true);
     // The way back, once the secondary's own changes had replicated home.
     expect(report.failback, table).toMatchObject({
