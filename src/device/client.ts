@@ -1,4 +1,4 @@
-import { TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { uuidv7 } from '../common/index.js';
 import { Backoff } from './backoff.js';
@@ -28,8 +28,8 @@ import {
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
 
-/** mqtt.js hands its options to tls.connect, `session` included (its types do not list it). */
-type TlsClientOptions = IClientOptions & { session?: Buffer };
+/** mqtt.js hands its options to tls.connect, `session` and `secureContext` included (its types do not list them). */
+type TlsClientOptions = IClientOptions & { session?: Buffer; secureContext?: SecureContext };
 
 /** One MQTT connection and what was sent on it. */
 interface Connection {
@@ -79,6 +79,7 @@ export class DeviceClient {
    * a session made in one region resumes in the other.
    */
   readonly #tlsSessions = new Map<string, Buffer>();
+  #context: SecureContext | undefined;
   #state: 'new' | 'running' | 'closed' = 'new';
   #conn: Connection | undefined;
   /** Where the device was when a move began, and what began it; cleared once connected again. */
@@ -402,10 +403,8 @@ export class DeviceClient {
       // every region, so the name moves and verification still passes.
       servername: o.host,
       ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
-      ca: auth.caPem,
-      ...(auth.type === 'mtls'
-        ? { cert: auth.certPem, key: auth.keyPem }
-        : { username: o.thingName, password: auth.token }),
+      secureContext: this.#secureContext(),
+      ...(auth.type === 'mtls' ? {} : { username: o.thingName, password: auth.token }),
       rejectUnauthorized: true,
       // A broker that does not know the session's ticket key makes a full handshake instead.
       ...(session === undefined ? {} : { session }),
@@ -417,6 +416,22 @@ export class DeviceClient {
       // The client drives reconnection itself: re-resolving, backoff with jitter, recording why.
       reconnectPeriod: 0,
     };
+  }
+
+  /**
+   * The CA, certificate and key as one TLS context, made once and shared by every connection: made
+   * per connection (what tls.connect does with PEM options) it parsed the key and the CA again on
+   * each connect, an eighth of a simulated fleet's CPU in a reconnect (docs/benchmarks.md).
+   */
+  #secureContext(): SecureContext {
+    if (this.#context === undefined) {
+      const auth = this.options.auth;
+      this.#context = createSecureContext({
+        ca: auth.caPem,
+        ...(auth.type === 'mtls' ? { cert: auth.certPem, key: auth.keyPem } : {}),
+      });
+    }
+    return this.#context;
   }
 
   /** Which kept TLS session a connection offers: one per listener kind, DR name and port. */
