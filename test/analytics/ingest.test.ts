@@ -126,6 +126,9 @@ describe('iotdr analytics', () => {
     const before = (await get('/v1/totals')).body;
     const { inEast, inWest } = await deviceInBoth('dup-1');
     await publish(inEast, 'dup-1', 'dup-1-m1', 1);
+    // Counted from us-east before its copy goes to us-west: which region's copy is the duplicate
+    // is then known (the rates below show both regions), not a race between the two ingestors.
+    await eventually(async () => (await deviceAnswer('dup-1'))?.messages === 1, 'the first message');
     await publish(inWest, 'dup-1', 'dup-1-m1', 1);
     await publish(inWest, 'dup-1', 'dup-1-m2', 2);
     await eventually(

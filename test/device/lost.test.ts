@@ -3,13 +3,8 @@
  * silent (a hung process, a dropped network path). The device's keepalive finds out, it records the
  * loss as `connection-lost`, resolves again and moves.
  */
-import { once } from 'node:events';
-import { createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DrSite, nextEvent, startDrSite } from './support.js';
-
-/** MQTT 3.1.1 CONNACK, session not present, accepted (§3.2). */
-const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+import { type DrSite, nextEvent, standInBroker, startDrSite } from './support.js';
 
 describe('device SDK on a silent connection', () => {
   let site: DrSite;
@@ -26,23 +21,8 @@ describe('device SDK on a silent connection', () => {
 
   it('moves after a keepalive timeout, recording connection-lost', async () => {
     const device = await site.device('silent-1');
-    const east = site.east.running;
-    if (!east) throw new Error('us-east is not running');
     // us-east's broker gives way to one that accepts and then never answers again, on its address.
-    await east.broker.close();
-    const cert = await east.ca.issueServerCertificate({
-      commonName: 'mqtt.iot.test',
-      dnsNames: ['mqtt.iot.test'],
-      ipAddresses: [site.addresses['us-east']],
-    });
-    const sockets: TLSSocket[] = [];
-    const silent = createServer({ cert: cert.certificatePem, key: cert.privateKeyPem }, (socket) => {
-      sockets.push(socket);
-      socket.once('data', () => socket.write(CONNACK));
-      socket.on('error', () => {});
-    });
-    silent.listen(site.mqttPort, site.addresses['us-east']);
-    await once(silent, 'listening');
+    const silent = await standInBroker(site);
     try {
       const client = site.client(device, { keepaliveSeconds: 1, followNotices: false });
       const connected = nextEvent(client, 'connected');
@@ -56,7 +36,6 @@ describe('device SDK on a silent connection', () => {
       expect(await moved).toMatchObject({ from: 'us-east', to: 'us-west', trigger: 'connection-lost' });
       expect(client.counters.moves['connection-lost']).toBe(1);
     } finally {
-      for (const s of sockets) s.destroy();
       silent.close();
     }
   });

@@ -4,15 +4,9 @@
  * `iotdr control`, a real switch. Both sides are asked: the SDK's `connected` event and the
  * broker's handshake counter.
  */
-import { once } from 'node:events';
-import { createServer as createTcpServer } from 'node:net';
-import { createSecureContext, TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterRegion } from '../harness/cluster.js';
-import { type DrSite, nextEvent, startDrSite } from './support.js';
-
-/** MQTT 3.1.1 CONNACK, session not present, accepted (§3.2). */
-const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+import { type DrSite, nextEvent, standInBroker, startDrSite } from './support.js';
 
 /** The region broker's count of mutual-TLS handshakes, full or resumed, from its /metrics. */
 async function handshakes(region: ClusterRegion, session: 'full' | 'resumed'): Promise<number> {
@@ -91,31 +85,9 @@ describe('device SDK: a broker that fails the handshake when offered a session',
 
   it('drops the session and connects with a full handshake', async () => {
     const device = await site.device('resume-3');
-    const east = site.east.running;
-    if (!east) throw new Error('us-east is not running');
     // us-east's broker gives way to one as iotdr's was before resumption: it asks for a client
     // certificate with no session id context, so OpenSSL answers a resumption with an alert.
-    await east.broker.close();
-    const cert = await east.ca.issueServerCertificate({
-      commonName: 'mqtt.iot.test',
-      dnsNames: ['mqtt.iot.test'],
-      ipAddresses: [site.addresses['us-east']],
-    });
-    const context = createSecureContext({ cert: cert.certificatePem, key: cert.privateKeyPem });
-    const sockets: TLSSocket[] = [];
-    const old = createTcpServer((raw) => {
-      const socket = new TLSSocket(raw, {
-        isServer: true,
-        secureContext: context,
-        requestCert: true,
-        rejectUnauthorized: false,
-      });
-      sockets.push(socket);
-      socket.on('error', () => raw.destroy());
-      socket.once('data', () => socket.write(CONNACK));
-    });
-    old.listen(site.mqttPort, site.addresses['us-east']);
-    await once(old, 'listening');
+    const old = await standInBroker(site, { requestCert: true });
     try {
       const client = site.client(device, { followNotices: false });
       const first = nextEvent(client, 'connected');
@@ -125,11 +97,10 @@ describe('device SDK: a broker that fails the handshake when offered a session',
       client.on('retry', (e) => errors.push(e.error));
       const second = nextEvent(client, 'connected');
       // The server ends the session; the device comes back offering the session it was given.
-      sockets[0]?.end();
+      old.sockets[0]?.end();
       expect(await second).toMatchObject({ region: 'us-east', resumed: false });
       expect(errors.some((e) => /alert/i.test(e))).toBe(true);
     } finally {
-      for (const s of sockets) s.destroy();
       old.close();
     }
   });

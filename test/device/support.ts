@@ -3,9 +3,12 @@
  * reaches whichever is active), real `iotdr control` with its built-in DNS, and devices made
  * through the management API — what the device SDK meets in the field.
  */
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import { createLogger } from '../../src/common/index.js';
 import { type RunningControl, startControl } from '../../src/control.js';
 import { DeviceClient, type DeviceClientOptions, type DeviceEvent } from '../../src/device/index.js';
@@ -171,4 +174,57 @@ export function nextEvent<T extends DeviceEvent['type']>(
       resolve(e);
     });
   });
+}
+
+/** MQTT 3.1.1 CONNACK, session not present, accepted (§3.2). */
+const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+
+/** A broker stand-in on us-east's address: answers the first bytes with CONNACK, then nothing. */
+export interface StandInBroker {
+  /** Its TLS connections, in the order they came. */
+  sockets: TLSSocket[];
+  close(): void;
+}
+
+/**
+ * Closes us-east's broker and listens in its place, with a server certificate for the DR name from
+ * the region's CA: every connection gets a CONNACK for its first bytes and is never answered again
+ * (a hung broker, a dropped path). `requestCert` asks for a client certificate the way the
+ * region's broker does; without a session id context, as a plain TLSSocket has, OpenSSL then
+ * answers an offered session with an alert.
+ */
+export async function standInBroker(
+  site: DrSite,
+  options: { requestCert?: boolean } = {},
+): Promise<StandInBroker> {
+  const east = site.east.running;
+  if (!east) throw new Error('us-east is not running');
+  await east.broker.close();
+  const cert = await east.ca.issueServerCertificate({
+    commonName: 'mqtt.iot.test',
+    dnsNames: ['mqtt.iot.test'],
+    ipAddresses: [site.addresses['us-east']],
+  });
+  const context = createSecureContext({ cert: cert.certificatePem, key: cert.privateKeyPem });
+  const sockets: TLSSocket[] = [];
+  const server = createTcpServer((raw) => {
+    const socket = new TLSSocket(raw, {
+      isServer: true,
+      secureContext: context,
+      requestCert: options.requestCert ?? false,
+      rejectUnauthorized: false,
+    });
+    sockets.push(socket);
+    socket.on('error', () => raw.destroy());
+    socket.once('data', () => socket.write(CONNACK));
+  });
+  server.listen(site.mqttPort, site.addresses['us-east']);
+  await once(server, 'listening');
+  return {
+    sockets,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
 }
