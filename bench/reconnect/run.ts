@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Api } from '../../src/common/index.js';
 import type { RegionConfig } from '../../src/config/index.js';
-import { drillConfig } from '../../src/drill/config.js';
+import { drillConfig } from '../../src/drill/index.js';
 import {
   type Ceiling,
   type FleetSummary,

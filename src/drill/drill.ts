@@ -16,6 +16,7 @@ import {
   launchFleet,
   loopbackSource,
   measureCeiling,
+  onLoopback,
   platformCredentials,
   regionApis,
   summaryLine,
@@ -370,7 +371,6 @@ async function ceilingOf(
   devices: readonly FleetDevice[],
   caPem: string,
 ): Promise<Ceiling> {
-  const local = config.regions.every((r) => r.address.startsWith('127.'));
   return measureCeiling({
     host: region.address,
     port: auth === 'mtls' ? region.mqtt.port : region.mqtt.tokenPort,
@@ -382,14 +382,14 @@ async function ceilingOf(
     warmupMs: CEILING.warmupMs,
     connectTimeoutMs: CEILING.connectTimeoutMs,
     // Each slot from its own loopback address, apart from the fleet's: the broker limits each address.
-    ...(local
+    ...(onLoopback(config)
       ? { localAddresses: Array.from({ length: CEILING.inFlight }, (_, i) => loopbackSource(i, 200)) }
       : {}),
   });
 }
 
 /** Devices per second from the decision to the last device back; null when some never came. */
-export function reconnectRate(s: SwitchMeasure): number | null {
+function reconnectRate(s: SwitchMeasure): number | null {
   const decided = s.factors.decidedMs;
   const last = s.reconnectMs.max;
   if (decided === null || last === null || s.rtoMs === null) return null;
@@ -397,7 +397,7 @@ export function reconnectRate(s: SwitchMeasure): number | null {
 }
 
 /** Detection (interval × threshold) and the fleet at the ceiling's pace: the best this machine allows. */
-export function physicalLimitMs(detectionMs: number, devices: number, ceiling: Ceiling): number | null {
+function physicalLimitMs(detectionMs: number, devices: number, ceiling: Ceiling): number | null {
   if (ceiling.connectsPerSecond <= 0) return null;
   return Math.round(detectionMs + (devices / ceiling.connectsPerSecond) * 1000);
 }

@@ -13,6 +13,7 @@ export {
   type LaunchedFleet,
   type LaunchFleetOptions,
   launchFleet,
+  onLoopback,
   platformCredentials,
   regionApis,
 } from './launch.js';

@@ -67,6 +67,11 @@ export async function activeRegion(config: IotdrConfig, token: string): Promise<
   }
 }
 
+/** Whether every region is on this machine's loopback: devices then come from loopback addresses of their own. */
+export function onLoopback(config: IotdrConfig): boolean {
+  return config.regions.every((r) => r.address.startsWith('127.'));
+}
+
 export async function launchFleet(options: LaunchFleetOptions): Promise<LaunchedFleet> {
   const { config, stateDir } = options;
   const { token, caPem } = await platformCredentials(stateDir);
@@ -92,7 +97,7 @@ export async function launchFleet(options: LaunchFleetOptions): Promise<Launched
     queueDir: join(stateDir, 'fleet', 'queues', options.prefix),
     ...(options.onError ? { onError: options.onError } : {}),
     // Everything on this machine: each device from its own loopback address, as in the field.
-    spreadSources: config.regions.every((r) => r.address.startsWith('127.')),
+    spreadSources: onLoopback(config),
     regionsByAddress: Object.fromEntries(config.regions.map((r) => [r.address, r.name])),
     startPerSecond: FLEET_START_PER_SECOND,
   });

@@ -8,7 +8,7 @@
  * Usage: node --import tsx storm-child.ts OPTIONS.json
  */
 import { readFileSync } from 'node:fs';
-import { connectLoad } from '../../src/fleet/ceiling.js';
+import { connectLoad } from '../../src/fleet/index.js';
 
 export interface StormOptions {
   host: string;
