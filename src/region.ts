@@ -12,6 +12,7 @@ import {
   shadowRoutes,
   TICKET_SECRET_BYTES,
 } from './broker/index.js';
+import { brokerListenOf, brokerWorkers, regionBrokerOptions, regionRedis } from './broker-node.js';
 import { CncServer, cncCheckpoint } from './commands/index.js';
 import {
   baseUrl,
@@ -232,25 +233,21 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
 
     // Tests listen on port 0 for the API; the MQTT listeners then take free ports too.
     const ephemeral = options.listen !== undefined;
+    const mqttListen = brokerListenOf(region, options.listen?.host, ephemeral);
+    const redis = await regionRedis(region, stateDir);
+    const workers = config.broker.workers;
+    const nodes =
+      redis !== undefined && workers > 1
+        ? brokerWorkers(
+            { config, stateDir, region: region.name, listen: mqttListen, count: workers },
+            logger.child({ component: 'broker-workers' }),
+          )
+        : undefined;
     const broker = await createBroker({
-      region: region.name,
+      ...regionBrokerOptions(config, region, mqttListen, ticketSecret),
       service,
       ca,
-      zone: config.zone,
-      mqttName: `${config.names.mqtt}.${config.zone}`,
-      apiName: `${config.names.api}.${config.zone}`,
-      host: options.listen?.host ?? region.address,
-      port: ephemeral ? 0 : region.mqtt.port,
-      ...(config.broker.tokenAuth ? { tokenListener: { port: ephemeral ? 0 : region.mqtt.tokenPort } } : {}),
-      limits: {
-        maxConnections: config.broker.maxConnections,
-        connectionsPerSecondPerAddress: config.broker.connectionsPerSecondPerAddress,
-        maxPayloadBytes: config.broker.maxPayloadBytes,
-        maxTopicLength: config.broker.maxTopicLength,
-        maxTopicLevels: config.broker.maxTopicLevels,
-        connectTimeoutMs: config.broker.connectTimeoutMs,
-      },
-      tlsTickets: { secret: ticketSecret, rotateMs: config.broker.tlsTickets.rotateHours * 3_600_000 },
+      ...(redis === undefined ? {} : { cluster: { ...redis, ...(nodes === undefined ? {} : { nodes }) } }),
       logger: logger.child({ component: 'broker' }),
       metrics,
     });

@@ -1,9 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: policy variables are written ${…}, as in AWS IoT policies
 /**
  * The bench's devices, written into a region's registry before the region starts: each a thing
- * with a certificate issued by the embedded CA (its own key pair), the policy `bench-device`
- * attached to the certificate, and a device token listing the same policy. Both brokers get the
- * same credentials: mosquitto trusts the same CA and gets the tokens as passwords.
+ * with a certificate issued by the embedded CA (its own key pair), the policy `bench-device` (or
+ * the one given) attached to the certificate, and a device token listing the same policy. Both
+ * brokers get the same credentials: mosquitto trusts the same CA and gets the tokens as passwords.
  */
 import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
@@ -83,15 +83,18 @@ export async function provisionFleet(options: {
   zone: string;
   prefix: string;
   count: number;
+  /** The policy every device gets, on its certificate and its token. Default `bench-device` (benchPolicy()). */
+  policy?: { name: string; document: PolicyDocument };
 }): Promise<Fleet> {
+  const policy = options.policy ?? { name: BENCH_POLICY, document: benchPolicy() };
   const ca = await loadOrCreateCa(join(options.stateDir, 'pki'));
   const store = new SqliteStore({ path: options.dbPath });
   await store.init();
   try {
     const service = new RegistryService({ store, region: options.region, ca });
     await service.init();
-    await service.putPolicy(BENCH_POLICY, {
-      policyDocument: benchPolicy() as unknown as Record<string, unknown>,
+    await service.putPolicy(policy.name, {
+      policyDocument: policy.document as unknown as Record<string, unknown>,
     });
     const devices: BenchDevice[] = new Array(options.count);
     let next = 0;
@@ -103,8 +106,8 @@ export async function provisionFleet(options: {
         const created = await service.createCertificate({ csr });
         const certificateId = created.certificate.certificateId;
         await service.attachCertificate(thingName, certificateId);
-        await service.attachPolicy(certificateId, BENCH_POLICY);
-        const { token } = await service.createDeviceToken(thingName, [BENCH_POLICY]);
+        await service.attachPolicy(certificateId, policy.name);
+        const { token } = await service.createDeviceToken(thingName, [policy.name]);
         devices[i] = { thingName, certPem: created.certificate.certificatePem, keyPem, token };
       }
     };

@@ -90,7 +90,7 @@ class CpuMeter {
 }
 
 /** Per credential, its TLS context made once, so the load spends no time parsing PEM per connection. */
-function contexts(target: Target, credentials: readonly Credential[]): Map<Credential, SecureContext> {
+export function contexts(target: Target, credentials: readonly Credential[]): Map<Credential, SecureContext> {
   return new Map(
     credentials.map((c) => [
       c,
@@ -136,6 +136,15 @@ function options(
 function open(opts: TlsClientOptions): Promise<MqttClient> {
   // The URL is empty: host, port and protocol come from the options.
   return mqtt.connectAsync('', opts, false);
+}
+
+/** Connects once as a device would, with a context from `contexts`; resolves once CONNACK accepted it. */
+export function connectClient(
+  target: Target,
+  credential: Credential,
+  secureContext: SecureContext,
+): Promise<MqttClient> {
+  return open(options(target, credential, secureContext));
 }
 
 function tlsOf(client: MqttClient): TLSSocket {

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { type Clock, type FieldIssue, systemClock, ValidationError } from '../common/index.js';
+import { type Clock, type FieldIssue, type Logger, systemClock, ValidationError } from '../common/index.js';
+import { resolveSessionLimit } from './capacity.js';
+import { type ClusterBackend, redisBackend } from './cluster.js';
 import {
   BrokerEngine,
   type DisconnectTarget,
@@ -10,17 +13,21 @@ import {
   type SubscribeListener,
 } from './engine.js';
 import { HandshakeGate } from './handshakes.js';
+import { HubLink, NodeLink } from './link.js';
 import { type ListenAddress, TlsListener } from './listener.js';
 import { type BrokerMetrics, brokerMetrics, handshakeMetrics } from './metrics.js';
 import {
+  type BrokerClusterOptions,
+  type BrokerLimits,
   type BrokerOptions,
   DEFAULT_LIMITS,
   DEFAULT_MQTT_PORT,
   DEFAULT_TOKEN_PORT,
+  type NodeRunner,
   type ResolvedLimits,
 } from './options.js';
 import { ConnectionRateLimiter } from './rate-limit.js';
-import type { ConnectionInfo, ConnectionMeta } from './session.js';
+import { type ConnectionInfo, type ConnectionMeta, changeDependency } from './session.js';
 import { FAILOVER_NOTICE_TOPIC } from './template.js';
 import {
   DEFAULT_TICKET_ROTATE_MS,
@@ -66,14 +73,17 @@ export interface HealthIdentityMaterial {
 }
 
 /**
- * One region's MQTT broker: the engine (Aedes with registry decisions) behind a mutual-TLS
- * listener and, when enabled, a token listener. Build with createBroker, then listen().
+ * One region's broker: the engine (Aedes with registry decisions) behind a mutual-TLS listener
+ * and, when enabled, a token listener. Build with createBroker, then listen(). In a cluster
+ * (`cluster` option) this process is the region's hub: sessions, messages and disconnects are
+ * those of every node on the region's Redis.
  */
 export class RegionBroker {
   readonly region: string;
   readonly #engine: BrokerEngine;
   readonly #listeners: TlsListener[];
   readonly #health: HealthIdentityMaterial;
+  readonly #cluster: HubParts | undefined;
   #closing: Promise<void> | undefined;
 
   /** @internal use createBroker */
@@ -82,41 +92,52 @@ export class RegionBroker {
     engine: BrokerEngine,
     listeners: TlsListener[],
     health: HealthIdentityMaterial,
+    cluster?: HubParts,
   ) {
     this.region = region;
     this.#engine = engine;
     this.#listeners = listeners;
     this.#health = health;
+    this.#cluster = cluster;
   }
 
-  /** Starts the listeners; resolves with their bound addresses. */
+  /** Starts the listeners (or the nodes that hold them); resolves with their bound addresses. */
   async listen(): Promise<BrokerAddresses> {
+    const nodes = this.#cluster?.nodes;
+    if (nodes) return nodes.listen();
     const [tls, token] = await Promise.all(this.#listeners.map((l) => l.listen()));
     if (tls === undefined) throw new Error('the broker has no TLS listener');
     return token === undefined ? { tls } : { tls, token };
   }
 
-  /** Closes the listeners and every session. Idempotent. */
+  /** Closes the listeners and every session (every node's, in a cluster). Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.all(this.#listeners.map((l) => l.close()));
+      const cluster = this.#cluster;
+      await Promise.all([...this.#listeners.map((l) => l.close()), cluster?.nodes?.close()]);
+      cluster?.node?.close();
+      cluster?.hub.close();
+      cluster?.stop();
       await this.#engine.close();
+      await cluster?.backend.close();
     })();
     return this.#closing;
   }
 
   /** Device publishes that passed authorization; returns the unsubscribe function. */
   onMessage(listener: MessageListener): () => void {
-    return this.#engine.onMessage(listener);
+    return (this.#cluster?.hub ?? this.#engine).onMessage(listener);
   }
 
   /** Subscriptions a device made and was allowed; returns the unsubscribe function. */
   onSubscribe(listener: SubscribeListener): () => void {
-    return this.#engine.onSubscribe(listener);
+    return (this.#cluster?.hub ?? this.#engine).onSubscribe(listener);
   }
 
-  /** Whether a live session of this thing is connected here. */
+  /** Whether a live session of this thing is connected here (on any node of the region). */
   isConnected(thingName: string): boolean {
+    const hub = this.#cluster?.hub;
+    if (hub) return hub.isConnected(thingName);
     return this.#engine.connections().some((c) => c.thing === thingName);
   }
 
@@ -125,14 +146,24 @@ export class RegionBroker {
     return this.#engine.publish(topic, payload, options);
   }
 
-  /** Live device sessions (the health identity's are not listed). */
+  /** Live device sessions (the health identity's are not listed), on every node of a cluster. */
   connections(): ConnectionInfo[] {
-    return this.#engine.connections();
+    return (this.#cluster?.hub ?? this.#engine).connections();
+  }
+
+  /** Broker nodes heard on the cluster link; empty outside a cluster. */
+  nodes(): string[] {
+    return this.#cluster?.hub.nodes() ?? [];
   }
 
   /** Closes the sessions of a thing, of a group's things, or all; resolves with how many. Unknown group: NotFoundError. */
-  disconnect(target: DisconnectTarget): Promise<number> {
-    return this.#engine.disconnect(target);
+  async disconnect(target: DisconnectTarget): Promise<number> {
+    const cluster = this.#cluster;
+    if (!cluster) return this.#engine.disconnect(target);
+    let things: Set<string> | undefined;
+    if ('thing' in target) things = new Set([target.thing]);
+    else if ('group' in target) things = new Set(await cluster.listGroupThings(target.group));
+    return await cluster.hub.disconnect(things);
   }
 
   /** Publishes the notice retained at QoS 1 on `$iotdr/notices/failover`. */
@@ -146,8 +177,20 @@ export class RegionBroker {
   }
 }
 
-function resolveLimits(options: BrokerOptions): ResolvedLimits {
-  const limits = { ...DEFAULT_LIMITS };
+/** A hub's parts (createBroker with `cluster`). */
+interface HubParts {
+  backend: ClusterBackend;
+  hub: HubLink;
+  /** This process's own node, when it listens too. */
+  node?: NodeLink;
+  nodes?: NodeRunner;
+  listGroupThings(group: string): Promise<string[]>;
+  /** Stops following the registry's commits. */
+  stop(): void;
+}
+
+function resolveLimits(options: BrokerOptions, logger: Logger): ResolvedLimits {
+  const limits: Required<BrokerLimits> = { ...DEFAULT_LIMITS };
   // The burst follows the rate unless given: one second's worth of connections at once.
   const given = options.limits ?? {};
   if (given.connectionBurst === undefined && given.connectionsPerSecondPerAddress !== undefined) {
@@ -158,8 +201,11 @@ function resolveLimits(options: BrokerOptions): ResolvedLimits {
     if (value === undefined) continue;
     if (!Object.hasOwn(DEFAULT_LIMITS, key)) {
       issues.push({ path: `limits.${key}`, message: 'unknown limit' });
+    } else if (key === 'maxConnections' && value === 'auto') {
+      limits.maxConnections = value;
     } else if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      issues.push({ path: `limits.${key}`, message: `must be a positive number, got ${String(value)}` });
+      const valid = key === 'maxConnections' ? '"auto" or a positive number' : 'a positive number';
+      issues.push({ path: `limits.${key}`, message: `must be ${valid}, got ${String(value)}` });
     } else {
       limits[key] = value;
     }
@@ -171,7 +217,9 @@ function resolveLimits(options: BrokerOptions): ResolvedLimits {
       'IOTDR_BROKER_INVALID_OPTIONS',
     );
   }
-  return limits;
+  // Connections in the handshake line hold a socket each before they are sessions.
+  const handshakeSockets = limits.handshakesWaiting + limits.maxHandshakesInFlight;
+  return { ...limits, maxConnections: resolveSessionLimit(limits.maxConnections, handshakeSockets, logger) };
 }
 
 /** The ticket key schedule from `tlsTickets`, checked; a secret of its own when none is given. */
@@ -219,17 +267,11 @@ function serverAltNames(options: BrokerOptions): { dnsNames: string[]; ipAddress
 /**
  * Builds a region's broker: issues its server certificate and its health identity from the
  * embedded CA (both in memory only), starts the engine. Call listen() to accept connections.
+ * With `cluster`, the engine joins the region's Redis and this process becomes its hub.
  */
 export async function createBroker(options: BrokerOptions): Promise<RegionBroker> {
-  const limits = resolveLimits(options);
-  const clock = options.clock ?? systemClock;
-  const tickets = ticketSchedule(options, clock);
-  const logger = options.logger.child({ component: 'broker' });
-  const metrics: BrokerMetrics = brokerMetrics(options.metrics);
-  const server = await options.ca.issueServerCertificate({
-    commonName: mqttNameOf(options),
-    ...serverAltNames(options),
-  });
+  const parts = await brokerParts(options);
+  const { logger, limits, metrics, clock } = parts;
   const healthCert = await options.ca.issueDeviceCertificate({
     commonName: `iotdr-health-${options.region}`,
   });
@@ -241,16 +283,183 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
     topicPrefix: `$iotdr/health/${options.region}/`,
     clientIdPrefix: HEALTH_CLIENT_PREFIX,
   };
-  const engine = new BrokerEngine({
-    service: options.service,
+  const own = ownAddress(options.host ?? '127.0.0.1');
+  if (own !== undefined) health.localAddress = own;
+  const cluster = options.cluster;
+  const backend =
+    cluster === undefined
+      ? undefined
+      : await redisBackend({
+          url: cluster.redis,
+          ...(cluster.password === undefined ? {} : { password: cluster.password }),
+          id: nodeIdOf(options),
+          logger,
+        });
+  try {
+    const engine = new BrokerEngine({
+      service: options.service,
+      logger,
+      clock,
+      limits,
+      metrics,
+      healthCertificateId: healthCert.certificateId,
+      healthTopicPrefix: health.topicPrefix,
+      ...(backend === undefined ? {} : { backend, followCommits: false }),
+    });
+    await engine.start();
+    if (cluster === undefined || backend === undefined) {
+      return new RegionBroker(options.region, engine, buildListeners(options, parts, engine), health);
+    }
+    const service = options.service;
+    const hub = new HubLink({
+      mq: backend.mq,
+      healthCertificateId: healthCert.certificateId,
+      listGroupThings: (group) => service.listGroupThings(group),
+      logger,
+    });
+    await hub.start();
+    // Every node, this one included, hears of registry changes through the link.
+    const stop = service.onCommit((changes) => {
+      const touched: string[] = [];
+      for (const change of changes) {
+        const dependency = changeDependency(change.kind, change.key, change.ref);
+        if (dependency !== undefined) touched.push(dependency);
+      }
+      hub.changed(touched);
+    });
+    const hubParts: HubParts = {
+      backend,
+      hub,
+      listGroupThings: (group) => service.listGroupThings(group),
+      stop,
+    };
+    if (cluster.nodes !== undefined) {
+      hubParts.nodes = cluster.nodes;
+      return new RegionBroker(options.region, engine, [], health, hubParts);
+    }
+    hubParts.node = new NodeLink({ mq: backend.mq, node: backend.id, engine, logger });
+    await hubParts.node.start();
+    return new RegionBroker(options.region, engine, buildListeners(options, parts, engine), health, hubParts);
+  } catch (error) {
+    await backend?.close();
+    throw error;
+  }
+}
+
+/** How long a node waits to hear its hub before it gives up listening, in ms. */
+export const NODE_HUB_WAIT_MS = 30_000;
+
+/**
+ * One broker node of a region that runs elsewhere (a worker on another core, another host): the
+ * same listeners and engine, on the region's Redis, told by the hub what the registry changed and
+ * which health identity to admit. It reads the registry from the region's store (`service`).
+ */
+export class BrokerNode {
+  readonly id: string;
+  readonly #engine: BrokerEngine;
+  readonly #listeners: TlsListener[];
+  readonly #link: NodeLink;
+  readonly #backend: ClusterBackend;
+  #closing: Promise<void> | undefined;
+
+  /** @internal use createBrokerNode */
+  constructor(engine: BrokerEngine, listeners: TlsListener[], link: NodeLink, backend: ClusterBackend) {
+    this.id = backend.id;
+    this.#engine = engine;
+    this.#listeners = listeners;
+    this.#link = link;
+    this.#backend = backend;
+  }
+
+  /** Waits for the hub (at most `hubWaitMs`), then listens; resolves with the bound addresses. */
+  async listen(hubWaitMs = NODE_HUB_WAIT_MS): Promise<BrokerAddresses> {
+    await this.#link.hubHeard(hubWaitMs);
+    const [tls, token] = await Promise.all(this.#listeners.map((l) => l.listen()));
+    if (tls === undefined) throw new Error('the broker node has no TLS listener');
+    return token === undefined ? { tls } : { tls, token };
+  }
+
+  /** Live device sessions on this node. */
+  connections(): ConnectionInfo[] {
+    return this.#engine.connections();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(this.#listeners.map((l) => l.close()));
+      this.#link.close();
+      await this.#engine.close();
+      await this.#backend.close();
+    })();
+    return this.#closing;
+  }
+}
+
+/** Builds a broker node; `cluster.redis` is required, `cluster.nodes` is not used. */
+export async function createBrokerNode(
+  options: BrokerOptions & { cluster: BrokerClusterOptions },
+): Promise<BrokerNode> {
+  const parts = await brokerParts(options);
+  const { logger, limits, metrics, clock } = parts;
+  const { redis, password } = options.cluster;
+  const backend = await redisBackend({
+    url: redis,
+    ...(password === undefined ? {} : { password }),
+    id: nodeIdOf(options),
     logger,
-    clock,
-    limits,
-    metrics,
-    healthCertificateId: healthCert.certificateId,
-    healthTopicPrefix: health.topicPrefix,
   });
-  await engine.start();
+  try {
+    const engine = new BrokerEngine({
+      service: options.service,
+      logger,
+      clock,
+      limits,
+      metrics,
+      healthTopicPrefix: `$iotdr/health/${options.region}/`,
+      backend,
+      followCommits: false,
+    });
+    await engine.start();
+    const link = new NodeLink({ mq: backend.mq, node: backend.id, engine, logger });
+    await link.start();
+    return new BrokerNode(engine, buildListeners(options, parts, engine), link, backend);
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+}
+
+function nodeIdOf(options: BrokerOptions): string {
+  return options.cluster?.node ?? `${options.region}-${process.pid}-${randomUUID().slice(0, 8)}`;
+}
+
+/** What every broker process builds first: limits, tickets, metrics and its server certificate. */
+interface BrokerParts {
+  limits: ResolvedLimits;
+  clock: Clock;
+  tickets: TicketKeySchedule;
+  logger: Logger;
+  metrics: BrokerMetrics;
+  server: { certificatePem: string; privateKeyPem: string };
+}
+
+async function brokerParts(options: BrokerOptions): Promise<BrokerParts> {
+  const logger = options.logger.child({ component: 'broker' });
+  const limits = resolveLimits(options, logger);
+  const clock = options.clock ?? systemClock;
+  const tickets = ticketSchedule(options, clock);
+  const metrics: BrokerMetrics = brokerMetrics(options.metrics);
+  metrics.maxSessions.set(limits.maxConnections);
+  const server = await options.ca.issueServerCertificate({
+    commonName: mqttNameOf(options),
+    ...serverAltNames(options),
+  });
+  return { limits, clock, tickets, logger, metrics, server };
+}
+
+/** The mutual-TLS listener and, when enabled, the token listener, feeding `engine`. */
+function buildListeners(options: BrokerOptions, parts: BrokerParts, engine: BrokerEngine): TlsListener[] {
+  const { limits, clock, logger, metrics, tickets, server } = parts;
   const limiter = new ConnectionRateLimiter(
     limits.connectionsPerSecondPerAddress,
     limits.connectionBurst,
@@ -258,7 +467,6 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
   );
   const host = options.host ?? '127.0.0.1';
   const own = ownAddress(host);
-  if (own !== undefined) health.localAddress = own;
   const handshakes = new HandshakeGate({
     limit: limits.handshakesInFlight,
     maxLimit: limits.maxHandshakesInFlight,
@@ -297,7 +505,7 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
       }),
     );
   }
-  return new RegionBroker(options.region, engine, listeners, health);
+  return listeners;
 }
 
 /** The listener's host as an address a local socket can bind to; undefined for a wildcard or a name. */

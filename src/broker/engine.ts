@@ -66,20 +66,49 @@ export interface PublishOptions {
 /** Whom a server-side disconnect is for: one thing, the things of a group, or everyone. */
 export type DisconnectTarget = { thing: string } | { group: string } | { all: true };
 
+/** A device session that started (`up`) or ended on this engine. */
+export interface SessionEvent {
+  up: boolean;
+  info: ConnectionInfo;
+}
+export type SessionListener = (event: SessionEvent) => void;
+
+/**
+ * Aedes' scale-out path: an emitter and a persistence shared by every broker node of a region
+ * (Redis, see cluster.ts). Absent, both are Aedes' in-memory defaults.
+ */
+export interface EngineBackend {
+  /** Unique per broker node: Aedes names its `$SYS` topics and client takeovers with it. */
+  id: string;
+  mq: unknown;
+  persistence: unknown;
+}
+
 export interface EngineOptions {
   service: RegistryService;
   logger: Logger;
   clock: Clock;
   limits: ResolvedLimits;
   metrics: BrokerMetrics;
-  /** Certificate id of the in-memory health identity. */
-  healthCertificateId: string;
+  /** Certificate id of the in-memory health identity; a cluster node learns it from the hub (trustHealthCertificate). */
+  healthCertificateId?: string;
   /** Topics the health identity may use, e.g. `$iotdr/health/us-east/`. */
   healthTopicPrefix: string;
+  backend?: EngineBackend;
+  /**
+   * Follow the service's own commits (default true). A cluster node is told of changes by its
+   * hub instead (`changed`), since the registry commits in another process.
+   */
+  followCommits?: boolean;
 }
 
 /** Client ids the health identity may connect with. */
 export const HEALTH_CLIENT_PREFIX = 'iotdr-health-';
+/**
+ * Topics the broker nodes of a region talk on (link.ts). No client may publish, subscribe or
+ * receive under it, whatever its policies allow.
+ */
+export const CLUSTER_TOPIC_PREFIX = '$iotdr/cluster/';
 /** Bytes a PUBLISH needs beyond topic and payload: topic length, packet id, MQTT 5 properties. */
 const PACKET_OVERHEAD = 1024;
 /** setTimeout's largest delay; a later certificate expiry is re-armed when this fires. */
@@ -108,6 +137,8 @@ export class BrokerEngine {
   #deviceSessions = 0;
   readonly #listeners = new Set<MessageListener>();
   readonly #subscribeListeners = new Set<SubscribeListener>();
+  readonly #sessionListeners = new Set<SessionListener>();
+  #healthCertificateId: string | undefined;
   /** Incremented by every relevant registry commit; a CONNECT resolved across one is resolved again. */
   #generation = 0;
   #aedes: Aedes | undefined;
@@ -116,11 +147,14 @@ export class BrokerEngine {
   constructor(options: EngineOptions) {
     this.#options = options;
     this.#log = options.logger;
+    this.#healthCertificateId = options.healthCertificateId;
   }
 
   async start(): Promise<void> {
     const { limits } = this.#options;
+    const backend = this.#options.backend;
     this.#aedes = await Aedes.createBroker({
+      ...(backend === undefined ? {} : { id: backend.id, mq: backend.mq, persistence: backend.persistence }),
       connectTimeout: limits.connectTimeoutMs,
       // Our own limit (checked in the hooks, with a reason) is lower; Aedes' own must not refuse first.
       maxTopicLevels: 100,
@@ -168,14 +202,32 @@ export class BrokerEngine {
     this.#aedes.on('connectionError', (_client, error) =>
       this.#log.debug({ err: error.message }, 'connection error before CONNECT'),
     );
-    this.#unsubscribe = this.#options.service.onCommit((changes) => {
-      for (const change of changes) {
-        const dependency = changeDependency(change.kind, change.key, change.ref);
-        if (dependency === undefined) continue;
-        this.#generation++;
-        for (const session of this.#dependents.get(dependency) ?? []) void this.#reresolve(session);
-      }
-    });
+    if (this.#options.followCommits !== false) {
+      this.#unsubscribe = this.#options.service.onCommit((changes) => {
+        const touched: string[] = [];
+        for (const change of changes) {
+          const dependency = changeDependency(change.kind, change.key, change.ref);
+          if (dependency !== undefined) touched.push(dependency);
+        }
+        this.changed(touched);
+      });
+    }
+  }
+
+  /**
+   * Registry entities (`kind:key`, see dependencies()) that changed: the sessions depending on
+   * them are resolved again, and closed if they lost iot:Connect.
+   */
+  changed(dependencies: readonly string[]): void {
+    for (const dependency of dependencies) {
+      this.#generation++;
+      for (const session of this.#dependents.get(dependency) ?? []) void this.#reresolve(session);
+    }
+  }
+
+  /** The health identity's certificate, once a cluster node hears it from its hub. */
+  trustHealthCertificate(certificateId: string): void {
+    this.#healthCertificateId = certificateId;
   }
 
   /** Serves one connection: `stream` is the decrypted side of the client's socket. */
@@ -208,6 +260,12 @@ export class BrokerEngine {
     return () => this.#subscribeListeners.delete(listener);
   }
 
+  /** Device sessions starting and ending here (the health identity's are not told). */
+  onSession(listener: SessionListener): () => void {
+    this.#sessionListeners.add(listener);
+    return () => this.#sessionListeners.delete(listener);
+  }
+
   /** Publishes from inside the region; each delivery still passes the subscriber's iot:Receive. */
   publish(topic: string, payload: Buffer | string, options: PublishOptions = {}): Promise<void> {
     const aedes = this.#aedes;
@@ -230,14 +288,8 @@ export class BrokerEngine {
   connections(): ConnectionInfo[] {
     const out: ConnectionInfo[] = [];
     for (const s of this.#live) {
-      if (s.identity.auth === 'health') continue;
-      out.push({
-        thing: s.identity.thingName ?? null,
-        clientId: s.clientId,
-        address: s.meta.address,
-        since: s.since,
-        auth: s.identity.auth,
-      });
+      const info = infoOf(s);
+      if (info) out.push(info);
     }
     return out.sort((a, b) => a.since - b.since || a.clientId.localeCompare(b.clientId));
   }
@@ -247,6 +299,11 @@ export class BrokerEngine {
     let things: Set<string> | undefined;
     if ('thing' in target) things = new Set([target.thing]);
     else if ('group' in target) things = new Set(await this.#options.service.listGroupThings(target.group));
+    return this.disconnectThings(things);
+  }
+
+  /** Closes the device sessions of these things (all when undefined); returns how many. */
+  disconnectThings(things: ReadonlySet<string> | undefined): number {
     let count = 0;
     for (const s of [...this.#live]) {
       if (s.identity.auth === 'health') continue;
@@ -323,6 +380,7 @@ export class BrokerEngine {
     if (identity.auth !== 'health') this.#deviceSessions++;
     this.#options.metrics.sessions.inc({ auth: identity.auth });
     this.#armExpiry(session);
+    this.#tell(session, true);
     this.#log.debug({ clientId: client.id, address, auth: identity.auth }, 'connected');
     // A registry change committed while we read it may have been missed: read again.
     if (generation !== this.#generation) void this.#reresolve(session);
@@ -334,7 +392,8 @@ export class BrokerEngine {
     username: string | undefined,
     password: Buffer | undefined,
   ): Promise<Resolution> {
-    const { service, clock, healthCertificateId } = this.#options;
+    const { service, clock } = this.#options;
+    const healthCertificateId = this.#healthCertificateId;
     if (meta.transport === 'token') {
       if (!username || !password)
         return Promise.resolve({ ok: false, reason: 'username and password required' });
@@ -343,7 +402,7 @@ export class BrokerEngine {
     if (meta.certificateId === undefined) {
       return Promise.resolve({ ok: false, reason: 'no client certificate' });
     }
-    if (meta.certificateId === healthCertificateId) {
+    if (healthCertificateId !== undefined && meta.certificateId === healthCertificateId) {
       return Promise.resolve(
         clientId.startsWith(HEALTH_CLIENT_PREFIX)
           ? { ok: true, identity: { auth: 'health' } }
@@ -359,6 +418,11 @@ export class BrokerEngine {
   #authorizePublish(client: Client, packet: PublishPacket): Error | null {
     const session = this.#byClient.get(client);
     if (!session || session.revoked) return new Error('not authorized');
+    if (packet.topic.startsWith(CLUSTER_TOPIC_PREFIX)) {
+      const detail = `iot:Publish topic/${packet.topic}: reserved for the broker's own nodes`;
+      this.#refused('publish_denied', detail, session.meta.address, session.clientId);
+      return new Error(detail);
+    }
     const refusal = publishRefusal(session, packet, this.#options.limits, this.#options.healthTopicPrefix);
     if (refusal === undefined) return null;
     this.#refused(refusal.reason, refusal.detail, session.meta.address, session.clientId);
@@ -370,7 +434,12 @@ export class BrokerEngine {
     const session = this.#byClient.get(client);
     if (!session || session.revoked) return false;
     const { limits, healthTopicPrefix } = this.#options;
-    const refusal = subscribeRefusal(session, subscription.topic, limits, healthTopicPrefix);
+    const refusal = subscription.topic.startsWith(CLUSTER_TOPIC_PREFIX)
+      ? {
+          reason: 'subscribe_denied' as const,
+          detail: `iot:Subscribe topicfilter/${subscription.topic}: reserved for the broker's own nodes`,
+        }
+      : subscribeRefusal(session, subscription.topic, limits, healthTopicPrefix);
     if (refusal === undefined) return true;
     // [MQTT-3.9.3] a refused filter gets return code 0x80 in the SUBACK; the session stays.
     this.#refused(refusal.reason, refusal.detail, session.meta.address, session.clientId);
@@ -380,6 +449,8 @@ export class BrokerEngine {
   #authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     const session = this.#byClient.get(client);
     if (!session || session.revoked) return null;
+    // A filter such as `$iotdr/#` must not let a client overhear the nodes' own traffic.
+    if (packet.topic.startsWith(CLUSTER_TOPIC_PREFIX)) return null;
     const resource = `topic/${packet.topic}`;
     const refusal = refusalOf(
       session,
@@ -491,6 +562,20 @@ export class BrokerEngine {
     if (session.identity.auth !== 'health') this.#deviceSessions--;
     clearTimeout(session.expiry);
     this.#options.metrics.sessions.dec({ auth: session.identity.auth });
+    this.#tell(session, false);
+  }
+
+  #tell(session: Session, up: boolean): void {
+    if (this.#sessionListeners.size === 0) return;
+    const info = infoOf(session);
+    if (!info) return;
+    for (const listener of this.#sessionListeners) {
+      try {
+        listener({ up, info });
+      } catch (error) {
+        this.#log.error({ err: error }, 'session listener failed');
+      }
+    }
   }
 
   #index(session: Session, add: boolean): void {
@@ -517,4 +602,16 @@ export class BrokerEngine {
       'refused',
     );
   }
+}
+
+/** The public view of a device session; undefined for the health identity's. */
+function infoOf(s: Session): ConnectionInfo | undefined {
+  if (s.identity.auth === 'health') return undefined;
+  return {
+    thing: s.identity.thingName ?? null,
+    clientId: s.clientId,
+    address: s.meta.address,
+    since: s.since,
+    auth: s.identity.auth,
+  };
 }

@@ -20,6 +20,7 @@ const connectionSchema = z
     address: z.string().describe('source IP address'),
     since: z.number().describe('ms epoch of the CONNECT'),
     auth: z.enum(['mtls', 'token']),
+    node: z.string().optional().describe('the broker node holding the session, when the region has several'),
   })
   .meta({ id: 'Connection' });
 

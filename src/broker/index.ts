@@ -1,13 +1,34 @@
 /** The region's MQTT broker: mutual TLS and tokens from the registry, policies, limits, disconnects, notices. */
 export {
   type BrokerAddresses,
+  BrokerNode,
   createBroker,
+  createBrokerNode,
   type FailoverNotice,
   type HealthIdentityMaterial,
   RegionBroker,
 } from './broker.js';
+export {
+  type CapacityBound,
+  type CapacityFacts,
+  DEFAULT_BYTES_PER_SESSION,
+  DEFAULT_HEAP_BYTES_PER_SESSION,
+  FALLBACK_OPEN_FILES,
+  FILES_RESERVE,
+  type MachineFacts,
+  type MachineProbes,
+  machineCapacity,
+  type OpenFileLimits,
+  parseOpenFileLimits,
+  readMachineFacts,
+  SESSION_MEMORY_SHARE,
+  type SessionCapacity,
+  sessionCapacity,
+} from './capacity.js';
+export { checkRedisUrl, REDIS_CONNECT_TIMEOUT_MS } from './cluster.js';
 export { messageIdOf } from './decide.js';
 export {
+  CLUSTER_TOPIC_PREFIX,
   type DisconnectTarget,
   HEALTH_CLIENT_PREFIX,
   type InboundMessage,
@@ -17,14 +38,17 @@ export {
   type SubscribeListener,
 } from './engine.js';
 export { brokerRoutes } from './http.js';
+export { HEARTBEAT_MS, INBOUND_TIMEOUT_MS, NODE_EXPIRY_MS } from './link.js';
 export type { ListenAddress } from './listener.js';
 export type { RefusalReason } from './metrics.js';
 export {
+  type BrokerClusterOptions,
   type BrokerLimits,
   type BrokerOptions,
   DEFAULT_LIMITS,
   DEFAULT_MQTT_PORT,
   DEFAULT_TOKEN_PORT,
+  type NodeRunner,
   type TlsTicketOptions,
   type TokenListenerOptions,
 } from './options.js';

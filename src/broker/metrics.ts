@@ -21,6 +21,8 @@ export type RefusalReason =
 
 export interface BrokerMetrics {
   sessions: Gauge<'auth'>;
+  /** The session limit in force (limits.maxConnections, resolved when 'auto'). */
+  maxSessions: Gauge<never>;
   accepted: Counter<'listener'>;
   /** TLS handshakes completed, `session` full or resumed. */
   handshakes: Counter<'listener' | 'session'>;
@@ -36,6 +38,11 @@ export function brokerMetrics(registry: Registry = new Registry()): BrokerMetric
       name: 'iotdr_broker_sessions',
       help: 'Live MQTT sessions by authentication (mtls, token, health)',
       labelNames: ['auth'] as const,
+      registers,
+    }),
+    maxSessions: new Gauge({
+      name: 'iotdr_broker_max_sessions',
+      help: 'Live MQTT sessions the broker holds at most (health excluded); the next gets CONNACK 3',
       registers,
     }),
     accepted: new Counter({

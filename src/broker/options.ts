@@ -10,8 +10,13 @@ export const DEFAULT_TOKEN_PORT = 8884;
 
 /** Limits every connection is held to; every field is optional, defaults below. */
 export interface BrokerLimits {
-  /** Live MQTT sessions (both listeners, health sessions excluded); the next CONNECT gets CONNACK 3. Default 10,000. */
-  maxConnections?: number;
+  /**
+   * Live MQTT sessions (both listeners, health sessions excluded); the next CONNECT gets CONNACK 3.
+   * A number of sessions, or `'auto'`: derived at start from the process's open-file limit and
+   * memory (docs/broker.md, "How many sessions a broker holds"), logged with what bound it.
+   * Default 'auto'.
+   */
+  maxConnections?: number | 'auto';
   /** New TCP connections per second per source address (token bucket refill). Default 100/s. */
   connectionsPerSecondPerAddress?: number;
   /** Token bucket size: connections one address may open at once. Default: connectionsPerSecondPerAddress (one second's worth). */
@@ -52,10 +57,11 @@ export interface BrokerLimits {
   listenBacklog?: number;
 }
 
-export type ResolvedLimits = Required<BrokerLimits>;
+/** The limits in force: every default filled in, the session limit resolved to a number. */
+export type ResolvedLimits = Required<Omit<BrokerLimits, 'maxConnections'>> & { maxConnections: number };
 
-export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
-  maxConnections: 10_000,
+export const DEFAULT_LIMITS: Readonly<Required<BrokerLimits>> = Object.freeze({
+  maxConnections: 'auto',
   connectionsPerSecondPerAddress: 100,
   connectionBurst: 100,
   maxPayloadBytes: 128 * 1024,
@@ -94,6 +100,29 @@ export interface TlsTicketOptions {
   rotateMs?: number;
 }
 
+/** What runs the region's listeners in other processes (workers on every core); see createBroker. */
+export interface NodeRunner {
+  /** Starts the nodes; resolves with the addresses they share once every one listens. */
+  listen(): Promise<{ tls: { host: string; port: number }; token?: { host: string; port: number } }>;
+  /** Stops every node. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * One region's broker across processes and hosts (docs/broker.md, "Workers and hosts"): every
+ * node shares the region's own Redis for messages, retained messages and persistent sessions.
+ */
+export interface BrokerClusterOptions {
+  /** The region's Redis, e.g. `redis://127.0.0.1:6379/0`. Never shared with another region. */
+  redis: string;
+  /** Redis AUTH password (read from a file, never in the URL). */
+  password?: string;
+  /** This process's node id, unique in the region. Default: the region name and a random suffix. */
+  node?: string;
+  /** Other processes listen for the region; this one is then only the hub. Default: it listens too. */
+  nodes?: NodeRunner;
+}
+
 export interface BrokerOptions {
   /** This region's name: SAN of the server certificate and part of the health topic prefix. */
   region: string;
@@ -115,6 +144,8 @@ export interface BrokerOptions {
   /** Enables the token listener. Default: off. */
   tokenListener?: TokenListenerOptions;
   limits?: BrokerLimits;
+  /** Share the broker with other processes and hosts through Redis. Default: one process, in memory. */
+  cluster?: BrokerClusterOptions;
   /** Session ticket keys shared with other brokers. Default: a random secret of this broker's own (it resumes only its own sessions). */
   tlsTickets?: TlsTicketOptions;
   logger: Logger;

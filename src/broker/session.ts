@@ -45,6 +45,8 @@ export interface ConnectionInfo {
   /** ms epoch of the CONNECT. */
   since: number;
   auth: Transport;
+  /** The broker node holding it, in a cluster (docs/broker.md, "Workers and hosts"). */
+  node?: string;
 }
 
 /**

@@ -52,6 +52,12 @@ export function passwordFilePath(region: RegionConfig, stateDir: string): string
   return inStateDir(region.store.passwordFile, stateDir);
 }
 
+/** Absolute path of a region's Redis password file, relative ones taken from the state directory. */
+export function redisPasswordFilePath(region: RegionConfig, stateDir: string): string | undefined {
+  const file = region.redis?.passwordFile;
+  return file === undefined ? undefined : inStateDir(file, stateDir);
+}
+
 /** Field names whose values are secrets: password, token, secret, and compounds such as adminToken. */
 const SECRET_KEY = /(?:password|token|secret)$/i;
 

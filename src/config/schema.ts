@@ -68,13 +68,19 @@ export const DEFAULT_TOMBSTONE_RETENTION_S = 7 * 24 * 3600;
 /** Seconds a change record is kept; a peer further behind copies a snapshot. 7 days. */
 export const DEFAULT_CHANGE_LOG_RETENTION_S = 7 * 24 * 3600;
 export const DEFAULT_MAINTENANCE_INTERVAL_S = 3600;
-/** Broker limits (AWS IoT Core's where it has one). */
-export const DEFAULT_BROKER_MAX_CONNECTIONS = 10_000;
+// Broker limits (AWS IoT Core's where it has one).
+/** Live sessions per broker: derived at start from the process's open files and memory (docs/broker.md). */
+export const DEFAULT_BROKER_MAX_CONNECTIONS = 'auto';
+/** Most sessions `broker.maxConnections` may name. */
+export const BROKER_MAX_CONNECTIONS_MAX = 10_000_000;
 export const DEFAULT_BROKER_CONNECTIONS_PER_SECOND_PER_ADDRESS = 100;
 export const DEFAULT_BROKER_MAX_PAYLOAD_BYTES = 128 * 1024;
 export const DEFAULT_BROKER_MAX_TOPIC_LENGTH = 256;
 export const DEFAULT_BROKER_MAX_TOPIC_LEVELS = 8;
 export const DEFAULT_BROKER_CONNECT_TIMEOUT_MS = 10_000;
+/** One process: on 2 cores a second broker process competes with the region's own work (docs/broker.md). */
+export const DEFAULT_BROKER_WORKERS = 1;
+export const BROKER_WORKERS_MAX = 256;
 /** Hours one TLS session ticket key is used; a ticket stays resumable for two such periods. */
 export const DEFAULT_BROKER_TLS_TICKET_ROTATE_HOURS = 24;
 /** Two periods must fit in TLS 1.3's 7-day ticket lifetime (RFC 8446 §4.6.1). */
@@ -204,6 +210,19 @@ export interface RegionConfig {
     readonly tokenPort: number;
   };
   readonly store: StoreConfig;
+  /**
+   * The region's own Redis, shared by every broker node of the region (workers, hosts): messages,
+   * retained messages and persistent sessions cross nodes through it (docs/broker.md, "Workers
+   * and hosts"). Absent: one broker process, in memory. Never shared with another region.
+   */
+  readonly redis?: RedisConfig;
+}
+
+export interface RedisConfig {
+  /** `redis://host[:port][/db]` or `rediss://` (TLS); no password in it. */
+  readonly url: string;
+  /** File holding the Redis password (mode 0600); absolute, or relative to the state directory. */
+  readonly passwordFile?: string;
 }
 
 export interface ListenerConfig {
@@ -306,8 +325,11 @@ export interface ReplicationConfig {
 export interface BrokerConfig {
   /** Open the token listener (CONNECT username = thing name, password = device token). Default false. */
   readonly tokenAuth: boolean;
-  /** Live sessions at most, per region; more are refused (CONNACK server unavailable). Default 10,000. */
-  readonly maxConnections: number;
+  /**
+   * Live sessions at most, per region; more are refused (CONNACK server unavailable). A number of
+   * sessions, or `auto`: derived at start from the process's open-file limit and memory. Default auto.
+   */
+  readonly maxConnections: number | 'auto';
   /** New connections per second from one source address; more are closed at once. Default 100. */
   readonly connectionsPerSecondPerAddress: number;
   /** Largest PUBLISH payload in bytes; a bigger one closes the session. Default 131,072 (128 KiB). */
@@ -318,6 +340,12 @@ export interface BrokerConfig {
   readonly maxTopicLevels: number;
   /** Time a new connection has to send CONNECT, in ms. Default 10,000. */
   readonly connectTimeoutMs: number;
+  /**
+   * Broker processes per region, sharing its MQTT ports: each takes connections (and their TLS
+   * handshakes) on a core of its own. More than 1 needs the region's `redis`. Default 1
+   * (docs/broker.md, "Workers and hosts", says why on a 2-core machine).
+   */
+  readonly workers: number;
   /** TLS session resumption across every broker of every region (docs/broker.md). */
   readonly tlsTickets: {
     /** Hours one ticket key seals new tickets; tickets stay resumable for two periods. Default 24. */
@@ -549,6 +577,14 @@ const addressSchema = z
 
 const portSchema = integerBetween(PORT_MIN, PORT_MAX, '0 picks a free port');
 
+const MAX_CONNECTIONS_MESSAGE = `expected auto (derived from the machine's open files and memory) or an integer between 1 and ${BROKER_MAX_CONNECTIONS_MAX} (sessions)`;
+/** One message for every wrong value, as integerIn gives. */
+const maxConnectionsSchema = z
+  .union([z.literal('auto'), z.number()], { error: expecting(MAX_CONNECTIONS_MESSAGE) })
+  .refine((n) => n === 'auto' || (Number.isInteger(n) && n >= 1 && n <= BROKER_MAX_CONNECTIONS_MAX), {
+    error: expecting(MAX_CONNECTIONS_MESSAGE),
+  });
+
 const IP_MESSAGE = 'expected an IPv4 or IPv6 literal (DNS serves it as glue, so not a hostname)';
 const ipLiteralSchema = z
   .string({ error: expecting(IP_MESSAGE) })
@@ -629,6 +665,44 @@ const storeSchema = z
   )
   .prefault({ engine: DEFAULT_STORE_ENGINE });
 
+const REDIS_URL_MESSAGE = 'expected a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0';
+
+/** As for PostgreSQL, the URL is never echoed back and carries no secret. */
+const redisUrlSchema = z.string({ error: expecting(REDIS_URL_MESSAGE) }).superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: REDIS_URL_MESSAGE });
+    return;
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    ctx.addIssue({ code: 'custom', message: `${REDIS_URL_MESSAGE}, got a ${url.protocol} URL` });
+    return;
+  }
+  if (url.hostname === '') ctx.addIssue({ code: 'custom', message: `${REDIS_URL_MESSAGE}, with a host` });
+  if (!/^\/?(\d{1,2})?$/.test(url.pathname))
+    ctx.addIssue({ code: 'custom', message: `${REDIS_URL_MESSAGE}: after the host only a database number` });
+  if (url.password !== '')
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'the URL carries a password; secrets never go in the config file: remove it from the URL, ' +
+        'write the password to a file with mode 0600 and name that file in passwordFile',
+    });
+});
+
+/** host:port/db of a Redis URL, to tell two regions sharing one; undefined for what is no Redis URL. */
+function redisKey(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return undefined;
+    return `${url.hostname.toLowerCase()}:${url.port || '6379'}/${url.pathname.replace(/^\//, '') || '0'}`;
+  } catch {
+    return undefined;
+  }
+}
+
 const regionSchema = section({
   name: matching(
     REGION_NAME_PATTERN,
@@ -646,6 +720,10 @@ const regionSchema = section({
     tokenPort: portSchema.default(DEFAULT_REGION_MQTT_TOKEN_PORT),
   }).prefault({}),
   store: storeSchema,
+  redis: section({
+    url: redisUrlSchema,
+    passwordFile: nonEmptyString('a file path (absolute, or relative to the state directory)').optional(),
+  }).optional(),
 });
 
 const regionsSchema = z
@@ -851,7 +929,7 @@ const rootShape = {
   }).prefault({}),
   broker: section({
     tokenAuth: z.boolean({ error: expecting('expected true or false') }).default(false),
-    maxConnections: integerBetween(1, 10_000_000, 'sessions').default(DEFAULT_BROKER_MAX_CONNECTIONS),
+    maxConnections: maxConnectionsSchema.default(DEFAULT_BROKER_MAX_CONNECTIONS),
     connectionsPerSecondPerAddress: integerBetween(1, 1_000_000, 'connections per second').default(
       DEFAULT_BROKER_CONNECTIONS_PER_SECOND_PER_ADDRESS,
     ),
@@ -859,6 +937,7 @@ const rootShape = {
     maxTopicLength: integerBetween(1, 65_535, 'bytes').default(DEFAULT_BROKER_MAX_TOPIC_LENGTH),
     maxTopicLevels: integerBetween(1, 100, 'levels').default(DEFAULT_BROKER_MAX_TOPIC_LEVELS),
     connectTimeoutMs: integerBetween(100, 600_000, 'ms').default(DEFAULT_BROKER_CONNECT_TIMEOUT_MS),
+    workers: integerBetween(1, BROKER_WORKERS_MAX, 'processes').default(DEFAULT_BROKER_WORKERS),
     tlsTickets: section({
       rotateHours: integerBetween(
         1,
@@ -1029,6 +1108,27 @@ function crossFieldIssues(config: unknown): CrossIssue[] {
           });
       }
     }
+  });
+
+  // Workers share messages and sessions through the region's Redis; regions never share one.
+  const workers = field(config, 'broker', 'workers');
+  const redisUrls = new Map<string, number>();
+  list.forEach((region, i) => {
+    const url = field(region, 'redis', 'url');
+    if (typeof workers === 'number' && workers > 1 && url === undefined)
+      issues.push({
+        path: ['regions', i, 'redis'],
+        message: `broker.workers is ${workers}: the region needs its own redis ({url: redis://host:port/db}) for the workers to share`,
+      });
+    const key = typeof url === 'string' ? redisKey(url) : undefined;
+    if (key === undefined) return;
+    const first = redisUrls.get(key);
+    if (first === undefined) redisUrls.set(key, i);
+    else
+      issues.push({
+        path: ['regions', i, 'redis', 'url'],
+        message: `the same Redis database as regions.${first}; each region needs its own (another server or database number)`,
+      });
   });
 
   // Every TCP listener on one (address, port) at most. DNS listens on TCP as well as UDP.

@@ -81,12 +81,13 @@ describe('parseConfig defaults', () => {
         },
         broker: {
           tokenAuth: false,
-          maxConnections: 10000,
+          maxConnections: 'auto',
           connectionsPerSecondPerAddress: 100,
           maxPayloadBytes: 131072,
           maxTopicLength: 256,
           maxTopicLevels: 8,
           connectTimeoutMs: 10000,
+          workers: 1,
           tlsTickets: { rotateHours: 24 },
         },
         events: { retentionSeconds: 604800, maxBytes: 1073741824, synchronous: 'full' },
@@ -341,6 +342,75 @@ describe('parseConfig errors', () => {
       '10.0.0.1:8090 is already used by regions.0.cnc.port',
     );
     expect(issues).toHaveLength(6);
+  });
+
+  it('takes broker.maxConnections as auto or a whole number of sessions', () => {
+    expect(parseConfig({}).broker.maxConnections).toBe('auto');
+    expect(parseConfig({ broker: { maxConnections: 'auto' } }).broker.maxConnections).toBe('auto');
+    expect(parseConfig({ broker: { maxConnections: 50_000 } }).broker.maxConnections).toBe(50_000);
+    for (const [value, got] of [
+      [0, '0'],
+      ['lots', '"lots"'],
+      [1.5, '1.5'],
+      [20_000_000, '20000000'],
+      [null, 'null (an empty value)'],
+    ] as const) {
+      expect(
+        messageAt(
+          issuesOf(() => parseConfig({ broker: { maxConnections: value } })),
+          'broker.maxConnections',
+        ),
+      ).toBe(
+        `expected auto (derived from the machine's open files and memory) or an integer between 1 and 10000000 (sessions), got ${got}`,
+      );
+    }
+  });
+
+  it('runs broker workers only on a region Redis of its own, with no secret in its URL', () => {
+    const east = { name: 'us-east', priority: 1, address: '127.0.0.11' };
+    const west = { name: 'us-west', priority: 2, address: '127.0.0.12' };
+    const config = parseConfig({
+      broker: { workers: 4 },
+      regions: [
+        { ...east, redis: { url: 'redis://127.0.0.1:6379/0' } },
+        { ...west, redis: { url: 'redis://127.0.0.1:6379/1', passwordFile: 'secrets/redis' } },
+      ],
+    });
+    expect(config.broker.workers).toBe(4);
+    expect(config.regions[1]?.redis).toEqual({
+      url: 'redis://127.0.0.1:6379/1',
+      passwordFile: 'secrets/redis',
+    });
+    expect(parseConfig({}).broker.workers).toBe(1);
+    const issues = issuesOf(() =>
+      parseConfig({
+        broker: { workers: 2 },
+        regions: [
+          { ...east, redis: { url: 'redis://:hunter2@127.0.0.1:6379' } },
+          { ...west },
+          { name: 'eu-west', priority: 3, address: '127.0.0.13', redis: { url: 'http://127.0.0.1' } },
+        ],
+      }),
+    );
+    expect(messageAt(issues, 'regions.0.redis.url')).toContain('the URL carries a password');
+    expect(JSON.stringify(issues)).not.toContain('hunter2');
+    expect(messageAt(issues, 'regions.1.redis')).toContain('broker.workers is 2');
+    expect(messageAt(issues, 'regions.2.redis.url')).toContain('expected a redis:// or rediss:// URL');
+    const shared = issuesOf(() =>
+      parseConfig({
+        regions: [
+          { ...east, redis: { url: 'redis://127.0.0.1:6379' } },
+          { ...west, redis: { url: 'redis://127.0.0.1:6379/0' } },
+        ],
+      }),
+    );
+    expect(messageAt(shared, 'regions.1.redis.url')).toContain('the same Redis database as regions.0');
+    expect(
+      messageAt(
+        issuesOf(() => parseConfig({ broker: { workers: 0 } })),
+        'broker.workers',
+      ),
+    ).toContain('between 1 and 256');
   });
 
   it('checks the broker, health and rule sections field by field', () => {

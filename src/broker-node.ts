@@ -1,0 +1,253 @@
+/**
+ * Composition of a region's broker beyond one process (docs/broker.md, "Workers and hosts"): the
+ * options every broker process of a region shares, a broker node started from the configuration
+ * and the state directory (a worker, or a host behind the region's address), and the workers
+ * that run on every core of the region's host and share its ports (`node:cluster`).
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { join } from 'node:path';
+import {
+  type BrokerAddresses,
+  type BrokerNode,
+  type BrokerOptions,
+  createBrokerNode,
+  type NodeRunner,
+} from './broker/index.js';
+import { type Logger, moduleEntry } from './common/index.js';
+import {
+  type IotdrConfig,
+  type RegionConfig,
+  readSecretFile,
+  redisPasswordFilePath,
+  regionByName,
+} from './config/index.js';
+import { loadOrCreateCa } from './pki/index.js';
+import { loadOrCreateTlsTicketSecret, openStore } from './region.js';
+import { RegistryService } from './registry/index.js';
+
+/** Where a region's broker listens: the configured address and ports, or free ports (tests). */
+export interface BrokerListen {
+  host: string;
+  port: number;
+  tokenPort: number;
+}
+
+/** The configured listen address and ports of a region's broker; `ephemeral` asks for free ports. */
+export function brokerListenOf(
+  region: RegionConfig,
+  host: string | undefined,
+  ephemeral: boolean,
+): BrokerListen {
+  return {
+    host: host ?? region.address,
+    port: ephemeral ? 0 : region.mqtt.port,
+    tokenPort: ephemeral ? 0 : region.mqtt.tokenPort,
+  };
+}
+
+/** The broker options every process of a region's broker shares (the hub adds service, CA, logger, cluster). */
+export function regionBrokerOptions(
+  config: IotdrConfig,
+  region: RegionConfig,
+  listen: BrokerListen,
+  ticketSecret: Buffer,
+): Pick<
+  BrokerOptions,
+  'region' | 'zone' | 'mqttName' | 'apiName' | 'host' | 'port' | 'tokenListener' | 'limits' | 'tlsTickets'
+> {
+  const b = config.broker;
+  return {
+    region: region.name,
+    zone: config.zone,
+    mqttName: `${config.names.mqtt}.${config.zone}`,
+    apiName: `${config.names.api}.${config.zone}`,
+    host: listen.host,
+    port: listen.port,
+    ...(b.tokenAuth ? { tokenListener: { port: listen.tokenPort } } : {}),
+    limits: {
+      maxConnections: b.maxConnections,
+      connectionsPerSecondPerAddress: b.connectionsPerSecondPerAddress,
+      maxPayloadBytes: b.maxPayloadBytes,
+      maxTopicLength: b.maxTopicLength,
+      maxTopicLevels: b.maxTopicLevels,
+      connectTimeoutMs: b.connectTimeoutMs,
+    },
+    tlsTickets: { secret: ticketSecret, rotateMs: b.tlsTickets.rotateHours * 3_600_000 },
+  };
+}
+
+/** The region's Redis as the broker takes it, with its password read from its file; undefined without one. */
+export async function regionRedis(
+  region: RegionConfig,
+  stateDir: string,
+): Promise<{ redis: string; password?: string } | undefined> {
+  if (region.redis === undefined) return undefined;
+  const file = redisPasswordFilePath(region, stateDir);
+  return file === undefined
+    ? { redis: region.redis.url }
+    : { redis: region.redis.url, password: await readSecretFile(file) };
+}
+
+export interface BrokerNodeSpec {
+  config: IotdrConfig;
+  stateDir: string;
+  /** The region the node serves. */
+  region: string;
+  listen: BrokerListen;
+  /** Unique in the region; default the region, the process id and a random suffix. */
+  node?: string;
+}
+
+export interface RunningBrokerNode {
+  node: BrokerNode;
+  addresses: BrokerAddresses;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one broker node of a region from its configuration and state directory: its own server
+ * certificate from the region's CA, the shared ticket secret, the region's registry store (read
+ * only: the hub writes) and the region's Redis. Listens once the hub answered.
+ */
+export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Promise<RunningBrokerNode> {
+  const region = regionByName(spec.config, spec.region);
+  const redis = await regionRedis(region, spec.stateDir);
+  if (redis === undefined)
+    throw new Error(
+      `region ${region.name} has no redis: a broker node shares the region's Redis with its hub`,
+    );
+  const ca = await loadOrCreateCa(join(spec.stateDir, 'pki'));
+  const ticketSecret = await loadOrCreateTlsTicketSecret(spec.stateDir);
+  const store = await openStore(region, spec.stateDir);
+  await store.init();
+  try {
+    const service = new RegistryService({ store, region: region.name });
+    const node = await createBrokerNode({
+      ...regionBrokerOptions(spec.config, region, spec.listen, ticketSecret),
+      service,
+      ca,
+      logger,
+      cluster: { ...redis, ...(spec.node === undefined ? {} : { node: spec.node }) },
+    });
+    try {
+      const addresses = await node.listen();
+      logger.info({ node: node.id, mqtt: addresses.tls }, `broker node of ${region.name} serving`);
+      return {
+        node,
+        addresses,
+        stop: async () => {
+          await node.close();
+          await store.close();
+        },
+      };
+    } catch (error) {
+      await node.close();
+      throw error;
+    }
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** What the primary tells a worker, and what a worker answers (IPC). */
+export type WorkerRequest = { type: 'start'; spec: BrokerNodeSpec } | { type: 'stop' };
+export type WorkerReply =
+  | { type: 'ready' }
+  | { type: 'listening'; addresses: BrokerAddresses }
+  | { type: 'failed'; message: string }
+  | { type: 'stopped' };
+
+/** How long a worker has to listen after it was forked, in ms. */
+const WORKER_START_TIMEOUT_MS = 60_000;
+/** How long a worker has to stop before it is killed, in ms. */
+const WORKER_STOP_TIMEOUT_MS = 10_000;
+/** Delay before a worker that died is replaced, in ms. */
+const WORKER_RESTART_MS = 1_000;
+
+/**
+ * The region's broker on `count` worker processes sharing its ports. This process accepts and hands
+ * each connection to the next free worker (node:cluster's round robin: the kernel's own spread is
+ * very uneven), so the TLS handshakes and the sessions spread over the cores; a worker that dies
+ * is replaced.
+ */
+export function brokerWorkers(
+  spec: Omit<BrokerNodeSpec, 'node'> & { count: number },
+  logger: Logger,
+): NodeRunner {
+  const workers = new Map<number, Worker>();
+  let closing = false;
+
+  const fork = (index: number): Promise<BrokerAddresses> => {
+    const entry = moduleEntry(import.meta.url, './broker-worker');
+    cluster.setupPrimary({ exec: entry.url.pathname, execArgv: entry.execArgv });
+    const worker = cluster.fork({ IOTDR_BROKER_WORKER: String(index) });
+    workers.set(index, worker);
+    const node = `${spec.region}-w${index}-${worker.process.pid ?? 0}`;
+    // Every worker asks for the same address, a port of 0 included: node:cluster hands the n-th
+    // listen(0) of every worker the same socket.
+    const listen = spec.listen;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        worker.kill();
+        reject(new Error(`broker worker ${index} did not listen within ${WORKER_START_TIMEOUT_MS} ms`));
+      }, WORKER_START_TIMEOUT_MS);
+      worker.on('message', (reply: WorkerReply) => {
+        // Sent once its IPC listener is in place: a message before that would be lost.
+        if (reply.type === 'ready')
+          worker.send({ type: 'start', spec: { ...spec, listen, node } } satisfies WorkerRequest);
+        else if (reply.type === 'listening') {
+          clearTimeout(timer);
+          resolve(reply.addresses);
+        } else if (reply.type === 'failed') {
+          clearTimeout(timer);
+          reject(new Error(`broker worker ${index}: ${reply.message}`));
+        }
+      });
+      worker.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        workers.delete(index);
+        reject(new Error(`broker worker ${index} exited (${signal ?? code}) before it listened`));
+        if (closing) return;
+        logger.error(
+          { worker: index, code, signal },
+          `broker worker ${index} died; replacing it in ${WORKER_RESTART_MS} ms`,
+        );
+        setTimeout(() => {
+          if (closing) return;
+          fork(index).catch((error: Error) =>
+            logger.error({ err: error.message }, 'broker worker replacement failed'),
+          );
+        }, WORKER_RESTART_MS).unref();
+      });
+    });
+  };
+
+  return {
+    async listen() {
+      const all = await Promise.all(Array.from({ length: spec.count }, (_, i) => fork(i)));
+      const addresses = all[0];
+      if (addresses === undefined) throw new Error('no broker worker');
+      logger.info({ workers: spec.count, mqtt: addresses.tls }, 'broker workers serving');
+      return addresses;
+    },
+    async close() {
+      closing = true;
+      await Promise.all(
+        [...workers.values()].map(
+          (worker) =>
+            new Promise<void>((resolve) => {
+              if (worker.isDead()) return resolve();
+              const timer = setTimeout(() => worker.kill('SIGKILL'), WORKER_STOP_TIMEOUT_MS);
+              worker.once('exit', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              worker.send({ type: 'stop' } satisfies WorkerRequest);
+            }),
+        ),
+      );
+      workers.clear();
+    },
+  };
+}
