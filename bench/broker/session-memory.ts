@@ -189,7 +189,7 @@ async function openSessions(
       clients.push(client);
       const granted = await client.subscribeAsync({
         [FAILOVER_NOTICE_TOPIC]: { qos: 1 },
-        [`$iotdr/things/${credential.clientId}/commands/#`]: { qos: 1 },
+        [`$iotdr/things/${credential.clientId}/commands`]: { qos: 1 },
       });
       check(
         granted.every((g) => g.qos === 1),

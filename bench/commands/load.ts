@@ -147,13 +147,13 @@ export class AnsweringDevice {
     readonly client: MqttClient,
     readonly thingName: string,
   ) {
-    const prefix = `$iotdr/things/${thingName}/commands/`;
-    client.on('message', (topic) => {
-      if (!topic.startsWith(prefix) || topic.endsWith('/reply')) return;
-      const commandId = topic.slice(prefix.length);
+    const commands = `$iotdr/things/${thingName}/commands`;
+    client.on('message', (topic, payload) => {
+      if (topic !== commands) return;
+      const { commandId } = JSON.parse(payload.toString()) as { commandId: string };
       this.received.set(commandId, (this.received.get(commandId) ?? 0) + 1);
       const reply = JSON.stringify({ status: 'succeeded', result: { ok: true } });
-      client.publish(`${topic}/reply`, reply, { qos: 1 }, (error) => {
+      client.publish(`${topic}/${commandId}/reply`, reply, { qos: 1 }, (error) => {
         if (error) return;
         this.#replied.add(commandId);
         this.#waiters.get(commandId)?.();
@@ -177,7 +177,7 @@ export class AnsweringDevice {
       protocolVersion: 4,
     });
     const answering = new AnsweringDevice(client, device.thingName);
-    await client.subscribeAsync(`$iotdr/things/${device.thingName}/commands/+`, { qos: 1 });
+    await client.subscribeAsync(`$iotdr/things/${device.thingName}/commands`, { qos: 1 });
     return answering;
   }
 

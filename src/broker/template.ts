@@ -14,7 +14,8 @@ const THING = '${iot:Connection.Thing.ThingName}';
  */
 export function DEVICE_POLICY_TEMPLATE(): PolicyDocument {
   const own = [`devices/${THING}`, `devices/${THING}/*`, `$iotdr/things/${THING}/shadow/*`];
-  const inbound = [FAILOVER_NOTICE_TOPIC, `$iotdr/things/${THING}/commands/*`];
+  // Exact topics only: what a device receives is its own (docs/broker.md, "Workers and hosts").
+  const inbound = [FAILOVER_NOTICE_TOPIC, `$iotdr/things/${THING}/commands`];
   return {
     Version: '2012-10-17',
     Statement: [

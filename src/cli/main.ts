@@ -16,6 +16,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/region.js')).regionCommand,
     summary: 'run one region',
   },
+  'broker-node': {
+    run: async () => (await import('./commands/broker-node.js')).brokerNodeCommand,
+    summary: "run one more broker of a region on this host, sharing the region's Redis",
+  },
   control: {
     run: async () => (await import('./commands/control.js')).controlCommand,
     summary: 'run the checker, the failover controller and the DNS',

@@ -87,8 +87,13 @@ export interface CommandServiceOptions {
   sweepMs?: number;
 }
 
-function commandTopic(thingName: string, commandId: string): string {
-  return `${COMMANDS_TOPIC_PREFIX}${thingName}/commands/${commandId}`;
+/**
+ * Where a thing's commands go: one exact topic per thing (the command id is in the message), so
+ * each device holds an exact subscription, never a pattern. On a broker spread over hosts every
+ * distinct wildcard filter is a Redis pattern each publish is matched against (docs/broker.md).
+ */
+function commandTopic(thingName: string): string {
+  return `${COMMANDS_TOPIC_PREFIX}${thingName}/commands`;
 }
 
 const REPLY_TOPIC = /^\$iotdr\/things\/([^/]+)\/commands\/([0-9a-f-]{36})\/reply$/;
@@ -157,7 +162,7 @@ export class CommandService {
       }),
       this.#broker.onMessage((message) => this.#reply(message)),
       this.#broker.onSubscribe((event) => {
-        if (!event.thingName || !event.topics.some((t) => t.includes('/commands/'))) return;
+        if (!event.thingName || !event.topics.some((t) => t.endsWith('/commands'))) return;
         // A device (re)subscribing has moved or restarted: what is open for it goes now.
         for (const command of this.#open.values())
           if (command.thingName === event.thingName) void this.#deliver(command.commandId, 'subscribed');
@@ -305,7 +310,7 @@ export class CommandService {
         deadlineAt: updated.deadlineAt,
         attempt: updated.attempts,
       };
-      await this.#broker.publish(commandTopic(updated.thingName, commandId), JSON.stringify(message), {
+      await this.#broker.publish(commandTopic(updated.thingName), JSON.stringify(message), {
         qos: 1,
       });
       this.#logger?.debug(

@@ -78,14 +78,14 @@ export class DeviceRequests {
   }
 
   async #command(topic: string, payload: Buffer, handler: CommandHandler): Promise<void> {
-    const commandId = topic.slice(this.#topics.commandPrefix.length);
+    if (topic !== this.#topics.commands) return;
     let command: DeviceCommand;
     try {
       command = commandSchema.parse(JSON.parse(payload.toString()));
     } catch {
       return; // Not a command the region wrote.
     }
-    if (command.commandId !== commandId) return;
+    const commandId = command.commandId;
     const duplicate = this.#seen.has(commandId);
     this.#o.emit({
       type: 'command',

@@ -39,8 +39,8 @@ export interface CommandReply {
 export const thingTopics = (thing: string) => {
   const shadow = `$iotdr/things/${thing}/shadow`;
   return {
-    commands: `$iotdr/things/${thing}/commands/+`,
-    commandPrefix: `$iotdr/things/${thing}/commands/`,
+    /** Exact: the command id is in the message (a pattern per device would cost every publish on a broker spread over hosts). */
+    commands: `$iotdr/things/${thing}/commands`,
     reply: (commandId: string) => `$iotdr/things/${thing}/commands/${commandId}/reply`,
     shadowGet: `${shadow}/get`,
     shadowUpdate: `${shadow}/update`,

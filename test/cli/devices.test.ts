@@ -102,12 +102,12 @@ describe('iotdr devices', () => {
         if (topic.endsWith('/reply')) return;
         const { commandId } = JSON.parse(payload.toString()) as { commandId: string };
         void client.publishAsync(
-          `${topic}/reply`,
+          `${topic}/${commandId}/reply`,
           JSON.stringify({ status: 'succeeded', result: { id: commandId.length } }),
           { qos: 1 },
         );
       });
-      await client.subscribeAsync('$iotdr/things/gauge-7/commands/+', { qos: 1 });
+      await client.subscribeAsync('$iotdr/things/gauge-7/commands', { qos: 1 });
       const command = await cli('command', 'gauge-7', '--name', 'ping', '--payload', '{"n":1}');
       expect(command.code).toBe(0);
       expect(command.out).toMatch(/succeeded \(by us-east\)/);

@@ -151,16 +151,16 @@ describe('command and control through api.<zone> across a failover', () => {
     client.on('message', (topic, payload) => {
       const body = JSON.parse(payload.toString());
       received.push({ topic, body });
-      if (topic.startsWith('$iotdr/things/pump-7/commands/') && !topic.endsWith('/reply'))
+      if (topic === '$iotdr/things/pump-7/commands')
         void client.publishAsync(
-          `${topic}/reply`,
+          `${topic}/${body.commandId}/reply`,
           JSON.stringify({ status: 'succeeded', result: { took: body.name } }),
           {
             qos: 1,
           },
         );
     });
-    await client.subscribeAsync('$iotdr/things/pump-7/commands/+', { qos: 1 });
+    await client.subscribeAsync('$iotdr/things/pump-7/commands', { qos: 1 });
     await eventually(
       async () => (await api('GET', `/v1/commands/${early.body.commandId}`)).body.state === 'succeeded',
       'the early command answered',
