@@ -117,8 +117,13 @@ describe('DEVICE_POLICY_TEMPLATE', () => {
     expect(allowed('iot:Subscribe', `topicfilter/${FAILOVER_NOTICE_TOPIC}`)).toBe(true);
     expect(allowed('iot:Receive', `topic/${FAILOVER_NOTICE_TOPIC}`)).toBe(true);
     expect(allowed('iot:Publish', `topic/${FAILOVER_NOTICE_TOPIC}`)).toBe(false);
-    expect(allowed('iot:Receive', 'topic/$iotdr/things/dev-1/commands/reboot')).toBe(true);
-    expect(allowed('iot:Publish', 'topic/$iotdr/things/dev-1/commands/reboot')).toBe(false);
+    expect(allowed('iot:Subscribe', 'topicfilter/$iotdr/things/dev-1/commands')).toBe(true);
+    expect(allowed('iot:Receive', 'topic/$iotdr/things/dev-1/commands')).toBe(true);
+    expect(allowed('iot:Publish', 'topic/$iotdr/things/dev-1/commands')).toBe(false);
+    // Commands come on one exact topic: no wildcard filter over them is needed, none is allowed.
+    expect(allowed('iot:Subscribe', 'topicfilter/$iotdr/things/dev-1/commands/+')).toBe(false);
+    expect(allowed('iot:Subscribe', 'topicfilter/$iotdr/things/+/commands')).toBe(false);
+    expect(allowed('iot:Publish', 'topic/$iotdr/things/dev-1/commands/0193/reply')).toBe(true);
     expect(allowed('iot:RetainPublish', 'topic/devices/dev-1/state')).toBe(false);
   });
 });
