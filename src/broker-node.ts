@@ -5,7 +5,9 @@
  * that run on every core of the region's host and share its ports (`node:cluster`).
  */
 import cluster, { type Worker } from 'node:cluster';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { collectDefaultMetrics, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
 import {
   type BrokerAddresses,
   type BrokerNode,
@@ -101,6 +103,8 @@ export interface BrokerNodeSpec {
 export interface RunningBrokerNode {
   node: BrokerNode;
   addresses: BrokerAddresses;
+  /** The node's own metrics, labelled with its region and node id. */
+  metrics: Registry;
   stop(): Promise<void>;
 }
 
@@ -120,6 +124,10 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
   const ticketSecret = await loadOrCreateTlsTicketSecret(spec.stateDir);
   const store = await openStore(region, spec.stateDir);
   await store.init();
+  const id = spec.node ?? `${region.name}-${hostname()}-${process.pid}`;
+  const metrics = new Registry();
+  metrics.setDefaultLabels({ region: region.name, node: id });
+  collectDefaultMetrics({ register: metrics, prefix: 'iotdr_' });
   try {
     const service = new RegistryService({ store, region: region.name });
     const node = await createBrokerNode({
@@ -127,7 +135,8 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
       service,
       ca,
       logger,
-      cluster: { ...redis, ...(spec.node === undefined ? {} : { node: spec.node }) },
+      metrics,
+      cluster: { ...redis, node: id },
     });
     try {
       const addresses = await node.listen();
@@ -135,6 +144,7 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
       return {
         node,
         addresses,
+        metrics,
         stop: async () => {
           await node.close();
           await store.close();
@@ -151,9 +161,13 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
 }
 
 /** What the primary tells a worker, and what a worker answers (IPC). */
-export type WorkerRequest = { type: 'start'; spec: BrokerNodeSpec } | { type: 'stop' };
+export type WorkerRequest =
+  | { type: 'start'; spec: BrokerNodeSpec }
+  | { type: 'metrics'; id: number }
+  | { type: 'stop' };
 export type WorkerReply =
   | { type: 'ready' }
+  | { type: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
   | { type: 'listening'; addresses: BrokerAddresses }
   | { type: 'failed'; message: string }
   | { type: 'stopped' };
@@ -164,6 +178,8 @@ const WORKER_START_TIMEOUT_MS = 60_000;
 const WORKER_STOP_TIMEOUT_MS = 10_000;
 /** Delay before a worker that died is replaced, in ms. */
 const WORKER_RESTART_MS = 1_000;
+/** How long /metrics waits for a worker's metrics, in ms. */
+const WORKER_METRICS_TIMEOUT_MS = 2_000;
 
 /**
  * The region's broker on `count` worker processes sharing its ports. This process accepts and hands
@@ -177,6 +193,7 @@ export function brokerWorkers(
 ): NodeRunner {
   const workers = new Map<number, Worker>();
   let closing = false;
+  let metricsRequests = 0;
 
   const fork = (index: number): Promise<BrokerAddresses> => {
     const entry = moduleEntry(import.meta.url, './broker-worker');
@@ -230,6 +247,29 @@ export function brokerWorkers(
       if (addresses === undefined) throw new Error('no broker worker');
       logger.info({ workers: spec.count, mqtt: addresses.tls }, 'broker workers serving');
       return addresses;
+    },
+    async metrics() {
+      const answers = await Promise.all(
+        [...workers.values()].map(
+          (worker) =>
+            new Promise<MetricObjectWithValues<MetricValue<string>>[] | undefined>((resolve) => {
+              const id = ++metricsRequests;
+              const timer = setTimeout(() => finish(undefined), WORKER_METRICS_TIMEOUT_MS);
+              const onMessage = (reply: WorkerReply) => {
+                if (reply.type === 'metrics' && reply.id === id) finish(reply.metrics);
+              };
+              const finish = (metrics: MetricObjectWithValues<MetricValue<string>>[] | undefined) => {
+                clearTimeout(timer);
+                worker.off('message', onMessage);
+                resolve(metrics);
+              };
+              worker.on('message', onMessage);
+              if (worker.isConnected()) worker.send({ type: 'metrics', id } satisfies WorkerRequest);
+              else finish(undefined);
+            }),
+        ),
+      );
+      return answers.filter((a) => a !== undefined);
     },
     async close() {
       closing = true;

@@ -40,6 +40,13 @@ process.on('message', (request: WorkerRequest) => {
     void stop(0);
     return;
   }
+  if (request.type === 'metrics') {
+    const { id } = request;
+    // A worker still starting has nothing to tell yet.
+    if (running === undefined) reply({ type: 'metrics', id, metrics: [] });
+    else void running.metrics.getMetricsAsJSON().then((metrics) => reply({ type: 'metrics', id, metrics }));
+    return;
+  }
   if (request.type !== 'start' || running !== undefined) return;
   const { spec } = request;
   const logger = createLogger({

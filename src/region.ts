@@ -376,6 +376,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         healthRoutes(health),
         faultRoutes(faults),
       ],
+      ...(nodes?.metrics === undefined ? {} : { moreMetrics: nodes.metrics }),
       liveInfo: () => ({
         cnc: cncUrl,
         mqtt: mqttUrl(mqtt.tls),

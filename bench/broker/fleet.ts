@@ -36,6 +36,24 @@ export function benchPolicy(): PolicyDocument {
   };
 }
 
+export const HOLDER_POLICY = 'bench-holder';
+
+/**
+ * The idle sessions that hold subscriptions while QoS1 is measured: connect as its thing, subscribe
+ * to any filter and receive any topic (a backend's rights). They subscribe under `bench/held/`,
+ * which mosquitto's ACL (`pattern read bench/#`) allows as well.
+ */
+export function holderPolicy(): PolicyDocument {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      { Effect: 'Allow', Action: ['iot:Connect'], Resource: [`client/${THING}`] },
+      { Effect: 'Allow', Action: ['iot:Subscribe'], Resource: ['topicfilter/*'] },
+      { Effect: 'Allow', Action: ['iot:Receive'], Resource: ['topic/*'] },
+    ],
+  };
+}
+
 export interface BenchDevice {
   thingName: string;
   certPem: string;

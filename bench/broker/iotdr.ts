@@ -4,6 +4,9 @@
  * broker (its /livez names no `mqtt` URL), `bench/broker/server.ts` runs `createBroker` over the
  * same registry and CA instead, also in a child process.
  *
+ * A region may get its Redis (`regions[].redis`) and broker workers (`broker.workers`): with more
+ * than one worker, the region's process forks them (node:cluster) and they share its MQTT ports.
+ *
  * Either way the connection rate limit per source address is raised out of the way: every bench
  * connection comes from 127.0.0.1, and mosquitto has no such limit.
  */
@@ -26,6 +29,10 @@ export interface IotdrSetup {
   region: string;
   zone: string;
   cleanup: Cleanup;
+  /** The region's Redis (`regions[].redis.url`): the broker's messages and sessions go through it. */
+  redisUrl?: string;
+  /** `broker.workers` (more than 1 needs `redisUrl`). Default 1. */
+  workers?: number;
 }
 
 export interface RunningIotdr {
@@ -35,6 +42,8 @@ export interface RunningIotdr {
   pid: number;
   mtlsPort: number;
   tokenPort: number;
+  /** The region's HTTP API (`iotdr region` only). */
+  apiUrl?: string;
   output(): string;
   /** SIGTERM (SIGKILL after 15 s); resolves with its exit code or signal. */
   stop(): Promise<number | NodeJS.Signals>;
@@ -112,10 +121,15 @@ export async function startRegion(setup: IotdrSetup): Promise<RunningIotdr | und
         cnc: { port: 0 },
         mqtt: { port: mqttPort, tokenPort },
         store: { engine: 'sqlite', path: setup.dbPath },
+        ...(setup.redisUrl === undefined ? {} : { redis: { url: setup.redisUrl } }),
       },
     ],
     replication: { enabled: false },
-    broker: { tokenAuth: true, connectionsPerSecondPerAddress: BENCH_CONNECTION_RATE },
+    broker: {
+      tokenAuth: true,
+      connectionsPerSecondPerAddress: BENCH_CONNECTION_RATE,
+      ...(setup.workers === undefined ? {} : { workers: setup.workers }),
+    },
   };
   const configFile = join(setup.stateDir, 'iotdr.yaml');
   // JSON is YAML.
@@ -135,13 +149,16 @@ export async function startRegion(setup: IotdrSetup): Promise<RunningIotdr | und
     pid: proc.child.pid ?? 0,
     mtlsPort: mtls,
     tokenPort: token,
+    apiUrl: `http://127.0.0.1:${apiPort}`,
     output: proc.output,
     stop,
   };
 }
 
-/** Starts bench/broker/server.ts: createBroker over the bench's registry, in a child process. */
+/** Starts bench/broker/server.ts: createBroker over the bench's registry, in a child process (no Redis). */
 export async function startStandalone(setup: IotdrSetup): Promise<RunningIotdr> {
+  if (setup.redisUrl !== undefined || (setup.workers ?? 1) > 1)
+    throw new Error('bench/broker/server.ts runs one broker process without Redis: use `iotdr region`');
   const [mqttPort, tokenPort] = [await freePort(), await freePort()];
   const args = [
     '--state-dir',

@@ -11,7 +11,7 @@
  *   comes), subscribers hold a QoS1 subscription to every publisher's topic. Every message must
  *   arrive at every subscriber exactly once, or the run fails.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { check, drive, percentile } from '../registry/common.js';
@@ -31,14 +31,18 @@ export interface Target {
   caPem: string;
   /** Name the broker's certificate must carry, `mqtt.<zone>`. */
   servername: string;
-  /** Process whose CPU time is counted as the broker's. */
+  /** Process whose CPU time is counted as the broker's, with every process below it (broker workers). */
   pid: number;
+  /** Redis the broker depends on, when it has one: its CPU time is counted apart. */
+  redisPid?: number;
 }
 
-/** CPU seconds (user + system) of a process and of the bench (the load) over a timed part. */
+/** CPU seconds (user + system) of the broker, of its Redis and of the bench (the load) over a timed part. */
 export interface CpuShare {
   broker: number;
   client: number;
+  /** Undefined when the broker has no Redis. */
+  redis?: number;
 }
 
 export interface Measured {
@@ -61,32 +65,99 @@ function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** `pid` and every process below it (a region's broker workers), from /proc/<pid>/task/<tid>/children. */
+export function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    const parent = tree[i] as number;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const task of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.split(' ')) if (child.trim() !== '') tree.push(Number(child));
+    }
+  }
+  return tree;
+}
+
 function ownCpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
 }
 
+/** CPU seconds of these processes together; a process that ended fails the measurement. */
+function cpuSecondsOfAll(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      sum += cpuSecondsOf(pid);
+    } catch {
+      throw new Error(`process ${pid} ended during the measurement (a broker worker died?)`);
+    }
+  }
+  return sum;
+}
+
 class CpuMeter {
-  readonly #pid: number;
+  readonly #target: Target;
+  #pids: number[] = [];
   #broker = 0;
+  #redis = 0;
   #client = 0;
 
-  constructor(pid: number) {
-    this.#pid = pid;
+  constructor(target: Target) {
+    this.#target = target;
   }
 
   start(): void {
-    this.#broker = cpuSecondsOf(this.#pid);
+    this.#pids = processTree(this.#target.pid);
+    this.#broker = cpuSecondsOfAll(this.#pids);
+    if (this.#target.redisPid !== undefined) this.#redis = cpuSecondsOf(this.#target.redisPid);
     this.#client = ownCpuSeconds();
   }
 
   /** CPU time since `start`, as a share of `seconds` of wall time (1 = one core busy). */
   share(seconds: number): CpuShare {
+    const redisPid = this.#target.redisPid;
     return {
-      broker: (cpuSecondsOf(this.#pid) - this.#broker) / seconds,
+      broker: (cpuSecondsOfAll(this.#pids) - this.#broker) / seconds,
       client: (ownCpuSeconds() - this.#client) / seconds,
+      ...(redisPid === undefined ? {} : { redis: (cpuSecondsOf(redisPid) - this.#redis) / seconds }),
     };
   }
+}
+
+/**
+ * Waits until each of these processes (with those below it) is idle: under `idleShare` of a core
+ * over `windowMs`, e.g. a broker still closing a thousand sessions, or its Redis still
+ * unsubscribing, before the next measurement. Resolves with the ms waited, or undefined when one
+ * was still busy after `maxMs`.
+ */
+export async function quiet(
+  pids: readonly number[],
+  opts: { idleShare?: number; windowMs?: number; maxMs?: number } = {},
+): Promise<number | undefined> {
+  const { idleShare = 0.1, windowMs = 500, maxMs = 120_000 } = opts;
+  const start = performance.now();
+  while (performance.now() - start < maxMs) {
+    const trees = pids.map(processTree);
+    const before = trees.map(cpuSecondsOfAll);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const wall = (performance.now() - t0) / 1000;
+    if (trees.every((tree, i) => (cpuSecondsOfAll(tree) - (before[i] ?? 0)) / wall < idleShare))
+      return performance.now() - start;
+  }
+  return undefined;
 }
 
 /** Per credential, its TLS context made once, so the load spends no time parsing PEM per connection. */
@@ -249,7 +320,7 @@ export async function connectionRate(
   await drive(opts.concurrency, opts.warmupMs, maxOps, once);
   connack = [];
   reused = 0;
-  const cpu = new CpuMeter(target.pid);
+  const cpu = new CpuMeter(target);
   cpu.start();
   const result = await drive(opts.concurrency, opts.durationMs, maxOps, once);
   const share = cpu.share(result.seconds);
@@ -292,6 +363,8 @@ export interface Qos1Options {
   durationMs: number;
   /** How long, after the last PUBLISH, every message may take to arrive. */
   drainTimeoutMs: number;
+  /** Called once every client is connected and subscribed, before the first PUBLISH (e.g. to see where they landed). */
+  connected?: () => Promise<void>;
 }
 
 export interface Qos1Result {
@@ -351,6 +424,7 @@ export async function qos1Rate(
     await Promise.all(subs.map(subscribeQos1));
     const pubs = await connectAll(publishers);
     clients.push(...pubs);
+    await opts.connected?.();
 
     let windowStart = Number.POSITIVE_INFINITY;
     let windowEnd = Number.POSITIVE_INFINITY;
@@ -387,7 +461,7 @@ export async function qos1Rate(
     const start = performance.now();
     windowStart = start + opts.warmupMs;
     windowEnd = windowStart + opts.durationMs;
-    const cpu = new CpuMeter(target.pid);
+    const cpu = new CpuMeter(target);
     const meterStart = setTimeout(() => cpu.start(), opts.warmupMs);
     let share: CpuShare | undefined;
     // Read by the first publish loop that sees the timed part over.

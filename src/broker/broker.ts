@@ -107,6 +107,7 @@ export class RegionBroker {
     if (nodes) return nodes.listen();
     const [tls, token] = await Promise.all(this.#listeners.map((l) => l.listen()));
     if (tls === undefined) throw new Error('the broker has no TLS listener');
+    this.#cluster?.node?.serving();
     return token === undefined ? { tls } : { tls, token };
   }
 
@@ -337,7 +338,7 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
       hubParts.nodes = cluster.nodes;
       return new RegionBroker(options.region, engine, [], health, hubParts);
     }
-    hubParts.node = new NodeLink({ mq: backend.mq, node: backend.id, engine, logger });
+    hubParts.node = new NodeLink({ mq: backend.mq, hub, node: backend.id, engine, logger });
     await hubParts.node.start();
     return new RegionBroker(options.region, engine, buildListeners(options, parts, engine), health, hubParts);
   } catch (error) {
@@ -376,6 +377,7 @@ export class BrokerNode {
     await this.#link.hubHeard(hubWaitMs);
     const [tls, token] = await Promise.all(this.#listeners.map((l) => l.listen()));
     if (tls === undefined) throw new Error('the broker node has no TLS listener');
+    this.#link.serving();
     return token === undefined ? { tls } : { tls, token };
   }
 

@@ -348,24 +348,32 @@ export class HubLink {
       ...(m.messageId === undefined ? {} : { messageId: m.messageId }),
       receivedAt: m.receivedAt,
     };
-    const results = await Promise.allSettled([...this.#messageListeners].map(async (l) => l(message)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    const error =
-      failed === undefined
-        ? undefined
-        : failed.reason instanceof Error
-          ? failed.reason.message
-          : String(failed.reason);
+    let error: string | undefined;
+    try {
+      await this.take(message);
+    } catch (failure) {
+      error = (failure as Error).message;
+    }
     send(
       this.#options.mq,
       TOPIC.ack(inbound.node),
       error === undefined ? { id: inbound.id } : { id: inbound.id, error },
     );
   }
+
+  /** Hands a device's message to the hub's listeners; rejects with the first failure. */
+  async take(message: InboundMessage): Promise<void> {
+    const results = await Promise.allSettled([...this.#messageListeners].map(async (l) => l(message)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined)
+      throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+  }
 }
 
 export interface NodeLinkOptions {
   mq: Emitter;
+  /** The hub, when it runs in this process: device messages go to it directly, not through Redis. */
+  hub?: HubLink;
   /** This node's id (unique in the region; the engine backend's). */
   node: string;
   engine: BrokerEngine;
@@ -439,6 +447,11 @@ export class NodeLink {
       engine.onSubscribe((event) => send(mq, TOPIC.subscribed, event)),
       engine.onMessage((message) => this.#handOver(message)),
     );
+  }
+
+  /** Starts the heartbeat: the hub counts this node from now on. Call once it listens. */
+  serving(): void {
+    if (this.#timer !== undefined) return;
     this.#beat();
     this.#timer = setInterval(() => this.#beat(), HEARTBEAT_MS);
     this.#timer.unref();
@@ -495,6 +508,8 @@ export class NodeLink {
 
   /** Hands a device's message to the hub; resolves when the hub's listeners took it. */
   #handOver(message: InboundMessage): Promise<void> {
+    const hub = this.#options.hub;
+    if (hub !== undefined) return hub.take(message);
     const id = `${this.#options.node}:${++this.#sequence}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client';
+import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import type { Clock, Logger } from '../common/index.js';
 import type { CertificateAuthority } from '../pki/index.js';
 import type { RegistryService } from '../registry/index.js';
@@ -106,6 +106,8 @@ export interface NodeRunner {
   listen(): Promise<{ tls: { host: string; port: number }; token?: { host: string; port: number } }>;
   /** Stops every node. Idempotent. */
   close(): Promise<void>;
+  /** Every node's metrics (prom-client JSON), for the region's /metrics. */
+  metrics?(): Promise<MetricObjectWithValues<MetricValue<string>>[][]>;
 }
 
 /**

@@ -173,6 +173,26 @@ describe.skipIf(skip !== undefined)('a region with two broker workers', () => {
     await endAll([client]);
   });
 
+  it('serves every worker’s broker metrics on the region’s /metrics, one family per name', async () => {
+    const d = device(5);
+    const client = await connectDevice(port, east.region.ca, d, d.thingName);
+    try {
+      await eventually(async () => nodeOf(d.thingName) !== undefined, 'the session listed');
+      const node = nodeOf(d.thingName);
+      const res = await fetch(`${east.url}/metrics`);
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text.match(/^# TYPE iotdr_broker_sessions gauge$/gm)).toHaveLength(1);
+      for (const worker of east.region.broker.nodes())
+        expect(text).toContain(`iotdr_process_cpu_seconds_total{region="us-east",node="${worker}"}`);
+      expect(text).toMatch(
+        new RegExp(`iotdr_broker_sessions\\{[^}]*auth="mtls"[^}]*node="${node}"[^}]*\\} 1`),
+      );
+    } finally {
+      await endAll([client]);
+    }
+  });
+
   it('passes its health checks through the workers', async () => {
     await eventually(
       async () => (await fetch(`${east.url}/health`)).status === 200,

@@ -8,7 +8,16 @@ import {
   validatorCompiler,
 } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 import type { RegistryService } from '../service/index.js';
 import { authenticate } from './auth.js';
 import { parseJsonBody } from './json.js';
@@ -28,6 +37,8 @@ export interface RegistryApiOptions {
   routes?: Array<(app: FastifyInstance) => Promise<void>>;
   /** More fields for /livez, e.g. the broker's listening URLs (asked at every request). */
   liveInfo?: () => Record<string, unknown>;
+  /** Metrics of the region's other processes (broker workers), merged into /metrics at every request. */
+  moreMetrics?: () => Promise<MetricObjectWithValues<MetricValue<string>>[][]>;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,64}$/;
@@ -122,9 +133,13 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.contentType).send(await metrics.metrics()),
-  );
+  const more = options.moreMetrics;
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    if (more === undefined) return reply.type(metrics.contentType).send(await metrics.metrics());
+    // One family per name: each process's series keep their own labels (a worker's carry `node`).
+    const merged = AggregatorRegistry.aggregate([await metrics.getMetricsAsJSON(), ...(await more())]);
+    return reply.type(metrics.contentType).send(await merged.metrics());
+  });
   app.get('/livez', { schema: { hide: true } }, async () => ({
     status: 'pass',
     region: service.region,
