@@ -9,8 +9,14 @@
  * it accepted per device back, its handshake limit, and the connections waiting in its line and in
  * the kernel's accept queue in front of it.
  *
- * Options: `--devices N` (default 1000), `--auth mtls|token` (default mtls), `--rounds R` (default 3).
- * Prints one Markdown table; progress goes to stderr.
+ * Before each round it also measures what one simulated device costs the bench process: CPU per
+ * message over the quiet seconds before the round (every device connected, publishing, re-checking
+ * DNS), CPU per device for the reconnect (the round's CPU less that steady cost over the round),
+ * and resident memory per device (the process's growth from before the fleet to all devices up).
+ *
+ * Options: `--devices N` (default 1000), `--auth mtls|token` (default mtls), `--rounds R` (default 3),
+ * `--config FILE` (the platform's configuration, as `iotdr drill --config`; default the defaults).
+ * Prints two Markdown tables; progress goes to stderr.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -33,6 +39,17 @@ import { acceptQueue, gauges } from '../../test/harness/storm.js';
 import { machine } from '../registry/common.js';
 
 const SAMPLE_MS = 250;
+/** The quiet time before each round, when the steady cost of the fleet is measured. */
+const QUIET_MS = 5000;
+
+const USAGE = `npm run bench:reconnect -- [--devices N] [--auth mtls|token] [--rounds R] [--config FILE]
+
+  --devices N   simulated SDK devices, onboarded in the primary (default 1000)
+  --auth A      mtls or token (default mtls)
+  --rounds R    disconnect-all rounds, each timed until every device is back (default 3)
+  --config FILE the platform's configuration (default: the defaults, as iotdr drill runs them);
+                other addresses keep a drill or test running beside the bench off its platform
+`;
 const ROUND_TIMEOUT_MS = 300_000;
 
 interface Round {
@@ -48,6 +65,8 @@ interface Round {
   kernelMax: number;
   /** CPU seconds each process used during the round: the bench's own (the simulated fleet) and the platform's. */
   cpu: Record<string, number>;
+  /** The fleet's CPU seconds and the messages acknowledged over the quiet seconds before the round. */
+  quiet: { cpu: number; acked: number; ms: number };
 }
 
 /** CPU seconds (user + system) a process has used, from /proc (Linux); 0 when it is gone. */
@@ -87,13 +106,23 @@ async function main(): Promise<number> {
       devices: { type: 'string', default: '1000' },
       auth: { type: 'string', default: 'mtls' },
       rounds: { type: 'string', default: '3' },
+      config: { type: 'string' },
+      help: { type: 'boolean', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const devices = Number(values.devices);
   const auth = values.auth === 'token' ? 'token' : 'mtls';
   const rounds = Number(values.rounds);
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-bench-reconnect-'));
-  const { config, configFile } = await drillConfig({ auth, stateDir });
+  const { config, configFile } = await drillConfig({
+    auth,
+    stateDir,
+    ...(values.config === undefined ? {} : { sourceFile: values.config }),
+  });
   const [primary, secondary] = [...config.regions].sort((a, b) => a.priority - b.priority) as [
     RegionConfig,
     RegionConfig,
@@ -113,8 +142,10 @@ async function main(): Promise<number> {
   });
   const results: Round[] = [];
   let ceiling: Ceiling | undefined;
+  let rssPerDevice = Number.NaN;
   try {
     const { token, caPem } = await platformCredentials(stateDir);
+    const rssBefore = process.memoryUsage.rss();
     log(`onboarding ${devices} devices (${auth}) in ${primary.name}`);
     const { fleet, devices: onboarded } = await launchFleet({
       config,
@@ -145,6 +176,7 @@ async function main(): Promise<number> {
         return false;
       };
       if (!(await allBack(0, Math.max(120_000, devices * 20)))) throw new Error('the fleet never came up');
+      rssPerDevice = (process.memoryUsage.rss() - rssBefore) / devices;
       log(`${devices} devices up; measuring ${secondary.name}'s ceiling (minimal clients, 256 at once, 6 s)`);
       ceiling = await measureCeiling({
         host: secondary.address,
@@ -161,7 +193,19 @@ async function main(): Promise<number> {
       log(`  ceiling ${ceiling.connectsPerSecond} connects/s`);
 
       for (let round = 1; round <= rounds; round++) {
-        await new Promise((r) => setTimeout(r, 5000));
+        // The quiet seconds: the fleet's steady cost, per message acknowledged.
+        await new Promise((r) => setTimeout(r, 1000));
+        const quietFrom = {
+          cpu: await cpuSeconds(process.pid),
+          acked: fleet.summary().acked,
+          at: Date.now(),
+        };
+        await new Promise((r) => setTimeout(r, QUIET_MS - 1000));
+        const quiet = {
+          cpu: (await cpuSeconds(process.pid)) - quietFrom.cpu,
+          acked: fleet.summary().acked - quietFrom.acked,
+          ms: Date.now() - quietFrom.at,
+        };
         const before = {
           summary: fleet.summary(),
           refusals: await counters(metricsUrl, 'iotdr_broker_refusals_total', 'reason'),
@@ -235,6 +279,7 @@ async function main(): Promise<number> {
           waitingMax,
           kernelMax,
           cpu,
+          quiet,
         });
         log(`  round ${round}: ${ok ? `all back in ${reconnectMs} ms` : 'NOT all back'}`);
       }
@@ -294,6 +339,33 @@ async function main(): Promise<number> {
           .sort((a, b) => b[1] - a[1])
           .map(([k, v]) => `${k} ${v.toFixed(1)} (${Math.round((v * 100000) / (r.reconnectMs * cores))}%)`)
           .join(', '),
+      ].join(' | ')} |`,
+    );
+  }
+  console.log('');
+  console.log(
+    `What one simulated device costs the bench process (${n(devices)} ${auth} devices, one message a second each):`,
+  );
+  console.log('');
+  const costHead = [
+    'round',
+    'CPU per message, steady (µs)',
+    'CPU per device per reconnect (ms)',
+    'resident memory per device (KiB)',
+  ];
+  console.log(`| ${costHead.join(' | ')} |`);
+  console.log(`|${costHead.map(() => '---').join('|')}|`);
+  for (const [i, r] of results.entries()) {
+    const fleetCpu = r.cpu['fleet (bench process)'] ?? Number.NaN;
+    // The round's CPU less what the fleet would have spent publishing over as long a time.
+    const steadyPerMs = r.quiet.cpu / r.quiet.ms;
+    const reconnect = (fleetCpu - steadyPerMs * r.reconnectMs) / devices;
+    console.log(
+      `| ${[
+        String(i + 1),
+        n((r.quiet.cpu * 1e6) / Math.max(1, r.quiet.acked)),
+        (reconnect * 1000).toFixed(1),
+        i === 0 ? n(rssPerDevice / 1024) : '',
       ].join(' | ')} |`,
     );
   }

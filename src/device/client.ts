@@ -101,9 +101,15 @@ export class DeviceClient {
       ...(o.dns.servers ? { servers: o.dns.servers } : {}),
       timeoutMs: o.dns.timeoutMs,
       clock: o.clock,
+      ...(o.dnsCache ? { cache: o.dnsCache } : {}),
     });
     this.#backoff = new Backoff({ ...o.backoff, random: o.random });
-    this.#queue = new MessageQueue(o.queue.path, o.thingName, o.queue.maxMessages, o.queue.synchronous);
+    this.#queue = new MessageQueue(o.queue.path, o.thingName, o.queue.maxMessages, {
+      synchronous: o.queue.synchronous,
+      commitIntervalMs: o.queue.commitIntervalMs,
+      clock: o.clock,
+      timers: o.timers,
+    });
     this.#requests = new DeviceRequests({
       thingName: o.thingName,
       timers: o.timers,
@@ -148,9 +154,11 @@ export class DeviceClient {
 
   /**
    * Accepts a QoS1 message: sets a new UUIDv7 as the JSON object's top-level `messageId`, writes it
-   * to the queue file (fsynced) and resolves with the id. It is sent, in order, whenever connected,
-   * and sent again on every new connection until a PUBACK. Refuses with `IOTDR_DEVICE_QUEUE_FULL`
-   * when the queue is full, `IOTDR_DEVICE_INVALID_PAYLOAD` for anything but a JSON object.
+   * to the queue file and resolves with the id once the write is committed (fsynced with
+   * `queue.synchronous = 'full'`; the writes of one event-loop turn are committed together). It is
+   * sent, in order, whenever connected, and sent again on every new connection until a PUBACK.
+   * Refuses with `IOTDR_DEVICE_QUEUE_FULL` when the queue is full, `IOTDR_DEVICE_INVALID_PAYLOAD`
+   * for anything but a JSON object.
    */
   async publish(
     topic: string,
@@ -164,7 +172,7 @@ export class DeviceClient {
     const now = this.options.clock.now();
     const messageId = uuidv7(now);
     const bytes = withMessageId(payload, messageId);
-    this.#queue.append(messageId, topic, bytes, now);
+    await this.#queue.append(messageId, topic, bytes, now);
     this.#counters.published++;
     this.#events.emit({ type: 'queue', depth: this.#queue.depth });
     if (this.#conn?.ready) this.#pump(this.#conn);
@@ -183,7 +191,7 @@ export class DeviceClient {
   }
 
   /**
-   * Handles commands (`$iotdr/things/{thing}/commands/+`) in whichever region delivers them; a
+   * Handles commands (`$iotdr/things/{thing}/commands`) in whichever region delivers them; a
    * repeat of a commandId is answered with the first answer, the handler runs once.
    */
   async onCommand(handler: CommandHandler): Promise<() => Promise<void>> {
@@ -546,7 +554,9 @@ export class DeviceClient {
       this.#recheck = undefined;
       let address: string | undefined;
       try {
-        address = (await this.#resolver.fresh()).address;
+        // The address alone: the TXT record's region matters only to a connect, and every connect
+        // after a move asks for the whole answer again. Half the queries of a fleet at rest.
+        address = await this.#resolver.recheck();
       } catch {
         // DNS unreachable or failing says nothing about the broker: keep the connection.
       }

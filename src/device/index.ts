@@ -23,6 +23,7 @@ export {
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MQTT_NAME,
   DEFAULT_MTLS_PORT,
+  DEFAULT_QUEUE_COMMIT_INTERVAL_MS,
   DEFAULT_QUEUE_MAX_MESSAGES,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_TOKEN_PORT,
@@ -31,5 +32,5 @@ export {
   type ResolvedDeviceOptions,
 } from './options.js';
 export type { CommandHandler, ShadowState } from './requests.js';
-export { type Destination, DestinationResolver } from './resolver.js';
+export { type Destination, DestinationResolver, DnsCache } from './resolver.js';
 export { type CommandReply, type DeviceCommand, NOTICE_TOPIC } from './topics.js';

@@ -7,6 +7,7 @@ import {
   type Timers,
   ValidationError,
 } from '../common/index.js';
+import type { DnsCache } from './resolver.js';
 
 /** MQTT over TLS with a client certificate (the broker's mTLS listener). */
 export const DEFAULT_MTLS_PORT = 8883;
@@ -31,6 +32,11 @@ export const DEFAULT_BACKOFF_CAP_MS = 10_000;
 export const DEFAULT_QUEUE_MAX_MESSAGES = 10_000;
 /** Unacknowledged QoS1 PUBLISHes on the wire at once; the rest wait in the queue, in order. */
 export const DEFAULT_MAX_IN_FLIGHT = 100;
+/**
+ * Least time between two commits of the queue file, in ms; 0: every event-loop turn that wrote
+ * commits at its end.
+ */
+export const DEFAULT_QUEUE_COMMIT_INTERVAL_MS = 0;
 /** Time from opening the socket to CONNACK, in ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
 /** MQTT keepalive, in seconds: a silent connection is declared lost after 1.5 × this. */
@@ -95,6 +101,7 @@ const schema = z
         maxMessages: z.number().int().min(1).max(10_000_000).default(DEFAULT_QUEUE_MAX_MESSAGES),
         maxInFlight: z.number().int().min(1).max(65_535).default(DEFAULT_MAX_IN_FLIGHT),
         synchronous: z.enum(['full', 'normal']).default('full'),
+        commitIntervalMs: z.number().int().min(0).max(60_000).default(DEFAULT_QUEUE_COMMIT_INTERVAL_MS),
       })
       .strict(),
     followNotices: z.boolean().default(true),
@@ -152,6 +159,12 @@ export interface DeviceClientOptions {
      * survives the process being killed, not a power cut (no fsync per message; a simulator).
      */
     synchronous?: 'full' | 'normal';
+    /**
+     * Least time between two commits of the queue file, in ms: the writes of every device of the
+     * file in between are committed together, and `publish` resolves at that commit (up to this
+     * much later). 0 (default): every event-loop turn that wrote commits at its end.
+     */
+    commitIntervalMs?: number;
   };
   /** Subscribe to `$iotdr/notices/failover` and move on a newer notice. Default true. */
   followNotices?: boolean;
@@ -175,6 +188,12 @@ export interface DeviceClientOptions {
   timers?: Timers;
   /** Uniform random in [0, 1) for the jitter. Default Math.random. */
   random?: () => number;
+  /**
+   * Answers for the periodic DNS re-check shared with the other devices given the same cache, each
+   * used no longer than its TTL (a re-check may see an answer up to a TTL old instead of asking).
+   * Default: none, every re-check asks DNS.
+   */
+  dnsCache?: DnsCache;
 }
 
 export interface ResolvedDeviceOptions {
@@ -196,6 +215,7 @@ export interface ResolvedDeviceOptions {
     readonly maxMessages: number;
     readonly maxInFlight: number;
     readonly synchronous: 'full' | 'normal';
+    readonly commitIntervalMs: number;
   };
   readonly followNotices: boolean;
   readonly localAddress?: string;
@@ -206,11 +226,12 @@ export interface ResolvedDeviceOptions {
   readonly clock: Clock;
   readonly timers: Timers;
   readonly random: () => number;
+  readonly dnsCache?: DnsCache;
 }
 
 /** Validates the options once, at construction; a bad field throws `IOTDR_DEVICE_INVALID_OPTIONS` naming it. */
 export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOptions {
-  const { clock, timers, random, ...data } = (input ?? {}) as DeviceClientOptions;
+  const { clock, timers, random, dnsCache, ...data } = (input ?? {}) as DeviceClientOptions;
   const result = schema.safeParse(data);
   if (!result.success) {
     const issues = result.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
@@ -245,5 +266,6 @@ export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOp
     clock: clock ?? systemClock,
     timers: timers ?? systemTimers,
     random: random ?? Math.random,
+    ...(dnsCache === undefined ? {} : { dnsCache }),
   });
 }

@@ -1,97 +1,56 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import Database from 'better-sqlite3';
 import { DeviceError, QueueFullError } from './errors.js';
+import {
+  openQueueFile,
+  type QueuedMessage,
+  type QueueFile,
+  type QueueFileSettings,
+  releaseQueueFile,
+} from './queue-file.js';
 
-/** One accepted message, waiting for its PUBACK. */
-export interface QueuedMessage {
-  /** Position in the queue: the order messages are sent in. */
-  readonly seq: number;
-  readonly messageId: string;
-  readonly topic: string;
-  readonly payload: Buffer;
-}
-
-/** One SQLite connection per file and thread, shared by every queue kept in that file. */
-interface SharedFile {
-  db: Database.Database;
-  synchronous: 'full' | 'normal';
-  users: number;
-  insert: Database.Statement<[string, string, string, Buffer, number]>;
-  remove: Database.Statement<[number]>;
-  after: Database.Statement<
-    [string, number, number],
-    { seq: number; message_id: string; topic: string; payload: Buffer }
-  >;
-  count: Database.Statement<[string], { n: number }>;
-}
-
-const files = new Map<string, SharedFile>();
-
-function openFile(given: string, synchronous: 'full' | 'normal'): SharedFile {
-  const path = resolve(given);
-  const known = files.get(path);
-  if (known) {
-    if (known.synchronous !== synchronous)
-      throw new Error(`${path} is open with synchronous = ${known.synchronous} by another device`);
-    known.users++;
-    return known;
-  }
-  mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
-    db.exec(`CREATE TABLE IF NOT EXISTS outbox (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      device TEXT NOT NULL,
-      message_id TEXT NOT NULL UNIQUE,
-      topic TEXT NOT NULL,
-      payload BLOB NOT NULL,
-      accepted_at INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS outbox_device ON outbox (device, seq)`);
-    const file: SharedFile = {
-      db,
-      synchronous,
-      users: 1,
-      insert: db.prepare(
-        'INSERT INTO outbox (device, message_id, topic, payload, accepted_at) VALUES (?, ?, ?, ?, ?)',
-      ),
-      remove: db.prepare('DELETE FROM outbox WHERE seq = ?'),
-      after: db.prepare(
-        'SELECT seq, message_id, topic, payload FROM outbox WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?',
-      ),
-      count: db.prepare('SELECT count(*) AS n FROM outbox WHERE device = ?'),
-    };
-    files.set(path, file);
-    return file;
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-}
+export type { QueuedMessage } from './queue-file.js';
 
 /**
- * The device's QoS1 outbox on disk: SQLite in WAL mode with `synchronous = FULL`, so an insert that
- * returned is fsynced and survives a process kill or a power cut. Rows leave only on PUBACK.
- * Several devices may keep their queues in one file (a gateway, a simulator: one connection per
- * file and thread, rows kept apart by the device's name); one client per device at a time.
+ * Bytes of unacknowledged messages a device keeps in memory besides the file, so sending needs no
+ * read of the file: the typical queue (a few messages waiting for their PUBACK) costs no select
+ * per send, and a backlog larger than this (a long outage) is read from the file as it is sent.
+ */
+const MEMORY_BYTES = 256 * 1024;
+/** What a message held in memory costs beyond its payload and topic: the object, its id, the map entry. */
+const MESSAGE_OVERHEAD_BYTES = 200;
+
+const cost = (topic: string, payload: Buffer) => payload.length + topic.length + MESSAGE_OVERHEAD_BYTES;
+const ignore = () => {};
+
+/**
+ * The device's QoS1 outbox on disk: SQLite in WAL mode, `synchronous = FULL` by default, so a
+ * message is accepted (`append` resolves) only once its insert is committed and fsynced — it then
+ * survives a process kill or a power cut (`normal`: a process kill). Rows leave only on PUBACK.
+ * Writes are committed together for every device of the file, once per event-loop turn or per
+ * `commitIntervalMs` (QueueFile). Several devices may keep their queues in one file (a gateway, a
+ * simulator: one connection per file and thread, rows kept apart by the device's name); one client
+ * per device at a time.
  */
 export class MessageQueue {
-  readonly #path: string;
-  readonly #file: SharedFile;
+  readonly #file: QueueFile;
   readonly #device: string;
   readonly #max: number;
-  #depth: number;
+  /**
+   * Every committed, unacknowledged message, in order, while they fit in MEMORY_BYTES; undefined
+   * while they do not, and sends read the file. Map order is seq order: commits come in seq order.
+   */
+  #memory: Map<number, QueuedMessage> | undefined;
+  #memoryBytes = 0;
+  /** Committed rows not yet acknowledged. */
+  #committed: number;
+  /** Appended, not yet committed: not accepted yet, but counted against `maxMessages`. */
+  #pending = 0;
+  /** Acknowledged while read from the file, delete not committed yet: a second ack is not counted. */
+  readonly #removing = new Set<number>();
   #closed = false;
-  /** Acknowledged, not yet deleted: deleted together, soon after. */
-  readonly #acked = new Set<number>();
-  #flushScheduled = false;
 
-  constructor(path: string, device: string, maxMessages: number, synchronous: 'full' | 'normal' = 'full') {
+  constructor(path: string, device: string, maxMessages: number, settings: QueueFileSettings) {
     try {
-      this.#file = openFile(path, synchronous);
+      this.#file = openQueueFile(path, settings);
     } catch (error) {
       throw new DeviceError(
         'IOTDR_DEVICE_QUEUE_STORE',
@@ -102,84 +61,121 @@ export class MessageQueue {
         },
       );
     }
-    this.#path = resolve(path);
     this.#device = device;
     this.#max = maxMessages;
-    this.#depth = this.#file.count.get(device)?.n ?? 0;
-  }
-
-  /** Messages accepted and not yet acknowledged. */
-  get depth(): number {
-    return this.#depth;
-  }
-
-  /** Appends a message durably; refuses (and writes nothing) when the queue is full. */
-  append(messageId: string, topic: string, payload: Buffer, acceptedAt: number): QueuedMessage {
-    if (this.#depth >= this.#max) throw new QueueFullError(this.#max);
-    let info: Database.RunResult;
-    try {
-      info = this.#file.insert.run(this.#device, messageId, topic, payload, acceptedAt);
-    } catch (error) {
-      throw new DeviceError(
-        'IOTDR_DEVICE_QUEUE_STORE',
-        `cannot write to the device queue: ${String(error)}`,
-        {
-          status: 500,
-          cause: error,
-        },
-      );
+    const { n, bytes } = this.#file.size(device);
+    this.#committed = n;
+    if (bytes + n * MESSAGE_OVERHEAD_BYTES <= MEMORY_BYTES) {
+      this.#memory = new Map();
+      for (const m of n === 0 ? [] : this.#file.read(device, 0, n)) this.#remember(m);
     }
-    this.#depth++;
-    return { seq: Number(info.lastInsertRowid), messageId, topic, payload };
   }
 
-  /** Up to `limit` messages after `seq`, in order. */
-  after(seq: number, limit: number): QueuedMessage[] {
-    this.#flush();
-    return this.#file.after.all(this.#device, seq, limit).map((r) => ({
-      seq: r.seq,
-      messageId: r.message_id,
-      topic: r.topic,
-      payload: r.payload,
-    }));
+  /** Messages accepted (or being committed) and not yet acknowledged. */
+  get depth(): number {
+    return this.#committed + this.#pending;
   }
 
   /**
-   * Removes an acknowledged message. Deletes are batched and committed without their own fsync
-   * (`synchronous = NORMAL`): the next accepted message's fsync carries them, and a delete lost to
-   * a power cut only sends that message again, which consumers de-duplicate by its id.
+   * Writes a message with the other writes of this turn; resolves once it is committed (durably,
+   * as `synchronous` says), and only then is it accepted. Refuses, writing nothing, when full.
    */
-  remove(seq: number): void {
-    if (this.#acked.has(seq)) return;
-    this.#acked.add(seq);
-    this.#depth--;
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => this.#flush());
+  append(messageId: string, topic: string, payload: Buffer, acceptedAt: number): Promise<QueuedMessage> {
+    if (this.depth >= this.#max) throw new QueueFullError(this.#max);
+    this.#pending++;
+    return new Promise((resolve, reject) => {
+      this.#file.insert({
+        device: this.#device,
+        messageId,
+        topic,
+        payload,
+        acceptedAt,
+        committed: (seq) => {
+          this.#pending--;
+          this.#committed++;
+          const message: QueuedMessage = { seq, messageId, topic, payload };
+          this.#remember(message);
+          resolve(message);
+        },
+        failed: (error) => {
+          this.#pending--;
+          reject(
+            new DeviceError(
+              'IOTDR_DEVICE_QUEUE_STORE',
+              `cannot write to the device queue: ${String(error)}`,
+              {
+                status: 500,
+                cause: error,
+              },
+            ),
+          );
+        },
+      });
+    });
   }
 
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#acked.size === 0 || this.#closed) return;
-    const seqs = [...this.#acked];
-    this.#acked.clear();
-    const { db, remove, synchronous } = this.#file;
-    if (synchronous === 'full') db.pragma('synchronous = NORMAL');
-    try {
-      const removed = db.transaction(() => seqs.reduce((n, seq) => n + remove.run(seq).changes, 0))();
-      // An ack of a message already gone (never expected) must not make the depth drift.
-      this.#depth += seqs.length - removed;
-    } finally {
-      if (synchronous === 'full') db.pragma('synchronous = FULL');
+  #remember(message: QueuedMessage): void {
+    if (this.#memory === undefined) return;
+    const bytes = cost(message.topic, message.payload);
+    if (this.#memoryBytes + bytes > MEMORY_BYTES) {
+      // Past the budget the file is the only copy until the backlog is gone.
+      this.#memory = undefined;
+      this.#memoryBytes = 0;
+      return;
     }
+    this.#memory.set(message.seq, message);
+    this.#memoryBytes += bytes;
+  }
+
+  /** Up to `limit` committed messages after `seq`, in order. */
+  after(seq: number, limit: number): QueuedMessage[] {
+    const memory = this.#memory;
+    if (memory === undefined) return this.#file.read(this.#device, seq, limit);
+    const out: QueuedMessage[] = [];
+    if (limit <= 0) return out;
+    for (const m of memory.values()) {
+      if (m.seq <= seq) continue;
+      out.push(m);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * Removes an acknowledged message: deleted with the turn's other writes, and, when that commit
+   * has no accepted message in it, without an fsync of its own (`synchronous = NORMAL`): a delete
+   * lost to a power cut only sends that message again, which consumers de-duplicate by its id.
+   */
+  remove(seq: number): void {
+    if (this.#closed) return;
+    const memory = this.#memory;
+    if (memory !== undefined) {
+      // In memory the count is exact: only a message held is acknowledged once.
+      const message = memory.get(seq);
+      if (message === undefined) return;
+      memory.delete(seq);
+      this.#memoryBytes -= cost(message.topic, message.payload);
+      this.#committed--;
+      this.#file.delete(seq, ignore);
+      return;
+    }
+    if (this.#removing.has(seq)) return;
+    this.#removing.add(seq);
+    this.#committed--;
+    this.#file.delete(seq, (removed) => {
+      this.#removing.delete(seq);
+      if (this.#memory !== undefined) return;
+      // A row already gone (never expected) must not make the depth drift; the backlog gone, the
+      // next messages are held in memory again.
+      if (!removed) this.#committed++;
+      else if (this.#committed === 0) this.#memory = new Map();
+    });
   }
 
   close(): void {
     if (this.#closed) return;
-    this.#flush();
     this.#closed = true;
-    if (--this.#file.users > 0) return;
-    files.delete(this.#path);
-    this.#file.db.close();
+    this.#memory = undefined;
+    releaseQueueFile(this.#file);
   }
 }

@@ -13,6 +13,41 @@ export interface Destination {
 
 const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND', 'ENONAME']);
 
+/** An address and when it stops being usable (ms since the epoch). */
+interface CachedAddress {
+  readonly address: string;
+  readonly expiresAt: number;
+}
+
+/**
+ * Answers for the periodic DNS re-check, shared by the devices given the same cache (the devices
+ * of one gateway process or simulator thread), as devices behind one caching resolver share its
+ * answers: each is used until its TTL runs out and never after, and devices that re-check at once
+ * share one question. The connect and the watch after a failure still ask DNS themselves.
+ */
+export class DnsCache {
+  readonly #answers = new Map<string, CachedAddress>();
+  readonly #asking = new Map<string, Promise<CachedAddress>>();
+
+  /** The cached address for `key` while its TTL runs; else the answer to `ask`, shared with whoever asks meanwhile. */
+  async address(key: string, now: number, ask: () => Promise<CachedAddress>): Promise<string> {
+    const known = this.#answers.get(key);
+    if (known !== undefined && now < known.expiresAt) return known.address;
+    let asking = this.#asking.get(key);
+    if (asking === undefined) {
+      asking = ask().finally(() => this.#asking.delete(key));
+      this.#asking.set(key, asking);
+    }
+    return (await asking).address;
+  }
+
+  /** Keeps an answer a device got on its own, when it is fresher than the one kept. */
+  remember(key: string, answer: CachedAddress): void {
+    const known = this.#answers.get(key);
+    if (known === undefined || known.expiresAt < answer.expiresAt) this.#answers.set(key, answer);
+  }
+}
+
 /**
  * Resolves the broker's name with its TTL and keeps the answer no longer than that: `current()`
  * answers from the cache only while the TTL runs, and asks DNS again after.
@@ -21,14 +56,27 @@ export class DestinationResolver {
   readonly #resolver: Resolver;
   readonly #name: string;
   readonly #clock: Clock;
+  readonly #shared: { cache: DnsCache; key: string } | undefined;
   #cached: Destination | undefined;
 
-  constructor(options: { name: string; servers?: readonly string[]; timeoutMs: number; clock: Clock }) {
+  constructor(options: {
+    name: string;
+    servers?: readonly string[];
+    timeoutMs: number;
+    clock: Clock;
+    /** Answers for `recheck()` shared with other devices. */
+    cache?: DnsCache;
+  }) {
     // Two tries: a query lost in a burst is asked again rather than failing the connect attempt.
     this.#resolver = new Resolver({ timeout: options.timeoutMs, tries: 2 });
     if (options.servers) this.#resolver.setServers([...options.servers]);
     this.#name = options.name;
     this.#clock = options.clock;
+    this.#shared = options.cache && {
+      cache: options.cache,
+      // The same name asked of other servers may have another answer.
+      key: `${options.name} ${options.servers?.join(',') ?? 'system'}`,
+    };
   }
 
   /** The cached destination while its TTL runs, else a fresh one. */
@@ -63,7 +111,31 @@ export class DestinationResolver {
       ...txt,
     };
     this.#cached = destination;
+    this.#shared?.cache.remember(this.#shared.key, destination);
     return destination;
+  }
+
+  /**
+   * The address for the periodic re-check: with a shared cache, the answer it holds while its TTL
+   * runs (asked by this device or another), else asked now; without one, asked now.
+   */
+  async recheck(): Promise<string> {
+    const shared = this.#shared;
+    if (shared === undefined) return this.address();
+    return shared.cache.address(shared.key, this.#clock.now(), async () => {
+      const asked = this.#clock.now();
+      let answer: { address: string; ttl: number } | undefined;
+      try {
+        answer = (await this.#resolver.resolve4(this.#name, { ttl: true }))[0];
+      } catch (error) {
+        if (!NO_RECORDS.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      }
+      answer ??= (await this.#resolver.resolve6(this.#name, { ttl: true }))[0];
+      if (!answer) throw Object.assign(new Error(`${this.#name} has no address`), { code: 'ENODATA' });
+      const cached = { address: answer.address, expiresAt: asked + answer.ttl * 1000 };
+      shared.cache.remember(shared.key, cached);
+      return cached;
+    });
   }
 
   /** Asks DNS for the address alone (no TXT, nothing cached): is the name still pointing there? */

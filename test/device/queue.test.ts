@@ -112,14 +112,26 @@ describe('device SDK queue', () => {
     expect(deliveredB.counters.acked).toBe(5);
   });
 
-  it('keeps every accepted message across a SIGKILL of the device process', async () => {
-    const device = await site.device('queue-2');
-    const path = join(site.dir, 'queue-2.db');
-    const optionsFile = join(site.dir, 'queue-2.json');
-    await writeFile(optionsFile, JSON.stringify(await unreachable(device, path, 100_000)));
+  /**
+   * Runs the publisher child with these devices until at least `atLeast` messages were accepted,
+   * SIGKILLs it, and gives each device's accepted ids (printed once `publish` resolved).
+   */
+  async function acceptUntilKilled(
+    options: DeviceClientOptions[],
+    burst: number,
+    atLeast: number,
+  ): Promise<Map<string, string[]>> {
+    const optionsFile = join(site.dir, `${options[0]?.thingName}.json`);
+    await writeFile(optionsFile, JSON.stringify(options));
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', fileURLToPath(new URL('./publisher-child.ts', import.meta.url)), optionsFile],
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./publisher-child.ts', import.meta.url)),
+        optionsFile,
+        String(burst),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -134,15 +146,67 @@ describe('device SDK queue', () => {
       child.once('exit', (code, signal) => resolve(signal ?? code)),
     );
     await eventually(
-      async () => out.split('\n').length > 200 || child.exitCode !== null,
+      // Whole lines: the text after the last newline may be half an id.
+      async () => out.split('\n').length - 1 > atLeast || child.exitCode !== null,
       'accepted messages',
     );
     child.kill('SIGKILL');
     expect(await exited, err).toBe('SIGKILL');
     // Only whole lines: an id is printed after its publish resolved.
-    const ids = out.split('\n').slice(0, -1);
-    expect(ids.length).toBeGreaterThan(200);
-    await deliverAll(device, path, ids);
+    const accepted = new Map<string, string[]>(options.map((o) => [o.thingName, []]));
+    for (const line of out.split('\n').slice(0, -1)) {
+      const [thing, id] = line.split(' ');
+      accepted.get(thing as string)?.push(id as string);
+    }
+    expect([...accepted.values()].flat().length).toBeGreaterThan(atLeast);
+    return accepted;
+  }
+
+  it('keeps every accepted message across a SIGKILL of the device process', async () => {
+    const device = await site.device('queue-2');
+    const path = join(site.dir, 'queue-2.db');
+    const accepted = await acceptUntilKilled([await unreachable(device, path, 100_000)], 1, 200);
+    await deliverAll(device, path, accepted.get('queue-2') ?? []);
+  });
+
+  it('loses no accepted message when killed while batches of devices sharing a file are committed', async () => {
+    // Bursts from two devices on one file make each commit hold many messages of both; the
+    // simulated fleet's settings (`normal`: no fsync, promised only against a process kill; a
+    // commit at most every 50 ms) are the ones with the most accepted at stake in one commit.
+    const [a, b] = [await site.device('batch-a'), await site.device('batch-b')];
+    const path = join(site.dir, 'batch.db');
+    const options = await Promise.all(
+      [a, b].map(async (d) => {
+        const o = await unreachable(d, path, 100_000);
+        return { ...o, queue: { ...o.queue, synchronous: 'normal' as const, commitIntervalMs: 50 } };
+      }),
+    );
+    // Past 256 KiB each, so the new clients read the backlog from the file, not from memory.
+    const accepted = await acceptUntilKilled(options, 25, 4000);
+    expect(accepted.get('batch-a')?.length).toBeGreaterThan(0);
+    expect(accepted.get('batch-b')?.length).toBeGreaterThan(0);
+    await deliverAll(a, path, accepted.get('batch-a') ?? []);
+    await deliverAll(b, path, accepted.get('batch-b') ?? []);
+  });
+
+  it('counts messages still being committed against maxMessages', async () => {
+    const device = await site.device('queue-4');
+    const client = new DeviceClient(await unreachable(device, join(site.dir, 'queue-4.db'), 5));
+    try {
+      // Published in one turn, none committed yet when the sixth is asked for.
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, seq) => client.publish('devices/queue-4/telemetry', { seq })),
+      );
+      expect(results.map((r) => r.status)).toEqual([
+        ...Array(5).fill('fulfilled'),
+        ...Array(3).fill('rejected'),
+      ]);
+      for (const r of results.slice(5))
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'IOTDR_DEVICE_QUEUE_FULL' });
+      expect(client.queueDepth).toBe(5);
+    } finally {
+      await client.close();
+    }
   });
 
   it('refuses what is not a JSON object, and a topic with wildcards, accepting nothing', async () => {

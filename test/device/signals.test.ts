@@ -3,7 +3,7 @@
  * reference design's signals moves it, and commands and shadows work in whichever region it is in.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeviceClient } from '../../src/device/index.js';
+import { type DeviceClient, DnsCache } from '../../src/device/index.js';
 import { eventually } from '../harness/cluster.js';
 import { type DrSite, nextEvent, startDrSite } from './support.js';
 
@@ -92,6 +92,27 @@ describe('device SDK signals', () => {
     await site.switchTo(to);
     expect(await moved).toMatchObject({ from, to, trigger: 'dns', toAddress: site.addresses[to] });
     expect(client.counters.moves).toMatchObject({ dns: 1, notice: 0 });
+  });
+
+  it('moves devices sharing a DNS cache once the answer it holds runs out', async () => {
+    // The cache keeps the old address until its TTL ends, never after: every device then moves.
+    const dnsCache = new DnsCache();
+    const clients = await Promise.all(
+      ['dns-shared-a', 'dns-shared-b'].map(async (name) =>
+        site.client(await site.device(name), {
+          followNotices: false,
+          dns: { servers: [site.dnsServer], recheckMs: 100 },
+          dnsCache,
+        }),
+      ),
+    );
+    const from = (await started(clients[0] as DeviceClient)) as 'us-east';
+    expect(await started(clients[1] as DeviceClient)).toBe(from);
+    const to = other(from);
+    const moved = clients.map((c) => nextEvent(c, 'moved'));
+    await site.switchTo(to);
+    for (const m of moved)
+      expect(await m).toMatchObject({ from, to, trigger: 'dns', toAddress: site.addresses[to] });
   });
 
   it('receives and answers commands in either region, and de-duplicates a repeat', async () => {
