@@ -176,8 +176,11 @@ export type WorkerReply =
 const WORKER_START_TIMEOUT_MS = 60_000;
 /** How long a worker has to stop before it is killed, in ms. */
 const WORKER_STOP_TIMEOUT_MS = 10_000;
-/** Delay before a worker that died is replaced, in ms. */
+/** Delay before a worker that died is replaced, in ms; doubled for each death in a row, up to the cap. */
 const WORKER_RESTART_MS = 1_000;
+const WORKER_RESTART_MAX_MS = 30_000;
+/** A worker that served this long died on its own, not of its start: the delay starts over, in ms. */
+const WORKER_STABLE_MS = 60_000;
 /** How long /metrics waits for a worker's metrics, in ms. */
 const WORKER_METRICS_TIMEOUT_MS = 2_000;
 
@@ -194,6 +197,8 @@ export function brokerWorkers(
   const workers = new Map<number, Worker>();
   let closing = false;
   let metricsRequests = 0;
+  /** Deaths in a row per worker index (a worker that cannot start must not be forked every second). */
+  const deaths = new Map<number, number>();
 
   const fork = (index: number): Promise<BrokerAddresses> => {
     const entry = moduleEntry(import.meta.url, './broker-worker');
@@ -204,6 +209,7 @@ export function brokerWorkers(
     // Every worker asks for the same address, a port of 0 included: node:cluster hands the n-th
     // listen(0) of every worker the same socket.
     const listen = spec.listen;
+    const forkedAt = Date.now();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         worker.kill();
@@ -226,16 +232,19 @@ export function brokerWorkers(
         workers.delete(index);
         reject(new Error(`broker worker ${index} exited (${signal ?? code}) before it listened`));
         if (closing) return;
+        const inRow = Date.now() - forkedAt >= WORKER_STABLE_MS ? 0 : (deaths.get(index) ?? 0);
+        deaths.set(index, inRow + 1);
+        const delay = Math.min(WORKER_RESTART_MAX_MS, WORKER_RESTART_MS * 2 ** inRow);
         logger.error(
-          { worker: index, code, signal },
-          `broker worker ${index} died; replacing it in ${WORKER_RESTART_MS} ms`,
+          { worker: index, code, signal, deathsInRow: inRow + 1 },
+          `broker worker ${index} died; replacing it in ${delay} ms`,
         );
         setTimeout(() => {
           if (closing) return;
           fork(index).catch((error: Error) =>
             logger.error({ err: error.message }, 'broker worker replacement failed'),
           );
-        }, WORKER_RESTART_MS).unref();
+        }, delay).unref();
       });
     });
   };
