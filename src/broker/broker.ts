@@ -27,7 +27,7 @@ import {
   type ResolvedLimits,
 } from './options.js';
 import { ConnectionRateLimiter } from './rate-limit.js';
-import { type ConnectionInfo, type ConnectionMeta, changeDependency } from './session.js';
+import { type ConnectionInfo, type ConnectionMeta, changedDependencies } from './session.js';
 import { FAILOVER_NOTICE_TOPIC } from './template.js';
 import {
   DEFAULT_TICKET_ROTATE_MS,
@@ -281,21 +281,13 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
     keyPem: healthCert.privateKeyPem,
     caPem: options.ca.certificatePem,
     servername: mqttNameOf(options),
-    topicPrefix: `$iotdr/health/${options.region}/`,
+    topicPrefix: healthTopicPrefixOf(options.region),
     clientIdPrefix: HEALTH_CLIENT_PREFIX,
   };
   const own = ownAddress(options.host ?? '127.0.0.1');
   if (own !== undefined) health.localAddress = own;
   const cluster = options.cluster;
-  const backend =
-    cluster === undefined
-      ? undefined
-      : await redisBackend({
-          url: cluster.redis,
-          ...(cluster.password === undefined ? {} : { password: cluster.password }),
-          id: nodeIdOf(options),
-          logger,
-        });
+  const backend = cluster === undefined ? undefined : await joinRedis(options, cluster, logger);
   try {
     const engine = new BrokerEngine({
       service: options.service,
@@ -312,26 +304,19 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
       return new RegionBroker(options.region, engine, buildListeners(options, parts, engine), health);
     }
     const service = options.service;
+    const listGroupThings = (group: string) => service.listGroupThings(group);
     const hub = new HubLink({
       mq: backend.mq,
       healthCertificateId: healthCert.certificateId,
-      listGroupThings: (group) => service.listGroupThings(group),
       logger,
     });
     await hub.start();
     // Every node, this one included, hears of registry changes through the link.
-    const stop = service.onCommit((changes) => {
-      const touched: string[] = [];
-      for (const change of changes) {
-        const dependency = changeDependency(change.kind, change.key, change.ref);
-        if (dependency !== undefined) touched.push(dependency);
-      }
-      hub.changed(touched);
-    });
+    const stop = service.onCommit((changes) => hub.changed(changedDependencies(changes)));
     const hubParts: HubParts = {
       backend,
       hub,
-      listGroupThings: (group) => service.listGroupThings(group),
+      listGroupThings,
       stop,
     };
     if (cluster.nodes !== undefined) {
@@ -403,13 +388,7 @@ export async function createBrokerNode(
 ): Promise<BrokerNode> {
   const parts = await brokerParts(options);
   const { logger, limits, metrics, clock } = parts;
-  const { redis, password } = options.cluster;
-  const backend = await redisBackend({
-    url: redis,
-    ...(password === undefined ? {} : { password }),
-    id: nodeIdOf(options),
-    logger,
-  });
+  const backend = await joinRedis(options, options.cluster, logger);
   try {
     const engine = new BrokerEngine({
       service: options.service,
@@ -417,7 +396,7 @@ export async function createBrokerNode(
       clock,
       limits,
       metrics,
-      healthTopicPrefix: `$iotdr/health/${options.region}/`,
+      healthTopicPrefix: healthTopicPrefixOf(options.region),
       backend,
       followCommits: false,
     });
@@ -431,8 +410,23 @@ export async function createBrokerNode(
   }
 }
 
-function nodeIdOf(options: BrokerOptions): string {
-  return options.cluster?.node ?? `${options.region}-${process.pid}-${randomUUID().slice(0, 8)}`;
+/** This process's backend on the region's Redis, under its node id. */
+function joinRedis(
+  options: BrokerOptions,
+  cluster: BrokerClusterOptions,
+  logger: Logger,
+): Promise<ClusterBackend> {
+  return redisBackend({
+    url: cluster.redis,
+    ...(cluster.password === undefined ? {} : { password: cluster.password }),
+    id: cluster.node ?? `${options.region}-${process.pid}-${randomUUID().slice(0, 8)}`,
+    logger,
+  });
+}
+
+/** Topics the region's health identity may use. */
+function healthTopicPrefixOf(region: string): string {
+  return `$iotdr/health/${region}/`;
 }
 
 /** What every broker process builds first: limits, tickets, metrics and its server certificate. */

@@ -23,7 +23,7 @@ import type { ResolvedLimits } from './options.js';
 import {
   type ConnectionInfo,
   type ConnectionMeta,
-  changeDependency,
+  changedDependencies,
   dependencies,
   type Session,
 } from './session.js';
@@ -203,14 +203,9 @@ export class BrokerEngine {
       this.#log.debug({ err: error.message }, 'connection error before CONNECT'),
     );
     if (this.#options.followCommits !== false) {
-      this.#unsubscribe = this.#options.service.onCommit((changes) => {
-        const touched: string[] = [];
-        for (const change of changes) {
-          const dependency = changeDependency(change.kind, change.key, change.ref);
-          if (dependency !== undefined) touched.push(dependency);
-        }
-        this.changed(touched);
-      });
+      this.#unsubscribe = this.#options.service.onCommit((changes) =>
+        this.changed(changedDependencies(changes)),
+      );
     }
   }
 

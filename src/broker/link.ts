@@ -150,8 +150,6 @@ export interface HubLinkOptions {
   mq: Emitter;
   /** The health identity every node must admit. */
   healthCertificateId: string;
-  /** A group's things, for a group disconnect. */
-  listGroupThings(group: string): Promise<string[]>;
   logger: Logger;
   now?: () => number;
 }

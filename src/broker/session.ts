@@ -84,6 +84,18 @@ export function changeDependency(kind: string, key: string, ref: string | null):
   }
 }
 
+/** The dependencies a commit's changes touch (see changeDependency). */
+export function changedDependencies(
+  changes: ReadonlyArray<{ kind: string; key: string; ref: string | null }>,
+): string[] {
+  const touched: string[] = [];
+  for (const change of changes) {
+    const dependency = changeDependency(change.kind, change.key, change.ref);
+    if (dependency !== undefined) touched.push(dependency);
+  }
+  return touched;
+}
+
 /** Why a topic or filter breaks a limit, or undefined when it is within them. */
 export function topicProblem(
   topic: string,
