@@ -283,9 +283,13 @@ export class DeviceClient {
     const { clock, random } = this.options;
     const every = this.options.dns.retryMs;
     const failed = this.#failedAddress;
-    const end = clock.now() + ms;
-    const watching = failed !== undefined && every > 0;
-    let next = watching ? clock.now() + Math.floor(random() * every) : end;
+    if (failed === undefined || every <= 0) {
+      await this.#wait(ms);
+      return false;
+    }
+    const start = clock.now();
+    const end = start + ms;
+    let next = start + Math.floor(random() * every);
     while (this.#state === 'running') {
       const now = clock.now();
       if (next >= end) {
