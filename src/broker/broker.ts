@@ -218,8 +218,9 @@ function resolveLimits(options: BrokerOptions, logger: Logger): ResolvedLimits {
       'IOTDR_BROKER_INVALID_OPTIONS',
     );
   }
-  // Connections in the handshake line hold a socket each before they are sessions.
-  const handshakeSockets = limits.handshakesWaiting + limits.maxHandshakesInFlight;
+  // Handshakes in flight hold a socket each before they are sessions; the line's sockets come out
+  // of the sessions' own room (the gate admits none beyond it).
+  const handshakeSockets = limits.maxHandshakesInFlight;
   return { ...limits, maxConnections: resolveSessionLimit(limits.maxConnections, handshakeSockets, logger) };
 }
 
@@ -467,8 +468,8 @@ function buildListeners(options: BrokerOptions, parts: BrokerParts, engine: Brok
     limit: limits.handshakesInFlight,
     maxLimit: limits.maxHandshakesInFlight,
     maxWaiting: limits.handshakesWaiting,
-    // A connection that waited its whole connect timeout is closed rather than started.
-    maxWaitMs: limits.connectTimeoutMs,
+    maxWaitMs: limits.handshakeWaitMs,
+    room: () => limits.maxConnections - engine.sessionCount,
     now: () => clock.now(),
   });
   if (options.metrics) handshakeMetrics(options.metrics, handshakes);

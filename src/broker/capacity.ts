@@ -66,10 +66,9 @@ export interface CapacityFacts {
   /** Bytes of V8 heap one live session holds (in practice DEFAULT_HEAP_BYTES_PER_SESSION). */
   heapBytesPerSession: number;
   /**
-   * Sockets that are not sessions yet but hold a descriptor: connections waiting for a TLS
-   * handshake slot and handshakes in flight (limits.handshakesWaiting + maxHandshakesInFlight). A
-   * fleet reconnecting to a full broker keeps that line full: each is refused with CONNACK 3 only
-   * after its handshake.
+   * Sockets that are not sessions yet but hold a descriptor of their own: handshakes in flight
+   * (limits.maxHandshakesInFlight). Connections waiting for a slot take none of their own: the
+   * broker admits to its line only as many as its sessions leave room for.
    */
   handshakeSockets: number;
 }
@@ -144,7 +143,7 @@ export function sessionCapacity(facts: CapacityFacts): SessionCapacity {
   if (maxConnections < 1) {
     const share = `${SESSION_MEMORY_SHARE * 100}%`;
     const why: Record<CapacityBound, string> = {
-      files: `the open-file limit is ${count(facts.openFiles)}, and the process keeps ${count(FILES_RESERVE)} for its own files and ${count(facts.handshakeSockets)} for connections in the TLS handshake line`,
+      files: `the open-file limit is ${count(facts.openFiles)}, and the process keeps ${count(FILES_RESERVE)} for its own files and ${count(facts.handshakeSockets)} for handshakes in flight`,
       memory: `${share} of ${count(facts.memoryBytes)} bytes of memory holds no session of ${count(facts.bytesPerSession)} bytes`,
       heap: `${share} of V8's ${count(facts.heapLimitBytes)}-byte heap holds no session of ${count(facts.heapBytesPerSession)} bytes`,
     };
@@ -292,7 +291,7 @@ export function resolveSessionLimit(
   }
   const capacity = machineCapacity(facts, handshakeSockets);
   const bound: Record<CapacityBound, string> = {
-    files: `open files: soft limit ${count(soft)} − ${count(FILES_RESERVE)} kept for the process − ${count(handshakeSockets)} for the handshake line`,
+    files: `open files: soft limit ${count(soft)} − ${count(FILES_RESERVE)} kept for the process − ${count(handshakeSockets)} for handshakes in flight`,
     memory: `memory: ${SESSION_MEMORY_SHARE * 100}% of ${count(facts.memoryBytes)} bytes ÷ ${count(DEFAULT_BYTES_PER_SESSION)} per session`,
     heap: `the V8 heap: ${SESSION_MEMORY_SHARE * 100}% of its ${count(facts.heapLimitBytes)}-byte limit ÷ ${count(DEFAULT_HEAP_BYTES_PER_SESSION)} per session`,
   };

@@ -42,11 +42,21 @@ export interface BrokerLimits {
    */
   maxHandshakesInFlight?: number;
   /**
-   * Connections waiting for a handshake slot at most; more are closed at once. Default 1,000: more
-   * than a client's connect timeout lets the broker serve, and few enough that the waiting sockets
-   * and the sessions stay within the process's file descriptors.
+   * Connections waiting for a handshake slot at most. Default 100,000: in practice the broker's
+   * session room bounds the line (sessions up, handshakes running and connections waiting never
+   * exceed maxConnections, so waiting sockets share the sessions' file descriptors and none waits
+   * only to be refused CONNACK 3), together with handshakeWaitMs.
    */
   handshakesWaiting?: number;
+  /**
+   * The longest a connection waits for its handshake slot, ms. The line is served in arrival
+   * order; a newcomer whose expected wait (the line ÷ the rate handshakes lately finished) is over
+   * three quarters of this is closed at once with no TLS work done (`reason: overloaded`), and one
+   * that waited longer all the same is closed when its turn comes. Default 30,000: within the
+   * patience of common clients (MQTT.js and Paho wait 30 s for CONNACK; the device SDK 60 s once
+   * its TCP connection is up).
+   */
+  handshakeWaitMs?: number;
   /**
    * Connections the kernel holds for the broker to accept (the listen backlog, capped by the
    * system's `net.core.somaxconn`). When it is full the kernel drops new connections' SYNs and the
@@ -70,7 +80,8 @@ export const DEFAULT_LIMITS: Readonly<Required<BrokerLimits>> = Object.freeze({
   connectTimeoutMs: 10_000,
   handshakesInFlight: 8,
   maxHandshakesInFlight: 128,
-  handshakesWaiting: 1_000,
+  handshakesWaiting: 100_000,
+  handshakeWaitMs: 30_000,
   listenBacklog: 4_096,
 });
 

@@ -242,8 +242,13 @@ export class DeviceClient {
     if (this.#loop || this.#state !== 'running') return;
     this.#loop = (async () => {
       let lastError = after;
+      let moved = false;
       while (this.#state === 'running') {
-        if (lastError !== undefined) {
+        if (lastError !== undefined && moved) {
+          // A new destination: try it now, from the first delay.
+          this.#backoff.reset();
+          this.#events.emit({ type: 'retry', attempt: 0, delayMs: 0, boundMs: 0, error: lastError });
+        } else if (lastError !== undefined) {
           const { attempt, delayMs, boundMs } = this.#backoff.next();
           this.#events.emit({ type: 'retry', attempt, delayMs, boundMs, error: lastError });
           // The name pointing elsewhere is a new destination: try it now, from the first delay.
@@ -256,6 +261,7 @@ export class DeviceClient {
         } catch (error) {
           this.#counters.retries++;
           lastError = describe(error);
+          moved = error instanceof NameMovedError;
         }
       }
     })().finally(() => {
@@ -325,6 +331,7 @@ export class DeviceClient {
     this.#attempt = client;
     // Only our own listeners come off: MQTT.js listens to its own 'close' to stop its timers.
     const listeners: { connect?: () => void; error?: (e: Error) => void; close?: () => void } = {};
+    let stopWatch = () => {};
     const detach = () => {
       if (listeners.connect) client.off('connect', listeners.connect);
       if (listeners.error) client.off('error', listeners.error);
@@ -338,8 +345,10 @@ export class DeviceClient {
         client.on('connect', listeners.connect);
         client.on('error', listeners.error);
         client.on('close', listeners.close);
+        stopWatch = this.#watchAttempt(client, destination.address, reject);
       });
     } catch (error) {
+      stopWatch();
       detach();
       client.on('error', () => {});
       client.end(true);
@@ -353,6 +362,7 @@ export class DeviceClient {
     } finally {
       this.#attempt = undefined;
     }
+    stopWatch();
     detach();
     if (this.#state !== 'running') {
       client.on('error', () => {});
@@ -404,6 +414,51 @@ export class DeviceClient {
     this.#scheduleRecheck(conn);
   }
 
+  /**
+   * Bounds an attempt: `connectTimeoutMs` until its TCP connection is up (an address that does not
+   * answer), then `handshakeTimeoutMs` to CONNACK (MQTT.js's own timeout, set to the sum), while a
+   * busy broker holds it in its handshake line; meanwhile the name is re-checked every
+   * `dns.recheckMs` and the wait ends at once when it points elsewhere. Returns the stop.
+   */
+  #watchAttempt(client: MqttClient, address: string, fail: (error: Error) => void): () => void {
+    const socket = tlsSocketOf(client);
+    const { connectTimeoutMs, timers, dns } = this.options;
+    let stopped = false;
+    let recheck: unknown;
+    // Node's own timers, as MQTT.js's connect timeout: `timers` serves the backoff and DNS waits.
+    const tcp = setTimeout(() => {
+      fail(new Error(`connect timeout: no TCP connection within ${connectTimeoutMs} ms`));
+    }, connectTimeoutMs);
+    const watch = () => {
+      if (stopped || dns.recheckMs === 0) return;
+      recheck = timers.setTimeout(async () => {
+        recheck = undefined;
+        let now: string | undefined;
+        try {
+          now = await this.#resolver.recheck();
+        } catch {
+          // DNS unreachable says nothing about the broker: keep waiting.
+        }
+        if (stopped) return;
+        if (now !== undefined && now !== address) fail(new NameMovedError(address, now));
+        else watch();
+      }, dns.recheckMs);
+    };
+    const up = () => {
+      clearTimeout(tcp);
+      watch();
+    };
+    if (socket?.connecting === false) up();
+    else socket?.once('connect', up);
+    return () => {
+      stopped = true;
+      clearTimeout(tcp);
+      socket?.off('connect', up);
+      if (recheck !== undefined) timers.clearTimeout(recheck);
+      recheck = undefined;
+    };
+  }
+
   #mqttOptions(destination: Destination, session: Buffer | undefined): TlsClientOptions {
     const o = this.options;
     const auth = o.auth;
@@ -424,7 +479,7 @@ export class DeviceClient {
       protocolVersion: 4,
       clean: true,
       keepalive: o.keepaliveSeconds,
-      connectTimeout: o.connectTimeoutMs,
+      connectTimeout: o.connectTimeoutMs + o.handshakeTimeoutMs,
       // The client drives reconnection itself: re-resolving, backoff with jitter, recording why.
       reconnectPeriod: 0,
     };
@@ -671,6 +726,14 @@ function tlsSocketOf(client: MqttClient): TLSSocket | undefined {
  */
 function isTlsFailure(error: Error & { code?: unknown }): boolean {
   return typeof error.code === 'string' && (error.code === 'EPROTO' || error.code.startsWith('ERR_SSL_'));
+}
+
+/** The name pointed elsewhere while an attempt waited for its CONNACK: try the new address now. */
+class NameMovedError extends Error {
+  constructor(from: string, to: string) {
+    super(`the name moved from ${from} to ${to} before CONNACK`);
+    this.name = 'NameMovedError';
+  }
 }
 
 function describe(error: unknown): string {

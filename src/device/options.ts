@@ -37,8 +37,13 @@ export const DEFAULT_MAX_IN_FLIGHT = 100;
  * commits at its end.
  */
 export const DEFAULT_QUEUE_COMMIT_INTERVAL_MS = 0;
-/** Time from opening the socket to CONNACK, in ms. */
+/** Time from opening the socket to the TCP connection being up, in ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * Time from the TCP connection being up to CONNACK, in ms: above the 30 s a busy broker holds a
+ * connection in its handshake line, plus the handshake and the CONNECT's registry check.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000;
 /** MQTT keepalive, in seconds: a silent connection is declared lost after 1.5 × this. */
 export const DEFAULT_KEEPALIVE_SECONDS = 30;
 /** How long getShadow / updateShadow wait for the answer, in ms. */
@@ -107,6 +112,7 @@ const schema = z
     followNotices: z.boolean().default(true),
     localAddress: z.union([z.ipv4(), z.ipv6()]).optional(),
     connectTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
+    handshakeTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_HANDSHAKE_TIMEOUT_MS),
     keepaliveSeconds: z.number().int().min(1).max(65_535).default(DEFAULT_KEEPALIVE_SECONDS),
     tlsResumption: z.boolean().default(true),
     requestTimeoutMs: z.number().int().min(1).max(600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
@@ -170,8 +176,16 @@ export interface DeviceClientOptions {
   followNotices?: boolean;
   /** The local IP the device's connections leave from (the system's choice when absent). */
   localAddress?: string;
-  /** Socket open to CONNACK, in ms. Default 5000. */
+  /** Socket open to the TCP connection up, in ms: an address that does not answer. Default 5000. */
   connectTimeoutMs?: number;
+  /**
+   * TCP connection up to CONNACK, in ms. A broker absorbing a storm holds new connections in its
+   * handshake line and serves them in arrival order, up to 30 s each (it closes at once those it
+   * cannot serve in time): waiting is then one connection per device instead of one per retry.
+   * The wait ends at once when the name, re-checked every `dns.recheckMs`, moves elsewhere.
+   * Default 60,000.
+   */
+  handshakeTimeoutMs?: number;
   /** MQTT keepalive in seconds. Default 30. */
   keepaliveSeconds?: number;
   /**
@@ -220,6 +234,7 @@ export interface ResolvedDeviceOptions {
   readonly followNotices: boolean;
   readonly localAddress?: string;
   readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
   readonly keepaliveSeconds: number;
   readonly tlsResumption: boolean;
   readonly requestTimeoutMs: number;
@@ -260,6 +275,7 @@ export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOp
     followNotices: o.followNotices,
     ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
     connectTimeoutMs: o.connectTimeoutMs,
+    handshakeTimeoutMs: o.handshakeTimeoutMs,
     keepaliveSeconds: o.keepaliveSeconds,
     tlsResumption: o.tlsResumption,
     requestTimeoutMs: o.requestTimeoutMs,

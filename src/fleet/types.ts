@@ -75,7 +75,7 @@ export const RETRY_CAUSES: readonly RetryCause[] = [
 /** The cause of a failed connect, from the error the device client reported with its retry. */
 export function retryCause(error: string): RetryCause {
   const e = error.toLowerCase();
-  if (e.startsWith('resolving ')) return 'dns';
+  if (e.startsWith('resolving ') || e.includes('the name moved')) return 'dns';
   if (e.includes('timeout') || e.includes('timed out')) return 'timeout';
   if (e.includes('econnrefused') || e.includes('ehostunreach') || e.includes('enetunreach'))
     return 'unreachable';

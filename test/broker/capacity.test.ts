@@ -17,8 +17,8 @@ import { LogSink, startBroker, startRegistry, type TestRegistry } from './suppor
 
 const GiB = 2 ** 30;
 const KiB = 1024;
-/** The default handshake line: connections waiting plus handshakes in flight. */
-const LINE = DEFAULT_LIMITS.handshakesWaiting + DEFAULT_LIMITS.maxHandshakesInFlight;
+/** Sockets the default handshake line holds beside the sessions: handshakes in flight. */
+const LINE = DEFAULT_LIMITS.maxHandshakesInFlight;
 
 /** This machine as the brief describes it: 20,000 open files, 24 GiB, Node's 4 GiB heap. */
 const facts = {
@@ -27,7 +27,7 @@ const facts = {
   bytesPerSession: 128 * KiB,
   heapLimitBytes: 4 * GiB,
   heapBytesPerSession: 48 * KiB,
-  handshakeSockets: 1_128,
+  handshakeSockets: 128,
 };
 
 /** /proc/self/limits as Linux writes it (proc(5)), with the open-file line given. */
@@ -48,13 +48,13 @@ describe('sessionCapacity', () => {
   it('is bound by open files on a machine with the usual limit and plenty of memory', () => {
     const capacity = sessionCapacity(facts);
     expect(capacity).toMatchObject({
-      maxConnections: 20_000 - FILES_RESERVE - 1_128,
+      maxConnections: 20_000 - FILES_RESERVE - 128,
       boundBy: 'files',
       files: 20_000,
       memoryBytes: 24 * GiB,
       bytesPerSession: 128 * KiB,
     });
-    expect(capacity.maxConnections).toBe(17_848);
+    expect(capacity.maxConnections).toBe(18_848);
     expect(capacity.memoryBound).toBe(98_304); // half of 24 GiB ÷ 128 KiB
     expect(capacity.heapBound).toBe(43_690); // half of 4 GiB ÷ 48 KiB
   });
@@ -62,7 +62,7 @@ describe('sessionCapacity', () => {
   it('is bound by memory when the files are plenty and the memory small', () => {
     const capacity = sessionCapacity({ ...facts, openFiles: 1_048_576, memoryBytes: 2 * GiB });
     expect(capacity).toMatchObject({ maxConnections: 8_192, boundBy: 'memory' });
-    expect(capacity.filesBound).toBe(1_048_576 - FILES_RESERVE - 1_128);
+    expect(capacity.filesBound).toBe(1_048_576 - FILES_RESERVE - 128);
   });
 
   it("is bound by V8's heap on a big machine with the default heap limit", () => {
@@ -80,23 +80,21 @@ describe('sessionCapacity', () => {
   });
 
   it('refuses to derive a limit when the reserve takes every file, saying what to raise', () => {
-    const tight = { ...facts, openFiles: 2_000 };
+    const tight = { ...facts, openFiles: 1_100 };
     expect(() => sessionCapacity(tight)).toThrow(IotdrError);
     try {
       sessionCapacity(tight);
     } catch (error) {
       const e = error as IotdrError;
       expect(e.code).toBe('IOTDR_BROKER_NO_SESSION_ROOM');
-      expect(e.message).toContain('the open-file limit is 2,000');
-      expect(e.message).toContain(
-        '1,024 for its own files and 1,128 for connections in the TLS handshake line',
-      );
+      expect(e.message).toContain('the open-file limit is 1,100');
+      expect(e.message).toContain('1,024 for its own files and 128 for handshakes in flight');
       expect(e.message).toContain('ulimit -n');
       expect(e.message).toContain('broker.maxConnections');
-      expect(e.details).toMatchObject({ boundBy: 'files', openFiles: 2_000 });
+      expect(e.details).toMatchObject({ boundBy: 'files', openFiles: 1_100 });
     }
     // One file past the reserve and the line is one session.
-    expect(sessionCapacity({ ...facts, openFiles: FILES_RESERVE + 1_128 + 1 }).maxConnections).toBe(1);
+    expect(sessionCapacity({ ...facts, openFiles: FILES_RESERVE + 128 + 1 }).maxConnections).toBe(1);
     expect(() => sessionCapacity({ ...facts, heapLimitBytes: 32 * KiB })).toThrow(/--max-old-space-size/);
   });
 
@@ -211,19 +209,19 @@ describe('resolveSessionLimit', () => {
 
   it('logs the derived figure once at info, with what bound it', () => {
     const { sink, logger } = logged();
-    expect(resolveSessionLimit('auto', LINE, logger, machine)).toBe(17_848);
+    expect(resolveSessionLimit('auto', LINE, logger, machine)).toBe(18_848);
     const lines = sink.lines.filter((l) => String(l.msg).startsWith('session limit'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({
       level: 30,
-      maxConnections: 17_848,
+      maxConnections: 18_848,
       boundBy: 'files',
       openFiles: 20_000,
       bytesPerSession: DEFAULT_BYTES_PER_SESSION,
       heapBytesPerSession: DEFAULT_HEAP_BYTES_PER_SESSION,
     });
     expect(lines[0]?.msg).toBe(
-      'session limit 17,848, bound by open files: soft limit 20,000 − 1,024 kept for the process − 1,128 for the handshake line',
+      'session limit 18,848, bound by open files: soft limit 20,000 − 1,024 kept for the process − 128 for handshakes in flight',
     );
     expect(sink.lines.filter((l) => l.level === 40)).toHaveLength(0);
   });
@@ -242,7 +240,7 @@ describe('resolveSessionLimit', () => {
     expect(sink.lines).toHaveLength(0);
     expect(resolveSessionLimit(50_000, LINE, logger, machine)).toBe(50_000);
     expect(sink.lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
-      'maxConnections 50,000 is above the 17,848 sessions this machine holds ("auto"): the last sessions may fail for want of files or memory',
+      'maxConnections 50,000 is above the 18,848 sessions this machine holds ("auto"): the last sessions may fail for want of files or memory',
     ]);
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { HandshakeGate } from '../../src/broker/handshakes.js';
 
 describe('HandshakeGate', () => {
-  it('runs at most the limit at once, starts the newest waiting first, lets exempt ones skip the line', () => {
+  it('runs at most the limit at once, serves the line in arrival order, lets exempt ones skip it', () => {
     let now = 0;
     const gate = new HandshakeGate({ limit: 2, maxWaiting: 3, maxWaitMs: 1000, now: () => now });
     const started: string[] = [];
@@ -25,25 +25,77 @@ describe('HandshakeGate', () => {
     expect(admit('f')).toBe(false);
     gate.done(); // probe: still two running
     expect(started).toEqual(['a', 'b', 'probe']);
-    // The newest first: e, then d (c waits longest).
-    gate.done();
-    expect(started.at(-1)).toBe('e');
-    // A connection closed while waiting is skipped.
-    sockets.get('d')?.destroy();
+    // In arrival order: c, then d is skipped (closed while waiting), then e.
     gate.done();
     expect(started.at(-1)).toBe('c');
+    sockets.get('d')?.destroy();
+    gate.done();
+    expect(started.at(-1)).toBe('e');
+    expect(gate.waiting).toBe(0);
     // One that waited past maxWaitMs is closed when its turn comes, not started.
     expect(admit('g')).toBe(true);
     now = 2000;
     gate.done();
     gate.done();
-    expect(started).toEqual(['a', 'b', 'probe', 'e', 'c']);
+    expect(started).toEqual(['a', 'b', 'probe', 'c', 'e']);
     expect(sockets.get('g')?.destroyed).toBe(true);
     expect([gate.running, gate.waiting]).toEqual([0, 0]);
     // A full line of connections that are gone makes room for a new one.
     for (const name of ['h', 'i', 'j', 'k', 'l']) admit(name);
     for (const name of ['j', 'k', 'l']) sockets.get(name)?.destroy();
     expect(admit('m')).toBe(true);
+  });
+
+  it('admits only what it can serve in time, at the rate it lately finished handshakes', () => {
+    let now = 0;
+    // 4 slots; a line of 4 s at most: a newcomer may face up to 3 s.
+    const gate = new HandshakeGate({ limit: 4, maxWaiting: 10_000, maxWaitMs: 4000, now: () => now });
+    const started: number[] = [];
+    const admitted: number[] = [];
+    let n = 0;
+    const admit = () => {
+      const i = n++;
+      const ok = gate.admit(new Socket(), () => started.push(i), false);
+      if (ok) admitted.push(i);
+      return ok;
+    };
+    // Before any handshake finished: the prior rate, 10 a second per slot (40/s), 25 ms apart.
+    expect(gate.rate).toBe(40);
+    for (let i = 0; i < 200; i++) admit();
+    // 4 run, and 3 s at 25 ms each is 120 in line: the 121st would wait (120 + 1) × 25 > 3,000 ms.
+    expect(admitted.length).toBe(4 + 120);
+    expect(gate.waiting).toBe(120);
+    expect(gate.expectedWaitMs).toBe(121 * 25);
+    // The broker finishes one every 5 ms (200 a second): the average gap falls towards it, and
+    // more fit in the same 3 s, while three arrive for each one served.
+    for (let i = 0; i < 400; i++) {
+      now += 5;
+      gate.done();
+      for (let j = 0; j < 3; j++) admit();
+    }
+    expect(gate.rate).toBeGreaterThan(190);
+    expect(gate.waiting).toBeGreaterThan(500);
+    expect((gate.waiting * 1000) / gate.rate).toBeLessThanOrEqual(3000);
+    // Served in arrival order, none skipped.
+    expect(started).toEqual(admitted.slice(0, started.length));
+  });
+
+  it('admits no more than the sessions left leave room for', () => {
+    let room = 5;
+    const gate = new HandshakeGate({
+      limit: 2,
+      maxWaiting: 100,
+      maxWaitMs: 60_000,
+      now: () => 0,
+      room: () => room,
+    });
+    const results = Array.from({ length: 8 }, () => gate.admit(new Socket(), () => {}, false));
+    // 2 running + 3 waiting fill the room of 5.
+    expect(results).toEqual([true, true, true, true, true, false, false, false]);
+    room = 6;
+    expect(gate.admit(new Socket(), () => {}, false)).toBe(true);
+    // The region's own probe is not counted against it.
+    expect(gate.admit(new Socket(), () => {}, true)).toBe(true);
   });
 
   it('adapts the limit to the event loop: a quarter off when late with its own work, an eighth more when on time and full', () => {
