@@ -2,13 +2,21 @@
  * The `iotdr` package: the composition roots of each process, for embedding them in a program of
  * your own (the `iotdr` command runs the same). Devices use `iotdr/device`.
  */
-export { type AnalyticsOptions, type RunningAnalytics, startAnalytics } from './analytics/index.js';
-export { type ControlOptions, type RunningControl, startControl } from './control.js';
-export { type NameServerOptions, type RunningNameServer, startNameServer } from './nameserver.js';
 export {
+  type AnalyticsOptions,
+  type ControlOptions,
+  type NameServerOptions,
   type PlatformOptions,
   type ProcessEvent,
+  type RegionOptions,
+  type RunningAnalytics,
+  type RunningControl,
+  type RunningNameServer,
   type RunningPlatform,
+  type RunningRegion,
+  startAnalytics,
+  startControl,
+  startNameServer,
   startPlatform,
-} from './platform.js';
-export { type RegionOptions, type RunningRegion, startRegion } from './region.js';
+  startRegion,
+} from './processes/index.js';

@@ -15,7 +15,7 @@ import { cp, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Redis as RedisClient } from 'ioredis';
-import { adminTokenPath } from '../../src/region.js';
+import { adminTokenPath } from '../../src/config/index.js';
 import { startRedis } from '../../test/harness/redis.js';
 import type { Cleanup } from '../registry/common.js';
 import { type IotdrSetup, type RunningIotdr, startRegion, startStandalone } from './iotdr.js';

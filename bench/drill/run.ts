@@ -18,7 +18,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DRILL_FAULTS, type DrillReport } from '../../src/drill/index.js';
+import type { DrillReport } from '../../src/drill/index.js';
+import { DRILL_FAULTS } from '../../src/faults/index.js';
 import { machine } from '../registry/common.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

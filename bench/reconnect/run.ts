@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Api } from '../../src/common/index.js';
 import type { RegionConfig } from '../../src/config/index.js';
+import { apiUrlOf } from '../../src/config/index.js';
 import { drillConfig } from '../../src/drill/index.js';
 import {
   type Ceiling,
@@ -33,8 +34,7 @@ import {
   measureCeiling,
   platformCredentials,
 } from '../../src/fleet/index.js';
-import { startPlatform } from '../../src/platform.js';
-import { apiUrlOf } from '../../src/region.js';
+import { startPlatform } from '../../src/processes/index.js';
 import { acceptQueue, gauges } from '../../test/harness/storm.js';
 import { machine } from '../registry/common.js';
 

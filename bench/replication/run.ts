@@ -31,7 +31,7 @@ import { EAST, RegionPair, type StoreSpec, WEST } from './regions.js';
 import { int, ms, type Row, table } from './report.js';
 import { checkSame } from './verify.js';
 
-/** Targets (DESIGN.md §11 and the replication brief). */
+/** Targets (docs/architecture.md §10; figures in docs/benchmarks.md). */
 const APPLY_TARGET_PER_S = 10_000;
 const LAG_P99_TARGET_MS = 100;
 const SYNC_TARGET_S = 60;

@@ -44,7 +44,6 @@ export {
   type MirrorStatus,
 } from './mirror.js';
 export { addSeq, gapsOf, MAX_LISTED_GAPS, missingOf, type SeqRanges, seqOf } from './ranges.js';
-export { type AnalyticsOptions, analyticsDbPath, type RunningAnalytics, startAnalytics } from './service.js';
 export {
   DEFAULT_ANALYTICS_RETENTION_INTERVAL_MS,
   DEFAULT_SEQUENCE_FIELD,

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Api, IotdrError } from '../common/index.js';
 import type { LoadedConfig, RegionConfig } from '../config/index.js';
-import { adminTokenPath, apiUrlOf } from '../region.js';
+import { adminTokenPath, apiUrlOf } from '../config/index.js';
 
 export { Api, CALL_TIMEOUT_MS } from '../common/index.js';
 

@@ -1,7 +1,7 @@
 /**
  * Commands to devices. A command is a registry entity (kind `command`), so every region has it:
- * whichever region the device is connected to delivers it, on
- * `$iotdr/things/{thing}/commands/{id}` (QoS 1), and takes the device's answer on
+ * whichever region the device is connected to delivers it, on `$iotdr/things/{thing}/commands`
+ * (QoS 1; the id is in the payload), and takes the device's answer on
  * `$iotdr/things/{thing}/commands/{id}/reply`. A command issued in the primary before a failover is
  * delivered from the secondary once the device reconnects there.
  *

@@ -186,7 +186,7 @@ export function cncRoutes(options: CncRoutesOptions) {
       config: cnc(WRITE),
       schema: {
         tags: ['command and control'],
-        description: `Send a command: delivered on $iotdr/things/{thing}/commands/{id} by the region the device is connected to; the device answers on .../{id}/reply.`,
+        description: `Send a command: delivered on $iotdr/things/{thing}/commands (the id in the payload) by the region the device is connected to; the device answers on .../{id}/reply.`,
         params: thingParams,
         body: issueCommandBody,
         response: errors,

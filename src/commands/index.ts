@@ -1,4 +1,7 @@
-/** Command and control (DESIGN.md §1, §9): onboarding, bulk jobs, suspension, decommissioning, commands. */
+/**
+ * Command and control (docs/architecture.md §5.4, §8): onboarding, bulk jobs, suspension,
+ * decommissioning, commands.
+ */
 export {
   COMMAND_RETENTION_MS,
   COMMAND_SWEEP_MS,

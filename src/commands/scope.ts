@@ -1,5 +1,5 @@
 /**
- * Console tokens may be scoped to some operations and thing groups (DESIGN.md §9). An unscoped
+ * Console tokens may be scoped to some operations and thing groups (docs/architecture.md §8). An unscoped
  * token (any operator or admin) may do everything here.
  */
 import type { CncOperation, Principal, RegistryService } from '../registry/index.js';

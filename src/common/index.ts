@@ -19,3 +19,4 @@ export { createLogger, type Logger } from './logger.js';
 export { abortableSleep, backoffMs, type Sleep } from './sleep.js';
 export { baseUrl } from './url.js';
 export { uuidv7 } from './uuid.js';
+export { packageVersion } from './version.js';

@@ -1,3 +1,15 @@
+export {
+  adminTokenPath,
+  analyticsTokenPath,
+  apiUrlOf,
+  caCertPath,
+  checkerTokenPath,
+  controlUrlOf,
+  dnsTokenPath,
+  nameServerStatePath,
+  replicatorTokenPath,
+  tlsTicketSecretPath,
+} from './layout.js';
 export type { LoadConfigOptions, LoadedConfig } from './load.js';
 export {
   DEFAULT_CONFIG_FILE,

@@ -5,9 +5,10 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { RULE_HTTP_ATTEMPTS, RULE_HTTP_TIMEOUT_MS, ruleDefinitionSchema } from '../registry/index.js';
 
 // ---------------------------------------------------------------------------------------------
-// Defaults: the embedded two-region deployment of DESIGN.md §2, every process on one machine.
+// Defaults: the embedded two-region deployment of docs/architecture.md §2, every process on one machine.
 
 /** DNS zone of the fleet. */
 export const DEFAULT_ZONE = 'iot.test';
@@ -57,7 +58,7 @@ export const DEFAULT_REGIONS: ReadonlyArray<Readonly<{ name: string; priority: n
   ]);
 
 // Limits, named so the messages and the documentation quote the same numbers.
-/** Replication defaults (DESIGN.md §5). */
+/** Replication defaults (docs/architecture.md §5.2). */
 export const DEFAULT_REPLICATION_BATCH_SIZE = 1000;
 export const DEFAULT_REPLICATION_WAIT_MS = 10_000;
 export const DEFAULT_REPLICATION_SNAPSHOT_PAGE_SIZE = 1000;
@@ -98,7 +99,7 @@ export const DEFAULT_HEALTH_MAX_LAG_CHANGES = 10_000;
  */
 export const DEFAULT_HEALTH_CONNECT_EVERY_MS = 30_000;
 export const DEFAULT_HEALTH_CONNECT_TIMEOUT_MS = 5000;
-/** Components whose failing checkpoint fails the region (DESIGN.md §6); others only warn. */
+/** Components whose failing checkpoint fails the region (docs/architecture.md §5.3); others only warn. */
 export const DEFAULT_CRITICAL_COMPONENTS = [
   'broker',
   'registry',
@@ -117,7 +118,7 @@ export const HEALTH_COMPONENTS = [
   'analytics',
 ] as const;
 export const HTTP_CHECK_COMPONENTS = ['app', 'cnc', 'analytics'] as const;
-/** Failover (DESIGN.md §6): every RTO factor small and configurable. */
+/** Failover (docs/architecture.md §5.3): every RTO factor small and configurable. */
 export const DEFAULT_FAILOVER_INTERVAL_MS = 1000;
 export const DEFAULT_FAILOVER_TIMEOUT_MS = 1000;
 /**
@@ -281,7 +282,7 @@ export const DEFAULT_RULES = [
   { name: 'telemetry', topicFilter: 'devices/+/telemetry', actions: [{ type: 'bus' as const }] },
 ] as const;
 
-/** Defaults of `iotdr analytics` (DESIGN.md §1, §11). */
+/** Defaults of `iotdr analytics` (docs/architecture.md §4.13, docs/analytics.md). */
 export const DEFAULT_ANALYTICS_MAX_LAG_MS = 5000;
 export const DEFAULT_ANALYTICS_SEQUENCE_FIELD = 'seq';
 export const DEFAULT_ANALYTICS_RETENTION_SECONDS = 604_800;
@@ -825,8 +826,8 @@ const ruleActionSchema = z.discriminatedUnion(
       headers: z
         .record(z.string(), z.string(), { error: expecting('expected a mapping of header names to values') })
         .optional(),
-      timeoutMs: integerBetween(10, 60_000, 'ms').default(5000),
-      maxAttempts: integerBetween(1, 100, 'attempts').default(5),
+      timeoutMs: integerBetween(RULE_HTTP_TIMEOUT_MS.min, RULE_HTTP_TIMEOUT_MS.max, 'ms').default(5000),
+      maxAttempts: integerBetween(RULE_HTTP_ATTEMPTS.min, RULE_HTTP_ATTEMPTS.max, 'attempts').default(5),
     }),
   ],
   {
@@ -837,7 +838,7 @@ const ruleActionSchema = z.discriminatedUnion(
   },
 );
 
-const ruleSchema = section({
+const ruleShape = section({
   name: matching(/^[a-zA-Z0-9_]{1,128}$/, 'a rule name: 1 to 128 characters from a-z A-Z 0-9 _'),
   topicFilter: topicFilterSchema,
   select: z
@@ -857,6 +858,16 @@ const ruleSchema = section({
     .min(1, { error: 'expected at least one action' }),
   enabled: z.boolean({ error: expecting('expected true or false') }).default(true),
 });
+// The rule model the region runs has the last word: what it would refuse at start, the
+// configuration refuses now. It speaks once the file's own checks (in the file's terms) pass.
+const ruleSchema = ruleShape.pipe(
+  z.custom<z.output<typeof ruleShape>>().superRefine((rule, ctx) => {
+    const model = ruleDefinitionSchema.safeParse(rule);
+    if (model.success) return;
+    for (const issue of model.error.issues)
+      ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  }),
+);
 
 const rootShape = {
   zone: matching(

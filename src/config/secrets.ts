@@ -1,6 +1,6 @@
 /**
  * Secrets live in files of their own (mode 0600, in directories of mode 0700), never in the
- * configuration file and never in logs (DESIGN.md §2, §9).
+ * configuration file and never in logs (docs/architecture.md §2, §8).
  */
 import { chmod, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';

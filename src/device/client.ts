@@ -49,11 +49,11 @@ interface Connection {
 }
 
 /**
- * A failover-aware MQTT device (DESIGN.md §8): resolves `mqtt.<zone>` honouring the TTL, connects
- * with SNI and certificate verification against that name, moves on the failover notice, a
- * server-side disconnect, a DNS re-check that finds another address, and its own connection loss,
- * reconnects with exponential backoff and full jitter, and keeps every accepted QoS1 message in a
- * file until the broker acknowledges it.
+ * A failover-aware MQTT device (docs/architecture.md §6.7): resolves `mqtt.<zone>` honouring the
+ * TTL, connects with SNI and certificate verification against that name, moves on the failover
+ * notice, a server-side disconnect, a DNS re-check that finds another address, and its own
+ * connection loss, reconnects with exponential backoff and full jitter, and keeps every accepted
+ * QoS1 message in a file until the broker acknowledges it.
  */
 export class DeviceClient {
   readonly options: ResolvedDeviceOptions;

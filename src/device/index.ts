@@ -1,5 +1,5 @@
 /**
- * `iotdr/device`: the failover-aware device SDK (DESIGN.md §8, docs/device.md).
+ * `iotdr/device`: the failover-aware device SDK (docs/architecture.md §6.7, docs/device.md).
  */
 export { Backoff } from './backoff.js';
 export { DeviceClient, type MessageHandler } from './client.js';

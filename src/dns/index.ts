@@ -1,4 +1,7 @@
-/** The authoritative DNS of the fleet's zone (DESIGN.md §7): engine, socket edges and providers. */
+/**
+ * The authoritative DNS of the fleet's zone (docs/architecture.md §4.11): engine, socket edges and
+ * providers.
+ */
 
 export { DnsEngine, type DnsEngineOptions, type DropReason, type Outcome, type Transport } from './engine.js';
 export { DnsError, ProviderError, StaleEpochError } from './errors.js';

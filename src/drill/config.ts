@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { baseUrl } from '../common/index.js';
 import { ADDRESS_PLACEHOLDER, type IotdrConfig, parseConfig } from '../config/index.js';
-import { APP_TARGET_PATH } from './faults.js';
+import { APP_TARGET_PATH } from '../faults/index.js';
 
 export interface DrillConfig {
   config: IotdrConfig;

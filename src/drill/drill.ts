@@ -5,9 +5,9 @@
  * (messages accepted by devices vs delivered to analytics, registry changes, commands).
  */
 import { Api, baseUrl, IotdrError } from '../common/index.js';
-import type { IotdrConfig, RegionConfig } from '../config/index.js';
-import { controlUrlOf } from '../control.js';
+import { controlUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
 import type { FailoverEvent } from '../failover/index.js';
+import type { DrillFault } from '../faults/index.js';
 import {
   type Ceiling,
   type DeviceRecord,
@@ -21,11 +21,35 @@ import {
   regionApis,
   summaryLine,
 } from '../fleet/index.js';
-import { eventLine, type RunningPlatform, startPlatform } from '../platform.js';
-import type { DrillFault } from './faults.js';
 import { type DrillReport, type FailbackMeasure, percentile, type SwitchMeasure } from './report.js';
 
+/** The platform as the drill drives it: every process started, one killed and restarted, all stopped. */
+export interface DrillPlatform {
+  /** Where the processes' logs are. */
+  readonly logDir: string;
+  /** Sends a signal to one process; supervision leaves it down until `restart`. */
+  kill(name: string, signal: NodeJS.Signals): Promise<void>;
+  /** Starts a killed process again and waits until it answers. */
+  restart(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** What the drill asks of the platform it starts (the processes' front door answers it). */
+export interface DrillPlatformOptions {
+  config: IotdrConfig;
+  stateDir: string;
+  configFile?: string;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /** Each process as it becomes ready: its description. */
+  onReady: (what: string) => void;
+  /** An unexpected death, or supervision restarting a process: the line to print. */
+  onEvent: (line: string) => void;
+}
+
 export interface DrillOptions {
+  /** Starts every process of the platform with fault injection on. */
+  startPlatform: (options: DrillPlatformOptions) => Promise<DrillPlatform>;
   config: IotdrConfig;
   /** The file the platform's processes read; undefined: the defaults. */
   configFile?: string;
@@ -89,16 +113,15 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   progress(
     `starting ${config.regions.map((r) => r.name).join(', ')}, control and analytics (fault injection on)`,
   );
-  const platform = await startPlatform({
+  const platform = await options.startPlatform({
     config,
     stateDir,
     ...(options.configFile ? { configFile: options.configFile } : {}),
     env: options.env,
     cwd: options.cwd,
-    faults: true,
-    onReady: (p) => progress(`  ${p.what} ready`),
+    onReady: (what) => progress(`  ${what} ready`),
     // A death the drill did not cause is part of what the drill shows; supervision restarts it.
-    onEvent: (event, p) => progress(`  ${eventLine(event, p)}`),
+    onEvent: (line) => progress(`  ${line}`),
   });
   let fleet: Fleet | undefined;
   const stopAll = () => {
@@ -476,7 +499,7 @@ async function lostIn(cnc: Api, ids: readonly string[], progress: (line: string)
 async function inject(
   fault: DrillFault,
   primary: RegionConfig,
-  platform: RunningPlatform,
+  platform: DrillPlatform,
   api: Api,
   analytics: Api,
 ): Promise<number> {

@@ -1,20 +1,12 @@
-/** Fault injection and, with the drill, the RTO/RPO report (DESIGN.md §11). */
+/** The drill and its RTO/RPO report (docs/architecture.md §5.5). */
 
 export { type DrillConfig, drillConfig } from './config.js';
-export { type DrillOptions, runDrill } from './drill.js';
 export {
-  type ActiveFault,
-  APP_TARGET_PATH,
-  DRILL_FAULTS,
-  type DrillFault,
-  FaultNotRestorableError,
-  FaultsDisabledError,
-  type FaultTargets,
-  faultRoutes,
-  REGION_FAULTS,
-  type RegionFault,
-  RegionFaults,
-} from './faults.js';
+  type DrillOptions,
+  type DrillPlatform,
+  type DrillPlatformOptions,
+  runDrill,
+} from './drill.js';
 export {
   type DrillReport,
   type FailbackMeasure,

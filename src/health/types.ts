@@ -8,8 +8,8 @@ export type HealthStatus = 'pass' | 'warn' | 'fail';
 
 import type { HealthComponent } from '../config/index.js';
 
-// The reference design's monitored components (DESIGN.md §6), and those whose failing checkpoint
-// fails the region by default: one list, in the configuration's schema.
+// The reference design's monitored components (docs/architecture.md §5.3), and those whose failing
+// checkpoint fails the region by default: one list, in the configuration's schema.
 export { DEFAULT_CRITICAL_COMPONENTS, HEALTH_COMPONENTS } from '../config/index.js';
 export type { HealthComponent };
 

@@ -11,11 +11,16 @@ import type { MqttClient } from 'mqtt';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardRoutes, type LiveSnapshot } from '../../src/analytics/dashboard/index.js';
-import { type AnalyticsQueries, type RunningAnalytics, startAnalytics } from '../../src/analytics/index.js';
+import type { AnalyticsQueries } from '../../src/analytics/index.js';
 import { createLogger } from '../../src/common/index.js';
-import { type RunningControl, startControl } from '../../src/control.js';
+import { analyticsTokenPath } from '../../src/config/index.js';
 import { buildControlApi } from '../../src/failover/index.js';
-import { analyticsTokenPath } from '../../src/region.js';
+import {
+  type RunningAnalytics,
+  type RunningControl,
+  startAnalytics,
+  startControl,
+} from '../../src/processes/index.js';
 import { staticTokens } from '../../src/registry/index.js';
 import { chromiumSkipReason, launchChromium } from '../harness/browser.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';

@@ -5,9 +5,13 @@
  */
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningAnalytics, startAnalytics } from '../../src/analytics/index.js';
 import { createLogger } from '../../src/common/index.js';
-import { type RunningControl, startControl } from '../../src/control.js';
+import {
+  type RunningAnalytics,
+  type RunningControl,
+  startAnalytics,
+  startControl,
+} from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, type Device, provision } from '../harness/devices.js';
 import { freePort } from '../harness/process.js';

@@ -211,22 +211,22 @@ describe('broker: mutual TLS and policies from the registry', () => {
       Version: '2012-10-17',
       Statement: [
         { Effect: 'Allow', Action: 'iot:Connect', Resource: 'client/${iot:ClientId}' },
-        { Effect: 'Allow', Action: 'iot:Subscribe', Resource: 'topicfilter/shared/*' },
-        { Effect: 'Allow', Action: 'iot:Receive', Resource: 'topic/shared/public' },
+        { Effect: 'Allow', Action: 'iot:Subscribe', Resource: 'topicfilter/common/*' },
+        { Effect: 'Allow', Action: 'iot:Receive', Resource: 'topic/common/public' },
       ],
     };
     const listener = await provisionDevice(registry.service, 'listener-1', policy);
     const client = await open(listener, 'listener-1');
     const got = collect(client);
-    expect(await subscribe(client, 'shared/#')).toEqual([1]);
-    await broker.broker.publish('shared/secret', 'no', { qos: 1 });
-    await broker.broker.publish('shared/public', 'yes', { qos: 1 });
+    expect(await subscribe(client, 'common/#')).toEqual([1]);
+    await broker.broker.publish('common/secret', 'no', { qos: 1 });
+    await broker.broker.publish('common/public', 'yes', { qos: 1 });
     await eventually(async () => got.length > 0, 'the public message');
-    await broker.broker.publish('shared/public', 'again', { qos: 1 });
+    await broker.broker.publish('common/public', 'again', { qos: 1 });
     await eventually(async () => got.length > 1, 'the second public message');
     expect(got.map((m) => m.payload)).toEqual(['yes', 'again']);
     expect(
-      broker.logs.refusals('receive_denied').some((l) => String(l.detail).includes('shared/secret')),
+      broker.logs.refusals('receive_denied').some((l) => String(l.detail).includes('common/secret')),
     ).toBe(true);
   });
 

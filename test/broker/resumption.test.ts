@@ -16,7 +16,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_TICKET_ROTATE_MS } from '../../src/broker/index.js';
 import type { Clock } from '../../src/common/index.js';
 import { ConfigError } from '../../src/common/index.js';
-import { loadOrCreateTlsTicketSecret, tlsTicketSecretPath } from '../../src/region.js';
+import { tlsTicketSecretPath } from '../../src/config/index.js';
+import { loadOrCreateTlsTicketSecret } from '../../src/processes/index.js';
 import {
   type Device,
   endAll,

@@ -10,7 +10,7 @@ import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
-import { type RunningControl, startControl } from '../../src/control.js';
+import { type RunningControl, startControl } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, startCluster } from '../harness/cluster.js';
 import { connect } from '../harness/devices.js';
 import { freePort } from '../harness/process.js';

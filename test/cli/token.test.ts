@@ -6,7 +6,7 @@ import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
 import { loadConfig } from '../../src/config/index.js';
-import { type RunningRegion, startRegion } from '../../src/region.js';
+import { type RunningRegion, startRegion } from '../../src/processes/index.js';
 import { freePort } from '../harness/process.js';
 
 function capture(env: NodeJS.ProcessEnv, cwd: string) {

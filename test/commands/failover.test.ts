@@ -7,7 +7,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
 import { createLogger } from '../../src/common/index.js';
-import { type RunningControl, startControl } from '../../src/control.js';
+import { type RunningControl, startControl } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, type Device } from '../harness/devices.js';
 import { freePort } from '../harness/process.js';

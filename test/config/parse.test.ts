@@ -10,6 +10,7 @@ import {
   regionByName,
   sqlitePath,
 } from '../../src/config/index.js';
+import { parseRuleDefinitions } from '../../src/rules/index.js';
 
 /** The issues parseConfig reports for `input`, as `path: message` lines; fails the test if it accepts it. */
 function issuesOf(parse: () => unknown): FieldIssue[] {
@@ -568,6 +569,46 @@ describe('parseConfig errors', () => {
       ].sort(),
     );
     expect(error.message).toBe('invalid configuration (8 problems)');
+  });
+
+  it('accepts a rule at the rule model limits, refuses one past them, as the region does at start', () => {
+    const http = (extra: Record<string, unknown>) => ({
+      rules: [
+        {
+          name: 'hook',
+          topicFilter: 'devices/+/telemetry',
+          actions: [{ type: 'http', url: 'https://hooks.example.com/in', ...extra }],
+        },
+      ],
+    });
+    // The documented limits: timeoutMs 100–60,000 ms, maxAttempts 1–20.
+    for (const extra of [
+      { timeoutMs: 100, maxAttempts: 1 },
+      { timeoutMs: 60_000, maxAttempts: 20 },
+    ]) {
+      const config = parseConfig(http(extra));
+      // The region hands the configured rules to the rule engine, which checks them again.
+      expect(parseRuleDefinitions(config.rules)).toHaveLength(1);
+    }
+    for (const [extra, path, message] of [
+      [{ maxAttempts: 21 }, 'rules.0.actions.0.maxAttempts', 'between 1 and 20'],
+      [{ timeoutMs: 99 }, 'rules.0.actions.0.timeoutMs', 'between 100 and 60000'],
+    ] as const) {
+      expect(
+        messageAt(
+          issuesOf(() => parseConfig(http(extra))),
+          path,
+        ),
+      ).toContain(message);
+      expect(() => parseRuleDefinitions(http(extra).rules)).toThrow();
+    }
+    // What only the rule model knows is refused here too: a rule republishing onto its own filter.
+    const loop = issuesOf(() =>
+      parseConfig({
+        rules: [{ name: 'loop', topicFilter: 'a/+', actions: [{ type: 'republish', topic: 'a/b' }] }],
+      }),
+    );
+    expect(messageAt(loop, 'rules.0.actions.0.topic')).toContain('a loop');
   });
 });
 

@@ -15,9 +15,14 @@ import { FAILOVER_NOTICE_TOPIC } from '../../src/broker/index.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
-import { checkerTokenPath, type RunningControl, startControl } from '../../src/control.js';
+import { checkerTokenPath } from '../../src/config/index.js';
 import { Checker, HttpObservationSink } from '../../src/failover/index.js';
-import { type RunningNameServer, startNameServer } from '../../src/nameserver.js';
+import {
+  type RunningControl,
+  type RunningNameServer,
+  startControl,
+  startNameServer,
+} from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
 import { powerDnsSkipReason, startPowerDns } from '../harness/pdns.js';

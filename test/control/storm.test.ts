@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { type RunningControl, startControl } from '../../src/control.js';
+import { type RunningControl, startControl } from '../../src/processes/index.js';
 import { eventually } from '../harness/cluster.js';
 import { freePort, type IotdrProcess, killGroup, ROOT, spawnIotdr, waitForHttp } from '../harness/process.js';
 import { handshakeLine, pinToCpu, provisionDevices, startStorm, stormConfig } from '../harness/storm.js';

@@ -2,7 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_TARGET_PATH, drillConfig } from '../../src/drill/index.js';
+import { drillConfig } from '../../src/drill/index.js';
+import { APP_TARGET_PATH } from '../../src/faults/index.js';
 
 describe('the drill configuration', () => {
   let dir: string;

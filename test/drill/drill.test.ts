@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { passed, renderReport, runDrill } from '../../src/drill/index.js';
+import { startDrillPlatform } from '../../src/processes/index.js';
 import { freePorts } from '../harness/process.js';
 
 describe('iotdr drill', () => {
@@ -46,6 +47,7 @@ describe('iotdr drill', () => {
   it('moves 50 devices off a crashed broker and back, with every device back and nothing lost', async () => {
     const lines: string[] = [];
     const report = await runDrill({
+      startPlatform: startDrillPlatform,
       config: parseConfig(yaml),
       configFile,
       stateDir: join(dir, 'state'),

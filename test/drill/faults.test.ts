@@ -10,8 +10,8 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { APP_TARGET_PATH } from '../../src/drill/index.js';
-import { type RunningRegion, startRegion } from '../../src/region.js';
+import { APP_TARGET_PATH } from '../../src/faults/index.js';
+import { type RunningRegion, startRegion } from '../../src/processes/index.js';
 import { freePort } from '../harness/process.js';
 import { startTestRegion, type TestRegion } from '../harness/region.js';
 

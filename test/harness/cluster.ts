@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/index.js';
 import { type IotdrConfig, parseConfig } from '../../src/config/index.js';
-import { type RunningRegion, startRegion } from '../../src/region.js';
+import { type RunningRegion, startRegion } from '../../src/processes/index.js';
 import { freePort } from './process.js';
 
 export type Engine = { engine: 'sqlite' } | { engine: 'postgres'; url: string };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { type RunningRegion, startRegion } from '../../src/region.js';
+import { type RunningRegion, startRegion } from '../../src/processes/index.js';
 
 export interface TestRegion {
   region: RunningRegion;

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Clock, Timers } from '../../src/common/index.js';
 import type { SupervisionConfig } from '../../src/config/index.js';
-import { type ProcessEvent, Supervisor } from '../../src/supervisor.js';
+import { type ProcessEvent, Supervisor } from '../../src/processes/index.js';
 
 /** Time that moves only when the test says so. */
 class FakeTime implements Clock, Timers {

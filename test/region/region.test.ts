@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningRegion } from '../../src/region.js';
+import type { RunningRegion } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/common/index.js';
-import { RegistryService, TOKEN_CACHE_TTL_MS } from '../../src/registry/index.js';
+import { LIST_ALL_PAGE, RegistryService, TOKEN_CACHE_TTL_MS } from '../../src/registry/index.js';
 import { PostgresStore, type RegistryStore, SqliteStore } from '../../src/registry/store/index.js';
 import { postgresSkipReason, type RunningPostgres, startPostgres } from '../harness/postgres.js';
 
@@ -81,6 +81,16 @@ function serviceSuite(
       ]);
       expect(changes.map((c) => c.seq)).toEqual([before + 1, before + 2, before + 3]);
       expect(await service.listGroupThings('g1')).toEqual([]);
+    });
+
+    it("lists every thing of a group past one page of the store's reads", async () => {
+      await service.putThingGroup('big', {});
+      const names = Array.from({ length: LIST_ALL_PAGE + 2 }, (_, i) => `m-${String(i).padStart(5, '0')}`);
+      for (const name of names) {
+        await service.putThing(name, {});
+        await service.addThingToGroup('big', name);
+      }
+      expect(await service.listGroupThings('big')).toEqual(names);
     });
 
     it('keeps a deleted entity as a tombstone and continues its version when it is made again', async () => {

@@ -95,7 +95,7 @@ async function lateJoin(engine: Engine): Promise<void> {
  * started again: the copy resumes where it stopped — the link shows the pages already copied,
  * copies nothing twice — and eu-west ends identical to us-east.
  */
-/** Tokens every region writes on start, under the same ids (region.ts: admin, replicator, analytics). */
+/** Tokens every region writes on start, under the same ids (processes/region.ts: admin, replicator, analytics). */
 const SHARED_TOKENS = 3;
 
 async function interruptedBootstrap(engine: Engine): Promise<void> {

@@ -3,7 +3,10 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { problemSchema, READ, type RegistryService, thingNameSchema, WRITE } from '../../registry/index.js';
 
-/** The shadow routes of the region API (DESIGN.md §4), served by `buildRegistryApi({ routes })`. */
+/**
+ * The shadow routes of the region API (docs/shadows.md, "HTTP API"), served by
+ * `buildRegistryApi({ routes })`.
+ */
 
 const errors = {
   400: problemSchema,

@@ -1,4 +1,4 @@
-import { startAnalytics } from '../../analytics/index.js';
+import { startAnalytics } from '../../processes/index.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 

@@ -1,6 +1,6 @@
-import { brokerListenOf, startBrokerNode } from '../../broker-node.js';
 import { createLogger } from '../../common/index.js';
 import { regionByName } from '../../config/index.js';
+import { brokerListenOf, startBrokerNode } from '../../processes/index.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 

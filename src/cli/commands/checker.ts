@@ -1,8 +1,12 @@
 import { createLogger } from '../../common/index.js';
-import { failoverGiveUpMs, readSecretFile } from '../../config/index.js';
-import { checkerTokenPath, controlUrlOf } from '../../control.js';
+import {
+  apiUrlOf,
+  checkerTokenPath,
+  controlUrlOf,
+  failoverGiveUpMs,
+  readSecretFile,
+} from '../../config/index.js';
 import { Checker, HttpObservationSink } from '../../failover/index.js';
-import { apiUrlOf } from '../../region.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 

@@ -1,4 +1,4 @@
-import { startControl } from '../../control.js';
+import { startControl } from '../../processes/index.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 

@@ -3,8 +3,13 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { baseUrl, IotdrError } from '../../common/index.js';
-import { type LoadedConfig, loadConfig, primaryRegion } from '../../config/index.js';
-import { adminTokenPath, caCertPath } from '../../region.js';
+import {
+  adminTokenPath,
+  caCertPath,
+  type LoadedConfig,
+  loadConfig,
+  primaryRegion,
+} from '../../config/index.js';
 import { Api, progressBar, table } from '../api.js';
 import type { CliIo, Command } from '../io.js';
 

@@ -1,5 +1,5 @@
-import { startNameServer } from '../../nameserver.js';
-import { packageVersion } from '../../region.js';
+import { packageVersion } from '../../common/index.js';
+import { startNameServer } from '../../processes/index.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 

@@ -2,14 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { IotdrError } from '../../common/index.js';
-import {
-  DRILL_FAULTS,
-  type DrillFault,
-  drillConfig,
-  passed,
-  renderReport,
-  runDrill,
-} from '../../drill/index.js';
+import { drillConfig, passed, renderReport, runDrill } from '../../drill/index.js';
+import { DRILL_FAULTS, type DrillFault } from '../../faults/index.js';
+import { startDrillPlatform } from '../../processes/index.js';
 import { fleetOptions, loadFor, parseCommand } from '../args.js';
 import type { Command } from '../io.js';
 
@@ -84,6 +79,7 @@ export const drillCommand: Command = async (argv, io) => {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const report = await runDrill({
+      startPlatform: startDrillPlatform,
       signal: abort.signal,
       config,
       ...(configFile ? { configFile } : {}),

@@ -1,6 +1,6 @@
 import { IotdrError } from '../../common/index.js';
 import type { LoadedConfig } from '../../config/index.js';
-import { controlUrlOf } from '../../control.js';
+import { controlUrlOf } from '../../config/index.js';
 import type { FailoverState, RegionHealth, SwitchEvent } from '../../failover/index.js';
 import { Api, apiOf, table } from '../api.js';
 import { loadFor, parseCommand } from '../args.js';

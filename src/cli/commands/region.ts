@@ -1,4 +1,4 @@
-import { startRegion } from '../../region.js';
+import { startRegion } from '../../processes/index.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 

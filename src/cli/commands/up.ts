@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { baseUrl } from '../../common/index.js';
 import type { IotdrConfig } from '../../config/index.js';
+import { adminTokenPath, caCertPath } from '../../config/index.js';
 import { type Fleet, launchFleet } from '../../fleet/index.js';
 import {
   delayText,
@@ -11,8 +12,7 @@ import {
   type RunningPlatform,
   roleOf,
   startPlatform,
-} from '../../platform.js';
-import { adminTokenPath, caCertPath } from '../../region.js';
+} from '../../processes/index.js';
 import { loadFor, parseCommand } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 

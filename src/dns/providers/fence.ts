@@ -17,9 +17,9 @@ export function parseActive(input: unknown): ActiveRegion {
 }
 
 /**
- * The fencing rule of DESIGN.md §6: a decision with a lower epoch than the one served is stale (a
- * controller that lost its lease); the same epoch must mean the same region. Returns whether the
- * requested decision is already served exactly.
+ * The fencing rule of docs/architecture.md §5.3: a decision with a lower epoch than the one served
+ * is stale (a controller that lost its lease); the same epoch must mean the same region. Returns
+ * whether the requested decision is already served exactly.
  */
 export function checkEpoch(current: ActiveRegion | undefined, requested: ActiveRegion): boolean {
   if (!current) return false;

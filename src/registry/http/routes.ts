@@ -77,7 +77,7 @@ function versionOption(q: { expectedVersion?: number | undefined }): { expectedV
   return q.expectedVersion === undefined ? {} : { expectedVersion: q.expectedVersion };
 }
 
-/** The management API of one region's registry (DESIGN.md §4). */
+/** The management API of one region's registry (docs/architecture.md §4.4, docs/registry.md). */
 export function registryRoutes(service: RegistryService) {
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();

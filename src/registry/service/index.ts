@@ -4,6 +4,7 @@ export type { DeviceTokenInfo, IssuedDeviceToken } from './device-tokens.js';
 export type { Policy, PolicyPrincipal } from './policies.js';
 export {
   DEFAULT_PAGE_SIZE,
+  LIST_ALL_PAGE,
   MAX_CHANGES_WAIT_MS,
   MAX_PAGE_SIZE,
   type Page,

@@ -49,6 +49,8 @@ export interface PageRequest {
 /** Default and largest page size of list calls. */
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
+/** Rows per read where a list helper returns every row (a group's things, a certificate's policies). */
+export const LIST_ALL_PAGE = 1000;
 /** Largest `wait` of a change-feed long poll, in ms. */
 export const MAX_CHANGES_WAIT_MS = 30_000;
 /** How often a waiting long poll re-reads the log even without a local commit (other writers). */
@@ -166,6 +168,23 @@ export class RegistryService {
     return rows.length > limit && last ? { items, nextCursor: encodeCursor(kind, last.key) } : { items };
   }
 
+  /** Every entity of a kind matching the filter, in key order, read a page at a time. */
+  async #listAll(kind: string, filter: { prefix?: string; ref?: string }): Promise<EntityRecord[]> {
+    const all: EntityRecord[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const rows = await this.store.list(kind, {
+        ...filter,
+        limit: LIST_ALL_PAGE,
+        ...(after === undefined ? {} : { after }),
+      });
+      all.push(...rows);
+      const last = rows.at(-1);
+      if (rows.length < LIST_ALL_PAGE || last === undefined) return all;
+      after = last.key;
+    }
+  }
+
   #view<T>(r: EntityRecord & { doc: Doc }): T & { version: number } {
     return { ...(r.doc as T), version: r.version };
   }
@@ -216,13 +235,13 @@ export class RegistryService {
   /** Things of a group, in name order. */
   async listGroupThings(group: string): Promise<string[]> {
     await things.getThingGroup(this.#ctx, group);
-    const rows = await this.store.list(KIND.groupMember, { prefix: `${group}|`, limit: 10_000 });
+    const rows = await this.#listAll(KIND.groupMember, { prefix: `${group}|` });
     return rows.map((r) => r.key.slice(group.length + 1));
   }
   /** Groups a thing belongs to. */
   async listThingGroupsOf(thing: string): Promise<string[]> {
     await things.getThing(this.#ctx, thing);
-    const rows = await this.store.list(KIND.groupMember, { ref: thing, limit: 1000 });
+    const rows = await this.#listAll(KIND.groupMember, { ref: thing });
     return rows.map((r) => r.key.slice(0, r.key.length - thing.length - 1));
   }
 
@@ -248,7 +267,7 @@ export class RegistryService {
   /** Policies attached to a certificate. */
   async listCertificatePolicies(certificateId: string): Promise<string[]> {
     await certs.getCertificate(this.#ctx, certificateId);
-    const rows = await this.store.list(KIND.policyPrincipal, { prefix: `${certificateId}|`, limit: 1000 });
+    const rows = await this.#listAll(KIND.policyPrincipal, { prefix: `${certificateId}|` });
     return rows.map((r) => r.key.slice(certificateId.length + 1));
   }
 
@@ -284,13 +303,13 @@ export class RegistryService {
   /** Certificates attached to a thing. */
   async listThingCertificates(thingName: string): Promise<string[]> {
     await things.getThing(this.#ctx, thingName);
-    const rows = await this.store.list(KIND.thingPrincipal, { prefix: `${thingName}|`, limit: 1000 });
+    const rows = await this.#listAll(KIND.thingPrincipal, { prefix: `${thingName}|` });
     return rows.map((r) => r.key.slice(thingName.length + 1));
   }
   /** Things a certificate is attached to. */
   async listCertificateThings(certificateId: string): Promise<string[]> {
     await certs.getCertificate(this.#ctx, certificateId);
-    const rows = await this.store.list(KIND.thingPrincipal, { ref: certificateId, limit: 1000 });
+    const rows = await this.#listAll(KIND.thingPrincipal, { ref: certificateId });
     return rows.map((r) => r.key.slice(0, r.key.length - certificateId.length - 1));
   }
   registerCaCertificate(body: { caCertificatePem: string; status?: 'ACTIVE' | 'INACTIVE' }) {

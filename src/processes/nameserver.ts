@@ -1,13 +1,26 @@
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
-import { baseUrl, Closers, ConfigError, createLogger, type Logger } from './common/index.js';
-import { type DnsServerConfig, ensureStateDir, type IotdrConfig, readSecretFile } from './config/index.js';
-import { controlUrlOf, dnsTokenPath, zoneStateOf } from './control.js';
-import { BuiltinDnsProvider, DnsEngine, DnsFollower, DnsServer, type DnsServerAddress } from './dns/index.js';
-import { buildControlApi } from './failover/index.js';
-import { HEALTH_CONTENT_TYPE, httpStatusOf } from './health/index.js';
-import { staticTokens } from './registry/index.js';
+import { baseUrl, Closers, ConfigError, createLogger, type Logger } from '../common/index.js';
+import {
+  controlUrlOf,
+  type DnsServerConfig,
+  dnsTokenPath,
+  ensureStateDir,
+  type IotdrConfig,
+  nameServerStatePath,
+  readSecretFile,
+} from '../config/index.js';
+import {
+  BuiltinDnsProvider,
+  DnsEngine,
+  DnsFollower,
+  DnsServer,
+  type DnsServerAddress,
+} from '../dns/index.js';
+import { buildControlApi } from '../failover/index.js';
+import { HEALTH_CONTENT_TYPE, httpStatusOf } from '../health/index.js';
+import { staticTokens } from '../registry/index.js';
+import { zoneStateOf } from './control.js';
 
 /**
  * Composition root of `iotdr dns --name NAME`: one of the zone's extra authoritative servers
@@ -38,11 +51,6 @@ export interface RunningNameServer {
   httpUrl: string;
   follower: DnsFollower;
   stop(): Promise<void>;
-}
-
-/** Where a name server keeps the last decision it served. */
-export function nameServerStatePath(stateDir: string, name: string): string {
-  return join(stateDir, 'dns', `${name}.decision.json`);
 }
 
 export function nameServerConfig(config: IotdrConfig, name: string): DnsServerConfig {

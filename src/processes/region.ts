@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import {
   brokerRoutes,
@@ -11,9 +10,8 @@ import {
   ShadowTopics,
   shadowRoutes,
   TICKET_SECRET_BYTES,
-} from './broker/index.js';
-import { brokerListenOf, brokerWorkers, regionBrokerOptions, regionRedis } from './broker-node.js';
-import { CncServer, cncCheckpoint } from './commands/index.js';
+} from '../broker/index.js';
+import { CncServer, cncCheckpoint } from '../commands/index.js';
 import {
   baseUrl,
   type Clock,
@@ -21,10 +19,14 @@ import {
   ConfigError,
   createLogger,
   type Logger,
+  packageVersion,
   uuidv7,
-} from './common/index.js';
+} from '../common/index.js';
 import {
   ADDRESS_PLACEHOLDER,
+  adminTokenPath,
+  analyticsTokenPath,
+  apiUrlOf,
   ensureStateDir,
   type IotdrConfig,
   loadOrCreateSecretFile,
@@ -33,10 +35,12 @@ import {
   type RegionConfig,
   readSecretFile,
   regionByName,
+  replicatorTokenPath,
   sqlitePath,
-} from './config/index.js';
-import { faultRoutes, RegionFaults } from './drill/index.js';
-import { type EventBus, eventRoutes, SqliteEventBus } from './events/index.js';
+  tlsTicketSecretPath,
+} from '../config/index.js';
+import { type EventBus, eventRoutes, SqliteEventBus } from '../events/index.js';
+import { faultRoutes, RegionFaults } from '../faults/index.js';
 import {
   brokerCheckpoint,
   brokerConnectCheckpoint,
@@ -46,8 +50,8 @@ import {
   httpCheckpoint,
   registryCheckpoint,
   replicationCheckpoint,
-} from './health/index.js';
-import { type CertificateAuthority, loadOrCreateCa } from './pki/index.js';
+} from '../health/index.js';
+import { type CertificateAuthority, loadOrCreateCa } from '../pki/index.js';
 import {
   buildRegistryApi,
   generateToken,
@@ -56,9 +60,10 @@ import {
   type RegistryStore,
   regionMetrics,
   SqliteStore,
-} from './registry/index.js';
-import { digestRoutes, Replication, replicationRoutes, snapshotRoutes } from './replication/index.js';
-import { DeadLetterStore, parseRuleDefinitions, RuleEngine, ruleRoutes } from './rules/index.js';
+} from '../registry/index.js';
+import { digestRoutes, Replication, replicationRoutes, snapshotRoutes } from '../replication/index.js';
+import { DeadLetterStore, parseRuleDefinitions, RuleEngine, ruleRoutes } from '../rules/index.js';
+import { brokerListenOf, brokerWorkers, regionBrokerOptions, regionRedis } from './broker-node.js';
 
 /**
  * Composition root of one region: its store, registry, certificate authority, replication links
@@ -99,26 +104,6 @@ export interface RunningRegion {
   stop(): Promise<void>;
 }
 
-export function adminTokenPath(stateDir: string): string {
-  return join(stateDir, 'secrets', 'admin.token');
-}
-
-/** The token `iotdr analytics` reads every region's bus and the decision log with; role reader. */
-export function analyticsTokenPath(stateDir: string): string {
-  return join(stateDir, 'secrets', 'analytics.token');
-}
-
-export function caCertPath(stateDir: string): string {
-  return join(stateDir, 'pki', 'ca.pem');
-}
-
-/** The replicator token file: configured, or `<state>/secrets/replicator.token`. */
-export function replicatorTokenPath(config: IotdrConfig, stateDir: string): string {
-  const file = config.replication.tokenFile;
-  if (file === undefined) return join(stateDir, 'secrets', 'replicator.token');
-  return isAbsolute(file) ? file : join(stateDir, file);
-}
-
 /**
  * Reads a token file, or makes it on first start. Published exclusively and whole, so two
  * regions starting together from one state directory agree on a single token.
@@ -126,14 +111,6 @@ export function replicatorTokenPath(config: IotdrConfig, stateDir: string): stri
 export async function loadOrCreateToken(stateDir: string, path: string): Promise<string> {
   await ensureStateDir(stateDir);
   return loadOrCreateSecretFile(path, () => generateToken().token);
-}
-
-/**
- * The secret every broker derives its TLS session ticket keys from (docs/broker.md). Regions on
- * other hosts get a copy, as they get the CA.
- */
-export function tlsTicketSecretPath(stateDir: string): string {
-  return join(stateDir, 'secrets', 'tls-tickets.key');
 }
 
 /** The ticket secret, made on first start (32 random bytes, base64url) as the tokens are. */
@@ -459,23 +436,4 @@ function eventsCheckpoint(bus: EventBus, region: string, clock: Clock) {
     },
     { measurement: 'appendRead' },
   );
-}
-
-/** A region's API base URL from its configuration. */
-export function apiUrlOf(region: RegionConfig): string {
-  return baseUrl(region.address, region.api.port);
-}
-
-let cachedVersion: string | undefined;
-export async function packageVersion(): Promise<string> {
-  if (cachedVersion) return cachedVersion;
-  try {
-    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    cachedVersion = pkg.version ?? '0.0.0';
-  } catch {
-    cachedVersion = '0.0.0';
-  }
-  return cachedVersion;
 }

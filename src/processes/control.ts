@@ -1,15 +1,20 @@
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { Registry } from 'prom-client';
-import { baseUrl, Closers, ConfigError, createLogger, type Logger } from './common/index.js';
+import { baseUrl, Closers, ConfigError, createLogger, type Logger } from '../common/index.js';
 import {
+  adminTokenPath,
+  analyticsTokenPath,
+  apiUrlOf,
   CONTROL_NAMESERVER,
+  checkerTokenPath,
   DEFAULT_CHECKER_ID,
+  dnsTokenPath,
   ensureStateDir,
   failoverGiveUpMs,
   type IotdrConfig,
   readSecretFile,
-} from './config/index.js';
+} from '../config/index.js';
 import {
   BuiltinDnsProvider,
   DnsEngine,
@@ -17,7 +22,7 @@ import {
   type DnsServerAddress,
   type DnsStateInput,
   PowerDnsProvider,
-} from './dns/index.js';
+} from '../dns/index.js';
 import {
   buildControlApi,
   Checker,
@@ -31,15 +36,9 @@ import {
   ProviderSink,
   registerFailoverMetrics,
   SwitchExecutor,
-} from './failover/index.js';
-import {
-  adminTokenPath,
-  analyticsTokenPath,
-  apiUrlOf,
-  loadOrCreateAdminToken,
-  loadOrCreateToken,
-} from './region.js';
-import { staticTokens } from './registry/index.js';
+} from '../failover/index.js';
+import { staticTokens } from '../registry/index.js';
+import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 
 /**
  * Composition root of `iotdr control`: the embedded checker, the failover controller with its
@@ -63,16 +62,6 @@ export interface RunningControl {
   stop(): Promise<void>;
 }
 
-/** The token remote checkers (`iotdr checker`) present to the control API; role operator. */
-export function checkerTokenPath(stateDir: string): string {
-  return join(stateDir, 'secrets', 'checker.token');
-}
-
-/** The token `iotdr dns` servers present to the control API to follow decisions; role reader. */
-export function dnsTokenPath(stateDir: string): string {
-  return join(stateDir, 'secrets', 'dns.token');
-}
-
 /**
  * The zone every iotdr DNS server answers, before any decision: the fleet's names and the name
  * servers — `ns.<zone>` at `controlDnsAddress` and every `dns.servers` entry.
@@ -87,11 +76,6 @@ export function zoneStateOf(config: IotdrConfig, controlDnsAddress: string): Dns
       ...config.dns.servers.map((s) => ({ name: s.name, address: s.address })),
     ],
   };
-}
-
-/** The control API's URL from the configuration. */
-export function controlUrlOf(config: IotdrConfig): string {
-  return baseUrl(config.control.address, config.control.port);
 }
 
 /** An IP for the address the control DNS listens on (a hostname listener is glued as loopback). */

@@ -14,18 +14,18 @@ import {
   type BrokerOptions,
   createBrokerNode,
   type NodeRunner,
-} from './broker/index.js';
-import { type Logger, moduleEntry } from './common/index.js';
+} from '../broker/index.js';
+import { type Logger, moduleEntry } from '../common/index.js';
 import {
   type IotdrConfig,
   type RegionConfig,
   readSecretFile,
   redisPasswordFilePath,
   regionByName,
-} from './config/index.js';
-import { loadOrCreateCa } from './pki/index.js';
+} from '../config/index.js';
+import { loadOrCreateCa } from '../pki/index.js';
+import { RegistryService } from '../registry/index.js';
 import { loadOrCreateTlsTicketSecret, openStore } from './region.js';
-import { RegistryService } from './registry/index.js';
 
 /** Where a region's broker listens: the configured address and ports, or free ports (tests). */
 export interface BrokerListen {

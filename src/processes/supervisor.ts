@@ -5,8 +5,8 @@
  * platform tells it what happened and gives it a way to start a process again, so its timing runs
  * under a test's clock and timers.
  */
-import { backoffMs, type Clock, systemClock, systemTimers, type Timers } from './common/index.js';
-import type { SupervisionConfig } from './config/index.js';
+import { backoffMs, type Clock, systemClock, systemTimers, type Timers } from '../common/index.js';
+import type { SupervisionConfig } from '../config/index.js';
 
 /** What happened to a supervised process. */
 export type ProcessEvent =

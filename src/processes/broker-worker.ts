@@ -4,13 +4,13 @@
  * IPC, answers once it listens, and stops when told or when the region's process goes away.
  */
 import cluster from 'node:cluster';
+import { createLogger } from '../common/index.js';
 import {
   type RunningBrokerNode,
   startBrokerNode,
   type WorkerReply,
   type WorkerRequest,
 } from './broker-node.js';
-import { createLogger } from './common/index.js';
 
 if (cluster.isPrimary) {
   process.stderr.write('broker-worker runs only as a worker of a region (broker.workers)\n');

@@ -9,16 +9,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseUrl, type Clock, moduleEntry, type Timers } from './common/index.js';
-import type { IotdrConfig, RegionConfig } from './config/index.js';
-import { dnsTokenPath } from './control.js';
-import { loadOrCreateCa } from './pki/index.js';
-import {
-  analyticsTokenPath,
-  loadOrCreateAdminToken,
-  loadOrCreateTlsTicketSecret,
-  loadOrCreateToken,
-} from './region.js';
+import { baseUrl, type Clock, moduleEntry, type Timers } from '../common/index.js';
+import { analyticsTokenPath, dnsTokenPath, type IotdrConfig, type RegionConfig } from '../config/index.js';
+import type { DrillPlatform, DrillPlatformOptions } from '../drill/index.js';
+import { loadOrCreateCa } from '../pki/index.js';
+import { loadOrCreateAdminToken, loadOrCreateTlsTicketSecret, loadOrCreateToken } from './region.js';
 import { type ProcessEvent, Supervisor } from './supervisor.js';
 
 export type { ProcessEvent } from './supervisor.js';
@@ -164,7 +159,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   const logDir = join(stateDir, 'logs');
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
   // This installation's own `iotdr`, compiled or from source.
-  const { execArgv, url } = moduleEntry(import.meta.url, './cli/bin');
+  const { execArgv, url } = moduleEntry(import.meta.url, '../cli/bin');
   const entry = fileURLToPath(url);
 
   type Spec = Omit<PlatformProcess, 'child' | 'live'>;
@@ -323,4 +318,14 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     },
     stop: stopAll,
   };
+}
+
+/** The platform as `iotdr drill` drives it: every process, with fault injection on. */
+export function startDrillPlatform(options: DrillPlatformOptions): Promise<DrillPlatform> {
+  return startPlatform({
+    ...options,
+    faults: true,
+    onReady: (p) => options.onReady(p.what),
+    onEvent: (event, p) => options.onEvent(eventLine(event, p)),
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * Fault injection in a region, for `iotdr drill` (DESIGN.md §11): faults are made for real, never
+ * Fault injection in a region, for `iotdr drill` (docs/architecture.md §4.16, §5.5): faults are made for real, never
  * by faking a health answer — the broker is closed, the command-and-control listener is closed,
  * the application service a health check watches stops answering. A region accepts these only
  * when started with fault injection enabled (`iotdr region --enable-faults`); otherwise every

@@ -1,26 +1,28 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
+import {
+  type AnalyticsQueries,
+  type AnalyticsStore,
+  analyticsMetrics,
+  analyticsRoutes,
+  ControlMirror,
+  dashboardRoutes,
+  RegionIngestor,
+  SqliteAnalyticsStore,
+} from '../analytics/index.js';
 import { baseUrl, Closers, createLogger, type Logger } from '../common/index.js';
-import { ensureStateDir, type IotdrConfig } from '../config/index.js';
-import { controlUrlOf } from '../control.js';
-import { buildControlApi } from '../failover/index.js';
 import {
   adminTokenPath,
   analyticsTokenPath,
   apiUrlOf,
-  loadOrCreateAdminToken,
-  loadOrCreateToken,
-} from '../region.js';
+  controlUrlOf,
+  ensureStateDir,
+  type IotdrConfig,
+} from '../config/index.js';
+import { buildControlApi } from '../failover/index.js';
 import { staticTokens } from '../registry/index.js';
-import { dashboardRoutes } from './dashboard/index.js';
-import { analyticsRoutes } from './http.js';
-import { RegionIngestor } from './ingestor.js';
-import { analyticsMetrics } from './metrics.js';
-import { ControlMirror } from './mirror.js';
-import { SqliteAnalyticsStore } from './sqlite-store.js';
-import type { AnalyticsStore } from './store.js';
-import type { AnalyticsQueries } from './types.js';
+import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 
 export interface AnalyticsOptions {
   config: IotdrConfig;

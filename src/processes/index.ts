@@ -1,0 +1,51 @@
+/**
+ * The composition roots: each process of the platform wired from the components — a region, the
+ * control process, analytics, a name server, a broker node or worker, and the supervisor that runs them all
+ * (`iotdr up`, `npm start`). Only the CLI, the package's own front door and tests import them; no
+ * component does.
+ */
+export {
+  type AnalyticsOptions,
+  analyticsDbPath,
+  type RunningAnalytics,
+  startAnalytics,
+} from './analytics.js';
+export {
+  type BrokerNodeSpec,
+  brokerListenOf,
+  brokerWorkers,
+  type RunningBrokerNode,
+  regionBrokerOptions,
+  regionRedis,
+  startBrokerNode,
+} from './broker-node.js';
+export { type ControlOptions, type RunningControl, startControl, zoneStateOf } from './control.js';
+export {
+  type NameServerOptions,
+  nameServerConfig,
+  type RunningNameServer,
+  startNameServer,
+} from './nameserver.js';
+export {
+  delayText,
+  eventLine,
+  type LiveInfo,
+  type PlatformOptions,
+  type PlatformProcess,
+  type ProcessEvent,
+  type RunningPlatform,
+  roleOf,
+  START_TIMEOUT_MS,
+  startDrillPlatform,
+  startPlatform,
+} from './platform.js';
+export {
+  loadOrCreateAdminToken,
+  loadOrCreateTlsTicketSecret,
+  loadOrCreateToken,
+  openStore,
+  type RegionOptions,
+  type RunningRegion,
+  startRegion,
+} from './region.js';
+export { Supervisor, type SupervisorOptions } from './supervisor.js';
