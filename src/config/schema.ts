@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DEFAULT_BODY_LIMIT } from '../http/index.js';
 import { RULE_HTTP_ATTEMPTS, RULE_HTTP_TIMEOUT_MS, ruleDefinitionSchema } from '../registry/index.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -33,7 +34,7 @@ export const DEFAULT_ANALYTICS_ADDRESS = '127.0.0.10';
 export const DEFAULT_ANALYTICS_PORT = 8081;
 export const DEFAULT_LOG_LEVEL = 'info';
 /** Largest HTTP request body the APIs accept, in bytes (1 MiB). */
-export const DEFAULT_API_BODY_LIMIT = 1_048_576;
+export const DEFAULT_API_BODY_LIMIT = DEFAULT_BODY_LIMIT;
 /** HTTP API port of a region. */
 export const DEFAULT_REGION_API_PORT = 8080;
 /** Port of each region's command-and-control listener (`api.<zone>`). */

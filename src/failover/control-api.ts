@@ -1,16 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import {
-  authenticate,
-  errorHandler,
-  parseJsonBody,
-  problem,
-  sendProblem,
-  type TokenVerifier,
-} from '../registry/index.js';
+import { createApiServer } from '../http/index.js';
+import { authenticate, type TokenVerifier } from '../registry/index.js';
 
 export interface ControlApiOptions {
   tokens: TokenVerifier;
@@ -19,7 +11,7 @@ export interface ControlApiOptions {
   routes: Array<(app: FastifyInstance) => Promise<void>>;
   /** Served at /metrics when given. */
   metrics?: Registry;
-  /** Largest request body, in bytes. Default 256 KiB. */
+  /** Largest request body, in bytes. Default DEFAULT_BODY_LIMIT (1 MiB), as every API. */
   bodyLimit?: number;
   /** Serve HTTPS with this certificate and key (PEM); plain HTTP without. */
   https?: { cert: string; key: string };
@@ -31,27 +23,12 @@ export interface ControlApiOptions {
  * problem+json with stable codes), without a registry behind it.
  */
 export async function buildControlApi(options: ControlApiOptions): Promise<FastifyInstance> {
-  const app = Fastify({
-    ...(options.https ? { https: { cert: options.https.cert, key: options.https.key } } : {}),
-    loggerInstance: options.logger as unknown as FastifyBaseLogger,
-    bodyLimit: options.bodyLimit ?? 256 * 1024,
-    genReqId: () => randomUUID(),
-    return503OnClosing: true,
-    forceCloseConnections: true,
+  const app = createApiServer({
+    logger: options.logger,
+    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
+    ...(options.https ? { https: options.https } : {}),
+    authenticate: authenticate(options.tokens),
   });
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-  app.setErrorHandler(errorHandler);
-  app.removeContentTypeParser(['text/plain', 'application/json']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      problem(404, 'IOTDR_HTTP_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
-  app.addHook('onRequest', authenticate(options.tokens));
   const metrics = options.metrics;
   if (metrics)
     app.get('/metrics', async (_request, reply) =>

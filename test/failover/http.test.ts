@@ -74,6 +74,36 @@ describe('the control API', () => {
     };
   }
 
+  it('keeps the conventions of every iotdr API: request ids, JSON only, a 1 MiB body limit, problem+json', async () => {
+    const traced = await fetch(`${url}/v1/failover/state`, {
+      headers: { authorization: `Bearer ${READER}`, 'x-request-id': 'trace-42' },
+    });
+    expect(traced.status).toBe(200);
+    expect(traced.headers.get('x-request-id')).toBe('trace-42');
+    // An id that is not a plain token is replaced, never echoed.
+    const replaced = await fetch(`${url}/v1/failover/state`, {
+      headers: { authorization: `Bearer ${READER}`, 'x-request-id': 'a b<script>' },
+    });
+    expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const unknown = await fetch(`${url}/v1/nowhere`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('content-type')).toContain('application/problem+json');
+    expect(((await unknown.json()) as { code: string }).code).toBe('IOTDR_HTTP_NOT_FOUND');
+    const post = (body: string, type = 'application/json') =>
+      fetch(`${url}/v1/failover/switch`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': type },
+        body,
+      });
+    expect((await post('to=us-west', 'text/plain')).status).toBe(415);
+    // Over 256 KiB (the control API's old limit) and under 1 MiB: read, then refused by the schema.
+    const big = await post(JSON.stringify({ to: 'us-west', reason: 'x'.repeat(300 * 1024) }));
+    expect(big.status).toBe(400);
+    const huge = await post(JSON.stringify({ to: 'us-west', reason: 'x'.repeat(1024 * 1024) }));
+    expect(huge.status).toBe(413);
+    expect(huge.headers.get('content-type')).toContain('application/problem+json');
+  });
+
   it('takes a remote checker’s observations and lets them vote', async () => {
     const sink = new HttpObservationSink({ controlUrl: url, token: OPERATOR });
     for (let i = 0; i < 2; i++) {

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IotdrError } from '../../common/index.js';
-import { problem, sendProblem } from '../../registry/index.js';
+import { problem, sendProblem } from '../../http/index.js';
 import { ASSET_FILES, type Asset, CONTENT_SECURITY_POLICY, loadAssets } from './assets.js';
 import { assetNotFound, tooManyClients } from './errors.js';
 import { LiveView } from './live.js';

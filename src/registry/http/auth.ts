@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { problem, sendProblem } from '../../http/index.js';
 import type { Role, TokenScope } from '../model.js';
-import { problem, sendProblem } from './problem.js';
 
 /** Who a bearer token is. The registry's TokenInfo is one (with its tokenId). */
 export interface Principal {

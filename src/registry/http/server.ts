@@ -1,12 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
-  serializerCompiler,
-  validatorCompiler,
-} from 'fastify-type-provider-zod';
+import type { FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import {
   AggregatorRegistry,
@@ -18,16 +12,15 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client';
+import { createApiServer } from '../../http/index.js';
 import type { RegistryService } from '../service/index.js';
 import { authenticate } from './auth.js';
-import { parseJsonBody } from './json.js';
-import { errorHandler, problem, sendProblem } from './problem.js';
 import { registryRoutes } from './routes.js';
 
 export interface RegistryApiOptions {
   service: RegistryService;
   logger: Logger;
-  /** Largest request body in bytes (default 1 MiB). */
+  /** Largest request body in bytes (default DEFAULT_BODY_LIMIT, 1 MiB). */
   bodyLimit?: number;
   /** Version string shown in /openapi.json. */
   version?: string;
@@ -41,43 +34,17 @@ export interface RegistryApiOptions {
   moreMetrics?: () => Promise<MetricObjectWithValues<MetricValue<string>>[][]>;
 }
 
-const REQUEST_ID = /^[\w.:-]{1,64}$/;
-
 /**
  * The region's HTTP API: the registry routes, /openapi.json, /metrics and /livez. Every answer
  * that is not a success is application/problem+json.
  */
 export async function buildRegistryApi(options: RegistryApiOptions): Promise<FastifyInstance> {
   const { service } = options;
-  const app = Fastify({
-    loggerInstance: options.logger as unknown as FastifyBaseLogger,
-    bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
-    return503OnClosing: true,
-    forceCloseConnections: true,
-    // Names may be 128 characters; longer path segments still reach the schema and get a 400.
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 512 },
+  const app = createApiServer({
+    logger: options.logger,
+    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
+    authenticate: authenticate(service),
   });
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-  app.setErrorHandler(errorHandler);
-  // JSON only: any other body type is answered 415 instead of reaching a schema as a string.
-  app.removeContentTypeParser(['text/plain', 'application/json']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      problem(404, 'IOTDR_HTTP_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
-  app.addHook('onRequest', authenticate(service));
 
   const metrics = options.metrics ?? regionMetrics(service.region);
   const requests = new Histogram({

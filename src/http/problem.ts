@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { type FieldIssue, IotdrError } from '../../common/index.js';
+import { type FieldIssue, IotdrError } from '../common/index.js';
 
 /** application/problem+json (RFC 9457) with iotdr's stable `code`. */
 export interface Problem {

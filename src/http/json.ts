@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
-import { ValidationError } from '../../common/index.js';
+import { ValidationError } from '../common/index.js';
 
 /**
  * The JSON body parser. An empty body is no body (clients send `content-type: application/json`
