@@ -20,3 +20,4 @@ export { abortableSleep, backoffMs, type Sleep } from './sleep.js';
 export { baseUrl } from './url.js';
 export { uuidv7 } from './uuid.js';
 export { packageVersion } from './version.js';
+export { type WaitOptions, waitUntil } from './wait.js';

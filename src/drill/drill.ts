@@ -4,7 +4,7 @@
  * each RTO factor from the controller's decision log, every device's reconnection, and the RPO
  * (messages accepted by devices vs delivered to analytics, registry changes, commands).
  */
-import { Api, baseUrl, IotdrError } from '../common/index.js';
+import { Api, baseUrl, IotdrError, waitUntil } from '../common/index.js';
 import { controlUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
 import type { FailoverEvent } from '../failover/index.js';
 import type { DrillFault } from '../faults/index.js';
@@ -621,7 +621,8 @@ function summaryOf(fleet: Fleet): string {
   return summaryLine(fleet.summary());
 }
 
-async function until(
+/** A wait of the drill: its own verdicts and an interruption end it, anything else is "not yet". */
+function until(
   check: () => Promise<boolean>,
   timeoutMs: number,
   what: string,
@@ -629,26 +630,18 @@ async function until(
   /** Given: the status is shown every few seconds while the wait lasts. */
   show?: (line: string) => void,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let shownAt = Date.now();
-  while (Date.now() < deadline) {
-    if (aborted?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
-    if (show && status && Date.now() - shownAt >= STATUS_EVERY_MS) {
-      show(`  ${status()}`);
-      shownAt = Date.now();
-    }
-    try {
-      if (await check()) return;
-    } catch (error) {
-      // The drill's own verdicts end the wait; anything else is "not yet" (a process restarting).
-      if (error instanceof IotdrError && error.code.startsWith('IOTDR_DRILL_')) throw error;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new IotdrError(
-    'IOTDR_DRILL_TIMEOUT',
-    `timed out after ${timeoutMs} ms waiting for ${what}${status ? ` (${status()})` : ''}`,
-  );
+  return waitUntil(check, {
+    timeoutMs,
+    what,
+    ...(status ? { status } : {}),
+    ...(show ? { show: (line: string) => show(`  ${line}`) } : {}),
+    showEveryMs: STATUS_EVERY_MS,
+    ...(aborted ? { signal: aborted } : {}),
+    // The drill's own verdicts end the wait; anything else is "not yet" (a process restarting).
+    fatal: (error) => error instanceof IotdrError && error.code.startsWith('IOTDR_DRILL_'),
+    timeoutError: (message) => new IotdrError('IOTDR_DRILL_TIMEOUT', message),
+    abortError: () => new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted'),
+  });
 }
 
 /** Why the controller last declared a region down, from the decision log: the cause and what failed. */

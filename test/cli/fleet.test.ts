@@ -6,16 +6,8 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { eventually } from '../harness/cluster.js';
 import { freePorts, spawnIotdr } from '../harness/process.js';
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('iotdr up with a demo fleet, and iotdr fleet', () => {
   it('runs the demo fleet into analytics, and a second fleet that prints its table', async () => {
@@ -42,7 +34,11 @@ describe('iotdr up with a demo fleet, and iotdr fleet', () => {
     );
     const up = spawnIotdr(['up', '--fleet', '5', '--config', configPath], { IOTDR_HOME: home });
     try {
-      await until(async () => up.output().includes('iotdr is up') || up.child.exitCode !== null, 'iotdr up');
+      await eventually(
+        async () => up.output().includes('iotdr is up') || up.child.exitCode !== null,
+        'iotdr up',
+        60_000,
+      );
       expect(up.output(), up.output()).toContain('iotdr is up');
       expect(up.output()).toMatch(
         /demo fleet\s+5 devices \(demo-00001…\) publishing telemetry through mqtt\.iot\.test/,
@@ -55,7 +51,7 @@ describe('iotdr up with a demo fleet, and iotdr fleet', () => {
           messages: number;
           devices: number;
         };
-      await until(async () => (await totals()).devices >= 5, 'five demo devices in analytics');
+      await eventually(async () => (await totals()).devices >= 5, 'five demo devices in analytics', 60_000);
       expect((await stat(join(home, 'fleet', 'demo.credentials.json'))).mode & 0o777).toBe(0o600);
 
       const fleet = spawnIotdr(
@@ -71,7 +67,11 @@ describe('iotdr up with a demo fleet, and iotdr fleet', () => {
       expect(out).toMatch(/REGION\s+DEVICES\s+ACCEPTED\s+ACKED\s+QUEUED\s+MOVES/);
       expect(out).toMatch(/\nus-east\s+3\s+\d+/);
       expect(out).toMatch(/\ntotal\s+3\s+\d+/);
-      await until(async () => (await totals()).devices >= 8, 'the three extra devices in analytics');
+      await eventually(
+        async () => (await totals()).devices >= 8,
+        'the three extra devices in analytics',
+        60_000,
+      );
 
       // Token devices: things with a broker token each, on the token listener.
       const tokens = spawnIotdr(
@@ -93,7 +93,11 @@ describe('iotdr up with a demo fleet, and iotdr fleet', () => {
       expect(await tokens.exited, tokens.output()).toBe(0);
       expect(tokens.output()).toContain('iotdr fleet: 2 devices (token) onboarded in us-east');
       expect(tokens.output()).toMatch(/\nus-east\s+2\s+\d+/);
-      await until(async () => (await totals()).devices >= 10, 'the two token devices in analytics');
+      await eventually(
+        async () => (await totals()).devices >= 10,
+        'the two token devices in analytics',
+        60_000,
+      );
 
       // Bad input: a usage error, nothing onboarded.
       const bad = spawnIotdr(['fleet', '--devices', 'many', '--config', configPath], { IOTDR_HOME: home });

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../src/common/index.js';
+import { createLogger, waitUntil } from '../../src/common/index.js';
 import { type IotdrConfig, parseConfig } from '../../src/config/index.js';
 import { type RunningRegion, startRegion } from '../../src/processes/index.js';
 import { freePort } from './process.js';
@@ -124,16 +124,14 @@ export async function startCluster(
   };
 }
 
-/** Polls `check` until it returns true or the time runs out (then throws with `what`). */
-export async function eventually(
-  check: () => Promise<boolean>,
+/**
+ * Polls `check` every 50 ms until it returns true or the time runs out (then throws, saying `what`
+ * and the last error the check threw; a throw is "not yet").
+ */
+export function eventually(
+  check: () => boolean | Promise<boolean>,
   what: string,
   timeoutMs = 20_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  return waitUntil(check, { timeoutMs, what, intervalMs: 50 });
 }

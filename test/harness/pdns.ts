@@ -9,11 +9,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { waitUntil } from '../../src/common/index.js';
 import { executable, skipReason } from './binaries.js';
+import { freePort } from './process.js';
 
 const PDNS_SERVER = '/usr/sbin/pdns_server';
 const SCHEMAS = [
@@ -43,39 +44,25 @@ export function powerDnsSkipReason(): string | undefined {
   return skipReason(executable(PDNS_SERVER) && schemaPath() !== undefined, NOT_FOUND);
 }
 
-/** A port free for both TCP and UDP at the moment of asking (pdns binds both for DNS). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not pick a free port'))));
-    });
-  });
-}
-
-async function waitForApi(
-  url: string,
-  apiKey: string,
-  child: ChildProcess,
-  log: () => string,
-): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`pdns_server exited with ${child.exitCode}: ${log()}`);
-    try {
+function waitForApi(url: string, apiKey: string, child: ChildProcess, log: () => string): Promise<void> {
+  const exited = new Error('pdns_server exited');
+  return waitUntil(
+    async () => {
+      if (child.exitCode !== null) throw exited;
       const response = await fetch(`${url}/api/v1/servers/localhost`, { headers: { 'X-API-Key': apiKey } });
       await response.body?.cancel();
-      if (response.ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`pdns_server did not answer on ${url}: ${log()}`);
+      return response.ok;
+    },
+    {
+      timeoutMs: 15_000,
+      what: `pdns_server's API on ${url}`,
+      fatal: (error) => error === exited,
+      timeoutError: (message) => new Error(`${message}: ${log()}`),
+    },
+  ).catch((error: unknown) => {
+    if (error === exited) throw new Error(`pdns_server exited with ${child.exitCode}: ${log()}`);
+    throw error;
+  });
 }
 
 export async function startPowerDns(): Promise<RunningPowerDns | { skipped: string }> {

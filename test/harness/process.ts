@@ -1,21 +1,51 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { waitUntil } from '../../src/common/index.js';
 
 /** The repository root, where src/cli/bin.ts lives. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** A port free right now on `host` (listen(0), then close). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Where the kernel's ephemeral ports start (outgoing connections take their local ports from
+ * there on): ports the tests choose stay below it.
+ */
+function ephemeralStart(): number {
+  try {
+    const first = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > 12_000 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+const FIRST_PORT = 10_000;
+const PAST_LAST_PORT = ephemeralStart();
+
+/** Whether `port` can be bound on `host` now. */
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port free right now on `host`, for a listener the test starts later. It is drawn at random
+ * below the ephemeral range: a port the kernel handed out (listen on 0) could be taken, between
+ * this answer and the listen, as the local port of any outgoing connection from that address — a
+ * region's health probe leaves from the region's own address — and the listen would fail with
+ * EADDRINUSE.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = FIRST_PORT + Math.floor(Math.random() * (PAST_LAST_PORT - FIRST_PORT));
+    if (await bindable(port, host)) return port;
+  }
+  throw new Error(`no free port between ${FIRST_PORT} and ${PAST_LAST_PORT - 1} on ${host}`);
 }
 
 /** `n` ports free right now on `host`, all different. */
@@ -77,19 +107,23 @@ export function killGroup(proc: IotdrProcess): void {
 }
 
 /** Polls `url` until it answers 2xx, the process dies, or the time runs out. */
-export async function waitForHttp(url: string, proc: IotdrProcess, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(`process exited before ${url} answered:\n${proc.output()}`);
-    }
-    try {
+export function waitForHttp(url: string, proc: IotdrProcess, timeoutMs = 30_000): Promise<void> {
+  const exited = new Error('process exited');
+  return waitUntil(
+    async () => {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw exited;
       const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${proc.output()}`);
+      await res.body?.cancel();
+      return res.ok;
+    },
+    {
+      timeoutMs,
+      what: `${url} to answer`,
+      fatal: (error) => error === exited,
+      timeoutError: (message) => new Error(`${message}:\n${proc.output()}`),
+    },
+  ).catch((error: unknown) => {
+    if (error === exited) throw new Error(`process exited before ${url} answered:\n${proc.output()}`);
+    throw error;
+  });
 }

@@ -8,10 +8,11 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { executable, skipReason } from './binaries.js';
+import { freePort } from './process.js';
 
 const NOT_FOUND = 'redis-server not found: apt-get install redis-server';
 
@@ -33,19 +34,6 @@ export function findRedisServer(): string | undefined {
 /** Why Redis tests cannot run here (collect time), or undefined. Throws with CI=true. */
 export function redisSkipReason(): string | undefined {
   return skipReason(findRedisServer() !== undefined, NOT_FOUND);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not pick a free port'))));
-    });
-  });
 }
 
 /** Resolves once the server answers PING with PONG. */

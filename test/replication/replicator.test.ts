@@ -12,6 +12,7 @@ import {
   type SnapshotPage,
   wins,
 } from '../../src/replication/index.js';
+import { eventually } from '../harness/cluster.js';
 
 /** A target kept in memory: shows that nothing in the replicator assumes SQL. */
 class MemoryTarget implements ApplyTarget {
@@ -150,14 +151,6 @@ class FakeFeed implements ChangeFeed {
   }
 }
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out: ${what}`);
-}
-
 const fast = { waitMs: 0, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 5))) };
 
 describe('Replicator', () => {
@@ -170,7 +163,7 @@ describe('Replicator', () => {
     const target = new MemoryTarget();
     const link = new Replicator({ peer: 'peer', feed, target, snapshotPageSize: 2, ...fast });
     link.start();
-    await until(() => target.progressOf.cursor === 3 && target.entities.has('thing|y'), 'caught up');
+    await eventually(() => target.progressOf.cursor === 3 && target.entities.has('thing|y'), 'caught up');
     await link.stop();
     expect(target.snapshotPages).toBe(3);
     expect(feed.snapshotAfters).toEqual([undefined, 'b', 'd']);
@@ -193,7 +186,7 @@ describe('Replicator', () => {
     };
     const link = new Replicator({ peer: 'peer', feed, target, snapshotPageSize: 10, ...fast });
     link.start();
-    await until(() => target.progressOf.bootstrapped, 'copy done');
+    await eventually(() => target.progressOf.bootstrapped, 'copy done');
     await link.stop();
     expect(feed.snapshotAfters).toEqual(['b']);
     expect([...target.entities.keys()].sort()).toEqual(['thing|c', 'thing|d']);
@@ -208,7 +201,7 @@ describe('Replicator', () => {
     target.progressOf = { cursor: 2, bootstrapped: true };
     const link = new Replicator({ peer: 'peer', feed, target, ...fast });
     link.start();
-    await until(() => target.progressOf.cursor === 7 && target.progressOf.bootstrapped, 'copied again');
+    await eventually(() => target.progressOf.cursor === 7 && target.progressOf.bootstrapped, 'copied again');
     await link.stop();
     expect(target.entities.has('thing|early')).toBe(true);
     expect(target.progressOf.cursor).toBe(7);
@@ -221,7 +214,7 @@ describe('Replicator', () => {
     target.progressOf = { cursor: 0, bootstrapped: true };
     const link = new Replicator({ peer: 'peer', feed, target, ...fast });
     link.start();
-    await until(() => target.progressOf.cursor === 2, 'cursor advanced');
+    await eventually(() => target.progressOf.cursor === 2, 'cursor advanced');
     await link.stop();
     expect(target.entities.size).toBe(0);
   });
@@ -248,7 +241,7 @@ describe('Replicator', () => {
     const states: string[] = [];
     link.on('state', (s) => states.push(s.type));
     link.start();
-    await until(() => target.entities.has('thing|after-outage'), 'recovered');
+    await eventually(() => target.entities.has('thing|after-outage'), 'recovered');
     await link.stop();
     expect(delays).toEqual([100, 200, 400, 800, 1000, 1000]);
     expect(states).toContain('retrying');
@@ -263,7 +256,7 @@ describe('Replicator', () => {
     target.progressOf = { cursor: 0, bootstrapped: true };
     const link = new Replicator({ peer: 'peer', feed, target, ...fast });
     link.start();
-    await until(() => feed.pulls >= 3, 'a few attempts');
+    await eventually(() => feed.pulls >= 3, 'a few attempts');
     const status = link.status();
     await link.stop();
     expect(status.state.type).toBe('retrying');
