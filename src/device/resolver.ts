@@ -90,22 +90,11 @@ export class DestinationResolver {
   async fresh(): Promise<Destination> {
     this.#cached = undefined;
     const asked = this.#clock.now();
-    let answer: { address: string; ttl: number } | undefined;
-    let family: 4 | 6 = 4;
-    try {
-      answer = (await this.#resolver.resolve4(this.#name, { ttl: true }))[0];
-    } catch (error) {
-      if (!NO_RECORDS.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
-    }
-    if (!answer) {
-      answer = (await this.#resolver.resolve6(this.#name, { ttl: true }))[0];
-      family = 6;
-    }
-    if (!answer) throw Object.assign(new Error(`${this.#name} has no address`), { code: 'ENODATA' });
+    const answer = await this.#lookup();
     const txt = await this.#txt();
     const destination: Destination = {
       address: answer.address,
-      family,
+      family: answer.family,
       // Counted from when the question was asked: the answer cannot be fresher than that.
       expiresAt: asked + answer.ttl * 1000,
       ...txt,
@@ -124,14 +113,7 @@ export class DestinationResolver {
     if (shared === undefined) return this.address();
     return shared.cache.address(shared.key, this.#clock.now(), async () => {
       const asked = this.#clock.now();
-      let answer: { address: string; ttl: number } | undefined;
-      try {
-        answer = (await this.#resolver.resolve4(this.#name, { ttl: true }))[0];
-      } catch (error) {
-        if (!NO_RECORDS.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
-      }
-      answer ??= (await this.#resolver.resolve6(this.#name, { ttl: true }))[0];
-      if (!answer) throw Object.assign(new Error(`${this.#name} has no address`), { code: 'ENODATA' });
+      const answer = await this.#lookup();
       const cached = { address: answer.address, expiresAt: asked + answer.ttl * 1000 };
       shared.cache.remember(shared.key, cached);
       return cached;
@@ -140,15 +122,20 @@ export class DestinationResolver {
 
   /** Asks DNS for the address alone (no TXT, nothing cached): is the name still pointing there? */
   async address(): Promise<string> {
-    let answer: string | undefined;
+    return (await this.#lookup()).address;
+  }
+
+  /** The name's first address with its TTL: A, then AAAA when there is no A. */
+  async #lookup(): Promise<{ address: string; ttl: number; family: 4 | 6 }> {
     try {
-      answer = (await this.#resolver.resolve4(this.#name))[0];
+      const a = (await this.#resolver.resolve4(this.#name, { ttl: true }))[0];
+      if (a) return { ...a, family: 4 };
     } catch (error) {
       if (!NO_RECORDS.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
     }
-    answer ??= (await this.#resolver.resolve6(this.#name))[0];
-    if (!answer) throw Object.assign(new Error(`${this.#name} has no address`), { code: 'ENODATA' });
-    return answer;
+    const aaaa = (await this.#resolver.resolve6(this.#name, { ttl: true }))[0];
+    if (aaaa) return { ...aaaa, family: 6 };
+    throw Object.assign(new Error(`${this.#name} has no address`), { code: 'ENODATA' });
   }
 
   /** Forgets the cached answer, so the next `current()` asks DNS. */

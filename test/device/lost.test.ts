@@ -67,7 +67,9 @@ describe('device SDK on a silent connection', () => {
     await once(line, 'listening');
     try {
       const client = site.client(device, {
-        connectTimeoutMs: 200,
+        // Long enough that a loop stalled on a busy machine does not fire it before the TCP
+        // connection's own event (the connect to a local listener is immediate).
+        connectTimeoutMs: 500,
         handshakeTimeoutMs: 60_000,
         dns: { servers: [site.dnsServer], recheckMs: 300, retryMs: 0 },
         followNotices: false,
@@ -77,9 +79,9 @@ describe('device SDK on a silent connection', () => {
       client.on('retry', (e) => retries.push(e));
       client.start();
       await eventually(async () => held.length === 1, 'the attempt in the line');
-      // Five times the connect timeout and more than three DNS re-checks later: still its first
+      // Four times the connect timeout and six DNS re-checks later: still its first
       // connection, still waiting.
-      await new Promise((resolve) => setTimeout(resolve, 1200));
+      await new Promise((resolve) => setTimeout(resolve, 2000));
       expect(retries).toEqual([]);
       expect(held.length).toBe(1);
       expect(held[0]?.destroyed).toBe(false);
