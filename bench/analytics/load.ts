@@ -8,7 +8,7 @@ import type { OnboardedDevice } from '../commands/load.js';
 import { HOST, ZONE } from '../commands/region.js';
 import { check } from '../registry/common.js';
 
-/** The default rule's topic (DEFAULT_RULES in src/config): device telemetry onto the bus. */
+/** The default rule's topic (DEFAULT_RULES in src/rules): device telemetry onto the bus. */
 export const telemetryTopic = (thing: string): string => `devices/${thing}/telemetry`;
 
 /** Appends in flight at once: the bus commits what arrives in one tick as one transaction. */

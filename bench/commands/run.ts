@@ -21,6 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
+import { CNC_KIND } from '../../src/commands/index.js';
 import { KIND, SqliteStore } from '../../src/registry/index.js';
 import { Cleanup, check, drive, type Figure, machine, percentile, table } from '../registry/common.js';
 import { AnsweringDevice, bulkJob, issueCommand, makeCsrs, onboardSingles } from './load.js';
@@ -148,7 +149,7 @@ async function main(): Promise<number> {
       await store.init();
       const things = await store.count(KIND.thing);
       const certificates = await store.count(KIND.certificate);
-      const stored = await store.count(KIND.command);
+      const stored = await store.count(CNC_KIND.command);
       check(things === onboarded, `${things} things in the registry, ${onboarded} devices onboarded`);
       check(
         certificates === onboarded,

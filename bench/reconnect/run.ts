@@ -22,7 +22,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Api } from '../../src/common/index.js';
+import { BROKER_ROUTES } from '../../src/broker/index.js';
 import type { RegionConfig } from '../../src/config/index.js';
 import { apiUrlOf } from '../../src/config/index.js';
 import { drillConfig } from '../../src/drill/index.js';
@@ -34,6 +34,7 @@ import {
   measureCeiling,
   platformCredentials,
 } from '../../src/fleet/index.js';
+import { ApiClient } from '../../src/http/index.js';
 import { startPlatform } from '../../src/processes/index.js';
 import { acceptQueue, gauges } from '../../test/harness/storm.js';
 import { machine } from '../registry/common.js';
@@ -224,7 +225,7 @@ async function main(): Promise<number> {
         let waitingMax = 0;
         let kernelMax = 0;
         const start = Date.now();
-        await new Api(primary.name, apiUrlOf(primary), token).call('POST', '/v1/connections/disconnect', {
+        await new ApiClient(primary.name, apiUrlOf(primary), token).request(BROKER_ROUTES.disconnect, {
           body: { all: true },
         });
         let done = false;

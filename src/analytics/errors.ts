@@ -1,4 +1,39 @@
-import { IotdrError, NotFoundError, StoreError } from '../common/index.js';
+import { type ErrorCatalogue, IotdrError, NotFoundError, StoreError } from '../common/index.js';
+
+/** Every code analytics raises, its dashboard's (src/analytics/dashboard/errors.ts) included. */
+export const ANALYTICS_ERRORS = {
+  IOTDR_ANALYTICS_UNKNOWN_REGION: {
+    status: 404,
+    meaning: 'a query or ingest control names a region analytics does not ingest',
+  },
+  IOTDR_ANALYTICS_UNKNOWN_DEVICE: {
+    status: 404,
+    meaning: 'no message from this device has reached analytics',
+  },
+  IOTDR_ANALYTICS_CLOSED: { status: 503, meaning: 'the analytics store is closed: the process is stopping' },
+  IOTDR_ANALYTICS_BUS_READ_FAILED: {
+    meaning: "a region's event bus answered an ingestor with an error or a body off the contract",
+  },
+  IOTDR_ANALYTICS_CONTROL_READ_FAILED: { meaning: "the control API's decision log could not be read" },
+  IOTDR_DASHBOARD_ASSET_NOT_FOUND: {
+    status: 404,
+    meaning: "a file that is not one of the dashboard's assets",
+  },
+  IOTDR_DASHBOARD_TOO_MANY_CLIENTS: { status: 503, meaning: 'the live view already serves its most clients' },
+  IOTDR_DASHBOARD_CONTROL_UNREACHABLE: {
+    status: 502,
+    meaning: 'the control API could not be reached for a routing control; nothing was switched',
+  },
+  IOTDR_DASHBOARD_CONTROL_TIMEOUT: {
+    status: 504,
+    meaning: 'the control API did not answer a routing control in time; it may still have switched',
+  },
+} as const satisfies ErrorCatalogue;
+
+type AnalyticsErrors = typeof ANALYTICS_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends AnalyticsErrors {}
+}
 
 /** A query or control names a region analytics does not ingest. */
 export class UnknownIngestRegionError extends NotFoundError {

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { type Clock, systemClock, ValidationError } from '../common/index.js';
-import { ADMIN } from '../registry/index.js';
+import { ADMIN, routeOf } from '../http/index.js';
+import { ANALYTICS_ROUTES, regionParam } from './contracts.js';
 import { UnknownDeviceError, UnknownIngestRegionError } from './errors.js';
 import type { MirrorStatus } from './mirror.js';
 import type { AnalyticsQueries, IngestStatus } from './types.js';
@@ -33,7 +34,6 @@ export interface AnalyticsRoutesOptions {
   clock?: Clock;
 }
 
-const regionParam = z.object({ region: z.string().min(1).max(64) }).strict();
 const epochMs = z.coerce.number().int().nonnegative().max(8_640_000_000_000_000);
 const typeName = z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'an event type such as switch or region-health');
 
@@ -104,23 +104,14 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
           .send(body);
       },
     });
-    app.post('/v1/ingest/:region/stop', {
+    app.route({
+      ...routeOf(ANALYTICS_ROUTES.stopIngest),
       config: { roles: ADMIN },
-      schema: {
-        tags: ['analytics'],
-        description: 'Fault injection: stop ingesting the region (its health answers 503) until resumed.',
-        params: regionParam,
-        body: z.object({ reason: z.string().trim().min(1, 'say why').max(1000) }).strict(),
-      },
       handler: async (req) => find(req.params.region).stop(req.body.reason),
     });
-    app.post('/v1/ingest/:region/resume', {
+    app.route({
+      ...routeOf(ANALYTICS_ROUTES.resumeIngest),
       config: { roles: ADMIN },
-      schema: {
-        tags: ['analytics'],
-        description: 'Ingest the region again from where it stopped.',
-        params: regionParam,
-      },
       handler: async (req) => find(req.params.region).resume(),
     });
     app.get('/v1/rates', {
@@ -192,11 +183,8 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
         return device;
       },
     });
-    app.get('/v1/totals', {
-      schema: {
-        tags: ['analytics'],
-        description: 'Distinct messages, duplicates dropped, devices, devices with gaps, missing.',
-      },
+    app.route({
+      ...routeOf(ANALYTICS_ROUTES.totals),
       handler: async () => queries.totals(),
     });
     app.get('/v1/timeline', {

@@ -1,5 +1,17 @@
 /** `iotdr analytics`: ingestion of every region's bus, storage, the query API (issue 6). */
 
+export {
+  ANALYTICS_LIMITS,
+  type AnalyticsConfig,
+  analyticsSection,
+  DEFAULT_ANALYTICS_ADDRESS,
+  DEFAULT_ANALYTICS_PORT,
+  DEFAULT_ANALYTICS_RETENTION_SECONDS,
+  DEFAULT_MAX_LAG_MS,
+  DEFAULT_SEQUENCE_FIELD,
+  SEQUENCE_FIELD_PATTERN,
+} from './config.js';
+export { ANALYTICS_ROUTES } from './contracts.js';
 // ---------------------------------------------------------------------------------------------
 // Dashboard (src/analytics/dashboard, src/analytics/web): its exports go below this line.
 // ---------------------------------------------------------------------------------------------
@@ -11,6 +23,7 @@ export {
   type LiveViewOptions,
 } from './dashboard/index.js';
 export {
+  ANALYTICS_ERRORS,
   BusReadError,
   ControlReadError,
   UnknownDeviceError,
@@ -30,7 +43,6 @@ export {
   DEFAULT_INGEST_RETRY_BASE_MS,
   DEFAULT_INGEST_RETRY_MAX_MS,
   DEFAULT_INGEST_WAIT_MS,
-  DEFAULT_MAX_LAG_MS,
   RegionIngestor,
   type RegionIngestorOptions,
 } from './ingestor.js';
@@ -46,7 +58,6 @@ export {
 export { addSeq, gapsOf, MAX_LISTED_GAPS, missingOf, type SeqRanges, seqOf } from './ranges.js';
 export {
   DEFAULT_ANALYTICS_RETENTION_INTERVAL_MS,
-  DEFAULT_SEQUENCE_FIELD,
   type Every,
   SqliteAnalyticsStore,
   type SqliteAnalyticsStoreOptions,

@@ -8,13 +8,12 @@ import {
   systemClock,
 } from '../common/index.js';
 import { busEventSchema } from '../events/index.js';
+import { DEFAULT_MAX_LAG_MS } from './config.js';
 import { BusReadError } from './errors.js';
 import type { IngestMetrics } from './metrics.js';
 import type { AnalyticsStore } from './store.js';
 import type { IngestState, IngestStatus } from './types.js';
 
-/** Healthy while the oldest unread event is at most this old, in ms. */
-export const DEFAULT_MAX_LAG_MS = 5000;
 /** Events per read of a region's bus (the bus allows 1000). */
 export const DEFAULT_INGEST_BATCH = 500;
 /** Long-poll wait per read when caught up, in ms. */

@@ -2,13 +2,12 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, ensurePrivateDir, systemClock } from '../common/index.js';
 import type { BusEvent } from '../events/index.js';
+import { DEFAULT_ANALYTICS_RETENTION_SECONDS, DEFAULT_SEQUENCE_FIELD } from './config.js';
 import { storeClosed } from './errors.js';
 import { addSeq, gapsOf, missingOf, type SeqRanges, seqOf } from './ranges.js';
 import type { AnalyticsStore, IngestResult, RegionCursor, RetentionOutcome } from './store.js';
 import type { DeviceSummary, RatePoint, TimelineEntry } from './types.js';
 
-/** Default field of a JSON payload holding the device's sequence number. */
-export const DEFAULT_SEQUENCE_FIELD = 'seq';
 /** How often retention runs by itself, in ms (default 60000). */
 export const DEFAULT_ANALYTICS_RETENTION_INTERVAL_MS = 60_000;
 
@@ -131,7 +130,7 @@ export class SqliteAnalyticsStore implements AnalyticsStore {
     this.#db = db;
     this.#clock = options.clock ?? systemClock;
     this.#sequenceField = options.sequenceField ?? DEFAULT_SEQUENCE_FIELD;
-    this.#retentionMs = (options.retentionSeconds ?? 604_800) * 1000;
+    this.#retentionMs = (options.retentionSeconds ?? DEFAULT_ANALYTICS_RETENTION_SECONDS) * 1000;
     this.#stmt = {
       insertSeen: db.prepare('INSERT OR IGNORE INTO seen (id, time) VALUES (?, ?)'),
       addRate: db.prepare(

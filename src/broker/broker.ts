@@ -1,7 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { type Clock, type FieldIssue, type Logger, systemClock, ValidationError } from '../common/index.js';
+import {
+  type Clock,
+  DEFAULT_API_NAME,
+  DEFAULT_MQTT_NAME,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_MQTT_TOKEN_PORT,
+  type FieldIssue,
+  type Logger,
+  systemClock,
+} from '../common/index.js';
 import { resolveSessionLimit } from './capacity.js';
 import { type ClusterBackend, redisBackend } from './cluster.js';
 import {
@@ -12,6 +21,7 @@ import {
   type PublishOptions,
   type SubscribeListener,
 } from './engine.js';
+import { invalidBrokerOptions } from './errors.js';
 import { HandshakeGate } from './handshakes.js';
 import { HubLink, NodeLink } from './link.js';
 import { type ListenAddress, TlsListener } from './listener.js';
@@ -21,8 +31,6 @@ import {
   type BrokerLimits,
   type BrokerOptions,
   DEFAULT_LIMITS,
-  DEFAULT_MQTT_PORT,
-  DEFAULT_TOKEN_PORT,
   type NodeRunner,
   type ResolvedLimits,
 } from './options.js';
@@ -212,10 +220,9 @@ function resolveLimits(options: BrokerOptions, logger: Logger): ResolvedLimits {
     }
   }
   if (issues.length > 0) {
-    throw new ValidationError(
+    throw invalidBrokerOptions(
       `invalid broker limits: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
       issues,
-      'IOTDR_BROKER_INVALID_OPTIONS',
     );
   }
   // Handshakes in flight hold a socket each before they are sessions; the line's sockets come out
@@ -241,22 +248,25 @@ function ticketSchedule(options: BrokerOptions, clock: Clock): TicketKeySchedule
       message: `must be an integer from ${MIN_TICKET_ROTATE_MS} to ${MAX_TICKET_ROTATE_MS} ms, got ${String(rotateMs)}`,
     });
   if (issues.length > 0) {
-    throw new ValidationError(
+    throw invalidBrokerOptions(
       `invalid broker options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
       issues,
-      'IOTDR_BROKER_INVALID_OPTIONS',
     );
   }
   return new TicketKeySchedule({ secret, rotateMs, clock });
 }
 
 function mqttNameOf(options: BrokerOptions): string {
-  return options.mqttName ?? `mqtt.${options.zone}`;
+  return options.mqttName ?? `${DEFAULT_MQTT_NAME}.${options.zone}`;
 }
 
 /** SAN of the server certificate: the DR names, the region's name and its listen address. */
 function serverAltNames(options: BrokerOptions): { dnsNames: string[]; ipAddresses: string[] } {
-  const names = [mqttNameOf(options), options.apiName ?? `api.${options.zone}`, options.region];
+  const names = [
+    mqttNameOf(options),
+    options.apiName ?? `${DEFAULT_API_NAME}.${options.zone}`,
+    options.region,
+  ];
   names.push(...(options.serverNames ?? []));
   const host = options.host ?? '127.0.0.1';
   if (host !== '0.0.0.0' && host !== '::') names.push(host);
@@ -498,7 +508,7 @@ function buildListeners(options: BrokerOptions, parts: BrokerParts, engine: Brok
         ...common,
         transport: 'token',
         host: token.host ?? host,
-        port: token.port ?? DEFAULT_TOKEN_PORT,
+        port: token.port ?? DEFAULT_MQTT_TOKEN_PORT,
       }),
     );
   }

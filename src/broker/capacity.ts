@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
-import { IotdrError, type Logger } from '../common/index.js';
+import type { Logger } from '../common/index.js';
+import { noSessionRoom } from './errors.js';
 
 /**
  * Descriptors the process keeps for itself, not for sessions: Node's and libuv's own, three per
@@ -147,10 +148,9 @@ export function sessionCapacity(facts: CapacityFacts): SessionCapacity {
       memory: `${share} of ${count(facts.memoryBytes)} bytes of memory holds no session of ${count(facts.bytesPerSession)} bytes`,
       heap: `${share} of V8's ${count(facts.heapLimitBytes)}-byte heap holds no session of ${count(facts.heapBytesPerSession)} bytes`,
     };
-    throw new IotdrError(
-      'IOTDR_BROKER_NO_SESSION_ROOM',
+    throw noSessionRoom(
       `no room for a single broker session: ${why[boundBy]}; ${REMEDY[boundBy]}, or set broker.maxConnections to a number`,
-      { details: { boundBy, ...facts, filesReserve: FILES_RESERVE } },
+      { boundBy, ...facts, filesReserve: FILES_RESERVE },
     );
   }
   return {

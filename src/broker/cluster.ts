@@ -7,8 +7,9 @@
  */
 import { createRequire } from 'node:module';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
-import { IotdrError, type Logger } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import type { EngineBackend } from './engine.js';
+import { invalidBrokerOptions, redisUnreachable } from './errors.js';
 
 const require = createRequire(import.meta.url);
 // CommonJS packages without ESM entry points.
@@ -77,8 +78,7 @@ export async function redisBackend(options: {
   logger: Logger;
 }): Promise<ClusterBackend> {
   const problem = checkRedisUrl(options.url);
-  if (problem !== undefined)
-    throw new IotdrError('IOTDR_BROKER_INVALID_OPTIONS', `broker.cluster.redis: ${problem}`, { status: 400 });
+  if (problem !== undefined) throw invalidBrokerOptions(`broker.cluster.redis: ${problem}`);
   const redisOptions: RedisOptions = {
     // Commands wait while Redis is away (a restart), up to the node's own timeouts.
     maxRetriesPerRequest: null,
@@ -98,11 +98,7 @@ export async function redisBackend(options: {
     await Promise.all(clients.map((c) => pingWithin(c, REDIS_CONNECT_TIMEOUT_MS)));
   } catch (error) {
     for (const c of clients) c.disconnect();
-    throw new IotdrError(
-      'IOTDR_BROKER_REDIS_UNREACHABLE',
-      `Redis at ${redacted(options.url)} did not answer: ${(error as Error).message}`,
-      { status: 503, cause: error },
-    );
+    throw redisUnreachable(redacted(options.url), error);
   }
   const mq = quietOnClose(mqemitterRedis({ pubConn, subConn }));
   mq.state.on('error', (error) => options.logger.warn({ err: error.message }, 'redis emitter error'));

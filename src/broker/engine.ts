@@ -7,9 +7,10 @@ import {
   type PublishPacket,
   type Subscription,
 } from 'aedes';
-import { type Clock, IotdrError, type Logger } from '../common/index.js';
+import type { Clock, Logger } from '../common/index.js';
 import type { RegistryService } from '../registry/index.js';
 import { connectDenied, messageIdOf, publishRefusal, refusalOf, subscribeRefusal } from './decide.js';
+import { brokerClosed } from './errors.js';
 import { PacketSizeGuard } from './guard.js';
 import {
   type Identity,
@@ -265,7 +266,7 @@ export class BrokerEngine {
   publish(topic: string, payload: Buffer | string, options: PublishOptions = {}): Promise<void> {
     const aedes = this.#aedes;
     if (!aedes || aedes.closed) {
-      return Promise.reject(new IotdrError('IOTDR_BROKER_CLOSED', 'the broker is closed', { status: 503 }));
+      return Promise.reject(brokerClosed());
     }
     const packet: PublishPacket = {
       cmd: 'publish',

@@ -26,6 +26,23 @@ export {
   sessionCapacity,
 } from './capacity.js';
 export { checkRedisUrl, REDIS_CONNECT_TIMEOUT_MS } from './cluster.js';
+export {
+  BROKER_LIMITS,
+  type BrokerConfig,
+  brokerSection,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_CONNECTIONS_PER_SECOND_PER_ADDRESS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_TOPIC_LENGTH,
+  DEFAULT_MAX_TOPIC_LEVELS,
+  DEFAULT_TLS_TICKET_ROTATE_HOURS,
+  DEFAULT_WORKERS,
+  type RedisConfig,
+  redisKey,
+  redisSection,
+} from './config.js';
+export { BROKER_ROUTES } from './contracts.js';
 export { messageIdOf } from './decide.js';
 export {
   CLUSTER_TOPIC_PREFIX,
@@ -37,6 +54,7 @@ export {
   type SubscribeEvent,
   type SubscribeListener,
 } from './engine.js';
+export { BROKER_ERRORS } from './errors.js';
 export { brokerRoutes } from './http.js';
 export { HEARTBEAT_MS, INBOUND_TIMEOUT_MS, NODE_EXPIRY_MS } from './link.js';
 export type { ListenAddress } from './listener.js';
@@ -46,8 +64,6 @@ export {
   type BrokerLimits,
   type BrokerOptions,
   DEFAULT_LIMITS,
-  DEFAULT_MQTT_PORT,
-  DEFAULT_TOKEN_PORT,
   type NodeRunner,
   type TlsTicketOptions,
   type TokenListenerOptions,

@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { IotdrError, type Logger } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import type { EmittedMessage, Emitter } from './cluster.js';
 import {
   type BrokerEngine,
@@ -26,6 +26,7 @@ import {
   type SubscribeEvent,
   type SubscribeListener,
 } from './engine.js';
+import { noHub } from './errors.js';
 import type { ConnectionInfo } from './session.js';
 
 /** How often the hub and every node say they are there, in ms. */
@@ -462,17 +463,7 @@ export class NodeLink {
       await Promise.race([
         this.#hubHeard,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new IotdrError(
-                  'IOTDR_BROKER_NO_HUB',
-                  `no hub answered on the cluster link within ${ms} ms: is the region running, on the same Redis?`,
-                  { status: 503 },
-                ),
-              ),
-            ms,
-          );
+          timer = setTimeout(() => reject(noHub(ms)), ms);
         }),
       ]);
     } finally {

@@ -2,11 +2,14 @@ import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client'
 import type { Clock, Logger } from '../common/index.js';
 import type { CertificateAuthority } from '../pki/index.js';
 import type { RegistryService } from '../registry/index.js';
-
-/** Default MQTT-over-TLS port (IANA "secure-mqtt"). */
-export const DEFAULT_MQTT_PORT = 8883;
-/** Default port of the token listener when it is enabled. */
-export const DEFAULT_TOKEN_PORT = 8884;
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_CONNECTIONS_PER_SECOND_PER_ADDRESS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_TOPIC_LENGTH,
+  DEFAULT_MAX_TOPIC_LEVELS,
+} from './config.js';
 
 /** Limits every connection is held to; every field is optional, defaults below. */
 export interface BrokerLimits {
@@ -71,13 +74,13 @@ export interface BrokerLimits {
 export type ResolvedLimits = Required<Omit<BrokerLimits, 'maxConnections'>> & { maxConnections: number };
 
 export const DEFAULT_LIMITS: Readonly<Required<BrokerLimits>> = Object.freeze({
-  maxConnections: 'auto',
-  connectionsPerSecondPerAddress: 100,
-  connectionBurst: 100,
-  maxPayloadBytes: 128 * 1024,
-  maxTopicLength: 256,
-  maxTopicLevels: 8,
-  connectTimeoutMs: 10_000,
+  maxConnections: DEFAULT_MAX_CONNECTIONS,
+  connectionsPerSecondPerAddress: DEFAULT_CONNECTIONS_PER_SECOND_PER_ADDRESS,
+  connectionBurst: DEFAULT_CONNECTIONS_PER_SECOND_PER_ADDRESS,
+  maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+  maxTopicLength: DEFAULT_MAX_TOPIC_LENGTH,
+  maxTopicLevels: DEFAULT_MAX_TOPIC_LEVELS,
+  connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
   handshakesInFlight: 8,
   maxHandshakesInFlight: 128,
   handshakesWaiting: 100_000,

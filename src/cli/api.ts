@@ -1,15 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import { Api, IotdrError } from '../common/index.js';
+import { IotdrError } from '../common/index.js';
 import type { LoadedConfig, RegionConfig } from '../config/index.js';
 import { adminTokenPath, apiUrlOf } from '../config/index.js';
+import { ApiClient } from '../http/index.js';
 
-export { Api, CALL_TIMEOUT_MS } from '../common/index.js';
-
-export async function apiOf(loaded: LoadedConfig, region: RegionConfig): Promise<Api> {
+/** The admin token of the state directory the regions use. */
+export async function adminToken(loaded: LoadedConfig): Promise<string> {
   const path = adminTokenPath(loaded.stateDir);
-  let token: string;
   try {
-    token = (await readFile(path, 'utf8')).trim();
+    return (await readFile(path, 'utf8')).trim();
   } catch (error) {
     throw new IotdrError(
       'IOTDR_CLI_NO_ADMIN_TOKEN',
@@ -17,7 +16,11 @@ export async function apiOf(loaded: LoadedConfig, region: RegionConfig): Promise
       { cause: error },
     );
   }
-  return new Api(region.name, apiUrlOf(region), token);
+}
+
+/** A region's API with the admin token. */
+export async function apiOf(loaded: LoadedConfig, region: RegionConfig): Promise<ApiClient> {
+  return new ApiClient(region.name, apiUrlOf(region), await adminToken(loaded));
 }
 
 /** Rows as aligned columns, two spaces apart; the first row is the header. */

@@ -3,43 +3,71 @@ import { type LoadedConfig, loadConfig } from '../config/index.js';
 import type { CliIo } from './io.js';
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
-export type Values = Record<string, string | boolean | undefined>;
+
+/** The values of a command's options, typed by their spec; `--config` and `--help` always. */
+export type Values<O extends OptionSpec = OptionSpec> = {
+  [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string;
+} & { config?: string; help?: boolean };
+
+/** A command as its parser sees it: its name in messages, its usage, its options. */
+export interface CommandSpec<O extends OptionSpec> {
+  /** As messages name it: `devices` prints `iotdr devices: …`. */
+  name: string;
+  usage: string;
+  options: O;
+  /** Whether it takes arguments after its name (a subcommand, a thing name). Default false. */
+  positionals?: boolean;
+}
+
+export interface Parsed<O extends OptionSpec> {
+  values: Values<O>;
+  positionals: string[];
+}
+
+/** The usage, a line at a time. */
+export function printUsage(write: (line: string) => void, usage: string): void {
+  for (const line of usage.split('\n')) write(line);
+}
+
+/** A usage error: the message and the usage on stderr; the exit code, 2. */
+export function usageError(spec: { name: string; usage: string }, io: CliIo, message: string): number {
+  io.err(`iotdr ${spec.name}: ${message}`);
+  printUsage(io.err, spec.usage);
+  return 2;
+}
 
 /**
- * Parses a command's options, always with `--config FILE` and `--help`. Returns the values, or the
- * exit code when there is nothing more to do: 0 after printing the usage, 2 after a usage error.
+ * Parses a command's arguments, always with `--config FILE` and `--help`. Returns the values and
+ * the positionals, or the exit code when there is nothing more to do: 0 after printing the usage,
+ * 2 after a usage error.
  */
-export function parseCommand(
-  name: string,
-  usage: string,
+export function parseCommand<O extends OptionSpec>(
+  spec: CommandSpec<O>,
   argv: string[],
-  options: OptionSpec,
   io: CliIo,
-): Values | number {
+): Parsed<O> | number {
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
-    const { values } = parseArgs({
+    parsed = parseArgs({
       args: argv,
-      options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { ...spec.options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
-      allowPositionals: false,
+      allowPositionals: spec.positionals === true,
     });
-    const parsed = values as Values;
-    if (parsed.help) {
-      io.out(usage);
-      return 0;
-    }
-    return parsed;
   } catch (error) {
-    io.err(`iotdr ${name}: ${(error as Error).message}`);
-    io.err(usage);
-    return 2;
+    return usageError(spec, io, (error as Error).message);
   }
+  if (parsed.values.help === true) {
+    printUsage(io.out, spec.usage);
+    return 0;
+  }
+  return { values: parsed.values as Values<O>, positionals: parsed.positionals };
 }
 
 /** The configuration named by `--config`, or the default one. */
-export function loadFor(io: CliIo, values: Values): Promise<LoadedConfig> {
+export function loadFor(io: CliIo, values: { config?: string }): Promise<LoadedConfig> {
   const file = values.config;
-  return loadConfig({ env: io.env, cwd: io.cwd, ...(typeof file === 'string' ? { file } : {}) });
+  return loadConfig({ env: io.env, cwd: io.cwd, ...(file === undefined ? {} : { file }) });
 }
 
 /** Resolves on SIGINT or SIGTERM: how a long-running command waits to stop. */
@@ -58,7 +86,10 @@ export interface FleetOptionValues {
 }
 
 /** Validates the shared fleet options; a string is the usage error to print. */
-export function fleetOptions(values: Values, defaultDevices: number): FleetOptionValues | string {
+export function fleetOptions(
+  values: { devices?: string; rate?: string; auth?: string },
+  defaultDevices: number,
+): FleetOptionValues | string {
   const devices = values.devices === undefined ? defaultDevices : Number(values.devices);
   if (!Number.isInteger(devices) || devices < 1 || devices > 10_000)
     return '--devices: an integer from 1 to 10000';

@@ -11,17 +11,16 @@
  */
 import { z } from 'zod';
 import { type Clock, type Logger, systemClock, uuidv7 } from '../common/index.js';
+import { type EntityRecord, KIND, type RegistryService } from '../registry/index.js';
 import {
+  CNC_KIND,
   type CommandDoc,
   commandDocSchema,
   commandNameSchema,
-  type EntityRecord,
   FINAL_COMMAND_STATES,
-  KIND,
   MAX_COMMAND_PAYLOAD_BYTES,
   MAX_COMMAND_RESULT_BYTES,
-  type RegistryService,
-} from '../registry/index.js';
+} from './documents.js';
 import { UnknownCommandError, UnknownDeviceError } from './errors.js';
 import { pruneEntities } from './prune.js';
 
@@ -136,7 +135,7 @@ export class CommandService {
   async start(): Promise<void> {
     let after: string | undefined;
     for (;;) {
-      const page = await this.#service.store.list(KIND.command, {
+      const page = await this.#service.store.list(CNC_KIND.command, {
         limit: 1000,
         ...(after === undefined ? {} : { after }),
       });
@@ -150,7 +149,7 @@ export class CommandService {
     this.#stops.push(
       this.#service.onCommit((changes) => {
         for (const change of changes) {
-          if (change.kind !== KIND.command) continue;
+          if (change.kind !== CNC_KIND.command) continue;
           const command = change.after === null ? undefined : parseDoc(change.after, change.version);
           if (!command || isFinal(command)) {
             this.#open.delete(change.key);
@@ -178,7 +177,7 @@ export class CommandService {
   /** Deletes this region's commands finished more than COMMAND_RETENTION_MS ago. */
   prune(): Promise<number> {
     const before = this.#clock.now() - COMMAND_RETENTION_MS;
-    return pruneEntities(this.#service, KIND.command, (doc) => {
+    return pruneEntities(this.#service, CNC_KIND.command, (doc) => {
       const command = commandDocSchema.safeParse(doc);
       return (
         command.success &&
@@ -222,13 +221,13 @@ export class CommandService {
       error: null,
     };
     const version = await this.#service.transaction((tx) =>
-      this.#service.writeEntity(tx, KIND.command, commandId, thingName, { ...doc }, undefined),
+      this.#service.writeEntity(tx, CNC_KIND.command, commandId, thingName, { ...doc }, undefined),
     );
     return { ...doc, version };
   }
 
   async get(commandId: string): Promise<Command> {
-    const command = parseRecord(await this.#service.store.get(KIND.command, commandId));
+    const command = parseRecord(await this.#service.store.get(CNC_KIND.command, commandId));
     if (!command) throw new UnknownCommandError(commandId);
     return command;
   }
@@ -236,7 +235,7 @@ export class CommandService {
   /** A device's commands, newest first (ids are UUIDv7, so by time). */
   async list(thingName: string, limit: number): Promise<Command[]> {
     await this.#requireDevice(thingName);
-    const rows = await this.#service.store.list(KIND.command, { ref: thingName, limit: 10_000 });
+    const rows = await this.#service.store.list(CNC_KIND.command, { ref: thingName, limit: 10_000 });
     return rows
       .map(parseRecord)
       .filter((c): c is Command => c !== undefined)
@@ -369,7 +368,7 @@ export class CommandService {
     change: (c: CommandDoc) => CommandDoc | undefined,
   ): Promise<Command | undefined> {
     return this.#service.transaction(async (tx) => {
-      const record = await tx.get(KIND.command, commandId, { includeDeleted: true });
+      const record = await tx.get(CNC_KIND.command, commandId, { includeDeleted: true });
       const current = parseRecord(record);
       if (!current || isFinal(current)) return undefined;
       const { version: _v, ...doc } = current;
@@ -377,7 +376,7 @@ export class CommandService {
       if (!next) return undefined;
       const version = await this.#service.writeEntity(
         tx,
-        KIND.command,
+        CNC_KIND.command,
         commandId,
         next.thingName,
         { ...next },

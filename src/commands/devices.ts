@@ -9,12 +9,12 @@ import { IotdrError, NotFoundError } from '../common/index.js';
 import {
   attributesSchema,
   type Certificate,
-  KIND,
   policyNameSchema,
   type RegistryService,
   thingGroupNameSchema,
   thingNameSchema,
 } from '../registry/index.js';
+import { CNC_KIND } from './documents.js';
 import { DeviceExistsError, UnknownDeviceError, UnknownGroupError, UnknownTemplateError } from './errors.js';
 
 /** Longest CSR accepted, PEM characters. */
@@ -202,12 +202,12 @@ async function certificatesOf(service: RegistryService, thingName: string): Prom
 async function deleteCommandsOf(service: RegistryService, thingName: string): Promise<number> {
   let deleted = 0;
   for (;;) {
-    const page = await service.store.list(KIND.command, { ref: thingName, limit: 500 });
+    const page = await service.store.list(CNC_KIND.command, { ref: thingName, limit: 500 });
     if (page.length === 0) return deleted;
     await service.transaction(async (tx) => {
       for (const record of page) {
-        const current = await tx.get(KIND.command, record.key, { includeDeleted: true });
-        await service.writeEntity(tx, KIND.command, record.key, record.ref, null, current);
+        const current = await tx.get(CNC_KIND.command, record.key, { includeDeleted: true });
+        await service.writeEntity(tx, CNC_KIND.command, record.key, record.ref, null, current);
       }
     });
     deleted += page.length;

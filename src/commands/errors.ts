@@ -1,4 +1,54 @@
-import { ConflictError, IotdrError, NotFoundError } from '../common/index.js';
+import {
+  ConflictError,
+  type ErrorCatalogue,
+  type FieldIssue,
+  IotdrError,
+  NotFoundError,
+  ValidationError,
+} from '../common/index.js';
+
+/** Every code command and control raises. */
+export const CNC_ERRORS = {
+  IOTDR_CNC_UNKNOWN_TEMPLATE: {
+    status: 404,
+    meaning: 'onboarding names a policy template that does not exist',
+  },
+  IOTDR_CNC_UNKNOWN_GROUP: { status: 404, meaning: 'onboarding names a thing group that does not exist' },
+  IOTDR_CNC_UNKNOWN_DEVICE: { status: 404, meaning: 'no device of that name is onboarded' },
+  IOTDR_CNC_UNKNOWN_COMMAND: { status: 404, meaning: 'no command with that id' },
+  IOTDR_CNC_UNKNOWN_JOB: { status: 404, meaning: 'no onboarding job with that id' },
+  IOTDR_CNC_DEVICE_EXISTS: { status: 409, meaning: 'a device of that name is already onboarded' },
+  IOTDR_CNC_IDEMPOTENCY_MISMATCH: {
+    status: 422,
+    meaning: 'the Idempotency-Key was used before for a different request',
+  },
+  IOTDR_CNC_IDEMPOTENCY_IN_FLIGHT: {
+    status: 409,
+    meaning: 'a request with the same Idempotency-Key is still running',
+  },
+  IOTDR_CNC_OUT_OF_SCOPE: {
+    status: 403,
+    meaning: "a scoped console token may not do this operation, or not on this device's groups",
+  },
+  IOTDR_CNC_COMMAND_FINISHED: { status: 409, meaning: 'the command already reached a final state' },
+  IOTDR_CNC_INVALID_DEVICE_LIST: {
+    status: 400,
+    meaning: 'lines of an onboarding list are not valid (each named in `errors`); nothing was onboarded',
+  },
+  IOTDR_CNC_JOB_RUNNING: {
+    status: 409,
+    meaning: "an onboarding job's keys were asked for while it still runs",
+  },
+  IOTDR_CNC_KEYS_GONE: {
+    status: 410,
+    meaning: "an onboarding job's private keys are no longer here to hand out",
+  },
+} as const satisfies ErrorCatalogue;
+
+type CncErrors = typeof CNC_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends CncErrors {}
+}
 
 /** Onboarding names a template (a registry policy) that does not exist. */
 export class UnknownTemplateError extends NotFoundError {
@@ -81,5 +131,30 @@ export class ScopeError extends IotdrError {
 export class CommandFinishedError extends ConflictError {
   constructor(commandId: string, state: string) {
     super('IOTDR_CNC_COMMAND_FINISHED', `command '${commandId}' is already ${state}`, { commandId, state });
+  }
+}
+
+/** An onboarding list with lines that do not validate (and `partial` not asked), or no valid line at all. */
+export class InvalidDeviceListError extends ValidationError {
+  constructor(message: string, rejected: FieldIssue[]) {
+    super(message, rejected, 'IOTDR_CNC_INVALID_DEVICE_LIST');
+  }
+}
+
+/** The keys of an onboarding job asked for before the job finished. */
+export class JobRunningError extends ConflictError {
+  constructor(jobId: string) {
+    super('IOTDR_CNC_JOB_RUNNING', 'the job is still running; fetch the keys once it finished', { jobId });
+  }
+}
+
+/** The keys of an onboarding job are handed out once, by the region that made them. */
+export class KeysGoneError extends IotdrError {
+  constructor(jobId: string) {
+    super(
+      'IOTDR_CNC_KEYS_GONE',
+      'no keys to hand out: they were fetched already, the devices sent CSRs, or another region ran the job',
+      { status: 410, details: { jobId } },
+    );
   }
 }

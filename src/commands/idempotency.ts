@@ -6,8 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type Clock, type Logger, systemClock } from '../common/index.js';
-import { type IdempotencyDoc, idempotencyDocSchema, KIND, type RegistryService } from '../registry/index.js';
+import { type Clock, type Logger, systemClock, ValidationError } from '../common/index.js';
+import type { RegistryService } from '../registry/index.js';
+import { CNC_KIND, type IdempotencyDoc, idempotencyDocSchema } from './documents.js';
 import { IdempotencyInFlightError, IdempotencyMismatchError } from './errors.js';
 import { pruneEntities } from './prune.js';
 
@@ -81,17 +82,9 @@ export class IdempotencyStore {
     }
     const key = Array.isArray(header) ? header[0] : header;
     if (key === undefined || !KEY_PATTERN.test(key))
-      return reply
-        .code(400)
-        .type('application/problem+json')
-        .send({
-          type: 'urn:iotdr:problem:validation-failed',
-          title: 'Bad Request',
-          status: 400,
-          code: 'IOTDR_VALIDATION_FAILED',
-          detail: 'Idempotency-Key: 1 to 255 visible ASCII characters, no spaces',
-          errors: [{ path: 'headers.idempotency-key', message: '1 to 255 visible ASCII characters' }],
-        });
+      throw new ValidationError('Idempotency-Key: 1 to 255 visible ASCII characters, no spaces', [
+        { path: 'headers.idempotency-key', message: '1 to 255 visible ASCII characters' },
+      ]);
     const principal = request.principal?.tokenId ?? request.principal?.name ?? 'anonymous';
     const id = sha256(`${principal}\u0000${key}`);
     const method = request.method as IdempotencyDoc['method'];
@@ -118,8 +111,8 @@ export class IdempotencyStore {
           expiresAt: new Date(now + IDEMPOTENCY_TTL_MS).toISOString(),
         };
         await this.#service.transaction(async (tx) => {
-          const previous = await tx.get(KIND.idempotency, id, { includeDeleted: true });
-          await this.#service.writeEntity(tx, KIND.idempotency, id, null, { ...doc }, previous);
+          const previous = await tx.get(CNC_KIND.idempotency, id, { includeDeleted: true });
+          await this.#service.writeEntity(tx, CNC_KIND.idempotency, id, null, { ...doc }, previous);
         });
       }
       return reply.code(answer.status).send(answer.body);
@@ -131,7 +124,7 @@ export class IdempotencyStore {
   /** Removes this region's expired records. */
   prune(): Promise<number> {
     const now = this.#clock.now();
-    return pruneEntities(this.#service, KIND.idempotency, (doc) => {
+    return pruneEntities(this.#service, CNC_KIND.idempotency, (doc) => {
       const parsed = idempotencyDocSchema.safeParse(doc);
       return (
         parsed.success &&
@@ -142,7 +135,7 @@ export class IdempotencyStore {
   }
 
   async #load(id: string): Promise<IdempotencyDoc | undefined> {
-    const record = await this.#service.store.get(KIND.idempotency, id);
+    const record = await this.#service.store.get(CNC_KIND.idempotency, id);
     if (!record || record.deleted || record.doc === null) return undefined;
     const parsed = idempotencyDocSchema.safeParse(record.doc);
     if (!parsed.success || Date.parse(parsed.data.expiresAt) <= this.#clock.now()) return undefined;

@@ -14,6 +14,7 @@ export {
   type IssueCommandInput,
   issueCommandBody,
 } from './commands.js';
+export { CNC_ROUTES } from './contracts.js';
 export { type CsvRecord, parseCsv } from './csv.js';
 export {
   type Decommissioned,
@@ -27,10 +28,31 @@ export {
   suspendDevice,
 } from './devices.js';
 export {
+  CNC_DOCUMENTS,
+  CNC_KIND,
+  COMMAND_STATES,
+  type CommandDoc,
+  type CommandState,
+  commandDocSchema,
+  FINAL_COMMAND_STATES,
+  type IdempotencyDoc,
+  JOB_STATES,
+  type JobResult,
+  type JobState,
+  MAX_COMMAND_PAYLOAD_BYTES,
+  MAX_COMMAND_RESULT_BYTES,
+  MAX_JOB_DEVICES,
+  type OnboardingJobDoc,
+} from './documents.js';
+export {
+  CNC_ERRORS,
   CommandFinishedError,
   DeviceExistsError,
   IdempotencyInFlightError,
   IdempotencyMismatchError,
+  InvalidDeviceListError,
+  JobRunningError,
+  KeysGoneError,
   ScopeError,
   UnknownCommandError,
   UnknownDeviceError,

@@ -14,16 +14,7 @@ import {
   uuidv7,
   ValidationError,
 } from '../common/index.js';
-import {
-  type JobResult,
-  KIND,
-  MAX_JOB_DEVICES,
-  type OnboardingJobDoc,
-  onboardingJobDocSchema,
-  policyNameSchema,
-  type RegistryService,
-  thingGroupNameSchema,
-} from '../registry/index.js';
+import { KIND, policyNameSchema, type RegistryService, thingGroupNameSchema } from '../registry/index.js';
 import { CsvError, parseCsv } from './csv.js';
 import {
   checkReferences,
@@ -32,6 +23,13 @@ import {
   onboardBody,
   onboardDevice,
 } from './devices.js';
+import {
+  CNC_KIND,
+  type JobResult,
+  MAX_JOB_DEVICES,
+  type OnboardingJobDoc,
+  onboardingJobDocSchema,
+} from './documents.js';
 import { UnknownJobError } from './errors.js';
 import { pruneEntities } from './prune.js';
 
@@ -266,7 +264,7 @@ export class JobService {
   /** Deletes this region's jobs finished more than JOB_RETENTION_MS ago. */
   prune(): Promise<number> {
     const before = this.#clock.now() - JOB_RETENTION_MS;
-    return pruneEntities(this.#service, KIND.onboardingJob, (doc) => {
+    return pruneEntities(this.#service, CNC_KIND.onboardingJob, (doc) => {
       const job = onboardingJobDocSchema.safeParse(doc);
       return (
         job.success &&
@@ -285,7 +283,7 @@ export class JobService {
     this.#pruneTimer.unref();
     let after: string | undefined;
     for (;;) {
-      const page = await this.#service.store.list(KIND.onboardingJob, {
+      const page = await this.#service.store.list(CNC_KIND.onboardingJob, {
         limit: 500,
         ...(after === undefined ? {} : { after }),
       });
@@ -346,7 +344,7 @@ export class JobService {
   }
 
   async get(jobId: string): Promise<Job> {
-    const record = await this.#service.store.get(KIND.onboardingJob, jobId);
+    const record = await this.#service.store.get(CNC_KIND.onboardingJob, jobId);
     const parsed = record && !record.deleted ? onboardingJobDocSchema.safeParse(record.doc) : undefined;
     if (!record || !parsed?.success) throw new UnknownJobError(jobId);
     return { ...parsed.data, version: record.version };
@@ -441,8 +439,8 @@ export class JobService {
 
   async #write(doc: OnboardingJobDoc): Promise<number> {
     return this.#service.transaction(async (tx) => {
-      const previous = await tx.get(KIND.onboardingJob, doc.jobId, { includeDeleted: true });
-      return this.#service.writeEntity(tx, KIND.onboardingJob, doc.jobId, null, { ...doc }, previous);
+      const previous = await tx.get(CNC_KIND.onboardingJob, doc.jobId, { includeDeleted: true });
+      return this.#service.writeEntity(tx, CNC_KIND.onboardingJob, doc.jobId, null, { ...doc }, previous);
     });
   }
 

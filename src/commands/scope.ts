@@ -2,7 +2,8 @@
  * Console tokens may be scoped to some operations and thing groups (docs/architecture.md §8). An unscoped
  * token (any operator or admin) may do everything here.
  */
-import type { CncOperation, Principal, RegistryService } from '../registry/index.js';
+import type { CncOperation, Principal } from '../http/index.js';
+import type { RegistryService } from '../registry/index.js';
 import { ScopeError } from './errors.js';
 
 export function requireOperation(principal: Principal | undefined, operation: CncOperation): void {

@@ -15,6 +15,12 @@ const REDACT = [
   '*.secret',
 ];
 
+/** Levels from most to least severe; `silent` logs nothing. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** The least severe level logged unless the configuration says otherwise. */
+export const DEFAULT_LOG_LEVEL = 'info';
+
 export function createLogger(options: {
   level?: string;
   name?: string;
@@ -22,7 +28,7 @@ export function createLogger(options: {
 }): Logger {
   return pino(
     {
-      level: options.level ?? 'info',
+      level: options.level ?? DEFAULT_LOG_LEVEL,
       ...(options.name === undefined ? {} : { name: options.name }),
       redact: { paths: REDACT, censor: '[redacted]' },
     },

@@ -1,3 +1,26 @@
+// Each section's type, defaults and schema live with its component (src/<component>/config.ts);
+// the types are re-exported here for whoever holds the whole configuration.
+export type { AnalyticsConfig } from '../analytics/index.js';
+export type { BrokerConfig, RedisConfig } from '../broker/index.js';
+export type { ListenerConfig, LogLevel } from '../common/index.js';
+export type { DnsConfig, DnsServerConfig, PowerDnsConfig } from '../dns/index.js';
+export type { EventsConfig } from '../events/index.js';
+export type { FailoverConfig, WebhookConfig } from '../failover/index.js';
+export type { HealthComponent, HealthConfig, HttpCheckConfig } from '../health/index.js';
+export type {
+  PostgresStoreConfig,
+  SqliteStoreConfig,
+  SqliteSynchronous,
+  StoreConfig,
+} from '../registry/index.js';
+export type { ReplicationConfig } from '../replication/index.js';
+export type { RuleActionConfig, RuleConfig } from '../rules/index.js';
+export {
+  DEFAULT_CONTROL_ADDRESS,
+  DEFAULT_CONTROL_PORT,
+  DEFAULT_ZONE,
+  FLEET_LIMITS,
+} from './fleet.js';
 export {
   adminTokenPath,
   analyticsTokenPath,
@@ -20,6 +43,13 @@ export {
 } from './load.js';
 export { parseConfig, parseConfigYaml } from './parse.js';
 export {
+  DEFAULT_REGION_API_PORT,
+  DEFAULT_REGION_CNC_PORT,
+  DEFAULT_REGIONS,
+  REGION_PRIORITY_MIN,
+  type RegionConfig,
+} from './region-schema.js';
+export {
   passwordFilePath,
   primaryRegion,
   REDACTED,
@@ -29,84 +59,7 @@ export {
   regionsByPriority,
   sqlitePath,
 } from './regions.js';
-export type {
-  AnalyticsConfig,
-  BrokerConfig,
-  DnsConfig,
-  DnsServerConfig,
-  EventsConfig,
-  FailoverConfig,
-  HealthComponent,
-  HealthConfig,
-  HttpCheckConfig,
-  IotdrConfig,
-  ListenerConfig,
-  LogLevel,
-  PostgresStoreConfig,
-  PowerDnsConfig,
-  RedisConfig,
-  RegionConfig,
-  ReplicationConfig,
-  RuleActionConfig,
-  RuleConfig,
-  SqliteStoreConfig,
-  SqliteSynchronous,
-  StoreConfig,
-  SupervisionConfig,
-  WebhookConfig,
-} from './schema.js';
-export {
-  ADDRESS_PLACEHOLDER,
-  API_BODY_LIMIT_MAX,
-  API_BODY_LIMIT_MIN,
-  CONTROL_NAMESERVER,
-  DEFAULT_ANALYTICS_ADDRESS,
-  DEFAULT_ANALYTICS_MAX_LAG_MS,
-  DEFAULT_ANALYTICS_PORT,
-  DEFAULT_ANALYTICS_RETENTION_SECONDS,
-  DEFAULT_ANALYTICS_SEQUENCE_FIELD,
-  DEFAULT_API_BODY_LIMIT,
-  DEFAULT_API_NAME,
-  DEFAULT_CHECKER_ID,
-  DEFAULT_CONTROL_ADDRESS,
-  DEFAULT_CONTROL_PORT,
-  DEFAULT_CRITICAL_COMPONENTS,
-  DEFAULT_DNS_ADDRESS,
-  DEFAULT_DNS_PORT,
-  DEFAULT_DNS_SERVER_HTTP_PORT,
-  DEFAULT_DNS_TTL,
-  DEFAULT_FAILOVER_DEGRADED_BUDGET_MS,
-  DEFAULT_FAILOVER_GIVE_UP_TIMEOUTS,
-  DEFAULT_HEALTH_CONNECT_EVERY_MS,
-  DEFAULT_HEALTH_CONNECT_TIMEOUT_MS,
-  DEFAULT_LOG_LEVEL,
-  DEFAULT_MQTT_NAME,
-  DEFAULT_POSTGRES_POOL_SIZE,
-  DEFAULT_REGION_API_PORT,
-  DEFAULT_REGION_CNC_PORT,
-  DEFAULT_REGION_MQTT_PORT,
-  DEFAULT_REGIONS,
-  DEFAULT_RESTART_DELAY_MS,
-  DEFAULT_RESTART_MAX_DELAY_MS,
-  DEFAULT_SQLITE_SYNCHRONOUS,
-  DEFAULT_STORE_ENGINE,
-  DEFAULT_SUPERVISION_RESTART,
-  DEFAULT_SUPERVISION_STABLE_MS,
-  DEFAULT_ZONE,
-  DNS_TTL_MAX,
-  DNS_TTL_MIN,
-  failoverGiveUpMs,
-  HEALTH_COMPONENTS,
-  LOG_LEVELS,
-  PORT_MAX,
-  PORT_MIN,
-  POSTGRES_POOL_SIZE_MAX,
-  POSTGRES_POOL_SIZE_MIN,
-  REGION_PLACEHOLDER,
-  SQLITE_SYNCHRONOUS_MODES,
-  STORE_ENGINES,
-  SUPERVISION_RESTART_MODES,
-} from './schema.js';
+export type { IotdrConfig } from './schema.js';
 export {
   ensureStateDir,
   loadOrCreateSecretFile,
@@ -117,3 +70,12 @@ export {
   secretsDir,
   writeSecretFile,
 } from './secrets.js';
+export {
+  DEFAULT_RESTART_DELAY_MS,
+  DEFAULT_RESTART_MAX_DELAY_MS,
+  DEFAULT_SUPERVISION_RESTART,
+  DEFAULT_SUPERVISION_STABLE_MS,
+  SUPERVISION_LIMITS,
+  SUPERVISION_RESTART_MODES,
+  type SupervisionConfig,
+} from './supervision.js';

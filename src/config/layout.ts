@@ -5,7 +5,8 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { baseUrl } from '../common/index.js';
-import type { IotdrConfig, RegionConfig } from './schema.js';
+import type { RegionConfig } from './region-schema.js';
+import type { IotdrConfig } from './schema.js';
 import { SECRETS_DIR } from './secrets.js';
 
 /** The admin token: role admin in every region, made on first start. */

@@ -1,7 +1,7 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError, type FieldIssue, formatPath } from '../common/index.js';
-import { configSchema, describeInput, type IotdrConfig } from './schema.js';
+import { ConfigError, describeInput, type FieldIssue, formatPath } from '../common/index.js';
+import { configSchema, type IotdrConfig } from './schema.js';
 
 interface RawIssue {
   path: PropertyKey[];

@@ -1,6 +1,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../common/index.js';
-import type { IotdrConfig, RegionConfig } from './schema.js';
+import type { RegionConfig } from './region-schema.js';
+import type { IotdrConfig } from './schema.js';
 
 /** Stands for a secret in redacted output. */
 export const REDACTED = '[redacted]';

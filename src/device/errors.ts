@@ -1,22 +1,36 @@
-import { IotdrError, type IotdrErrorOptions } from '../common/index.js';
+import { type ErrorCatalogue, IotdrError, type IotdrErrorOptions } from '../common/index.js';
 
-/**
- * The device SDK's failures, each with a stable code:
- * - `IOTDR_DEVICE_QUEUE_FULL`: `publish` refused; the queue holds `maxMessages` unacknowledged messages.
- * - `IOTDR_DEVICE_INVALID_PAYLOAD`: `publish` needs a JSON object (or its UTF-8 bytes).
- * - `IOTDR_DEVICE_INVALID_TOPIC`: an empty topic, wildcards in a publish topic, a NUL character.
- * - `IOTDR_DEVICE_CLOSED`: the client was closed.
- * - `IOTDR_DEVICE_TIMEOUT`: a shadow request got no answer within `requestTimeoutMs`.
- * - `IOTDR_DEVICE_SHADOW_REJECTED`: the broker answered a shadow request on `…/rejected`.
- * - `IOTDR_DEVICE_SUBSCRIBE_REFUSED`: the broker's SUBACK refused a filter (policy).
- * - `IOTDR_DEVICE_QUEUE_STORE`: the queue file could not be opened or written.
- * - `IOTDR_DEVICE_INVALID_OPTIONS`: the constructor's options (a `ValidationError` naming each field).
- * - `IOTDR_DEVICE_INVALID_QOS`: `publish` with a QoS other than 1.
- * - `IOTDR_DEVICE_INVALID_SHADOW`: `updateShadow` without `desired` or `reported`.
- * - `IOTDR_DEVICE_COMMAND_HANDLER_SET`: `onCommand` while a handler is registered.
- */
+/** Every code the device SDK raises; none is an HTTP answer (the SDK speaks MQTT). */
+export const DEVICE_ERRORS = {
+  IOTDR_DEVICE_QUEUE_FULL: {
+    meaning: '`publish` refused: the queue already holds `queue.maxMessages` unacknowledged messages',
+  },
+  IOTDR_DEVICE_INVALID_PAYLOAD: {
+    meaning: '`publish` needs a JSON object (or its UTF-8 text) of at most 131,072 bytes',
+  },
+  IOTDR_DEVICE_INVALID_TOPIC: {
+    meaning:
+      'a publish topic that is empty or has `+`, `#` or NUL, or a subscription filter that is not MQTT',
+  },
+  IOTDR_DEVICE_INVALID_QOS: { meaning: '`publish` with a QoS other than 1' },
+  IOTDR_DEVICE_CLOSED: { meaning: 'the client was closed (before the call, or before its answer came)' },
+  IOTDR_DEVICE_TIMEOUT: { meaning: 'a shadow request got no answer within `requestTimeoutMs`' },
+  IOTDR_DEVICE_SHADOW_REJECTED: { meaning: 'the broker answered a shadow request on `…/rejected`' },
+  IOTDR_DEVICE_SUBSCRIBE_REFUSED: { meaning: "the broker's SUBACK refused a filter (no policy allows it)" },
+  IOTDR_DEVICE_QUEUE_STORE: { meaning: 'the queue file could not be opened or written' },
+  IOTDR_DEVICE_INVALID_OPTIONS: { meaning: "the client's options are not valid; `issues` names each field" },
+  IOTDR_DEVICE_INVALID_SHADOW: { meaning: '`updateShadow` without `desired` or `reported`' },
+  IOTDR_DEVICE_COMMAND_HANDLER_SET: { meaning: '`onCommand` while a command handler is registered' },
+} as const satisfies ErrorCatalogue;
+
+type DeviceErrors = typeof DEVICE_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends DeviceErrors {}
+}
+
+/** A failure of the device SDK; `code` is one of DEVICE_ERRORS. */
 export class DeviceError extends IotdrError {
-  constructor(code: string, message: string, options: IotdrErrorOptions = {}) {
+  constructor(code: keyof DeviceErrors, message: string, options: IotdrErrorOptions = {}) {
     super(code, message, { status: 400, ...options });
     this.name = 'DeviceError';
   }

@@ -3,7 +3,7 @@
  */
 export { Backoff } from './backoff.js';
 export { DeviceClient, type MessageHandler } from './client.js';
-export { DeviceError, QueueFullError } from './errors.js';
+export { DEVICE_ERRORS, DeviceError, QueueFullError } from './errors.js';
 export type {
   DeviceCounters,
   DeviceEvent,

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import {
   type Clock,
+  DEFAULT_MQTT_NAME,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_MQTT_TOKEN_PORT,
   formatPath,
   systemClock,
   systemTimers,
@@ -9,12 +12,12 @@ import {
 } from '../common/index.js';
 import type { DnsCache } from './resolver.js';
 
-/** MQTT over TLS with a client certificate (the broker's mTLS listener). */
-export const DEFAULT_MTLS_PORT = 8883;
-/** MQTT over TLS with username = thing name, password = device token (the token listener). */
-export const DEFAULT_TOKEN_PORT = 8884;
-/** Label of the devices' name under the zone: `mqtt.<zone>`. */
-export const DEFAULT_MQTT_NAME = 'mqtt';
+// The ports and the name a region serves devices on, defined once for the servers and the SDK.
+export {
+  DEFAULT_MQTT_NAME,
+  DEFAULT_MQTT_PORT as DEFAULT_MTLS_PORT,
+  DEFAULT_MQTT_TOKEN_PORT as DEFAULT_TOKEN_PORT,
+};
 /** How often the device asks DNS whether its name points elsewhere, in ms. */
 export const DEFAULT_DNS_RECHECK_MS = 5000;
 /**
@@ -257,7 +260,7 @@ export function parseDeviceOptions(input: DeviceClientOptions): ResolvedDeviceOp
     );
   }
   const o = result.data;
-  const defaultPort = o.auth.type === 'token' ? (o.auth.port ?? DEFAULT_TOKEN_PORT) : DEFAULT_MTLS_PORT;
+  const defaultPort = o.auth.type === 'token' ? (o.auth.port ?? DEFAULT_MQTT_TOKEN_PORT) : DEFAULT_MQTT_PORT;
   return Object.freeze({
     thingName: o.thingName,
     zone: o.zone,

@@ -3,8 +3,23 @@
  * providers.
  */
 
+export {
+  CONTROL_NAMESERVER,
+  DEFAULT_DNS_ADDRESS,
+  DEFAULT_DNS_PORT,
+  DEFAULT_DNS_PROVIDER,
+  DEFAULT_DNS_SERVER_HTTP_PORT,
+  DEFAULT_DNS_TTL,
+  DEFAULT_POWERDNS_SERVER_ID,
+  DNS_LIMITS,
+  DNS_PROVIDERS,
+  type DnsConfig,
+  type DnsServerConfig,
+  dnsSection,
+  type PowerDnsConfig,
+} from './config.js';
 export { DnsEngine, type DnsEngineOptions, type DropReason, type Outcome, type Transport } from './engine.js';
-export { DnsError, ProviderError, StaleEpochError } from './errors.js';
+export { DNS_ERRORS, DnsError, ProviderError, StaleEpochError } from './errors.js';
 export {
   type ControllerLink,
   DEFAULT_FOLLOW_RETRY,
@@ -18,7 +33,6 @@ export {
 export { DnsMetrics } from './metrics.js';
 export { BuiltinDnsProvider, type BuiltinProviderOptions } from './providers/builtin.js';
 export {
-  DEFAULT_POWERDNS_SERVER_ID,
   DEFAULT_POWERDNS_TIMEOUT_MS,
   PowerDnsProvider,
   type PowerDnsProviderOptions,
@@ -36,9 +50,7 @@ export {
   activeRegionSchema,
   addressType,
   DEFAULT_APEX_TTL,
-  DEFAULT_FLEET_TTL,
   DEFAULT_HOSTMASTER,
-  DEFAULT_NAMESERVER,
   DEFAULT_SOA_EXPIRE,
   DEFAULT_SOA_REFRESH,
   DEFAULT_SOA_RETRY,

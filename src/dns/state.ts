@@ -5,10 +5,17 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { type FieldIssue, formatPath, ValidationError } from '../common/index.js';
+import {
+  DEFAULT_API_NAME,
+  DEFAULT_MQTT_NAME,
+  DNS_NAME_PATTERN,
+  type FieldIssue,
+  formatPath,
+  REGION_NAME_PATTERN,
+} from '../common/index.js';
+import { DEFAULT_DNS_TTL, DNS_LIMITS } from './config.js';
+import { invalidDnsState } from './errors.js';
 
-/** TTL of the fleet's A/AAAA/TXT answers when the state does not say, in seconds. */
-export const DEFAULT_FLEET_TTL = 5;
 /** TTL of the apex SOA and NS records and of the name servers' addresses, in seconds. */
 export const DEFAULT_APEX_TTL = 3600;
 /** SOA timers (seconds); only secondaries read them, and iotdr has none, so they are conventional values. */
@@ -17,14 +24,8 @@ export const DEFAULT_SOA_RETRY = 600;
 export const DEFAULT_SOA_EXPIRE = 86_400;
 /** Mailbox of the SOA, relative to the zone: `hostmaster.<zone>`. */
 export const DEFAULT_HOSTMASTER = 'hostmaster';
-/** Label of the name server when none is configured: `ns.<zone>`. */
-export const DEFAULT_NAMESERVER = 'ns';
 /** Relative name of the TXT record that says which region is active and at what epoch. */
 export const STATUS_LABEL = '_iotdr';
-
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const NAME = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
-const REGION = /^[a-z][a-z0-9-]{0,62}$/;
 
 export interface ActiveRegion {
   /** Region name, `^[a-z][a-z0-9-]{0,62}$`. */
@@ -76,13 +77,20 @@ const relativeName = z
   .string()
   .transform((s) => s.toLowerCase())
   .pipe(
-    z.string().regex(NAME, 'expected a relative DNS name such as mqtt (labels of a-z, 0-9, inner hyphens)'),
+    z
+      .string()
+      .regex(
+        DNS_NAME_PATTERN,
+        'expected a relative DNS name such as mqtt (labels of a-z, 0-9, inner hyphens)',
+      ),
   );
 const ipSchema = z.string().refine((s) => isIP(s) !== 0, 'expected an IPv4 or IPv6 literal');
 
 export const activeRegionSchema = z
   .object({
-    region: z.string().regex(REGION, 'expected a region name: a-z first, then a-z, 0-9 or -, at most 63'),
+    region: z
+      .string()
+      .regex(REGION_NAME_PATTERN, 'expected a region name: a-z first, then a-z, 0-9 or -, at most 63'),
     address: ipSchema,
     epoch: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   })
@@ -93,12 +101,12 @@ const stateSchema = z
     zone: z
       .string()
       .transform((s) => s.toLowerCase().replace(/\.$/, ''))
-      .pipe(z.string().max(253).regex(NAME, 'expected a DNS name such as iot.test')),
-    ttl: z.number().int().min(1).max(86_400).default(DEFAULT_FLEET_TTL),
+      .pipe(z.string().regex(DNS_NAME_PATTERN, 'expected a DNS name such as iot.test')),
+    ttl: z.number().int().min(DNS_LIMITS.ttl.min).max(DNS_LIMITS.ttl.max).default(DEFAULT_DNS_TTL),
     names: z
       .object({
-        mqtt: relativeName.default('mqtt'),
-        api: relativeName.default('api'),
+        mqtt: relativeName.default(DEFAULT_MQTT_NAME),
+        api: relativeName.default(DEFAULT_API_NAME),
         extra: z.array(relativeName).default([]),
       })
       .strict()
@@ -140,7 +148,7 @@ function ownNames(s: { names: DnsState['names'] }): string[] {
 
 function fail(issues: FieldIssue[]): never {
   const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-  throw new ValidationError(`invalid DNS record state: ${summary}`, issues, 'IOTDR_DNS_INVALID_STATE');
+  throw invalidDnsState(`invalid DNS record state: ${summary}`, issues);
 }
 
 /** Validates and freezes a record state; throws `ValidationError` (`IOTDR_DNS_INVALID_STATE`) naming every bad field. */
@@ -166,8 +174,7 @@ export function parseDnsState(input: unknown): DnsState {
       issues.push({ path: 'names', message: `${name}.${s.zone} is longer than 253 characters` });
     }
   }
-  if (issues.length > 0)
-    throw new ValidationError('invalid DNS record state', issues, 'IOTDR_DNS_INVALID_STATE');
+  if (issues.length > 0) throw invalidDnsState('invalid DNS record state', issues);
   return deepFreeze({
     zone: s.zone,
     ttl: s.ttl,
@@ -185,8 +192,8 @@ export function statusText(active: ActiveRegion): string {
 
 /** Reads `region=<name> epoch=<n>` back; undefined when the text is not in that form. */
 export function parseStatusText(text: string): { region: string; epoch: number } | undefined {
-  const match = /^region=([a-z][a-z0-9-]{0,62}) epoch=(\d{1,16})$/.exec(text.trim());
-  if (!match?.[1] || !match[2]) return undefined;
+  const match = /^region=(\S+) epoch=(\d{1,16})$/.exec(text.trim());
+  if (!match?.[1] || !match[2] || !REGION_NAME_PATTERN.test(match[1])) return undefined;
   return { region: match[1], epoch: Number(match[2]) };
 }
 

@@ -9,8 +9,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { baseUrl } from '../common/index.js';
-import { ADDRESS_PLACEHOLDER, type IotdrConfig, parseConfig } from '../config/index.js';
+import { type IotdrConfig, parseConfig } from '../config/index.js';
 import { APP_TARGET_PATH } from '../faults/index.js';
+import { ADDRESS_PLACEHOLDER } from '../health/index.js';
 
 export interface DrillConfig {
   config: IotdrConfig;

@@ -4,10 +4,13 @@
  * each RTO factor from the controller's decision log, every device's reconnection, and the RPO
  * (messages accepted by devices vs delivered to analytics, registry changes, commands).
  */
-import { Api, baseUrl, IotdrError, waitUntil } from '../common/index.js';
+import { ANALYTICS_ROUTES } from '../analytics/index.js';
+import { BROKER_ROUTES } from '../broker/index.js';
+import { CNC_ROUTES } from '../commands/index.js';
+import { baseUrl, waitUntil } from '../common/index.js';
 import { controlUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
-import type { FailoverEvent } from '../failover/index.js';
-import type { DrillFault } from '../faults/index.js';
+import { FAILOVER_ROUTES, type SwitchTimings } from '../failover/index.js';
+import { type DrillFault, FAULT_ROUTES } from '../faults/index.js';
 import {
   type Ceiling,
   type DeviceRecord,
@@ -21,6 +24,9 @@ import {
   regionApis,
   summaryLine,
 } from '../fleet/index.js';
+import { ApiClient } from '../http/index.js';
+import { REGISTRY_ROUTES } from '../registry/index.js';
+import { drillAborted, drillConfigError, drillTimeout, isDrillError, notSteady } from './errors.js';
 import { type DrillReport, type FailbackMeasure, percentile, type SwitchMeasure } from './report.js';
 
 /** The platform as the drill drives it: every process started, one killed and restarted, all stopped. */
@@ -93,22 +99,18 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const { config, stateDir } = options;
   const progress = options.onProgress ?? (() => {});
   const [primary, secondary] = [...config.regions].sort((a, b) => a.priority - b.priority);
-  if (!primary || !secondary) throw new IotdrError('IOTDR_DRILL_CONFIG', 'a drill needs two regions');
+  if (!primary || !secondary) throw drillConfigError('a drill needs two regions');
   const component = FAULT_COMPONENT[options.fault];
   if (component && !config.health.critical.includes(component as never))
-    throw new IotdrError(
-      'IOTDR_DRILL_CONFIG',
-      `${options.fault} moves the fleet only when ${component} is in health.critical`,
-    );
+    throw drillConfigError(`${options.fault} moves the fleet only when ${component} is in health.critical`);
   if (component === 'app' && !config.health.checks.some((c) => c.component === 'app'))
-    throw new IotdrError(
-      'IOTDR_DRILL_CONFIG',
+    throw drillConfigError(
       'app-unhealthy needs a health check of component app (iotdr drill adds one watching the demo service when the regions share an API port)',
     );
   if (component === 'analytics' && !config.analytics.regionCheck)
-    throw new IotdrError('IOTDR_DRILL_CONFIG', 'analytics-unhealthy needs analytics.regionCheck: true');
+    throw drillConfigError('analytics-unhealthy needs analytics.regionCheck: true');
   const signal = options.signal;
-  if (signal?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
+  if (signal?.aborted) throw drillAborted();
 
   progress(
     `starting ${config.regions.map((r) => r.name).join(', ')}, control and analytics (fault injection on)`,
@@ -134,15 +136,16 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const { token, caPem } = await platformCredentials(stateDir);
     const api = (r: RegionConfig) => regionApis(r, token, caPem).api;
     const cnc = (r: RegionConfig) => regionApis(r, token, caPem).cnc;
-    const control = new Api('control', controlUrlOf(config), token);
-    const analytics = new Api('analytics', baseUrl(config.analytics.address, config.analytics.port), token);
+    const control = new ApiClient('control', controlUrlOf(config), token);
+    const analytics = new ApiClient(
+      'analytics',
+      baseUrl(config.analytics.address, config.analytics.port),
+      token,
+    );
 
     await until(
       async () => {
-        const s = (await control.call('GET', '/v1/failover/state')) as {
-          activeRegion: string;
-          mode: { type: string };
-        };
+        const s = await control.request(FAILOVER_ROUTES.state);
         return s.mode.type === 'health' && s.activeRegion === primary.name;
       },
       60_000,
@@ -169,14 +172,13 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const f = fleet;
     // The whole fleet connecting: two minutes, or more for a fleet that takes longer to power on.
     const fleetWaitMs = Math.max(120_000, options.devices * 20);
-    const steady = (await control.call('GET', '/v1/failover/state')) as { epoch: number };
+    const steady = await control.request(FAILOVER_ROUTES.state);
     // Nothing may have moved the fleet before the fault: that drill would measure nothing.
     const stillSteady = async (): Promise<true> => {
-      const s = (await control.call('GET', '/v1/failover/state')) as { epoch: number; activeRegion: string };
+      const s = await control.request(FAILOVER_ROUTES.state);
       if (s.epoch !== steady.epoch || s.activeRegion !== primary.name) {
         const why = await whyDown(control, primary.name);
-        throw new IotdrError(
-          'IOTDR_DRILL_NOT_STEADY',
+        throw notSteady(
           `the controller moved the fleet to ${s.activeRegion} before the fault (epoch ${s.epoch})${why}; see ${platform.logDir}/control.log`,
         );
       }
@@ -207,7 +209,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     // The fleet's own reconnect time, no failover: every device dropped and back on the same region.
     progress('measuring the fleet’s own reconnect time (all devices disconnected, no failover)');
     const ownStart = Date.now();
-    await api(primary).call('POST', '/v1/connections/disconnect', { body: { all: true } });
+    await api(primary).request(BROKER_ROUTES.disconnect, { body: { all: true } });
     await until(
       async () =>
         (await stillSteady()) &&
@@ -258,9 +260,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       progress(`restarting ${primary.name} so analytics can read what its bus kept`);
       await platform.restart(primary.name);
     } else if (options.fault === 'analytics-unhealthy') {
-      await analytics.call('POST', `/v1/ingest/${primary.name}/resume`);
+      await analytics.request(ANALYTICS_ROUTES.resumeIngest, { params: { region: primary.name } });
     } else {
-      await api(primary).call('DELETE', `/v1/faults/${options.fault}`);
+      await api(primary).request(FAULT_ROUTES.clear, { params: { fault: options.fault } });
     }
 
     // After recovery: writes the primary held when it failed reach the secondary once it is back
@@ -278,14 +280,14 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       const waitStart = Date.now();
       await until(
         async () => {
-          const s = (await control.call('GET', '/v1/failover/state')) as { failbackAvailable: string | null };
+          const s = await control.request(FAILOVER_ROUTES.state);
           return s.failbackAvailable === primary.name && (await missingIn(api(primary), backNames)) === 0;
         },
         120_000,
         `${primary.name} healthy again with ${secondary.name}'s changes`,
       );
       progress(`  ready for failback after ${Date.now() - waitStart} ms`);
-      const state = (await control.call('GET', '/v1/failover/state')) as { epoch: number };
+      const state = await control.request(FAILOVER_ROUTES.state);
       const measured = await faultAndSwitch({
         fault: 'failback',
         from: secondary,
@@ -293,7 +295,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         epoch: state.epoch,
         inject: async () => {
           const at = Date.now();
-          await control.call('POST', '/v1/failover/failback', { body: { reason: 'drill failback' } });
+          await control.request(FAILOVER_ROUTES.failback, { body: { reason: 'drill failback' } });
           return at;
         },
         control,
@@ -321,7 +323,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     progress('counting: every accepted message against what analytics holds');
     await until(
       async () => {
-        totals = (await analytics.call('GET', '/v1/totals')) as typeof totals;
+        totals = await analytics.request(ANALYTICS_ROUTES.totals);
         return totals.messages >= accepted;
       },
       60_000,
@@ -429,21 +431,24 @@ function physicalLimitMs(detectionMs: number, devices: number, ceiling: Ceiling)
 let aborted: AbortSignal | undefined;
 
 /** Registry changes (things named `<prefix>-N`) made through one region's API; their names. */
-async function makeChanges(api: Api, prefix: string): Promise<string[]> {
+async function makeChanges(api: ApiClient, prefix: string): Promise<string[]> {
   const names = Array.from({ length: REGISTRY_CHANGES }, (_, i) => `${prefix}-${i + 1}`);
   for (const name of names)
-    await api.call('PUT', `/v1/things/${name}`, { body: { attributes: { drill: prefix } } });
+    await api.request(REGISTRY_ROUTES.putThing, {
+      params: { name },
+      body: { attributes: { drill: prefix } },
+    });
   return names;
 }
 
 /** How many of the things the region does not know; with `waitMs`, once none is missing or it ran out. */
-async function missingIn(api: Api, names: readonly string[], waitMs = 0): Promise<number> {
+async function missingIn(api: ApiClient, names: readonly string[], waitMs = 0): Promise<number> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     let missing = 0;
     for (const name of names) {
       try {
-        await api.call('GET', `/v1/things/${name}`);
+        await api.request(REGISTRY_ROUTES.getThing, { params: { name } });
       } catch {
         missing++;
       }
@@ -454,24 +459,25 @@ async function missingIn(api: Api, names: readonly string[], waitMs = 0): Promis
 }
 
 /** Commands sent through one region's command and control to the first devices; their ids. */
-async function sendCommands(cnc: Api, devices: readonly { thingName: string }[]): Promise<string[]> {
+async function sendCommands(cnc: ApiClient, devices: readonly { thingName: string }[]): Promise<string[]> {
   const ids: string[] = [];
   for (const device of devices.slice(0, COMMANDS)) {
-    const sent = (await cnc.call('POST', `/v1/devices/${device.thingName}/commands`, {
+    const sent = await cnc.request(CNC_ROUTES.issueCommand, {
+      params: { thing: device.thingName },
       // Longer than a large fleet takes to come back: a command must outlive the switch.
       body: { name: 'drill-ping', timeoutMs: 600_000, maxAttempts: 5 },
-    })) as { commandId: string };
+    });
     ids.push(sent.commandId);
   }
   return ids;
 }
 
 /** Each command's state as the region knows it; `unknown` when it does not (yet). */
-function commandStates(cnc: Api, ids: readonly string[]): Promise<string[]> {
+function commandStates(cnc: ApiClient, ids: readonly string[]): Promise<string[]> {
   return Promise.all(
     ids.map((id) =>
-      cnc.call('GET', `/v1/commands/${id}`).then(
-        (c) => (c as { state: string }).state,
+      cnc.request(CNC_ROUTES.command, { params: { id } }).then(
+        (c): string => c.state,
         () => 'unknown',
       ),
     ),
@@ -482,11 +488,15 @@ function commandStates(cnc: Api, ids: readonly string[]): Promise<string[]> {
  * Commands not answered as they should be, read in the region the fleet is on: waits while any is
  * still on its way (unknown there yet, pending or delivered), then counts those not `succeeded`.
  */
-async function lostIn(cnc: Api, ids: readonly string[], progress: (line: string) => void): Promise<number> {
+async function lostIn(
+  cnc: ApiClient,
+  ids: readonly string[],
+  progress: (line: string) => void,
+): Promise<number> {
   const deadline = Date.now() + 130_000;
   let now = await commandStates(cnc, ids);
   while (now.some((s) => s === 'pending' || s === 'delivered' || s === 'unknown') && Date.now() < deadline) {
-    if (aborted?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
+    if (aborted?.aborted) throw drillAborted();
     await new Promise((r) => setTimeout(r, 250));
     now = await commandStates(cnc, ids);
   }
@@ -500,14 +510,17 @@ async function inject(
   fault: DrillFault,
   primary: RegionConfig,
   platform: DrillPlatform,
-  api: Api,
-  analytics: Api,
+  api: ApiClient,
+  analytics: ApiClient,
 ): Promise<number> {
   const at = Date.now();
   if (fault === 'region-crash') await platform.kill(primary.name, 'SIGKILL');
   else if (fault === 'analytics-unhealthy')
-    await analytics.call('POST', `/v1/ingest/${primary.name}/stop`, { body: { reason: 'drill' } });
-  else await api.call('POST', `/v1/faults/${fault}`);
+    await analytics.request(ANALYTICS_ROUTES.stopIngest, {
+      params: { region: primary.name },
+      body: { reason: 'drill' },
+    });
+  else await api.request(FAULT_ROUTES.inject, { params: { fault } });
   return at;
 }
 
@@ -517,7 +530,7 @@ interface SwitchInput {
   to: RegionConfig;
   epoch: number;
   inject: () => Promise<number>;
-  control: Api;
+  control: ApiClient;
   fleet: Fleet;
   timeoutMs: number;
   progress: (line: string) => void;
@@ -530,14 +543,10 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
     `${input.fault}: ${input.fault === 'failback' ? 'routing control' : 'fault injected'} in ${input.from.name}`,
   );
   const faultAt = await input.inject();
-  let timings: Record<string, number | null> = {};
+  let timings: SwitchTimings | undefined;
   await until(
     async () => {
-      const s = (await control.call('GET', '/v1/failover/state')) as {
-        epoch: number;
-        activeRegion: string;
-        lastSwitch: { timings: Record<string, number | null> } | null;
-      };
+      const s = await control.request(FAILOVER_ROUTES.state);
       if (s.epoch <= input.epoch || s.activeRegion !== input.to.name || !s.lastSwitch) return false;
       timings = s.lastSwitch.timings;
       return true;
@@ -545,13 +554,13 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
     input.timeoutMs,
     `the controller moving the fleet to ${input.to.name}`,
   );
-  progress(`  decided after ${(timings.decidedAt ?? faultAt) - faultAt} ms; waiting for the devices`);
+  progress(`  decided after ${(timings?.decidedAt ?? faultAt) - faultAt} ms; waiting for the devices`);
   const onNew = (r: DeviceRecord) =>
     r.region === input.to.name && r.firstAckAt !== null && (r.reconnectedAt ?? 0) >= faultAt;
   const deadline = Date.now() + input.timeoutMs;
   let last = 0;
   while (Date.now() < deadline && !fleet.records().every(onNew)) {
-    if (aborted?.aborted) throw new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted');
+    if (aborted?.aborted) throw drillAborted();
     if (Date.now() - last >= 1000) {
       progress(`  ${summaryOf(fleet)}`);
       last = Date.now();
@@ -563,9 +572,7 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
   const reconnects = moved.map((r) => (r.reconnectedAt ?? faultAt) - faultAt).sort((a, b) => a - b);
   const publishing = moved.map((r) => (r.firstAckAt ?? faultAt) - faultAt);
   // Re-read: the executor records its later steps after the decision.
-  const state = (await control.call('GET', '/v1/failover/state')) as {
-    lastSwitch: { timings: Record<string, number | null> } | null;
-  };
+  const state = await control.request(FAILOVER_ROUTES.state);
   timings = state.lastSwitch?.timings ?? timings;
   const rel = (at: number | null | undefined) => (at === null || at === undefined ? null : at - faultAt);
   return {
@@ -574,15 +581,15 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
     reconnected: moved.length,
     resumed: moved.filter((r) => r.resumed).length,
     rtoMs: moved.length === records.length ? Math.max(0, ...publishing) : null,
-    detectionMs: rel(timings.decidedAt),
-    dnsSwitchMs: rel(timings.dnsUpdatedAt),
+    detectionMs: rel(timings?.decidedAt),
+    dnsSwitchMs: rel(timings?.dnsUpdatedAt),
     factors: {
-      firstFailedProbeMs: rel(timings.firstFailedProbeAt),
-      thresholdCrossedMs: rel(timings.thresholdCrossedAt),
-      decidedMs: rel(timings.decidedAt),
-      dnsUpdatedMs: rel(timings.dnsUpdatedAt),
-      noticesPublishedMs: rel(timings.noticesPublishedAt),
-      disconnectsRequestedMs: rel(timings.disconnectsRequestedAt),
+      firstFailedProbeMs: rel(timings?.firstFailedProbeAt),
+      thresholdCrossedMs: rel(timings?.thresholdCrossedAt),
+      decidedMs: rel(timings?.decidedAt),
+      dnsUpdatedMs: rel(timings?.dnsUpdatedAt),
+      noticesPublishedMs: rel(timings?.noticesPublishedAt),
+      disconnectsRequestedMs: rel(timings?.disconnectsRequestedAt),
     },
     reconnectMs: {
       p50: percentile(reconnects, 50),
@@ -638,21 +645,21 @@ function until(
     showEveryMs: STATUS_EVERY_MS,
     ...(aborted ? { signal: aborted } : {}),
     // The drill's own verdicts end the wait; anything else is "not yet" (a process restarting).
-    fatal: (error) => error instanceof IotdrError && error.code.startsWith('IOTDR_DRILL_'),
-    timeoutError: (message) => new IotdrError('IOTDR_DRILL_TIMEOUT', message),
-    abortError: () => new IotdrError('IOTDR_DRILL_ABORTED', 'the drill was interrupted'),
+    fatal: isDrillError,
+    timeoutError: drillTimeout,
+    abortError: drillAborted,
   });
 }
 
 /** Why the controller last declared a region down, from the decision log: the cause and what failed. */
-async function whyDown(control: Api, region: string): Promise<string> {
+async function whyDown(control: ApiClient, region: string): Promise<string> {
   try {
-    const page = (await control.call('GET', '/v1/failover/events?type=region-health&limit=500')) as {
-      items: FailoverEvent[];
-    };
+    const page = await control.request(FAILOVER_ROUTES.events, {
+      query: { type: 'region-health', limit: 500 },
+    });
+    // The events are a union by type: narrowing to region-health gives its fields.
     const down = page.items
-      .filter((e): e is Extract<FailoverEvent, { type: 'region-health' }> => e.type === 'region-health')
-      .filter((e) => e.region === region && e.to === 'down')
+      .flatMap((e) => (e.type === 'region-health' && e.region === region && e.to === 'down' ? [e] : []))
       .at(-1);
     if (!down) return '';
     const failing = down.failing.map((f) => `${f.check}: ${f.output ?? 'failing'}`);

@@ -7,6 +7,7 @@ export {
   type DrillPlatformOptions,
   runDrill,
 } from './drill.js';
+export { DRILL_ERRORS } from './errors.js';
 export {
   type DrillReport,
   type FailbackMeasure,

@@ -5,7 +5,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
-import { problemSchema, READ, type RegistryService } from '../registry/index.js';
+import type { ErrorCode } from '../common/index.js';
+import { problem, problemSchema, READ } from '../http/index.js';
+import type { RegistryService } from '../registry/index.js';
 import { upgradeRequired } from './errors.js';
 import { MAX_WAIT_MS } from './sqlite.js';
 import type { EventBus } from './types.js';
@@ -193,22 +195,11 @@ export function eventRoutes(bus: EventBus, service: RegistryService) {
 function refuse(
   socket: Duplex,
   status: number,
-  code: string,
+  code: ErrorCode,
   detail: string,
   extra: Record<string, unknown> = {},
 ): void {
-  const body = JSON.stringify({
-    type: `urn:iotdr:problem:${code
-      .replace(/^IOTDR_/, '')
-      .toLowerCase()
-      .replace(/_/g, '-')}`,
-    title: STATUS_CODES[status] ?? 'Error',
-    status,
-    detail,
-    code,
-    instance: STREAM_PATH,
-    ...extra,
-  });
+  const body = JSON.stringify({ ...problem(status, code, detail, extra), instance: STREAM_PATH });
   socket.end(
     [
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,

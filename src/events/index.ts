@@ -1,5 +1,13 @@
 export { type ReadEventsOptions, readEvents } from './client.js';
 export {
+  DEFAULT_MAX_AGE_SECONDS,
+  DEFAULT_MAX_BYTES,
+  EVENTS_LIMITS,
+  type EventsConfig,
+  eventsSection,
+} from './config.js';
+export { EVENTS_ERRORS } from './errors.js';
+export {
   busEventSchema,
   DEFAULT_READ_LIMIT,
   EVENTS_PATH,
@@ -10,8 +18,6 @@ export {
 } from './http.js';
 export { encodePayload, parseJson, payloadBytes } from './payload.js';
 export {
-  DEFAULT_MAX_AGE_SECONDS,
-  DEFAULT_MAX_BYTES,
   DEFAULT_RETENTION_INTERVAL_MS,
   type Every,
   MAX_EVENT_ID_LENGTH,

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Registry } from 'prom-client';
 import { type Clock, ensurePrivateDir, systemClock } from '../common/index.js';
+import { DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_BYTES } from './config.js';
 import { busClosed, invalidEvent } from './errors.js';
 import { type BusMetrics, busMetrics } from './metrics.js';
 import type {
@@ -17,10 +18,6 @@ import type {
   RetentionResult,
 } from './types.js';
 
-/** Default retention: events older than 7 days go. */
-export const DEFAULT_MAX_AGE_SECONDS = 7 * 24 * 3600;
-/** Default retention: the oldest events go once the log holds more than 1 GiB. */
-export const DEFAULT_MAX_BYTES = 1024 ** 3;
 /** How often retention runs by itself, in ms. */
 export const DEFAULT_RETENTION_INTERVAL_MS = 60_000;
 /** Longest long-poll wait, in ms. */

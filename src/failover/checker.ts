@@ -1,15 +1,12 @@
-import { type Clock, systemClock } from '../common/index.js';
-import { FailoverConfigError } from './errors.js';
+import { type Clock, REGION_NAME_PATTERN, systemClock } from '../common/index.js';
 import {
-  CHECKER_ID,
-  checkPositiveInt,
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CHECK_TIMEOUT_MS,
-  DEFAULT_CHECKER_CRITICAL,
   DEFAULT_GIVE_UP_TIMEOUTS,
   MIN_CHECK_INTERVAL_MS,
-  REGION_NAME,
-} from './options.js';
+} from './config.js';
+import { FailoverConfigError } from './errors.js';
+import { checkPositiveInt, DEFAULT_CHECKER_CRITICAL } from './options.js';
 import { assessHealth, componentsOf, worstOutcome } from './probe.js';
 import {
   type FailingCheck,
@@ -84,11 +81,11 @@ export class Checker {
   #running = false;
 
   constructor(options: CheckerOptions) {
-    if (!CHECKER_ID.test(options.id))
-      throw new FailoverConfigError(`checker id '${options.id}' is not ${CHECKER_ID}`);
+    if (!REGION_NAME_PATTERN.test(options.id))
+      throw new FailoverConfigError(`checker id '${options.id}' is not ${REGION_NAME_PATTERN}`);
     for (const r of options.regions) {
-      if (!REGION_NAME.test(r.name))
-        throw new FailoverConfigError(`region name '${r.name}' is not ${REGION_NAME}`);
+      if (!REGION_NAME_PATTERN.test(r.name))
+        throw new FailoverConfigError(`region name '${r.name}' is not ${REGION_NAME_PATTERN}`);
       for (const url of [r.url, ...(r.extra ?? []).map((e) => e.url)]) {
         const parsed = URL.canParse(url) ? new URL(url) : undefined;
         if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:'))

@@ -1,5 +1,5 @@
+import { DEFAULT_CHECK_TIMEOUT_MS } from './config.js';
 import { ObservationDeliveryError } from './errors.js';
-import { DEFAULT_CHECK_TIMEOUT_MS } from './options.js';
 import type { Observation, ObservationSink } from './types.js';
 
 export interface HttpObservationSinkOptions {

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createApiServer } from '../http/index.js';
-import { authenticate, type TokenVerifier } from '../registry/index.js';
+import { authenticate, createApiServer, type TokenVerifier } from '../http/index.js';
 
 export interface ControlApiOptions {
   tokens: TokenVerifier;

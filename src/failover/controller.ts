@@ -1,5 +1,15 @@
 import type { Logger } from 'pino';
-import { type Clock, systemClock, uuidv7 } from '../common/index.js';
+import { type Clock, REGION_NAME_PATTERN, systemClock, uuidv7 } from '../common/index.js';
+import {
+  DEFAULT_CHECK_INTERVAL_MS,
+  DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_DEGRADED_BUDGET_MS,
+  DEFAULT_FAILBACK,
+  DEFAULT_FAILURE_THRESHOLD,
+  DEFAULT_RECOVERY_THRESHOLD,
+  DEFAULT_STABLE_PERIOD_MS,
+  type FailbackMode,
+} from './config.js';
 import {
   FailoverConfigError,
   NoFailbackTargetError,
@@ -9,18 +19,10 @@ import {
   UnknownRegionError,
 } from './errors.js';
 import {
-  CHECKER_ID,
   checkPositiveInt,
   checkRegions,
-  DEFAULT_CHECK_INTERVAL_MS,
-  DEFAULT_CHECK_TIMEOUT_MS,
-  DEFAULT_DEGRADED_BUDGET_MS,
   DEFAULT_EVALUATE_EVERY_MS,
-  DEFAULT_FAILURE_THRESHOLD,
-  DEFAULT_RECOVERY_THRESHOLD,
-  DEFAULT_STABLE_PERIOD_MS,
   defaultObservationMaxAgeMs,
-  type FailbackMode,
   quorumOf,
 } from './options.js';
 import { RegionVotes, type Verdict } from './quorum.js';
@@ -118,10 +120,11 @@ export class FailoverController implements ObservationSink {
     this.regions = checkRegions(options.regions);
     if (options.checkers.length === 0) throw new FailoverConfigError('failover needs at least one checker');
     for (const c of options.checkers)
-      if (!CHECKER_ID.test(c)) throw new FailoverConfigError(`checker id '${c}' is not ${CHECKER_ID}`);
+      if (!REGION_NAME_PATTERN.test(c))
+        throw new FailoverConfigError(`checker id '${c}' is not ${REGION_NAME_PATTERN}`);
     this.checkers = [...new Set(options.checkers)];
     this.quorum = quorumOf(this.checkers.length);
-    this.failback = options.failback ?? 'manual';
+    this.failback = options.failback ?? DEFAULT_FAILBACK;
     this.#store = options.store;
     this.#clock = options.clock ?? systemClock;
     this.#timers = options.timers ?? systemTimers;

@@ -1,4 +1,41 @@
-import { ConflictError, IotdrError, NotFoundError } from '../common/index.js';
+import { ConflictError, type ErrorCatalogue, IotdrError, NotFoundError } from '../common/index.js';
+
+/** Every code failover (checkers, controller, control API) raises. */
+export const FAILOVER_ERRORS = {
+  IOTDR_FAILOVER_UNKNOWN_REGION: {
+    status: 404,
+    meaning: 'a routing control names a region the controller does not know',
+  },
+  IOTDR_FAILOVER_UNKNOWN_CHECKER: {
+    status: 403,
+    meaning: 'observations from a checker `failover.checkers` does not list; the whole batch is refused',
+  },
+  IOTDR_FAILOVER_UNKNOWN_OBSERVED_REGION: {
+    status: 400,
+    meaning: 'observations of a region the controller does not know; the whole batch is refused',
+  },
+  IOTDR_FAILOVER_NO_FAILBACK_TARGET: {
+    status: 409,
+    meaning: 'failback asked while no healthy region is preferred over the active one',
+  },
+  IOTDR_FAILOVER_NO_OVERRIDE: { status: 409, meaning: 'the override was cleared while none is set' },
+  IOTDR_FAILOVER_NO_DECISION: {
+    status: 503,
+    meaning: 'the decision was asked for before the controller announced its first one',
+  },
+  IOTDR_FAILOVER_CONFIG_INVALID: {
+    meaning: "the controller's, a checker's or the executor's options do not make sense together",
+  },
+  IOTDR_FAILOVER_STORE: { meaning: "the controller's state file cannot be opened; control does not start" },
+  IOTDR_FAILOVER_OBSERVATIONS_UNDELIVERED: {
+    meaning: 'a remote checker could not deliver its observations to the controller',
+  },
+} as const satisfies ErrorCatalogue;
+
+type FailoverErrors = typeof FAILOVER_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends FailoverErrors {}
+}
 
 /** A routing control names a region the controller does not know. */
 export class UnknownRegionError extends NotFoundError {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../common/index.js';
+import { DEFAULT_CHECK_TIMEOUT_MS, DEFAULT_DISCONNECT_ON_FAILOVER, type DisconnectMode } from './config.js';
 import type { StepRecorder, SwitchActions } from './controller.js';
-import { DEFAULT_CHECK_TIMEOUT_MS, type DisconnectMode } from './options.js';
 import { type Decision, type DecisionSink, type SwitchEvent, systemTimers, type Timers } from './types.js';
 
 /** A receiver of switch events (the role of the reference design's SNS notification). */
@@ -67,7 +67,7 @@ export class SwitchExecutor implements SwitchActions {
     this.#token = options.adminToken;
     this.#sinks = options.sinks ?? [];
     this.#webhooks = options.webhooks ?? [];
-    this.#disconnect = options.disconnectOnFailover ?? 'when-reachable';
+    this.#disconnect = options.disconnectOnFailover ?? DEFAULT_DISCONNECT_ON_FAILOVER;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
     this.#retry = { ...DEFAULT_WEBHOOK_RETRY, ...options.webhookRetry };
     this.#clock = options.clock ?? systemClock;

@@ -2,6 +2,35 @@
 
 export { type CheckedRegion, Checker, type CheckerOptions, type ExtraHealthUrl } from './checker.js';
 export { HttpObservationSink, type HttpObservationSinkOptions } from './client.js';
+export {
+  DEFAULT_CHECK_INTERVAL_MS,
+  DEFAULT_CHECK_TIMEOUT_MS,
+  DEFAULT_CHECKER_ID,
+  DEFAULT_DEGRADED_BUDGET_MS,
+  DEFAULT_DISCONNECT_ON_FAILOVER,
+  DEFAULT_FAILBACK,
+  DEFAULT_FAILURE_THRESHOLD,
+  DEFAULT_GIVE_UP_TIMEOUTS,
+  DEFAULT_RECOVERY_THRESHOLD,
+  DEFAULT_STABLE_PERIOD_MS,
+  DISCONNECT_MODES,
+  type DisconnectMode,
+  FAILBACK_MODES,
+  FAILOVER_LIMITS,
+  type FailbackMode,
+  type FailoverConfig,
+  failoverGiveUpMs,
+  failoverSection,
+  MIN_CHECK_INTERVAL_MS,
+  type WebhookConfig,
+} from './config.js';
+export {
+  EVENT_TYPES,
+  FAILOVER_ROUTES,
+  MAX_DECISION_WAIT_MS,
+  MAX_OBSERVATIONS_PER_REPORT,
+  observationSchema,
+} from './contracts.js';
 export { buildControlApi, type ControlApiOptions } from './control-api.js';
 export {
   FailoverController,
@@ -11,6 +40,7 @@ export {
   type SwitchActions,
 } from './controller.js';
 export {
+  FAILOVER_ERRORS,
   FailoverConfigError,
   FailoverStoreError,
   NoDecisionYetError,
@@ -29,29 +59,12 @@ export {
   type Webhook,
 } from './executor.js';
 export { DecisionFeed, type ServedDecision } from './feed.js';
-export {
-  decisionRoutes,
-  EVENT_TYPES,
-  failoverRoutes,
-  MAX_DECISION_WAIT_MS,
-  MAX_OBSERVATIONS_PER_REPORT,
-  observationSchema,
-} from './http.js';
+export { decisionRoutes, failoverRoutes } from './http.js';
 export { registerFailoverMetrics } from './metrics.js';
 export {
-  DEFAULT_CHECK_INTERVAL_MS,
-  DEFAULT_CHECK_TIMEOUT_MS,
   DEFAULT_CHECKER_CRITICAL,
   DEFAULT_EVALUATE_EVERY_MS,
-  DEFAULT_FAILURE_THRESHOLD,
-  DEFAULT_RECOVERY_THRESHOLD,
-  DEFAULT_STABLE_PERIOD_MS,
-  DISCONNECT_MODES,
-  type DisconnectMode,
   defaultObservationMaxAgeMs,
-  FAILBACK_MODES,
-  type FailbackMode,
-  MIN_CHECK_INTERVAL_MS,
   quorumOf,
 } from './options.js';
 export { type Assessment, assessHealth } from './probe.js';

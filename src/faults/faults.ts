@@ -11,8 +11,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { type Clock, IotdrError, type Logger, systemClock } from '../common/index.js';
-import { ADMIN, problemSchema } from '../registry/index.js';
+import { type Clock, type Logger, systemClock } from '../common/index.js';
+import { ADMIN, defineRoute, problemSchema, routeOf } from '../http/index.js';
+import { FaultNotRestorableError, FaultsDisabledError } from './errors.js';
 
 /** Faults a region makes on request. */
 export const REGION_FAULTS = ['broker-crash', 'cnc-unhealthy', 'app-unhealthy'] as const;
@@ -31,25 +32,6 @@ export interface FaultTargets {
   /** Closes the command-and-control listener; `restoreCnc` opens it again. */
   stopCnc(): Promise<void>;
   restoreCnc(): Promise<unknown>;
-}
-
-export class FaultsDisabledError extends IotdrError {
-  constructor() {
-    super(
-      'IOTDR_FAULTS_DISABLED',
-      'fault injection is off in this region; start it with `iotdr region --enable-faults` (the drill does)',
-      { status: 403 },
-    );
-  }
-}
-
-export class FaultNotRestorableError extends IotdrError {
-  constructor(fault: RegionFault) {
-    super('IOTDR_FAULTS_NOT_RESTORABLE', `${fault} cannot be undone in place; restart the region`, {
-      status: 409,
-      details: { fault },
-    });
-  }
 }
 
 export interface ActiveFault {
@@ -108,31 +90,48 @@ const faultParams = z.object({ fault: z.enum(REGION_FAULTS) }).strict();
 const activeSchema = z.object({ fault: z.enum(REGION_FAULTS), at: z.number().int() });
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema };
 
+/** The fault routes as route contracts: faultRoutes registers them, the drill calls them. */
+export const FAULT_ROUTES = {
+  list: defineRoute({
+    method: 'GET',
+    url: '/v1/faults',
+    tags: ['faults'],
+    responses: { 200: z.object({ enabled: z.boolean(), active: z.array(activeSchema) }), ...errors },
+  }),
+  inject: defineRoute({
+    method: 'POST',
+    url: '/v1/faults/:fault',
+    tags: ['faults'],
+    description: `Make a fault for real: ${REGION_FAULTS.join(', ')}. 403 unless the region runs with --enable-faults.`,
+    params: faultParams,
+    responses: { 200: activeSchema, ...errors },
+  }),
+  clear: defineRoute({
+    method: 'DELETE',
+    url: '/v1/faults/:fault',
+    tags: ['faults'],
+    params: faultParams,
+    responses: { 204: z.null(), ...errors },
+  }),
+} as const;
+
 /** `GET/POST/DELETE /v1/faults[/{fault}]` (admin) and the demo application service's health. */
 export function faultRoutes(faults: RegionFaults) {
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();
-    app.get('/v1/faults', {
+    app.route({
+      ...routeOf(FAULT_ROUTES.list),
       config: { roles: ADMIN },
-      schema: {
-        tags: ['faults'],
-        response: { 200: z.object({ enabled: z.boolean(), active: z.array(activeSchema) }), ...errors },
-      },
       handler: async () => ({ enabled: faults.enabled, active: faults.active() }),
     });
-    app.post('/v1/faults/:fault', {
+    app.route({
+      ...routeOf(FAULT_ROUTES.inject),
       config: { roles: ADMIN },
-      schema: {
-        tags: ['faults'],
-        description: `Make a fault for real: ${REGION_FAULTS.join(', ')}. 403 unless the region runs with --enable-faults.`,
-        params: faultParams,
-        response: { 200: activeSchema, ...errors },
-      },
       handler: async (req) => faults.inject(req.params.fault),
     });
-    app.delete('/v1/faults/:fault', {
+    app.route({
+      ...routeOf(FAULT_ROUTES.clear),
       config: { roles: ADMIN },
-      schema: { tags: ['faults'], params: faultParams, response: { 204: z.null(), ...errors } },
       handler: async (req, reply) => {
         await faults.clear(req.params.fault);
         return reply.code(204).send(null);

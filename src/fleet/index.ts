@@ -7,6 +7,7 @@ export {
   type LoadIdentity,
   measureCeiling,
 } from './ceiling.js';
+export { FLEET_ERRORS } from './errors.js';
 export { Fleet, type FleetOptions, type FleetSummary, loopbackSource, summaryLine } from './fleet.js';
 export {
   activeRegion,

@@ -6,9 +6,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Api, baseUrl } from '../common/index.js';
+import { baseUrl } from '../common/index.js';
 import type { IotdrConfig, RegionConfig } from '../config/index.js';
 import { adminTokenPath, apiUrlOf, caCertPath, controlUrlOf } from '../config/index.js';
+import { FAILOVER_ROUTES } from '../failover/index.js';
+import { ApiClient } from '../http/index.js';
 import { Fleet } from './fleet.js';
 import { onboardFleet } from './onboard.js';
 import type { DeviceAuth, FleetDevice } from './types.js';
@@ -46,11 +48,15 @@ export async function platformCredentials(stateDir: string): Promise<{ token: st
 }
 
 /** A region's API and its command-and-control API, with the admin token. */
-export function regionApis(region: RegionConfig, token: string, caPem: string): { api: Api; cnc: Api } {
+export function regionApis(
+  region: RegionConfig,
+  token: string,
+  caPem: string,
+): { api: ApiClient; cnc: ApiClient } {
   const scheme = region.cnc.tls ? 'https' : 'http';
   return {
-    api: new Api(region.name, apiUrlOf(region), token),
-    cnc: new Api(`${region.name} cnc`, baseUrl(region.address, region.cnc.port, scheme), token, caPem),
+    api: new ApiClient(region.name, apiUrlOf(region), token),
+    cnc: new ApiClient(`${region.name} cnc`, baseUrl(region.address, region.cnc.port, scheme), token, caPem),
   };
 }
 
@@ -58,8 +64,8 @@ export function regionApis(region: RegionConfig, token: string, caPem: string): 
 export async function activeRegion(config: IotdrConfig, token: string): Promise<RegionConfig> {
   const primary = [...config.regions].sort((a, b) => a.priority - b.priority)[0] as RegionConfig;
   try {
-    const control = new Api('control', controlUrlOf(config), token);
-    const state = (await control.call('GET', '/v1/failover/state')) as { activeRegion: string };
+    const control = new ApiClient('control', controlUrlOf(config), token);
+    const state = await control.request(FAILOVER_ROUTES.state);
     return config.regions.find((r) => r.name === state.activeRegion) ?? primary;
   } catch {
     return primary;

@@ -8,7 +8,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEVICE_POLICY_TEMPLATE } from '../broker/index.js';
-import { type Api, IotdrError, writeFileAtomic } from '../common/index.js';
+import { CNC_ROUTES } from '../commands/index.js';
+import { writeFileAtomic } from '../common/index.js';
+import type { ApiClient } from '../http/index.js';
+import { REGISTRY_ROUTES } from '../registry/index.js';
+import { onboardingFailed } from './errors.js';
 import type { DeviceAuth, FleetDevice } from './types.js';
 
 /** The fleet's policy: the device template (publish under devices/<thing>/, commands, shadows, notices). */
@@ -18,8 +22,8 @@ const TOKEN_CONCURRENCY = 16;
 
 export interface OnboardFleetOptions {
   /** Command and control (`api.<zone>`), and a region's API (policies, device tokens): admin token. */
-  cnc: Api;
-  api: Api;
+  cnc: ApiClient;
+  api: ApiClient;
   count: number;
   /** Thing names are `<prefix>-00001`… */
   prefix: string;
@@ -51,16 +55,20 @@ export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetD
   if (saved && saved.auth === options.auth && saved.devices.length >= options.count) {
     // Kept credentials are only good while the registry still knows the devices.
     const last = saved.devices[options.count - 1]?.thingName;
-    const known = await options.api.call('GET', `/v1/things/${last}`).then(
-      () => true,
-      () => false,
-    );
+    const known =
+      last !== undefined &&
+      (await options.api.request(REGISTRY_ROUTES.getThing, { params: { name: last } }).then(
+        () => true,
+        () => false,
+      ));
     if (known) return saved.devices.slice(0, options.count);
   }
 
   // Idempotent: the same document again makes no new version.
-  await options.api.call('PUT', `/v1/policies/${FLEET_TEMPLATE}`, {
-    body: { policyDocument: DEVICE_POLICY_TEMPLATE() },
+  await options.api.request(REGISTRY_ROUTES.putPolicy, {
+    params: { name: FLEET_TEMPLATE },
+    // A copy: a plain object, as the route's JSON body takes it.
+    body: { policyDocument: { ...DEVICE_POLICY_TEMPLATE() } },
   });
   const names = Array.from({ length: options.count }, (_, i) => thingNameOf(options.prefix, i));
   const devices =
@@ -72,23 +80,20 @@ export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetD
 
 /** One bulk onboarding job through command and control: things, keys and certificates, the policy. */
 async function withCertificates(options: OnboardFleetOptions, names: string[]): Promise<FleetDevice[]> {
-  const job = (await options.cnc.call('POST', '/v1/onboarding-jobs', {
+  const job = await options.cnc.request(CNC_ROUTES.submitJob, {
     body: { template: FLEET_TEMPLATE, devices: names.map((thingName) => ({ thingName })) },
-  })) as { jobId: string; state: string; done: number; total: number };
+  });
   let state = job;
   while (state.state === 'running') {
     await new Promise((r) => setTimeout(r, 250));
-    state = (await options.cnc.call('GET', `/v1/onboarding-jobs/${job.jobId}`)) as typeof job;
+    state = await options.cnc.request(CNC_ROUTES.job, { params: { id: job.jobId } });
     options.onProgress?.(state.done, state.total, 'onboarding');
   }
-  if (state.state !== 'succeeded')
-    throw new IotdrError('IOTDR_FLEET_ONBOARDING_FAILED', `onboarding job ${job.jobId} ended ${state.state}`);
-  const { keys } = (await options.cnc.call('POST', `/v1/onboarding-jobs/${job.jobId}/keys`)) as {
-    keys: Record<string, { certificatePem: string; privateKeyPem: string }>;
-  };
+  if (state.state !== 'succeeded') throw onboardingFailed(`onboarding job ${job.jobId} ended ${state.state}`);
+  const { keys } = await options.cnc.request(CNC_ROUTES.takeKeys, { params: { id: job.jobId } });
   return names.map((thingName) => {
     const k = keys[thingName];
-    if (!k) throw new IotdrError('IOTDR_FLEET_ONBOARDING_FAILED', `no key for ${thingName}`);
+    if (!k) throw onboardingFailed(`no key for ${thingName}`);
     return { thingName, auth: { type: 'mtls', certPem: k.certificatePem, keyPem: k.privateKeyPem } };
   });
 }
@@ -105,12 +110,14 @@ async function withTokens(options: OnboardFleetOptions, names: string[]): Promis
     Array.from({ length: TOKEN_CONCURRENCY }, async () => {
       for (let i = next++; i < names.length; i = next++) {
         const thingName = names[i] as string;
-        await options.api.call('PUT', `/v1/things/${thingName}`, {
+        await options.api.request(REGISTRY_ROUTES.putThing, {
+          params: { name: thingName },
           body: { attributes: { fleet: 'simulated' } },
         });
-        const made = (await options.api.call('POST', `/v1/things/${thingName}/token`, {
+        const made = await options.api.request(REGISTRY_ROUTES.createDeviceToken, {
+          params: { name: thingName },
           body: { policyNames: [FLEET_TEMPLATE] },
-        })) as { token: string };
+        });
         tokens.set(thingName, made.token);
         if (++done % 100 === 0 || done === names.length) options.onProgress?.(done, names.length, 'tokens');
       }

@@ -1,4 +1,27 @@
-import { formatPath, IotdrError, NotFoundError, ValidationError } from '../common/index.js';
+import {
+  type ErrorCatalogue,
+  formatPath,
+  IotdrError,
+  NotFoundError,
+  ValidationError,
+} from '../common/index.js';
+
+/** Every code the health service raises. */
+export const HEALTH_ERRORS = {
+  IOTDR_HEALTH_UNKNOWN_CHECKPOINT: {
+    status: 404,
+    meaning: 'GET /health/{checkpoint} names no checkpoint; `checkpoints` lists the names',
+  },
+  IOTDR_HEALTH_INVALID_CHECKPOINT: {
+    meaning: "a checkpoint's definition or options are not valid; `issues` names each field",
+  },
+  IOTDR_HEALTH_DUPLICATE_CHECKPOINT: { meaning: 'two checkpoints were registered under one name' },
+} as const satisfies ErrorCatalogue;
+
+type HealthErrors = typeof HEALTH_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends HealthErrors {}
+}
 
 /** GET /health/{checkpoint} for a name no checkpoint has. */
 export class UnknownCheckpointError extends NotFoundError {

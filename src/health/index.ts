@@ -10,7 +10,6 @@ export {
 } from './checkpoints/broker.js';
 export { type CustomCheckpointOptions, customCheckpoint } from './checkpoints/custom.js';
 export {
-  HTTP_CHECK_COMPONENTS,
   type HttpCheckpointOptions,
   httpCheckpoint,
   MAX_BODY_BYTES,
@@ -23,26 +22,42 @@ export {
 export {
   assessLinks,
   DEFAULT_MAX_CONTACT_AGE_MS,
-  DEFAULT_MAX_LAG_CHANGES,
-  DEFAULT_MAX_LAG_MS,
   type ReplicationCheckpointOptions,
   type ReplicationThresholds,
   replicationCheckpoint,
 } from './checkpoints/replication.js';
-export { DuplicateCheckpointError, InvalidCheckpointError, UnknownCheckpointError } from './errors.js';
+export {
+  ADDRESS_PLACEHOLDER,
+  DEFAULT_CHECKPOINT_TIMEOUT_MS,
+  DEFAULT_CONNECT_EVERY_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_CRITICAL_COMPONENTS,
+  DEFAULT_EXPECTED_STATUS,
+  DEFAULT_MAX_LAG_CHANGES,
+  DEFAULT_MAX_LAG_MS,
+  HEALTH_COMPONENTS,
+  HEALTH_LIMITS,
+  type HealthComponent,
+  type HealthConfig,
+  HTTP_CHECK_COMPONENTS,
+  type HttpCheckConfig,
+  healthSection,
+  REGION_PLACEHOLDER,
+} from './config.js';
+export {
+  DuplicateCheckpointError,
+  HEALTH_ERRORS,
+  InvalidCheckpointError,
+  UnknownCheckpointError,
+} from './errors.js';
 export { HEALTH_CONTENT_TYPE, healthRoutes } from './routes.js';
 export type { Outcome, RunEnd } from './runner.js';
 export { HealthService, type HealthServiceOptions } from './service.js';
 export {
-  CHECKPOINT_NAME_PATTERN,
   type CheckEntry,
   type Checkpoint,
   type CheckpointOptions,
   DEFAULT_BUDGET_MARGIN_MS,
-  DEFAULT_CHECKPOINT_TIMEOUT_MS,
-  DEFAULT_CRITICAL_COMPONENTS,
-  HEALTH_COMPONENTS,
-  type HealthComponent,
   type HealthResponse,
   type HealthStatus,
   httpStatusOf,

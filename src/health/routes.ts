@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { problemSchema } from '../registry/index.js';
+import { problemSchema } from '../http/index.js';
 import type { HealthService } from './service.js';
 import { httpStatusOf } from './types.js';
 

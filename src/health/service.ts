@@ -1,18 +1,19 @@
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { type Clock, systemClock } from '../common/index.js';
-import { DuplicateCheckpointError, InvalidCheckpointError, UnknownCheckpointError } from './errors.js';
-import { HealthMetrics } from './metrics.js';
-import { CheckpointRunner, type Outcome } from './runner.js';
+import { type Clock, REGION_NAME_PATTERN, systemClock } from '../common/index.js';
 import {
-  CHECKPOINT_NAME_PATTERN,
-  type CheckEntry,
-  type Checkpoint,
-  DEFAULT_BUDGET_MARGIN_MS,
   DEFAULT_CHECKPOINT_TIMEOUT_MS,
   DEFAULT_CRITICAL_COMPONENTS,
   HEALTH_COMPONENTS,
   type HealthComponent,
+} from './config.js';
+import { DuplicateCheckpointError, InvalidCheckpointError, UnknownCheckpointError } from './errors.js';
+import { HealthMetrics } from './metrics.js';
+import { CheckpointRunner, type Outcome } from './runner.js';
+import {
+  type CheckEntry,
+  type Checkpoint,
+  DEFAULT_BUDGET_MARGIN_MS,
   type HealthResponse,
   type HealthStatus,
   MEASUREMENT_PATTERN,
@@ -53,7 +54,7 @@ const optionsSchema = z.object({
 });
 
 const checkpointSchema = z.object({
-  name: z.string().regex(CHECKPOINT_NAME_PATTERN, 'a lowercase letter, then lowercase letters, digits or -'),
+  name: z.string().regex(REGION_NAME_PATTERN, 'a lowercase letter, then lowercase letters, digits or -'),
   component: z.enum(HEALTH_COMPONENTS),
   measurement: z.string().regex(MEASUREMENT_PATTERN, 'a measurement name without a colon'),
   componentType: z.string().min(1).max(64),

@@ -6,20 +6,11 @@
 /** pass: healthy; warn: healthy with concerns; fail: unhealthy (draft §3.1). */
 export type HealthStatus = 'pass' | 'warn' | 'fail';
 
-import type { HealthComponent } from '../config/index.js';
+import type { HealthComponent } from './config.js';
 
-// The reference design's monitored components (docs/architecture.md §5.3), and those whose failing
-// checkpoint fails the region by default: one list, in the configuration's schema.
-export { DEFAULT_CRITICAL_COMPONENTS, HEALTH_COMPONENTS } from '../config/index.js';
-export type { HealthComponent };
-
-/** Each checkpoint's timeout unless it sets its own, in ms. */
-export const DEFAULT_CHECKPOINT_TIMEOUT_MS = 1000;
 /** What the endpoint may take beyond its longest checkpoint timeout, in ms (see HealthService.budgetMs). */
 export const DEFAULT_BUDGET_MARGIN_MS = 250;
 
-/** Checkpoint names: also the `{checkpoint}` of GET /health/{checkpoint}. */
-export const CHECKPOINT_NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
 /** Measurement names: the part after the colon of a `checks` key; no colon allowed (draft §4). */
 export const MEASUREMENT_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
 
@@ -44,7 +35,7 @@ export interface ProbeContext {
 
 /** One checkpoint: a named probe of one component. */
 export interface Checkpoint {
-  /** Unique in the service, CHECKPOINT_NAME_PATTERN. */
+  /** Unique in the service, REGION_NAME_PATTERN (also the `{checkpoint}` of GET /health/{checkpoint}). */
   name: string;
   component: HealthComponent;
   /** Second half of the `checks` key `<component>:<measurement>`, e.g. 'roundTrip'. */

@@ -1,7 +1,40 @@
 /**
  * The HTTP toolkit every iotdr API is built on: the server and its conventions (request ids, body
- * limits, JSON only, problem+json answers with stable codes, authentication first).
+ * limits, JSON only, problem+json answers with stable codes, authentication first), the route
+ * contracts the servers register and the client calls, and that client.
  */
+export {
+  ADMIN,
+  authenticate,
+  CNC_OPERATIONS,
+  type CncOperation,
+  type Principal,
+  READ,
+  REPLICATE,
+  ROLES,
+  type Role,
+  staticTokens,
+  type TokenScope,
+  type TokenVerifier,
+  WRITE,
+} from './auth.js';
+export { ApiClient, CALL_TIMEOUT_MS, type CallOptions } from './client.js';
+export {
+  defineRoute,
+  type Expect,
+  type HttpMethod,
+  type RawBody,
+  type RequestOf,
+  type ResponseSchemas,
+  type RouteContract,
+  type RouteDefinition,
+  type RouteSchemaOf,
+  routeOf,
+  type SameType,
+  type SuccessOf,
+} from './contract.js';
+export { HTTP_ERRORS } from './errors.js';
 export { parseJsonBody } from './json.js';
 export { errorHandler, type Problem, problem, sendProblem } from './problem.js';
+export { problemSchema } from './problem-schema.js';
 export { type ApiServerOptions, createApiServer, DEFAULT_BODY_LIMIT } from './server.js';

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { type FieldIssue, IotdrError } from '../common/index.js';
+import { type ErrorCode, type FieldIssue, IotdrError } from '../common/index.js';
 
 /** application/problem+json (RFC 9457) with iotdr's stable `code`. */
 export interface Problem {
@@ -22,15 +22,20 @@ const TITLES: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   409: 'Conflict',
+  410: 'Gone',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  426: 'Upgrade Required',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 export function problem(
   status: number,
-  code: string,
+  code: ErrorCode,
   detail: string,
   extra: { errors?: FieldIssue[]; [k: string]: unknown } = {},
 ): Problem {

@@ -1,22 +1,45 @@
-import { type FieldIssue, PkiError } from '../common/index.js';
+import { type ErrorCatalogue, type FieldIssue, PkiError } from '../common/index.js';
 
-/** Stable codes of the PKI's failures; never reused for another meaning. */
+/** Every code the PKI raises; the registry raises the IOTDR_PKI_* codes of registration itself. */
+export const PKI_ERRORS = {
+  IOTDR_PKI_INVALID_CERTIFICATE: {
+    status: 400,
+    meaning: 'the input is not exactly one usable PEM X.509 certificate',
+  },
+  IOTDR_PKI_UNSUPPORTED_KEY: {
+    status: 400,
+    meaning: 'a certificate or CSR carries a key other than EC P-256/P-384 or RSA of 2048 bits or more',
+  },
+  IOTDR_PKI_INVALID_CSR: {
+    status: 400,
+    meaning: 'the input is not one PEM PKCS#10 request with a valid self-signature',
+  },
+  IOTDR_PKI_INVALID_OPTIONS: { meaning: 'certificate issuance options (names, validity) are not acceptable' },
+  IOTDR_PKI_CA_INVALID: {
+    meaning: 'the CA directory holds files that cannot be used as a CA; the region does not start',
+  },
+  IOTDR_PKI_CA_EXPIRED: {
+    status: 500,
+    meaning: 'the CA certificate is outside its validity period, so nothing it signs would be trusted',
+  },
+} as const satisfies ErrorCatalogue;
+
+type PkiErrors = typeof PKI_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends PkiErrors {}
+}
+
+export type PkiErrorCode = keyof PkiErrors;
+
+/** The PKI's codes by failure, for callers that test for one. */
 export const PKI_ERROR_CODES = {
-  /** Input is not exactly one usable PEM X.509 certificate (400). */
   invalidCertificate: 'IOTDR_PKI_INVALID_CERTIFICATE',
-  /** A certificate or CSR carries a key other than EC P-256/P-384 or RSA >= 2048 bits (400). */
   unsupportedKey: 'IOTDR_PKI_UNSUPPORTED_KEY',
-  /** Input is not one PEM PKCS#10 request with a valid self-signature (400). */
   invalidCsr: 'IOTDR_PKI_INVALID_CSR',
-  /** Issuance options (names, validity) are not acceptable (400). */
   invalidOptions: 'IOTDR_PKI_INVALID_OPTIONS',
-  /** The CA directory holds files that cannot be used as a CA (500). */
   caInvalid: 'IOTDR_PKI_CA_INVALID',
-  /** The CA certificate is outside its validity period, so nothing it signs would be trusted (500). */
   caExpired: 'IOTDR_PKI_CA_EXPIRED',
-} as const;
-
-export type PkiErrorCode = (typeof PKI_ERROR_CODES)[keyof typeof PKI_ERROR_CODES];
+} as const satisfies Record<string, PkiErrorCode>;
 
 export function invalidCertificate(message: string, cause?: unknown): PkiError {
   return new PkiError(PKI_ERROR_CODES.invalidCertificate, message, { status: 400, cause });

@@ -3,7 +3,7 @@
 export { CA_CERT_FILE, CA_KEY_FILE, DEFAULT_CA_COMMON_NAME, loadOrCreateCa } from './ca.js';
 export { parseCsrPem } from './csr.js';
 export type { PkiErrorCode } from './errors.js';
-export { PKI_ERROR_CODES } from './errors.js';
+export { PKI_ERROR_CODES, PKI_ERRORS } from './errors.js';
 export { DEFAULT_DEVICE_VALIDITY_DAYS, DEFAULT_SERVER_VALIDITY_DAYS } from './issue.js';
 export { certificateIdOf, isSignedBy, parseCertificatePem } from './parse.js';
 export type {

@@ -21,7 +21,7 @@ import {
   type IotdrConfig,
 } from '../config/index.js';
 import { buildControlApi } from '../failover/index.js';
-import { staticTokens } from '../registry/index.js';
+import { staticTokens } from '../http/index.js';
 import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 
 export interface AnalyticsOptions {

@@ -24,8 +24,9 @@ import {
   regionByName,
 } from '../config/index.js';
 import { loadOrCreateCa } from '../pki/index.js';
-import { RegistryService } from '../registry/index.js';
+import { brokerNodeNoRedis, brokerWorkerStartFailed } from './errors.js';
 import { loadOrCreateTlsTicketSecret, openStore } from './region.js';
+import { regionRegistryService } from './registry.js';
 
 /** Where a region's broker listens: the configured address and ports, or free ports (tests). */
 export interface BrokerListen {
@@ -116,10 +117,7 @@ export interface RunningBrokerNode {
 export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Promise<RunningBrokerNode> {
   const region = regionByName(spec.config, spec.region);
   const redis = await regionRedis(region, spec.stateDir);
-  if (redis === undefined)
-    throw new Error(
-      `region ${region.name} has no redis: a broker node shares the region's Redis with its hub`,
-    );
+  if (redis === undefined) throw brokerNodeNoRedis(region.name);
   const ca = await loadOrCreateCa(join(spec.stateDir, 'pki'));
   const ticketSecret = await loadOrCreateTlsTicketSecret(spec.stateDir);
   const store = await openStore(region, spec.stateDir);
@@ -129,7 +127,7 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
   metrics.setDefaultLabels({ region: region.name, node: id });
   collectDefaultMetrics({ register: metrics, prefix: 'iotdr_' });
   try {
-    const service = new RegistryService({ store, region: region.name });
+    const service = regionRegistryService({ store, region: region.name });
     const node = await createBrokerNode({
       ...regionBrokerOptions(spec.config, region, spec.listen, ticketSecret),
       service,
@@ -213,7 +211,12 @@ export function brokerWorkers(
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         worker.kill();
-        reject(new Error(`broker worker ${index} did not listen within ${WORKER_START_TIMEOUT_MS} ms`));
+        reject(
+          brokerWorkerStartFailed(
+            index,
+            `broker worker ${index} did not listen within ${WORKER_START_TIMEOUT_MS} ms`,
+          ),
+        );
       }, WORKER_START_TIMEOUT_MS);
       worker.on('message', (reply: WorkerReply) => {
         // Sent once its IPC listener is in place: a message before that would be lost.
@@ -224,13 +227,18 @@ export function brokerWorkers(
           resolve(reply.addresses);
         } else if (reply.type === 'failed') {
           clearTimeout(timer);
-          reject(new Error(`broker worker ${index}: ${reply.message}`));
+          reject(brokerWorkerStartFailed(index, `broker worker ${index}: ${reply.message}`));
         }
       });
       worker.once('exit', (code, signal) => {
         clearTimeout(timer);
         workers.delete(index);
-        reject(new Error(`broker worker ${index} exited (${signal ?? code}) before it listened`));
+        reject(
+          brokerWorkerStartFailed(
+            index,
+            `broker worker ${index} exited (${signal ?? code}) before it listened`,
+          ),
+        );
         if (closing) return;
         const inRow = Date.now() - forkedAt >= WORKER_STABLE_MS ? 0 : (deaths.get(index) ?? 0);
         deaths.set(index, inRow + 1);

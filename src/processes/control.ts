@@ -6,17 +6,15 @@ import {
   adminTokenPath,
   analyticsTokenPath,
   apiUrlOf,
-  CONTROL_NAMESERVER,
   checkerTokenPath,
-  DEFAULT_CHECKER_ID,
   dnsTokenPath,
   ensureStateDir,
-  failoverGiveUpMs,
   type IotdrConfig,
   readSecretFile,
 } from '../config/index.js';
 import {
   BuiltinDnsProvider,
+  CONTROL_NAMESERVER,
   DnsEngine,
   DnsServer,
   type DnsServerAddress,
@@ -26,18 +24,20 @@ import {
 import {
   buildControlApi,
   Checker,
+  DEFAULT_CHECKER_ID,
   DecisionFeed,
   type DecisionSink,
   decisionRoutes,
   defaultObservationMaxAgeMs,
   FailoverController,
   FailoverStore,
+  failoverGiveUpMs,
   failoverRoutes,
   ProviderSink,
   registerFailoverMetrics,
   SwitchExecutor,
 } from '../failover/index.js';
-import { staticTokens } from '../registry/index.js';
+import { staticTokens } from '../http/index.js';
 import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 
 /**

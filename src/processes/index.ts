@@ -20,6 +20,7 @@ export {
   startBrokerNode,
 } from './broker-node.js';
 export { type ControlOptions, type RunningControl, startControl, zoneStateOf } from './control.js';
+export { PROCESSES_ERRORS } from './errors.js';
 export {
   type NameServerOptions,
   nameServerConfig,
@@ -48,4 +49,5 @@ export {
   type RunningRegion,
   startRegion,
 } from './region.js';
+export { REGION_DOCUMENTS, regionRegistryService } from './registry.js';
 export { Supervisor, type SupervisorOptions } from './supervisor.js';

@@ -19,7 +19,7 @@ import {
 } from '../dns/index.js';
 import { buildControlApi } from '../failover/index.js';
 import { HEALTH_CONTENT_TYPE, httpStatusOf } from '../health/index.js';
-import { staticTokens } from '../registry/index.js';
+import { staticTokens } from '../http/index.js';
 import { zoneStateOf } from './control.js';
 
 /**

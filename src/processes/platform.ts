@@ -13,6 +13,7 @@ import { baseUrl, type Clock, moduleEntry, type Timers } from '../common/index.j
 import { analyticsTokenPath, dnsTokenPath, type IotdrConfig, type RegionConfig } from '../config/index.js';
 import type { DrillPlatform, DrillPlatformOptions } from '../drill/index.js';
 import { loadOrCreateCa } from '../pki/index.js';
+import { platformStartFailed } from './errors.js';
 import { loadOrCreateAdminToken, loadOrCreateTlsTicketSecret, loadOrCreateToken } from './region.js';
 import { type ProcessEvent, Supervisor } from './supervisor.js';
 
@@ -267,7 +268,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     try {
       p.live = await waitReady(p, deadline);
     } catch (error) {
-      throw new Error(`${p.what} ${(error as Error).message}; see ${p.log}`);
+      throw platformStartFailed(p.what, (error as Error).message, p.log, error);
     }
     watch(p);
     options.onReady?.(p);

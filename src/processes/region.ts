@@ -23,7 +23,6 @@ import {
   uuidv7,
 } from '../common/index.js';
 import {
-  ADDRESS_PLACEHOLDER,
   adminTokenPath,
   analyticsTokenPath,
   apiUrlOf,
@@ -31,7 +30,6 @@ import {
   type IotdrConfig,
   loadOrCreateSecretFile,
   passwordFilePath,
-  REGION_PLACEHOLDER,
   type RegionConfig,
   readSecretFile,
   regionByName,
@@ -42,12 +40,15 @@ import {
 import { type EventBus, eventRoutes, SqliteEventBus } from '../events/index.js';
 import { faultRoutes, RegionFaults } from '../faults/index.js';
 import {
+  ADDRESS_PLACEHOLDER,
   brokerCheckpoint,
   brokerConnectCheckpoint,
   customCheckpoint,
+  DEFAULT_MAX_CONTACT_AGE_MS,
   HealthService,
   healthRoutes,
   httpCheckpoint,
+  REGION_PLACEHOLDER,
   registryCheckpoint,
   replicationCheckpoint,
 } from '../health/index.js';
@@ -56,7 +57,7 @@ import {
   buildRegistryApi,
   generateToken,
   PostgresStore,
-  RegistryService,
+  type RegistryService,
   type RegistryStore,
   regionMetrics,
   SqliteStore,
@@ -64,6 +65,7 @@ import {
 import { digestRoutes, Replication, replicationRoutes, snapshotRoutes } from '../replication/index.js';
 import { DeadLetterStore, parseRuleDefinitions, RuleEngine, ruleRoutes } from '../rules/index.js';
 import { brokerListenOf, brokerWorkers, regionBrokerOptions, regionRedis } from './broker-node.js';
+import { regionRegistryService } from './registry.js';
 
 /**
  * Composition root of one region: its store, registry, certificate authority, replication links
@@ -165,7 +167,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       : await readSecretFile(replicatorTokenPath(config, stateDir));
   const store = await openStore(region, stateDir);
   await store.init();
-  const service = new RegistryService({ store, region: region.name, ca });
+  const service = regionRegistryService({ store, region: region.name, ca });
   const metrics = regionMetrics(region.name);
   const r = config.replication;
   const peers = r.enabled
@@ -297,7 +299,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
           maxLagMs: config.health.maxLagMs,
           maxLagChanges: config.health.maxLagChanges,
           // A healthy link answers at least every long poll.
-          maxContactAgeMs: Math.max(30_000, 2 * r.waitMs + 5000),
+          maxContactAgeMs: Math.max(DEFAULT_MAX_CONTACT_AGE_MS, 2 * r.waitMs + 5000),
         }),
       )
       .add(eventsCheckpoint(bus, region.name, service.clock))

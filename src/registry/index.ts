@@ -1,68 +1,50 @@
+/**
+ * The device registry of a region: its own entities (things, types, groups, certificates, policies,
+ * tokens, device tokens, shadows), the service every write goes through, the stores, the change log
+ * and the region's management API. Documents of other components (topic rules, command-and-control
+ * documents) it stores as registered `DocumentKind`s; roles and authentication are the HTTP
+ * toolkit's (src/http).
+ */
 export {
-  COMMAND_STATES,
-  type CommandDoc,
-  type CommandState,
-  commandDocSchema,
-  commandNameSchema,
-  FINAL_COMMAND_STATES,
-  type IdempotencyDoc,
-  idempotencyDocSchema,
-  JOB_STATES,
-  type JobResult,
-  type JobState,
-  MAX_COMMAND_PAYLOAD_BYTES,
-  MAX_COMMAND_RESULT_BYTES,
-  MAX_JOB_DEVICES,
-  type OnboardingJobDoc,
-  onboardingJobDocSchema,
-} from './cnc.js';
+  DEFAULT_POSTGRES_POOL_SIZE,
+  DEFAULT_POSTGRES_SCHEMA,
+  DEFAULT_SQLITE_SYNCHRONOUS,
+  DEFAULT_STORE_ENGINE,
+  POSTGRES_SCHEMA_PATTERN,
+  type PostgresStoreConfig,
+  SQLITE_SYNCHRONOUS_MODES,
+  type SqliteStoreConfig,
+  type SqliteSynchronous,
+  STORE_ENGINES,
+  STORE_LIMITS,
+  type StoreConfig,
+  storeSchema,
+} from './config.js';
+export { REGISTRY_ERRORS, type ShadowErrorCode } from './errors.js';
 export { HybridClock } from './hlc.js';
 export {
-  ADMIN,
-  authenticate,
   buildRegistryApi,
+  CHANGES_PAGE,
+  CHANGES_WAIT_MS,
   changeSchema,
   entitySchema,
-  type Principal,
-  problemSchema,
-  READ,
-  REPLICATE,
+  REGISTRY_ROUTES,
   type RegistryApiOptions,
   regionMetrics,
-  staticTokens,
-  type TokenVerifier,
-  WRITE,
 } from './http/index.js';
+export { DOCUMENT_KIND_ERRORS, type DocumentKind, DocumentKinds, type EntityProblem } from './kinds.js';
 export {
   attributesSchema,
   CA_STATUSES,
   CERTIFICATE_STATUSES,
   type CertificateStatus,
-  CNC_OPERATIONS,
-  type CncOperation,
   type DeviceTokenDoc,
   KIND,
   type Kind,
-  MAX_RULE_ACTIONS,
   policyNameSchema,
-  putRuleBody,
-  ROLES,
-  type Role,
-  RULE_HTTP_ATTEMPTS,
-  RULE_HTTP_TIMEOUT_MS,
-  type RuleAction,
-  type RuleDefinition,
-  ruleActionSchema,
-  ruleDefinitionSchema,
-  ruleNameSchema,
-  type TokenScope,
-  type TopicRuleDoc,
   thingGroupNameSchema,
   thingNameSchema,
   tokenScopeSchema,
-  topicFilterProblem,
-  topicFiltersOverlap,
-  topicRuleDocSchema,
 } from './model.js';
 export {
   type CompiledPolicySet,
@@ -132,4 +114,3 @@ export {
   type ScanOptions,
   SqliteStore,
 } from './store/index.js';
-export { ENTITY_KINDS, entityProblem } from './validate.js';

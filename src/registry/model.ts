@@ -1,9 +1,13 @@
 import { z } from 'zod';
+import { CNC_OPERATIONS, ROLES, type Role, type TokenScope } from '../http/index.js';
 
 /**
  * The registry's entities and request bodies, with AWS IoT Core's naming rules so that names carry
  * across unchanged. Entities are stored as JSON documents by (kind, key); attachments are entities
  * too, keyed `left|right` ('|' is allowed in no name, so keys are unambiguous).
+ *
+ * These are the registry's own kinds. It also stores kinds other components declare and register
+ * with it (topic rules in src/rules, command-and-control documents in src/commands: kinds.ts).
  */
 
 export const KIND = {
@@ -22,16 +26,8 @@ export const KIND = {
   token: 'token',
   /** MQTT password of one thing on the broker's token listener; key thing name, ref null. */
   deviceToken: 'device-token',
-  /** A topic rule made through the API (src/rules); key rule name, ref null. */
-  topicRule: 'topic-rule',
   /** The classic device shadow of one thing (service/shadows.ts); key thing name, ref null. */
   shadow: 'shadow',
-  /** A command to one device (src/commands); key command id, ref thing name. */
-  command: 'command',
-  /** The first answer to a request with an Idempotency-Key (src/commands); key a SHA-256, ref null. */
-  idempotency: 'idempotency-key',
-  /** A bulk onboarding job (src/commands); key job id, ref null. */
-  onboardingJob: 'onboarding-job',
 } as const;
 
 export type Kind = (typeof KIND)[keyof typeof KIND];
@@ -62,13 +58,9 @@ export const attributesSchema = z
   .refine((a) => Object.keys(a).length <= 50, 'at most 50 attributes');
 export const descriptionSchema = z.string().max(2028, 'at most 2028 characters');
 
-/** What a console token may do on the command-and-control API (all of them when unscoped). */
-export const CNC_OPERATIONS = ['read', 'onboard', 'suspend', 'resume', 'decommission', 'command'] as const;
-export type CncOperation = (typeof CNC_OPERATIONS)[number];
-
 /**
- * A token's scope: the operations it may run and the thing groups whose devices it may touch.
- * A scoped token works on the command-and-control routes only.
+ * A token's scope as stored and as the API takes it; its shape is the HTTP toolkit's `TokenScope`,
+ * which every route that authenticates sees on the principal.
  */
 export const tokenScopeSchema = z
   .object({
@@ -79,7 +71,10 @@ export const tokenScopeSchema = z
   .refine((s) => s.operations !== undefined || s.thingGroups !== undefined, {
     message: 'a scope names operations, thingGroups or both',
   });
-export type TokenScope = z.infer<typeof tokenScopeSchema>;
+// The schema parses into exactly the toolkit's shape: this fails to compile if either gains a field.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+export type _ScopeMatchesToolkit = Assert<Same<z.output<typeof tokenScopeSchema>, TokenScope>>;
 
 export const CERTIFICATE_STATUSES = ['ACTIVE', 'INACTIVE', 'REVOKED', 'PENDING_ACTIVATION'] as const;
 export const certificateStatusSchema = z.enum(CERTIFICATE_STATUSES);
@@ -87,9 +82,7 @@ export type CertificateStatus = z.infer<typeof certificateStatusSchema>;
 export const CA_STATUSES = ['ACTIVE', 'INACTIVE'] as const;
 export const caStatusSchema = z.enum(CA_STATUSES);
 
-export const ROLES = ['admin', 'operator', 'reader', 'replicator'] as const;
 export const roleSchema = z.enum(ROLES);
-export type Role = z.infer<typeof roleSchema>;
 
 /** AWS IoT allows a thing in at most 10 static groups. */
 export const MAX_GROUPS_PER_THING = 10;
@@ -298,139 +291,3 @@ export const createDeviceTokenBody = z
       .refine((names) => new Set(names).size === names.length, 'each policy at most once'),
   })
   .strict();
-
-// Topic rules (src/rules). They live here, beside the other kinds, because the registry validates
-// a rule arriving by replication with the same schema the API and the config use.
-
-/** AWS IoT: rule names are [a-zA-Z0-9_]+, 1..128 (no '-', so no rule is named like a sub-route). */
-export const ruleNameSchema = z
-  .string()
-  .regex(/^[a-zA-Z0-9_]{1,128}$/, '1 to 128 characters from a-z A-Z 0-9 _');
-/** Longest topic filter or republish topic, in characters. */
-export const MAX_RULE_TOPIC_LENGTH = 1024;
-export const MAX_RULE_ACTIONS = 10;
-export const MAX_RULE_SELECT = 32;
-/** Bounds of an HTTP action's timeout (ms) and attempts; the defaults live in src/rules. */
-export const RULE_HTTP_TIMEOUT_MS = { min: 100, max: 60_000 } as const;
-export const RULE_HTTP_ATTEMPTS = { min: 1, max: 20 } as const;
-
-/** Why `filter` is not a valid MQTT topic filter, or undefined ([MQTT-4.7.1-1], [MQTT-4.7.1-2]). */
-export function topicFilterProblem(filter: string): string | undefined {
-  if (filter.length === 0) return 'empty';
-  if (filter.includes('\u0000')) return 'contains U+0000';
-  const levels = filter.split('/');
-  for (const [i, level] of levels.entries()) {
-    if (level.includes('#') && (level !== '#' || i !== levels.length - 1))
-      return "'#' must be a whole level and the last one";
-    if (level.includes('+') && level !== '+') return "'+' must be a whole level";
-  }
-  return undefined;
-}
-
-/** Whether some topic matches both filters (a level holding `${thingName}` counts as '+'). */
-export function topicFiltersOverlap(a: string, b: string): boolean {
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: the substitution is written ${thingName}
-  const level = (l: string) => (l.includes('${thingName}') ? '+' : l);
-  const la = a.split('/').map(level);
-  const lb = b.split('/').map(level);
-  for (let i = 0; ; i++) {
-    const x = la[i];
-    const y = lb[i];
-    if (x === '#' || y === '#') return true;
-    if (x === undefined || y === undefined) return x === y;
-    if (x !== '+' && y !== '+' && x !== y) return false;
-  }
-}
-
-const ruleTopicFilterSchema = z
-  .string()
-  .max(MAX_RULE_TOPIC_LENGTH, `at most ${MAX_RULE_TOPIC_LENGTH} characters`)
-  .superRefine((f, ctx) => {
-    const problem = topicFilterProblem(f);
-    if (problem) ctx.addIssue({ code: 'custom', message: `not an MQTT topic filter: ${problem}` });
-  });
-const republishTopicSchema = z
-  .string()
-  .min(1)
-  .max(MAX_RULE_TOPIC_LENGTH, `at most ${MAX_RULE_TOPIC_LENGTH} characters`)
-  .refine((t) => !/[+#]/.test(t) && !t.includes('\u0000'), 'a topic name: no wildcards (+ #) and no U+0000')
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: the substitution is written ${thingName}
-  .refine((t) => !t.replaceAll('${thingName}', '').includes('${'), 'the only substitution is ${thingName}');
-const headerNameSchema = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'an HTTP header name');
-
-export const ruleActionSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('bus') }).strict(),
-  z
-    .object({
-      type: z.literal('republish'),
-      topic: republishTopicSchema,
-      qos: z.union([z.literal(0), z.literal(1)]).optional(),
-    })
-    .strict(),
-  z
-    .object({
-      type: z.literal('http'),
-      url: z
-        .string()
-        .max(2048)
-        .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'an http or https URL'),
-      headers: z.record(headerNameSchema, z.string().max(4096)).optional(),
-      timeoutMs: z.number().int().min(RULE_HTTP_TIMEOUT_MS.min).max(RULE_HTTP_TIMEOUT_MS.max).optional(),
-      maxAttempts: z.number().int().min(RULE_HTTP_ATTEMPTS.min).max(RULE_HTTP_ATTEMPTS.max).optional(),
-    })
-    .strict(),
-]);
-export type RuleAction = z.infer<typeof ruleActionSchema>;
-
-const ruleFields = {
-  topicFilter: ruleTopicFilterSchema,
-  select: z
-    .array(z.string().regex(/^[^.]{1,128}(\.[^.]{1,128}){0,15}$/, 'a JSON field or dotted path (a.b.c)'))
-    .min(1, 'at least one field; leave select out for the whole payload')
-    .max(MAX_RULE_SELECT, `at most ${MAX_RULE_SELECT} fields`)
-    .optional(),
-  actions: z.array(ruleActionSchema).min(1, 'at least one action').max(MAX_RULE_ACTIONS),
-};
-
-/** A rule must not republish onto its own filter: it would feed itself forever. */
-function refuseSelfLoop(rule: { topicFilter: string; actions: RuleAction[] }, ctx: z.RefinementCtx): void {
-  for (const [i, action] of rule.actions.entries()) {
-    if (action.type === 'republish' && topicFiltersOverlap(action.topic, rule.topicFilter)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['actions', i, 'topic'],
-        message: `republishing to '${action.topic}' would match the rule's own filter '${rule.topicFilter}' (a loop)`,
-      });
-    }
-  }
-}
-
-/** A rule as config and the engine know it. */
-export const ruleDefinitionSchema = z
-  .object({ name: ruleNameSchema, ...ruleFields, enabled: z.boolean().default(true) })
-  .strict()
-  .superRefine(refuseSelfLoop);
-export type RuleDefinition = z.infer<typeof ruleDefinitionSchema>;
-
-/** PUT /v1/rules/{name}. */
-export const putRuleBody = z
-  .object({
-    ...ruleFields,
-    enabled: z.boolean().default(true),
-    expectedVersion: z.number().int().nonnegative().optional(),
-  })
-  .strict()
-  .superRefine(refuseSelfLoop);
-
-/** The stored document of an API rule. */
-export const topicRuleDocSchema = z
-  .object({
-    name: ruleNameSchema,
-    ...ruleFields,
-    enabled: z.boolean(),
-    createdAt: z.string().min(1),
-    updatedAt: z.string().min(1),
-  })
-  .strict()
-  .superRefine(refuseSelfLoop);
-export type TopicRuleDoc = z.infer<typeof topicRuleDocSchema>;

@@ -1,5 +1,5 @@
-import { IotdrError } from '../common/index.js';
 import type { ChangeRecord, EntityRecord } from '../registry/index.js';
+import { FeedError, peerUnreachable } from './errors.js';
 import type { ChangeFeed, FeedPage, SnapshotPage } from './types.js';
 
 export interface HttpChangeFeedOptions {
@@ -11,14 +11,6 @@ export interface HttpChangeFeedOptions {
   token: string;
   /** How long a request may take beyond its long-poll wait, in ms (default 10000). */
   timeoutMs?: number;
-}
-
-/** The peer's answer was not a success: its status and, when it sent one, its problem code. */
-export class FeedError extends IotdrError {
-  constructor(message: string, status: number, code: string) {
-    super(code, message, { status: 502, details: { peerStatus: status } });
-    this.name = 'FeedError';
-  }
 }
 
 /** A peer's change feed and snapshot over its HTTP API (the edge; the replicator sees only ChangeFeed). */
@@ -44,18 +36,11 @@ export class HttpChangeFeed implements ChangeFeed {
         signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
       });
     } catch (error) {
-      throw new IotdrError(
-        'IOTDR_REPLICATION_PEER_UNREACHABLE',
-        `peer ${this.#peer} (${this.#base}) unreachable`,
-        {
-          status: 502,
-          cause: error,
-        },
-      );
+      throw peerUnreachable(this.#peer, this.#base, error);
     }
     const text = await res.text();
     if (!res.ok) {
-      let code = 'IOTDR_REPLICATION_PEER_ERROR';
+      let code: string = 'IOTDR_REPLICATION_PEER_ERROR';
       let detail = text.slice(0, 200);
       try {
         const problem = JSON.parse(text) as { code?: string; detail?: string };

@@ -1,4 +1,18 @@
+export {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_CHANGE_LOG_RETENTION_S,
+  DEFAULT_MAINTENANCE_INTERVAL_S,
+  DEFAULT_RETRY_BASE_MS,
+  DEFAULT_RETRY_MAX_MS,
+  DEFAULT_SNAPSHOT_PAGE_SIZE,
+  DEFAULT_TOMBSTONE_RETENTION_S,
+  DEFAULT_WAIT_MS,
+  REPLICATION_LIMITS,
+  type ReplicationConfig,
+  replicationSection,
+} from './config.js';
 export { type Stamp, wins } from './conflict.js';
+export { REPLICATION_ROUTES } from './contracts.js';
 export {
   type BucketEntry,
   type BucketPage,
@@ -18,7 +32,8 @@ export {
   MAX_BUCKET_LIMIT,
   type RegionDigest,
 } from './digest.js';
-export { FeedError, HttpChangeFeed, type HttpChangeFeedOptions } from './feed-http.js';
+export { FeedError, REPLICATION_ERRORS } from './errors.js';
+export { HttpChangeFeed, type HttpChangeFeedOptions } from './feed-http.js';
 export { digestRoutes, replicationRoutes, snapshotRoutes } from './http.js';
 export {
   Replication,

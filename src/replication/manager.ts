@@ -6,7 +6,7 @@ import { Replicator } from './replicator.js';
 import { RegistryTarget } from './targets/registry.js';
 import type { ApplyTarget, ChangeFeed, LinkStatus } from './types.js';
 
-/** Replication settings; defaults in src/config. */
+/** Replication settings, from the `replication` section (config.ts), durations in ms. */
 export interface ReplicationSettings {
   batchSize: number;
   waitMs: number;

@@ -1,6 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { type Clock, systemClock } from '../common/index.js';
 import type { ChangeRecord } from '../registry/index.js';
+import {
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_RETRY_BASE_MS,
+  DEFAULT_RETRY_MAX_MS,
+  DEFAULT_SNAPSHOT_PAGE_SIZE,
+  DEFAULT_WAIT_MS,
+} from './config.js';
 import type { ApplyTarget, ChangeFeed, ChangeOutcome, LinkProgress, LinkState, LinkStatus } from './types.js';
 
 export interface ReplicatorOptions {
@@ -79,11 +86,11 @@ export class Replicator extends EventEmitter<Events> {
     this.peer = options.peer;
     this.#feed = options.feed;
     this.#target = options.target;
-    this.#batchSize = options.batchSize ?? 1000;
-    this.#waitMs = options.waitMs ?? 10_000;
-    this.#pageSize = options.snapshotPageSize ?? 1000;
-    this.#retryBaseMs = options.retryBaseMs ?? 100;
-    this.#retryMaxMs = options.retryMaxMs ?? 5000;
+    this.#batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+    this.#waitMs = options.waitMs ?? DEFAULT_WAIT_MS;
+    this.#pageSize = options.snapshotPageSize ?? DEFAULT_SNAPSHOT_PAGE_SIZE;
+    this.#retryBaseMs = options.retryBaseMs ?? DEFAULT_RETRY_BASE_MS;
+    this.#retryMaxMs = options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
     this.#clock = options.clock ?? systemClock;
     this.#sleep = options.sleep ?? defaultSleep;
     this.#random = options.random ?? Math.random;

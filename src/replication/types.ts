@@ -69,6 +69,12 @@ export interface DeadLetter {
   /** The change's seq in the peer's log; 0 for an entity of a snapshot. */
   seq: number;
   change: ChangeRecord;
+  /**
+   * The registry's code for the refusal: IOTDR_REGISTRY_INVALID_ENTITY (the key, ref or document
+   * does not fit its kind) or IOTDR_REGISTRY_UNKNOWN_KIND (no such kind registered here). Absent on
+   * a letter stored before codes were recorded.
+   */
+  code?: string;
   reason: string;
   /** When it was dead-lettered (ms). */
   at: number;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import { type Clock, type Logger, systemClock, uuidv7 } from '../common/index.js';
 import { type EventBus, type EventPayload, encodePayload, parseJson } from '../events/index.js';
-import { KIND, type RegistryService, type RuleAction, type RuleDefinition } from '../registry/index.js';
+import type { RegistryService } from '../registry/index.js';
 import type { DeadLetterStore } from './dead-letters.js';
 import {
   type Backoff,
@@ -15,6 +15,7 @@ import {
 } from './deliver.js';
 import { republishTopic, topicMatches } from './filter.js';
 import { type RuleMetrics, ruleMetrics } from './metrics.js';
+import { type RuleAction, type RuleDefinition, TOPIC_RULE_KIND } from './model.js';
 import { isObject, selectFields } from './select.js';
 import { type ApiRule, parseRuleDoc, RuleStore } from './store.js';
 import { type InboundMessage, type PublishFn, realSleep, type Sleep } from './types.js';
@@ -110,7 +111,7 @@ export class RuleEngine {
     this.#unsubscribe = service.onCommit((changes) => {
       let touched = false;
       for (const c of changes) {
-        if (c.kind !== KIND.topicRule) continue;
+        if (c.kind !== TOPIC_RULE_KIND) continue;
         touched = true;
         if (c.op === 'delete') this.#forget(c.key, c.version);
         else {

@@ -1,4 +1,39 @@
-import { ConflictError, type FieldIssue, NotFoundError, ValidationError } from '../common/index.js';
+import {
+  ConflictError,
+  type ErrorCatalogue,
+  type FieldIssue,
+  IotdrError,
+  NotFoundError,
+  ValidationError,
+} from '../common/index.js';
+
+/** Every code topic rules raise. */
+export const RULES_ERRORS = {
+  IOTDR_RULES_NOT_FOUND: { status: 404, meaning: 'no rule of that name' },
+  IOTDR_RULES_NAME_RESERVED: {
+    status: 409,
+    meaning:
+      "the name is a rule of the region's configuration, which the API cannot create, change or delete",
+  },
+  IOTDR_RULES_VERSION_MISMATCH: {
+    status: 409,
+    meaning: "`expectedVersion` is not the rule's current version",
+  },
+  IOTDR_RULES_DEAD_LETTER_NOT_FOUND: { status: 404, meaning: 'no dead letter with that id' },
+  IOTDR_RULES_INVALID: {
+    meaning: 'rules given in the configuration are not valid; `issues` names each field',
+  },
+  IOTDR_RULES_API_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      'the region runs its configuration rules only (no rule store), so the rules API cannot change them',
+  },
+} as const satisfies ErrorCatalogue;
+
+type RulesErrors = typeof RULES_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends RulesErrors {}
+}
 
 export function ruleNotFound(name: string): NotFoundError {
   return new NotFoundError('IOTDR_RULES_NOT_FOUND', `rule '${name}' does not exist`, { rule: name });
@@ -32,4 +67,9 @@ export function invalidRules(issues: FieldIssue[]): ValidationError {
     issues,
     'IOTDR_RULES_INVALID',
   );
+}
+
+/** A region without a rule store (config rules only) asked to change or list API rules. */
+export function noApiRules(): IotdrError {
+  return new IotdrError('IOTDR_RULES_API_UNAVAILABLE', 'this region runs config rules only', { status: 503 });
 }

@@ -1,19 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { IotdrError } from '../common/index.js';
 import { encodePayload } from '../events/index.js';
-import {
-  problemSchema,
-  putRuleBody,
-  READ,
-  ruleActionSchema,
-  ruleNameSchema,
-  WRITE,
-} from '../registry/index.js';
+import { problemSchema, READ, WRITE } from '../http/index.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { RuleEngine } from './engine.js';
-import { deadLetterNotFound, ruleNotFound } from './errors.js';
+import { deadLetterNotFound, noApiRules, ruleNotFound } from './errors.js';
+import { putRuleBody, ruleActionSchema, ruleNameSchema } from './model.js';
 
 const errors = {
   400: problemSchema,
@@ -70,10 +63,6 @@ function letterView(d: DeadLetter) {
     at: d.at,
     body: encodePayload(d.body),
   };
-}
-
-function noApiRules(): IotdrError {
-  return new IotdrError('IOTDR_RULES_API_UNAVAILABLE', 'this region runs config rules only', { status: 503 });
 }
 
 /** Topic rules (`/v1/rules`) and the dead letters of their HTTP actions. */

@@ -1,4 +1,11 @@
-export { parseRuleDefinitions } from './config.js';
+export {
+  DEFAULT_RULES,
+  parseRuleDefinitions,
+  RULES_LIMITS,
+  type RuleActionConfig,
+  type RuleConfig,
+  rulesSection,
+} from './config.js';
 export { type DeadLetter, DeadLetterStore } from './dead-letters.js';
 export {
   type Backoff,
@@ -15,8 +22,28 @@ export {
   type RuleEngineOptions,
   type RuleView,
 } from './engine.js';
+export { RULES_ERRORS } from './errors.js';
 export { republishTopic, topicMatches } from './filter.js';
 export { ruleRoutes } from './http.js';
+export {
+  MAX_RULE_ACTIONS,
+  MAX_RULE_SELECT,
+  MAX_RULE_TOPIC_LENGTH,
+  putRuleBody,
+  RULE_DOCUMENTS,
+  RULE_HTTP_ATTEMPTS,
+  RULE_HTTP_TIMEOUT_MS,
+  type RuleAction,
+  type RuleDefinition,
+  ruleActionSchema,
+  ruleDefinitionSchema,
+  ruleNameSchema,
+  TOPIC_RULE_KIND,
+  type TopicRuleDoc,
+  topicFilterProblem,
+  topicFiltersOverlap,
+  topicRuleDocSchema,
+} from './model.js';
 export { selectFields } from './select.js';
 export { type ApiRule, type RulePutResult, RuleStore } from './store.js';
 export { type InboundMessage, type PublishFn, realSleep, type Sleep } from './types.js';

@@ -1,15 +1,8 @@
 import type { z } from 'zod';
 import { uuidv7 } from '../common/index.js';
-import {
-  type EntityRecord,
-  HybridClock,
-  KIND,
-  type putRuleBody,
-  type RegistryService,
-  type TopicRuleDoc,
-  topicRuleDocSchema,
-} from '../registry/index.js';
+import { type EntityRecord, HybridClock, type RegistryService } from '../registry/index.js';
 import { ruleNameReserved, ruleNotFound, ruleVersionMismatch } from './errors.js';
+import { type putRuleBody, TOPIC_RULE_KIND, type TopicRuleDoc, topicRuleDocSchema } from './model.js';
 
 export type ApiRule = TopicRuleDoc & { version: number };
 
@@ -73,7 +66,7 @@ export class RuleStore {
     const out: ApiRule[] = [];
     let after: string | undefined;
     for (;;) {
-      const page = await this.#service.store.list(KIND.topicRule, {
+      const page = await this.#service.store.list(TOPIC_RULE_KIND, {
         limit: PAGE,
         ...(after === undefined ? {} : { after }),
       });
@@ -87,7 +80,7 @@ export class RuleStore {
   }
 
   async get(name: string): Promise<ApiRule> {
-    const record = await this.#service.store.get(KIND.topicRule, name);
+    const record = await this.#service.store.get(TOPIC_RULE_KIND, name);
     const rule = record ? parseRuleRecord(record) : undefined;
     if (!rule) throw ruleNotFound(name);
     return rule;
@@ -96,7 +89,7 @@ export class RuleStore {
   async put(name: string, body: z.infer<typeof putRuleBody>): Promise<RulePutResult> {
     if (this.#configNames.has(name)) throw ruleNameReserved(name);
     return this.#service.transaction(async (tx) => {
-      const previous = await tx.get(KIND.topicRule, name, { includeDeleted: true });
+      const previous = await tx.get(TOPIC_RULE_KIND, name, { includeDeleted: true });
       const current = previous && live(previous) ? parseRuleRecord(previous) : undefined;
       if (body.expectedVersion !== undefined && (current?.version ?? 0) !== body.expectedVersion) {
         throw ruleVersionMismatch(name, current?.version ?? 0, body.expectedVersion);
@@ -120,7 +113,7 @@ export class RuleStore {
   async delete(name: string, expectedVersion?: number): Promise<void> {
     if (this.#configNames.has(name)) throw ruleNameReserved(name);
     await this.#service.transaction(async (tx) => {
-      const previous = await tx.get(KIND.topicRule, name);
+      const previous = await tx.get(TOPIC_RULE_KIND, name);
       if (!previous || !live(previous)) throw ruleNotFound(name);
       if (expectedVersion !== undefined && previous.version !== expectedVersion) {
         throw ruleVersionMismatch(name, previous.version, expectedVersion);
@@ -134,7 +127,7 @@ export class RuleStore {
     this.#service.observeHlc(hlc);
     return {
       changeId: uuidv7(hlc.wall),
-      kind: KIND.topicRule,
+      kind: TOPIC_RULE_KIND,
       key: name,
       op: doc === null ? ('delete' as const) : ('upsert' as const),
       ref: null,

@@ -15,13 +15,13 @@ import type { AnalyticsQueries } from '../../src/analytics/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { analyticsTokenPath } from '../../src/config/index.js';
 import { buildControlApi } from '../../src/failover/index.js';
+import { staticTokens } from '../../src/http/index.js';
 import {
   type RunningAnalytics,
   type RunningControl,
   startAnalytics,
   startControl,
 } from '../../src/processes/index.js';
-import { staticTokens } from '../../src/registry/index.js';
 import { chromiumSkipReason, launchChromium } from '../harness/browser.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';

@@ -17,7 +17,8 @@ import {
 } from '../../src/broker/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { type CertificateAuthority, loadOrCreateCa } from '../../src/pki/index.js';
-import { RegistryService, SqliteStore } from '../../src/registry/index.js';
+import { regionRegistryService } from '../../src/processes/index.js';
+import { type RegistryService, SqliteStore } from '../../src/registry/index.js';
 
 export const ZONE = 'iot.test';
 
@@ -33,7 +34,7 @@ export async function startRegistry(region = 'us-east'): Promise<TestRegistry> {
   const ca = await loadOrCreateCa(join(dir, 'pki'));
   const store = new SqliteStore({ path: join(dir, 'registry.db'), synchronous: 'normal' });
   await store.init();
-  const service = new RegistryService({ store, region, ca });
+  const service = regionRegistryService({ store, region, ca });
   await service.init();
   return {
     service,

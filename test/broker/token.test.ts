@@ -3,7 +3,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerRoutes, DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
 import { createLogger } from '../../src/common/index.js';
-import { buildRegistryApi, type ChangeRecord, entityProblem } from '../../src/registry/index.js';
+import { buildRegistryApi, type ChangeRecord } from '../../src/registry/index.js';
 import {
   closed,
   connect,
@@ -195,6 +195,8 @@ describe('broker: token listener', () => {
     expect(upsert).toMatchObject({ key: 'tok-6', op: 'upsert', ref: null });
     expect(JSON.stringify(upsert?.after)).not.toContain(token);
     // What a peer region checks before applying a replicated change.
+    const entityProblem = (kind: string, key: string, ref: string | null, doc: unknown) =>
+      registry.service.kinds.problem(kind, key, ref, doc)?.reason;
     expect(entityProblem('device-token', 'tok-6', null, upsert?.after ?? null)).toBeUndefined();
     expect(entityProblem('device-token', 'tok-6', null, null)).toBeUndefined();
     expect(removal?.op).toBe('delete');

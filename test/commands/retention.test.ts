@@ -6,8 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COMMAND_RETENTION_MS, type CommandBroker, CommandService } from '../../src/commands/index.js';
-import { KIND, RegistryService, SqliteStore } from '../../src/registry/index.js';
+import {
+  CNC_KIND,
+  COMMAND_RETENTION_MS,
+  type CommandBroker,
+  CommandService,
+} from '../../src/commands/index.js';
+import { regionRegistryService } from '../../src/processes/index.js';
+import { type RegistryService, SqliteStore } from '../../src/registry/index.js';
 
 /** No device is ever connected here: commands stay pending until they time out. */
 const offline: CommandBroker = {
@@ -29,7 +35,7 @@ describe('retention of finished commands', () => {
     store = new SqliteStore({ path: join(dir, 'registry.db') });
     await store.init();
     const clock = { now: () => now };
-    service = new RegistryService({ store, region: 'us-east', clock });
+    service = regionRegistryService({ store, region: 'us-east', clock });
     await service.init();
     await service.putThing('pump-1', {});
     commands = new CommandService({ service, broker: offline, clock, sweepMs: 20 });
@@ -57,7 +63,7 @@ describe('retention of finished commands', () => {
     expect(await commands.prune()).toBe(0);
     now += 10_000;
     expect(await commands.prune()).toBe(1);
-    expect((await store.get(KIND.command, old.commandId, { includeDeleted: true }))?.deleted).toBe(true);
+    expect((await store.get(CNC_KIND.command, old.commandId, { includeDeleted: true }))?.deleted).toBe(true);
     expect((await commands.list('pump-1', 10)).map((c) => c.commandId)).toEqual([open.commandId]);
   });
 });

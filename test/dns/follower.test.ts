@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.js';
 import { BuiltinDnsProvider, DnsEngine, DnsFollower } from '../../src/dns/index.js';
 import { buildControlApi, DecisionFeed, decisionRoutes } from '../../src/failover/index.js';
-import { staticTokens } from '../../src/registry/index.js';
+import { staticTokens } from '../../src/http/index.js';
 import { eventually } from '../harness/cluster.js';
 
 const TOKEN = 'reader-token-for-the-follower';

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../src/common/index.js';
-import { buildRegistryApi, RegistryService, type Role, SqliteStore } from '../../src/registry/index.js';
+import type { Role } from '../../src/http/index.js';
+import { regionRegistryService } from '../../src/processes/index.js';
+import { buildRegistryApi, type RegistryService, SqliteStore } from '../../src/registry/index.js';
 
 export interface TestApi {
   url: string;
@@ -45,7 +47,7 @@ export async function startApi(
   const { dir, remove } = await tempDir();
   const store = new SqliteStore({ path: join(dir, 'registry.db') });
   await store.init();
-  const service = new RegistryService({ store, region });
+  const service = regionRegistryService({ store, region });
   await service.init();
   const tokens = {} as Record<Role, string>;
   for (const role of ['admin', 'operator', 'reader', 'replicator'] as const) {

@@ -15,7 +15,7 @@ import {
   HttpObservationSink,
   registerFailoverMetrics,
 } from '../../src/failover/index.js';
-import { staticTokens } from '../../src/registry/index.js';
+import { staticTokens } from '../../src/http/index.js';
 import { controllerAt, ManualClock, observation, tempDir } from './support.js';
 
 const ADMIN = 'admin-secret-token';

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { createBrokerNode } from '../../src/broker/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { loadOrCreateCa } from '../../src/pki/index.js';
-import { RegistryService, SqliteStore } from '../../src/registry/index.js';
+import { regionRegistryService } from '../../src/processes/index.js';
+import { SqliteStore } from '../../src/registry/index.js';
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as {
   dir: string;
@@ -20,7 +21,7 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as {
 const ca = await loadOrCreateCa(join(spec.dir, 'pki'));
 const store = new SqliteStore({ path: join(spec.dir, 'registry.db'), synchronous: 'normal' });
 await store.init();
-const service = new RegistryService({ store, region: spec.region });
+const service = regionRegistryService({ store, region: spec.region });
 const node = await createBrokerNode({
   region: spec.region,
   service,

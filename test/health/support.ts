@@ -8,14 +8,15 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../src/common/index.js';
 import { type HealthService, healthRoutes } from '../../src/health/index.js';
-import { buildRegistryApi, RegistryService, SqliteStore } from '../../src/registry/index.js';
+import { regionRegistryService } from '../../src/processes/index.js';
+import { buildRegistryApi, type RegistryService, SqliteStore } from '../../src/registry/index.js';
 
 /** A real registry (SQLite in a temp dir) and its service, for checkpoints that need one. */
 export async function openRegistry(region = 'us-east') {
   const dir = await mkdtemp(join(tmpdir(), 'iotdr-health-'));
   const store = new SqliteStore({ path: join(dir, 'registry.db') });
   await store.init();
-  const service = new RegistryService({ store, region });
+  const service = regionRegistryService({ store, region });
   await service.init();
   let closed = false;
   return {

@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import type { Clock } from '../../src/common/index.js';
+import { regionRegistryService } from '../../src/processes/index.js';
 import {
   type ChangeRecord,
   PostgresStore,
-  RegistryService,
+  type RegistryService,
   type RegistryStore,
   SqliteStore,
 } from '../../src/registry/index.js';
@@ -100,8 +101,8 @@ async function localWriteRacingAnApply(engine: Engine): Promise<void> {
   const eastStore = await openStore(engine, dir, 'us_east');
   const westStore = await openStore(engine, dir, 'us_west');
   try {
-    const east = new RegistryService({ store: eastStore, region: 'us-east', clock: eastClock });
-    const west = new RegistryService({ store: westStore, region: 'us-west', clock: westClock });
+    const east = regionRegistryService({ store: eastStore, region: 'us-east', clock: eastClock });
+    const west = regionRegistryService({ store: westStore, region: 'us-west', clock: westClock });
     await east.init();
     await west.init();
     const ownChanges = async (s: RegistryService): Promise<ChangeRecord[]> =>

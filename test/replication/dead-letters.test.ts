@@ -82,12 +82,15 @@ async function poisonedChange(engine: Engine): Promise<void> {
       attempts: 0,
       change: { id: badThing.id, key: 'poison-1' },
     });
+    expect(thingLetter.code).toBe('IOTDR_REGISTRY_INVALID_ENTITY');
     expect(thingLetter.reason).toMatch(/invalid thing document: attributes\.n/);
     expect(kindLetter).toMatchObject({
       peer: 'us-east',
       attempts: 0,
       change: { id: unknownKind.id, kind: 'gizmo' },
     });
+    // No component registered a 'gizmo' kind with us-west's registry: refused with its own code.
+    expect(kindLetter.code).toBe('IOTDR_REGISTRY_UNKNOWN_KIND');
     expect(kindLetter.reason).toMatch(/unknown kind 'gizmo'/);
     // Nothing of them reached us-west's registry or its change log.
     expect(await running(west).service.store.get('gizmo', 'g-1', { includeDeleted: true })).toBeUndefined();

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteEventBus } from '../../src/events/index.js';
-import type { RuleDefinition } from '../../src/registry/index.js';
 import {
   DeadLetterStore,
   type InboundMessage,
   parseRuleDefinitions,
+  type RuleDefinition,
   RuleEngine,
   type RuleEngineOptions,
   realSleep,

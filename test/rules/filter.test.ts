@@ -1,7 +1,15 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: republish topics are written ${thingName}, like AWS IoT substitution templates
 import { describe, expect, it } from 'vitest';
-import { entityProblem, putRuleBody, topicFilterProblem } from '../../src/registry/index.js';
-import { parseRuleDefinitions, republishTopic, selectFields, topicMatches } from '../../src/rules/index.js';
+import { DocumentKinds } from '../../src/registry/index.js';
+import {
+  parseRuleDefinitions,
+  putRuleBody,
+  RULE_DOCUMENTS,
+  republishTopic,
+  selectFields,
+  topicFilterProblem,
+  topicMatches,
+} from '../../src/rules/index.js';
 
 describe('topic filters', () => {
   it.each([
@@ -100,6 +108,8 @@ describe('rule validation', () => {
   });
 
   it('validates a topic-rule arriving by replication with the same schema', () => {
+    const kinds = new DocumentKinds(RULE_DOCUMENTS);
+    const entityProblem = (key: string, doc: unknown) => kinds.problem('topic-rule', key, null, doc)?.reason;
     const doc = {
       name: 'r1',
       topicFilter: 'dev/+/data',
@@ -108,11 +118,11 @@ describe('rule validation', () => {
       createdAt: '2026-01-01T00:00:00.000Z',
       updatedAt: '2026-01-01T00:00:00.000Z',
     };
-    expect(entityProblem('topic-rule', 'r1', null, doc)).toBeUndefined();
-    expect(entityProblem('topic-rule', 'r2', null, doc)).toMatch(/does not match/);
-    expect(entityProblem('topic-rule', 'bad-key', null, null)).toMatch(/not a valid/);
+    expect(entityProblem('r1', doc)).toBeUndefined();
+    expect(entityProblem('r2', doc)).toMatch(/does not match/);
+    expect(entityProblem('bad-key', null)).toMatch(/not a valid/);
     expect(
-      entityProblem('topic-rule', 'r1', null, {
+      entityProblem('r1', {
         ...doc,
         actions: [{ type: 'republish', topic: 'dev/a/data' }],
       }),

@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uuidv7 } from '../../src/common/index.js';
 import { SqliteEventBus } from '../../src/events/index.js';
-import { KIND, type RegistryService } from '../../src/registry/index.js';
-import { DeadLetterStore, parseRuleDefinitions, RuleEngine } from '../../src/rules/index.js';
+import type { RegistryService } from '../../src/registry/index.js';
+import { DeadLetterStore, parseRuleDefinitions, RuleEngine, TOPIC_RULE_KIND } from '../../src/rules/index.js';
 import { type Cluster, eventually, startCluster } from '../harness/cluster.js';
 
 let cluster: Cluster;
@@ -87,7 +87,7 @@ describe('topic rules across regions', () => {
     if (!east?.store || !west) throw new Error('engines not started');
     await east.store.put('clash', { topicFilter: 'east/#', actions: [{ type: 'bus' }], enabled: true });
     await eventually(
-      async () => (await service('us-west').store.get(KIND.topicRule, 'clash')) !== undefined,
+      async () => (await service('us-west').store.get(TOPIC_RULE_KIND, 'clash')) !== undefined,
       'the rule stored in us-west',
     );
     expect(west.getRule('clash')).toMatchObject({ source: 'config', topicFilter: 'west/#' });
@@ -101,7 +101,7 @@ describe('topic rules across regions', () => {
     await east.transaction(async (tx) => {
       await tx.apply({
         changeId: uuidv7(now),
-        kind: KIND.topicRule,
+        kind: TOPIC_RULE_KIND,
         key: 'looping',
         op: 'upsert',
         ref: null,
@@ -120,11 +120,17 @@ describe('topic rules across regions', () => {
       });
     });
     const west = cluster.regions['us-west'];
+    type Letter = { change: { key: string }; code: string; reason: string };
+    let letter: Letter | undefined;
     await eventually(async () => {
       const res = await west?.call('GET', '/v1/replication/dead-letters');
-      return (res?.body.items ?? []).some((d: { change: { key: string } }) => d.change.key === 'looping');
+      letter = (res?.body.items ?? []).find((d: Letter) => d.change.key === 'looping');
+      return letter !== undefined;
     }, 'the dead letter in us-west');
-    expect(await service('us-west').store.get(KIND.topicRule, 'looping')).toBeUndefined();
+    // Refused by the registry with the rule's own schema, which the region registered with it.
+    expect(letter?.code).toBe('IOTDR_REGISTRY_INVALID_ENTITY');
+    expect(letter?.reason).toMatch(/invalid topic-rule document: actions\.0\.topic: .*a loop/);
+    expect(await service('us-west').store.get(TOPIC_RULE_KIND, 'looping')).toBeUndefined();
     expect(engines['us-west']?.getRule('looping')).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ShadowTopics } from '../../src/broker/shadow/index.js';
 import { createLogger } from '../../src/common/index.js';
-import { entityProblem, KIND } from '../../src/registry/index.js';
+import { KIND } from '../../src/registry/index.js';
 import {
   openService,
   recorder,
@@ -350,6 +350,8 @@ for (const engine of storeEngines()) {
       await f.service.updateShadow(thing, { state: { reported: { a: 1 } }, clientToken: 'r' });
       const record = await f.store.get(KIND.shadow, thing);
       const doc = record?.doc as Record<string, any>;
+      const entityProblem = (kind: string, key: string, ref: string | null, doc: unknown) =>
+        f.service.kinds.problem(kind, key, ref, doc)?.reason;
       expect(entityProblem(KIND.shadow, thing, null, doc)).toBeUndefined();
       expect(entityProblem(KIND.shadow, thing, null, null)).toBeUndefined();
       expect(entityProblem(KIND.shadow, 'other', null, doc)).toMatch(/does not match/);

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ShadowInboundMessage, ShadowPublish } from '../../src/broker/shadow/index.js';
 import type { Clock } from '../../src/common/index.js';
-import { RegistryService } from '../../src/registry/index.js';
+import { regionRegistryService } from '../../src/processes/index.js';
+import type { RegistryService } from '../../src/registry/index.js';
 import { PostgresStore, type RegistryStore, SqliteStore } from '../../src/registry/store/index.js';
 import { eventually } from '../harness/cluster.js';
 import { postgresSkipReason, startPostgres } from '../harness/postgres.js';
@@ -95,7 +96,7 @@ export async function openService(engine: StoreEngine, region = 'us-east'): Prom
     cleanup = () => started.stop();
   }
   await store.init();
-  const service = new RegistryService({ store, region, clock });
+  const service = regionRegistryService({ store, region, clock });
   await service.init();
   return {
     service,

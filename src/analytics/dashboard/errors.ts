@@ -1,8 +1,8 @@
-import { IotdrError, type IotdrErrorOptions } from '../../common/index.js';
+import { type ErrorCode, IotdrError, type IotdrErrorOptions } from '../../common/index.js';
 
-/** Failures of the dashboard's own routes; each code is stable and appears in problem+json. */
+/** Failures of the dashboard's own routes; their codes are in analytics' catalogue (../errors.ts). */
 export class DashboardError extends IotdrError {
-  constructor(code: string, message: string, options: IotdrErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: IotdrErrorOptions = {}) {
     super(code, message, options);
     this.name = 'DashboardError';
   }

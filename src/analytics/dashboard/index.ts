@@ -2,7 +2,7 @@ export type { Asset, AssetFile } from './assets.js';
 export { ASSET_FILES, CONTENT_SECURITY_POLICY, loadAssets } from './assets.js';
 export { DashboardError } from './errors.js';
 export { LiveView } from './live.js';
-export type { DashboardOptions, LiveViewOptions } from './options.js';
+export type { DashboardFleet, DashboardOptions, LiveViewOptions } from './options.js';
 export {
   DEFAULT_CONTROL_POLL_MS,
   DEFAULT_HEARTBEAT_MS,

@@ -1,6 +1,13 @@
 import type { Clock, Logger, Timers } from '../../common/index.js';
-import type { IotdrConfig } from '../../config/index.js';
 import type { AnalyticsQueries } from '../types.js';
+
+/** What the live view reads of the fleet's configuration; the parsed configuration is one. */
+export interface DashboardFleet {
+  /** The fleet's DNS zone. */
+  readonly zone: string;
+  /** Every region, by name and priority (lower is preferred). */
+  readonly regions: readonly { readonly name: string; readonly priority: number }[];
+}
 
 /** How often the controller's state is read, ms: the active region on the page follows within this. */
 export const DEFAULT_CONTROL_POLL_MS = 500;
@@ -29,7 +36,7 @@ export const MAX_GAP_DEVICES = 20;
 export interface LiveViewOptions {
   queries: AnalyticsQueries;
   /** The zone and the regions (names, priorities) come from here. */
-  config: IotdrConfig;
+  config: DashboardFleet;
   /** Bearer token (reader role: the analytics token) for control's state and the regions' reads. */
   token: string;
   /** Base URL of the control API, e.g. http://127.0.0.10:8080. */

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { formatPath, type IotdrError, ValidationError } from '../../common/index.js';
+import { formatPath, type IotdrError, REGION_NAME_PATTERN, ValidationError } from '../../common/index.js';
 import { controlTimeout, controlUnreachable } from './errors.js';
 
-const REGION_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 const reason = z
   .string({ error: 'expected a reason (text)' })
   .trim()
@@ -15,7 +14,7 @@ export function failoverBody(regions: readonly string[]) {
     .object({
       to: z
         .string({ error: 'expected a region name' })
-        .regex(REGION_NAME, { error: 'expected a region name' })
+        .regex(REGION_NAME_PATTERN, { error: 'expected a region name' })
         .refine((to) => regions.includes(to), { error: `expected one of ${regions.join(', ')}` }),
       reason,
     })

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { problemSchema, READ, type RegistryService, thingNameSchema, WRITE } from '../../registry/index.js';
+import { problemSchema, READ, WRITE } from '../../http/index.js';
+import { type RegistryService, thingNameSchema } from '../../registry/index.js';
 
 /**
  * The shadow routes of the region API (docs/shadows.md, "HTTP API"), served by

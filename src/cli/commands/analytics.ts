@@ -9,9 +9,12 @@ by id across regions, counts messages per region and second, tracks each device'
 and the gaps in its sequence numbers, mirrors the controller's decision log, and serves the query
 API (default http://127.0.0.10:8081). Stops cleanly on SIGINT or SIGTERM.`;
 
+const SPEC = { name: 'analytics', usage: USAGE, options: {} } as const;
+
 export const analyticsCommand: Command = async (argv, io) => {
-  const values = parseCommand('analytics', USAGE, argv, {}, io);
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const loaded = await loadFor(io, values);
   const analytics = await startAnalytics({ config: loaded.config, stateDir: loaded.stateDir });
   await untilSignalled();

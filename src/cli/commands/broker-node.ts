@@ -1,7 +1,7 @@
 import { createLogger } from '../../common/index.js';
 import { regionByName } from '../../config/index.js';
 import { brokerListenOf, startBrokerNode } from '../../processes/index.js';
-import { loadFor, parseCommand, untilSignalled } from '../args.js';
+import { loadFor, parseCommand, untilSignalled, usageError } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr broker-node --region REGION [--address ADDRESS] [--config FILE]
@@ -14,19 +14,18 @@ region's state directory copied from the region's host (the CA in pki/, secrets/
 and the region's registry store: PostgreSQL on another host, or the same SQLite file on the same
 host. Stops cleanly on SIGINT or SIGTERM.`;
 
+const SPEC = {
+  name: 'broker-node',
+  usage: USAGE,
+  options: { region: { type: 'string' }, address: { type: 'string' } },
+} as const;
+
 export const brokerNodeCommand: Command = async (argv, io) => {
-  const values = parseCommand(
-    'broker-node',
-    USAGE,
-    argv,
-    { region: { type: 'string' }, address: { type: 'string' } },
-    io,
-  );
-  if (typeof values === 'number') return values;
-  if (typeof values.region !== 'string' || values.region === '') {
-    io.err('iotdr broker-node: --region is required');
-    io.err(USAGE);
-    return 2;
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  if (!values.region) {
+    return usageError(SPEC, io, '--region is required');
   }
   const loaded = await loadFor(io, values);
   const region = regionByName(loaded.config, values.region);
@@ -42,7 +41,7 @@ export const brokerNodeCommand: Command = async (argv, io) => {
       config: loaded.config,
       stateDir: loaded.stateDir,
       region: region.name,
-      listen: brokerListenOf(region, typeof values.address === 'string' ? values.address : undefined, false),
+      listen: brokerListenOf(region, values.address, false),
     },
     logger,
   );

@@ -1,12 +1,6 @@
 import { createLogger } from '../../common/index.js';
-import {
-  apiUrlOf,
-  checkerTokenPath,
-  controlUrlOf,
-  failoverGiveUpMs,
-  readSecretFile,
-} from '../../config/index.js';
-import { Checker, HttpObservationSink } from '../../failover/index.js';
+import { apiUrlOf, checkerTokenPath, controlUrlOf, readSecretFile } from '../../config/index.js';
+import { Checker, failoverGiveUpMs, HttpObservationSink } from '../../failover/index.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 
@@ -17,27 +11,26 @@ and reports to the controller (iotdr control) at URL (default: the configured co
 ID must be listed in failover.checkers; a majority of them decides. The token (role operator) is
 read from FILE, default <state>/secrets/checker.token. Stops on SIGINT or SIGTERM.`;
 
+const SPEC = {
+  name: 'checker',
+  usage: USAGE,
+  options: { id: { type: 'string' }, control: { type: 'string' }, 'token-file': { type: 'string' } },
+} as const;
+
 export const checkerCommand: Command = async (argv, io) => {
-  const values = parseCommand(
-    'checker',
-    USAGE,
-    argv,
-    { id: { type: 'string' }, control: { type: 'string' }, 'token-file': { type: 'string' } },
-    io,
-  );
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const loaded = await loadFor(io, values);
   const { config } = loaded;
   const id = values.id;
-  if (typeof id !== 'string' || !config.failover.checkers.includes(id)) {
+  if (id === undefined || !config.failover.checkers.includes(id)) {
     io.err(`iotdr checker: --id must be one of failover.checkers (${config.failover.checkers.join(', ')})`);
     return 2;
   }
-  const controlUrl = typeof values.control === 'string' ? values.control : controlUrlOf(config);
+  const controlUrl = values.control ?? controlUrlOf(config);
   const tokenFile = values['token-file'];
-  const token = await readSecretFile(
-    typeof tokenFile === 'string' ? tokenFile : checkerTokenPath(loaded.stateDir),
-  );
+  const token = await readSecretFile(tokenFile ?? checkerTokenPath(loaded.stateDir));
   const logger = createLogger({ level: config.logging.level, name: `checker:${id}` });
   const checker = new Checker({
     id,

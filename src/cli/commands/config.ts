@@ -1,7 +1,7 @@
-import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../common/index.js';
-import { DEFAULT_CONFIG_FILE, type LoadedConfig, loadConfig, redactConfig } from '../../config/index.js';
+import { DEFAULT_CONFIG_FILE, type LoadedConfig, redactConfig } from '../../config/index.js';
+import { loadFor, type OptionSpec, parseCommand, printUsage, usageError, type Values } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
 const USAGE = [
@@ -17,43 +17,26 @@ const USAGE = [
   '  -h, --help       show this help',
 ];
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+const SPEC = { name: 'config', usage: USAGE.join('\n') };
 
-const common: Options = {
-  config: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
-
-interface Values {
-  config?: string | undefined;
-  json?: boolean | undefined;
-  help?: boolean | undefined;
-}
+/** `--json` is print's; every subcommand takes `--config` and `--help`. */
+const PRINT_OPTIONS = { json: { type: 'boolean' } } as const satisfies OptionSpec;
+type ConfigValues = Values<typeof PRINT_OPTIONS>;
 
 interface Subcommand {
-  options: Options;
-  run: (values: Values, io: CliIo) => Promise<number>;
+  options: OptionSpec;
+  run: (values: ConfigValues, io: CliIo) => Promise<number>;
 }
 
 const subcommands: Record<string, Subcommand> = {
-  check: { options: common, run: check },
-  print: { options: { ...common, json: { type: 'boolean' } }, run: print },
+  check: { options: {}, run: check },
+  print: { options: PRINT_OPTIONS, run: print },
 };
 
-function usage(write: (line: string) => void): void {
-  for (const line of USAGE) write(line);
-}
-
-function badUsage(io: CliIo, message: string): number {
-  io.err(`iotdr config: ${message}`);
-  usage(io.err);
-  return 2;
-}
-
 /** Loads the configuration, or prints every problem under a header naming the file and returns undefined. */
-async function load(values: Values, io: CliIo): Promise<LoadedConfig | undefined> {
+async function load(values: ConfigValues, io: CliIo): Promise<LoadedConfig | undefined> {
   try {
-    return await loadConfig({ file: values.config, env: io.env, cwd: io.cwd });
+    return await loadFor(io, values);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     io.err(error.message);
@@ -62,14 +45,14 @@ async function load(values: Values, io: CliIo): Promise<LoadedConfig | undefined
   }
 }
 
-async function check(values: Values, io: CliIo): Promise<number> {
+async function check(values: ConfigValues, io: CliIo): Promise<number> {
   const loaded = await load(values, io);
   if (loaded === undefined) return 1;
   io.out(`ok: ${loaded.source}`);
   return 0;
 }
 
-async function print(values: Values, io: CliIo): Promise<number> {
+async function print(values: ConfigValues, io: CliIo): Promise<number> {
   const loaded = await load(values, io);
   if (loaded === undefined) return 1;
   const redacted = redactConfig(loaded.config);
@@ -87,32 +70,13 @@ async function print(values: Values, io: CliIo): Promise<number> {
 export const configCommand: Command = async (argv, io) => {
   const [name, ...rest] = argv;
   if (name === '--help' || name === '-h' || name === 'help') {
-    usage(io.out);
+    printUsage(io.out, SPEC.usage);
     return 0;
   }
-  if (name === undefined) return badUsage(io, 'missing subcommand');
+  if (name === undefined) return usageError(SPEC, io, 'missing subcommand');
   const subcommand = Object.hasOwn(subcommands, name) ? subcommands[name] : undefined;
-  if (subcommand === undefined) return badUsage(io, `unknown subcommand '${name}'`);
-  let values: Values;
-  try {
-    const parsed = parseArgs({
-      args: rest,
-      options: subcommand.options,
-      strict: true,
-      allowPositionals: false,
-    });
-    const { config, json, help } = parsed.values;
-    values = {
-      config: typeof config === 'string' ? config : undefined,
-      json: json === true,
-      help: help === true,
-    };
-  } catch (error) {
-    return badUsage(io, (error as Error).message);
-  }
-  if (values.help === true) {
-    usage(io.out);
-    return 0;
-  }
-  return subcommand.run(values, io);
+  if (subcommand === undefined) return usageError(SPEC, io, `unknown subcommand '${name}'`);
+  const parsed = parseCommand({ ...SPEC, options: subcommand.options }, rest, io);
+  if (typeof parsed === 'number') return parsed;
+  return subcommand.run(parsed.values, io);
 };

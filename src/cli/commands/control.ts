@@ -9,9 +9,12 @@ Runs the control plane: a checker probing every region's /health, the failover c
 authoritative DNS for the fleet's zone, which answers the active region's address. Stops cleanly
 on SIGINT or SIGTERM.`;
 
+const SPEC = { name: 'control', usage: USAGE, options: {} } as const;
+
 export const controlCommand: Command = async (argv, io) => {
-  const values = parseCommand('control', USAGE, argv, {}, io);
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const loaded = await loadFor(io, values);
   const control = await startControl({ config: loaded.config, stateDir: loaded.stateDir });
   await untilSignalled();

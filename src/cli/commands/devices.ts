@@ -1,16 +1,12 @@
 import { Resolver } from 'node:dns/promises';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { CNC_ROUTES, FINAL_COMMAND_STATES } from '../../commands/index.js';
 import { baseUrl, IotdrError } from '../../common/index.js';
-import {
-  adminTokenPath,
-  caCertPath,
-  type LoadedConfig,
-  loadConfig,
-  primaryRegion,
-} from '../../config/index.js';
-import { Api, progressBar, table } from '../api.js';
+import { adminTokenPath, caCertPath, type LoadedConfig, primaryRegion } from '../../config/index.js';
+import { ApiClient, type SuccessOf } from '../../http/index.js';
+import { progressBar, table } from '../api.js';
+import { loadFor, parseCommand, usageError, type Values } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
 const USAGE = `usage: iotdr devices <subcommand> [options]
@@ -46,43 +42,29 @@ const POLL_MS = 250;
 /** A progress line at least this often, ms, even when the count did not move. */
 const PROGRESS_EVERY_MS = 2000;
 
-interface Values {
-  file?: string;
-  thing?: string;
-  template?: string;
-  groups?: string;
-  partial?: boolean;
-  out?: string;
-  name?: string;
-  payload?: string;
-  'timeout-ms'?: string;
-  api?: string;
-  config?: string;
-  help?: boolean;
-}
+const SPEC = {
+  name: 'devices',
+  usage: USAGE,
+  options: {
+    file: { type: 'string' },
+    thing: { type: 'string' },
+    template: { type: 'string' },
+    groups: { type: 'string' },
+    partial: { type: 'boolean' },
+    out: { type: 'string' },
+    name: { type: 'string' },
+    payload: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    api: { type: 'string' },
+  },
+  positionals: true,
+} as const;
+type Options = Values<(typeof SPEC)['options']>;
 
-interface Job {
-  jobId: string;
-  state: string;
-  total: number;
-  done: number;
-  succeeded: number;
-  failed: number;
-  rejected: string[];
-  results: Array<{
-    line: number;
-    thingName: string;
-    status: string;
-    certificateId: string | null;
-    error: string | null;
-  }>;
-  keysAvailable: boolean;
-}
-
-type Keys = Record<string, { certificateId: string; certificatePem: string; privateKeyPem: string }>;
+type Keys = SuccessOf<typeof CNC_ROUTES.takeKeys>['keys'];
 
 /** The command-and-control API: `--api`, or api.<zone> resolved by the control DNS. */
-async function cncApi(loaded: LoadedConfig, given: string | undefined, io: CliIo): Promise<Api> {
+async function cncApi(loaded: LoadedConfig, given: string | undefined, io: CliIo): Promise<ApiClient> {
   const token = (
     await readFile(adminTokenPath(loaded.stateDir), 'utf8').catch((error) => {
       throw new IotdrError(
@@ -93,7 +75,7 @@ async function cncApi(loaded: LoadedConfig, given: string | undefined, io: CliIo
   ).trim();
   const ca = await readFile(caCertPath(loaded.stateDir), 'utf8').catch(() => undefined);
   const { config } = loaded;
-  if (given) return new Api('api', given.replace(/\/+$/, ''), token, ca);
+  if (given) return new ApiClient('api', given.replace(/\/+$/, ''), token, ca);
   const name = `${config.names.api}.${config.zone}`;
   let address: string | undefined;
   try {
@@ -104,7 +86,7 @@ async function cncApi(loaded: LoadedConfig, given: string | undefined, io: CliIo
     io.err(`iotdr devices: cannot resolve ${name} (${(error as Error).message}); using the primary region`);
   }
   const region = config.regions.find((r) => r.address === address) ?? primaryRegion(config);
-  return new Api(
+  return new ApiClient(
     `${name} (${region.name})`,
     baseUrl(region.address, region.cnc.port, region.cnc.tls ? 'https' : 'http'),
     token,
@@ -113,43 +95,11 @@ async function cncApi(loaded: LoadedConfig, given: string | undefined, io: CliIo
 }
 
 export const devicesCommand: Command = async (argv, io) => {
-  let values: Values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
-        file: { type: 'string' },
-        thing: { type: 'string' },
-        template: { type: 'string' },
-        groups: { type: 'string' },
-        partial: { type: 'boolean' },
-        out: { type: 'string' },
-        name: { type: 'string' },
-        payload: { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        api: { type: 'string' },
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    io.err(`iotdr devices: ${(error as Error).message}`);
-    io.err(USAGE);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   const [sub, thing, ...extra] = positionals;
-  const bad = (message: string) => {
-    io.err(`iotdr devices: ${message}`);
-    io.err(USAGE);
-    return 2;
-  };
+  const bad = (message: string) => usageError(SPEC, io, message);
   const needsThing = ['show', 'suspend', 'resume', 'decommission', 'command'];
   if (sub === 'onboard') {
     if (thing !== undefined) return bad('onboard takes --file FILE or --thing NAME, not a positional name');
@@ -169,23 +119,14 @@ export const devicesCommand: Command = async (argv, io) => {
       return bad('--payload must be JSON');
     }
   }
-  const loaded = await loadConfig({
-    env: io.env,
-    cwd: io.cwd,
-    ...(values.config === undefined ? {} : { file: values.config }),
-  });
+  const loaded = await loadFor(io, values);
   const api = await cncApi(loaded, values.api, io);
   try {
     if (sub === 'onboard' && values.file) return await onboardFile(api, values, io);
     if (sub === 'onboard') return await onboardOne(api, values, io);
-    const path = `/v1/devices/${encodeURIComponent(thing ?? '')}`;
+    const params = { thing: thing ?? '' };
     if (sub === 'show') {
-      const d = (await api.call('GET', path)) as {
-        thingName: string;
-        state: string;
-        groups: string[];
-        certificates: Array<{ certificateId: string; status: string; policies: string[] }>;
-      };
+      const d = await api.request(CNC_ROUTES.device, { params });
       io.out(`${d.thingName}: ${d.state}; groups ${d.groups.join(', ') || '-'}`);
       for (const line of table([
         ['CERTIFICATE', 'STATUS', 'POLICIES'],
@@ -195,20 +136,14 @@ export const devicesCommand: Command = async (argv, io) => {
       return 0;
     }
     if (sub === 'suspend' || sub === 'resume') {
-      const r = (await api.call('POST', `${path}/${sub}`)) as {
-        certificates: Array<{ certificateId: string; status: string }>;
-      };
+      const r = await api.request(sub === 'suspend' ? CNC_ROUTES.suspend : CNC_ROUTES.resume, { params });
       io.out(
         `${thing}: ${r.certificates.map((c) => `${c.certificateId.slice(0, 12)}… ${c.status}`).join(', ') || 'no certificate'}`,
       );
       return 0;
     }
     if (sub === 'decommission') {
-      const r = (await api.call('DELETE', path)) as {
-        certificates: string[];
-        groups: string[];
-        commands: number;
-      };
+      const r = await api.request(CNC_ROUTES.decommission, { params });
       io.out(
         `${thing} decommissioned: ${r.certificates.length} certificate(s), ${r.groups.length} membership(s), ${r.commands} command(s) removed`,
       );
@@ -224,10 +159,10 @@ export const devicesCommand: Command = async (argv, io) => {
   }
 };
 
-async function onboardOne(api: Api, values: Values, io: CliIo): Promise<number> {
-  const made = (await api.call('POST', '/v1/devices', {
-    body: { thingName: values.thing, template: values.template, groups: listOf(values.groups) },
-  })) as { thingName: string; certificateId: string; certificatePem: string; privateKeyPem?: string };
+async function onboardOne(api: ApiClient, values: Options, io: CliIo): Promise<number> {
+  const made = await api.request(CNC_ROUTES.onboard, {
+    body: { thingName: values.thing ?? '', template: values.template ?? '', groups: listOf(values.groups) },
+  });
   io.out(`${made.thingName} onboarded, certificate ${made.certificateId}`);
   if (values.out && made.privateKeyPem) {
     await saveKeys(values.out, {
@@ -244,36 +179,39 @@ async function onboardOne(api: Api, values: Values, io: CliIo): Promise<number> 
   return 0;
 }
 
-async function onboardFile(api: Api, values: Values, io: CliIo): Promise<number> {
+async function onboardFile(api: ApiClient, values: Options, io: CliIo): Promise<number> {
   const file = values.file ?? '';
   const text = await readFile(file, 'utf8');
   const csv = extname(file).toLowerCase() !== '.json';
-  let submitted: Job;
+  let submitted: SuccessOf<typeof CNC_ROUTES.submitJob>;
   if (csv) {
     if (!values.template) throw new IotdrError('IOTDR_CLI_USAGE', 'a CSV list needs --template NAME');
-    const query = new URLSearchParams({ template: values.template });
-    if (values.groups) query.set('groups', values.groups);
-    if (values.partial) query.set('partial', 'true');
-    submitted = (await api.call('POST', `/v1/onboarding-jobs?${query}`, {
+    submitted = await api.request(CNC_ROUTES.submitJob, {
+      query: {
+        template: values.template,
+        groups: values.groups || undefined,
+        partial: values.partial ? 'true' : undefined,
+      },
       raw: { text, contentType: 'text/csv' },
-    })) as Job;
+    });
   } else {
     const body = JSON.parse(text) as Record<string, unknown>;
-    submitted = (await api.call('POST', '/v1/onboarding-jobs', {
+    submitted = await api.request(CNC_ROUTES.submitJob, {
       body: {
         ...body,
         ...(values.template ? { template: values.template } : {}),
         ...(values.partial ? { partial: true } : {}),
       },
-    })) as Job;
+    });
   }
-  io.out(`job ${submitted.jobId}: ${submitted.total} device(s) to onboard through ${api.region}`);
-  let job = submitted;
+  io.out(`job ${submitted.jobId}: ${submitted.total} device(s) to onboard through ${api.name}`);
+  // Until the first poll, the job as submitted: its keys are not known to be there yet.
+  let job: SuccessOf<typeof CNC_ROUTES.submitJob> & { keysAvailable?: boolean } = submitted;
   let shown = -1;
   let shownAt = 0;
   while (job.state === 'running') {
     await new Promise((r) => setTimeout(r, POLL_MS));
-    job = (await api.call('GET', `/v1/onboarding-jobs/${submitted.jobId}`)) as Job;
+    job = await api.request(CNC_ROUTES.job, { params: { id: submitted.jobId } });
     const now = Date.now();
     if (job.done !== shown && (now - shownAt >= 1000 || job.state !== 'running')) {
       io.out(`  ${progressBar(job.done, job.total)} ${job.done}/${job.total}, ${job.failed} failed`);
@@ -309,7 +247,7 @@ async function onboardFile(api: Api, values: Values, io: CliIo): Promise<number>
   for (const r of job.rejected.slice(0, 50)) io.out(`rejected ${r}`);
   if (job.keysAvailable) {
     if (values.out) {
-      const { keys } = (await api.call('POST', `/v1/onboarding-jobs/${job.jobId}/keys`)) as { keys: Keys };
+      const { keys } = await api.request(CNC_ROUTES.takeKeys, { params: { id: job.jobId } });
       await saveKeys(values.out, keys);
       io.out(`${Object.keys(keys).length} certificate(s) and key(s) in ${values.out}`);
     } else {
@@ -322,31 +260,27 @@ async function onboardFile(api: Api, values: Values, io: CliIo): Promise<number>
 }
 
 async function sendCommand(
-  api: Api,
+  api: ApiClient,
   thing: string,
-  values: Values,
+  values: Options,
   payload: unknown,
   io: CliIo,
 ): Promise<number> {
   const timeoutMs = values['timeout-ms'] === undefined ? undefined : Number(values['timeout-ms']);
-  const sent = (await api.call('POST', `/v1/devices/${encodeURIComponent(thing)}/commands`, {
+  let command = await api.request(CNC_ROUTES.issueCommand, {
+    params: { thing },
     body: {
-      name: values.name,
+      name: values.name ?? '',
       ...(payload === undefined ? {} : { payload }),
       ...(timeoutMs ? { timeoutMs } : {}),
     },
-  })) as { commandId: string; state: string };
+  });
+  const sent = command;
   io.out(`command ${sent.commandId} ${sent.state}`);
-  let command: { state: string; result: unknown; error: string | null; deliveredBy: string | null } = {
-    ...sent,
-    result: null,
-    error: null,
-    deliveredBy: null,
-  };
   let last = sent.state;
-  while (!['succeeded', 'failed', 'timed-out'].includes(command.state)) {
+  while (!FINAL_COMMAND_STATES.includes(command.state)) {
     await new Promise((r) => setTimeout(r, POLL_MS));
-    command = (await api.call('GET', `/v1/commands/${sent.commandId}`)) as typeof command;
+    command = await api.request(CNC_ROUTES.command, { params: { id: sent.commandId } });
     if (command.state !== last) {
       io.out(
         `command ${sent.commandId} ${command.state}${command.deliveredBy ? ` (by ${command.deliveredBy})` : ''}`,

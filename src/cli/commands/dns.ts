@@ -13,18 +13,19 @@ after a restart. Its /health says whether the controller confirms what it serves
 reader) is read from FILE, default <state>/secrets/dns.token (made by iotdr control). Stops on
 SIGINT or SIGTERM.`;
 
+const SPEC = {
+  name: 'dns',
+  usage: USAGE,
+  options: { name: { type: 'string' }, control: { type: 'string' }, 'token-file': { type: 'string' } },
+} as const;
+
 export const dnsCommand: Command = async (argv, io) => {
-  const values = parseCommand(
-    'dns',
-    USAGE,
-    argv,
-    { name: { type: 'string' }, control: { type: 'string' }, 'token-file': { type: 'string' } },
-    io,
-  );
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const loaded = await loadFor(io, values);
   const known = loaded.config.dns.servers.map((s) => s.name);
-  if (typeof values.name !== 'string' || !known.includes(values.name)) {
+  if (values.name === undefined || !known.includes(values.name)) {
     io.err(
       `iotdr dns: --name must be one of dns.servers (${known.length > 0 ? known.join(', ') : 'none is configured'})`,
     );
@@ -35,8 +36,8 @@ export const dnsCommand: Command = async (argv, io) => {
     stateDir: loaded.stateDir,
     name: values.name,
     version: await packageVersion(),
-    ...(typeof values.control === 'string' ? { controlUrl: values.control } : {}),
-    ...(typeof values['token-file'] === 'string' ? { tokenFile: values['token-file'] } : {}),
+    ...(values.control === undefined ? {} : { controlUrl: values.control }),
+    ...(values['token-file'] === undefined ? {} : { tokenFile: values['token-file'] }),
   });
   // The follower's timers do not hold a process open; the sockets do, and this wait.
   await untilSignalled();

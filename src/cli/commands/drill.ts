@@ -5,7 +5,7 @@ import { IotdrError } from '../../common/index.js';
 import { drillConfig, passed, renderReport, runDrill } from '../../drill/index.js';
 import { DRILL_FAULTS, type DrillFault } from '../../faults/index.js';
 import { startDrillPlatform } from '../../processes/index.js';
-import { fleetOptions, loadFor, parseCommand } from '../args.js';
+import { fleetOptions, loadFor, parseCommand, usageError } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr drill [--devices N] [--fault KIND] [--failback] [--auth mtls|token] [--rate MSGS_PER_S]
@@ -31,28 +31,25 @@ faults: ${DRILL_FAULTS.join(', ')} (default broker-crash)
 Exit 0 when every device reconnected and nothing accepted was lost, 1 otherwise, 2 on a usage error.
 The drill uses the configuration's addresses and ports: stop \`iotdr up\` first.`;
 
+const SPEC = {
+  name: 'drill',
+  usage: USAGE,
+  options: {
+    devices: { type: 'string' },
+    fault: { type: 'string' },
+    failback: { type: 'boolean' },
+    auth: { type: 'string' },
+    rate: { type: 'string' },
+    json: { type: 'string' },
+    keep: { type: 'boolean' },
+  },
+} as const;
+
 export const drillCommand: Command = async (argv, io) => {
-  const values = parseCommand(
-    'drill',
-    USAGE,
-    argv,
-    {
-      devices: { type: 'string' },
-      fault: { type: 'string' },
-      failback: { type: 'boolean' },
-      auth: { type: 'string' },
-      rate: { type: 'string' },
-      json: { type: 'string' },
-      keep: { type: 'boolean' },
-    },
-    io,
-  );
-  if (typeof values === 'number') return values;
-  const bad = (message: string) => {
-    io.err(`iotdr drill: ${message}`);
-    io.err(USAGE);
-    return 2;
-  };
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  const bad = (message: string) => usageError(SPEC, io, message);
   const shared = fleetOptions(values, 50);
   if (typeof shared === 'string') return bad(shared);
   const { devices, rate, auth } = shared;
@@ -95,7 +92,7 @@ export const drillCommand: Command = async (argv, io) => {
     });
     io.out('');
     for (const line of renderReport(report)) io.out(line);
-    if (typeof values.json === 'string') {
+    if (values.json !== undefined) {
       await writeFile(resolve(io.cwd, values.json), `${JSON.stringify(report, null, 2)}\n`);
       io.out(`report written to ${values.json}`);
     }

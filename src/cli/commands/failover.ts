@@ -1,17 +1,23 @@
 import { IotdrError } from '../../common/index.js';
 import type { LoadedConfig } from '../../config/index.js';
 import { controlUrlOf } from '../../config/index.js';
-import type { FailoverState, RegionHealth, SwitchEvent } from '../../failover/index.js';
-import { Api, apiOf, table } from '../api.js';
-import { loadFor, parseCommand } from '../args.js';
+import {
+  FAILOVER_ROUTES,
+  type FailoverState,
+  type RegionHealth,
+  type SwitchEvent,
+} from '../../failover/index.js';
+import { ApiClient } from '../../http/index.js';
+import { REPLICATION_ROUTES } from '../../replication/index.js';
+import { adminToken, apiOf, table } from '../api.js';
+import { loadFor, parseCommand, usageError } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
 /** The control API with the admin token (the same state directory as the regions). */
-async function controlApi(loaded: LoadedConfig): Promise<Api> {
-  const first = loaded.config.regions[0];
-  if (!first) throw new IotdrError('IOTDR_CLI_NO_REGION', 'the configuration has no region');
-  const region = await apiOf(loaded, first);
-  return new Api('control', controlUrlOf(loaded.config), region.token);
+async function controlApi(loaded: LoadedConfig): Promise<ApiClient> {
+  if (loaded.config.regions.length === 0)
+    throw new IotdrError('IOTDR_CLI_NO_REGION', 'the configuration has no region');
+  return new ApiClient('control', controlUrlOf(loaded.config), await adminToken(loaded));
 }
 
 async function run(name: string, io: CliIo, fn: () => Promise<number>): Promise<number> {
@@ -31,26 +37,24 @@ const FAILOVER_USAGE = `usage: iotdr failover --to REGION --reason TEXT [--confi
 Moves the fleet to REGION now, whatever its health (a routing control, recorded with who and why),
 and keeps it there until 'iotdr failback' or the override is cleared.`;
 
+const FAILOVER = {
+  name: 'failover',
+  usage: FAILOVER_USAGE,
+  options: { to: { type: 'string' }, reason: { type: 'string' } },
+} as const;
+
 export const failoverCommand: Command = async (argv, io) => {
-  const values = parseCommand(
-    'failover',
-    FAILOVER_USAGE,
-    argv,
-    { to: { type: 'string' }, reason: { type: 'string' } },
-    io,
-  );
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(FAILOVER, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const { to, reason } = values;
-  if (typeof to !== 'string' || typeof reason !== 'string' || reason.trim() === '') {
-    io.err('iotdr failover: --to and a non-empty --reason are required');
-    io.err(FAILOVER_USAGE);
-    return 2;
-  }
+  if (to === undefined || reason === undefined || reason.trim() === '')
+    return usageError(FAILOVER, io, '--to and a non-empty --reason are required');
   return run('failover', io, async () => {
     const api = await controlApi(await loadFor(io, values));
-    await api.call('POST', '/v1/failover/switch', { body: { to, reason } });
+    await api.request(FAILOVER_ROUTES.switch, { body: { to, reason } });
     io.out(`iotdr failover: the fleet goes to ${to}`);
-    return printState(io, (await api.call('GET', '/v1/failover/state')) as FailoverState);
+    return printState(io, await api.request(FAILOVER_ROUTES.state));
   });
 };
 
@@ -58,19 +62,23 @@ const FAILBACK_USAGE = `usage: iotdr failback --reason TEXT [--config FILE]
 
 Clears any routing control and moves the fleet back to the highest-priority healthy region.`;
 
+const FAILBACK = {
+  name: 'failback',
+  usage: FAILBACK_USAGE,
+  options: { reason: { type: 'string' } },
+} as const;
+
 export const failbackCommand: Command = async (argv, io) => {
-  const values = parseCommand('failback', FAILBACK_USAGE, argv, { reason: { type: 'string' } }, io);
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(FAILBACK, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const { reason } = values;
-  if (typeof reason !== 'string' || reason.trim() === '') {
-    io.err('iotdr failback: a non-empty --reason is required');
-    io.err(FAILBACK_USAGE);
-    return 2;
-  }
+  if (reason === undefined || reason.trim() === '')
+    return usageError(FAILBACK, io, 'a non-empty --reason is required');
   return run('failback', io, async () => {
     const api = await controlApi(await loadFor(io, values));
-    await api.call('POST', '/v1/failover/failback', { body: { reason } });
-    return printState(io, (await api.call('GET', '/v1/failover/state')) as FailoverState);
+    await api.request(FAILOVER_ROUTES.failback, { body: { reason } });
+    return printState(io, await api.request(FAILOVER_ROUTES.state));
   });
 };
 
@@ -80,22 +88,24 @@ The fleet at a glance: every region with its health per component and replicatio
 region, the epoch, and the last switch with the time of each of its steps.`;
 
 export const statusCommand: Command = async (argv, io) => {
-  const values = parseCommand('status', STATUS_USAGE, argv, { json: { type: 'boolean' } }, io);
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(
+    { name: 'status', usage: STATUS_USAGE, options: { json: { type: 'boolean' } } } as const,
+    argv,
+    io,
+  );
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const { json } = values;
   return run('status', io, async () => {
     const loaded = await loadFor(io, values);
-    const state = (await (await controlApi(loaded)).call('GET', '/v1/failover/state')) as FailoverState;
+    const state = await (await controlApi(loaded)).request(FAILOVER_ROUTES.state);
     // Replication lag as each region sees its links; a region that does not answer shows '?'.
     const lag = new Map<string, string>();
     await Promise.all(
       loaded.config.regions.map(async (region) => {
         try {
-          const status = (await (
-            await apiOf(loaded, region)
-          ).call('GET', '/v1/replication/status', {
-            timeoutMs: 2000,
-          })) as { links: Array<{ peer: string; lagMs: number | null; lagChanges: number | null }> };
+          const api = await apiOf(loaded, region);
+          const status = await api.request(REPLICATION_ROUTES.status, { timeoutMs: 2000 });
           lag.set(
             region.name,
             status.links

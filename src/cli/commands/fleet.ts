@@ -2,7 +2,7 @@ import { IotdrError } from '../../common/index.js';
 import { percentile } from '../../drill/index.js';
 import { type DeviceRecord, type Fleet, launchFleet, summaryLine } from '../../fleet/index.js';
 import { progressBar, table } from '../api.js';
-import { fleetOptions, loadFor, parseCommand } from '../args.js';
+import { fleetOptions, loadFor, parseCommand, usageError } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr fleet [--devices N] [--rate MSGS_PER_S] [--auth mtls|token] [--name PREFIX]
@@ -24,30 +24,27 @@ onboarding, and their queues (what they accepted and no broker acknowledged yet)
 /** How often the status line is printed, ms. */
 const STATUS_EVERY_MS = 5000;
 
+const SPEC = {
+  name: 'fleet',
+  usage: USAGE,
+  options: {
+    devices: { type: 'string' },
+    rate: { type: 'string' },
+    auth: { type: 'string' },
+    name: { type: 'string' },
+    duration: { type: 'string' },
+  },
+} as const;
+
 export const fleetCommand: Command = async (argv, io) => {
-  const values = parseCommand(
-    'fleet',
-    USAGE,
-    argv,
-    {
-      devices: { type: 'string' },
-      rate: { type: 'string' },
-      auth: { type: 'string' },
-      name: { type: 'string' },
-      duration: { type: 'string' },
-    },
-    io,
-  );
-  if (typeof values === 'number') return values;
-  const bad = (message: string) => {
-    io.err(`iotdr fleet: ${message}`);
-    io.err(USAGE);
-    return 2;
-  };
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  const bad = (message: string) => usageError(SPEC, io, message);
   const shared = fleetOptions(values, 20);
   if (typeof shared === 'string') return bad(shared);
   const { devices, rate, auth } = shared;
-  const prefix = typeof values.name === 'string' ? values.name : 'fleet';
+  const prefix = values.name ?? 'fleet';
   if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(prefix))
     return bad('--name: lower-case letters, digits and hyphens, up to 41, starting with a letter or digit');
   const duration = values.duration === undefined ? undefined : Number(values.duration);

@@ -1,5 +1,5 @@
 import { startRegion } from '../../processes/index.js';
-import { loadFor, parseCommand, untilSignalled } from '../args.js';
+import { loadFor, parseCommand, untilSignalled, usageError } from '../args.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr region --name REGION [--enable-faults] [--config FILE]
@@ -10,19 +10,18 @@ the configuration gives it. With --enable-faults it accepts fault injection (POS
 admin token), as iotdr drill needs; never enable it in production. Stops cleanly on SIGINT or
 SIGTERM.`;
 
+const SPEC = {
+  name: 'region',
+  usage: USAGE,
+  options: { name: { type: 'string' }, 'enable-faults': { type: 'boolean' } },
+} as const;
+
 export const regionCommand: Command = async (argv, io) => {
-  const values = parseCommand(
-    'region',
-    USAGE,
-    argv,
-    { name: { type: 'string' }, 'enable-faults': { type: 'boolean' } },
-    io,
-  );
-  if (typeof values === 'number') return values;
-  if (typeof values.name !== 'string' || values.name === '') {
-    io.err('iotdr region: --name is required');
-    io.err(USAGE);
-    return 2;
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
+  if (!values.name) {
+    return usageError(SPEC, io, '--name is required');
   }
   const loaded = await loadFor(io, values);
   const region = await startRegion({

@@ -1,16 +1,16 @@
-import { parseArgs } from 'node:util';
 import { IotdrError } from '../../common/index.js';
 import {
   type LoadedConfig,
-  loadConfig,
   primaryRegion,
   type RegionConfig,
   regionByName,
   regionsByPriority,
 } from '../../config/index.js';
-import type { DeadLetter, DigestEntry, KindDigest, LinkState, LinkStatus } from '../../replication/index.js';
-import { DIGEST_BUCKETS, EMPTY_DIGEST } from '../../replication/index.js';
-import { type Api, apiOf, table } from '../api.js';
+import type { ApiClient, SuccessOf } from '../../http/index.js';
+import type { DigestEntry, KindDigest, LinkState } from '../../replication/index.js';
+import { DIGEST_BUCKETS, EMPTY_DIGEST, REPLICATION_ROUTES } from '../../replication/index.js';
+import { apiOf, table } from '../api.js';
+import { loadFor, parseCommand, usageError, type Values } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
 /** Differing keys diff lists unless --limit says otherwise. */
@@ -46,16 +46,20 @@ const PROGRESS_INTERVAL_MS = 2000;
 /** Differing entries asked for per request. */
 const BUCKET_PAGE = 5000;
 
-interface Values {
-  region?: string;
-  from?: string;
-  to?: string;
-  limit?: string;
-  peer?: string;
-  json?: boolean;
-  config?: string;
-  help?: boolean;
-}
+const SPEC = {
+  name: 'replication',
+  usage: USAGE,
+  options: {
+    region: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    limit: { type: 'string' },
+    peer: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  positionals: true,
+} as const;
+type Options = Values<(typeof SPEC)['options']>;
 
 class UsageError extends Error {}
 
@@ -83,8 +87,8 @@ function stateText(state: LinkState, now: number): string {
 
 // --- status -------------------------------------------------------------------------------------
 
-async function status(api: Api, values: Values, io: CliIo): Promise<number> {
-  const answer = (await api.call('GET', '/v1/replication/status')) as { region: string; links: LinkStatus[] };
+async function status(api: ApiClient, values: Options, io: CliIo): Promise<number> {
+  const answer = await api.request(REPLICATION_ROUTES.status);
   if (values.json) {
     io.out(JSON.stringify(answer, null, 2));
     return 0;
@@ -131,12 +135,7 @@ async function status(api: Api, values: Values, io: CliIo): Promise<number> {
 
 // --- diff ---------------------------------------------------------------------------------------
 
-interface DigestAnswer {
-  region: string;
-  algorithm: string;
-  lastSeq: number;
-  kinds: KindDigest[];
-}
+type DigestAnswer = SuccessOf<typeof REPLICATION_ROUTES.digest>;
 
 interface KindComparison {
   kind: string;
@@ -179,15 +178,14 @@ function compareKinds(a: DigestAnswer, b: DigestAnswer): KindComparison[] {
 }
 
 /** The entries of some buckets of a kind in key order, a page at a time. */
-async function* bucketEntries(api: Api, kind: string, buckets: number[]): AsyncGenerator<DigestEntry> {
+async function* bucketEntries(api: ApiClient, kind: string, buckets: number[]): AsyncGenerator<DigestEntry> {
   let after: string | undefined;
   do {
-    const query = `limit=${BUCKET_PAGE}${after === undefined ? '' : `&after=${encodeURIComponent(after)}`}`;
-    const page = (await api.call(
-      'GET',
-      `/v1/replication/digest/${encodeURIComponent(kind)}/${buckets.join(',')}?${query}`,
-      { timeoutMs: DIGEST_TIMEOUT_MS },
-    )) as { entries: DigestEntry[]; next?: string };
+    const page = await api.request(REPLICATION_ROUTES.bucket, {
+      params: { kind, buckets: buckets.join(',') },
+      query: { limit: BUCKET_PAGE, after },
+      timeoutMs: DIGEST_TIMEOUT_MS,
+    });
     yield* page.entries;
     after = page.next;
   } while (after !== undefined);
@@ -210,8 +208,8 @@ const sameWrite = (a: DigestEntry, b: DigestEntry) =>
  * was last written by a different write. Stops early when `found` returns false.
  */
 async function diffKind(
-  from: Api,
-  to: Api,
+  from: ApiClient,
+  to: ApiClient,
   kind: string,
   buckets: number[],
   found: (d: Difference) => boolean,
@@ -248,7 +246,7 @@ function entryText(e: DigestEntry | null): string {
   return `v${e.version} ${e.origin} ${new Date(e.hlc.wall).toISOString()}`;
 }
 
-function pickRegions(loaded: LoadedConfig, values: Values): [RegionConfig, RegionConfig] {
+function pickRegions(loaded: LoadedConfig, values: Options): [RegionConfig, RegionConfig] {
   const ordered = regionsByPriority(loaded.config);
   const byName = (name: string) => {
     const r = ordered.find((x) => x.name === name);
@@ -265,12 +263,12 @@ function pickRegions(loaded: LoadedConfig, values: Values): [RegionConfig, Regio
   return [first, second];
 }
 
-async function diff(loaded: LoadedConfig, values: Values, limit: number, io: CliIo): Promise<number> {
+async function diff(loaded: LoadedConfig, values: Options, limit: number, io: CliIo): Promise<number> {
   const [fromRegion, toRegion] = pickRegions(loaded, values);
   const from = await apiOf(loaded, fromRegion);
   const to = await apiOf(loaded, toRegion);
   const started = Date.now();
-  let phase = `waiting for the digests of ${from.region} and ${to.region}`;
+  let phase = `waiting for the digests of ${from.name} and ${to.name}`;
   const ticker = setInterval(
     () => io.err(`iotdr replication diff: ${phase} (${duration(Date.now() - started)})`),
     PROGRESS_INTERVAL_MS,
@@ -280,14 +278,14 @@ async function diff(loaded: LoadedConfig, values: Values, limit: number, io: Cli
   let truncated = false;
   let kinds: KindComparison[];
   try {
-    const [a, b] = (await Promise.all([
-      from.call('GET', '/v1/replication/digest', { timeoutMs: DIGEST_TIMEOUT_MS }),
-      to.call('GET', '/v1/replication/digest', { timeoutMs: DIGEST_TIMEOUT_MS }),
-    ])) as [DigestAnswer, DigestAnswer];
+    const [a, b] = await Promise.all([
+      from.request(REPLICATION_ROUTES.digest, { timeoutMs: DIGEST_TIMEOUT_MS }),
+      to.request(REPLICATION_ROUTES.digest, { timeoutMs: DIGEST_TIMEOUT_MS }),
+    ]);
     if (a.algorithm !== b.algorithm) {
       throw new IotdrError(
         'IOTDR_CLI_DIGEST_ALGORITHM',
-        `${from.region} digests with ${a.algorithm}, ${to.region} with ${b.algorithm}: upgrade both to compare`,
+        `${from.name} digests with ${a.algorithm}, ${to.name} with ${b.algorithm}: upgrade both to compare`,
       );
     }
     kinds = compareKinds(a, b);
@@ -321,12 +319,12 @@ async function diff(loaded: LoadedConfig, values: Values, limit: number, io: Cli
   const identical = kinds.every((k) => k.equal);
   if (values.json) {
     io.out(
-      JSON.stringify({ from: from.region, to: to.region, identical, kinds, differences, truncated }, null, 2),
+      JSON.stringify({ from: from.name, to: to.name, identical, kinds, differences, truncated }, null, 2),
     );
     return identical ? 0 : 1;
   }
   const shown = kinds.filter((k) => !k.equal || k.from.count > 0);
-  const summary = [['KIND', from.region, to.region, 'DIGEST']];
+  const summary = [['KIND', from.name, to.name, 'DIGEST']];
   for (const k of shown) {
     summary.push([
       k.kind,
@@ -339,18 +337,18 @@ async function diff(loaded: LoadedConfig, values: Values, limit: number, io: Cli
   const total = kinds.reduce((n, k) => n + k.from.count, 0);
   if (identical) {
     io.out('');
-    io.out(`${from.region} and ${to.region} are identical: ${total} live entities`);
+    io.out(`${from.name} and ${to.name} are identical: ${total} live entities`);
     return 0;
   }
   io.out('');
-  const rows = [['KIND', 'KEY', from.region, to.region]];
+  const rows = [['KIND', 'KEY', from.name, to.name]];
   for (const d of differences) rows.push([d.kind, d.key, entryText(d.from), entryText(d.to)]);
   for (const line of table(rows)) io.out(line);
   io.out('');
   const missingTo = differences.filter((d) => d.to === null).length;
   const missingFrom = differences.filter((d) => d.from === null).length;
   io.out(
-    `${from.region} and ${to.region} differ: ${differences.length}${truncated ? '+' : ''} keys (${missingTo} missing in ${to.region}, ${missingFrom} missing in ${from.region}, ${differences.length - missingTo - missingFrom} written differently)`,
+    `${from.name} and ${to.name} differ: ${differences.length}${truncated ? '+' : ''} keys (${missingTo} missing in ${to.name}, ${missingFrom} missing in ${from.name}, ${differences.length - missingTo - missingFrom} written differently)`,
   );
   if (truncated) io.out(`listing stopped at ${limit} keys; --limit 0 lists them all`);
   else if (differences.length === 0) {
@@ -362,44 +360,35 @@ async function diff(loaded: LoadedConfig, values: Values, limit: number, io: Cli
 
 // --- dead letters -------------------------------------------------------------------------------
 
-async function deadLetters(api: Api, args: string[], values: Values, io: CliIo): Promise<number> {
-  const [action, peer, id] = args;
+async function deadLetters(api: ApiClient, args: string[], values: Options, io: CliIo): Promise<number> {
+  const [action, peer = '', id = ''] = args;
   if (action === 'retry') {
-    const { outcome } = (await api.call(
-      'POST',
-      `/v1/replication/dead-letters/${encodeURIComponent(peer ?? '')}/${encodeURIComponent(id ?? '')}/retry`,
-    )) as { outcome: 'applied' | 'stale' | 'dead-letter' };
+    const { outcome } = await api.request(REPLICATION_ROUTES.retryDeadLetter, { params: { peer, id } });
     if (outcome === 'dead-letter') {
       io.err(
-        `dead letter ${id} from ${peer} still cannot be applied in ${api.region}; it stays (see 'iotdr replication dead-letters list')`,
+        `dead letter ${id} from ${peer} still cannot be applied in ${api.name}; it stays (see 'iotdr replication dead-letters list')`,
       );
       return 1;
     }
     io.out(
       outcome === 'applied'
-        ? `dead letter ${id} from ${peer} applied in ${api.region}`
-        : `dead letter ${id} from ${peer} was older than what ${api.region} holds; dropped as stale`,
+        ? `dead letter ${id} from ${peer} applied in ${api.name}`
+        : `dead letter ${id} from ${peer} was older than what ${api.name} holds; dropped as stale`,
     );
     return 0;
   }
   if (action === 'discard') {
-    await api.call(
-      'DELETE',
-      `/v1/replication/dead-letters/${encodeURIComponent(peer ?? '')}/${encodeURIComponent(id ?? '')}`,
-    );
-    io.out(`dead letter ${id} from ${peer} discarded in ${api.region}`);
+    await api.request(REPLICATION_ROUTES.discardDeadLetter, { params: { peer, id } });
+    io.out(`dead letter ${id} from ${peer} discarded in ${api.name}`);
     return 0;
   }
-  const query = values.peer === undefined ? '' : `?peer=${encodeURIComponent(values.peer)}`;
-  const { items } = (await api.call('GET', `/v1/replication/dead-letters${query}`)) as {
-    items: DeadLetter[];
-  };
+  const { items } = await api.request(REPLICATION_ROUTES.deadLetters, { query: { peer: values.peer } });
   if (values.json) {
     io.out(JSON.stringify(items, null, 2));
     return 0;
   }
   if (items.length === 0) {
-    io.out(`no dead letters in ${api.region}`);
+    io.out(`no dead letters in ${api.name}`);
     return 0;
   }
   const rows = [['PEER', 'ID', 'KIND', 'KEY', 'OP', 'ORIGIN', 'AT', 'ATTEMPTS', 'REASON']];
@@ -423,7 +412,7 @@ async function deadLetters(api: Api, args: string[], values: Values, io: CliIo):
 // --- entry --------------------------------------------------------------------------------------
 
 /** Checks the subcommand and its arguments; returns what is wrong, or undefined. */
-function invalid(sub: string | undefined, rest: string[], values: Values): string | undefined {
+function invalid(sub: string | undefined, rest: string[], values: Options): string | undefined {
   if (sub === 'status' || sub === 'diff') {
     if (rest.length > 0) return `${sub} takes no arguments`;
     if (sub === 'status' && (values.from || values.to)) return 'status takes --region, not --from/--to';
@@ -442,50 +431,18 @@ function invalid(sub: string | undefined, rest: string[], values: Values): strin
 }
 
 export const replicationCommand: Command = async (argv, io: CliIo) => {
-  let values: Values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
-        region: { type: 'string' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        limit: { type: 'string' },
-        peer: { type: 'string' },
-        json: { type: 'boolean' },
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    io.err(`iotdr replication: ${(error as Error).message}`);
-    io.err(USAGE);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   const [sub, ...rest] = positionals;
-  const bad = (message: string) => {
-    io.err(`iotdr replication: ${message}`);
-    io.err(USAGE);
-    return 2;
-  };
+  const bad = (message: string) => usageError(SPEC, io, message);
   const problem = invalid(sub, rest, values);
   if (problem !== undefined) return bad(problem);
   const limit = values.limit === undefined ? DEFAULT_DIFF_LIMIT : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 0)
     return bad(`--limit is a whole number ≥ 0, not '${values.limit}'`);
 
-  const loaded = await loadConfig({
-    env: io.env,
-    cwd: io.cwd,
-    ...(values.config === undefined ? {} : { file: values.config }),
-  });
+  const loaded = await loadFor(io, values);
   if (sub === 'diff') {
     // Like diff(1): 1 means the registries differ, so every other failure is 2.
     try {

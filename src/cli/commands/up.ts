@@ -13,7 +13,7 @@ import {
   roleOf,
   startPlatform,
 } from '../../processes/index.js';
-import { loadFor, parseCommand } from '../args.js';
+import { loadFor, parseCommand, usageError } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
 const USAGE = `usage: iotdr up [--fleet N] [--config FILE]
@@ -73,14 +73,15 @@ export function endpointsDocument(
   };
 }
 
+const SPEC = { name: 'up', usage: USAGE, options: { fleet: { type: 'string' } } } as const;
+
 export const upCommand: Command = async (argv, io) => {
-  const values = parseCommand('up', USAGE, argv, { fleet: { type: 'string' } }, io);
-  if (typeof values === 'number') return values;
+  const parsed = parseCommand(SPEC, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const fleetSize = values.fleet === undefined ? DEMO_FLEET_DEVICES : Number(values.fleet);
   if (!Number.isInteger(fleetSize) || fleetSize < 0 || fleetSize > 10_000) {
-    io.err('iotdr up: --fleet: an integer from 0 to 10000');
-    io.err(USAGE);
-    return 2;
+    return usageError(SPEC, io, '--fleet: an integer from 0 to 10000');
   }
   const loaded = await loadFor(io, values);
   const { config, stateDir } = loaded;

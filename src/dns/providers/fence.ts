@@ -1,5 +1,5 @@
-import { formatPath, ValidationError } from '../../common/index.js';
-import { StaleEpochError } from '../errors.js';
+import { formatPath } from '../../common/index.js';
+import { invalidDnsState, StaleEpochError } from '../errors.js';
 import { type ActiveRegion, activeRegionSchema } from '../state.js';
 
 /** Validates a decision handed to a provider; `ValidationError` (`IOTDR_DNS_INVALID_STATE`) otherwise. */
@@ -7,10 +7,9 @@ export function parseActive(input: unknown): ActiveRegion {
   const result = activeRegionSchema.safeParse(input);
   if (!result.success) {
     const issues = result.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-    throw new ValidationError(
+    throw invalidDnsState(
       `invalid DNS decision: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
       issues,
-      'IOTDR_DNS_INVALID_STATE',
     );
   }
   return Object.freeze(result.data);

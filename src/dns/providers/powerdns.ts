@@ -4,37 +4,35 @@
  * in one transaction and purges its caches for the zone), and the zone is created when missing.
  */
 import { z } from 'zod';
-import { formatPath, ValidationError } from '../../common/index.js';
+import { DEFAULT_API_NAME, DEFAULT_MQTT_NAME, DNS_NAME_PATTERN, formatPath } from '../../common/index.js';
+import { CONTROL_NAMESERVER, DEFAULT_POWERDNS_SERVER_ID, DNS_LIMITS } from '../config.js';
+import { invalidDnsState } from '../errors.js';
 import { type ActiveRegion, addressType, parseStatusText, STATUS_LABEL, statusText } from '../state.js';
 import type { Timers } from '../timers.js';
 import { checkEpoch, parseActive } from './fence.js';
 import { PowerDnsClient, type PowerDnsZone, type RrsetChange } from './powerdns-client.js';
 import type { DnsProvider } from './types.js';
 
-/** PowerDNS's id of the server it runs on. */
-export const DEFAULT_POWERDNS_SERVER_ID = 'localhost';
 /** Timeout of one API request, ms. */
 export const DEFAULT_POWERDNS_TIMEOUT_MS = 5000;
 
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const NAME = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
-const relative = z.string().regex(NAME, 'expected a lowercase relative DNS name such as mqtt');
+const relative = z.string().regex(DNS_NAME_PATTERN, 'expected a lowercase relative DNS name such as mqtt');
 
 const optionsSchema = z
   .object({
     url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
     serverId: z.string().min(1).default(DEFAULT_POWERDNS_SERVER_ID),
     apiKey: z.string().min(1, 'expected the API key (read from its 0600 file by the caller)'),
-    zone: z.string().max(253).regex(NAME, 'expected a lowercase DNS name such as iot.test'),
-    ttl: z.number().int().min(1).max(86_400),
+    zone: z.string().regex(DNS_NAME_PATTERN, 'expected a lowercase DNS name such as iot.test'),
+    ttl: z.number().int().min(DNS_LIMITS.ttl.min).max(DNS_LIMITS.ttl.max),
     names: z
       .object({
-        mqtt: relative.default('mqtt'),
-        api: relative.default('api'),
+        mqtt: relative.default(DEFAULT_MQTT_NAME),
+        api: relative.default(DEFAULT_API_NAME),
         extra: z.array(relative).default([]),
       })
       .prefault({}),
-    nameservers: z.array(relative).min(1).default(['ns']),
+    nameservers: z.array(relative).min(1).default([CONTROL_NAMESERVER]),
     timeoutMs: z.number().int().min(1).max(600_000).default(DEFAULT_POWERDNS_TIMEOUT_MS),
   })
   .strict();
@@ -73,10 +71,9 @@ export class PowerDnsProvider implements DnsProvider {
     const parsed = optionsSchema.safeParse(rest);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-      throw new ValidationError(
+      throw invalidDnsState(
         `invalid PowerDNS provider options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
         issues,
-        'IOTDR_DNS_INVALID_STATE',
       );
     }
     const o = parsed.data;

@@ -7,7 +7,7 @@ import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DnsEngine } from '../engine.js';
-import { DnsError } from '../errors.js';
+import { listenFailed } from '../errors.js';
 import { DnsMetrics } from '../metrics.js';
 import { systemTimers, type Timers } from '../timers.js';
 import { serveTcpConnection } from './tcp.js';
@@ -104,10 +104,7 @@ export class DnsServer {
         await new Promise<void>((resolve) => udp.close(() => resolve())).catch(() => undefined);
       }
     }
-    throw new DnsError('IOTDR_DNS_LISTEN_FAILED', `DNS server could not listen on ${host}:${wanted}`, {
-      cause: lastError,
-      details: { host, port: wanted },
-    });
+    throw listenFailed(host, wanted, lastError);
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient } from 'mqtt';
 import { z } from 'zod';
 import { type Clock, systemClock } from '../../common/index.js';
-import { DEFAULT_HEALTH_CONNECT_EVERY_MS, DEFAULT_HEALTH_CONNECT_TIMEOUT_MS } from '../../config/index.js';
+import { DEFAULT_CONNECT_EVERY_MS, DEFAULT_CONNECT_TIMEOUT_MS } from '../config.js';
 import { InvalidCheckpointError } from '../errors.js';
 import type { Checkpoint, CheckpointOptions, ProbeContext, ProbeResult } from '../types.js';
 
@@ -115,8 +115,8 @@ export function brokerConnectCheckpoint(
     component: 'broker',
     measurement: 'connect',
     componentType: 'component',
-    timeoutMs: options.timeoutMs ?? DEFAULT_HEALTH_CONNECT_TIMEOUT_MS,
-    everyMs: options.everyMs ?? DEFAULT_HEALTH_CONNECT_EVERY_MS,
+    timeoutMs: options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    everyMs: options.everyMs ?? DEFAULT_CONNECT_EVERY_MS,
     ...(options.critical === undefined ? {} : { critical: options.critical }),
     async probe(context) {
       const started = clock.now();

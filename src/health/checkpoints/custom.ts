@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from '../../common/index.js';
-import type { Checkpoint, CheckpointOptions, HealthComponent, ProbeContext, ProbeResult } from '../types.js';
+import type { HealthComponent } from '../config.js';
+import type { Checkpoint, CheckpointOptions, ProbeContext, ProbeResult } from '../types.js';
 
 export interface CustomCheckpointOptions extends Omit<CheckpointOptions, 'name'> {
   /** Second half of the checks key; default 'responseTime'. */

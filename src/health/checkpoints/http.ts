@@ -1,20 +1,8 @@
 import { z } from 'zod';
-import { type Clock, systemClock } from '../../common/index.js';
+import { type Clock, REGION_NAME_PATTERN, systemClock } from '../../common/index.js';
+import { DEFAULT_EXPECTED_STATUS, HTTP_CHECK_COMPONENTS } from '../config.js';
 import { InvalidCheckpointError } from '../errors.js';
-import {
-  CHECKPOINT_NAME_PATTERN,
-  type Checkpoint,
-  type HealthComponent,
-  type ProbeContext,
-  type ProbeResult,
-} from '../types.js';
-
-/** The components an HTTP checkpoint may stand for: the reference design's other services. */
-export const HTTP_CHECK_COMPONENTS = [
-  'app',
-  'cnc',
-  'analytics',
-] as const satisfies readonly HealthComponent[];
+import type { Checkpoint, ProbeContext, ProbeResult } from '../types.js';
 
 /** Most of a body read for bodyMatch, in bytes; a health page is small. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -37,7 +25,7 @@ export interface HttpCheckpointOptions {
 }
 
 const optionsSchema = z.object({
-  name: z.string().regex(CHECKPOINT_NAME_PATTERN, 'a lowercase letter, then lowercase letters, digits or -'),
+  name: z.string().regex(REGION_NAME_PATTERN, 'a lowercase letter, then lowercase letters, digits or -'),
   component: z.enum(HTTP_CHECK_COMPONENTS),
   url: z.string().refine((value) => {
     try {
@@ -47,7 +35,7 @@ const optionsSchema = z.object({
       return false;
     }
   }, 'an http or https URL without credentials'),
-  expectedStatus: z.number().int().min(100).max(599).default(200),
+  expectedStatus: z.number().int().min(100).max(599).default(DEFAULT_EXPECTED_STATUS),
   bodyMatch: z
     .string()
     .refine((value) => {

@@ -1,13 +1,10 @@
 import { z } from 'zod';
 import { type Clock, systemClock } from '../../common/index.js';
 import type { LinkStatus, ReplicationStatus } from '../../replication/index.js';
+import { DEFAULT_MAX_LAG_CHANGES, DEFAULT_MAX_LAG_MS } from '../config.js';
 import { InvalidCheckpointError } from '../errors.js';
 import type { Checkpoint, CheckpointOptions, HealthStatus, ProbeResult } from '../types.js';
 
-/** A link further behind than this fails, in ms. */
-export const DEFAULT_MAX_LAG_MS = 5000;
-/** A link with more of the peer's changes left to apply than this fails. */
-export const DEFAULT_MAX_LAG_CHANGES = 10_000;
 /**
  * A link whose peer has not answered for longer than this fails, in ms. A long poll answers
  * within replication.waitMs (default 10 s, at most 30 s), so keep this above twice that.

@@ -1,12 +1,3 @@
-export {
-  ADMIN,
-  authenticate,
-  type Principal,
-  READ,
-  REPLICATE,
-  staticTokens,
-  type TokenVerifier,
-  WRITE,
-} from './auth.js';
-export { changeSchema, entitySchema, problemSchema } from './schemas.js';
+export { REGISTRY_ROUTES } from './contracts.js';
+export { CHANGES_PAGE, CHANGES_WAIT_MS, changeSchema, entitySchema } from './schemas.js';
 export { buildRegistryApi, type RegistryApiOptions, regionMetrics } from './server.js';

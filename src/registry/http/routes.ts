@@ -1,21 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { ADMIN, READ, REPLICATE, routeOf, WRITE } from '../../http/index.js';
 import {
   createCertificateBody,
-  createDeviceTokenBody,
-  createTokenBody,
   patchCaCertificateBody,
   patchCertificateBody,
-  putPolicyBody,
-  putThingBody,
   putThingGroupBody,
   putThingTypeBody,
   registerCaCertificateBody,
   registerCertificateBody,
 } from '../model.js';
 import type { RegistryService } from '../service/index.js';
-import { ADMIN, READ, REPLICATE, WRITE } from './auth.js';
+import { deviceTokenSchema, errors, noContent, REGISTRY_ROUTES } from './contracts.js';
 import {
   caCertificateSchema,
   certificateParams,
@@ -28,14 +25,12 @@ import {
   groupMemberSchema,
   groupParams,
   groupThingParams,
-  issuedTokenSchema,
   namesSchema,
   pageOf,
   pageQuery,
   policyParams,
   policyPrincipalSchema,
   policySchema,
-  problemSchema,
   thingCertificateParams,
   thingGroupSchema,
   thingParams,
@@ -46,25 +41,6 @@ import {
   tokenSchema,
   versionQuery,
 } from './schemas.js';
-
-const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-  413: problemSchema,
-  503: problemSchema,
-};
-const noContent = z.null().describe('no content');
-const deviceTokenSchema = z
-  .object({
-    thingName: z.string(),
-    policyNames: z.array(z.string()),
-    createdAt: z.string(),
-    version: z.number().int(),
-  })
-  .meta({ id: 'DeviceToken' });
 
 function deleteOptions(q: z.infer<typeof forceQuery>): { force: boolean; expectedVersion?: number } {
   return {
@@ -88,23 +64,17 @@ export function registryRoutes(service: RegistryService) {
       schema: { tags: ['things'], querystring: pageQuery, response: { 200: pageOf(thingSchema), ...errors } },
       handler: (req) => service.listThings(req.query),
     });
-    app.put('/v1/things/:name', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.putThing),
       config: { roles: WRITE },
-      schema: {
-        tags: ['things'],
-        description: 'Create or update a thing; idempotent.',
-        params: thingParams,
-        body: putThingBody,
-        response: { 200: thingSchema, 201: thingSchema, ...errors },
-      },
       handler: async (req, reply) => {
         const r = await service.putThing(req.params.name, req.body);
         return reply.code(r.created ? 201 : 200).send(r.item);
       },
     });
-    app.get('/v1/things/:name', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.getThing),
       config: { roles: READ },
-      schema: { tags: ['things'], params: thingParams, response: { 200: thingSchema, ...errors } },
       handler: (req) => service.getThing(req.params.name),
     });
     app.delete('/v1/things/:name', {
@@ -275,16 +245,9 @@ export function registryRoutes(service: RegistryService) {
       },
       handler: (req) => service.listPolicies(req.query),
     });
-    app.put('/v1/policies/:name', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.putPolicy),
       config: { roles: WRITE },
-      schema: {
-        tags: ['policies'],
-        description:
-          'Create a policy or add a version and make it the default; the same document again changes nothing.',
-        params: policyParams,
-        body: putPolicyBody,
-        response: { 200: policySchema, 201: policySchema, ...errors },
-      },
       handler: async (req, reply) => {
         const r = await service.putPolicy(req.params.name, req.body);
         return reply.code(r.created ? 201 : 200).send(r.item);
@@ -481,19 +444,14 @@ export function registryRoutes(service: RegistryService) {
     });
 
     // Tokens (admin).
-    app.get('/v1/tokens', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.listTokens),
       config: { roles: ADMIN },
-      schema: { tags: ['tokens'], querystring: pageQuery, response: { 200: pageOf(tokenSchema), ...errors } },
       handler: (req) => service.listTokens(req.query),
     });
-    app.post('/v1/tokens', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.createToken),
       config: { roles: ADMIN },
-      schema: {
-        tags: ['tokens'],
-        description: 'Create a bearer token with a role; the token is returned this once.',
-        body: createTokenBody,
-        response: { 201: issuedTokenSchema, ...errors },
-      },
       handler: async (req, reply) =>
         reply.code(201).send(await service.createToken(req.body.name, req.body.role, req.body.scope)),
     });
@@ -502,9 +460,9 @@ export function registryRoutes(service: RegistryService) {
       schema: { tags: ['tokens'], params: tokenParams, response: { 200: tokenSchema, ...errors } },
       handler: (req) => service.getToken(req.params.id),
     });
-    app.delete('/v1/tokens/:id', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.deleteToken),
       config: { roles: ADMIN },
-      schema: { tags: ['tokens'], params: tokenParams, response: { 204: noContent, ...errors } },
       handler: async (req, reply) => {
         await service.deleteToken(req.params.id);
         return reply.code(204).send(null);
@@ -512,16 +470,9 @@ export function registryRoutes(service: RegistryService) {
     });
 
     // Device tokens: the thing's password on the broker's token listener.
-    app.post('/v1/things/:name/token', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.createDeviceToken),
       config: { roles: WRITE },
-      schema: {
-        tags: ['things'],
-        description:
-          "Issue the thing's device token (MQTT password on the token listener, username = thing name), replacing any previous one; the token is returned this once.",
-        params: thingParams,
-        body: createDeviceTokenBody,
-        response: { 201: z.object({ token: z.string(), info: deviceTokenSchema }), ...errors },
-      },
       handler: async (req, reply) =>
         reply.code(201).send(await service.createDeviceToken(req.params.name, req.body.policyNames)),
     });

@@ -1,10 +1,10 @@
 import { z } from 'zod';
+import { ROLES } from '../../http/index.js';
 import {
   CA_STATUSES,
   CERTIFICATE_STATUSES,
   certificateIdSchema,
   policyNameSchema,
-  ROLES,
   thingGroupNameSchema,
   thingNameSchema,
   tokenIdSchema,
@@ -14,20 +14,6 @@ import {
 
 const iso = z.string().describe('ISO 8601 time');
 const version = z.number().int().describe('entity version, incremented by every write');
-
-export const problemSchema = z
-  .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string(),
-    code: z.string().describe('stable error code, e.g. IOTDR_REGISTRY_STILL_ATTACHED'),
-    instance: z.string().optional(),
-    requestId: z.string().optional(),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-  })
-  .catchall(z.unknown())
-  .meta({ id: 'Problem' });
 
 export const thingSchema = z
   .object({
@@ -186,11 +172,21 @@ export const versionQuery = z
   .object({ expectedVersion: z.coerce.number().int().nonnegative().optional() })
   .strict();
 
+/** Changes one GET /v1/changes returns at most (`limit`), and its longest long poll (`wait`, ms). */
+export const CHANGES_PAGE = { min: 1, max: 10_000 } as const;
+export const CHANGES_WAIT_MS = { min: 0, max: 30_000 } as const;
+
 export const changesQuery = z
   .object({
     after: z.coerce.number().int().nonnegative().default(0),
-    limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-    wait: z.coerce.number().int().min(0).max(30_000).default(0).describe('long-poll up to this many ms'),
+    limit: z.coerce.number().int().min(CHANGES_PAGE.min).max(CHANGES_PAGE.max).default(1000),
+    wait: z.coerce
+      .number()
+      .int()
+      .min(CHANGES_WAIT_MS.min)
+      .max(CHANGES_WAIT_MS.max)
+      .default(0)
+      .describe('long-poll up to this many ms'),
     origin: z.string().max(63).optional().describe('only changes first made in this region'),
   })
   .strict();

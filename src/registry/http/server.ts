@@ -12,9 +12,8 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client';
-import { createApiServer } from '../../http/index.js';
+import { authenticate, createApiServer } from '../../http/index.js';
 import type { RegistryService } from '../service/index.js';
-import { authenticate } from './auth.js';
 import { registryRoutes } from './routes.js';
 
 export interface RegistryApiOptions {

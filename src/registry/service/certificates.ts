@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ConflictError, IotdrError, PkiError } from '../../common/index.js';
+import { ConflictError, PkiError } from '../../common/index.js';
 import {
   type CertificateAuthority,
   type GeneratedDeviceCertificate,
@@ -8,6 +8,7 @@ import {
   type ParsedCertificate,
   parseCertificatePem,
 } from '../../pki/index.js';
+import { pkiUnavailable } from '../errors.js';
 import {
   type CaCertificateDoc,
   type CertificateDoc,
@@ -116,13 +117,7 @@ export async function createCertificate(
   body: { csr?: string; status?: CertificateStatus },
 ): Promise<CreatedCertificate> {
   if (!ca) {
-    throw new IotdrError(
-      'IOTDR_PKI_UNAVAILABLE',
-      'this region has no certificate authority to issue certificates',
-      {
-        status: 503,
-      },
-    );
+    throw pkiUnavailable();
   }
   // Crypto happens before the transaction, so the single writer never waits on it.
   let keys: GeneratedDeviceCertificate | undefined;

@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { z } from 'zod';
-import { type Clock, systemClock, ValidationError } from '../../common/index.js';
+import { type Clock, IotdrError, systemClock, ValidationError } from '../../common/index.js';
+import type { Role, TokenScope } from '../../http/index.js';
 import type { CertificateAuthority } from '../../pki/index.js';
 import { HybridClock } from '../hlc.js';
+import { type DocumentKind, DocumentKinds } from '../kinds.js';
 import type {
   CertificateStatus,
   patchCaCertificateBody,
@@ -11,13 +13,10 @@ import type {
   putThingBody,
   putThingGroupBody,
   putThingTypeBody,
-  Role,
   TokenDoc,
-  TokenScope,
 } from '../model.js';
 import { KIND } from '../model.js';
 import type { ChangeRecord, Doc, EntityRecord, Hlc, RegistryStore } from '../store/index.js';
-import { entityProblem } from '../validate.js';
 import * as certs from './certificates.js';
 import { put, remove, type ServiceContext, type WriteTx, writeTransaction } from './core.js';
 import * as deviceTokens from './device-tokens.js';
@@ -33,6 +32,12 @@ export interface RegistryServiceOptions {
   /** Issues device certificates; without it POST /v1/certificates answers 503. */
   ca?: CertificateAuthority;
   clock?: Clock;
+  /**
+   * Document kinds of other components this registry stores and replicates (topic rules,
+   * command-and-control documents), beside its own. A change of a kind not registered is refused
+   * (IOTDR_REGISTRY_UNKNOWN_KIND): every region of a platform registers the same kinds.
+   */
+  kinds?: readonly DocumentKind[];
 }
 
 export interface Page<T> {
@@ -82,6 +87,8 @@ function decodeCursor(kind: string, cursor: string): string {
 export class RegistryService {
   readonly region: string;
   readonly store: RegistryStore;
+  /** The kinds this registry accepts; replication checks every change it receives against them. */
+  readonly kinds: DocumentKinds;
   readonly #ctx: ServiceContext;
   readonly #ca: CertificateAuthority | undefined;
   readonly #tokens = new tokens.TokenCache();
@@ -91,6 +98,7 @@ export class RegistryService {
     this.region = options.region;
     this.store = options.store;
     this.#ca = options.ca;
+    this.kinds = new DocumentKinds(options.kinds);
     const events = new EventEmitter();
     events.setMaxListeners(0);
     this.#ctx = { store: options.store, hlc: new HybridClock(clock), clock, region: options.region, events };
@@ -121,8 +129,8 @@ export class RegistryService {
   }
 
   /**
-   * Writes one entity of another component's kind (commands, idempotency records, onboarding
-   * jobs) with its change record, inside `tx`; a null `doc` deletes it. `previous` is the current
+   * Writes one entity of another component's registered kind (commands, idempotency records,
+   * onboarding jobs) with its change record, inside `tx`; a null `doc` deletes it. `previous` is the current
    * record, tombstone included, so versions continue. The document is checked as a receiving
    * region will check it, so nothing is written that replication would dead-letter.
    */
@@ -139,8 +147,9 @@ export class RegistryService {
       await remove(this.#ctx, tx, previous);
       return previous.version + 1;
     }
-    const problem = entityProblem(kind, key, ref, doc);
-    if (problem) throw new TypeError(`refusing to write ${kind} '${key}': ${problem}`);
+    const problem = this.kinds.problem(kind, key, ref, doc);
+    // A bug of the writing component (or a kind its process did not register), never the user's.
+    if (problem) throw new IotdrError(problem.code, `refusing to write ${kind} '${key}': ${problem.reason}`);
     return put(this.#ctx, tx, kind, key, ref, doc, previous);
   }
 

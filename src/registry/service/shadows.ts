@@ -1,4 +1,5 @@
 import { IotdrError } from '../../common/index.js';
+import type { ShadowErrorCode } from '../errors.js';
 import { KIND } from '../model.js';
 import type { Doc, EntityRecord } from '../store/index.js';
 import { live, loadAny, put, remove, type ServiceContext, writeTransaction } from './core.js';
@@ -100,7 +101,7 @@ export interface ShadowDelta {
  * rejected message) and the HTTP status; `code` is iotdr's stable code.
  */
 export class ShadowError extends IotdrError {
-  constructor(code: string, status: 400 | 404 | 409 | 413 | 500, message: string, details = {}) {
+  constructor(code: ShadowErrorCode, status: 400 | 404 | 409 | 413 | 500, message: string, details = {}) {
     super(code, message, { status, details });
     this.name = 'ShadowError';
   }

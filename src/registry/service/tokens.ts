@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ValidationError } from '../../common/index.js';
-import { KIND, type Role, type TokenDoc, type TokenScope } from '../model.js';
+import type { Role, TokenScope } from '../../http/index.js';
+import { KIND, type TokenDoc } from '../model.js';
 import {
   isoNow,
   live,

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Client, Pool, QueryResult, QueryResultRow } from 'pg';
 import pg from 'pg';
 import { StoreError } from '../../common/index.js';
+import { DEFAULT_POSTGRES_POOL_SIZE, DEFAULT_POSTGRES_SCHEMA, POSTGRES_SCHEMA_PATTERN } from '../config.js';
+import { storeClosed, storeNotInitialized } from '../errors.js';
 import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
 import { type ChangeRow, changeOf, type EntityRow, toChange, toEntity } from './rows.js';
@@ -34,8 +36,6 @@ export interface PostgresStoreOptions {
   maxBatch?: number;
 }
 
-export const DEFAULT_POSTGRES_POOL_SIZE = 10;
-export const DEFAULT_POSTGRES_SCHEMA = 'iotdr';
 /** How long a connection attempt may take before it counts as a failure, in ms. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const SCHEMA_VERSION = 1;
@@ -53,8 +53,6 @@ function statementName(text: string): string {
 
 /** A BIGINT as pg returns it (a string) or a small count (a number). */
 type Int = string | number;
-
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
  * Key columns use the "C" collation so `ORDER BY key` is byte order, as in SQLite, whatever the
@@ -307,10 +305,7 @@ class PgTx extends PgReader implements StoreTx {
     ]);
     const seq = rows[0]?.seq;
     if (seq === undefined) {
-      throw new StoreError(
-        'IOTDR_STORE_NOT_INITIALIZED',
-        `the seq counter of schema ${this.s} is missing: run init()`,
-      );
+      throw storeNotInitialized(`the seq counter of schema ${this.s} is missing: run init()`);
     }
     return changeOf(m, Number(seq));
   }
@@ -340,7 +335,7 @@ export class PostgresStore extends EngineStore implements RegistryStore {
   constructor(options: PostgresStoreOptions) {
     super();
     const schema = options.schema ?? DEFAULT_POSTGRES_SCHEMA;
-    if (!SCHEMA_NAME.test(schema)) {
+    if (!POSTGRES_SCHEMA_PATTERN.test(schema)) {
       throw new StoreError(
         'IOTDR_STORE_CONFIG',
         `schema ${JSON.stringify(schema)} is not valid: use 1 to 63 lowercase letters, digits or '_', not starting with a digit`,
@@ -358,7 +353,7 @@ export class PostgresStore extends EngineStore implements RegistryStore {
   }
 
   init(): Promise<void> {
-    if (this.#closed) return Promise.reject(new StoreError('IOTDR_STORE_CLOSED', 'the store is closed'));
+    if (this.#closed) return Promise.reject(storeClosed());
     this.#initializing ??= this.#init().catch((error: unknown) => {
       this.#initializing = undefined;
       throw error;
@@ -460,9 +455,9 @@ export class PostgresStore extends EngineStore implements RegistryStore {
   }
 
   async #poolQuery<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>> {
-    if (this.#closed) throw new StoreError('IOTDR_STORE_CLOSED', 'the store is closed');
+    if (this.#closed) throw storeClosed();
     const pool = this.#pool;
-    if (!pool) throw new StoreError('IOTDR_STORE_NOT_INITIALIZED', 'init() the store before use');
+    if (!pool) throw storeNotInitialized();
     try {
       return await pool.query<R>(text, values);
     } catch (error) {
@@ -524,9 +519,9 @@ export class PostgresStore extends EngineStore implements RegistryStore {
   }
 
   protected override ready(): { reader: PgReader; committer: GroupCommitter } {
-    if (this.#closed) throw new StoreError('IOTDR_STORE_CLOSED', 'the store is closed');
+    if (this.#closed) throw storeClosed();
     if (!this.#reader || !this.#committer) {
-      throw new StoreError('IOTDR_STORE_NOT_INITIALIZED', 'init() the store before use');
+      throw storeNotInitialized();
     }
     return { reader: this.#reader, committer: this.#committer };
   }

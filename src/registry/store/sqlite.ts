@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../../common/index.js';
+import type { SqliteSynchronous } from '../config.js';
+import { storeClosed, storeNotInitialized } from '../errors.js';
 import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
 import { type ChangeRow, changeOf, type EntityRow, toChange, toEntity } from './rows.js';
@@ -28,7 +30,7 @@ export interface SqliteStoreOptions {
    * 'full' (default) syncs the WAL on every commit, so an acknowledged write survives power loss;
    * 'normal' survives a crash of the process but not of the machine.
    */
-  synchronous?: 'full' | 'normal';
+  synchronous?: SqliteSynchronous;
   /** Most write transactions folded into one commit (default 256). */
   maxBatch?: number;
 }
@@ -333,9 +335,9 @@ export class SqliteStore extends EngineStore implements RegistryStore {
   }
 
   protected override ready(): { reader: SqliteReader; committer: GroupCommitter; writer: Database.Database } {
-    if (this.#closed) throw new StoreError('IOTDR_STORE_CLOSED', 'the store is closed');
+    if (this.#closed) throw storeClosed();
     if (!this.#reader || !this.#committer || !this.#writer) {
-      throw new StoreError('IOTDR_STORE_NOT_INITIALIZED', 'init() the store before use');
+      throw storeNotInitialized();
     }
     return { reader: this.#reader, committer: this.#committer, writer: this.#writer };
   }

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { NotFoundError } from '../../common/index.js';
 import {
   type ChangeRecord,
   compareHlc,
+  type EntityProblem,
   type EntityRecord,
-  entityProblem,
   type Hlc,
   type RegistryService,
   type WriteTx,
 } from '../../registry/index.js';
 import { wins } from '../conflict.js';
+import { deadLetterNotFound } from '../errors.js';
 import type { ApplyTarget, BatchResult, ChangeOutcome, DeadLetter, LinkProgress } from '../types.js';
 
 /** Local-state keys of a link: its progress and its dead letters. */
@@ -81,8 +81,10 @@ export class RegistryTarget implements ApplyTarget {
     return 'applied';
   }
 
-  #problem(change: ChangeRecord): string | undefined {
-    return entityProblem(change.kind, change.key, change.ref, change.op === 'delete' ? null : change.after);
+  /** Checked against the kinds registered with this region's registry (an unregistered kind is refused). */
+  #problem(change: ChangeRecord): EntityProblem | undefined {
+    const doc = change.op === 'delete' ? null : change.after;
+    return this.#service.kinds.problem(change.kind, change.key, change.ref, doc);
   }
 
   async #applyAll(
@@ -101,7 +103,8 @@ export class RegistryTarget implements ApplyTarget {
           id,
           seq: change.seq,
           change,
-          reason: problem,
+          code: problem.code,
+          reason: problem.reason,
           at: now,
           attempts: 0,
         };
@@ -195,18 +198,14 @@ export class RegistryTarget implements ApplyTarget {
   async retryDeadLetter(peer: string, id: string): Promise<ChangeOutcome> {
     const result = await this.#service.transaction(async (tx) => {
       const stored = await tx.getLocal(deadKey(peer, id));
-      if (!stored)
-        throw new NotFoundError(
-          'IOTDR_REPLICATION_DEAD_LETTER_NOT_FOUND',
-          `no dead letter ${id} from ${peer}`,
-        );
+      if (!stored) throw deadLetterNotFound(peer, id);
       const letter = stored as unknown as DeadLetter;
       const now = this.#service.clock.now();
       const problem = this.#problem(letter.change);
       if (problem !== undefined) {
         await tx.putLocal(
           deadKey(peer, id),
-          { ...letter, reason: problem, attempts: letter.attempts + 1 },
+          { ...letter, code: problem.code, reason: problem.reason, attempts: letter.attempts + 1 },
           now,
         );
         return { outcome: 'dead-letter' as const, hlc: undefined };
@@ -221,12 +220,7 @@ export class RegistryTarget implements ApplyTarget {
 
   async discardDeadLetter(peer: string, id: string): Promise<void> {
     await this.#service.transaction(async (tx) => {
-      if (!(await tx.getLocal(deadKey(peer, id)))) {
-        throw new NotFoundError(
-          'IOTDR_REPLICATION_DEAD_LETTER_NOT_FOUND',
-          `no dead letter ${id} from ${peer}`,
-        );
-      }
+      if (!(await tx.getLocal(deadKey(peer, id)))) throw deadLetterNotFound(peer, id);
       await tx.putLocal(deadKey(peer, id), null, this.#service.clock.now());
     });
   }

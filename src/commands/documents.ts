@@ -1,16 +1,28 @@
 /**
- * Documents of the command-and-control service (src/commands) stored as registry entities, so they
- * replicate like any other: commands (a command issued in one region is tracked and delivered from
- * another after a failover), idempotency records (a console retrying across a failover gets the
- * first answer, not a second device), and bulk onboarding jobs. Validated here because every region
- * must accept what any other wrote.
+ * Documents of the command-and-control service stored as registry entities, so they replicate like
+ * any other: commands (a command issued in one region is tracked and delivered from another after a
+ * failover), idempotency records (a console retrying across a failover gets the first answer, not a
+ * second device), and bulk onboarding jobs. Declared here, by their owner; `CNC_DOCUMENTS` is
+ * registered with every region's registry, which checks what a peer sends with these schemas.
  */
 import { z } from 'zod';
-import { thingNameSchema } from './model.js';
+import { REGION_NAME_PATTERN } from '../common/index.js';
+import { type DocumentKind, thingNameSchema } from '../registry/index.js';
+
+/** The stored kinds (data on disk and the replication wire: never renamed). */
+export const CNC_KIND = {
+  /** A command to one device; key command id, ref thing name. */
+  command: 'command',
+  /** The first answer to a request with an Idempotency-Key; key a SHA-256, ref null. */
+  idempotency: 'idempotency-key',
+  /** A bulk onboarding job; key job id, ref null. */
+  onboardingJob: 'onboarding-job',
+} as const;
 
 const iso = z.string().min(1);
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a UUID');
-const regionName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+const regionName = z.string().regex(REGION_NAME_PATTERN);
 
 /** Largest command payload, as JSON, in bytes. */
 export const MAX_COMMAND_PAYLOAD_BYTES = 16_384;
@@ -60,11 +72,11 @@ export type CommandDoc = z.infer<typeof commandDocSchema>;
 export const idempotencyDocSchema = z
   .object({
     /** SHA-256 hex of the principal and the client's key: the entity key. */
-    id: z.string().regex(/^[0-9a-f]{64}$/),
+    id: sha256Hex,
     method: z.enum(['POST', 'PUT', 'PATCH', 'DELETE']),
     path: z.string().min(1).max(2048),
     /** SHA-256 hex of the request body: a retry with another body is refused, not replayed. */
-    requestHash: z.string().regex(/^[0-9a-f]{64}$/),
+    requestHash: sha256Hex,
     status: z.number().int().min(200).max(599),
     /** The answer's body; a private key made by iotdr is withheld (it was shown once). */
     response: z.unknown(),
@@ -114,8 +126,24 @@ export const onboardingJobDocSchema = z
   .strict();
 export type OnboardingJobDoc = z.infer<typeof onboardingJobDocSchema>;
 
-export const cncKeySchemas = {
-  command: uuid,
-  idempotency: z.string().regex(/^[0-9a-f]{64}$/),
-  job: uuid,
-};
+/** The command-and-control documents as registry document kinds. */
+export const CNC_DOCUMENTS: readonly DocumentKind[] = [
+  {
+    kind: CNC_KIND.command,
+    schema: commandDocSchema,
+    key: uuid,
+    identity: (doc) => ({ key: doc.commandId as string, ref: doc.thingName as string }),
+  },
+  {
+    kind: CNC_KIND.idempotency,
+    schema: idempotencyDocSchema,
+    key: sha256Hex,
+    identity: (doc) => ({ key: doc.id as string, ref: null }),
+  },
+  {
+    kind: CNC_KIND.onboardingJob,
+    schema: onboardingJobDocSchema,
+    key: uuid,
+    identity: (doc) => ({ key: doc.jobId as string, ref: null }),
+  },
+];

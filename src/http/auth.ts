@@ -1,7 +1,34 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { problem, sendProblem } from '../../http/index.js';
-import type { Role, TokenScope } from '../model.js';
+import { problem, sendProblem } from './problem.js';
+
+/**
+ * Who may call what. The toolkit owns the vocabulary of a bearer token (its role and its scope):
+ * every API checks it here, the registry stores tokens that carry it (its token model imports these
+ * names), and command and control interprets a scope. None of them has to import another for it.
+ */
+
+export const ROLES = ['admin', 'operator', 'reader', 'replicator'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const READ: readonly Role[] = ['reader', 'operator'];
+export const WRITE: readonly Role[] = ['operator'];
+export const ADMIN: readonly Role[] = ['admin'];
+export const REPLICATE: readonly Role[] = ['replicator'];
+
+/** What a console token may do on the command-and-control API (all of them when unscoped). */
+export const CNC_OPERATIONS = ['read', 'onboard', 'suspend', 'resume', 'decommission', 'command'] as const;
+export type CncOperation = (typeof CNC_OPERATIONS)[number];
+
+/**
+ * A token's scope: the operations it may run and the thing groups whose devices it may touch.
+ * A scoped token works on the command-and-control routes only. The registry's `tokenScopeSchema`
+ * parses into this shape (checked at compile time there).
+ */
+export interface TokenScope {
+  operations?: CncOperation[];
+  thingGroups?: string[];
+}
 
 /** Who a bearer token is. The registry's TokenInfo is one (with its tokenId). */
 export interface Principal {
@@ -88,11 +115,6 @@ export function authenticate(tokens: TokenVerifier) {
     return undefined;
   };
 }
-
-export const READ: readonly Role[] = ['reader', 'operator'];
-export const WRITE: readonly Role[] = ['operator'];
-export const ADMIN: readonly Role[] = ['admin'];
-export const REPLICATE: readonly Role[] = ['replicator'];
 
 /**
  * Tokens known by value (read from the secret files of the state directory), for processes with no

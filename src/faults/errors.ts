@@ -1,0 +1,38 @@
+import { type ErrorCatalogue, IotdrError } from '../common/index.js';
+import type { RegionFault } from './faults.js';
+
+/** Every code fault injection raises. */
+export const FAULTS_ERRORS = {
+  IOTDR_FAULTS_DISABLED: {
+    status: 403,
+    meaning: 'a fault was asked of a region started without `--enable-faults`',
+  },
+  IOTDR_FAULTS_NOT_RESTORABLE: {
+    status: 409,
+    meaning: 'the fault cannot be undone in place (broker-crash); the region must be restarted',
+  },
+} as const satisfies ErrorCatalogue;
+
+type FaultsErrors = typeof FAULTS_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends FaultsErrors {}
+}
+
+export class FaultsDisabledError extends IotdrError {
+  constructor() {
+    super(
+      'IOTDR_FAULTS_DISABLED',
+      'fault injection is off in this region; start it with `iotdr region --enable-faults` (the drill does)',
+      { status: 403 },
+    );
+  }
+}
+
+export class FaultNotRestorableError extends IotdrError {
+  constructor(fault: RegionFault) {
+    super('IOTDR_FAULTS_NOT_RESTORABLE', `${fault} cannot be undone in place; restart the region`, {
+      status: 409,
+      details: { fault },
+    });
+  }
+}

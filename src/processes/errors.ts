@@ -1,0 +1,39 @@
+import { type ErrorCatalogue, IotdrError } from '../common/index.js';
+
+/** Every code the composition roots raise while a process starts; the CLI prints them. */
+export const PROCESSES_ERRORS = {
+  IOTDR_PLATFORM_START_FAILED: {
+    meaning: 'a process of `iotdr up` or `iotdr drill` exited, or did not answer its health URL in time',
+  },
+  IOTDR_BROKER_NODE_NO_REDIS: {
+    meaning: 'a broker node was started for a region without `broker.cluster.redis`, which it must share',
+  },
+  IOTDR_BROKER_WORKER_START_FAILED: {
+    meaning: 'a broker worker of the region (`broker.workers` > 1) failed, exited or did not listen in time',
+  },
+} as const satisfies ErrorCatalogue;
+
+type ProcessesErrors = typeof PROCESSES_ERRORS;
+declare module '../common/index.js' {
+  interface IotdrErrorCodes extends ProcessesErrors {}
+}
+
+/** `what` did not become ready (`reason`); its log is at `log`. */
+export function platformStartFailed(what: string, reason: string, log: string, cause: unknown): IotdrError {
+  return new IotdrError('IOTDR_PLATFORM_START_FAILED', `${what} ${reason}; see ${log}`, {
+    cause,
+    details: { process: what, log },
+  });
+}
+
+export function brokerNodeNoRedis(region: string): IotdrError {
+  return new IotdrError(
+    'IOTDR_BROKER_NODE_NO_REDIS',
+    `region ${region} has no redis: a broker node shares the region's Redis with its hub`,
+    { details: { region } },
+  );
+}
+
+export function brokerWorkerStartFailed(index: number, message: string): IotdrError {
+  return new IotdrError('IOTDR_BROKER_WORKER_START_FAILED', message, { details: { worker: index } });
+}
