@@ -131,7 +131,6 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     void platform.stop();
   };
   signal?.addEventListener('abort', stopAll, { once: true });
-  aborted = signal;
   try {
     const { token, caPem } = await platformCredentials(stateDir);
     const api = (r: RegionConfig) => regionApis(r, token, caPem).api;
@@ -144,6 +143,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     );
 
     await until(
+      signal,
       async () => {
         const s = await control.request(FAILOVER_ROUTES.state);
         return s.mode.type === 'health' && s.activeRegion === primary.name;
@@ -186,6 +186,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     };
     progress('waiting for every device to publish through the primary');
     await until(
+      signal,
       async () =>
         (await stillSteady()) &&
         f.records().length === devices.length &&
@@ -211,6 +212,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const ownStart = Date.now();
     await api(primary).request(BROKER_ROUTES.disconnect, { body: { all: true } });
     await until(
+      signal,
       async () =>
         (await stillSteady()) &&
         f
@@ -245,6 +247,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       fleet: f,
       timeoutMs: recoveryMs,
       progress,
+      signal,
     });
     // RPO while the primary is away: what the secondary had when the fleet arrived.
     const missingAtSwitch = await missingIn(api(secondary), changeNames);
@@ -255,7 +258,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     // Bring the primary back (as an operator would after the incident): restarted after a crash,
     // the fault cleared otherwise. Analytics then reads what its bus kept.
     progress('settling: publishing paused, queues draining');
-    await settle(f, 'every device queue empty');
+    await settle(f, 'every device queue empty', signal);
     if (options.fault === 'region-crash' || options.fault === 'broker-crash') {
       progress(`restarting ${primary.name} so analytics can read what its bus kept`);
       await platform.restart(primary.name);
@@ -268,7 +271,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     // After recovery: writes the primary held when it failed reach the secondary once it is back
     // (replication runs both ways); only what never arrives is lost.
     const missingAfterRecovery = await missingIn(api(secondary), changeNames, 60_000);
-    const lostCommands = await lostIn(cnc(secondary), commandIds, progress);
+    const lostCommands = await lostIn(cnc(secondary), commandIds, progress, signal);
 
     let failback: FailbackMeasure | undefined;
     if (options.failback) {
@@ -279,6 +282,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       progress(`waiting for ${primary.name} healthy again and ${secondary.name}'s changes replicated home`);
       const waitStart = Date.now();
       await until(
+        signal,
         async () => {
           const s = await control.request(FAILOVER_ROUTES.state);
           return s.failbackAvailable === primary.name && (await missingIn(api(primary), backNames)) === 0;
@@ -302,6 +306,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         fleet: f,
         timeoutMs: recoveryMs,
         progress,
+        signal,
       });
       failback = {
         ...measured,
@@ -311,10 +316,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
         },
         commands: {
           issuedBeforeFailback: backCommands.length,
-          lost: await lostIn(cnc(primary), backCommands, progress),
+          lost: await lostIn(cnc(primary), backCommands, progress, signal),
         },
       };
-      await settle(f, 'every device queue empty after failback');
+      await settle(f, 'every device queue empty after failback', signal);
     }
 
     // RPO: every message any device accepted, against what analytics holds from both buses.
@@ -322,6 +327,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     let totals = { messages: 0, duplicates: 0, devicesWithGaps: 0, missing: 0 };
     progress('counting: every accepted message against what analytics holds');
     await until(
+      signal,
       async () => {
         totals = await analytics.request(ANALYTICS_ROUTES.totals);
         return totals.messages >= accepted;
@@ -373,7 +379,6 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     };
   } finally {
     signal?.removeEventListener('abort', stopAll);
-    aborted = undefined;
     await fleet?.stop();
     await platform.stop();
   }
@@ -426,9 +431,6 @@ function physicalLimitMs(detectionMs: number, devices: number, ceiling: Ceiling)
   if (ceiling.connectsPerSecond <= 0) return null;
   return Math.round(detectionMs + (devices / ceiling.connectsPerSecond) * 1000);
 }
-
-/** The running drill's abort signal: every wait ends when it fires. */
-let aborted: AbortSignal | undefined;
 
 /** Registry changes (things named `<prefix>-N`) made through one region's API; their names. */
 async function makeChanges(api: ApiClient, prefix: string): Promise<string[]> {
@@ -492,11 +494,12 @@ async function lostIn(
   cnc: ApiClient,
   ids: readonly string[],
   progress: (line: string) => void,
+  signal: AbortSignal | undefined,
 ): Promise<number> {
   const deadline = Date.now() + 130_000;
   let now = await commandStates(cnc, ids);
   while (now.some((s) => s === 'pending' || s === 'delivered' || s === 'unknown') && Date.now() < deadline) {
-    if (aborted?.aborted) throw drillAborted();
+    if (signal?.aborted) throw drillAborted();
     await new Promise((r) => setTimeout(r, 250));
     now = await commandStates(cnc, ids);
   }
@@ -534,17 +537,19 @@ interface SwitchInput {
   fleet: Fleet;
   timeoutMs: number;
   progress: (line: string) => void;
+  signal: AbortSignal | undefined;
 }
 
 /** Injects, then waits for the switch and for every device publishing through the new region. */
 async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
-  const { fleet, control, progress } = input;
+  const { fleet, control, progress, signal } = input;
   progress(
     `${input.fault}: ${input.fault === 'failback' ? 'routing control' : 'fault injected'} in ${input.from.name}`,
   );
   const faultAt = await input.inject();
   let timings: SwitchTimings | undefined;
   await until(
+    signal,
     async () => {
       const s = await control.request(FAILOVER_ROUTES.state);
       if (s.epoch <= input.epoch || s.activeRegion !== input.to.name || !s.lastSwitch) return false;
@@ -560,7 +565,7 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
   const deadline = Date.now() + input.timeoutMs;
   let last = 0;
   while (Date.now() < deadline && !fleet.records().every(onNew)) {
-    if (aborted?.aborted) throw drillAborted();
+    if (signal?.aborted) throw drillAborted();
     if (Date.now() - last >= 1000) {
       progress(`  ${summaryOf(fleet)}`);
       last = Date.now();
@@ -604,11 +609,12 @@ async function faultAndSwitch(input: SwitchInput): Promise<SwitchMeasure> {
  * Pauses publishing and waits until every queue is empty and the fleet's counts have stood still
  * for a while: the workers report every 100 ms, so the last accepted messages are counted.
  */
-async function settle(fleet: Fleet, what: string): Promise<void> {
+async function settle(fleet: Fleet, what: string, signal: AbortSignal | undefined): Promise<void> {
   fleet.pause();
   let last = '';
   let since = Date.now();
   await until(
+    signal,
     async () => {
       const s = fleet.summary();
       const now = `${s.accepted}/${s.acked}/${s.queued}`;
@@ -630,6 +636,8 @@ function summaryOf(fleet: Fleet): string {
 
 /** A wait of the drill: its own verdicts and an interruption end it, anything else is "not yet". */
 function until(
+  /** The running drill's abort signal: the wait ends when it fires. */
+  signal: AbortSignal | undefined,
   check: () => Promise<boolean>,
   timeoutMs: number,
   what: string,
@@ -643,7 +651,7 @@ function until(
     ...(status ? { status } : {}),
     ...(show ? { show: (line: string) => show(`  ${line}`) } : {}),
     showEveryMs: STATUS_EVERY_MS,
-    ...(aborted ? { signal: aborted } : {}),
+    ...(signal ? { signal } : {}),
     // The drill's own verdicts end the wait; anything else is "not yet" (a process restarting).
     fatal: isDrillError,
     timeoutError: drillTimeout,

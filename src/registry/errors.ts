@@ -1,7 +1,7 @@
 import { type ErrorCatalogue, IotdrError, StoreError } from '../common/index.js';
 
 /**
- * Every code the registry raises but those of its document kinds (kinds.ts): its entities, device
+ * Every code the registry raises: its entities, its document kinds (kinds.ts), device
  * shadows, policies, its stores, and the certificate checks of registration.
  */
 export const REGISTRY_ERRORS = {
@@ -96,7 +96,21 @@ export const REGISTRY_ERRORS = {
     status: 503,
     meaning: 'a certificate was asked of a region that has no certificate authority',
   },
+  // Why an entity is refused by its document kind (kinds.ts). A replicated change refused is
+  // dead-lettered with the code; a component writing a document its own kind refuses has a bug,
+  // hence 500.
+  IOTDR_REGISTRY_UNKNOWN_KIND: {
+    status: 500,
+    meaning: "no document kind of that name is registered with this region's registry",
+  },
+  IOTDR_REGISTRY_INVALID_ENTITY: {
+    status: 500,
+    meaning: 'the key, ref or document of an entity does not fit its kind',
+  },
 } as const satisfies ErrorCatalogue;
+
+/** The codes a document kind refuses an entity with. */
+export type DocumentKindErrorCode = 'IOTDR_REGISTRY_UNKNOWN_KIND' | 'IOTDR_REGISTRY_INVALID_ENTITY';
 
 type RegistryErrors = typeof REGISTRY_ERRORS;
 declare module '../common/index.js' {

@@ -32,7 +32,7 @@ export {
   type RegistryApiOptions,
   regionMetrics,
 } from './http/index.js';
-export { DOCUMENT_KIND_ERRORS, type DocumentKind, DocumentKinds, type EntityProblem } from './kinds.js';
+export { type DocumentKind, DocumentKinds, type EntityProblem } from './kinds.js';
 export {
   attributesSchema,
   CA_STATUSES,

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ErrorCatalogue } from '../common/index.js';
+import type { DocumentKindErrorCode } from './errors.js';
 import { BUILT_IN_KINDS } from './validate.js';
 
 /**
@@ -25,29 +25,9 @@ export interface DocumentKind {
   readonly problem?: (doc: Record<string, unknown>) => string | undefined;
 }
 
-/**
- * Why an entity is refused. A replicated change refused is dead-lettered with the code; a component
- * writing a document its own kind refuses (writeEntity) has a bug, hence 500.
- */
-export const DOCUMENT_KIND_ERRORS = {
-  IOTDR_REGISTRY_UNKNOWN_KIND: {
-    status: 500,
-    meaning: "no document kind of that name is registered with this region's registry",
-  },
-  IOTDR_REGISTRY_INVALID_ENTITY: {
-    status: 500,
-    meaning: 'the key, ref or document of an entity does not fit its kind',
-  },
-} as const satisfies ErrorCatalogue;
-
-type DocumentKindErrors = typeof DOCUMENT_KIND_ERRORS;
-declare module '../common/index.js' {
-  interface IotdrErrorCodes extends DocumentKindErrors {}
-}
-
 /** Why an entity cannot be stored: a stable code and a reason naming the field. */
 export interface EntityProblem {
-  readonly code: keyof DocumentKindErrors;
+  readonly code: DocumentKindErrorCode;
   readonly reason: string;
 }
 

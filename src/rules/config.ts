@@ -23,6 +23,7 @@ import { invalidRules } from './errors.js';
 import {
   RULE_HTTP_ATTEMPTS,
   RULE_HTTP_TIMEOUT_MS,
+  RULE_NAME_PATTERN,
   type RuleDefinition,
   ruleDefinitionSchema,
 } from './model.js';
@@ -77,7 +78,7 @@ export type RuleActionConfig =
     };
 
 export interface RuleConfig {
-  /** `^[a-zA-Z0-9_]{1,128}$`, unique. */
+  /** `RULE_NAME_PATTERN` (`^[a-zA-Z0-9_]{1,128}$`), unique. */
   readonly name: string;
   /** MQTT topic filter (+ and # wildcards) of the messages the rule takes. */
   readonly topicFilter: string;
@@ -139,7 +140,7 @@ const actionSchema = z.discriminatedUnion(
 );
 
 const ruleShape = section({
-  name: matching(/^[a-zA-Z0-9_]{1,128}$/, 'a rule name: 1 to 128 characters from a-z A-Z 0-9 _'),
+  name: matching(RULE_NAME_PATTERN, 'a rule name: 1 to 128 characters from a-z A-Z 0-9 _'),
   topicFilter: topicFilterSchema,
   select: z
     .array(

@@ -11,9 +11,8 @@ import type { DocumentKind } from '../registry/index.js';
 export const TOPIC_RULE_KIND = 'topic-rule';
 
 /** AWS IoT: rule names are [a-zA-Z0-9_]+, 1..128 (no '-', so no rule is named like a sub-route). */
-export const ruleNameSchema = z
-  .string()
-  .regex(/^[a-zA-Z0-9_]{1,128}$/, '1 to 128 characters from a-z A-Z 0-9 _');
+export const RULE_NAME_PATTERN = /^[a-zA-Z0-9_]{1,128}$/;
+export const ruleNameSchema = z.string().regex(RULE_NAME_PATTERN, '1 to 128 characters from a-z A-Z 0-9 _');
 /** Longest topic filter or republish topic, in characters. */
 export const MAX_RULE_TOPIC_LENGTH = 1024;
 export const MAX_RULE_ACTIONS = 10;

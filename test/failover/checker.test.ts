@@ -75,6 +75,10 @@ describe('the checker against real regions', () => {
       ],
       sink: noSink,
       critical: ['broker', 'app', 'cnc'],
+      // These tests are about what a probe's answer means, not about its speed: a machine busy with
+      // other suites may take more than the default 1 s to answer, which would be a timed-out probe.
+      // The tests of the give-up time set their own.
+      timeoutMs: 10_000,
       ...extra,
     });
   }
