@@ -3,10 +3,10 @@
  * ApiClient calls them.
  */
 import { z } from 'zod';
-import { defineRoute, type Expect, problemSchema, type SameType } from '../http/index.js';
+import { defineRoute, type Expect, problemAnswers, type SameType } from '../http/index.js';
 import type { AnalyticsQueries, IngestStatus } from './types.js';
 
-const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
+const errors = problemAnswers(400, 401, 403, 404);
 export const regionParam = z.object({ region: z.string().min(1).max(64) }).strict();
 
 const ingestStatusSchema = z

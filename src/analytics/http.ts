@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { type Clock, systemClock, ValidationError } from '../common/index.js';
+import { HEALTH_CONTENT_TYPE } from '../health/index.js';
 import { ADMIN, routeOf } from '../http/index.js';
 import { ANALYTICS_ROUTES, regionParam } from './contracts.js';
 import { UnknownDeviceError, UnknownIngestRegionError } from './errors.js';
@@ -9,7 +10,7 @@ import type { MirrorStatus } from './mirror.js';
 import type { AnalyticsQueries, IngestStatus } from './types.js';
 
 /** draft-inadarei-api-health-check §3. */
-const HEALTH_CONTENT_TYPE = 'application/health+json';
+
 /** Default and longest window of one GET /v1/rates, in ms. */
 export const DEFAULT_RATES_WINDOW_MS = 60_000;
 export const MAX_RATES_WINDOW_MS = 3_600_000;

@@ -4,15 +4,9 @@
  */
 import { z } from 'zod';
 import { REGION_NAME_PATTERN } from '../common/index.js';
-import { defineRoute, problemSchema } from '../http/index.js';
+import { defineRoute, problemAnswers } from '../http/index.js';
 
-const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  503: problemSchema,
-};
+const errors = problemAnswers(400, 401, 403, 404, 503);
 const thingName = z.string().regex(/^[a-zA-Z0-9:_-]{1,128}$/, '1 to 128 characters from a-z A-Z 0-9 : _ -');
 
 const connectionSchema = z

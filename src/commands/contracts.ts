@@ -3,7 +3,7 @@
  * fleet and the drill call them.
  */
 import { z } from 'zod';
-import { defineRoute, type Expect, problemSchema, type SameType } from '../http/index.js';
+import { defineRoute, type Expect, problemAnswers, problemSchema, type SameType } from '../http/index.js';
 import { CERTIFICATE_STATUSES, thingNameSchema } from '../registry/index.js';
 import { issueCommandBody } from './commands.js';
 import type { Decommissioned, DeviceCertificates, OnboardedDevice } from './devices.js';
@@ -12,14 +12,7 @@ import { commandDocSchema, onboardingJobDocSchema } from './documents.js';
 import { jobQuerySchema } from './jobs.js';
 
 const TAGS = ['command and control'];
-const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-  422: problemSchema,
-};
+const errors = problemAnswers(400, 401, 403, 404, 409, 422);
 const thingParams = z.object({ thing: thingNameSchema }).strict();
 const uuidParams = z.object({ id: z.uuid() }).strict();
 

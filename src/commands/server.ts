@@ -9,8 +9,8 @@ import { request as httpsRequest } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { baseUrl, type Clock, type Logger } from '../common/index.js';
-import { buildControlApi } from '../failover/index.js';
 import { type Checkpoint, customCheckpoint } from '../health/index.js';
+import { buildApi } from '../http/index.js';
 import type { RegistryService } from '../registry/index.js';
 import { type CommandBroker, CommandService } from './commands.js';
 import { cncRoutes } from './http.js';
@@ -73,7 +73,11 @@ export class CncServer {
   /** Opens the listener (again, after `unlisten`), on the same port as before. */
   async listen(): Promise<string> {
     if (this.#app && this.#url) return this.#url;
-    const app = await buildControlApi({
+    const app = await buildApi({
+      openapi: {
+        title: 'iotdr command-and-control API',
+        description: 'Onboarding, suspension, decommissioning and commands of the devices of one region.',
+      },
       tokens: this.#options.service,
       logger: this.#options.logger,
       routes: [

@@ -17,9 +17,10 @@ import {
   writeFileAtomic,
 } from '../common/index.js';
 import type { CheckEntry, HealthResponse, HealthStatus } from '../health/index.js';
+import { ApiClient, CallError } from '../http/index.js';
+import { DECISION_ROUTE, type FollowedDecision, followedDecisionSchema } from './contracts.js';
 import { StaleEpochError } from './errors.js';
 import type { DnsProvider } from './providers/types.js';
-import { activeRegionSchema } from './state.js';
 
 /** How long one long poll waits for the next decision, ms. */
 export const DEFAULT_FOLLOW_WAIT_MS = 10_000;
@@ -28,11 +29,7 @@ export const DEFAULT_FOLLOW_SLACK_MS = 3000;
 /** Backoff after a failed request: full jitter between 0 and min(cap, base × 2^attempt), ms. */
 export const DEFAULT_FOLLOW_RETRY = { baseMs: 200, capMs: 5000 } as const;
 
-const decisionSchema = activeRegionSchema.extend({ decidedAt: z.number().int().min(0) }).strict();
-const fileSchema = z.object({ version: z.literal(1), decision: decisionSchema }).strict();
-
-/** A decision as the follower received and serves it. */
-export type FollowedDecision = z.infer<typeof decisionSchema>;
+const fileSchema = z.object({ version: z.literal(1), decision: followedDecisionSchema }).strict();
 
 export type ControllerLink = 'connecting' | 'connected' | 'unreachable';
 
@@ -76,6 +73,7 @@ export interface DnsFollowerOptions {
 export class DnsFollower {
   readonly #options: DnsFollowerOptions;
   readonly #clock: Clock;
+  readonly #control: ApiClient;
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
   #controller: ControllerLink = 'connecting';
@@ -93,6 +91,7 @@ export class DnsFollower {
   constructor(options: DnsFollowerOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
+    this.#control = new ApiClient('control', options.controlUrl.replace(/\/+$/, ''), options.token);
     this.#since = this.#clock.now();
     const registers = options.metrics ? [options.metrics] : undefined;
     if (registers) {
@@ -232,46 +231,26 @@ export class DnsFollower {
   }
 
   async #fetch(after: number | undefined, waitMs: number, signal: AbortSignal): Promise<FollowedDecision> {
-    const url = new URL('/v1/failover/decision', this.#options.controlUrl);
-    if (after !== undefined && waitMs > 0) {
-      url.searchParams.set('after', String(after));
-      url.searchParams.set('wait', String(waitMs));
-    }
-    const timeout = AbortSignal.timeout(waitMs + (this.#options.slackMs ?? DEFAULT_FOLLOW_SLACK_MS));
-    let response: Response;
     try {
-      response = await fetch(url, {
-        headers: { authorization: `Bearer ${this.#options.token}`, accept: 'application/json' },
-        signal: AbortSignal.any([signal, timeout]),
+      return await this.#control.request(DECISION_ROUTE, {
+        query: after !== undefined && waitMs > 0 ? { after, wait: waitMs } : {},
+        timeoutMs: waitMs + (this.#options.slackMs ?? DEFAULT_FOLLOW_SLACK_MS),
+        signal,
       });
     } catch (error) {
-      throw new ControllerUnreachableError(
-        timeout.aborted
-          ? `no answer within ${waitMs + (this.#options.slackMs ?? DEFAULT_FOLLOW_SLACK_MS)} ms`
-          : `unreachable: ${causeOf(error)}`,
-      );
+      if (!(error instanceof CallError)) throw error;
+      const failure = error.failure;
+      switch (failure.type) {
+        case 'timeout':
+          throw new ControllerUnreachableError(`no answer within ${failure.timeoutMs} ms`);
+        case 'unreachable':
+          throw new ControllerUnreachableError(`unreachable: ${failure.cause}`);
+        case 'refused':
+          throw new Error(`HTTP ${failure.status}${failure.code ? ` ${failure.code}` : ''}`);
+        case 'unexpected':
+          throw new Error(`the answer is not a decision: ${failure.why}`);
+      }
     }
-    const text = await response.text();
-    if (!response.ok) {
-      let code = '';
-      try {
-        code = String((JSON.parse(text) as { code?: unknown }).code ?? '');
-      } catch {}
-      throw new Error(`HTTP ${response.status}${code ? ` ${code}` : ''}`);
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new Error('the answer is not JSON');
-    }
-    const parsed = decisionSchema.safeParse(body);
-    if (!parsed.success) {
-      throw new Error(
-        `the answer is not a decision: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
-      );
-    }
-    return parsed.data;
   }
 
   async #apply(decision: FollowedDecision): Promise<void> {

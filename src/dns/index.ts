@@ -18,6 +18,12 @@ export {
   dnsSection,
   type PowerDnsConfig,
 } from './config.js';
+export {
+  DECISION_ROUTE,
+  type FollowedDecision,
+  followedDecisionSchema,
+  MAX_DECISION_WAIT_MS,
+} from './contracts.js';
 export { DnsEngine, type DnsEngineOptions, type DropReason, type Outcome, type Transport } from './engine.js';
 export { DNS_ERRORS, DnsError, ProviderError, StaleEpochError } from './errors.js';
 export {
@@ -27,7 +33,6 @@ export {
   DEFAULT_FOLLOW_WAIT_MS,
   DnsFollower,
   type DnsFollowerOptions,
-  type FollowedDecision,
   type FollowerStatus,
 } from './follower.js';
 export { DnsMetrics } from './metrics.js';

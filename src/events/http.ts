@@ -6,7 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
 import type { ErrorCode } from '../common/index.js';
-import { problem, problemSchema, READ } from '../http/index.js';
+import { problem, problemAnswers, READ } from '../http/index.js';
 import type { RegistryService } from '../registry/index.js';
 import { upgradeRequired } from './errors.js';
 import { MAX_WAIT_MS } from './sqlite.js';
@@ -71,7 +71,7 @@ export const busEventSchema = z
   })
   .meta({ id: 'BusEvent' });
 
-const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 503: problemSchema };
+const errors = problemAnswers(400, 401, 403, 503);
 
 /**
  * The region's event bus over HTTP: a long poll (`GET /v1/events`) and a WebSocket stream

@@ -1,4 +1,6 @@
 import { type Clock, REGION_NAME_PATTERN, systemClock } from '../common/index.js';
+import { HEALTH_ROUTES } from '../health/index.js';
+import { ApiClient, CallError } from '../http/index.js';
 import {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CHECK_TIMEOUT_MS,
@@ -7,7 +9,7 @@ import {
 } from './config.js';
 import { FailoverConfigError } from './errors.js';
 import { checkPositiveInt, DEFAULT_CHECKER_CRITICAL } from './options.js';
-import { assessHealth, componentsOf, worstOutcome } from './probe.js';
+import { type Assessment, assessHealth, componentsOf, worstOutcome } from './probe.js';
 import {
   type FailingCheck,
   type Observation,
@@ -70,7 +72,8 @@ export class Checker {
   readonly intervalMs: number;
   readonly timeoutMs: number;
   readonly giveUpMs: number;
-  readonly #regions: CheckedRegion[];
+  /** Each region with its API, called without a token: GET /health is public. */
+  readonly #regions: (CheckedRegion & { api: ApiClient })[];
   readonly #sink: ObservationSink;
   readonly #critical: ReadonlySet<string>;
   readonly #clock: Clock;
@@ -104,7 +107,10 @@ export class Checker {
       options.giveUpMs ?? DEFAULT_GIVE_UP_TIMEOUTS * this.timeoutMs,
       this.timeoutMs,
     );
-    this.#regions = options.regions.map((r) => ({ ...r, url: r.url.replace(/\/+$/, '') }));
+    this.#regions = options.regions.map((r) => {
+      const url = r.url.replace(/\/+$/, '');
+      return { ...r, url, api: new ApiClient(r.name, url, undefined) };
+    });
     this.#sink = options.sink;
     this.#critical = new Set(options.critical ?? DEFAULT_CHECKER_CRITICAL);
     this.#clock = options.clock ?? systemClock;
@@ -158,11 +164,7 @@ export class Checker {
     if (!region) throw new FailoverConfigError(`checker '${this.id}' does not check region '${regionName}'`);
     const at = this.#clock.now();
     const [main, ...extras] = await Promise.all([
-      this.#get(`${region.url}/health`).then((r) => {
-        if ('error' in r) return { outcome: 'fail' as const, failing: [], error: r.error };
-        const assessed = assessHealth(r.status, r.text, this.#critical);
-        return { ...assessed, outcome: this.#late(assessed.outcome, r.latencyMs) };
-      }),
+      this.#probeHealth(region),
       ...(region.extra ?? []).map((extra) => this.#probeExtra(extra)),
     ]);
     const failing: FailingCheck[] = [...(main?.failing ?? []), ...extras.flatMap((e) => e.failing)];
@@ -182,6 +184,38 @@ export class Checker {
   /** An answer that came after the timeout is at best slow. */
   #late(outcome: ProbeOutcome, latencyMs: number): ProbeOutcome {
     return outcome === 'pass' && latencyMs > this.timeoutMs ? 'slow' : outcome;
+  }
+
+  /** GET /health by the health route's contract, until the give-up time; never throws. */
+  async #probeHealth(region: CheckedRegion & { api: ApiClient }): Promise<Assessment> {
+    const url = `${region.url}${HEALTH_ROUTES.health.url}`;
+    const controller = new AbortController();
+    const started = this.#clock.now();
+    const timer = this.#timers.setTimeout(() => controller.abort(), this.giveUpMs);
+    try {
+      const answer = await region.api.requestAny(HEALTH_ROUTES.health, {
+        signal: controller.signal,
+        timeoutMs: this.giveUpMs,
+      });
+      const assessed = assessHealth(answer, this.#critical);
+      return { ...assessed, outcome: this.#late(assessed.outcome, Math.max(0, this.#clock.now() - started)) };
+    } catch (error) {
+      return { outcome: 'fail', failing: [], error: this.#healthFailure(url, error, controller.signal) };
+    } finally {
+      this.#timers.clearTimeout(timer);
+    }
+  }
+
+  /** Why GET /health gave no health report, as observations say it. */
+  #healthFailure(url: string, error: unknown, giveUp: AbortSignal): string {
+    const failure = error instanceof CallError ? error.failure : undefined;
+    if (giveUp.aborted || failure?.type === 'timeout') return `${url}: no answer within ${this.giveUpMs} ms`;
+    if (failure === undefined) return `${url}: ${error instanceof Error ? error.message : String(error)}`;
+    if (failure.type === 'unreachable') return `${url}: ${failure.cause}`;
+    // A 200 or 503 that is not a health report; any other status is not an answer /health gives.
+    if (failure.type === 'unexpected' && (failure.status === 200 || failure.status === 503))
+      return 'GET /health answered a body that is not application/health+json';
+    return `GET /health answered ${failure.status}`;
   }
 
   async #probeExtra(
@@ -206,7 +240,11 @@ export class Checker {
     };
   }
 
-  /** GET until the give-up time, body included, with how long the answer took; never throws. */
+  /**
+   * GET an extra health URL until the give-up time, body included, with how long the answer took;
+   * never throws. These are the operator's own services, not iotdr routes: no contract describes
+   * them, only the status is judged.
+   */
   async #get(url: string): Promise<{ status: number; text: string; latencyMs: number } | { error: string }> {
     const controller = new AbortController();
     const started = this.#clock.now();

@@ -1,4 +1,6 @@
+import { ApiClient, CallError } from '../http/index.js';
 import { DEFAULT_CHECK_TIMEOUT_MS } from './config.js';
+import { FAILOVER_ROUTES } from './contracts.js';
 import { ObservationDeliveryError } from './errors.js';
 import type { Observation, ObservationSink } from './types.js';
 
@@ -17,47 +19,43 @@ export interface HttpObservationSinkOptions {
  * whose observations stop arriving simply stops voting.
  */
 export class HttpObservationSink implements ObservationSink {
-  readonly #url: string;
-  readonly #token: string;
+  readonly #control: ApiClient;
   readonly #timeoutMs: number;
 
   constructor(options: HttpObservationSinkOptions) {
-    this.#url = `${options.controlUrl.replace(/\/+$/, '')}/v1/observations`;
-    this.#token = options.token;
+    this.#control = new ApiClient('control', options.controlUrl.replace(/\/+$/, ''), options.token);
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   }
 
   async report(observations: Observation[]): Promise<void> {
     const checker = observations[0]?.checker;
     if (checker === undefined) return;
-    let res: Response;
     try {
-      res = await fetch(this.#url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${this.#token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ checker, observations }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+      await this.#control.request(FAILOVER_ROUTES.observations, {
+        body: { checker, observations },
+        timeoutMs: this.#timeoutMs,
       });
     } catch (error) {
-      throw new ObservationDeliveryError(`cannot reach the controller at ${this.#url}`, {}, error);
+      if (!(error instanceof CallError)) throw error;
+      const url = `${this.#control.base}${FAILOVER_ROUTES.observations.url}`;
+      const failure = error.failure;
+      switch (failure.type) {
+        case 'timeout':
+        case 'unreachable':
+          throw new ObservationDeliveryError(`cannot reach the controller at ${url}`, {}, error);
+        case 'refused':
+          throw new ObservationDeliveryError(
+            `the controller refused the observations: ${failure.status} ${failure.code ?? failure.excerpt}`,
+            { status: failure.status, ...(failure.code ? { code: failure.code } : {}) },
+            error,
+          );
+        case 'unexpected':
+          throw new ObservationDeliveryError(
+            `the controller's answer to the observations is not this version's: ${failure.status} ${failure.why}`,
+            { status: failure.status },
+            error,
+          );
+      }
     }
-    if (res.status === 202) {
-      await res.body?.cancel();
-      return;
-    }
-    const text = await res.text();
-    let code: string | undefined;
-    try {
-      code = (JSON.parse(text) as { code?: string }).code;
-    } catch {
-      code = undefined;
-    }
-    throw new ObservationDeliveryError(
-      `the controller refused the observations: ${res.status} ${code ?? text.slice(0, 200)}`,
-      {
-        status: res.status,
-        ...(code ? { code } : {}),
-      },
-    );
   }
 }

@@ -1,11 +1,13 @@
 /**
- * The controller's API as route contracts: failoverRoutes registers them, the CLI and the drill call
- * them. The answers' schemas describe the controller's typed values in full (types.ts), so a client
+ * The controller's API as route contracts: failoverRoutes and decisionRoutes register them; the CLI,
+ * the drill and remote checkers (HttpObservationSink) call them. The answers' schemas describe the controller's typed values in full (types.ts), so a client
  * narrows a mode or an event by its `type` instead of casting.
  */
 import { z } from 'zod';
 import { REGION_NAME_PATTERN } from '../common/index.js';
-import { defineRoute, type Expect, problemSchema, type SameType } from '../http/index.js';
+import { DECISION_ROUTE } from '../dns/index.js';
+import { defineRoute, type Expect, problemAnswers, type SameType } from '../http/index.js';
+import type { ServedDecision } from './feed.js';
 import { MAX_EVENTS_PAGE } from './store.js';
 import { type FailoverEvent, type FailoverState, SWITCH_STEPS } from './types.js';
 
@@ -19,13 +21,7 @@ export const EVENT_TYPES = [
   'holding-ended',
 ] as const;
 
-const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-};
+const errors = problemAnswers(400, 401, 403, 404, 409);
 const regionName = z.string().regex(REGION_NAME_PATTERN, 'a region name');
 const reason = z.string().trim().min(1, 'say why').max(1000);
 const at = z.number().describe('ms since the epoch');
@@ -219,18 +215,9 @@ const controlAnswer = z.object({ switch: switchSchema.nullable(), state: stateSc
 // types.ts documents these shapes; this fails to compile when a schema and its type drift apart.
 export type _StateMatches = Expect<SameType<z.output<typeof stateSchema>, FailoverState>>;
 export type _EventMatches = Expect<SameType<z.output<typeof eventSchema>, FailoverEvent>>;
-
-/** Longest a follower may wait for the next decision in one request, ms. */
-export const MAX_DECISION_WAIT_MS = 60_000;
-
-const servedDecisionSchema = z
-  .object({
-    region: z.string(),
-    address: z.string().describe('the IP the fleet names answer'),
-    epoch: z.number().int(),
-    decidedAt: z.number().int().describe('ms since the epoch'),
-  })
-  .meta({ id: 'ServedDecision' });
+export type _DecisionMatches = Expect<
+  SameType<z.output<(typeof DECISION_ROUTE.responses)[200]>, ServedDecision>
+>;
 
 export const FAILOVER_ROUTES = {
   state: defineRoute({
@@ -293,17 +280,6 @@ export const FAILOVER_ROUTES = {
     body: observationsBody,
     responses: { 202: z.object({ accepted: z.number().int() }), ...errors },
   }),
-  decision: defineRoute({
-    method: 'GET',
-    url: '/v1/failover/decision',
-    tags: ['failover'],
-    description: `The active region, the address the fleet's names answer, and the epoch. With \`after\` and \`wait\` (ms, at most ${MAX_DECISION_WAIT_MS}), waits for a decision with another epoch. 503 before the controller's first decision.`,
-    query: z
-      .object({
-        after: z.coerce.number().int().nonnegative().optional(),
-        wait: z.coerce.number().int().min(0).max(MAX_DECISION_WAIT_MS).default(0),
-      })
-      .strict(),
-    responses: { 200: servedDecisionSchema, 503: problemSchema, ...errors },
-  }),
+  /** What DNS followers read: its contract is dns's, where they can import it. */
+  decision: DECISION_ROUTE,
 } as const;

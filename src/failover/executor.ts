@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
+import { BROKER_ROUTES } from '../broker/index.js';
 import { type Clock, systemClock } from '../common/index.js';
+import { ApiClient, CallError, type CallOptions } from '../http/index.js';
 import { DEFAULT_CHECK_TIMEOUT_MS, DEFAULT_DISCONNECT_ON_FAILOVER, type DisconnectMode } from './config.js';
 import type { StepRecorder, SwitchActions } from './controller.js';
 import { type Decision, type DecisionSink, type SwitchEvent, systemTimers, type Timers } from './types.js';
@@ -51,8 +53,8 @@ type Outcome =
  * records its completion time and outcome on the switch's event.
  */
 export class SwitchExecutor implements SwitchActions {
-  readonly #regions: { name: string; url: string }[];
-  readonly #token: string;
+  /** Each region's API, called with the admin token. */
+  readonly #regions: { name: string; api: ApiClient }[];
   readonly #sinks: DecisionSink[];
   readonly #webhooks: Webhook[];
   readonly #disconnect: DisconnectMode;
@@ -63,8 +65,10 @@ export class SwitchExecutor implements SwitchActions {
   readonly #logger: Logger | undefined;
 
   constructor(options: SwitchExecutorOptions) {
-    this.#regions = options.regions.map((r) => ({ ...r, url: r.url.replace(/\/+$/, '') }));
-    this.#token = options.adminToken;
+    this.#regions = options.regions.map((r) => ({
+      name: r.name,
+      api: new ApiClient(r.name, r.url.replace(/\/+$/, ''), options.adminToken),
+    }));
     this.#sinks = options.sinks ?? [];
     this.#webhooks = options.webhooks ?? [];
     this.#disconnect = options.disconnectOnFailover ?? DEFAULT_DISCONNECT_ON_FAILOVER;
@@ -105,7 +109,13 @@ export class SwitchExecutor implements SwitchActions {
     const notices = (async () => {
       const outcomes = await Promise.all(
         this.#regions.map(
-          async (r) => [r.name, await this.#post(`${r.url}/v1/notices/failover`, notice, true)] as const,
+          async (r) =>
+            [
+              r.name,
+              await this.#callRegion((o) =>
+                r.api.requestAny(BROKER_ROUTES.failoverNotice, { body: notice, ...o }),
+              ),
+            ] as const,
         ),
       );
       record('noticesPublished', Object.fromEntries(outcomes));
@@ -119,7 +129,10 @@ export class SwitchExecutor implements SwitchActions {
       await notices;
       const old = this.#regions.find((r) => r.name === event.from);
       if (this.#disconnect === 'never' || !old || old.name === event.to) return;
-      const outcome = await this.#post(`${old.url}/v1/connections/disconnect`, { all: true }, true);
+      const outcome = await this.#callRegion(
+        (o) => old.api.requestAny(BROKER_ROUTES.disconnect, { body: { all: true }, ...o }),
+        (answer) => (answer.status === 200 ? { disconnected: answer.body.disconnected } : {}),
+      );
       record('disconnectsRequested', { region: old.name, ...outcome });
     })();
     await Promise.all([notices, webhooks, disconnect]);
@@ -128,7 +141,7 @@ export class SwitchExecutor implements SwitchActions {
   async #callWebhook(webhook: Webhook, event: SwitchEvent): Promise<Outcome & { url: string }> {
     let last: Outcome = { ok: false, error: 'not called', at: this.#clock.now() };
     for (let attempt = 1; attempt <= this.#retry.attempts; attempt++) {
-      last = await this.#post(webhook.url, event, false, webhook.headers);
+      last = await this.#post(webhook.url, event, webhook.headers);
       if (last.ok) return { ...last, attempts: attempt, url: webhook.url };
       if (attempt < this.#retry.attempts) {
         const delay = Math.min(this.#retry.maxMs, this.#retry.baseMs * 2 ** (attempt - 1));
@@ -142,35 +155,66 @@ export class SwitchExecutor implements SwitchActions {
     return { ...last, attempts: this.#retry.attempts, url: webhook.url };
   }
 
-  /** POST JSON under the timeout; a 2xx is ok. Never throws. */
-  async #post(
-    url: string,
-    body: unknown,
-    admin: boolean,
-    headers: Record<string, string> = {},
+  /**
+   * One call of a region's route under the timeout (the injected timers'); a 2xx is ok, with what
+   * `extra` reads of it. Never throws.
+   */
+  async #callRegion<A extends { status: number }>(
+    call: (options: CallOptions) => Promise<A>,
+    extra: (answer: A) => { disconnected?: number } = () => ({}),
   ): Promise<Outcome> {
+    const controller = new AbortController();
+    const timer = this.#timers.setTimeout(() => controller.abort(), this.#timeoutMs);
+    try {
+      const answer = await call({ signal: controller.signal, timeoutMs: this.#timeoutMs });
+      const at = this.#clock.now();
+      if (answer.status < 200 || answer.status >= 300)
+        return { ok: false, error: `answered ${answer.status}`, at };
+      return { ok: true, status: answer.status, at, ...extra(answer) };
+    } catch (error) {
+      const at = this.#clock.now();
+      if (controller.signal.aborted)
+        return { ok: false, error: `no answer within ${this.#timeoutMs} ms`, at };
+      if (!(error instanceof CallError)) return { ok: false, error: (error as Error).message, at };
+      const failure = error.failure;
+      switch (failure.type) {
+        case 'timeout':
+          return { ok: false, error: `no answer within ${failure.timeoutMs} ms`, at };
+        case 'unreachable':
+          return { ok: false, error: failure.cause, at };
+        case 'refused':
+          return { ok: false, error: `answered ${failure.status}`, at };
+        case 'unexpected':
+          return {
+            ok: false,
+            error: `answered ${failure.status}, not as this version does: ${failure.why}`,
+            at,
+          };
+      }
+    } finally {
+      this.#timers.clearTimeout(timer);
+    }
+  }
+
+  /**
+   * POST the event to a webhook under the timeout; a 2xx is ok. Never throws. A webhook is the
+   * operator's own receiver, not an iotdr route: no contract describes its answer.
+   */
+  async #post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Outcome> {
     const controller = new AbortController();
     const timer = this.#timers.setTimeout(() => controller.abort(), this.#timeoutMs);
     try {
       const res = await fetch(url, {
         method: 'POST',
-        headers: {
-          ...headers,
-          'content-type': 'application/json',
-          ...(admin ? { authorization: `Bearer ${this.#token}` } : {}),
-        },
+        headers: { ...headers, 'content-type': 'application/json' },
         body: JSON.stringify(body),
         signal: controller.signal,
         redirect: 'manual',
       });
-      const text = await res.text();
+      // Read to the end, so the connection can serve the next call.
+      await res.text();
       const at = this.#clock.now();
-      if (res.status >= 200 && res.status < 300) {
-        const disconnected = admin
-          ? (safeJson(text) as { disconnected?: number } | undefined)?.disconnected
-          : undefined;
-        return { ok: true, status: res.status, at, ...(disconnected === undefined ? {} : { disconnected }) };
-      }
+      if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, at };
       return { ok: false, error: `answered ${res.status}`, at };
     } catch (error) {
       const at = this.#clock.now();
@@ -181,13 +225,5 @@ export class SwitchExecutor implements SwitchActions {
     } finally {
       this.#timers.clearTimeout(timer);
     }
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }

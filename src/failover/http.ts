@@ -15,7 +15,7 @@ function who(request: FastifyRequest): string {
 /**
  * The controller's routes: state, decision log, routing controls (admin) and the observations of
  * remote checkers (operator). Works in any app that authenticates by `config.roles`: the control
- * API (buildControlApi) or a region API (buildRegistryApi's `routes`).
+ * API or a region API (both built by buildApi).
  */
 export function failoverRoutes(controller: FailoverController) {
   return async (root: FastifyInstance): Promise<void> => {

@@ -27,11 +27,9 @@ export {
 export {
   EVENT_TYPES,
   FAILOVER_ROUTES,
-  MAX_DECISION_WAIT_MS,
   MAX_OBSERVATIONS_PER_REPORT,
   observationSchema,
 } from './contracts.js';
-export { buildControlApi, type ControlApiOptions } from './control-api.js';
 export {
   FailoverController,
   type FailoverControllerOptions,

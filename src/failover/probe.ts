@@ -1,29 +1,5 @@
-import { z } from 'zod';
+import type { HealthResponse } from '../health/index.js';
 import type { FailingCheck, ProbeOutcome } from './types.js';
-
-/**
- * The part of an application/health+json body (draft-inadarei-api-health-check §3-4) a probe
- * needs. Unknown fields are allowed: the draft lets a service add its own.
- */
-const healthBodySchema = z.object({
-  status: z.enum(['pass', 'warn', 'fail']),
-  checks: z
-    .record(
-      z.string(),
-      z.array(
-        z.object({
-          status: z.enum(['pass', 'warn', 'fail']),
-          componentId: z.string().optional(),
-          output: z.string().optional(),
-          critical: z.boolean().optional(),
-          observedValue: z.union([z.number(), z.string(), z.boolean(), z.null()]).optional(),
-          observedUnit: z.string().max(32).optional(),
-          timedOut: z.boolean().optional(),
-        }),
-      ),
-    )
-    .optional(),
-});
 
 export interface Assessment {
   outcome: ProbeOutcome;
@@ -39,30 +15,25 @@ function componentOf(key: string): string {
 
 /** Longest observed string kept from a region's answer. */
 const MAX_OBSERVED_TEXT = 200;
+/** Longest unit kept: what an observation may carry (observationSchema). */
+const MAX_OBSERVED_UNIT = 32;
 
 /**
- * Judges one answer of GET /health. 200 (pass, warn) and 503 (fail) carry a body to read; any
- * other status, or a body that is not health+json, fails the probe. A failing check counts when
- * it is critical: flagged so by the region, or its component is in `critical`. Critical checks
- * that met an error fail the probe; critical checks that only timed out (`timedOut`, the region
- * could not finish them in time: busy, or hung) make it slow — the controller tells the two apart
- * over time (failureThreshold for failures, the degraded budget for slowness).
+ * Judges one answer of GET /health, read by the health route's contract: 200 (pass, warn) or 503
+ * (fail) with the region's health report (the checker fails any other answer before this). A
+ * failing check counts when it is critical: flagged so by the region, or its component is in
+ * `critical`. Critical checks that met an error fail the probe; critical checks that only timed
+ * out (`timedOut`, the region could not finish them in time: busy, or hung) make it slow — the
+ * controller tells the two apart over time (failureThreshold for failures, the degraded budget
+ * for slowness).
  */
-export function assessHealth(status: number, text: string, critical: ReadonlySet<string>): Assessment {
-  if (status !== 200 && status !== 503)
-    return { outcome: 'fail', failing: [], error: `GET /health answered ${status}` };
-  let body: z.infer<typeof healthBodySchema>;
-  try {
-    body = healthBodySchema.parse(JSON.parse(text));
-  } catch {
-    return {
-      outcome: 'fail',
-      failing: [],
-      error: 'GET /health answered a body that is not application/health+json',
-    };
-  }
+export function assessHealth(
+  answer: { status: 200 | 503; body: HealthResponse },
+  critical: ReadonlySet<string>,
+): Assessment {
+  const { status, body } = answer;
   const failing: FailingCheck[] = [];
-  for (const [key, entries] of Object.entries(body.checks ?? {})) {
+  for (const [key, entries] of Object.entries(body.checks)) {
     const component = componentOf(key);
     for (const entry of entries) {
       if (entry.status !== 'fail') continue;
@@ -77,7 +48,9 @@ export function assessHealth(status: number, text: string, critical: ReadonlySet
           : {
               observedValue: typeof observed === 'string' ? observed.slice(0, MAX_OBSERVED_TEXT) : observed,
             }),
-        ...(entry.observedUnit === undefined ? {} : { observedUnit: entry.observedUnit }),
+        ...(entry.observedUnit === undefined
+          ? {}
+          : { observedUnit: entry.observedUnit.slice(0, MAX_OBSERVED_UNIT) }),
         ...(entry.timedOut === true ? { timedOut: true } : {}),
       });
     }

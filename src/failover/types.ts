@@ -1,7 +1,8 @@
 /**
  * The failover controller's vocabulary: what checkers observe, what the controller decides, and
  * the decision log's events. Times are ms since the epoch from the injected clock.
- * Shapes served over HTTP are type aliases, not interfaces, so they fit the API's loose JSON schemas.
+ * Shapes served over HTTP are type aliases; the route contracts (contracts.ts) describe each by a zod
+ * schema that a compile-time check (`Expect<SameType<…>>`) keeps equal to its type here.
  */
 
 /** A region as the failover controller knows it. */

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { type Clock, type Logger, systemClock } from '../common/index.js';
-import { ADMIN, defineRoute, problemSchema, routeOf } from '../http/index.js';
+import { ADMIN, defineRoute, problemAnswers, routeOf } from '../http/index.js';
 import { FaultNotRestorableError, FaultsDisabledError } from './errors.js';
 
 /** Faults a region makes on request. */
@@ -88,7 +88,7 @@ export class RegionFaults {
 
 const faultParams = z.object({ fault: z.enum(REGION_FAULTS) }).strict();
 const activeSchema = z.object({ fault: z.enum(REGION_FAULTS), at: z.number().int() });
-const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema };
+const errors = problemAnswers(400, 401, 403, 409);
 
 /** The fault routes as route contracts: faultRoutes registers them, the drill calls them. */
 export const FAULT_ROUTES = {

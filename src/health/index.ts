@@ -44,13 +44,14 @@ export {
   healthSection,
   REGION_PLACEHOLDER,
 } from './config.js';
+export { HEALTH_CONTENT_TYPE, HEALTH_ROUTES } from './contracts.js';
 export {
   DuplicateCheckpointError,
   HEALTH_ERRORS,
   InvalidCheckpointError,
   UnknownCheckpointError,
 } from './errors.js';
-export { HEALTH_CONTENT_TYPE, healthRoutes } from './routes.js';
+export { healthRoutes } from './routes.js';
 export type { Outcome, RunEnd } from './runner.js';
 export { HealthService, type HealthServiceOptions } from './service.js';
 export {

@@ -30,6 +30,8 @@ export interface RouteContract<
   /** OpenAPI tags and description. */
   readonly tags: readonly string[];
   readonly description: string | undefined;
+  /** Called without a token (GET /health: checkers on other networks); OpenAPI says so. */
+  readonly public: boolean;
 }
 
 export interface RouteDefinition<P extends Part, Q extends Part, B extends Part, R extends ResponseSchemas> {
@@ -41,6 +43,8 @@ export interface RouteDefinition<P extends Part, Q extends Part, B extends Part,
   responses: R;
   tags?: readonly string[];
   description?: string;
+  /** Default false: the route needs a bearer token. */
+  public?: boolean;
 }
 
 /** A contract from its definition; the parts it does not name are `undefined` (no params, …). */
@@ -59,6 +63,7 @@ export function defineRoute<
     responses: definition.responses,
     tags: definition.tags ?? [],
     description: definition.description,
+    public: definition.public ?? false,
   });
 }
 
@@ -70,6 +75,8 @@ export interface RouteSchemaOf<C extends RouteContract> {
   querystring: C['query'];
   body: C['body'];
   response: C['responses'];
+  /** `[]` on a public route: OpenAPI's "no security requirement". */
+  security?: Record<string, string[]>[];
 }
 
 /**
@@ -86,6 +93,7 @@ export function routeOf<C extends RouteContract>(
     ...(contract.query === undefined ? {} : { querystring: contract.query }),
     ...(contract.body === undefined ? {} : { body: contract.body }),
     response: contract.responses,
+    ...(contract.public ? { security: [] } : {}),
   } as RouteSchemaOf<C>;
   return { method: contract.method, url: contract.url, schema };
 }
@@ -105,6 +113,15 @@ type SuccessStatus = 200 | 201 | 202 | 203 | 204 | 206;
 export type SuccessOf<C extends RouteContract> = {
   [S in keyof C['responses'] & SuccessStatus]: z.output<C['responses'][S]>;
 }[keyof C['responses'] & SuccessStatus];
+
+/**
+ * Every answer the route declares, as `{ status, body }` by status, problems included: what
+ * `ApiClient.requestAny` resolves with, for a caller to whom a declared non-2xx is an answer (a
+ * region's /health answering 503 with its health report).
+ */
+export type AnswerOf<C extends RouteContract> = {
+  [S in keyof C['responses'] & number]: { status: S; body: z.output<C['responses'][S]> };
+}[keyof C['responses'] & number];
 
 /** A request part: required when the schema requires something, absent when the route takes none. */
 type InputPart<K extends string, S> = S extends z.ZodType

@@ -3,6 +3,7 @@
  * limits, JSON only, problem+json answers with stable codes, authentication first), the route
  * contracts the servers register and the client calls, and that client.
  */
+export { type ApiOptions, buildApi, type MetricsSource } from './api.js';
 export {
   ADMIN,
   authenticate,
@@ -18,8 +19,15 @@ export {
   type TokenVerifier,
   WRITE,
 } from './auth.js';
-export { ApiClient, CALL_TIMEOUT_MS, type CallOptions } from './client.js';
 export {
+  ApiClient,
+  CALL_TIMEOUT_MS,
+  CallError,
+  type CallFailure,
+  type CallOptions,
+} from './client.js';
+export {
+  type AnswerOf,
   defineRoute,
   type Expect,
   type HttpMethod,
@@ -36,5 +44,5 @@ export {
 export { HTTP_ERRORS } from './errors.js';
 export { parseJsonBody } from './json.js';
 export { errorHandler, type Problem, problem, sendProblem } from './problem.js';
-export { problemSchema } from './problem-schema.js';
+export { problemAnswers, problemSchema } from './problem-schema.js';
 export { type ApiServerOptions, createApiServer, DEFAULT_BODY_LIMIT } from './server.js';

@@ -14,3 +14,11 @@ export const problemSchema = z
   })
   .catchall(z.unknown())
   .meta({ id: 'Problem' });
+
+/**
+ * A route's problem+json answers by status, `problemAnswers(400, 401, 404)`: what its contract
+ * lists beside its successes, so OpenAPI and the client know every answer it may give.
+ */
+export function problemAnswers<const S extends number>(...statuses: S[]): Record<S, typeof problemSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, problemSchema])) as Record<S, typeof problemSchema>;
+}

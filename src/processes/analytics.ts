@@ -20,8 +20,7 @@ import {
   ensureStateDir,
   type IotdrConfig,
 } from '../config/index.js';
-import { buildControlApi } from '../failover/index.js';
-import { staticTokens } from '../http/index.js';
+import { buildApi, staticTokens } from '../http/index.js';
 import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 
 export interface AnalyticsOptions {
@@ -120,7 +119,11 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
       timeline: (o) => store.timeline(o),
       ingest: () => ingestors.map((i) => i.status()),
     };
-    const app = await buildControlApi({
+    const app = await buildApi({
+      openapi: {
+        title: 'iotdr analytics API',
+        description: "Every region's events counted once, the fleet's inventory and the dashboard.",
+      },
       tokens: staticTokens([{ token: adminToken, name: 'admin', role: 'admin' }]),
       logger,
       routes: [

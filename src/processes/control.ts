@@ -22,7 +22,6 @@ import {
   PowerDnsProvider,
 } from '../dns/index.js';
 import {
-  buildControlApi,
   Checker,
   DEFAULT_CHECKER_ID,
   DecisionFeed,
@@ -37,7 +36,7 @@ import {
   registerFailoverMetrics,
   SwitchExecutor,
 } from '../failover/index.js';
-import { staticTokens } from '../http/index.js';
+import { buildApi, staticTokens } from '../http/index.js';
 import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 
 /**
@@ -190,7 +189,11 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       checker.start();
       closers.add(() => checker.stop());
     }
-    const app = await buildControlApi({
+    const app = await buildApi({
+      openapi: {
+        title: 'iotdr control API',
+        description: 'Failover state, routing controls, observations and the decision log of iotdr control.',
+      },
       tokens: staticTokens([
         { token: adminToken, name: 'admin', role: 'admin' },
         { token: checkerToken, name: 'checker', role: 'operator' },

@@ -17,9 +17,8 @@ import {
   DnsServer,
   type DnsServerAddress,
 } from '../dns/index.js';
-import { buildControlApi } from '../failover/index.js';
 import { HEALTH_CONTENT_TYPE, httpStatusOf } from '../health/index.js';
-import { staticTokens } from '../http/index.js';
+import { buildApi, staticTokens } from '../http/index.js';
 import { zoneStateOf } from './control.js';
 
 /**
@@ -99,7 +98,11 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     });
     const dnsAddress = await dns.listen();
     closers.add(() => dns.close());
-    const app = await buildControlApi({
+    const app = await buildApi({
+      openapi: {
+        title: 'iotdr DNS server API',
+        description: "Health and status of one of the zone's authoritative servers.",
+      },
       tokens: staticTokens([]),
       logger,
       routes: [statusRoutes(follower)],

@@ -342,7 +342,6 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       service,
       logger,
       bodyLimit: config.api.bodyLimit,
-      version: await packageVersion(),
       metrics,
       routes: [
         snapshotRoutes(service),

@@ -4,17 +4,11 @@
  */
 import { z } from 'zod';
 import { REGION_NAME_PATTERN } from '../common/index.js';
-import { defineRoute, problemSchema } from '../http/index.js';
+import { defineRoute, problemAnswers } from '../http/index.js';
 import { changeSchema } from '../registry/index.js';
 import { DEFAULT_BUCKET_LIMIT, DIGEST_ALGORITHM, DIGEST_BUCKETS, MAX_BUCKET_LIMIT } from './digest.js';
 
-export const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  503: problemSchema,
-};
+export const errors = problemAnswers(400, 401, 403, 404, 503);
 export const regionName = z.string().regex(REGION_NAME_PATTERN, 'a region name');
 
 const linkStateSchema = z.discriminatedUnion('type', [

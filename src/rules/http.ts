@@ -2,20 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { encodePayload } from '../events/index.js';
-import { problemSchema, READ, WRITE } from '../http/index.js';
+import { problemAnswers, READ, WRITE } from '../http/index.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { RuleEngine } from './engine.js';
 import { deadLetterNotFound, noApiRules, ruleNotFound } from './errors.js';
 import { putRuleBody, ruleActionSchema, ruleNameSchema } from './model.js';
 
-const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-  503: problemSchema,
-};
+const errors = problemAnswers(400, 401, 403, 404, 409, 503);
 
 const ruleSchema = z
   .object({

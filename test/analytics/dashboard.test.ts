@@ -14,8 +14,7 @@ import { dashboardRoutes, type LiveSnapshot } from '../../src/analytics/dashboar
 import type { AnalyticsQueries } from '../../src/analytics/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { analyticsTokenPath } from '../../src/config/index.js';
-import { buildControlApi } from '../../src/failover/index.js';
-import { staticTokens } from '../../src/http/index.js';
+import { buildApi, staticTokens } from '../../src/http/index.js';
 import {
   type RunningAnalytics,
   type RunningControl,
@@ -308,7 +307,8 @@ describe('dashboard routes', () => {
 
   it('answers 502 when control is unreachable, and shows control as unreachable in the stream', async () => {
     const deadControl = `http://127.0.0.1:${await freePort()}`;
-    const app: FastifyInstance = await buildControlApi({
+    const app: FastifyInstance = await buildApi({
+      openapi: { title: 'the dashboard', description: 'under test' },
       tokens: staticTokens([]),
       logger,
       routes: [

@@ -120,6 +120,20 @@ describe('iotdr up', () => {
         'us-west',
       ]);
       expect(endpoints.regions['us-east'].cnc).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // Every process's API is built the same way: each documents its own routes in /openapi.json.
+      for (const [base, route] of [
+        [endpoints.regions['us-east'].api, '/v1/things/{name}'],
+        [endpoints.control, '/v1/failover/state'],
+        [endpoints.analytics, '/v1/ingest'],
+        [endpoints.regions['us-east'].cnc, '/v1/commands/{id}'],
+        [endpoints.dnsServers[0].health.replace(/\/health$/, ''), '/v1/dns/status'],
+      ] as const) {
+        const res = await fetch(`${base}/openapi.json`);
+        expect(res.status, base).toBe(200);
+        const doc = (await res.json()) as { openapi: string; info: { title: string }; paths: object };
+        expect(doc.openapi).toMatch(/^3\./);
+        expect(Object.keys(doc.paths), `${base}: ${doc.info.title}`).toContain(route);
+      }
       // The control plane's DNS answers the primary's address for the devices' name.
       const resolver = new Resolver();
       resolver.setServers([`127.0.0.1:${dns}`]);

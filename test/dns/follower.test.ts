@@ -1,6 +1,6 @@
 /**
  * A DNS follower against the control API's real decision route (DecisionFeed behind
- * buildControlApi): it follows decisions by long poll, refuses one older than what it serves,
+ * buildApi): it follows decisions by long poll, refuses one older than what it serves,
  * reports a refused token, and keeps its decision in a file it validates on start.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,8 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.js';
 import { BuiltinDnsProvider, DnsEngine, DnsFollower } from '../../src/dns/index.js';
-import { buildControlApi, DecisionFeed, decisionRoutes } from '../../src/failover/index.js';
-import { staticTokens } from '../../src/http/index.js';
+import { DecisionFeed, decisionRoutes } from '../../src/failover/index.js';
+import { buildApi, staticTokens } from '../../src/http/index.js';
 import { eventually } from '../harness/cluster.js';
 
 const TOKEN = 'reader-token-for-the-follower';
@@ -27,7 +27,8 @@ describe('DnsFollower', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'iotdr-follower-'));
     feed = new DecisionFeed((region) => ADDRESSES[region] ?? '');
-    app = await buildControlApi({
+    app = await buildApi({
+      openapi: { title: 'a control API', description: 'under test' },
       tokens: staticTokens([{ token: TOKEN, name: 'dns', role: 'reader' }]),
       logger: createLogger({ level: 'silent' }),
       routes: [decisionRoutes(feed)],

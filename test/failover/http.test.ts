@@ -8,14 +8,13 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.js';
 import {
-  buildControlApi,
   type FailoverController,
   type FailoverStore,
   failoverRoutes,
   HttpObservationSink,
   registerFailoverMetrics,
 } from '../../src/failover/index.js';
-import { staticTokens } from '../../src/http/index.js';
+import { buildApi, staticTokens } from '../../src/http/index.js';
 import { controllerAt, ManualClock, observation, tempDir } from './support.js';
 
 const ADMIN = 'admin-secret-token';
@@ -39,7 +38,8 @@ describe('the control API', () => {
     }));
     const metrics = new Registry();
     registerFailoverMetrics(metrics, controller);
-    app = await buildControlApi({
+    app = await buildApi({
+      openapi: { title: 'the control API', description: 'under test' },
       logger: createLogger({ level: 'silent' }),
       tokens: staticTokens([
         { token: ADMIN, name: 'admin', role: 'admin' },

@@ -2,22 +2,27 @@
  * The API client against a real server built with createApiServer from route contracts: the
  * answer typed and checked by the route's own schema, problem+json as an IotdrError with its code
  * and field issues, an answer that does not match its schema as a clear error, an unreachable
- * server, and path parameters and queries encoded.
+ * server, and path parameters and queries encoded; then what the control plane's callers need of
+ * it: a call ended by its signal or its timeout, a declared non-2xx read as an answer, a public
+ * route called without a token, and one connection kept for calls in a row.
  */
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { createLogger, IotdrError } from '../../src/common/index.js';
+import { createLogger, IotdrError, waitUntil } from '../../src/common/index.js';
 import {
   ApiClient,
   authenticate,
+  type CallError,
   createApiServer,
   defineRoute,
+  problem,
   problemSchema,
   READ,
   routeOf,
+  sendProblem,
   staticTokens,
   WRITE,
 } from '../../src/http/index.js';
@@ -208,6 +213,12 @@ describe('ApiClient over route contracts', () => {
     const stranger = new ApiClient('test region', api.base, 'not-a-token');
     const denied = await failure(stranger.request(ITEMS.get, { params: { name: 'x' } }));
     expect([denied.code, denied.status]).toEqual(['IOTDR_AUTH_INVALID_TOKEN', 401]);
+    // What a caller that records the failure reads: the status and iotdr's code.
+    expect((denied as CallError).failure).toMatchObject({
+      type: 'refused',
+      status: 401,
+      code: 'IOTDR_AUTH_INVALID_TOKEN',
+    });
   });
 
   it('refuses an answer that does not match the route’s schema, naming the field', async () => {
@@ -216,6 +227,7 @@ describe('ApiClient over route contracts', () => {
     expect(mismatch.message).toContain('test region: GET /v1/legacy');
     expect(mismatch.message).toContain('response.size');
     expect(mismatch.issues.map((i) => i.path)).toEqual(['response.size', 'response.tags']);
+    expect((mismatch as CallError).failure).toMatchObject({ type: 'unexpected', status: 200 });
   });
 
   it('says IOTDR_CLI_UNREACHABLE, naming what it called, when nothing answers', async () => {
@@ -225,6 +237,142 @@ describe('ApiClient over route contracts', () => {
     );
     expect(error.code).toBe('IOTDR_CLI_UNREACHABLE');
     expect(error.message).toContain(`cannot reach nowhere at ${base}`);
+    expect((error as CallError).failure).toEqual({ type: 'unreachable', cause: 'ECONNREFUSED' });
+  });
+});
+
+const reportSchema = z.object({ status: z.enum(['pass', 'fail']), checks: z.number().int() });
+const CALLS = {
+  /** Answers after 10 s, or never when the caller goes away first. */
+  slow: defineRoute({
+    method: 'GET',
+    url: '/v1/slow',
+    responses: { 200: z.object({ waited: z.boolean() }), ...errors },
+  }),
+  /** What a caller expects of /v1/probe, like GET /health: public, its 503 an answer as its 200 is … */
+  probe: defineRoute({
+    method: 'GET',
+    url: '/v1/probe',
+    public: true,
+    query: z.object({ answer: z.enum(['pass', 'fail', 'broken', 'refuse']) }).strict(),
+    responses: { 200: reportSchema, 503: reportSchema },
+  }),
+  /** … and what the server may answer there: a broken 503, and a 400 the caller does not declare. */
+  probeServed: defineRoute({
+    method: 'GET',
+    url: '/v1/probe',
+    public: true,
+    query: z.object({ answer: z.enum(['pass', 'fail', 'broken', 'refuse']) }).strict(),
+    responses: {
+      200: reportSchema,
+      503: z.union([reportSchema, z.object({ on: z.string() })]),
+      400: problemSchema,
+    },
+  }),
+};
+
+describe('ApiClient for the control plane’s callers', () => {
+  let app: FastifyInstance;
+  let api: ApiClient;
+  let connections = 0;
+  let callsGone = 0;
+  let authorization: string | undefined;
+
+  beforeAll(async () => {
+    app = createApiServer({
+      logger: createLogger({ level: 'silent' }),
+      authenticate: authenticate(staticTokens([{ token: TOKEN, name: 'control', role: 'operator' }])),
+    });
+    app.server.on('connection', () => {
+      connections += 1;
+    });
+    const routes = app.withTypeProvider<ZodTypeProvider>();
+    routes.route({
+      ...routeOf(CALLS.slow),
+      config: { roles: READ },
+      handler: async (_req, reply) => {
+        const waited = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), 10_000);
+          reply.raw.once('close', () => {
+            clearTimeout(timer);
+            callsGone += 1;
+            resolve(false);
+          });
+        });
+        return { waited };
+      },
+    });
+    routes.route({
+      ...routeOf(CALLS.probeServed),
+      handler: async (req, reply) => {
+        authorization = req.headers.authorization;
+        const answer = req.query.answer;
+        if (answer === 'pass') return { status: 'pass' as const, checks: 2 };
+        if (answer === 'fail') return reply.code(503).send({ status: 'fail', checks: 2 });
+        if (answer === 'broken') return reply.code(503).send({ on: 'fire' });
+        return sendProblem(req, reply, problem(400, 'IOTDR_HTTP_BAD_REQUEST', 'not now'));
+      },
+    });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    api = new ApiClient('control', url, TOKEN);
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('ends a call when its signal aborts, with the signal’s reason, and the server sees it go', async () => {
+    const controller = new AbortController();
+    const reason = new Error('the follower stops');
+    const gone = callsGone;
+    const started = Date.now();
+    setTimeout(() => controller.abort(reason), 100);
+    const error = await api.request(CALLS.slow, { signal: controller.signal }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBe(reason);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await waitUntil(() => callsGone > gone, { timeoutMs: 5000, what: 'the server to see the call go' });
+  });
+
+  it('ends a call at its timeout: IOTDR_CLI_UNREACHABLE, saying how long it waited', async () => {
+    const error = await failure(api.request(CALLS.slow, { timeoutMs: 150 }));
+    expect(error.code).toBe('IOTDR_CLI_UNREACHABLE');
+    expect(error.message).toContain('no answer within 150 ms');
+    expect((error as CallError).failure).toEqual({ type: 'timeout', timeoutMs: 150 });
+  });
+
+  it('reads a declared non-2xx as a typed answer, and throws a status the route does not declare', async () => {
+    const probe = new ApiClient('a region', api.base, undefined);
+    const up = await probe.requestAny(CALLS.probe, { query: { answer: 'pass' } });
+    const down = await probe.requestAny(CALLS.probe, { query: { answer: 'fail' } });
+    expectTypeOf(down).toEqualTypeOf<
+      | { status: 200; body: { status: 'pass' | 'fail'; checks: number } }
+      | { status: 503; body: { status: 'pass' | 'fail'; checks: number } }
+    >();
+    expect(up).toEqual({ status: 200, body: { status: 'pass', checks: 2 } });
+    expect(down).toEqual({ status: 503, body: { status: 'fail', checks: 2 } });
+    // A public route: the client without a token sends none.
+    expect(authorization).toBeUndefined();
+
+    // `request` still takes only a success.
+    const refused = await failure(probe.request(CALLS.probe, { query: { answer: 'fail' } }));
+    expect((refused as CallError).failure).toMatchObject({ type: 'refused', status: 503, code: undefined });
+    // A declared status whose body is not what the route says.
+    const broken = await failure(probe.requestAny(CALLS.probe, { query: { answer: 'broken' } }));
+    expect(broken.code).toBe('IOTDR_HTTP_UNEXPECTED_RESPONSE');
+    expect((broken as CallError).failure).toMatchObject({ type: 'unexpected', status: 503 });
+    // A status the route does not declare: its problem, as `request` throws it.
+    const undeclared = await failure(probe.requestAny(CALLS.probe, { query: { answer: 'refuse' } }));
+    expect([undeclared.code, undeclared.status]).toEqual(['IOTDR_HTTP_BAD_REQUEST', 400]);
+  });
+
+  it('keeps one connection for calls in a row, as a checker probing every second needs', async () => {
+    const probe = new ApiClient('a region', api.base, undefined);
+    await probe.requestAny(CALLS.probe, { query: { answer: 'pass' } });
+    const before = connections;
+    for (let i = 0; i < 3; i++) await probe.requestAny(CALLS.probe, { query: { answer: 'fail' } });
+    expect(connections - before).toBe(0);
   });
 });
 

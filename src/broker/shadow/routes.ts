@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { problemSchema, READ, WRITE } from '../../http/index.js';
+import { problemAnswers, READ, WRITE } from '../../http/index.js';
 import { type RegistryService, thingNameSchema } from '../../registry/index.js';
 
 /**
@@ -9,15 +9,7 @@ import { type RegistryService, thingNameSchema } from '../../registry/index.js';
  * `buildRegistryApi({ routes })`.
  */
 
-const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-  413: problemSchema,
-  503: problemSchema,
-};
+const errors = problemAnswers(400, 401, 403, 404, 409, 413, 503);
 const params = z.object({ name: thingNameSchema });
 const json = z.record(z.string(), z.unknown());
 const sections = z.object({ desired: json.optional(), reported: json.optional() });

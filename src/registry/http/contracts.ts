@@ -3,7 +3,7 @@
  * contracts: registryRoutes registers them, ApiClient calls them.
  */
 import { z } from 'zod';
-import { defineRoute, problemSchema } from '../../http/index.js';
+import { defineRoute, problemAnswers } from '../../http/index.js';
 import { createDeviceTokenBody, createTokenBody, putPolicyBody, putThingBody } from '../model.js';
 import {
   issuedTokenSchema,
@@ -17,15 +17,7 @@ import {
   tokenSchema,
 } from './schemas.js';
 
-export const errors = {
-  400: problemSchema,
-  401: problemSchema,
-  403: problemSchema,
-  404: problemSchema,
-  409: problemSchema,
-  413: problemSchema,
-  503: problemSchema,
-};
+export const errors = problemAnswers(400, 401, 403, 404, 409, 413, 503);
 export const noContent = z.null().describe('no content');
 export const deviceTokenSchema = z
   .object({

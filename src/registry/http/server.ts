@@ -1,6 +1,4 @@
-import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import {
   AggregatorRegistry,
@@ -12,7 +10,7 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client';
-import { authenticate, createApiServer } from '../../http/index.js';
+import { buildApi } from '../../http/index.js';
 import type { RegistryService } from '../service/index.js';
 import { registryRoutes } from './routes.js';
 
@@ -21,8 +19,6 @@ export interface RegistryApiOptions {
   logger: Logger;
   /** Largest request body in bytes (default DEFAULT_BODY_LIMIT, 1 MiB). */
   bodyLimit?: number;
-  /** Version string shown in /openapi.json. */
-  version?: string;
   /** The region's Prometheus registry; other components register their metrics in it too. */
   metrics?: Registry;
   /** Routes of other components served by the same API (replication, broker, health…). */
@@ -39,13 +35,42 @@ export interface RegistryApiOptions {
  */
 export async function buildRegistryApi(options: RegistryApiOptions): Promise<FastifyInstance> {
   const { service } = options;
-  const app = createApiServer({
-    logger: options.logger,
-    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
-    authenticate: authenticate(service),
-  });
-
   const metrics = options.metrics ?? regionMetrics(service.region);
+  const more = options.moreMetrics;
+  return buildApi({
+    logger: options.logger,
+    tokens: service,
+    ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
+    openapi: {
+      title: 'iotdr region API',
+      description: 'Device registry, change log and operations of one iotdr region.',
+    },
+    prepare: (app) => observeRequests(app, service, metrics),
+    metrics:
+      more === undefined
+        ? metrics
+        : {
+            contentType: metrics.contentType,
+            // One family per name: each process's series keep their own labels (a worker's carry `node`).
+            metrics: async () =>
+              AggregatorRegistry.aggregate([await metrics.getMetricsAsJSON(), ...(await more())]).metrics(),
+          },
+    live: async () => ({
+      region: service.region,
+      store: service.store.engine,
+      lastSeq: await service.store.lastSeq(),
+      ...options.liveInfo?.(),
+    }),
+    routes: [registryRoutes(service), ...(options.routes ?? [])],
+  });
+}
+
+/** Request durations and committed changes, as metrics of the region. */
+async function observeRequests(
+  app: FastifyInstance,
+  service: RegistryService,
+  metrics: Registry,
+): Promise<void> {
   const requests = new Histogram({
     name: 'iotdr_http_request_duration_seconds',
     help: 'HTTP request duration by route and status',
@@ -81,41 +106,6 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
       reply.elapsedTime / 1000,
     );
   });
-
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'iotdr region API',
-        description: 'Device registry, change log and operations of one iotdr region.',
-        version: options.version ?? '0.1.0',
-      },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-    transform: jsonSchemaTransform,
-    // Schemas registered with an id (`.meta({ id })`) become components/schemas, which the routes refer to.
-    transformObject: jsonSchemaTransformObject,
-  });
-
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  const more = options.moreMetrics;
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    if (more === undefined) return reply.type(metrics.contentType).send(await metrics.metrics());
-    // One family per name: each process's series keep their own labels (a worker's carry `node`).
-    const merged = AggregatorRegistry.aggregate([await metrics.getMetricsAsJSON(), ...(await more())]);
-    return reply.type(metrics.contentType).send(await merged.metrics());
-  });
-  app.get('/livez', { schema: { hide: true } }, async () => ({
-    status: 'pass',
-    region: service.region,
-    store: service.store.engine,
-    lastSeq: await service.store.lastSeq(),
-    ...options.liveInfo?.(),
-  }));
-  await app.register(registryRoutes(service));
-  for (const routes of options.routes ?? []) await app.register(routes);
-  return app;
 }
 
 /** A Prometheus registry for one region, with process metrics and the region label. */
