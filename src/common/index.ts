@@ -33,6 +33,7 @@ export {
   DNS_LABEL_PATTERN,
   DNS_NAME_PATTERN,
   isAddress,
+  PLATFORM_TOPIC_PREFIX,
   REGION_NAME_PATTERN,
 } from './names.js';
 export {

@@ -11,6 +11,12 @@ import { isIP } from 'node:net';
  */
 export const REGION_NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
 
+/**
+ * The platform's own topics (failover notices, commands, shadows, the broker cluster's link): only
+ * iotdr writes them, so a device, a rule or a peer cannot speak in the platform's name.
+ */
+export const PLATFORM_TOPIC_PREFIX = '$iotdr/';
+
 const DNS_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 /** One lowercase DNS label: letters a-z, digits and inner hyphens, 1 to 63 characters (RFC 1035 §2.3.1). */
 export const DNS_LABEL_PATTERN = new RegExp(`^${DNS_LABEL}$`);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PLATFORM_TOPIC_PREFIX } from '../common/index.js';
 import type { DocumentKind } from '../registry/index.js';
 
 /**
@@ -62,7 +63,13 @@ const republishTopicSchema = z
   .max(MAX_RULE_TOPIC_LENGTH, `at most ${MAX_RULE_TOPIC_LENGTH} characters`)
   .refine((t) => !/[+#]/.test(t) && !t.includes('\u0000'), 'a topic name: no wildcards (+ #) and no U+0000')
   // biome-ignore lint/suspicious/noTemplateCurlyInString: the substitution is written ${thingName}
-  .refine((t) => !t.replaceAll('${thingName}', '').includes('${'), 'the only substitution is ${thingName}');
+  .refine((t) => !t.replaceAll('${thingName}', '').includes('${'), 'the only substitution is ${thingName}')
+  // A republished failover notice would reach every device as the platform's word (an epoch no
+  // real notice then passes); commands and shadows there are the platform's to answer.
+  .refine(
+    (t) => !t.startsWith(PLATFORM_TOPIC_PREFIX),
+    `not under ${PLATFORM_TOPIC_PREFIX}: those topics are written by the platform only`,
+  );
 const headerNameSchema = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'an HTTP header name');
 
 export const ruleActionSchema = z.discriminatedUnion('type', [

@@ -609,6 +609,19 @@ describe('parseConfig errors', () => {
       }),
     );
     expect(messageAt(loop, 'rules.0.actions.0.topic')).toContain('a loop');
+    // Nor may a rule write the platform's own topics (a failover notice every device would obey).
+    const forged = issuesOf(() =>
+      parseConfig({
+        rules: [
+          {
+            name: 'forge',
+            topicFilter: 'a/+',
+            actions: [{ type: 'republish', topic: '$iotdr/notices/failover' }],
+          },
+        ],
+      }),
+    );
+    expect(messageAt(forged, 'rules.0.actions.0.topic')).toContain('written by the platform only');
   });
 });
 

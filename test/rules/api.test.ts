@@ -136,6 +136,17 @@ describe('rules API', () => {
       ['r', { ...rule, actions: [] }, 'body.actions'],
       ['r', { ...rule, actions: [{ type: 'http', url: 'file:///etc/passwd' }] }, 'body.actions.0.url'],
       ['r', { ...rule, actions: [{ type: 'republish', topic: 'dev/x/data' }] }, 'body.actions.0.topic'],
+      // A rule speaking in the platform's name: a forged failover notice would reach every device.
+      [
+        'r',
+        { ...rule, actions: [{ type: 'republish', topic: '$iotdr/notices/failover' }] },
+        'body.actions.0.topic',
+      ],
+      [
+        'r',
+        { ...rule, actions: [{ type: 'republish', topic: '$iotdr/things/x/commands' }] },
+        'body.actions.0.topic',
+      ],
       ['r', { ...rule, extra: 1 }, 'body.extra'],
     ];
     for (const [name, body, path] of cases) {
