@@ -8,14 +8,19 @@ const THING = '${iot:Connection.Thing.ThingName}';
 
 /**
  * The policy a device gets by default: connect with its thing name as client id; publish and
- * receive under `devices/<thing>/` and on its shadow topics (requests and replies); subscribe to
- * and receive the failover notice and its commands. Attach it to the device certificate (or list
- * it on a device token) after `PUT /v1/policies/<name>` with this document.
+ * receive under `devices/<thing>/`; publish its shadow requests (`get`, `update`, `delete`) and
+ * receive the shadow's replies; subscribe to and receive the failover notice and its commands.
+ * Attach it to the device certificate (or list it on a device token) after
+ * `PUT /v1/policies/<name>` with this document.
  */
 export function DEVICE_POLICY_TEMPLATE(): PolicyDocument {
-  const own = [`devices/${THING}`, `devices/${THING}/*`, `$iotdr/things/${THING}/shadow/*`];
+  const shadow = `$iotdr/things/${THING}/shadow`;
+  const own = [`devices/${THING}`, `devices/${THING}/*`];
+  // The replies (accepted, rejected, delta, documents) are the platform's word: a device that could
+  // publish them would tell its own apps, or another session of itself, what the shadow holds.
+  const requests = ['get', 'update', 'delete'].map((op) => `${shadow}/${op}`);
   // Exact topics only: what a device receives is its own (docs/broker.md, "Workers and hosts").
-  const inbound = [FAILOVER_NOTICE_TOPIC, `$iotdr/things/${THING}/commands`];
+  const inbound = [`${shadow}/*`, FAILOVER_NOTICE_TOPIC, `$iotdr/things/${THING}/commands`];
   return {
     Version: '2012-10-17',
     Statement: [
@@ -23,7 +28,7 @@ export function DEVICE_POLICY_TEMPLATE(): PolicyDocument {
       {
         Effect: 'Allow',
         Action: ['iot:Publish'],
-        Resource: [...own, `$iotdr/things/${THING}/commands/*/reply`].map((t) => `topic/${t}`),
+        Resource: [...own, ...requests, `$iotdr/things/${THING}/commands/*/reply`].map((t) => `topic/${t}`),
       },
       {
         Effect: 'Allow',

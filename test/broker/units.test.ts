@@ -113,6 +113,25 @@ describe('DEVICE_POLICY_TEMPLATE', () => {
     expect(allowed('iot:Publish', 'topic/$iotdr/things/dev-2/shadow/update')).toBe(false);
   });
 
+  it('lets it publish its shadow requests, but not the replies the platform gives', () => {
+    for (const op of ['get', 'update', 'delete'])
+      expect(allowed('iot:Publish', `topic/$iotdr/things/dev-1/shadow/${op}`), op).toBe(true);
+    for (const reply of [
+      'update/accepted',
+      'update/rejected',
+      'update/delta',
+      'update/documents',
+      'get/accepted',
+      'get/rejected',
+      'delete/accepted',
+      'delete/rejected',
+    ]) {
+      expect(allowed('iot:Publish', `topic/$iotdr/things/dev-1/shadow/${reply}`), reply).toBe(false);
+      expect(allowed('iot:Receive', `topic/$iotdr/things/dev-1/shadow/${reply}`), reply).toBe(true);
+    }
+    expect(allowed('iot:Subscribe', 'topicfilter/$iotdr/things/dev-1/shadow/update/delta')).toBe(true);
+  });
+
   it('lets it receive the failover notice and its commands, but not publish them', () => {
     expect(allowed('iot:Subscribe', `topicfilter/${FAILOVER_NOTICE_TOPIC}`)).toBe(true);
     expect(allowed('iot:Receive', `topic/${FAILOVER_NOTICE_TOPIC}`)).toBe(true);
