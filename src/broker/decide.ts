@@ -1,3 +1,4 @@
+import { PLATFORM_TOPIC_PREFIX } from '../common/index.js';
 import { evaluate, type IotAction } from '../registry/index.js';
 import { type Identity, policyContext } from './identity.js';
 import type { RefusalReason } from './metrics.js';
@@ -48,7 +49,31 @@ export function refusalOf(
   return { reason, detail: `${action} ${resource}: ${why}` };
 }
 
-/** Limits first (size, topic), then iot:Publish, then iot:RetainPublish for a retained message. */
+/** What a device may write under its own `$iotdr/things/<thing>/`: shadow requests, command replies. */
+const DEVICE_PLATFORM_TOPIC = /^(?:shadow\/(?:get|update|delete)|commands\/[^/]+\/reply)$/;
+
+/**
+ * Under `$iotdr/` a device writes only its own requests to the platform: its shadow's get, update
+ * and delete, and its replies to its commands. Everything else there is the platform's word —
+ * failover notices every device obeys, commands, shadow replies, health probes — so no policy can
+ * let a device publish it, however broad (`iot:*` on `*` included).
+ */
+export function platformTopicRefusal(session: Session, topic: string): Refusal | undefined {
+  if (!topic.startsWith(PLATFORM_TOPIC_PREFIX) || session.identity.auth === 'health') return undefined;
+  const thing = session.context.thingName;
+  const own = thing === undefined ? undefined : `${PLATFORM_TOPIC_PREFIX}things/${thing}/`;
+  if (own !== undefined && topic.startsWith(own) && DEVICE_PLATFORM_TOPIC.test(topic.slice(own.length)))
+    return undefined;
+  return {
+    reason: 'publish_denied',
+    detail: `iot:Publish topic/${topic}: a platform topic; a device publishes there only its own shadow requests and command replies`,
+  };
+}
+
+/**
+ * Limits first (size, topic), then the platform's topics, then iot:Publish, then iot:RetainPublish
+ * for a retained message.
+ */
 export function publishRefusal(
   session: Session,
   packet: { topic: string; payload: Buffer | string; retain: boolean },
@@ -62,7 +87,7 @@ export function publishRefusal(
       detail: `payload of ${size} bytes exceeds the limit of ${limits.maxPayloadBytes}`,
     };
   }
-  const problem = topicProblem(packet.topic, limits);
+  const problem = topicProblem(packet.topic, limits) ?? platformTopicRefusal(session, packet.topic);
   if (problem) return problem;
   const resource = `topic/${packet.topic}`;
   return (
