@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { type Clock, systemClock, ValidationError } from '../common/index.js';
+import { FaultsDisabledError } from '../faults/index.js';
 import { HEALTH_CONTENT_TYPE } from '../health/index.js';
 import { ADMIN, routeOf } from '../http/index.js';
 import { ANALYTICS_ROUTES, regionParam } from './contracts.js';
@@ -32,6 +33,12 @@ export interface AnalyticsRoutesOptions {
   ingestors: readonly IngestControl[];
   /** The decision-log mirror's status, shown by GET /v1/ingest. */
   mirror?: () => MirrorStatus;
+  /**
+   * Accept `POST /v1/ingest/:region/stop`, fault injection for the drill (`iotdr analytics
+   * --enable-faults`). Default false: stopping a region's ingestion fails its analytics checkpoint
+   * and can move the fleet, so it is refused (403 `IOTDR_FAULTS_DISABLED`) unless asked for.
+   */
+  faults?: boolean;
   clock?: Clock;
 }
 
@@ -108,7 +115,10 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
     app.route({
       ...routeOf(ANALYTICS_ROUTES.stopIngest),
       config: { roles: ADMIN },
-      handler: async (req) => find(req.params.region).stop(req.body.reason),
+      handler: async (req) => {
+        if (options.faults !== true) throw new FaultsDisabledError('analytics');
+        return find(req.params.region).stop(req.body.reason);
+      },
     });
     app.route({
       ...routeOf(ANALYTICS_ROUTES.resumeIngest),

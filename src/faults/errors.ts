@@ -5,7 +5,7 @@ import type { RegionFault } from './faults.js';
 export const FAULTS_ERRORS = {
   IOTDR_FAULTS_DISABLED: {
     status: 403,
-    meaning: 'a fault was asked of a region started without `--enable-faults`',
+    meaning: 'a fault was asked of a region (or of analytics) started without `--enable-faults`',
   },
   IOTDR_FAULTS_NOT_RESTORABLE: {
     status: 409,
@@ -19,10 +19,11 @@ declare module '../common/index.js' {
 }
 
 export class FaultsDisabledError extends IotdrError {
-  constructor() {
+  /** `process`: the command that was started without fault injection. */
+  constructor(process: 'region' | 'analytics' = 'region') {
     super(
       'IOTDR_FAULTS_DISABLED',
-      'fault injection is off in this region; start it with `iotdr region --enable-faults` (the drill does)',
+      `fault injection is off in this ${process}; start it with \`iotdr ${process} --enable-faults\` (the drill does)`,
       { status: 403 },
     );
   }

@@ -41,6 +41,8 @@ export interface AnalyticsOptions {
   mirrorIntervalMs?: number;
   /** Serve the dashboard (docs/dashboard.md) at `/`. Default true. */
   dashboard?: boolean;
+  /** Accept fault injection (stopping a region's ingestion; `--enable-faults`, the drill). Default false. */
+  faults?: boolean;
 }
 
 export interface RunningAnalytics {
@@ -127,7 +129,12 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
       tokens: staticTokens([{ token: adminToken, name: 'admin', role: 'admin' }]),
       logger,
       routes: [
-        analyticsRoutes({ queries, ingestors, mirror: () => mirror.status() }),
+        analyticsRoutes({
+          queries,
+          ingestors,
+          mirror: () => mirror.status(),
+          faults: options.faults === true,
+        }),
         ...(options.dashboard === false
           ? []
           : [

@@ -177,7 +177,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     {
       name: 'analytics',
       what: 'analytics',
-      args: ['analytics'],
+      args: ['analytics', ...(options.faults ? ['--enable-faults'] : [])],
       url: baseUrl(config.analytics.address, config.analytics.port),
       readyPath: '/livez',
       log: logOf('analytics'),

@@ -32,8 +32,10 @@ describe('iotdr analytics', () => {
   let analytics: RunningAnalytics | undefined;
   const clients: MqttClient[] = [];
 
-  async function startIt(): Promise<RunningAnalytics> {
+  /** `faults`: accept stopping a region's ingestion (`--enable-faults`), as the drill starts it. */
+  async function startIt(faults = true): Promise<RunningAnalytics> {
     analytics = await startAnalytics({
+      faults,
       config: cluster.config,
       stateDir: cluster.stateDir,
       logger,
@@ -238,6 +240,22 @@ describe('iotdr analytics', () => {
     // Health history is the timeline's region-health entries, of one region when asked.
     const history = (await get('/v1/health-history?region=us-east')).body.items;
     expect(history.every((e: any) => e.type === 'region-health' && e.event.region === 'us-east')).toBe(true);
+  });
+
+  it('refuses to stop a region without --enable-faults: fault injection, not an operation', async () => {
+    await analytics?.stop();
+    await startIt(false);
+    try {
+      const refused = await call('POST', '/v1/ingest/us-east/stop', { reason: 'drill' }, cluster.adminToken);
+      expect(refused.status).toBe(403);
+      expect(refused.body.code).toBe('IOTDR_FAULTS_DISABLED');
+      expect(refused.body.detail).toContain('iotdr analytics --enable-faults');
+      expect((await get('/v1/ingest/us-east/health')).status).toBe(200);
+      expect((await get('/v1/ingest')).body.items[0].state.type).not.toBe('stopped');
+    } finally {
+      await analytics?.stop();
+      await startIt();
+    }
   });
 
   it('stops and resumes one region on an admin request; its health answers 503 while stopped', async () => {
