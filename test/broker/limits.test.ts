@@ -5,6 +5,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokerCheckpoint, HealthService } from '../../src/health/index.js';
 import {
+  ALLOW_ALL,
   closed,
   connectDevice,
   type Device,
@@ -19,11 +20,6 @@ import {
   type TestRegistry,
   ZONE,
 } from './support.js';
-
-const ANYTHING = {
-  Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
-};
 
 /** A raw TLS connection with a device certificate, to send bytes no MQTT client would. */
 async function rawTls(port: number, ca: string, device: Device): Promise<TLSSocket> {
@@ -68,7 +64,7 @@ describe('broker: limits and malformed input', () => {
     broker = await startBroker(registry, {
       limits: { maxPayloadBytes: 1024, maxTopicLength: 64, maxTopicLevels: 4, connectTimeoutMs: 500 },
     });
-    device = await provisionDevice(registry.service, 'limit-1', ANYTHING);
+    device = await provisionDevice(registry.service, 'limit-1', ALLOW_ALL);
   });
   afterAll(async () => {
     await endAll(clients);

@@ -7,6 +7,7 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAILOVER_NOTICE_TOPIC } from '../../src/broker/index.js';
 import {
+  ALLOW_ALL,
   closed,
   connectDevice,
   type Device,
@@ -20,11 +21,6 @@ import {
   type TestRegistry,
 } from './support.js';
 
-const ANYTHING = {
-  Version: '2012-10-17',
-  Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
-};
-
 describe('broker: the platform topics', () => {
   let registry: TestRegistry;
   let broker: TestBroker;
@@ -34,7 +30,7 @@ describe('broker: the platform topics', () => {
   beforeAll(async () => {
     registry = await startRegistry();
     broker = await startBroker(registry);
-    device = await provisionDevice(registry.service, 'plat-1', ANYTHING);
+    device = await provisionDevice(registry.service, 'plat-1', ALLOW_ALL);
   });
   afterAll(async () => {
     await endAll(clients);

@@ -22,6 +22,12 @@ import { type RegistryService, SqliteStore } from '../../src/registry/index.js';
 
 export const ZONE = 'iot.test';
 
+/** A policy allowing every action on every resource: what the broker still refuses, no policy allows. */
+export const ALLOW_ALL = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
+};
+
 export interface TestRegistry {
   service: RegistryService;
   ca: CertificateAuthority;
