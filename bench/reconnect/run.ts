@@ -34,7 +34,7 @@ import {
   measureCeiling,
   platformCredentials,
 } from '../../src/fleet/index.js';
-import { ApiClient } from '../../src/http/index.js';
+import { ApiClient, sendRequest } from '../../src/http/index.js';
 import { startPlatform } from '../../src/processes/index.js';
 import { acceptQueue, gauges } from '../../test/harness/storm.js';
 import { machine } from '../registry/common.js';
@@ -87,8 +87,18 @@ async function cpuSeconds(pid: number | undefined): Promise<number> {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Counters of a Prometheus text page: `name{labels} value` rows of one name, by one label's value. */
-async function counters(metricsUrl: string, name: string, label: string): Promise<Record<string, number>> {
-  const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text();
+async function counters(
+  metricsUrl: string,
+  caPem: string,
+  name: string,
+  label: string,
+): Promise<Record<string, number>> {
+  const { text } = await sendRequest(metricsUrl, {
+    method: 'GET',
+    headers: {},
+    trust: caPem,
+    signal: AbortSignal.timeout(5000),
+  });
   const out: Record<string, number> = {};
   const pattern = new RegExp(`^${name}\\{[^}]*${label}="([^"]+)"[^}]*\\} (\\S+)$`);
   for (const line of text.split('\n')) {
@@ -130,7 +140,7 @@ async function main(): Promise<number> {
     RegionConfig,
     RegionConfig,
   ];
-  const metricsUrl = `${apiUrlOf(primary)}/metrics`;
+  const metricsUrl = `${apiUrlOf(config, primary)}/metrics`;
   const port = auth === 'mtls' ? primary.mqtt.port : primary.mqtt.tokenPort;
   const load = loadavg()[0]?.toFixed(2);
   log(`starting the platform in ${stateDir} (load ${load})`);
@@ -211,8 +221,8 @@ async function main(): Promise<number> {
         };
         const before = {
           summary: fleet.summary(),
-          refusals: await counters(metricsUrl, 'iotdr_broker_refusals_total', 'reason'),
-          accepted: await counters(metricsUrl, 'iotdr_broker_connections_accepted_total', 'listener'),
+          refusals: await counters(metricsUrl, caPem, 'iotdr_broker_refusals_total', 'reason'),
+          accepted: await counters(metricsUrl, caPem, 'iotdr_broker_connections_accepted_total', 'listener'),
         };
         const pids: Record<string, number | undefined> = { 'fleet (bench process)': process.pid };
         for (const [name, p] of platform.processes) pids[name] = p.child.pid;
@@ -225,9 +235,12 @@ async function main(): Promise<number> {
         let waitingMax = 0;
         let kernelMax = 0;
         const start = Date.now();
-        await new ApiClient(primary.name, apiUrlOf(primary), token).request(BROKER_ROUTES.disconnect, {
-          body: { all: true },
-        });
+        await new ApiClient(primary.name, apiUrlOf(config, primary), token, caPem).request(
+          BROKER_ROUTES.disconnect,
+          {
+            body: { all: true },
+          },
+        );
         let done = false;
         const back = allBack(start, ROUND_TIMEOUT_MS).then((ok) => {
           done = true;
@@ -268,12 +281,12 @@ async function main(): Promise<number> {
           ) as FleetSummary['retries'],
           backoffMs: after.backoffMs - before.summary.backoffMs,
           refusals: minus(
-            await counters(metricsUrl, 'iotdr_broker_refusals_total', 'reason'),
+            await counters(metricsUrl, caPem, 'iotdr_broker_refusals_total', 'reason'),
             before.refusals,
           ),
           accepted: Object.values(
             minus(
-              await counters(metricsUrl, 'iotdr_broker_connections_accepted_total', 'listener'),
+              await counters(metricsUrl, caPem, 'iotdr_broker_connections_accepted_total', 'listener'),
               before.accepted,
             ),
           ).reduce((a, b) => a + b, 0),

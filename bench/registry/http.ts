@@ -1,11 +1,14 @@
 /**
  * HTTP write throughput of a real region: `iotdr region` runs as a child process, the load comes
  * from this process over keep-alive connections to 127.0.0.1, every request a
- * `PUT /v1/things/{name}` of a new thing with the admin token.
+ * `PUT /v1/things/{name}` of a new thing with the admin token. Over HTTPS with the region's site
+ * certificate (`links.mode: mutual-tls`, the default) or plain HTTP (`plain-loopback`), so the cost
+ * of TLS is measured in the same run.
  */
 
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KIND, PostgresStore, type RegistryStore, SqliteStore } from '../../src/registry/index.js';
@@ -17,6 +20,8 @@ export type HttpStore = { engine: 'sqlite' } | { engine: 'postgres'; url: string
 export interface HttpBenchOptions {
   store: HttpStore;
   setting: string;
+  /** How the region serves its API: HTTPS with its site certificate, or plain loopback HTTP. */
+  links: 'mutual-tls' | 'plain-loopback';
   /** Requests in flight at once, each on its own keep-alive connection. */
   concurrency: number;
   durationMs: number;
@@ -43,6 +48,8 @@ interface Connections {
   opened: number;
 }
 
+type Agent = HttpAgent | HttpsAgent;
+
 function call(
   connections: Connections,
   agent: Agent,
@@ -58,6 +65,7 @@ function call(
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(body);
     }
+    const request = agent instanceof HttpsAgent ? httpsRequest : httpRequest;
     const req = request({ host: HOST, port, method, path, agent, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -87,6 +95,30 @@ async function stopRegion(proc: IotdrProcess): Promise<number | NodeJS.Signals> 
   }
 }
 
+/** Waits for the region's /livez; over HTTPS once its CA exists (the region makes it at start). */
+async function waitForRegion(url: string, proc: IotdrProcess, home: string, secure: boolean): Promise<void> {
+  if (!secure) return waitForHttp(url, proc, START_TIMEOUT_MS);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (proc.child.exitCode !== null) throw new Error(`the region exited:\n${proc.output()}`);
+    const ca = await readFile(join(home, 'pki', 'ca.pem'), 'utf8').catch(() => undefined);
+    if (ca !== undefined) {
+      const status = await new Promise<number>((resolve) => {
+        const req = httpsRequest(url, { ca, timeout: 1000 }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', () => resolve(0));
+        req.on('timeout', () => req.destroy());
+        req.end();
+      });
+      if (status === 200) return;
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${START_TIMEOUT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** The store the region wrote, opened by this process to count what really landed. */
 function openSameStore(store: HttpStore, sqlitePath: string): RegistryStore {
   return store.engine === 'sqlite'
@@ -106,6 +138,7 @@ export async function benchHttpWrites(options: HttpBenchOptions): Promise<Figure
       : { engine: 'postgres', url: options.store.url, schema: options.store.schema };
   const config = {
     logging: { level: 'warn' },
+    links: { mode: options.links },
     regions: [
       {
         name: REGION,
@@ -126,11 +159,19 @@ export async function benchHttpWrites(options: HttpBenchOptions): Promise<Figure
   const stop = cleanup.defer(`stop region (pid ${proc.child.pid})`, async () => {
     await stopRegion(proc);
   });
-  const base = `http://${HOST}:${apiPort}`;
-  await waitForHttp(`${base}/livez`, proc, START_TIMEOUT_MS);
+  const secure = options.links === 'mutual-tls';
+  const base = `${secure ? 'https' : 'http'}://${HOST}:${apiPort}`;
+  await waitForRegion(`${base}/livez`, proc, home, secure);
   const token = (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim();
 
-  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
+  // A person's client: the platform's CA to verify the region, a bearer token, no client certificate.
+  const agent = secure
+    ? new HttpsAgent({
+        keepAlive: true,
+        maxSockets: options.concurrency,
+        ca: await readFile(join(home, 'pki', 'ca.pem'), 'utf8'),
+      })
+    : new HttpAgent({ keepAlive: true, maxSockets: options.concurrency });
   const destroyAgent = cleanup.defer('close HTTP agent', () => agent.destroy());
   const connections: Connections = { opened: 0 };
   const livez = async (): Promise<{ lastSeq: number; store: string }> => {

@@ -117,17 +117,27 @@ async function main(): Promise<number> {
       );
     }
 
-    const httpRuns = [
-      { store: { engine: 'sqlite' as const }, setting: 'region, sqlite synchronous=full' },
-      ...(postgres
-        ? [
-            {
-              store: { engine: 'postgres' as const, url: postgres.url, schema: 'bench_http' },
-              setting: 'region, postgres',
-            },
-          ]
-        : []),
-    ];
+    // Each store over HTTPS (mutual TLS, the default) and over plain loopback HTTP, one after the
+    // other: the difference is what TLS costs.
+    const httpRuns = (['mutual-tls', 'plain-loopback'] as const).flatMap((links) => {
+      const over = links === 'mutual-tls' ? 'https' : 'plain http';
+      return [
+        { store: { engine: 'sqlite' as const }, setting: `region, sqlite synchronous=full, ${over}`, links },
+        ...(postgres
+          ? [
+              {
+                store: {
+                  engine: 'postgres' as const,
+                  url: postgres.url,
+                  schema: `bench_http_${links.split('-')[0]}`,
+                },
+                setting: `region, postgres, ${over}`,
+                links,
+              },
+            ]
+          : []),
+      ];
+    });
     for (const run of httpRuns) {
       log(`HTTP writes, ${run.setting}`);
       const figure = await benchHttpWrites({

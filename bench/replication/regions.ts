@@ -1,12 +1,15 @@
 /**
  * Two real regions, us-east and us-west, as `iotdr region` child processes (run from source
- * through tsx) sharing one state directory (one CA, one admin and one replicator token), each with
- * its own store and HTTP API on 127.0.0.1 and a free port. Each is started and stopped on its own,
+ * through tsx) sharing one state directory (one CA, one admin token), each with its own store and
+ * API on 127.0.0.1 and a free port: HTTPS with mutual TLS between them (site certificates), or plain
+ * HTTP with the replicator token (`links: plain-loopback`), to measure what TLS costs. Each is started and stopped on its own,
  * so a benchmark can fill us-east first or let us-west start empty.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { loadOrCreateCa } from '../../src/pki/index.js';
 import { freePort, type IotdrProcess, spawnIotdr } from '../../test/harness/process.js';
 import { type Cleanup, check } from '../registry/common.js';
 
@@ -51,6 +54,8 @@ export interface PairOptions {
   replication?: Record<string, unknown>;
   /** Sockets per region for the bench's own requests (default 64). */
   maxSockets?: number;
+  /** How the regions talk: mutual TLS with site certificates (default) or plain loopback HTTP. */
+  links?: 'mutual-tls' | 'plain-loopback';
 }
 
 class Region {
@@ -104,10 +109,10 @@ export class RegionPair {
   readonly configFile: string;
   readonly regions: Record<RegionName, Region>;
   readonly #cleanup: Cleanup;
-  readonly #agent: Agent;
+  readonly #agent: HttpAgent | HttpsAgent;
   #token = '';
 
-  private constructor(options: PairOptions, ports: number[], configFile: string) {
+  private constructor(options: PairOptions, ports: number[], configFile: string, caPem: string) {
     this.stateDir = options.stateDir;
     this.configFile = configFile;
     this.#cleanup = options.cleanup;
@@ -115,7 +120,12 @@ export class RegionPair {
       [EAST]: new Region(EAST, ports[0] ?? 0),
       [WEST]: new Region(WEST, ports[1] ?? 0),
     };
-    this.#agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 64 });
+    const maxSockets = options.maxSockets ?? 64;
+    // The bench reads as a person would: the CA to verify the regions, the admin token.
+    this.#agent =
+      (options.links ?? 'mutual-tls') === 'mutual-tls'
+        ? new HttpsAgent({ keepAlive: true, maxSockets, ca: caPem })
+        : new HttpAgent({ keepAlive: true, maxSockets });
     options.cleanup.defer('close the HTTP agent', () => this.#agent.destroy());
   }
 
@@ -133,13 +143,16 @@ export class RegionPair {
     });
     const config = {
       logging: { level: 'warn' },
+      links: { mode: options.links ?? 'mutual-tls' },
       regions: [regionYaml(EAST, 0), regionYaml(WEST, 1)],
       ...(options.replication ? { replication: options.replication } : {}),
     };
     const configFile = join(options.stateDir, 'iotdr.yaml');
     // JSON is YAML.
     await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
-    return new RegionPair(options, ports, configFile);
+    // Made here, as `iotdr up` does, so both regions find one CA and the bench's agent can trust it.
+    const ca = await loadOrCreateCa(join(options.stateDir, 'pki'));
+    return new RegionPair(options, ports, configFile, ca.certificatePem);
   }
 
   /** Spawns the region; resolves once the process runs (not yet serving: see `waitUp`). */
@@ -218,6 +231,7 @@ export class RegionPair {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);
       }
+      const request = this.#agent instanceof HttpsAgent ? httpsRequest : httpRequest;
       const req = request({ host: HOST, port, method, path, agent: this.#agent, headers }, (res) => {
         let text = '';
         res.setEncoding('utf8');

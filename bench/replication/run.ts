@@ -10,7 +10,8 @@
  *     attached to the thing, policy attached to the certificate) from us-east's snapshot.
  *
  * Options: `--changes N` backlog of (a) (default 50000), `--devices N` for (c) (default 100000),
- * `--lag-seconds S` and `--rate R` for (b) (default 20 s at 1000/s), `--skip-postgres`.
+ * `--lag-seconds S` and `--rate R` for (b) (default 20 s at 1000/s), `--skip-postgres`, `--links
+ * mutual-tls|plain-loopback` (default mutual-tls: run both to see what TLS costs).
  *
  * Every figure is checked before it is reported: after each part both regions are stopped and
  * their stores compared entity by entity (counts and a digest), the links must have dead-lettered
@@ -124,8 +125,14 @@ async function main(): Promise<number> {
       'lag-seconds': { type: 'string', default: '20' },
       rate: { type: 'string', default: '1000' },
       'skip-postgres': { type: 'boolean', default: false },
+      links: { type: 'string', default: 'mutual-tls' },
     },
   });
+  const links = values.links;
+  if (links !== 'mutual-tls' && links !== 'plain-loopback') {
+    console.error('--links must be mutual-tls or plain-loopback');
+    return 2;
+  }
   const changes = Number(values.changes);
   const devices = Number(values.devices);
   const lagSeconds = Number(values['lag-seconds']);
@@ -172,6 +179,9 @@ async function main(): Promise<number> {
       `load:    ${loadavg()[0]?.toFixed(2)} (1-min load average at the start; other work on the machine skews every figure)`,
     );
     console.log(`temp:    ${base}`);
+    console.log(
+      `links:   ${links === 'mutual-tls' ? 'HTTPS, mutual TLS with site certificates (the default)' : 'plain HTTP with the replicator token (--links plain-loopback)'}`,
+    );
     console.log(`sqlite:  ${sqliteVersion(base)} (better-sqlite3), WAL, synchronous=full in the regions`);
 
     let postgres: RunningPostgres | undefined;
@@ -194,7 +204,13 @@ async function main(): Promise<number> {
         [EAST]: { engine: 'sqlite', path: join(stateDir, 'us-east.db') },
         [WEST]: { engine: 'sqlite', path: join(stateDir, 'us-west.db') },
       } as const;
-      const pair = await RegionPair.create({ stateDir, stores, cleanup, replication: BENCH_REPLICATION });
+      const pair = await RegionPair.create({
+        stateDir,
+        stores,
+        cleanup,
+        replication: BENCH_REPLICATION,
+        links,
+      });
       pairs.push({ part: '(a)+(b) SQLite', pair });
       log(`(a) backlog of ${int(changes)} changes, us-east SQLite → us-west SQLite`);
       const a = await backlog(pair, stores[EAST], changes);
@@ -266,7 +282,13 @@ async function main(): Promise<number> {
         [EAST]: { engine: 'sqlite', path: join(stateDir, 'us-east.db') },
         [WEST]: { engine: 'postgres', url: postgres.url, schema: 'bench_backlog_west' },
       } as const;
-      const pair = await RegionPair.create({ stateDir, stores, cleanup, replication: BENCH_REPLICATION });
+      const pair = await RegionPair.create({
+        stateDir,
+        stores,
+        cleanup,
+        replication: BENCH_REPLICATION,
+        links,
+      });
       pairs.push({ part: '(a) PostgreSQL', pair });
       log(`(a) backlog of ${int(changes)} changes, us-east SQLite → us-west PostgreSQL`);
       const a = await backlog(pair, stores[EAST], changes);
@@ -283,7 +305,13 @@ async function main(): Promise<number> {
         [EAST]: { engine: 'sqlite', path: join(stateDir, 'us-east.db') },
         [WEST]: { engine: 'sqlite', path: join(stateDir, 'us-west.db') },
       } as const;
-      const pair = await RegionPair.create({ stateDir, stores, cleanup, replication: BENCH_REPLICATION });
+      const pair = await RegionPair.create({
+        stateDir,
+        stores,
+        cleanup,
+        replication: BENCH_REPLICATION,
+        links,
+      });
       pairs.push({ part: '(c)', pair });
       log(`(c) loading ${int(devices)} devices into us-east`);
       const load = await loadDevices(stores[EAST].path, 'device', devices);

@@ -2,7 +2,10 @@
  * The `analytics` section of the configuration (docs/architecture.md §4.13, docs/analytics.md):
  * where `iotdr analytics` listens, how far behind a region's bus it may be, and what it keeps.
  */
+import { z } from 'zod';
 import {
+  addressSchema,
+  expecting,
   integerWithin,
   type ListenerConfig,
   listener,
@@ -31,6 +34,8 @@ export const ANALYTICS_LIMITS = {
   /** Seconds: 0 (keep everything) to ten years. */
   retentionSeconds: { min: 0, max: 315_360_000 },
 } as const satisfies Record<string, Range>;
+/** Most names in `allowedHosts`. */
+export const MAX_ALLOWED_HOSTS = 32;
 
 export interface AnalyticsConfig extends ListenerConfig {
   /**
@@ -47,6 +52,13 @@ export interface AnalyticsConfig extends ListenerConfig {
    * region within `maxLagMs`. Default true; false leaves analytics out of the regions' health.
    */
   readonly regionCheck: boolean;
+  /**
+   * Host names (or addresses) the analytics API and dashboard answer to, besides `address` and
+   * the address a request came in on (`localhost` too when that is loopback): the names a reverse
+   * proxy or an operator's browser uses. A request naming any other host gets 421
+   * (DNS-rebinding protection). At most MAX_ALLOWED_HOSTS (32). Default none.
+   */
+  readonly allowedHosts?: readonly string[];
 }
 
 export const analyticsSection = section({
@@ -60,4 +72,16 @@ export const analyticsSection = section({
     DEFAULT_ANALYTICS_RETENTION_SECONDS,
   ),
   regionCheck: trueOrFalse().default(true),
+  allowedHosts: z
+    .array(addressSchema, { error: expecting('expected a list of host names or addresses') })
+    .max(MAX_ALLOWED_HOSTS, { error: `expected at most ${MAX_ALLOWED_HOSTS} host names` })
+    .optional(),
 }).prefault({});
+
+/**
+ * Every name the analytics server answers to by configuration: its `address` and `allowedHosts`
+ * (the address a request came in on is always allowed). What the routes' Host check is given.
+ */
+export function analyticsHosts(config: Pick<AnalyticsConfig, 'address' | 'allowedHosts'>): string[] {
+  return [config.address, ...(config.allowedHosts ?? [])];
+}

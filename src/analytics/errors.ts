@@ -19,7 +19,16 @@ export const ANALYTICS_ERRORS = {
     status: 404,
     meaning: "a file that is not one of the dashboard's assets",
   },
+  IOTDR_ANALYTICS_HOST_NOT_ALLOWED: {
+    status: 421,
+    meaning:
+      "the request's Host is not a name analytics answers to (DNS rebinding, or a name missing from analytics.allowedHosts)",
+  },
   IOTDR_DASHBOARD_TOO_MANY_CLIENTS: { status: 503, meaning: 'the live view already serves its most clients' },
+  IOTDR_DASHBOARD_TOO_MANY_STREAMS: {
+    status: 429,
+    meaning: 'this token already holds its most live-view streams',
+  },
   IOTDR_DASHBOARD_CONTROL_UNREACHABLE: {
     status: 502,
     meaning: 'the control API could not be reached for a routing control; nothing was switched',

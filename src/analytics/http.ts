@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { type Clock, systemClock, ValidationError } from '../common/index.js';
 import { FaultsDisabledError } from '../faults/index.js';
 import { HEALTH_CONTENT_TYPE } from '../health/index.js';
-import { ADMIN, routeOf } from '../http/index.js';
+import { ADMIN, READ, routeOf } from '../http/index.js';
+import { hostCheck } from './access.js';
 import { ANALYTICS_ROUTES, regionParam } from './contracts.js';
 import { UnknownDeviceError, UnknownIngestRegionError } from './errors.js';
 import type { MirrorStatus } from './mirror.js';
@@ -39,13 +40,23 @@ export interface AnalyticsRoutesOptions {
    * and can move the fleet, so it is refused (403 `IOTDR_FAULTS_DISABLED`) unless asked for.
    */
   faults?: boolean;
+  /**
+   * Names the server answers to besides the address a request came in on (and `localhost` on
+   * loopback): `analyticsHosts(config.analytics)`, the configured address and `allowedHosts`.
+   * Any other Host gets 421. Default none.
+   */
+  allowedHosts?: readonly string[];
   clock?: Clock;
 }
 
 const epochMs = z.coerce.number().int().nonnegative().max(8_640_000_000_000_000);
 const typeName = z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'an event type such as switch or region-health');
 
-/** Why a region does not count as ingested, for the health answer's `output`. */
+/**
+ * Why a region does not count as ingested, for the health answer's `output`. The answer has no
+ * token to check (the regions' checkpoints call it), so it names the kind of trouble only: the
+ * error and the stop reason, which name addresses and people, are in GET /v1/ingest.
+ */
 function whyNot(status: IngestStatus): string {
   const s = status.state;
   switch (s.type) {
@@ -54,17 +65,20 @@ function whyNot(status: IngestStatus): string {
     case 'lagging':
       return `lagging: the oldest unread event is ${s.lagMs} ms old`;
     case 'unreachable':
-      return `the region's bus cannot be read: ${s.error}`;
+      return "the region's bus cannot be read (GET /v1/ingest says why)";
     case 'stopped':
-      return `ingestion stopped: ${s.reason}`;
+      return 'ingestion stopped (GET /v1/ingest says why)';
     case 'ingesting':
       return 'ingesting';
   }
 }
 
 /**
- * The analytics query API. Read routes need no token (like /health: the embedded default
- * listens on loopback); stopping and resuming a region's ingestion needs the admin role.
+ * The analytics query API. What reveals the fleet (ingestion with its errors, rates, devices,
+ * totals, the decision log) needs a token of the reader role or above; a region's ingestion
+ * health stays open for the regions' checkpoints, and says no more than pass or fail and why in
+ * a word. Stopping and resuming a region's ingestion needs the admin role. Every route refuses a
+ * Host that does not name analytics (DNS rebinding).
  */
 export function analyticsRoutes(options: AnalyticsRoutesOptions) {
   const { queries, ingestors } = options;
@@ -80,7 +94,9 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
   };
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();
+    app.addHook('onRequest', hostCheck(options.allowedHosts ?? []));
     app.get('/v1/ingest', {
+      config: { roles: READ },
       schema: { tags: ['analytics'], description: 'Every region’s ingestion: state, offsets, lag, counts.' },
       handler: async () => ({
         items: ingestors.map((i) => i.status()),
@@ -99,7 +115,7 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
           status: status.healthy ? 'pass' : 'fail',
           serviceId: `analytics:${status.region}`,
           ...(status.healthy ? {} : { output: whyNot(status) }),
-          state: status.state,
+          state: { type: status.state.type },
           lagMs: status.lagMs,
           lagEvents: status.lagEvents,
           lastContactAt: status.lastContactAt,
@@ -126,6 +142,7 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
       handler: async (req) => find(req.params.region).resume(),
     });
     app.get('/v1/rates', {
+      config: { roles: READ },
       schema: {
         tags: ['analytics'],
         description: `Messages per region and second in [from, to) (ms); default the last ${DEFAULT_RATES_WINDOW_MS / 1000} s, at most ${MAX_RATES_WINDOW_MS / 1000} s per request.`,
@@ -160,6 +177,7 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
       },
     });
     app.get('/v1/devices', {
+      config: { roles: READ },
       schema: {
         tags: ['analytics'],
         description:
@@ -183,6 +201,7 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
       },
     });
     app.get('/v1/devices/:thing', {
+      config: { roles: READ },
       schema: {
         tags: ['analytics'],
         description: 'One device: last seen, region, messages, sequence range and gaps.',
@@ -196,9 +215,11 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
     });
     app.route({
       ...routeOf(ANALYTICS_ROUTES.totals),
+      config: { roles: READ },
       handler: async () => queries.totals(),
     });
     app.get('/v1/timeline', {
+      config: { roles: READ },
       schema: {
         tags: ['analytics'],
         description:
@@ -222,6 +243,7 @@ export function analyticsRoutes(options: AnalyticsRoutesOptions) {
       },
     });
     app.get('/v1/health-history', {
+      config: { roles: READ },
       schema: {
         tags: ['analytics'],
         description:

@@ -1,14 +1,17 @@
 /** `iotdr analytics`: ingestion of every region's bus, storage, the query API (issue 6). */
 
+export { hostAllowed, hostCheck, hostName } from './access.js';
 export {
   ANALYTICS_LIMITS,
   type AnalyticsConfig,
+  analyticsHosts,
   analyticsSection,
   DEFAULT_ANALYTICS_ADDRESS,
   DEFAULT_ANALYTICS_PORT,
   DEFAULT_ANALYTICS_RETENTION_SECONDS,
   DEFAULT_MAX_LAG_MS,
   DEFAULT_SEQUENCE_FIELD,
+  MAX_ALLOWED_HOSTS,
   SEQUENCE_FIELD_PATTERN,
 } from './config.js';
 export { ANALYTICS_ROUTES } from './contracts.js';

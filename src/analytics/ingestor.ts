@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import { z } from 'zod';
 import {
   abortableSleep,
@@ -8,6 +9,7 @@ import {
   systemClock,
 } from '../common/index.js';
 import { busEventSchema } from '../events/index.js';
+import { sendRequest } from '../http/index.js';
 import { DEFAULT_MAX_LAG_MS } from './config.js';
 import { BusReadError } from './errors.js';
 import type { IngestMetrics } from './metrics.js';
@@ -31,8 +33,10 @@ export interface RegionIngestorOptions {
   region: string;
   /** The region's API base URL, e.g. http://127.0.0.11:8080. */
   url: string;
-  /** Bearer token with the reader role (the analytics token). */
-  token: string;
+  /** Bearer token with the reader role (the analytics token), on plain loopback links. */
+  token?: string;
+  /** Analytics' site agent (mutual TLS): the peer knows analytics by its site certificate. */
+  agent?: Agent;
   store: AnalyticsStore;
   /** Lagging (unhealthy) when the oldest unread event is older than this, in ms. Default 5000. */
   maxLagMs?: number;
@@ -78,7 +82,10 @@ function messageOf(error: unknown): string {
  */
 export class RegionIngestor {
   readonly region: string;
-  readonly #o: Required<Omit<RegionIngestorOptions, 'logger' | 'metrics'>>;
+  readonly #o: Required<Omit<RegionIngestorOptions, 'logger' | 'metrics' | 'token' | 'agent'>> & {
+    token: string | undefined;
+    agent: Agent | undefined;
+  };
   readonly #logger: Logger | undefined;
   readonly #metrics: IngestMetrics | undefined;
   #nextOffset = 0;
@@ -103,6 +110,7 @@ export class RegionIngestor {
       region: options.region,
       url: options.url.replace(/\/+$/, ''),
       token: options.token,
+      agent: options.agent,
       store: options.store,
       maxLagMs: options.maxLagMs ?? DEFAULT_MAX_LAG_MS,
       batchSize: options.batchSize ?? DEFAULT_INGEST_BATCH,
@@ -219,13 +227,21 @@ export class RegionIngestor {
 
   /** One read and its commit; resolves with the number of events it returned. */
   async #readOnce(wake: AbortSignal): Promise<number> {
-    const { url, token, batchSize, waitMs, requestTimeoutMs, clock, store } = this.#o;
+    const { url, token, agent, batchSize, waitMs, requestTimeoutMs, clock, store } = this.#o;
     const signal = AbortSignal.any([wake, AbortSignal.timeout(waitMs + requestTimeoutMs)]);
-    const res = await fetch(`${url}/v1/events?from=${this.#nextOffset}&limit=${batchSize}&wait=${waitMs}`, {
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-      signal,
-    });
-    const text = await res.text();
+    const res = await sendRequest(
+      `${url}/v1/events?from=${this.#nextOffset}&limit=${batchSize}&wait=${waitMs}`,
+      {
+        method: 'GET',
+        headers: {
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          accept: 'application/json',
+        },
+        ...(agent === undefined ? {} : { trust: agent }),
+        signal,
+      },
+    );
+    const text = res.text;
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -235,7 +251,7 @@ export class RegionIngestor {
         cause,
       });
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status >= 300) {
       const p = body as { code?: unknown; detail?: unknown };
       throw new BusReadError(
         this.region,

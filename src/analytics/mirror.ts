@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import { z } from 'zod';
 import {
   abortableSleep,
@@ -7,6 +8,7 @@ import {
   type Sleep,
   systemClock,
 } from '../common/index.js';
+import { sendRequest } from '../http/index.js';
 import { ControlReadError } from './errors.js';
 import type { AnalyticsStore } from './store.js';
 import type { TimelineEntry } from './types.js';
@@ -33,8 +35,10 @@ export interface MirrorStatus {
 export interface ControlMirrorOptions {
   /** Base URL of the control API, e.g. http://127.0.0.10:8080. */
   controlUrl: string;
-  /** Bearer token with the reader role (the analytics token). */
-  token: string;
+  /** Bearer token with the reader role (the analytics token), on plain loopback links. */
+  token?: string;
+  /** Analytics' site agent (mutual TLS): the peer knows analytics by its site certificate. */
+  agent?: Agent;
   store: AnalyticsStore;
   /** Poll interval, in ms. Default 500. */
   intervalMs?: number;
@@ -62,7 +66,10 @@ const page = z.object({
  * dashboard reads them from one place. Follows from the highest stored seq, so a restart resumes.
  */
 export class ControlMirror {
-  readonly #o: Required<Omit<ControlMirrorOptions, 'logger'>>;
+  readonly #o: Required<Omit<ControlMirrorOptions, 'logger' | 'token' | 'agent'>> & {
+    token: string | undefined;
+    agent: Agent | undefined;
+  };
   readonly #logger: Logger | undefined;
   readonly #stop = new AbortController();
   #lastSeq = 0;
@@ -75,6 +82,7 @@ export class ControlMirror {
     this.#o = {
       controlUrl: options.controlUrl.replace(/\/+$/, ''),
       token: options.token,
+      agent: options.agent,
       store: options.store,
       intervalMs: options.intervalMs ?? DEFAULT_MIRROR_INTERVAL_MS,
       requestTimeoutMs: options.requestTimeoutMs ?? 5000,
@@ -130,14 +138,22 @@ export class ControlMirror {
   }
 
   async #fetchPage(): Promise<Array<{ seq: number; type: string; at: number }>> {
-    const { controlUrl, token, requestTimeoutMs } = this.#o;
+    const { controlUrl, token, agent, requestTimeoutMs } = this.#o;
     const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(requestTimeoutMs)]);
-    const res = await fetch(`${controlUrl}/v1/failover/events?after=${this.#lastSeq}&limit=${MIRROR_PAGE}`, {
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-      signal,
-    });
-    const text = await res.text();
-    if (!res.ok)
+    const res = await sendRequest(
+      `${controlUrl}/v1/failover/events?after=${this.#lastSeq}&limit=${MIRROR_PAGE}`,
+      {
+        method: 'GET',
+        headers: {
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          accept: 'application/json',
+        },
+        ...(agent === undefined ? {} : { trust: agent }),
+        signal,
+      },
+    );
+    const text = res.text;
+    if (res.status < 200 || res.status >= 300)
       throw new ControlReadError(`GET /v1/failover/events answered ${res.status}: ${text.slice(0, 200)}`, {
         status: res.status,
       });

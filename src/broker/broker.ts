@@ -308,6 +308,7 @@ export async function createBroker(options: BrokerOptions): Promise<RegionBroker
       metrics,
       healthCertificateId: healthCert.certificateId,
       healthTopicPrefix: health.topicPrefix,
+      domainName: mqttNameOf(options),
       ...(backend === undefined ? {} : { backend, followCommits: false }),
     });
     await engine.start();
@@ -408,6 +409,7 @@ export async function createBrokerNode(
       limits,
       metrics,
       healthTopicPrefix: healthTopicPrefixOf(options.region),
+      domainName: mqttNameOf(options),
       backend,
       followCommits: false,
     });

@@ -1,6 +1,6 @@
 import { PLATFORM_TOPIC_PREFIX } from '../common/index.js';
-import { evaluate, type IotAction } from '../registry/index.js';
-import { type Identity, policyContext } from './identity.js';
+import { evaluate, type IotAction, type PolicyContext } from '../registry/index.js';
+import type { Identity } from './identity.js';
 import type { RefusalReason } from './metrics.js';
 import type { ResolvedLimits } from './options.js';
 import { type Session, topicProblem } from './session.js';
@@ -11,11 +11,13 @@ export interface Refusal {
   detail: string;
 }
 
-/** Why iot:Connect is denied for this identity and client id, if it is. */
-export function connectDenied(identity: Identity, clientId: string): string | undefined {
+/**
+ * Why iot:Connect is denied for this identity, if it is. `context` is the connection's, with what
+ * its CONNECT asked for (connection-facts.ts, connectContext).
+ */
+export function connectDenied(identity: Identity, context: PolicyContext): string | undefined {
   if (identity.auth === 'health') return undefined;
-  const context = policyContext(identity, clientId);
-  const decision = evaluate(identity.policies, context, 'iot:Connect', `client/${clientId}`);
+  const decision = evaluate(identity.policies, context, 'iot:Connect', `client/${context.clientId}`);
   if (decision.effect === 'allow') return undefined;
   return decision.reason === 'explicit'
     ? `iot:Connect denied by policy ${decision.policy} statement ${decision.statement}`

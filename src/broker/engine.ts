@@ -8,7 +8,14 @@ import {
   type Subscription,
 } from 'aedes';
 import type { Clock, Logger } from '../common/index.js';
-import type { RegistryService } from '../registry/index.js';
+import type { PolicyContext, RegistryService } from '../registry/index.js';
+import {
+  type ConnectionFacts,
+  connectContext,
+  connectionFacts,
+  recordConnect,
+  withConnection,
+} from './connection-facts.js';
 import { connectDenied, messageIdOf, publishRefusal, refusalOf, subscribeRefusal } from './decide.js';
 import { brokerClosed } from './errors.js';
 import { PacketSizeGuard } from './guard.js';
@@ -95,6 +102,8 @@ export interface EngineOptions {
   healthCertificateId?: string;
   /** Topics the health identity may use, e.g. `$iotdr/health/us-east/`. */
   healthTopicPrefix: string;
+  /** The broker's MQTT name: `iot:DomainName` of a client that sent no TLS SNI. */
+  domainName?: string;
   backend?: EngineBackend;
   /**
    * Follow the service's own commits (default true). A cluster node is told of changes by its
@@ -128,6 +137,10 @@ export class BrokerEngine {
   readonly #options: EngineOptions;
   readonly #log: Logger;
   readonly #meta = new WeakMap<Duplex, ConnectionMeta>();
+  /** What each connection tells its policies (connection-facts.ts), by the same stream. */
+  readonly #facts = new WeakMap<Duplex, ConnectionFacts>();
+  /** The clock as `aws:CurrentTime` reads it, one function for every session. */
+  readonly #now: () => number;
   /** Every session that authenticated, until its client is collected: wills are authorized after close. */
   readonly #byClient = new WeakMap<Client, Session>();
   /** Sessions whose connection is open. */
@@ -149,6 +162,7 @@ export class BrokerEngine {
     this.#options = options;
     this.#log = options.logger;
     this.#healthCertificateId = options.healthCertificateId;
+    this.#now = () => options.clock.now();
   }
 
   async start(): Promise<void> {
@@ -242,6 +256,7 @@ export class BrokerEngine {
       ),
     );
     this.#meta.set(guard, meta);
+    this.#facts.set(guard, connectionFacts(stream, meta, this.#options.domainName));
     const client = aedes.handle(guard);
     guard.once('close', () => this.#drop(client));
   }
@@ -350,7 +365,12 @@ export class BrokerEngine {
       this.#refused('max_connections', `${this.sessionCount} sessions open`, address, client.id);
       throw authError(3, 'server unavailable: too many connections');
     }
-    const denied = connectDenied(identity, client.id);
+    const facts = this.#facts.get(client.conn as Duplex);
+    // Aedes sets the will (its private `_will`) from the CONNECT before it authenticates.
+    if (facts !== undefined)
+      recordConnect(facts, client.clean, (client as { _will?: { topic?: string } })._will?.topic);
+    const context = this.#contextOf(identity, client);
+    const denied = connectDenied(identity, connectContext(context, facts));
     if (denied !== undefined) {
       this.#refused('connect_denied', denied, address, client.id);
       throw authError(5, denied);
@@ -360,7 +380,7 @@ export class BrokerEngine {
       clientId: client.id,
       meta,
       identity,
-      context: identity.auth === 'health' ? { clientId: client.id } : policyContext(identity, client.id),
+      context,
       since: this.#options.clock.now(),
       revoked: false,
       resolving: false,
@@ -408,7 +428,7 @@ export class BrokerEngine {
             },
       );
     }
-    return resolveCertificate(service, meta.certificateId, clock.now());
+    return resolveCertificate(service, meta.certificateId, clock.now(), clientId);
   }
 
   #authorizePublish(client: Client, packet: PublishPacket): Error | null {
@@ -513,7 +533,13 @@ export class BrokerEngine {
         }
         if (!this.#live.has(session)) return;
         const denied = resolution.ok
-          ? connectDenied(resolution.identity, session.clientId)
+          ? connectDenied(
+              resolution.identity,
+              connectContext(
+                this.#contextOf(resolution.identity, session.client),
+                this.#facts.get(session.client.conn as Duplex),
+              ),
+            )
           : resolution.reason;
         if (denied !== undefined) {
           this.#revoke(session, denied);
@@ -530,9 +556,21 @@ export class BrokerEngine {
     this.#index(session, false);
     session.identity = identity;
     this.#index(session, true);
-    session.context =
-      identity.auth === 'health' ? { clientId: session.clientId } : policyContext(identity, session.clientId);
+    session.context = this.#contextOf(identity, session.client);
     this.#armExpiry(session);
+  }
+
+  /**
+   * The policy context of a session: the registry's identity (identity.ts) with what the
+   * connection tells (connection-facts.ts); the certificate's fields only if its policies use them.
+   */
+  #contextOf(identity: Identity, client: Client): PolicyContext {
+    if (identity.auth === 'health') return { clientId: client.id };
+    const context = policyContext(identity, client.id);
+    const facts = this.#facts.get(client.conn as Duplex);
+    return facts === undefined
+      ? context
+      : withConnection(context, facts, identity.policies.needsCertificate, this.#now);
   }
 
   #revoke(session: Session, reason: string): void {

@@ -10,17 +10,17 @@ export function brokerRoutes(broker: RegionBroker) {
     const app = root.withTypeProvider<ZodTypeProvider>();
     app.route({
       ...routeOf(BROKER_ROUTES.connections),
-      config: { roles: READ },
+      config: { roles: READ, sites: ['analytics'] },
       handler: async () => ({ items: broker.connections() }),
     });
     app.route({
       ...routeOf(BROKER_ROUTES.disconnect),
-      config: { roles: WRITE },
+      config: { roles: WRITE, sites: ['control'] },
       handler: async (req) => ({ disconnected: await broker.disconnect(req.body) }),
     });
     app.route({
       ...routeOf(BROKER_ROUTES.failoverNotice),
-      config: { roles: ADMIN },
+      config: { roles: ADMIN, sites: ['control'] },
       handler: async (req, reply) => {
         await broker.publishFailoverNotice(req.body);
         return reply.code(202).send(req.body);

@@ -5,6 +5,7 @@ import {
   type PolicyContext,
   parsePolicyDocument,
   type RegistryService,
+  type ThingPrincipalType,
 } from '../registry/index.js';
 
 /**
@@ -19,11 +20,19 @@ export interface DeviceIdentity {
   certificateId?: string;
   /** The CA the certificate was registered with (mTLS only). */
   caCertificateId?: string;
-  /** Thing attached to the certificate (mTLS, when exactly one), or the token's thing. */
+  /**
+   * The thing the connection acts as (associatedThing for mTLS), or the token's thing; absent when
+   * none is associated, and then no thing variable resolves.
+   */
   thingName?: string;
   thingTypeName?: string;
   thingAttributes?: Readonly<Record<string, string>>;
-  /** Policies that decide, including names that no longer exist (re-created ones count again). */
+  /** The thing's groups and their ancestors, whose policies it inherits. */
+  thingGroupNames?: readonly string[];
+  /**
+   * Policies that decide, including names that no longer exist (re-created ones count again): the
+   * certificate's (or the token's), then those the thing inherits from its groups.
+   */
   policyNames: readonly string[];
   policies: CompiledPolicySet;
   /** ms epoch past which the certificate is no longer valid (mTLS only). */
@@ -68,28 +77,65 @@ async function compileNamed(service: RegistryService, names: readonly string[]):
   return compilePolicies(documents);
 }
 
+type ThingFields = Pick<
+  DeviceIdentity,
+  'thingName' | 'thingTypeName' | 'thingAttributes' | 'thingGroupNames'
+>;
+
+/** The thing's variables, and what it inherits from its groups. */
 async function thingFields(
   service: RegistryService,
   thingName: string,
-): Promise<Pick<DeviceIdentity, 'thingName' | 'thingTypeName' | 'thingAttributes'> | undefined> {
+): Promise<{ fields: ThingFields; groupPolicies: readonly string[] } | undefined> {
   const thing = await optional(service.getThing(thingName));
   if (thing === undefined) return undefined;
+  const inherited = await optional(service.inheritedPolicies(thingName));
   return {
-    thingName,
-    ...(thing.thingTypeName === null ? {} : { thingTypeName: thing.thingTypeName }),
-    thingAttributes: Object.freeze({ ...thing.attributes }),
+    fields: {
+      thingName,
+      ...(thing.thingTypeName === null ? {} : { thingTypeName: thing.thingTypeName }),
+      thingAttributes: Object.freeze({ ...thing.attributes }),
+      thingGroupNames: Object.freeze([...(inherited?.thingGroupNames ?? [])]),
+    },
+    groupPolicies: inherited?.policyNames ?? [],
   };
 }
 
+/** The principal's own policies, then the thing's inherited ones not already among them. */
+function withInherited(own: readonly string[], inherited: readonly string[]): string[] {
+  const names = [...own];
+  for (const name of inherited) if (!names.includes(name)) names.push(name);
+  return names;
+}
+
 /**
- * A device presenting the certificate `certificateId`: it must be registered, ACTIVE and within
- * its validity, and the CA it was registered with (if any) registered and ACTIVE. The TLS
- * handshake already proved the device holds the certificate's key.
+ * The thing a connection with this certificate acts as, as AWS IoT associates a thing with an MQTT
+ * connection ("exclusive-thing.html", "thing-policy-variables.html"): the certificate's only thing
+ * when it is attached to it with EXCLUSIVE_THING, whatever the client id; otherwise
+ * (NON_EXCLUSIVE_THING) the attached thing whose name is the client id, or none. A certificate
+ * attached exclusively and also to another thing (two regions attached it at once, before either
+ * saw the other's change) has no exclusive thing until one is detached: the client id decides.
+ */
+function associatedThing(
+  attachments: ReadonlyArray<{ thingName: string; thingPrincipalType: ThingPrincipalType }>,
+  clientId: string,
+): string | undefined {
+  const only = attachments.length === 1 ? attachments[0] : undefined;
+  if (only?.thingPrincipalType === 'EXCLUSIVE_THING') return only.thingName;
+  return attachments.some((a) => a.thingName === clientId) ? clientId : undefined;
+}
+
+/**
+ * A device presenting the certificate `certificateId` with `clientId`: the certificate must be
+ * registered, ACTIVE and within its validity, and the CA it was registered with (if any) registered
+ * and ACTIVE. The TLS handshake already proved the device holds the certificate's key. Its policies
+ * are the certificate's and those the associated thing inherits from its groups.
  */
 export async function resolveCertificate(
   service: RegistryService,
   certificateId: string,
   now: number,
+  clientId: string,
 ): Promise<Resolution> {
   const cert = await optional(service.getCertificate(certificateId));
   if (cert === undefined) return refuse('certificate not registered');
@@ -103,18 +149,18 @@ export async function resolveCertificate(
     if (ca === undefined) return refuse(`CA certificate ${cert.caCertificateId} not registered`);
     if (ca.status !== 'ACTIVE') return refuse(`CA certificate ${cert.caCertificateId} is ${ca.status}`);
   }
-  const things = (await optional(service.listCertificateThings(certificateId))) ?? [];
-  // As in AWS IoT, thing variables resolve only when exactly one thing is attached.
-  const only = things.length === 1 ? things[0] : undefined;
-  const thing = only === undefined ? undefined : await thingFields(service, only);
-  const policyNames = (await optional(service.listCertificatePolicies(certificateId))) ?? [];
+  const attachments = (await optional(service.listCertificateAttachments(certificateId))) ?? [];
+  const thingName = associatedThing(attachments, clientId);
+  const thing = thingName === undefined ? undefined : await thingFields(service, thingName);
+  const own = (await optional(service.listCertificatePolicies(certificateId))) ?? [];
+  const policyNames = withInherited(own, thing?.groupPolicies ?? []);
   return {
     ok: true,
     identity: {
       auth: 'mtls',
       certificateId,
       ...(cert.caCertificateId === null ? {} : { caCertificateId: cert.caCertificateId }),
-      ...thing,
+      ...thing?.fields,
       policyNames,
       policies: await compileNamed(service, policyNames),
       notAfter,
@@ -132,13 +178,14 @@ export async function resolveToken(
   if (info === undefined) return refuse('bad username or password');
   const thing = await thingFields(service, thingName);
   if (thing === undefined) return refuse('thing does not exist');
+  const policyNames = withInherited(info.policyNames, thing.groupPolicies);
   return {
     ok: true,
     identity: {
       auth: 'token',
-      ...thing,
-      policyNames: info.policyNames,
-      policies: await compileNamed(service, info.policyNames),
+      ...thing.fields,
+      policyNames,
+      policies: await compileNamed(service, policyNames),
     },
   };
 }

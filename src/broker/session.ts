@@ -37,7 +37,7 @@ export interface Session {
 
 /** A public view of a session (GET /v1/connections). */
 export interface ConnectionInfo {
-  /** The thing the session acts as; null for a certificate attached to no thing (or several). */
+  /** The thing the session acts as; null when none is associated with the connection (identity.ts). */
   thing: string | null;
   clientId: string;
   /** Source IP address. */
@@ -51,7 +51,8 @@ export interface ConnectionInfo {
 
 /**
  * The registry entities a session's decisions depend on, as `kind:key` (certificate, its CA, its
- * thing, each policy, the device token). A change maps to one such key (changeDependency).
+ * thing, the thing's groups and their ancestors, each policy, the device token). A change maps to
+ * one such key (changeDependency).
  */
 export function dependencies(identity: Identity): string[] {
   if (identity.auth === 'health') return [];
@@ -59,6 +60,7 @@ export function dependencies(identity: Identity): string[] {
   if (identity.certificateId !== undefined) out.push(`certificate:${identity.certificateId}`);
   if (identity.caCertificateId !== undefined) out.push(`ca-certificate:${identity.caCertificateId}`);
   if (identity.thingName !== undefined) out.push(`thing:${identity.thingName}`);
+  for (const group of identity.thingGroupNames ?? []) out.push(`thing-group:${group}`);
   if (identity.auth === 'token' && identity.thingName !== undefined)
     out.push(`device-token:${identity.thingName}`);
   return out;
@@ -79,6 +81,15 @@ export function changeDependency(kind: string, key: string, ref: string | null):
     case 'policy-principal':
       // key `certificateId|policy`: a policy attached to or detached from the certificate.
       return `certificate:${key.slice(0, key.indexOf('|'))}`;
+    case 'thing-group':
+      // A group's parent changed, or the group went: what its things inherit changed.
+      return `thing-group:${key}`;
+    case 'thing-group-member':
+      // key `group|thing`, ref thing: the thing joined or left a group.
+      return ref === null ? undefined : `thing:${ref}`;
+    case 'thing-group-policy':
+      // key `group|policy`: a policy attached to or detached from the group.
+      return `thing-group:${key.slice(0, key.indexOf('|'))}`;
     default:
       return undefined;
   }

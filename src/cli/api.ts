@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { IotdrError } from '../common/index.js';
 import type { LoadedConfig, RegionConfig } from '../config/index.js';
-import { adminTokenPath, apiUrlOf } from '../config/index.js';
+import { adminTokenPath, apiUrlOf, caCertPath } from '../config/index.js';
 import { ApiClient } from '../http/index.js';
 
 /** The admin token of the state directory the regions use. */
@@ -18,9 +18,19 @@ export async function adminToken(loaded: LoadedConfig): Promise<string> {
   }
 }
 
-/** A region's API with the admin token. */
+/** The platform's CA (PEM), which the APIs' certificates chain to; undefined before the first start. */
+export async function platformCa(loaded: LoadedConfig): Promise<string | undefined> {
+  return readFile(caCertPath(loaded.stateDir), 'utf8').catch(() => undefined);
+}
+
+/** A region's API with the admin token, its HTTPS verified against the platform's CA. */
 export async function apiOf(loaded: LoadedConfig, region: RegionConfig): Promise<ApiClient> {
-  return new ApiClient(region.name, apiUrlOf(region), await adminToken(loaded));
+  return new ApiClient(
+    region.name,
+    apiUrlOf(loaded.config, region),
+    await adminToken(loaded),
+    await platformCa(loaded),
+  );
 }
 
 /** Rows as aligned columns, two spaces apart; the first row is the header. */

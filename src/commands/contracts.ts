@@ -17,10 +17,14 @@ const thingParams = z.object({ thing: thingNameSchema }).strict();
 const uuidParams = z.object({ id: z.uuid() }).strict();
 
 const commandSchema = commandDocSchema.extend({ version: z.number().int() }).meta({ id: 'Command' });
-const submittedJobSchema = onboardingJobDocSchema.extend({ version: z.number().int() });
+const submittedJobSchema = onboardingJobDocSchema.omit({ owner: true }).extend({ version: z.number().int() });
 const jobSchema = submittedJobSchema
   .extend({
-    keysAvailable: z.boolean().describe('private keys made by iotdr wait here, to be fetched once'),
+    keysAvailable: z
+      .boolean()
+      .describe(
+        'private keys made by iotdr wait here for this token (the one that submitted the job), to be fetched once',
+      ),
   })
   .meta({ id: 'OnboardingJob' });
 const deviceSchema = z
@@ -170,7 +174,7 @@ export const CNC_ROUTES = {
     url: '/v1/onboarding-jobs/:id/keys',
     tags: TAGS,
     description:
-      'The private keys iotdr made for the job’s devices, with their certificates, by thing name: handed out once, by the region that ran the job, after it finished (410 afterwards).',
+      'The private keys iotdr made for the job’s devices, with their certificates, by thing name: handed out once, to the token that submitted the job (404 for another), by the region that ran the job, after it finished (410 afterwards, and once they expired unfetched).',
     params: uuidParams,
     responses: {
       200: z.object({

@@ -50,6 +50,11 @@ export const commandDocSchema = z
     /** The region that accepted the command, and the token name that sent it. */
     region: regionName,
     createdBy: z.string().min(1).max(128),
+    /**
+     * The submitting token's id (`name:<name>` for a static token): a scoped token sees only the jobs
+     * it submitted. Absent on jobs recorded before it was kept; no scoped token sees those.
+     */
+    owner: z.string().min(1).max(140).optional(),
     createdAt: iso,
     /** The device must answer before this; then the command is timed-out. */
     deadlineAt: iso,
@@ -112,6 +117,11 @@ export const onboardingJobDocSchema = z
     template: z.string().min(1).max(128),
     region: regionName,
     createdBy: z.string().min(1).max(128),
+    /**
+     * The submitting token's id (`name:<name>` for a static token): a scoped token sees only the jobs
+     * it submitted. Absent on jobs recorded before it was kept; no scoped token sees those.
+     */
+    owner: z.string().min(1).max(140).optional(),
     createdAt: iso,
     updatedAt: iso,
     finishedAt: iso.nullable(),
@@ -122,6 +132,8 @@ export const onboardingJobDocSchema = z
     /** Lines refused by validation with `partial` (not onboarded), as `line: field: message`. */
     rejected: z.array(z.string().max(500)).max(MAX_JOB_DEVICES),
     results: z.array(jobResultSchema).max(MAX_JOB_DEVICES),
+    /** When the private keys iotdr made were dropped, not fetched within their TTL (absent otherwise). */
+    keysExpiredAt: iso.optional(),
   })
   .strict();
 export type OnboardingJobDoc = z.infer<typeof onboardingJobDocSchema>;

@@ -28,7 +28,8 @@ export const CNC_ERRORS = {
   },
   IOTDR_CNC_OUT_OF_SCOPE: {
     status: 403,
-    meaning: "a scoped console token may not do this operation, or not on this device's groups",
+    meaning:
+      "a scoped console token may not do this operation, not on this device's groups, or not with this template",
   },
   IOTDR_CNC_COMMAND_FINISHED: { status: 409, meaning: 'the command already reached a final state' },
   IOTDR_CNC_INVALID_DEVICE_LIST: {
@@ -42,6 +43,15 @@ export const CNC_ERRORS = {
   IOTDR_CNC_KEYS_GONE: {
     status: 410,
     meaning: "an onboarding job's private keys are no longer here to hand out",
+  },
+  IOTDR_CNC_KEYS_EXPIRED: {
+    status: 410,
+    meaning: "an onboarding job's private keys were not fetched within their TTL and were dropped",
+  },
+  IOTDR_CNC_KEYS_NOT_FOUND: {
+    status: 404,
+    meaning:
+      'no keys of this onboarding job for this token: only the token that submitted the job fetches them',
   },
 } as const satisfies ErrorCatalogue;
 
@@ -155,6 +165,28 @@ export class KeysGoneError extends IotdrError {
       'IOTDR_CNC_KEYS_GONE',
       'no keys to hand out: they were fetched already, the devices sent CSRs, or another region ran the job',
       { status: 410, details: { jobId } },
+    );
+  }
+}
+
+/** The keys of an onboarding job were not fetched within their TTL: dropped from memory. */
+export class KeysExpiredError extends IotdrError {
+  constructor(jobId: string, expiredAt: string) {
+    super(
+      'IOTDR_CNC_KEYS_EXPIRED',
+      `the keys were not fetched in time and were dropped at ${expiredAt}; the devices need new certificates (decommission and onboard them again)`,
+      { status: 410, details: { jobId, expiredAt } },
+    );
+  }
+}
+
+/** Another token asks for an onboarding job's keys: they are handed only to the job's submitter. */
+export class KeysNotFoundError extends NotFoundError {
+  constructor(jobId: string) {
+    super(
+      'IOTDR_CNC_KEYS_NOT_FOUND',
+      'no keys of this job for this token: only the token that submitted the job fetches them',
+      { jobId },
     );
   }
 }

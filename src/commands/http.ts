@@ -12,10 +12,22 @@ import type { RegistryService } from '../registry/index.js';
 import type { CommandService } from './commands.js';
 import { CNC_ROUTES } from './contracts.js';
 import { decommissionDevice, onboardDevice, resumeDevice, suspendDevice } from './devices.js';
-import { InvalidDeviceListError, JobRunningError, KeysGoneError, UnknownDeviceError } from './errors.js';
+import {
+  InvalidDeviceListError,
+  JobRunningError,
+  KeysExpiredError,
+  KeysGoneError,
+  UnknownDeviceError,
+} from './errors.js';
 import type { IdempotencyStore } from './idempotency.js';
-import { type JobService, jobInputFromCsv, jobInputFromJson, validateJob } from './jobs.js';
-import { requireDeviceInScope, requireGroupsInScope, requireOperation } from './scope.js';
+import { type JobService, jobInputFromCsv, jobInputFromJson, publicJob, validateJob } from './jobs.js';
+import {
+  requireDeviceInScope,
+  requireGroupsInScope,
+  requireJobInScope,
+  requireOperation,
+  requireTemplateInScope,
+} from './scope.js';
 
 const cnc = (roles: typeof READ) => ({ roles, scoped: true });
 /** Largest CSV body, bytes (10,000 devices with CSRs fit). */
@@ -23,6 +35,12 @@ export const MAX_BULK_BODY_BYTES = 32 * 1024 * 1024;
 
 function who(request: FastifyRequest): string {
   return request.principal?.name ?? 'unknown';
+}
+
+/** The token a job's keys are kept for: its id (names are not unique), its name for a static token. */
+function owner(request: FastifyRequest): string {
+  const principal = request.principal;
+  return principal?.tokenId ?? `name:${principal?.name ?? 'unknown'}`;
 }
 
 export interface CncRoutesOptions {
@@ -48,6 +66,7 @@ export function cncRoutes(options: CncRoutesOptions) {
       config: cnc(WRITE),
       handler: async (req, reply) => {
         requireOperation(req.principal, 'onboard');
+        requireTemplateInScope(req.principal, req.body.template);
         requireGroupsInScope(req.principal, req.body.groups);
         return idempotency.run(req, reply, async () => ({
           status: 201,
@@ -165,6 +184,7 @@ export function cncRoutes(options: CncRoutesOptions) {
         requireOperation(req.principal, 'onboard');
         const csv = (req.headers['content-type'] ?? '').startsWith('text/csv');
         const input = csv ? jobInputFromCsv(String(req.body ?? ''), req.query) : jobInputFromJson(req.body);
+        requireTemplateInScope(req.principal, input.template);
         if (!csv && (req.query.template !== undefined || req.query.groups !== undefined))
           throw new ValidationError('with a JSON body, say template and groups in the body', [
             { path: 'querystring', message: 'template and groups go in the JSON body' },
@@ -187,7 +207,7 @@ export function cncRoutes(options: CncRoutesOptions) {
               'no valid device in the list',
               validated.rejected.slice(0, 1000),
             );
-          return { status: 202, body: await jobs.submit(validated, who(req)) };
+          return { status: 202, body: publicJob(await jobs.submit(validated, who(req), owner(req))) };
         });
       },
     });
@@ -197,8 +217,10 @@ export function cncRoutes(options: CncRoutesOptions) {
       config: cnc(READ),
       handler: async (req) => {
         requireOperation(req.principal, 'read');
+        await jobs.expireKeys();
         const job = await jobs.get(req.params.id);
-        return { ...job, keysAvailable: jobs.hasKeys(job.jobId) };
+        requireJobInScope(req.principal, job, owner(req));
+        return { ...publicJob(job), keysAvailable: jobs.hasKeys(job.jobId, owner(req)) };
       },
     });
 
@@ -207,10 +229,15 @@ export function cncRoutes(options: CncRoutesOptions) {
       config: cnc(WRITE),
       handler: async (req) => {
         requireOperation(req.principal, 'onboard');
+        await jobs.expireKeys();
         const job = await jobs.get(req.params.id);
+        requireJobInScope(req.principal, job, owner(req));
         if (job.state === 'running') throw new JobRunningError(job.jobId);
-        const keys = jobs.takeKeys(job.jobId);
-        if (!keys) throw new KeysGoneError(job.jobId);
+        const keys = jobs.takeKeys(job.jobId, owner(req));
+        if (!keys)
+          throw job.keysExpiredAt
+            ? new KeysExpiredError(job.jobId, job.keysExpiredAt)
+            : new KeysGoneError(job.jobId);
         return { jobId: job.jobId, keys };
       },
     });

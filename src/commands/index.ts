@@ -52,7 +52,9 @@ export {
   IdempotencyMismatchError,
   InvalidDeviceListError,
   JobRunningError,
+  KeysExpiredError,
   KeysGoneError,
+  KeysNotFoundError,
   ScopeError,
   UnknownCommandError,
   UnknownDeviceError,
@@ -62,5 +64,15 @@ export {
 } from './errors.js';
 export { cncRoutes, MAX_BULK_BODY_BYTES } from './http.js';
 export { IDEMPOTENCY_HEADER, IDEMPOTENCY_TTL_MS, IdempotencyStore } from './idempotency.js';
-export { JOB_CONCURRENCY, JOB_RETENTION_MS, type Job, type JobKey, JobService, validateJob } from './jobs.js';
+export {
+  JOB_CONCURRENCY,
+  JOB_KEYS_TTL_MS,
+  JOB_RETENTION_MS,
+  type Job,
+  type JobKey,
+  JobService,
+  type JobServiceOptions,
+  validateJob,
+} from './jobs.js';
+export { requireTemplateInScope } from './scope.js';
 export { CncServer, type CncServerOptions, cncCheckpoint } from './server.js';

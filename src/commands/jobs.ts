@@ -3,7 +3,8 @@
  * bad line and field reported; nothing onboarded from a list that fails, unless `partial`), then
  * onboarded by a background job whose progress and per-device results are a registry entity (so
  * they replicate and any region can show them). Private keys iotdr makes are kept in memory only,
- * handed out once through GET /v1/onboarding-jobs/{id}/keys.
+ * handed out once through POST /v1/onboarding-jobs/{id}/keys, to the token that submitted the
+ * job, and dropped when not fetched within their TTL.
  */
 import { z } from 'zod';
 import {
@@ -30,7 +31,7 @@ import {
   type OnboardingJobDoc,
   onboardingJobDocSchema,
 } from './documents.js';
-import { UnknownJobError } from './errors.js';
+import { KeysNotFoundError, UnknownJobError } from './errors.js';
 import { pruneEntities } from './prune.js';
 
 /** Devices onboarded at once by a job. */
@@ -40,6 +41,10 @@ export const JOB_PROGRESS_EVERY_MS = 250;
 /** How long a finished job (its report) is kept, ms. */
 export const JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
 const JOB_PRUNE_MS = 3600 * 1000;
+/** How long the private keys of a finished job wait to be fetched, ms. Default 1 hour. */
+export const JOB_KEYS_TTL_MS = 3600 * 1000;
+/** Most time between two looks for keys past their TTL, ms. */
+const KEYS_SWEEP_MS = 60 * 1000;
 
 const CSV_COLUMNS = ['thingName', 'groups', 'csr', 'attributes', 'thingTypeName'] as const;
 
@@ -229,6 +234,12 @@ function lineOf(path: string): number {
 
 export type Job = OnboardingJobDoc & { version: number };
 
+/** A job as the API shows it: without the token that owns it (a token id is for its holder and admins). */
+export function publicJob(job: Job): Omit<Job, 'owner'> {
+  const { owner: _owner, ...rest } = job;
+  return rest;
+}
+
 /** What a device whose key iotdr made needs to connect, handed out once. */
 export interface JobKey {
   certificateId: string;
@@ -241,6 +252,17 @@ export interface JobServiceOptions {
   logger?: Logger;
   clock?: Clock;
   concurrency?: number;
+  /** How long a finished job's keys wait to be fetched, ms. Default JOB_KEYS_TTL_MS (1 hour). */
+  keysTtlMs?: number;
+}
+
+/** Keys iotdr made for a job's devices, waiting for the token that submitted the job. */
+interface WaitingKeys {
+  /** Who may fetch them: the submitting token's id (its name for a token with no id). */
+  readonly owner: string;
+  readonly keys: Map<string, JobKey>;
+  /** ms epoch; not fetched by then, they are dropped. */
+  readonly expiresAt: number;
 }
 
 export class JobService {
@@ -248,17 +270,20 @@ export class JobService {
   readonly #logger: Logger | undefined;
   readonly #clock: Clock;
   readonly #concurrency: number;
-  /** Keys iotdr made for a job's devices (with their certificates), until fetched once. */
-  readonly #keys = new Map<string, Map<string, JobKey>>();
+  readonly #keysTtlMs: number;
+  /** Keys iotdr made for a job's devices (with their certificates), until fetched once or expired. */
+  readonly #keys = new Map<string, WaitingKeys>();
   readonly #running = new Map<string, Promise<void>>();
   #stopping = false;
   #pruneTimer: NodeJS.Timeout | undefined;
+  #keysTimer: NodeJS.Timeout | undefined;
 
   constructor(options: JobServiceOptions) {
     this.#service = options.service;
     this.#logger = options.logger;
     this.#clock = options.clock ?? systemClock;
     this.#concurrency = options.concurrency ?? JOB_CONCURRENCY;
+    this.#keysTtlMs = options.keysTtlMs ?? JOB_KEYS_TTL_MS;
   }
 
   /** Deletes this region's jobs finished more than JOB_RETENTION_MS ago. */
@@ -281,6 +306,13 @@ export class JobService {
       this.prune().catch((error) => this.#logger?.warn({ err: error }, 'cannot prune finished jobs'));
     }, JOB_PRUNE_MS);
     this.#pruneTimer.unref();
+    this.#keysTimer = setInterval(
+      () => {
+        this.expireKeys().catch((error) => this.#logger?.warn({ err: error }, 'cannot expire job keys'));
+      },
+      Math.max(1000, Math.min(this.#keysTtlMs, KEYS_SWEEP_MS)),
+    );
+    this.#keysTimer.unref();
     let after: string | undefined;
     for (;;) {
       const page = await this.#service.store.list(CNC_KIND.onboardingJob, {
@@ -311,12 +343,17 @@ export class JobService {
   async stop(): Promise<void> {
     if (this.#pruneTimer) clearInterval(this.#pruneTimer);
     this.#pruneTimer = undefined;
+    if (this.#keysTimer) clearInterval(this.#keysTimer);
+    this.#keysTimer = undefined;
     this.#stopping = true;
     await Promise.allSettled([...this.#running.values()]);
   }
 
-  /** Records the job and starts it; resolves with the job as recorded (state running). */
-  async submit(validated: ValidatedJob, createdBy: string): Promise<Job> {
+  /**
+   * Records the job and starts it; resolves with the job as recorded (state running). `owner` (the
+   * submitting token's id) is the only one who may fetch the keys iotdr makes.
+   */
+  async submit(validated: ValidatedJob, createdBy: string, owner: string): Promise<Job> {
     const now = this.#iso();
     const doc: OnboardingJobDoc = {
       jobId: uuidv7(this.#clock.now()),
@@ -324,6 +361,7 @@ export class JobService {
       template: validated.template,
       region: this.#service.region,
       createdBy,
+      owner,
       createdAt: now,
       updatedAt: now,
       finishedAt: null,
@@ -335,7 +373,7 @@ export class JobService {
       results: [],
     };
     const version = await this.#write(doc);
-    const run = this.#run(doc, validated.accepted).catch((error) =>
+    const run = this.#run(doc, validated.accepted, owner).catch((error) =>
       this.#logger?.error({ err: error, jobId: doc.jobId }, 'onboarding job failed'),
     );
     this.#running.set(doc.jobId, run);
@@ -350,20 +388,57 @@ export class JobService {
     return { ...parsed.data, version: record.version };
   }
 
-  /** The private keys iotdr made for the job's devices, once; undefined when there are none (left). */
-  takeKeys(jobId: string): Record<string, JobKey> | undefined {
-    const keys = this.#keys.get(jobId);
-    if (!keys) return undefined;
+  /**
+   * The private keys iotdr made for the job's devices, once, to their owner; undefined when there
+   * are none (left). Another token is told there are none for it (KeysNotFoundError, 404).
+   */
+  takeKeys(jobId: string, owner: string): Record<string, JobKey> | undefined {
+    const waiting = this.#waiting(jobId);
+    if (!waiting) return undefined;
+    if (waiting.owner !== owner) throw new KeysNotFoundError(jobId);
     this.#keys.delete(jobId);
-    return Object.fromEntries(keys);
+    return Object.fromEntries(waiting.keys);
   }
 
-  /** Whether the job's keys are still waiting to be fetched here. */
-  hasKeys(jobId: string): boolean {
-    return this.#keys.has(jobId);
+  /** Whether the job's keys are still waiting here for `owner` to fetch them. */
+  hasKeys(jobId: string, owner: string): boolean {
+    return this.#waiting(jobId)?.owner === owner;
   }
 
-  async #run(initial: OnboardingJobDoc, rows: ValidatedJob['accepted']): Promise<void> {
+  /**
+   * Drops the keys not fetched within their TTL and records on each job when they expired (its
+   * `keysExpiredAt`, which replicates). Runs at least once a minute; reads run it first too.
+   */
+  async expireKeys(): Promise<number> {
+    const now = this.#clock.now();
+    let expired = 0;
+    for (const [jobId, waiting] of [...this.#keys]) {
+      // A job still writing its final state is left to the next pass: this write would undo it.
+      if (waiting.expiresAt > now || this.#keys.get(jobId) !== waiting || this.#running.has(jobId)) continue;
+      this.#keys.delete(jobId);
+      expired++;
+      this.#logger?.info(
+        { jobId, devices: waiting.keys.size },
+        'onboarding keys not fetched in time: dropped',
+      );
+      try {
+        const { version: _version, ...job } = await this.get(jobId);
+        await this.#write({ ...job, keysExpiredAt: new Date(now).toISOString(), updatedAt: this.#iso() });
+      } catch (error) {
+        // The keys are gone either way; the job (pruned meanwhile?) just does not say so.
+        this.#logger?.warn({ err: error, jobId }, 'cannot record that the job keys expired');
+      }
+    }
+    return expired;
+  }
+
+  /** The keys waiting for the job, unless their TTL passed (they go at the next expireKeys). */
+  #waiting(jobId: string): WaitingKeys | undefined {
+    const waiting = this.#keys.get(jobId);
+    return waiting && waiting.expiresAt > this.#clock.now() ? waiting : undefined;
+  }
+
+  async #run(initial: OnboardingJobDoc, rows: ValidatedJob['accepted'], owner: string): Promise<void> {
     const job = { ...initial, results: [] as JobResult[] };
     const keys = new Map<string, JobKey>();
     let next = 0;
@@ -415,9 +490,8 @@ export class JobService {
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, rows.length) }, worker));
     await writing;
     job.results.sort((a, b) => a.line - b.line);
-    if (keys.size > 0) this.#keys.set(job.jobId, keys);
     const interrupted = job.done < job.total;
-    await this.#write({
+    const finished = this.#write({
       ...job,
       state:
         interrupted || (job.succeeded === 0 && job.total > 0)
@@ -431,6 +505,10 @@ export class JobService {
       finishedAt: this.#iso(),
       updatedAt: this.#iso(),
     });
+    // Set before the final write resolves: once a reader sees the job finished, its keys are here.
+    if (keys.size > 0)
+      this.#keys.set(job.jobId, { owner, keys, expiresAt: this.#clock.now() + this.#keysTtlMs });
+    await finished;
     this.#logger?.info(
       { jobId: job.jobId, total: job.total, succeeded: job.succeeded, failed: job.failed },
       'onboarding job finished',

@@ -29,6 +29,8 @@ export interface CncServerOptions {
   bodyLimit?: number;
   metrics?: Registry;
   clock?: Clock;
+  /** How long a finished onboarding job's private keys wait to be fetched, ms. Default 1 hour (JOB_KEYS_TTL_MS). */
+  keysTtlMs?: number;
 }
 
 export class CncServer {
@@ -54,6 +56,7 @@ export class CncServer {
       service: options.service,
       logger: logger.child({ component: 'jobs' }),
       ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.keysTtlMs === undefined ? {} : { keysTtlMs: options.keysTtlMs }),
     });
     this.idempotency = new IdempotencyStore({
       service: options.service,

@@ -43,6 +43,16 @@ function addressKey(address: string): string {
   return address.toLowerCase();
 }
 
+/** 127.0.0.0/8, ::1 (any spelling), IPv4-mapped loopback, or localhost. */
+export function isLoopback(address: string): boolean {
+  if (address.toLowerCase() === 'localhost') return true;
+  const kind = isIP(address);
+  if (kind === 4) return address.startsWith('127.');
+  if (kind !== 6) return false;
+  const canonical = addressKey(address);
+  return canonical === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(canonical);
+}
+
 export function crossFieldIssues(config: unknown): CrossIssue[] {
   const issues: CrossIssue[] = [];
   const zone = field(config, 'zone');
@@ -212,6 +222,36 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
         path,
         message: `${address}:${port} is already used by ${first.join('.')}; each listener needs its own address and port`,
       });
+  }
+
+  const tokensFrom = field(config, 'replication', 'tokensFrom');
+  if (Array.isArray(tokensFrom))
+    tokensFrom.forEach((name, i) => {
+      if (typeof name === 'string' && !names.has(name))
+        issues.push({
+          path: ['replication', 'tokensFrom', i],
+          message: `"${name}" is not a configured region; known: ${[...names.keys()].join(', ')}`,
+        });
+    });
+
+  // Plain HTTP between processes carries tokens in clear: only where no network can see it.
+  if (field(config, 'links', 'mode') === 'plain-loopback') {
+    const addresses: { path: Path; address: unknown }[] = [
+      { path: ['control', 'address'], address: field(config, 'control', 'address') },
+      { path: ['analytics', 'address'], address: field(config, 'analytics', 'address') },
+      ...list.map((region, i) => ({ path: ['regions', i, 'address'], address: field(region, 'address') })),
+      ...(Array.isArray(servers) ? servers : []).map((server, i) => ({
+        path: ['dns', 'servers', i, 'address'],
+        address: field(server, 'address'),
+      })),
+    ];
+    for (const { path, address } of addresses) {
+      if (typeof address !== 'string' || isLoopback(address)) continue;
+      issues.push({
+        path,
+        message: `${address} is not a loopback address; links.mode plain-loopback is a development switch for one machine (127.0.0.0/8, ::1, localhost): use links.mode mutual-tls`,
+      });
+    }
   }
 
   if (field(config, 'dns', 'provider') === 'powerdns' && field(config, 'dns', 'powerdns') === undefined) {

@@ -29,7 +29,19 @@ export const DEFAULT_CONTROL_PORT = 8080;
 export const FLEET_LIMITS = {
   /** Bytes: 1 KiB to 64 MiB. */
   'api.bodyLimit': { min: 1024, max: 64 * 1024 * 1024 },
+  /** Days: a site certificate lives at most as long as a server certificate may (CA/Browser Forum). */
+  'links.certificateDays': { min: 2, max: 397 },
+  /** Days before its end that a site certificate is renewed at a process's start. */
+  'links.renewBeforeDays': { min: 1, max: 365 },
 } as const satisfies Record<string, Range>;
+
+/** How the platform's processes talk to one another (docs/security.md). */
+export const LINK_MODES = ['mutual-tls', 'plain-loopback'] as const;
+export type LinkMode = (typeof LINK_MODES)[number];
+/** Mutual TLS with site certificates; plain HTTP is a development switch, for loopback addresses only. */
+export const DEFAULT_LINK_MODE: LinkMode = 'mutual-tls';
+export const DEFAULT_SITE_CERTIFICATE_DAYS = 90;
+export const DEFAULT_SITE_RENEW_BEFORE_DAYS = 30;
 
 export const zoneSchema = matching(
   DNS_NAME_PATTERN,
@@ -44,6 +56,16 @@ export const namesSection = section({
 export const controlSection = section(listener(DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_PORT)).prefault({});
 
 export const loggingSection = section({ level: oneOf(LOG_LEVELS).default(DEFAULT_LOG_LEVEL) }).prefault({});
+
+export const linksSection = section({
+  mode: oneOf(LINK_MODES).default(DEFAULT_LINK_MODE),
+  certificateDays: integerWithin(FLEET_LIMITS['links.certificateDays'], 'days').default(
+    DEFAULT_SITE_CERTIFICATE_DAYS,
+  ),
+  renewBeforeDays: integerWithin(FLEET_LIMITS['links.renewBeforeDays'], 'days').default(
+    DEFAULT_SITE_RENEW_BEFORE_DAYS,
+  ),
+}).prefault({});
 
 /** Largest HTTP request body the APIs accept, in bytes: the HTTP toolkit's own default (1 MiB). */
 export const apiSection = section({

@@ -18,19 +18,27 @@ export type { RuleActionConfig, RuleConfig } from '../rules/index.js';
 export {
   DEFAULT_CONTROL_ADDRESS,
   DEFAULT_CONTROL_PORT,
+  DEFAULT_LINK_MODE,
+  DEFAULT_SITE_CERTIFICATE_DAYS,
+  DEFAULT_SITE_RENEW_BEFORE_DAYS,
   DEFAULT_ZONE,
   FLEET_LIMITS,
+  LINK_MODES,
+  type LinkMode,
 } from './fleet.js';
 export {
   adminTokenPath,
   analyticsTokenPath,
+  analyticsUrlOf,
   apiUrlOf,
   caCertPath,
   checkerTokenPath,
   controlUrlOf,
   dnsTokenPath,
+  linkScheme,
   nameServerStatePath,
   replicatorTokenPath,
+  siteCertificatePaths,
   tlsTicketSecretPath,
 } from './layout.js';
 export type { LoadConfigOptions, LoadedConfig } from './load.js';

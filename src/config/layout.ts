@@ -5,6 +5,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { baseUrl } from '../common/index.js';
+import type { SiteId } from '../pki/index.js';
 import type { RegionConfig } from './region-schema.js';
 import type { IotdrConfig } from './schema.js';
 import { SECRETS_DIR } from './secrets.js';
@@ -54,12 +55,28 @@ export function nameServerStatePath(stateDir: string, name: string): string {
   return join(stateDir, 'dns', `${name}.decision.json`);
 }
 
+/** Where a site keeps its certificate (PEM, 0644) and key (0600): `<state>/pki/sites/<kind>-<name>.pem`. */
+export function siteCertificatePaths(stateDir: string, site: SiteId): { cert: string; key: string } {
+  const base = join(stateDir, 'pki', 'sites', `${site.kind}-${site.name}`);
+  return { cert: `${base}.pem`, key: `${base}.key` };
+}
+
+/** `https` when the processes' links are mutual TLS (the default), `http` on the loopback switch. */
+export function linkScheme(config: IotdrConfig): 'http' | 'https' {
+  return config.links.mode === 'mutual-tls' ? 'https' : 'http';
+}
+
 /** A region's API base URL from its configuration. */
-export function apiUrlOf(region: RegionConfig): string {
-  return baseUrl(region.address, region.api.port);
+export function apiUrlOf(config: IotdrConfig, region: RegionConfig): string {
+  return baseUrl(region.address, region.api.port, linkScheme(config));
 }
 
 /** The control API's URL from the configuration. */
 export function controlUrlOf(config: IotdrConfig): string {
-  return baseUrl(config.control.address, config.control.port);
+  return baseUrl(config.control.address, config.control.port, linkScheme(config));
+}
+
+/** The analytics API's URL from the configuration. */
+export function analyticsUrlOf(config: IotdrConfig): string {
+  return baseUrl(config.analytics.address, config.analytics.port, linkScheme(config));
 }

@@ -13,9 +13,17 @@ import { type EventsConfig, eventsSection } from '../events/index.js';
 import { type FailoverConfig, failoverSection } from '../failover/index.js';
 import { type HealthConfig, healthSection } from '../health/index.js';
 import { type ReplicationConfig, replicationSection } from '../replication/index.js';
-import { type RuleConfig, rulesSection } from '../rules/index.js';
+import { type RuleConfig, type RuleHttpConfig, ruleHttpSection, rulesSection } from '../rules/index.js';
 import { crossFieldIssues } from './cross-field.js';
-import { apiSection, controlSection, loggingSection, namesSection, zoneSchema } from './fleet.js';
+import {
+  apiSection,
+  controlSection,
+  type LinkMode,
+  linksSection,
+  loggingSection,
+  namesSection,
+  zoneSchema,
+} from './fleet.js';
 import { type RegionConfig, regionsSchema } from './region-schema.js';
 import { type SupervisionConfig, supervisionSection } from './supervision.js';
 
@@ -28,6 +36,12 @@ export interface IotdrConfig {
   readonly analytics: AnalyticsConfig;
   readonly logging: { readonly level: LogLevel };
   readonly api: { readonly bodyLimit: number };
+  /** How processes talk to one another: mutual TLS with site certificates, or plain loopback HTTP. */
+  readonly links: {
+    readonly mode: LinkMode;
+    readonly certificateDays: number;
+    readonly renewBeforeDays: number;
+  };
   readonly regions: readonly RegionConfig[];
   readonly replication: ReplicationConfig;
   readonly broker: BrokerConfig;
@@ -35,6 +49,8 @@ export interface IotdrConfig {
   readonly health: HealthConfig;
   /** Region-local topic rules, in every region; rules made over the API replicate instead. */
   readonly rules: readonly RuleConfig[];
+  /** Where the rules' HTTP actions may connect besides globally reachable addresses. */
+  readonly ruleHttp: RuleHttpConfig;
   readonly failover: FailoverConfig;
   readonly supervision: SupervisionConfig;
 }
@@ -47,12 +63,14 @@ const rootShape = {
   analytics: analyticsSection,
   logging: loggingSection,
   api: apiSection,
+  links: linksSection,
   regions: regionsSchema,
   replication: replicationSection,
   broker: brokerSection,
   events: eventsSection,
   health: healthSection,
   rules: rulesSection,
+  ruleHttp: ruleHttpSection,
   failover: failoverSection,
   supervision: supervisionSection,
 };

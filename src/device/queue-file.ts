@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock, Timers } from '../common/index.js';
@@ -24,6 +24,41 @@ export interface PendingInsert {
 }
 
 type Row = { seq: number; message_id: string; topic: string; payload: Buffer };
+
+/** POSIX modes mean nothing on Windows, where access is governed by ACLs. */
+const POSIX = process.platform !== 'win32';
+/** The queue holds what the device sends (readings, commands' replies): its owner's alone. */
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+/** SQLite's companions of a WAL database: the log and its shared-memory index. */
+const COMPANIONS = ['-wal', '-shm', '-journal'];
+
+/**
+ * Makes the queue's directory (0700, each level it creates; an existing one keeps its mode: it may
+ * be the user's own) and its file (0600), whatever the process umask. SQLite creates the file 0644
+ * less the umask, but gives its -wal, -shm and -journal the mode of the database, so they are 0600
+ * too; ones left by an older version are set to 0600 here.
+ */
+function preparePrivateFile(path: string): void {
+  const dir = dirname(path);
+  const created = mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+  if (POSIX && created !== undefined) {
+    // mkdir's mode is filtered by the umask: set it outright on every level made.
+    for (let level = dir; ; level = dirname(level)) {
+      chmodSync(level, DIR_MODE);
+      if (level === created || dirname(level) === level) break;
+    }
+  }
+  if (!POSIX) return;
+  const fd = openSync(path, 'a', FILE_MODE);
+  try {
+    fchmodSync(fd, FILE_MODE);
+  } finally {
+    closeSync(fd);
+  }
+  for (const suffix of COMPANIONS)
+    if (existsSync(`${path}${suffix}`)) chmodSync(`${path}${suffix}`, FILE_MODE);
+}
 
 /** How a file is written; the first device to open it sets them, the others must ask the same. */
 export interface QueueFileSettings {
@@ -61,7 +96,7 @@ export class QueueFile {
   constructor(path: string, settings: QueueFileSettings) {
     this.path = path;
     this.settings = settings;
-    mkdirSync(dirname(path), { recursive: true });
+    preparePrivateFile(path);
     const db = new Database(path);
     try {
       db.pragma('journal_mode = WAL');

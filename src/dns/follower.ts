@@ -6,6 +6,7 @@
  * one. A decision with a lower epoch than the one served is refused (fencing), and reported.
  */
 import { readFile } from 'node:fs/promises';
+import type { Agent } from 'node:https';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 import {
@@ -54,8 +55,10 @@ export interface DnsFollowerOptions {
   readonly name: string;
   /** Base URL of `iotdr control`. */
   readonly controlUrl: string;
-  /** A bearer token with the reader role (or more) on the control API. */
-  readonly token: string;
+  /** A bearer token with the reader role (or more) on the control API, on plain loopback links. */
+  readonly token?: string;
+  /** The name server's site agent (mutual TLS): control knows it by its certificate. */
+  readonly agent?: Agent;
   /** Where decisions go: the built-in engine this process serves. */
   readonly provider: DnsProvider;
   /** The file that keeps the last decision across restarts (written atomically, mode 0600). */
@@ -91,7 +94,12 @@ export class DnsFollower {
   constructor(options: DnsFollowerOptions) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
-    this.#control = new ApiClient('control', options.controlUrl.replace(/\/+$/, ''), options.token);
+    this.#control = new ApiClient(
+      'control',
+      options.controlUrl.replace(/\/+$/, ''),
+      options.agent === undefined ? options.token : undefined,
+      options.agent,
+    );
     this.#since = this.#clock.now();
     const registers = options.metrics ? [options.metrics] : undefined;
     if (registers) {

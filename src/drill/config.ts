@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { baseUrl } from '../common/index.js';
-import { type IotdrConfig, parseConfig } from '../config/index.js';
+import { type IotdrConfig, linkScheme, parseConfig } from '../config/index.js';
 import { APP_TARGET_PATH } from '../faults/index.js';
 import { ADDRESS_PLACEHOLDER } from '../health/index.js';
 
@@ -39,7 +39,8 @@ export async function drillConfig(options: {
   const [port] = ports;
   if (!given.health.checks.some((c) => c.component === 'app') && ports.size === 1 && port !== undefined) {
     const health = (raw.health as Record<string, unknown> | undefined) ?? {};
-    const url = `${baseUrl(ADDRESS_PLACEHOLDER, port)}${APP_TARGET_PATH}`;
+    // On the region's API, so over HTTPS unless the links are plain.
+    const url = `${baseUrl(ADDRESS_PLACEHOLDER, port, linkScheme(given))}${APP_TARGET_PATH}`;
     raw.health = {
       ...health,
       checks: [

@@ -7,8 +7,8 @@
 import { ANALYTICS_ROUTES } from '../analytics/index.js';
 import { BROKER_ROUTES } from '../broker/index.js';
 import { CNC_ROUTES } from '../commands/index.js';
-import { baseUrl, waitUntil } from '../common/index.js';
-import { controlUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
+import { waitUntil } from '../common/index.js';
+import { analyticsUrlOf, controlUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
 import { FAILOVER_ROUTES, type SwitchTimings } from '../failover/index.js';
 import { type DrillFault, FAULT_ROUTES } from '../faults/index.js';
 import {
@@ -133,14 +133,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   signal?.addEventListener('abort', stopAll, { once: true });
   try {
     const { token, caPem } = await platformCredentials(stateDir);
-    const api = (r: RegionConfig) => regionApis(r, token, caPem).api;
-    const cnc = (r: RegionConfig) => regionApis(r, token, caPem).cnc;
-    const control = new ApiClient('control', controlUrlOf(config), token);
-    const analytics = new ApiClient(
-      'analytics',
-      baseUrl(config.analytics.address, config.analytics.port),
-      token,
-    );
+    const api = (r: RegionConfig) => regionApis(config, r, token, caPem).api;
+    const cnc = (r: RegionConfig) => regionApis(config, r, token, caPem).cnc;
+    const control = new ApiClient('control', controlUrlOf(config), token, caPem);
+    const analytics = new ApiClient('analytics', analyticsUrlOf(config), token, caPem);
 
     await until(
       signal,

@@ -1,3 +1,4 @@
+import { type RawAnswer, sendRequest } from '../http/index.js';
 import type { BusEvent, ReadResult } from './types.js';
 
 export interface ReadEventsOptions {
@@ -13,6 +14,8 @@ export interface ReadEventsOptions {
   onGap?: (gap: { requested: number; firstOffset: number }) => void;
   /** Stop once the log is read to its end instead of waiting for more (default false). */
   untilCaughtUp?: boolean;
+  /** The platform's CA (PEM) to verify the region's HTTPS with (`<state>/pki/ca.pem`). */
+  ca?: string;
 }
 
 /**
@@ -29,18 +32,20 @@ export async function* readEvents(
   const waitMs = options.untilCaughtUp ? 0 : (options.waitMs ?? 20_000);
   while (!options.signal?.aborted) {
     const url = `${baseUrl}/v1/events?from=${from}&limit=${limit}&wait=${waitMs}`;
-    let res: Response;
+    let res: RawAnswer;
     try {
-      res = await fetch(url, {
+      res = await sendRequest(url, {
+        method: 'GET',
         headers: { authorization: `Bearer ${token}` },
-        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.ca === undefined ? {} : { trust: options.ca }),
+        signal: options.signal ?? new AbortController().signal,
       });
     } catch (error) {
       if (options.signal?.aborted) return;
       throw error;
     }
-    const body = (await res.json()) as ReadResult & { code?: string; detail?: string };
-    if (!res.ok) {
+    const body = JSON.parse(res.text) as ReadResult & { code?: string; detail?: string };
+    if (res.status < 200 || res.status >= 300) {
       throw Object.assign(
         new Error(`GET /v1/events: ${res.status} ${body.code ?? ''} ${body.detail ?? ''}`),
         {

@@ -5,10 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { z } from 'zod';
-import type { ErrorCode } from '../common/index.js';
-import { problem, problemAnswers, READ } from '../http/index.js';
-import type { RegistryService } from '../registry/index.js';
+import type { ErrorCode, Timers } from '../common/index.js';
+import { authorizeBearer, bearerToken, problem, problemAnswers, READ } from '../http/index.js';
 import { upgradeRequired } from './errors.js';
+import { StreamGuard, type StreamTokens } from './revocation.js';
 import { MAX_WAIT_MS } from './sqlite.js';
 import type { EventBus } from './types.js';
 
@@ -73,17 +73,32 @@ export const busEventSchema = z
 
 const errors = problemAnswers(400, 401, 403, 503);
 
+export interface EventRoutesOptions {
+  /** How often the token of an open stream is verified again, ms. Default 5000 (DEFAULT_STREAM_RECHECK_MS). */
+  recheckMs?: number;
+  timers?: Timers;
+}
+
 /**
  * The region's event bus over HTTP: a long poll (`GET /v1/events`) and a WebSocket stream
- * (`GET /v1/events/stream`), both for the reader role. The WebSocket upgrade is authenticated
- * before it is accepted, with the same bearer tokens as every other route.
+ * (`GET /v1/events/stream`), both for the reader role, never for a scoped console token. The
+ * WebSocket upgrade is authenticated before it is accepted, as the toolkit's hook decides for the
+ * long poll; an open stream ends (1008) soon after its token is revoked. `service` is the
+ * region's RegistryService.
  */
-export function eventRoutes(bus: EventBus, service: RegistryService) {
+export function eventRoutes(bus: EventBus, service: StreamTokens, options: EventRoutesOptions = {}) {
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();
     const shutdown = new AbortController();
+    const guard = new StreamGuard({
+      tokens: service,
+      roles: READ,
+      ...(options.recheckMs === undefined ? {} : { recheckMs: options.recheckMs }),
+      ...(options.timers ? { timers: options.timers } : {}),
+      onRevoked: (tokenId) => root.log.info({ tokenId }, 'event stream closed: its token was revoked'),
+    });
     app.get(EVENTS_PATH, {
-      config: { roles: READ },
+      config: { roles: READ, sites: ['analytics'] },
       schema: {
         tags: ['events'],
         description:
@@ -121,7 +136,7 @@ export function eventRoutes(bus: EventBus, service: RegistryService) {
     });
     // Without an Upgrade header the request reaches Fastify; with one it goes to onUpgrade below.
     app.get(STREAM_PATH, {
-      config: { roles: READ },
+      config: { roles: READ, sites: ['analytics'] },
       schema: {
         tags: ['events'],
         description: 'WebSocket stream of events (see docs/events.md).',
@@ -140,20 +155,8 @@ export function eventRoutes(bus: EventBus, service: RegistryService) {
       void acceptStream(req, url, socket, head).catch(() => socket.destroy());
     };
     const acceptStream = async (req: IncomingMessage, url: URL, socket: Duplex, head: Buffer) => {
-      const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-      if (!match?.[1]) {
-        return refuse(socket, 401, 'IOTDR_AUTH_REQUIRED', 'send Authorization: Bearer <token>');
-      }
-      const principal = await service.verifyToken(match[1]);
-      if (!principal) return refuse(socket, 401, 'IOTDR_AUTH_INVALID_TOKEN', 'the bearer token is not valid');
-      if (principal.role !== 'admin' && !READ.includes(principal.role)) {
-        return refuse(
-          socket,
-          403,
-          'IOTDR_AUTH_FORBIDDEN',
-          `role '${principal.role}' may not do this; needs ${READ.join(' or ')}`,
-        );
-      }
+      const access = await authorizeBearer(req.headers.authorization, service, { roles: READ });
+      if (!access.ok) return refuse(socket, access.status, access.code, access.detail);
       const query = streamQuery.safeParse(Object.fromEntries(url.searchParams));
       if (!query.success) {
         const issues = query.error.issues.map((i) => ({
@@ -170,13 +173,16 @@ export function eventRoutes(bus: EventBus, service: RegistryService) {
       }
       if (shutdown.signal.aborted)
         return refuse(socket, 503, 'IOTDR_EVENTS_CLOSED', 'the server is stopping');
+      const token = bearerToken(req.headers.authorization) as string;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        guard.add(ws, token, access.principal.tokenId);
         void streamEvents(bus, ws, query.data.from, shutdown.signal);
       });
     };
     root.server.on('upgrade', onUpgrade);
     app.addHook('onClose', async () => {
       root.server.off('upgrade', onUpgrade);
+      guard.close();
       shutdown.abort();
       // Upgraded sockets keep the HTTP server open until they end: close them, and cut off
       // clients that do not answer the close handshake.

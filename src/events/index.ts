@@ -11,12 +11,21 @@ export {
   busEventSchema,
   DEFAULT_READ_LIMIT,
   EVENTS_PATH,
+  type EventRoutesOptions,
   eventRoutes,
   MAX_READ_LIMIT,
   STREAM_HIGH_WATER_BYTES,
   STREAM_PATH,
 } from './http.js';
 export { encodePayload, parseJson, payloadBytes } from './payload.js';
+export {
+  DEFAULT_STREAM_RECHECK_MS,
+  REVOKED_CLOSE_CODE,
+  REVOKED_CLOSE_REASON,
+  StreamGuard,
+  type StreamGuardOptions,
+  type StreamTokens,
+} from './revocation.js';
 export {
   DEFAULT_RETENTION_INTERVAL_MS,
   type Every,

@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import { type Clock, REGION_NAME_PATTERN, systemClock } from '../common/index.js';
 import { HEALTH_ROUTES } from '../health/index.js';
 import { ApiClient, CallError } from '../http/index.js';
@@ -37,6 +38,8 @@ export interface CheckedRegion {
   /** Base URL of the region's API; the checker GETs `${url}/health`. */
   url: string;
   extra?: ExtraHealthUrl[];
+  /** The checker's site agent for this region (mutual TLS; checks the region's certificate). */
+  agent?: Agent;
 }
 
 export interface CheckerOptions {
@@ -109,7 +112,7 @@ export class Checker {
     );
     this.#regions = options.regions.map((r) => {
       const url = r.url.replace(/\/+$/, '');
-      return { ...r, url, api: new ApiClient(r.name, url, undefined) };
+      return { ...r, url, api: new ApiClient(r.name, url, undefined, r.agent) };
     });
     this.#sink = options.sink;
     this.#critical = new Set(options.critical ?? DEFAULT_CHECKER_CRITICAL);

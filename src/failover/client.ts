@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import { ApiClient, CallError } from '../http/index.js';
 import { DEFAULT_CHECK_TIMEOUT_MS } from './config.js';
 import { FAILOVER_ROUTES } from './contracts.js';
@@ -7,8 +8,10 @@ import type { Observation, ObservationSink } from './types.js';
 export interface HttpObservationSinkOptions {
   /** Base URL of the controller (`iotdr control`), e.g. http://127.0.0.10:8080. */
   controlUrl: string;
-  /** Bearer token with the operator (or admin) role. */
-  token: string;
+  /** Bearer token with the operator (or admin) role, on plain loopback links. */
+  token?: string;
+  /** The checker's site agent (mutual TLS): control knows the checker by its certificate. */
+  agent?: Agent;
   /** Time a delivery may take, in ms. Default 1,000. */
   timeoutMs?: number;
 }
@@ -23,7 +26,12 @@ export class HttpObservationSink implements ObservationSink {
   readonly #timeoutMs: number;
 
   constructor(options: HttpObservationSinkOptions) {
-    this.#control = new ApiClient('control', options.controlUrl.replace(/\/+$/, ''), options.token);
+    this.#control = new ApiClient(
+      'control',
+      options.controlUrl.replace(/\/+$/, ''),
+      options.agent === undefined ? options.token : undefined,
+      options.agent,
+    );
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   }
 

@@ -27,6 +27,10 @@ export const FAILOVER_ERRORS = {
     meaning: "the controller's, a checker's or the executor's options do not make sense together",
   },
   IOTDR_FAILOVER_STORE: { meaning: "the controller's state file cannot be opened; control does not start" },
+  IOTDR_FAILOVER_CHECKER_MISMATCH: {
+    status: 403,
+    meaning: "a checker's site certificate reported observations under another checker's id",
+  },
   IOTDR_FAILOVER_OBSERVATIONS_UNDELIVERED: {
     meaning: 'a remote checker could not deliver its observations to the controller',
   },
@@ -119,5 +123,16 @@ export class NoDecisionYetError extends IotdrError {
     super('IOTDR_FAILOVER_NO_DECISION', 'the controller has not announced a decision yet; retry shortly', {
       status: 503,
     });
+  }
+}
+
+/** A checker's certificate names one checker; its report is of another. */
+export class CheckerMismatchError extends IotdrError {
+  constructor(site: string, reported: string) {
+    super(
+      'IOTDR_FAILOVER_CHECKER_MISMATCH',
+      `the certificate of checker ${site} may report its own observations only, not checker ${reported}'s`,
+      { status: 403, details: { site, reported } },
+    );
   }
 }

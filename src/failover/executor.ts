@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import type { Logger } from 'pino';
 import { BROKER_ROUTES } from '../broker/index.js';
 import { type Clock, systemClock } from '../common/index.js';
@@ -25,10 +26,13 @@ export interface RetryPolicy {
 export const DEFAULT_WEBHOOK_RETRY: RetryPolicy = { attempts: 5, baseMs: 200, maxMs: 5000 };
 
 export interface SwitchExecutorOptions {
-  /** Every region and its API URL: notices go to each, the disconnect to the old one. */
-  regions: { name: string; url: string }[];
-  /** Admin token of the regions' APIs (notices need the admin role). */
-  adminToken: string;
+  /**
+   * Every region and its API URL: notices go to each, the disconnect to the old one. Over mutual
+   * TLS each has control's site agent for it (the region knows control by its certificate).
+   */
+  regions: { name: string; url: string; agent?: Agent }[];
+  /** Admin token of the regions' APIs, on plain loopback links (notices need the admin role). */
+  adminToken?: string;
   /** Followers of the decision: the DNS provider. */
   sinks?: DecisionSink[];
   webhooks?: Webhook[];
@@ -67,7 +71,12 @@ export class SwitchExecutor implements SwitchActions {
   constructor(options: SwitchExecutorOptions) {
     this.#regions = options.regions.map((r) => ({
       name: r.name,
-      api: new ApiClient(r.name, r.url.replace(/\/+$/, ''), options.adminToken),
+      api: new ApiClient(
+        r.name,
+        r.url.replace(/\/+$/, ''),
+        r.agent === undefined ? options.adminToken : undefined,
+        r.agent,
+      ),
     }));
     this.#sinks = options.sinks ?? [];
     this.#webhooks = options.webhooks ?? [];

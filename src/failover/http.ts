@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { ADMIN, READ, routeOf, WRITE } from '../http/index.js';
 import { FAILOVER_ROUTES } from './contracts.js';
 import type { FailoverController } from './controller.js';
-import { NoDecisionYetError } from './errors.js';
+import { CheckerMismatchError, NoDecisionYetError } from './errors.js';
 import type { DecisionFeed } from './feed.js';
 import type { Observation } from './types.js';
 
@@ -14,7 +14,7 @@ function who(request: FastifyRequest): string {
 
 /**
  * The controller's routes: state, decision log, routing controls (admin) and the observations of
- * remote checkers (operator). Works in any app that authenticates by `config.roles`: the control
+ * remote checkers (each with its site certificate; an operator token on plain loopback links). Works in any app that authenticates by `config.roles`: the control
  * API or a region API (both built by buildApi).
  */
 export function failoverRoutes(controller: FailoverController) {
@@ -22,12 +22,12 @@ export function failoverRoutes(controller: FailoverController) {
     const app = root.withTypeProvider<ZodTypeProvider>();
     app.route({
       ...routeOf(FAILOVER_ROUTES.state),
-      config: { roles: READ },
+      config: { roles: READ, sites: ['analytics'] },
       handler: async () => controller.state(),
     });
     app.route({
       ...routeOf(FAILOVER_ROUTES.events),
-      config: { roles: READ },
+      config: { roles: READ, sites: ['analytics'] },
       handler: async (req) => {
         const items = controller.events({
           limit: req.query.limit,
@@ -56,8 +56,12 @@ export function failoverRoutes(controller: FailoverController) {
     });
     app.route({
       ...routeOf(FAILOVER_ROUTES.observations),
-      config: { roles: WRITE },
+      // Over mutual TLS a checker reports with its own certificate only, for its own id.
+      config: { sites: ['checker'], linkRoles: WRITE },
       handler: async (req, reply) => {
+        const site = req.principal?.site;
+        if (site !== undefined && site.name !== req.body.checker)
+          throw new CheckerMismatchError(site.name, req.body.checker);
         const now = controller.now();
         const observations: Observation[] = req.body.observations.map((o) => ({
           ...o,
@@ -83,7 +87,7 @@ export function decisionRoutes(feed: DecisionFeed) {
     app.addHook('onClose', async () => shutdown.abort());
     app.route({
       ...routeOf(FAILOVER_ROUTES.decision),
-      config: { roles: READ },
+      config: { roles: READ, sites: ['dns'] },
       handler: async (req, reply) => {
         const gone = new AbortController();
         const abort = () => gone.abort();

@@ -25,4 +25,5 @@ export {
   onboardFleet,
   thingNameOf,
 } from './onboard.js';
+export { ensurePolicy, type PolicyOutcome } from './policy.js';
 export type { DeviceAuth, DeviceRecord, FleetDevice } from './types.js';

@@ -49,22 +49,23 @@ export async function platformCredentials(stateDir: string): Promise<{ token: st
 
 /** A region's API and its command-and-control API, with the admin token. */
 export function regionApis(
+  config: IotdrConfig,
   region: RegionConfig,
   token: string,
   caPem: string,
 ): { api: ApiClient; cnc: ApiClient } {
   const scheme = region.cnc.tls ? 'https' : 'http';
   return {
-    api: new ApiClient(region.name, apiUrlOf(region), token),
+    api: new ApiClient(region.name, apiUrlOf(config, region), token, caPem),
     cnc: new ApiClient(`${region.name} cnc`, baseUrl(region.address, region.cnc.port, scheme), token, caPem),
   };
 }
 
 /** The region control names active; the primary when control does not answer. */
-export async function activeRegion(config: IotdrConfig, token: string): Promise<RegionConfig> {
+export async function activeRegion(config: IotdrConfig, token: string, caPem: string): Promise<RegionConfig> {
   const primary = [...config.regions].sort((a, b) => a.priority - b.priority)[0] as RegionConfig;
   try {
-    const control = new ApiClient('control', controlUrlOf(config), token);
+    const control = new ApiClient('control', controlUrlOf(config), token, caPem);
     const state = await control.request(FAILOVER_ROUTES.state);
     return config.regions.find((r) => r.name === state.activeRegion) ?? primary;
   } catch {
@@ -80,8 +81,8 @@ export function onLoopback(config: IotdrConfig): boolean {
 export async function launchFleet(options: LaunchFleetOptions): Promise<LaunchedFleet> {
   const { config, stateDir } = options;
   const { token, caPem } = await platformCredentials(stateDir);
-  const region = options.region ?? (await activeRegion(config, token));
-  const { api, cnc } = regionApis(region, token, caPem);
+  const region = options.region ?? (await activeRegion(config, token, caPem));
+  const { api, cnc } = regionApis(config, region, token, caPem);
   const devices = await onboardFleet({
     cnc,
     api,

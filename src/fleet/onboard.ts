@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../common/index.js';
 import type { ApiClient } from '../http/index.js';
 import { REGISTRY_ROUTES } from '../registry/index.js';
 import { onboardingFailed } from './errors.js';
+import { ensurePolicy } from './policy.js';
 import type { DeviceAuth, FleetDevice } from './types.js';
 
 /** The fleet's policy: the device template (publish under devices/<thing>/, commands, shadows, notices). */
@@ -47,6 +48,8 @@ export function thingNameOf(prefix: string, i: number): string {
 }
 
 export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetDevice[]> {
+  // First, kept credentials or not: the devices of this release act under this release's template.
+  await ensurePolicy(options.api, FLEET_TEMPLATE, DEVICE_POLICY_TEMPLATE());
   const path = fleetCredentialsPath(options.stateDir, options.prefix);
   const saved = await readFile(path, 'utf8').then(
     (text) => JSON.parse(text) as Saved,
@@ -64,12 +67,6 @@ export async function onboardFleet(options: OnboardFleetOptions): Promise<FleetD
     if (known) return saved.devices.slice(0, options.count);
   }
 
-  // Idempotent: the same document again makes no new version.
-  await options.api.request(REGISTRY_ROUTES.putPolicy, {
-    params: { name: FLEET_TEMPLATE },
-    // A copy: a plain object, as the route's JSON body takes it.
-    body: { policyDocument: { ...DEVICE_POLICY_TEMPLATE() } },
-  });
   const names = Array.from({ length: options.count }, (_, i) => thingNameOf(options.prefix, i));
   const devices =
     options.auth === 'mtls' ? await withCertificates(options, names) : await withTokens(options, names);

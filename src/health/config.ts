@@ -55,6 +55,12 @@ export const DEFAULT_MAX_LAG_CHANGES = 10_000;
 export const DEFAULT_CONNECT_EVERY_MS = 30_000;
 /** Its own timeout, in ms. Default 5,000. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A checkpoint's result is answered as is within this many ms of its run's start: `GET /health`,
+ * called by anyone and without a token, costs the region at most one run of each checkpoint per
+ * window however often it is called. Default 500.
+ */
+export const DEFAULT_HEALTH_CACHE_MS = 500;
 /** The status an HTTP check expects. Default 200. */
 export const DEFAULT_EXPECTED_STATUS = 200;
 
@@ -75,6 +81,8 @@ export const HEALTH_LIMITS = {
   connectEveryMs: { min: 1000, max: 86_400_000 },
   /** ms. */
   connectTimeoutMs: { min: 10, max: 60_000 },
+  /** ms: 0 runs the checkpoints at every request (concurrent ones still share a run). */
+  cacheMs: { min: 0, max: 60_000 },
   /** An HTTP status. */
   'checks[].expectedStatus': { min: 100, max: 599 },
   /** ms. */
@@ -108,6 +116,8 @@ export interface HealthConfig {
   readonly connectEveryMs: number;
   /** Its own timeout (handshake and CONNACK), in ms. Default 5,000. */
   readonly connectTimeoutMs: number;
+  /** A result younger than this is answered as is, in ms; see healthCacheWindowMs. Default 500. */
+  readonly cacheMs: number;
   /** HTTP checks of the application, command-and-control and analytics services. */
   readonly checks: readonly HttpCheckConfig[];
 }
@@ -152,5 +162,17 @@ export const healthSection = section({
     .prefault(() => [...DEFAULT_CRITICAL_COMPONENTS]),
   connectEveryMs: integerWithin(L.connectEveryMs, 'ms').default(DEFAULT_CONNECT_EVERY_MS),
   connectTimeoutMs: integerWithin(L.connectTimeoutMs, 'ms').default(DEFAULT_CONNECT_TIMEOUT_MS),
+  cacheMs: integerWithin(L.cacheMs, 'ms').default(DEFAULT_HEALTH_CACHE_MS),
   checks: z.array(httpCheckSchema, { error: expecting('expected a list of HTTP checks') }).prefault(() => []),
 }).prefault({});
+
+/**
+ * The cache window a region uses: `health.cacheMs`, but at most half the checkers' interval
+ * (`failover.intervalMs`). A checker's next probe starts an interval after its previous one, so it
+ * is always answered by a run started after its previous probe: failing probes counted towards
+ * `failureThreshold` are distinct runs, and the window adds at most itself to the time it takes
+ * to see a region fail (docs/health.md).
+ */
+export function healthCacheWindowMs(cacheMs: number, checkIntervalMs: number): number {
+  return Math.max(0, Math.min(cacheMs, Math.floor(checkIntervalMs / 2)));
+}

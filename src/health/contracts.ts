@@ -19,6 +19,10 @@ const checkEntrySchema = z
     observedUnit: z.string().optional(),
     status: statusSchema,
     time: z.string().describe('ISO 8601 time of the observation'),
+    ageMs: z
+      .number()
+      .optional()
+      .describe('ms since the observation, by the region clock: a result is reused within health.cacheMs'),
     output: z.string().optional().describe('why it is warn or fail'),
     critical: z.boolean().describe('failing fails the region; otherwise it only warns'),
     timedOut: z
@@ -53,7 +57,7 @@ export const HEALTH_ROUTES = {
     method: 'GET',
     url: '/health',
     tags: ['health'],
-    description: `Runs every checkpoint now, concurrently, each under its own timeout. 200 for pass or warn, 503 for fail; ${HEALTH_CONTENT_TYPE}.`,
+    description: `Every checkpoint, run concurrently, each under its own timeout; a result younger than the region's health.cacheMs (from its run's start) is answered as is, with its ageMs. 200 for pass or warn, 503 for fail; ${HEALTH_CONTENT_TYPE}.`,
     public: true,
     responses,
   }),
@@ -62,7 +66,7 @@ export const HEALTH_ROUTES = {
     url: '/health/:checkpoint',
     tags: ['health'],
     description:
-      'Runs one checkpoint now. The status is that of the region were this its only checkpoint: a failing non-critical checkpoint answers warn.',
+      'One checkpoint, answered as GET /health answers it (a result younger than health.cacheMs as is). The status is that of the region were this its only checkpoint: a failing non-critical checkpoint answers warn.',
     public: true,
     params: z.object({ checkpoint: z.string().min(1).max(128) }).strict(),
     responses: { ...responses, 404: problemSchema },

@@ -33,6 +33,7 @@ export {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_CRITICAL_COMPONENTS,
   DEFAULT_EXPECTED_STATUS,
+  DEFAULT_HEALTH_CACHE_MS,
   DEFAULT_MAX_LAG_CHANGES,
   DEFAULT_MAX_LAG_MS,
   HEALTH_COMPONENTS,
@@ -41,6 +42,7 @@ export {
   type HealthConfig,
   HTTP_CHECK_COMPONENTS,
   type HttpCheckConfig,
+  healthCacheWindowMs,
   healthSection,
   REGION_PLACEHOLDER,
 } from './config.js';

@@ -7,8 +7,10 @@ import { httpStatusOf } from './types.js';
 
 /**
  * GET /health and GET /health/{checkpoint} (draft-inadarei-api-health-check). No authentication:
- * checkers on other networks call them, and the answers carry no secret. Every request runs the
- * checkpoints; nothing is cached.
+ * checkers on other networks call them, and the answers carry no secret. So that anyone may call
+ * them as often as they like, a checkpoint runs at most once per the service's `cacheMs`; a
+ * request in between is answered the latest result as is (no-store still: it is fresh enough for
+ * the region to stand by, not for a cache on the way to keep).
  */
 export function healthRoutes(health: HealthService) {
   return async (root: FastifyInstance): Promise<void> => {

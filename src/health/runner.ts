@@ -33,7 +33,10 @@ interface Run {
  * Runs one checkpoint under its timeout. A run in progress is shared by whoever asks while it is
  * within its time, so concurrent requests cost one probe; a run past its time is reported failing
  * and is not started again until it really ends, so a hanging dependency cannot pile up probes.
- * Nothing is kept once a run ends: the next request probes again.
+ * A run's outcome is then answered as is to whoever asks within `cacheMs` of the run's start, so
+ * requests, however many, cost at most one probe per `cacheMs` (0: the next request probes again).
+ * The window counts from the start, not the end: a caller asking twice, `cacheMs` or more apart,
+ * is answered by two runs, the second started after its first question.
  *
  * A background checkpoint (`everyMs`) is the exception: a request answers its latest result and,
  * when that result failed or is older than `everyMs`, starts a new run it does not wait for.
@@ -41,22 +44,28 @@ interface Run {
 export class CheckpointRunner {
   readonly checkpoint: Checkpoint;
   readonly timeoutMs: number;
+  readonly #cacheMs: number;
   readonly #clock: Clock;
   readonly #timers: Timers;
   readonly #onOutcome: (outcome: Outcome) => void;
   #run: Run | undefined;
   /** A background checkpoint's latest outcome. */
   #last: Outcome | undefined;
+  /** The latest run's outcome and when that run started, answered within `cacheMs` of it. */
+  #recent: { startedAt: number; outcome: Outcome } | undefined;
 
   constructor(options: {
     checkpoint: Checkpoint;
     timeoutMs: number;
+    /** In ms; 0 keeps nothing. */
+    cacheMs: number;
     clock: Clock;
     timers: Timers;
     onOutcome: (outcome: Outcome) => void;
   }) {
     this.checkpoint = options.checkpoint;
     this.timeoutMs = options.timeoutMs;
+    this.#cacheMs = options.cacheMs;
     this.#clock = options.clock;
     this.#timers = options.timers;
     this.#onOutcome = options.onOutcome;
@@ -65,6 +74,12 @@ export class CheckpointRunner {
   run(): Promise<Outcome> {
     if (this.checkpoint.everyMs !== undefined)
       return Promise.resolve(this.#background(this.checkpoint.everyMs));
+    const recent = this.#recent;
+    if (recent) {
+      // A clock set back makes the age negative: probe again rather than keep the answer.
+      const age = this.#clock.now() - recent.startedAt;
+      if (age >= 0 && age < this.#cacheMs) return Promise.resolve(recent.outcome);
+    }
     const current = this.#run;
     if (current && !current.timedOut) return current.outcome;
     if (current) return Promise.resolve(this.#skip(current));
@@ -127,6 +142,7 @@ export class CheckpointRunner {
       settled = true;
       const time = this.#clock.now();
       const outcome: Outcome = { result, time, durationMs: Math.max(0, time - startedAt), end };
+      this.#recent = { startedAt, outcome };
       this.#onOutcome(outcome);
       resolve(outcome);
     };

@@ -5,6 +5,7 @@ import {
   DEFAULT_CHECKPOINT_TIMEOUT_MS,
   DEFAULT_CRITICAL_COMPONENTS,
   HEALTH_COMPONENTS,
+  HEALTH_LIMITS,
   type HealthComponent,
 } from './config.js';
 import { DuplicateCheckpointError, InvalidCheckpointError, UnknownCheckpointError } from './errors.js';
@@ -37,6 +38,12 @@ export interface HealthServiceOptions {
   critical?: readonly HealthComponent[];
   /** What the endpoint may take beyond its longest checkpoint timeout, in ms. Default 250. */
   budgetMarginMs?: number;
+  /**
+   * A checkpoint's result is answered as is to every request within this many ms of the start of
+   * its run, so requests cost at most one run per window, in ms. Default 0: every request that
+   * finds no run in progress runs the checkpoint. A region sets `healthCacheWindowMs(…)`.
+   */
+  cacheMs?: number;
   /** Where the health metrics are registered; none when absent. */
   metrics?: Registry;
   clock?: Clock;
@@ -51,6 +58,7 @@ const optionsSchema = z.object({
   timeoutMs: z.number().int().min(1).max(600_000).default(DEFAULT_CHECKPOINT_TIMEOUT_MS),
   critical: z.array(z.enum(HEALTH_COMPONENTS)).default([...DEFAULT_CRITICAL_COMPONENTS]),
   budgetMarginMs: z.number().int().min(0).max(60_000).default(DEFAULT_BUDGET_MARGIN_MS),
+  cacheMs: z.number().int().min(0).max(HEALTH_LIMITS.cacheMs.max).default(0),
 });
 
 const checkpointSchema = z.object({
@@ -70,9 +78,10 @@ interface Registered {
 }
 
 /**
- * The region's health: checkpoints run concurrently on every request, each under its own
- * timeout, so the answer comes within `budgetMs` even when one hangs. Owns no socket; the HTTP
- * routes are in routes.ts.
+ * The region's health: checkpoints run concurrently, each under its own timeout, so the answer
+ * comes within `budgetMs` even when one hangs. A request shares a run in progress, or takes a
+ * result younger than `cacheMs` as it is (its `ageMs` says how old), so no caller can make the
+ * region probe more often than once per window. Owns no socket; the HTTP routes are in routes.ts.
  */
 export class HealthService {
   readonly serviceId: string;
@@ -106,6 +115,7 @@ export class HealthService {
       runner: new CheckpointRunner({
         checkpoint,
         timeoutMs: checkpoint.timeoutMs ?? this.#settings.timeoutMs,
+        cacheMs: this.#settings.cacheMs,
         clock: this.#clock,
         timers: this.#timers,
         onOutcome: (outcome) => metrics?.observe(checkpoint, outcome),
@@ -138,8 +148,8 @@ export class HealthService {
   }
 
   /**
-   * Runs every checkpoint now (a background checkpoint answers its latest result) and answers in
-   * the health+json format.
+   * Answers every checkpoint in the health+json format: from a run in progress or younger than
+   * `cacheMs`, else from a run started now (a background checkpoint answers its latest result).
    */
   async check(): Promise<HealthResponse> {
     const all = [...this.#checkpoints.values()];
@@ -149,7 +159,7 @@ export class HealthService {
     return response;
   }
 
-  /** Runs one checkpoint now; UnknownCheckpointError (404) when there is none of that name. */
+  /** One checkpoint, answered as `check` does; UnknownCheckpointError (404) when there is none of that name. */
   async checkOne(name: string): Promise<HealthResponse> {
     const registered = this.#checkpoints.get(name);
     if (!registered) throw new UnknownCheckpointError(name, this.names());
@@ -160,6 +170,7 @@ export class HealthService {
     const checks: Record<string, CheckEntry[]> = {};
     const contributions: HealthStatus[] = [];
     const problems: string[] = [];
+    const now = this.#clock.now();
     for (const { runner, critical, outcome } of results) {
       const { checkpoint } = runner;
       const { result } = outcome;
@@ -170,6 +181,7 @@ export class HealthService {
         ...(result.observedUnit === undefined ? {} : { observedUnit: result.observedUnit }),
         status: result.status,
         time: new Date(outcome.time).toISOString(),
+        ageMs: Math.max(0, now - outcome.time),
         ...(result.status === 'pass' || result.output === undefined ? {} : { output: result.output }),
         critical,
         ...(result.status === 'fail' && (outcome.end === 'timed-out' || outcome.end === 'skipped')

@@ -78,6 +78,13 @@ export interface CheckEntry {
   status: HealthStatus;
   /** ISO 8601 time the value was observed. */
   time: string;
+  /**
+   * iotdr extension: ms since the value was observed, by the region's clock (so a checker whose
+   * clock differs reads it right). 0 when the request waited for the run; up to the region's
+   * cache window (`health.cacheMs`) when another request's run answered it; a background
+   * checkpoint's is the age of its latest result.
+   */
+  ageMs?: number;
   output?: string;
   /** iotdr extension: whether this checkpoint failing fails the region (otherwise it warns). */
   critical: boolean;

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { packageVersion } from '../common/index.js';
 import { authenticate, type TokenVerifier } from './auth.js';
 import { createApiServer } from './server.js';
+import type { SiteTls } from './tls.js';
 
 /** What /metrics serves: a prom-client `Registry`, or anything answering like one. */
 export interface MetricsSource {
@@ -30,6 +31,11 @@ export interface ApiOptions {
   bodyLimit?: number;
   /** Serve HTTPS with this certificate and key (PEM); plain HTTP without. */
   https?: { cert: string; key: string };
+  /**
+   * Serve HTTPS with this site certificate and know sites by theirs (mutual TLS, docs/security.md);
+   * without it the links are plain HTTP, for the loopback development switch only.
+   */
+  site?: SiteTls;
 }
 
 /**
@@ -43,13 +49,15 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     logger: options.logger,
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
     ...(options.https ? { https: options.https } : {}),
-    authenticate: authenticate(options.tokens),
+    ...(options.site ? { site: options.site } : {}),
+    authenticate: authenticate(options.tokens, { siteLinks: options.site !== undefined }),
   });
   await options.prepare?.(app);
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: { ...options.openapi, version: await packageVersion() },
+      // OpenAPI 3.0 has no mutualTLS scheme; docs/security.md says which routes take site certificates.
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },

@@ -8,11 +8,12 @@
  *
  * Connections go through node's global agent, which keeps them alive between calls (since Node 19:
  * idle ones close after 5 s, or 1 s before the server's `Keep-Alive: timeout` hint, and never hold
- * the process open). So a checker probing a region every second reuses one connection, as the
- * `fetch` it replaced did; a caller has nothing to close.
+ * the process open), or through the agent given as `trust`: a site's, which presents its site
+ * certificate and checks the peer's (mutual TLS, tls.ts), and which its owner closes. So a checker
+ * probing a region every second reuses one connection.
  */
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { type Agent, request as httpsRequest } from 'node:https';
 import { type ErrorCode, type FieldIssue, IotdrError, relayedCode } from '../common/index.js';
 import type { AnswerOf, RawBody, RequestOf, RouteContract, SuccessOf } from './contract.js';
 
@@ -59,10 +60,14 @@ type Input<C extends RouteContract> =
     ? [input?: RequestOf<C> & CallOptions]
     : [input: RequestOf<C> & CallOptions];
 
-interface Answer {
+/** A raw answer: its status and body text. */
+export interface RawAnswer {
   status: number;
   text: string;
+  /** The answer's Content-Type, when it has one. */
+  contentType?: string;
 }
+type Answer = RawAnswer;
 
 /** One of iotdr's APIs with a token; a problem+json answer becomes an IotdrError. */
 export class ApiClient {
@@ -73,8 +78,12 @@ export class ApiClient {
     readonly base: string,
     /** The bearer token; undefined for a caller of public routes only (a checker's GET /health). */
     readonly token: string | undefined,
-    /** The CA to verify an HTTPS listener against (the embedded CA). */
-    readonly ca?: string,
+    /**
+     * How to trust an HTTPS listener: the CA (PEM) to verify it against, for a person's tool; or
+     * the agent of a site (`siteAgent`), which also presents the site's certificate and checks the
+     * peer's site.
+     */
+    readonly trust?: string | Agent,
   ) {}
 
   /**
@@ -114,14 +123,14 @@ export class ApiClient {
     const timeoutMs = given.timeoutMs ?? CALL_TIMEOUT_MS;
     const timeout = AbortSignal.timeout(timeoutMs);
     try {
-      const res = await send(`${this.base}${path}`, {
+      const res = await sendRequest(`${this.base}${path}`, {
         method: contract.method,
         headers: {
           ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }),
           ...(contentType === undefined ? {} : { 'content-type': contentType }),
         },
         ...(body === undefined ? {} : { body }),
-        ...(this.ca === undefined ? {} : { ca: this.ca }),
+        ...(this.trust === undefined ? {} : { trust: this.trust }),
         signal: given.signal ? AbortSignal.any([given.signal, timeout]) : timeout,
       });
       return { res, what };
@@ -204,6 +213,8 @@ function unexpected(what: string, status: number, why: string, issues: FieldIssu
 /** ECONNREFUSED, ECONNRESET, a TLS code…: what the system says, or the message. */
 function systemCause(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  // A peer that is not the site called says which site it is: the message is the cause.
+  if (code === 'ERR_IOTDR_SITE_MISMATCH') return `${code}: ${(error as Error).message}`;
   return typeof code === 'string' ? code : String((error as Error | undefined)?.message ?? error);
 }
 
@@ -227,14 +238,18 @@ function queryOf(query: object | undefined): string {
   return text.length > 0 ? `?${text}` : '';
 }
 
-/** One HTTP(S) request with node's own client, so an HTTPS listener is verified against `ca`. */
-function send(
+/**
+ * One HTTP(S) request with node's own client, so an HTTPS listener is verified against the CA given
+ * in `trust`, or through a site's agent (mutual TLS). For callers that read a feed by hand (the
+ * replication feed, the event bus's readers) as well as for ApiClient.
+ */
+export function sendRequest(
   url: string,
   options: {
     method: string;
     headers: Record<string, string>;
     body?: string;
-    ca?: string;
+    trust?: string | Agent;
     /** Ends the request, its answer's body included. */
     signal: AbortSignal;
   },
@@ -247,13 +262,20 @@ function send(
         method: options.method,
         headers: options.headers,
         signal: options.signal,
-        ...(secure && options.ca ? { ca: options.ca } : {}),
+        ...(secure && typeof options.trust === 'string' ? { ca: options.trust } : {}),
+        ...(secure && typeof options.trust === 'object' ? { agent: options.trust } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString('utf8'),
+            ...(res.headers['content-type'] === undefined
+              ? {}
+              : { contentType: res.headers['content-type'] }),
+          }),
         );
         res.on('error', reject);
         // An answer cut off (the signal, or the server gone) ends without 'end'.

@@ -21,6 +21,14 @@ export const HTTP_ERRORS = {
     status: 403,
     meaning: 'a token scoped to command and control called a route outside it',
   },
+  IOTDR_AUTH_SITE_FORBIDDEN: {
+    status: 403,
+    meaning: "a site's certificate was presented on a route that is not for sites of its kind",
+  },
+  IOTDR_AUTH_SITE_REQUIRED: {
+    status: 403,
+    meaning: 'over mutual TLS, a link between sites takes a site certificate, not a link token',
+  },
   IOTDR_CLI_UNREACHABLE: { meaning: 'the API client could not reach an iotdr API (refused, timed out, TLS)' },
   IOTDR_CLI_REQUEST_FAILED: {
     meaning: 'an API answered an error that is not problem+json (not iotdr, or a proxy in between)',

@@ -5,10 +5,17 @@
  */
 export { type ApiOptions, buildApi, type MetricsSource } from './api.js';
 export {
+  type Access,
+  type AccessRule,
   ADMIN,
+  type AuthenticateOptions,
   authenticate,
+  authorizeBearer,
+  bearerToken,
   CNC_OPERATIONS,
   type CncOperation,
+  decideAccess,
+  decideSiteAccess,
   type Principal,
   READ,
   REPLICATE,
@@ -25,6 +32,8 @@ export {
   CallError,
   type CallFailure,
   type CallOptions,
+  type RawAnswer,
+  sendRequest,
 } from './client.js';
 export {
   type AnswerOf,
@@ -46,3 +55,4 @@ export { parseJsonBody } from './json.js';
 export { errorHandler, type Problem, problem, sendProblem } from './problem.js';
 export { problemAnswers, problemSchema } from './problem-schema.js';
 export { type ApiServerOptions, createApiServer, DEFAULT_BODY_LIMIT } from './server.js';
+export { type SiteTls, siteAgent, siteOfSocket, siteServerOptions, trustingAgent } from './tls.js';

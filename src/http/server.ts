@@ -4,6 +4,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { Logger } from 'pino';
 import { parseJsonBody } from './json.js';
 import { errorHandler, problem, sendProblem } from './problem.js';
+import { type SiteTls, siteServerOptions } from './tls.js';
 
 /** Largest request body by default, in bytes: 1 MiB. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -17,6 +18,8 @@ export interface ApiServerOptions {
   bodyLimit?: number;
   /** Serve HTTPS with this certificate and key (PEM); plain HTTP without. */
   https?: { cert: string; key: string };
+  /** Serve HTTPS with this site certificate, asking callers for theirs (mutual TLS); wins over `https`. */
+  site?: SiteTls;
   /**
    * The onRequest hook that authenticates (before any body is read): `authenticate(verifier)`
    * with the registry in a region, static tokens elsewhere.
@@ -37,7 +40,11 @@ export interface ApiServerOptions {
  */
 export function createApiServer(options: ApiServerOptions): FastifyInstance {
   const app = Fastify({
-    ...(options.https ? { https: { cert: options.https.cert, key: options.https.key } } : {}),
+    ...(options.site
+      ? { https: siteServerOptions(options.site) }
+      : options.https
+        ? { https: { cert: options.https.cert, key: options.https.key } }
+        : {}),
     loggerInstance: options.logger as unknown as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     genReqId: (req) => {

@@ -22,6 +22,7 @@ import {
   sha256Hex,
 } from './parse.js';
 import { CERTIFICATE_LABEL, toPem } from './pem.js';
+import { describeSite, isSiteKind, SITE_KINDS, SITE_NAME_PATTERN, siteUri } from './site.js';
 import {
   ensurePrivateDir,
   exists,
@@ -39,6 +40,7 @@ import type {
   ServerCertificate,
   ServerCertificateOptions,
   SignCsrOptions,
+  SiteCertificateOptions,
 } from './types.js';
 import { x509 } from './x509.js';
 
@@ -81,6 +83,41 @@ class EmbeddedCertificateAuthority implements CertificateAuthority {
       validityDays,
       usage: 'server',
       subjectAltNames: names,
+    });
+    return { ...certificateFields(decoded), privateKeyPem: pair.privateKeyPem };
+  }
+
+  async issueSiteCertificate(opts: SiteCertificateOptions): Promise<ServerCertificate> {
+    const site = opts?.site;
+    if (
+      typeof site !== 'object' ||
+      site === null ||
+      !isSiteKind(String(site.kind)) ||
+      typeof site.name !== 'string' ||
+      !SITE_NAME_PATTERN.test(site.name)
+    ) {
+      throw invalidOptions('a site certificate names a site: a kind and a name', [
+        {
+          path: 'site',
+          message: `expected { kind: ${SITE_KINDS.join(' | ')}, name: ${SITE_NAME_PATTERN} }`,
+        },
+      ]);
+    }
+    // A site that serves nothing (a remote checker) has its URI only.
+    const serves = (opts.dnsNames?.length ?? 0) + (opts.ipAddresses?.length ?? 0) > 0;
+    const names = [
+      { type: 'url', value: siteUri(site) },
+      ...(serves ? subjectAltNames(opts.dnsNames, opts.ipAddresses) : []),
+    ];
+    const validityDays = checkValidityDays(opts.validityDays, DEFAULT_SERVER_VALIDITY_DAYS);
+    const pair = await generateP256();
+    const decoded = await issueLeaf(this.#issuer, {
+      subject: commonNameOnly(checkCommonName(`iotdr ${describeSite(site)}`)),
+      publicKey: await x509.PublicKey.create(pair.keys.publicKey),
+      rsa: false,
+      validityDays,
+      usage: 'site',
+      subjectAltNames: names as x509.JsonGeneralNames,
     });
     return { ...certificateFields(decoded), privateKeyPem: pair.privateKeyPem };
   }

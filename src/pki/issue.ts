@@ -118,7 +118,8 @@ export interface LeafRequest {
   /** True for RSA keys, which also need keyEncipherment for TLS 1.2 RSA key exchange. */
   rsa: boolean;
   validityDays: number;
-  usage: 'client' | 'server';
+  /** A site certificate is both: its process serves its API and calls its peers'. */
+  usage: 'client' | 'server' | 'site';
   subjectAltNames?: x509.JsonGeneralNames;
 }
 
@@ -144,9 +145,11 @@ export async function issueLeaf(issuer: Issuer, req: LeafRequest): Promise<Decod
       x509.KeyUsageFlags.digitalSignature | (req.rsa ? x509.KeyUsageFlags.keyEncipherment : 0),
       true,
     ),
-    new x509.ExtendedKeyUsageExtension([
-      req.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
-    ]),
+    new x509.ExtendedKeyUsageExtension(
+      req.usage === 'site'
+        ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]
+        : [req.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth],
+    ),
     await x509.SubjectKeyIdentifierExtension.create(req.publicKey),
     ski
       ? new x509.AuthorityKeyIdentifierExtension(ski.keyId)

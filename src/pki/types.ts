@@ -1,3 +1,5 @@
+import type { SiteId } from './site.js';
+
 /** A certificate the CA has just signed. */
 export interface IssuedCertificate {
   /** Lowercase hex SHA-256 of the certificate DER; equals node:tls `fingerprint256` without colons. */
@@ -37,6 +39,17 @@ export interface ServerCertificateOptions {
   validityDays?: number;
 }
 
+export interface SiteCertificateOptions {
+  /** The site the certificate names (one URI subject alternative name, `urn:iotdr:site:<kind>:<name>`). */
+  site: SiteId;
+  /** DNS names its API answers on. */
+  dnsNames: string[];
+  /** IPv4 or IPv6 addresses its API answers on. */
+  ipAddresses: string[];
+  /** Lifetime in days; default 397, never past the CA's own notAfter. */
+  validityDays?: number;
+}
+
 export interface SignCsrOptions {
   /** Lifetime in days; default 365, never past the CA's own notAfter. */
   validityDays?: number;
@@ -55,6 +68,11 @@ export interface CertificateAuthority {
   readonly subject: string;
   /** Broker/API server certificate; SAN carries every dnsName and ipAddress given. ExtendedKeyUsage serverAuth. */
   issueServerCertificate(opts: ServerCertificateOptions): Promise<ServerCertificate>;
+  /**
+   * A site certificate (docs/security.md): serverAuth and clientAuth, the site's URI and the names
+   * and addresses it answers on in the SAN, subject CN `iotdr <kind> <name>`.
+   */
+  issueSiteCertificate(opts: SiteCertificateOptions): Promise<ServerCertificate>;
   /**
    * Signs a device CSR (PEM) for clientAuth. Verifies the CSR's own signature and key; the subject
    * is copied from the CSR (CN = SHA-256 of the public key when the CSR subject is empty). Extensions

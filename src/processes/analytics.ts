@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import {
   type AnalyticsQueries,
   type AnalyticsStore,
+  analyticsHosts,
   analyticsMetrics,
   analyticsRoutes,
   ControlMirror,
@@ -21,7 +22,11 @@ import {
   type IotdrConfig,
 } from '../config/index.js';
 import { buildApi, staticTokens } from '../http/index.js';
-import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
+import type { SiteId } from '../pki/index.js';
+import { CONTROL_SITE } from './control.js';
+import { ANALYTICS_SITE, loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
+import { siteLinks } from './sites.js';
+import { RegionTokens } from './tokens.js';
 
 export interface AnalyticsOptions {
   config: IotdrConfig;
@@ -71,9 +76,26 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
   const logger = options.logger ?? createLogger({ level: config.logging.level, name: 'analytics' });
   await ensureStateDir(stateDir);
   const adminToken = await loadOrCreateAdminToken(stateDir);
-  // The same file every region and control ensure at start: whoever starts first makes it.
-  const token = await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
+  const listen = options.listen ?? { host: a.address, port: a.port };
+  const links = await siteLinks(
+    config,
+    stateDir,
+    { kind: 'analytics', name: ANALYTICS_SITE },
+    {
+      addresses: [a.address, listen.host],
+    },
+  );
+  // Over mutual TLS regions and control know analytics by its site certificate. On the plain
+  // loopback switch it reads with the analytics token, the same file every region and control
+  // ensure at start: whoever starts first makes it.
+  const token =
+    links.tls === undefined ? await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir)) : undefined;
+  const credentialsFor = (peer: SiteId) => {
+    const agent = links.agentFor(peer);
+    return agent === undefined ? { token } : { agent };
+  };
   const closers = new Closers(logger);
+  closers.add(async () => links.close());
   try {
     const store = await SqliteAnalyticsStore.open({
       path: analyticsDbPath(stateDir),
@@ -88,8 +110,8 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
       ingestors.push(
         new RegionIngestor({
           region: region.name,
-          url: options.regionUrls?.[region.name] ?? apiUrlOf(region),
-          token,
+          url: options.regionUrls?.[region.name] ?? apiUrlOf(config, region),
+          ...credentialsFor({ kind: 'region', name: region.name }),
           store,
           maxLagMs: a.maxLagMs,
           ...(options.ingest?.waitMs === undefined ? {} : { waitMs: options.ingest.waitMs }),
@@ -106,7 +128,7 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
     }
     const mirror = new ControlMirror({
       controlUrl: options.controlUrl ?? controlUrlOf(config),
-      token,
+      ...credentialsFor(CONTROL_SITE),
       store,
       ...(options.mirrorIntervalMs === undefined ? {} : { intervalMs: options.mirrorIntervalMs }),
       logger: logger.child({ component: 'control-mirror' }),
@@ -126,7 +148,15 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
         title: 'iotdr analytics API',
         description: "Every region's events counted once, the fleet's inventory and the dashboard.",
       },
-      tokens: staticTokens([{ token: adminToken, name: 'admin', role: 'admin' }]),
+      // People's tokens as the regions know them; the admin token's file when no region answers.
+      tokens: new RegionTokens({
+        regions: [...config.regions]
+          .sort((x, y) => x.priority - y.priority)
+          .map((r) => ({ name: r.name, url: options.regionUrls?.[r.name] ?? apiUrlOf(config, r) })),
+        ...(links.tls === undefined ? {} : { caPem: links.tls.caPem }),
+        fallback: staticTokens([{ token: adminToken, name: 'admin', role: 'admin' }]),
+      }),
+      ...(links.tls === undefined ? {} : { site: links.tls }),
       logger,
       routes: [
         analyticsRoutes({
@@ -134,6 +164,7 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
           ingestors,
           mirror: () => mirror.status(),
           faults: options.faults === true,
+          allowedHosts: analyticsHosts(a),
         }),
         ...(options.dashboard === false
           ? []
@@ -141,10 +172,13 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
               dashboardRoutes({
                 queries,
                 config,
-                token,
+                access: (peer) =>
+                  credentialsFor(peer === 'control' ? CONTROL_SITE : { kind: 'region', name: peer }),
+                ...(links.tls === undefined ? {} : { caPem: links.tls.caPem }),
+                allowedHosts: analyticsHosts(a),
                 controlUrl: options.controlUrl ?? controlUrlOf(config),
                 regionUrls: Object.fromEntries(
-                  config.regions.map((r) => [r.name, options.regionUrls?.[r.name] ?? apiUrlOf(r)]),
+                  config.regions.map((r) => [r.name, options.regionUrls?.[r.name] ?? apiUrlOf(config, r)]),
                 ),
                 logger: logger.child({ component: 'dashboard' }),
               }),
@@ -155,11 +189,10 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
       bodyLimit: config.api.bodyLimit,
     });
     closers.add(() => app.close());
-    const listen = options.listen ?? { host: a.address, port: a.port };
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
-    const url = baseUrl(listen.host, port);
+    const url = baseUrl(listen.host, port, links.tls === undefined ? 'http' : 'https');
     logger.info({ url, adminToken: adminTokenPath(stateDir) }, 'analytics serving');
     return { url, queries, ingestors, mirror, store, stop: () => closers.close() };
   } catch (error) {

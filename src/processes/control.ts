@@ -36,8 +36,13 @@ import {
   registerFailoverMetrics,
   SwitchExecutor,
 } from '../failover/index.js';
-import { buildApi, staticTokens } from '../http/index.js';
+import { buildApi, type Role, staticTokens } from '../http/index.js';
 import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
+import { siteLinks } from './sites.js';
+import { peopleAndLinkTokens, RegionTokens } from './tokens.js';
+
+/** The site name of `iotdr control` (one control process per fleet). */
+export const CONTROL_SITE = { kind: 'control', name: 'control' } as const;
 
 /**
  * Composition root of `iotdr control`: the embedded checker, the failover controller with its
@@ -87,9 +92,28 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
   const logger = options.logger ?? createLogger({ level: config.logging.level, name: 'control' });
   await ensureStateDir(stateDir);
   const adminToken = await loadOrCreateAdminToken(stateDir);
-  const checkerToken = await loadOrCreateToken(stateDir, checkerTokenPath(stateDir));
-  const dnsToken = await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
-  const analyticsToken = await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
+  const listenHost = options.listen?.host ?? config.control.address;
+  const links = await siteLinks(config, stateDir, CONTROL_SITE, {
+    addresses: [config.control.address, listenHost],
+  });
+  // Checkers, name servers and analytics show their site certificates over mutual TLS; these
+  // tokens stand in for them on the plain loopback switch only.
+  const linkTokens: { token: string; name: string; role: Role }[] =
+    links.tls === undefined
+      ? [
+          {
+            token: await loadOrCreateToken(stateDir, checkerTokenPath(stateDir)),
+            name: 'checker',
+            role: 'operator',
+          },
+          { token: await loadOrCreateToken(stateDir, dnsTokenPath(stateDir)), name: 'dns', role: 'reader' },
+          {
+            token: await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir)),
+            name: 'analytics',
+            role: 'reader',
+          },
+        ]
+      : [];
   for (const region of config.regions) {
     // DNS answers an address: a hostname would need resolving on every switch, and could fail then.
     if (isIP(region.address) === 0)
@@ -135,6 +159,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
   }
 
   const closers = new Closers(logger);
+  closers.add(async () => links.close());
   try {
     const dns = new DnsServer({
       engine,
@@ -149,11 +174,23 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
 
     const store = new FailoverStore(join(stateDir, 'control', 'failover.db'));
     closers.add(async () => store.close());
-    const regions = config.regions.map((r) => ({ name: r.name, priority: r.priority, url: apiUrlOf(r) }));
+    const regions = config.regions.map((r) => {
+      const agent = links.agentFor({ kind: 'region', name: r.name });
+      return {
+        name: r.name,
+        priority: r.priority,
+        url: apiUrlOf(config, r),
+        ...(agent === undefined ? {} : { agent }),
+      };
+    });
     const f = config.failover;
     const executor = new SwitchExecutor({
-      regions,
-      adminToken,
+      regions: regions.map(({ name, url, agent }) => ({
+        name,
+        url,
+        ...(agent === undefined ? {} : { agent }),
+      })),
+      ...(links.tls === undefined ? { adminToken } : {}),
       sinks,
       webhooks: f.webhooks.map((w) => ({ url: w.url, ...(w.headers ? { headers: { ...w.headers } } : {}) })),
       disconnectOnFailover: f.disconnectOnFailover,
@@ -161,7 +198,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       logger: logger.child({ component: 'switch' }),
     });
     const controller = new FailoverController({
-      regions,
+      regions: regions.map(({ name, priority, url }) => ({ name, priority, url })),
       checkers: [...f.checkers],
       store,
       failureThreshold: f.failureThreshold,
@@ -179,7 +216,11 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
     if (f.checkers.includes(DEFAULT_CHECKER_ID)) {
       const checker = new Checker({
         id: DEFAULT_CHECKER_ID,
-        regions: regions.map(({ name, url }) => ({ name, url })),
+        regions: regions.map(({ name, url, agent }) => ({
+          name,
+          url,
+          ...(agent === undefined ? {} : { agent }),
+        })),
         sink: controller,
         intervalMs: f.intervalMs,
         timeoutMs: f.timeoutMs,
@@ -194,12 +235,15 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
         title: 'iotdr control API',
         description: 'Failover state, routing controls, observations and the decision log of iotdr control.',
       },
-      tokens: staticTokens([
-        { token: adminToken, name: 'admin', role: 'admin' },
-        { token: checkerToken, name: 'checker', role: 'operator' },
-        { token: dnsToken, name: 'dns', role: 'reader' },
-        { token: analyticsToken, name: 'analytics', role: 'reader' },
-      ]),
+      tokens: peopleAndLinkTokens(
+        staticTokens(linkTokens),
+        new RegionTokens({
+          regions: [...regions].sort((a, b) => a.priority - b.priority),
+          ...(links.tls === undefined ? {} : { caPem: links.tls.caPem }),
+          fallback: staticTokens([{ token: adminToken, name: 'admin', role: 'admin' }]),
+        }),
+      ),
+      ...(links.tls === undefined ? {} : { site: links.tls }),
       logger,
       routes: [failoverRoutes(controller), decisionRoutes(feed)],
       metrics,
@@ -210,7 +254,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
-    const controlUrl = baseUrl(listen.host, port);
+    const controlUrl = baseUrl(listen.host, port, links.tls === undefined ? 'http' : 'https');
     logger.info(
       { controlUrl, dns: `${dnsAddress.host}:${dnsAddress.port}`, adminToken: adminTokenPath(stateDir) },
       'control serving',

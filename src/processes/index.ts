@@ -19,7 +19,13 @@ export {
   regionRedis,
   startBrokerNode,
 } from './broker-node.js';
-export { type ControlOptions, type RunningControl, startControl, zoneStateOf } from './control.js';
+export {
+  CONTROL_SITE,
+  type ControlOptions,
+  type RunningControl,
+  startControl,
+  zoneStateOf,
+} from './control.js';
 export { PROCESSES_ERRORS } from './errors.js';
 export {
   type NameServerOptions,
@@ -41,6 +47,7 @@ export {
   startPlatform,
 } from './platform.js';
 export {
+  ANALYTICS_SITE,
   loadOrCreateAdminToken,
   loadOrCreateTlsTicketSecret,
   loadOrCreateToken,
@@ -50,4 +57,5 @@ export {
   startRegion,
 } from './region.js';
 export { REGION_DOCUMENTS, regionRegistryService } from './registry.js';
+export { type SiteLinks, type SiteNames, siteCredentials, siteLinks } from './sites.js';
 export { Supervisor, type SupervisorOptions } from './supervisor.js';

@@ -19,7 +19,8 @@ import {
 } from '../dns/index.js';
 import { HEALTH_CONTENT_TYPE, httpStatusOf } from '../health/index.js';
 import { buildApi, staticTokens } from '../http/index.js';
-import { zoneStateOf } from './control.js';
+import { CONTROL_SITE, zoneStateOf } from './control.js';
+import { siteLinks } from './sites.js';
 
 /**
  * Composition root of `iotdr dns --name NAME`: one of the zone's extra authoritative servers
@@ -69,14 +70,24 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   const server = nameServerConfig(config, name);
   const logger = options.logger ?? createLogger({ level: config.logging.level, name: `dns:${name}` });
   await ensureStateDir(stateDir);
-  const token = await readSecretFile(options.tokenFile ?? dnsTokenPath(stateDir));
+  const listen = options.httpListen ?? { host: server.address, port: server.httpPort };
+  const links = await siteLinks(
+    config,
+    stateDir,
+    { kind: 'dns', name },
+    { addresses: [server.address, listen.host] },
+  );
+  const agent = links.agentFor(CONTROL_SITE);
+  // Over mutual TLS control knows this server by its site certificate; the token is for plain links.
+  const token =
+    agent === undefined ? await readSecretFile(options.tokenFile ?? dnsTokenPath(stateDir)) : undefined;
   const controlUrl = options.controlUrl ?? controlUrlOf(config);
   const metrics = new Registry();
   const engine = new DnsEngine({ state: zoneStateOf(config, config.dns.address) });
   const follower = new DnsFollower({
     name,
     controlUrl,
-    token,
+    ...(agent === undefined ? { token } : { agent }),
     provider: new BuiltinDnsProvider({ engines: [engine] }),
     statePath: nameServerStatePath(stateDir, name),
     metrics,
@@ -85,6 +96,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     ...(options.version === undefined ? {} : { version: options.version }),
   });
   const closers = new Closers(logger);
+  closers.add(async () => links.close());
   try {
     // The kept decision is served from the first query on, before the controller is asked.
     await follower.start();
@@ -104,17 +116,17 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
         description: "Health and status of one of the zone's authoritative servers.",
       },
       tokens: staticTokens([]),
+      ...(links.tls === undefined ? {} : { site: links.tls }),
       logger,
       routes: [statusRoutes(follower)],
       metrics,
       bodyLimit: config.api.bodyLimit,
     });
     closers.add(() => app.close());
-    const listen = options.httpListen ?? { host: server.address, port: server.httpPort };
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
-    const httpUrl = baseUrl(listen.host, port);
+    const httpUrl = baseUrl(listen.host, port, links.tls === undefined ? 'http' : 'https');
     logger.info({ dns: `${dnsAddress.host}:${dnsAddress.port}`, httpUrl, controlUrl }, 'DNS server serving');
     return { dns: dnsAddress, httpUrl, follower, stop: () => closers.close() };
   } catch (error) {

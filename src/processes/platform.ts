@@ -10,8 +10,15 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseUrl, type Clock, moduleEntry, type Timers } from '../common/index.js';
-import { analyticsTokenPath, dnsTokenPath, type IotdrConfig, type RegionConfig } from '../config/index.js';
+import {
+  analyticsTokenPath,
+  dnsTokenPath,
+  type IotdrConfig,
+  linkScheme,
+  type RegionConfig,
+} from '../config/index.js';
 import type { DrillPlatform, DrillPlatformOptions } from '../drill/index.js';
+import { sendRequest } from '../http/index.js';
 import { loadOrCreateCa } from '../pki/index.js';
 import { platformStartFailed } from './errors.js';
 import { loadOrCreateAdminToken, loadOrCreateTlsTicketSecret, loadOrCreateToken } from './region.js';
@@ -109,28 +116,41 @@ export function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | '
   return region.priority === best ? 'primary' : 'secondary';
 }
 
-async function waitReady(p: PlatformProcess, deadline: number): Promise<LiveInfo> {
+async function waitReady(p: PlatformProcess, deadline: number, caPem: string): Promise<LiveInfo> {
   while (Date.now() < deadline) {
     if (p.child.exitCode !== null || p.child.signalCode !== null) {
       throw new Error(`exited (${p.child.exitCode ?? p.child.signalCode}) before answering`);
     }
     try {
-      const res = await fetch(`${p.url}${p.readyPath}`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) {
-        const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+      const res = await sendRequest(`${p.url}${p.readyPath}`, {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        trust: caPem,
+        signal: AbortSignal.timeout(1000),
+      });
+      if (res.status >= 200 && res.status < 300) {
+        const body = parsedObject(res.text);
         const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
         const mqtt = text(body.mqtt);
         const mqttToken = text(body.mqttToken);
         const cnc = text(body.cnc);
         return { ...(mqtt ? { mqtt } : {}), ...(mqttToken ? { mqttToken } : {}), ...(cnc ? { cnc } : {}) };
       }
-      await res.body?.cancel();
     } catch {
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`did not answer ${p.url}${p.readyPath} within ${START_TIMEOUT_MS / 1000} s`);
+}
+
+function parsedObject(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -152,11 +172,15 @@ function stopChild(child: ChildProcess): Promise<void> {
 export async function startPlatform(options: PlatformOptions): Promise<RunningPlatform> {
   const { config, stateDir } = options;
   // Made here once, so the processes starting side by side find them instead of racing to make them.
-  await loadOrCreateCa(join(stateDir, 'pki'));
+  const ca = await loadOrCreateCa(join(stateDir, 'pki'));
   await loadOrCreateAdminToken(stateDir);
   await loadOrCreateTlsTicketSecret(stateDir);
-  await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
-  if (config.dns.servers.length > 0) await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
+  // The tokens that stand in for site certificates exist on the plain loopback switch only.
+  if (config.links.mode === 'plain-loopback') {
+    await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
+    if (config.dns.servers.length > 0) await loadOrCreateToken(stateDir, dnsTokenPath(stateDir));
+  }
+  const scheme = linkScheme(config);
   const logDir = join(stateDir, 'logs');
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
   // This installation's own `iotdr`, compiled or from source.
@@ -170,7 +194,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       name: region.name,
       what: `region ${region.name}`,
       args: ['region', '--name', region.name, ...(options.faults ? ['--enable-faults'] : [])],
-      url: baseUrl(region.address, region.api.port),
+      url: baseUrl(region.address, region.api.port, scheme),
       readyPath: '/livez',
       log: logOf(region.name),
     })),
@@ -178,7 +202,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       name: 'analytics',
       what: 'analytics',
       args: ['analytics', ...(options.faults ? ['--enable-faults'] : [])],
-      url: baseUrl(config.analytics.address, config.analytics.port),
+      url: baseUrl(config.analytics.address, config.analytics.port, scheme),
       readyPath: '/livez',
       log: logOf('analytics'),
     },
@@ -186,7 +210,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       name: 'control',
       what: 'control',
       args: ['control'],
-      url: baseUrl(config.control.address, config.control.port),
+      url: baseUrl(config.control.address, config.control.port, scheme),
       readyPath: '/livez',
       log: logOf('control'),
     },
@@ -194,7 +218,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       name: `dns-${d.name}`,
       what: `DNS server ${d.name}`,
       args: ['dns', '--name', d.name],
-      url: baseUrl(d.address, d.httpPort),
+      url: baseUrl(d.address, d.httpPort, scheme),
       // Ready once it serves a decision.
       readyPath: '/health',
       log: logOf(`dns-${d.name}`),
@@ -266,7 +290,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   };
   const ready = async (p: PlatformProcess, deadline: number) => {
     try {
-      p.live = await waitReady(p, deadline);
+      p.live = await waitReady(p, deadline, ca.certificatePem);
     } catch (error) {
       throw platformStartFailed(p.what, (error as Error).message, p.log, error);
     }

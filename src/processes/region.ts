@@ -1,5 +1,7 @@
+import { Agent } from 'node:https';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import {
   brokerRoutes,
@@ -25,6 +27,7 @@ import {
 import {
   adminTokenPath,
   analyticsTokenPath,
+  analyticsUrlOf,
   apiUrlOf,
   ensureStateDir,
   type IotdrConfig,
@@ -46,6 +49,7 @@ import {
   customCheckpoint,
   DEFAULT_MAX_CONTACT_AGE_MS,
   HealthService,
+  healthCacheWindowMs,
   healthRoutes,
   httpCheckpoint,
   REGION_PLACEHOLDER,
@@ -66,6 +70,7 @@ import { digestRoutes, Replication, replicationRoutes, snapshotRoutes } from '..
 import { DeadLetterStore, parseRuleDefinitions, RuleEngine, ruleRoutes } from '../rules/index.js';
 import { brokerListenOf, brokerWorkers, regionBrokerOptions, regionRedis } from './broker-node.js';
 import { regionRegistryService } from './registry.js';
+import { siteLinks } from './sites.js';
 
 /**
  * Composition root of one region: its store, registry, certificate authority, replication links
@@ -127,6 +132,27 @@ export async function loadOrCreateTlsTicketSecret(stateDir: string): Promise<Buf
   throw new ConfigError(`secret file ${path} holds no TLS ticket secret: ${message}`, [{ path, message }]);
 }
 
+/** The site name of `iotdr analytics` (one per fleet). */
+export const ANALYTICS_SITE = 'analytics';
+
+/** The tokens that stand in for site certificates on the plain loopback switch. */
+async function plainLinkTokens(
+  config: IotdrConfig,
+  stateDir: string,
+): Promise<{ replicator: string; analytics: string }> {
+  // A configured replicator token file is provisioned by the operator on every host; the default
+  // one is made here, and regions sharing a state directory share it.
+  const replicator =
+    config.replication.tokenFile === undefined
+      ? await loadOrCreateToken(stateDir, replicatorTokenPath(config, stateDir))
+      : await readSecretFile(replicatorTokenPath(config, stateDir));
+  return { replicator, analytics: await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir)) };
+}
+
+function missingAgent(peer: string): never {
+  throw new Error(`no site agent for region ${peer} over mutual TLS`);
+}
+
 /** The admin token, made on first start. */
 export function loadOrCreateAdminToken(stateDir: string): Promise<string> {
   return loadOrCreateToken(stateDir, adminTokenPath(stateDir));
@@ -158,26 +184,37 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
   const ca = await loadOrCreateCa(join(stateDir, 'pki'));
   const ticketSecret = await loadOrCreateTlsTicketSecret(stateDir);
   const adminToken = await loadOrCreateAdminToken(stateDir);
-  const analyticsToken = await loadOrCreateToken(stateDir, analyticsTokenPath(stateDir));
-  // A configured token file is provisioned by the operator on every host; the default one is made
-  // here, and regions sharing a state directory share it.
-  const replicatorToken =
-    config.replication.tokenFile === undefined
-      ? await loadOrCreateToken(stateDir, replicatorTokenPath(config, stateDir))
-      : await readSecretFile(replicatorTokenPath(config, stateDir));
+  const listenHost = options.listen?.host ?? region.address;
+  // Over mutual TLS peers know this region by its site certificate; the replicator's and analytics'
+  // tokens exist only on the plain loopback switch, where they stand in for site certificates.
+  const links = await siteLinks(
+    config,
+    stateDir,
+    { kind: 'region', name: region.name },
+    {
+      addresses: [region.address, listenHost],
+    },
+  );
+  const linkTokens = links.tls === undefined ? await plainLinkTokens(config, stateDir) : undefined;
   const store = await openStore(region, stateDir);
   await store.init();
   const service = regionRegistryService({ store, region: region.name, ca });
   const metrics = regionMetrics(region.name);
   const r = config.replication;
   const peers = r.enabled
-    ? config.regions.filter((p) => p.name !== region.name).map((p) => ({ name: p.name, apiUrl: apiUrlOf(p) }))
+    ? config.regions
+        .filter((p) => p.name !== region.name)
+        .map((p) => ({ name: p.name, apiUrl: apiUrlOf(config, p) }))
     : [];
   const replication = new Replication({
     service,
     peers,
-    token: replicatorToken,
+    credentials:
+      linkTokens === undefined
+        ? { agentFor: (peer) => links.agentFor({ kind: 'region', name: peer }) ?? missingAgent(peer) }
+        : { token: linkTokens.replicator },
     metrics,
+    ...(r.tokensFrom === undefined ? {} : { tokensFrom: r.tokensFrom }),
     logger: logger.child({ component: 'replication' }),
     settings: {
       batchSize: r.batchSize,
@@ -193,11 +230,26 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
   // Everything started so far, closed in reverse order on a failed start and on stop.
   const closers = new Closers(logger);
   closers.add(() => store.close());
+  closers.add(async () => links.close());
   try {
     await service.init();
-    await service.ensureToken(adminToken, 'admin', 'admin');
-    await service.ensureToken(replicatorToken, 'replicator', 'replicator');
-    await service.ensureToken(analyticsToken, 'analytics', 'reader');
+    const bootstrap: ReadonlyArray<readonly [string, string, 'admin' | 'replicator' | 'reader', string]> = [
+      [adminToken, 'admin', 'admin', adminTokenPath(stateDir)],
+      ...(linkTokens === undefined
+        ? []
+        : ([
+            [linkTokens.replicator, 'replicator', 'replicator', replicatorTokenPath(config, stateDir)],
+            [linkTokens.analytics, 'analytics', 'reader', analyticsTokenPath(stateDir)],
+          ] as const)),
+    ];
+    for (const [token, name, role, file] of bootstrap) {
+      // A token deleted through the API stays deleted: its file does not bring it back.
+      if ((await service.ensureToken(token, name, role)) === 'deleted')
+        logger.warn(
+          { token: name, file },
+          `the ${name} token in ${file} was deleted through the API and is not made again; move the file away to make a new one`,
+        );
+    }
     const regionDir = join(stateDir, 'regions', region.name);
     const bus = await SqliteEventBus.open({
       path: join(regionDir, 'events.db'),
@@ -240,6 +292,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       metrics,
       logger: logger.child({ component: 'rules' }),
       rules: parseRuleDefinitions(config.rules),
+      http: config.ruleHttp,
       publish: (topic, payload, o) =>
         broker.publish(topic, payload, { qos: o.qos === 1 ? 1 : 0, retain: o.retain }),
     });
@@ -282,6 +335,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       description: `iotdr region ${region.name}`,
       timeoutMs: config.health.timeoutMs,
       critical: config.health.critical,
+      cacheMs: healthCacheWindowMs(config.health.cacheMs, config.failover.intervalMs),
       metrics,
     });
     const healthIdentity = () => ({ ...broker.healthIdentity(), url: mqttUrl(mqtt.tls) });
@@ -306,22 +360,26 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
       .add(cncCheckpoint(cnc, service, (topic) => broker.publish(topic, '', { qos: 0 }), ca.certificatePem));
     if (config.analytics.regionCheck) {
       // Analytics says whether it ingests this region's bus within its lag threshold.
+      const agent = links.agentFor({ kind: 'analytics', name: ANALYTICS_SITE });
       health.add(
         httpCheckpoint({
           name: 'analytics-ingest',
           component: 'analytics',
-          url: `${baseUrl(config.analytics.address, config.analytics.port)}/v1/ingest/${region.name}/health`,
+          url: `${analyticsUrlOf(config)}/v1/ingest/${region.name}/health`,
+          ...(agent === undefined ? {} : { agent }),
         }),
       );
     }
+    // A check may watch a service with a public certificate or one the platform's CA signed (the
+    // demo service on the region's own API, which `iotdr drill` watches): both are trusted.
+    const checkAgent = new Agent({ keepAlive: true, ca: [...rootCertificates, ca.certificatePem] });
+    closers.add(() => checkAgent.destroy());
     for (const check of config.health.checks) {
       // Each region watches its own instance of the service.
       const host = region.address.includes(':') ? `[${region.address}]` : region.address;
+      const url = check.url.replaceAll(REGION_PLACEHOLDER, region.name).replaceAll(ADDRESS_PLACEHOLDER, host);
       health.add(
-        httpCheckpoint({
-          ...check,
-          url: check.url.replaceAll(REGION_PLACEHOLDER, region.name).replaceAll(ADDRESS_PLACEHOLDER, host),
-        }),
+        httpCheckpoint({ ...check, url, ...(url.startsWith('https:') ? { agent: checkAgent } : {}) }),
       );
     }
 
@@ -341,6 +399,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     const app = await buildRegistryApi({
       service,
       logger,
+      ...(links.tls === undefined ? {} : { site: links.tls }),
       bodyLimit: config.api.bodyLimit,
       metrics,
       routes: [
@@ -367,8 +426,7 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : region.api.port;
-    const host = options.listen?.host ?? region.address;
-    const apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const apiUrl = baseUrl(listenHost, port, links.tls === undefined ? 'http' : 'https');
     logger.info({ apiUrl, mqtt: mqttUrl(mqtt.tls), store: store.engine }, `region ${region.name} serving`);
     replication.start();
     closers.add(() => replication.stop());

@@ -26,22 +26,38 @@ export const REGISTRY_ERRORS = {
   IOTDR_REGISTRY_GROUP_CYCLE: { status: 409, meaning: 'a thing group would become its own ancestor' },
   IOTDR_REGISTRY_LIMIT_EXCEEDED: {
     status: 409,
-    meaning: 'a thing is already in as many groups as it can be',
+    meaning: 'a thing is already in as many groups, or a group has as many policies, as it can (`limit`)',
   },
   IOTDR_REGISTRY_CERTIFICATE_ACTIVE: {
     status: 409,
     meaning: 'delete of an ACTIVE certificate without `force`',
   },
-  IOTDR_REGISTRY_CERTIFICATE_REVOKED: { status: 409, meaning: 'status change of a REVOKED certificate' },
+  IOTDR_REGISTRY_CERTIFICATE_REVOKED: {
+    status: 409,
+    meaning: 'status change, or registration again, of a REVOKED certificate (deleted or not)',
+  },
   IOTDR_REGISTRY_CA_NOT_REGISTERED: {
     status: 409,
     meaning: 'a certificate registered with a `caCertificatePem` that is not a registered CA',
   },
   IOTDR_REGISTRY_CA_INACTIVE: { status: 409, meaning: 'a certificate registered under an INACTIVE CA' },
+  IOTDR_REGISTRY_EXCLUSIVE_THING: {
+    status: 409,
+    meaning:
+      'an attachment that would give a certificate attached exclusively to one thing another thing (`certificateId`, `things`)',
+  },
+  IOTDR_REGISTRY_POLICY_VERSIONS_LIMIT: {
+    status: 409,
+    meaning: 'a new version of a policy that already has five (`limit`, `versionIds`)',
+  },
+  IOTDR_REGISTRY_POLICY_DEFAULT_VERSION: {
+    status: 409,
+    meaning: "delete of a policy's default version (`defaultVersionId`)",
+  },
   IOTDR_POLICY_INVALID: {
     status: 400,
     meaning:
-      'the policy document does not parse or uses what iotdr does not evaluate; `errors` names each place',
+      'the policy document does not parse or uses what iotdr does not evaluate (an unknown condition key or operator, Principal, a misspelt action); `errors` names each place',
   },
   IOTDR_SHADOW_INVALID: {
     status: 400,

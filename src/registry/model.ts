@@ -23,6 +23,8 @@ export const KIND = {
   policyPrincipal: 'policy-principal',
   /** static group membership; key `group|thing`, ref thing. */
   groupMember: 'thing-group-member',
+  /** thing group → policy (the group's things inherit it); key `group|policy`, ref policy. */
+  groupPolicy: 'thing-group-policy',
   token: 'token',
   /** MQTT password of one thing on the broker's token listener; key thing name, ref null. */
   deviceToken: 'device-token',
@@ -66,10 +68,11 @@ export const tokenScopeSchema = z
   .object({
     operations: z.array(z.enum(CNC_OPERATIONS)).min(1).max(CNC_OPERATIONS.length).optional(),
     thingGroups: z.array(thingGroupNameSchema).min(1).max(100).optional(),
+    templates: z.array(policyNameSchema).min(1).max(100).optional(),
   })
   .strict()
-  .refine((s) => s.operations !== undefined || s.thingGroups !== undefined, {
-    message: 'a scope names operations, thingGroups or both',
+  .refine((s) => s.operations !== undefined || s.thingGroups !== undefined || s.templates !== undefined, {
+    message: 'a scope names at least one of operations, thingGroups, templates',
   });
 // The schema parses into exactly the toolkit's shape: this fails to compile if either gains a field.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -86,8 +89,26 @@ export const roleSchema = z.enum(ROLES);
 
 /** AWS IoT allows a thing in at most 10 static groups. */
 export const MAX_GROUPS_PER_THING = 10;
-/** Policy versions kept; the oldest non-default version is pruned past this (AWS IoT keeps 5). */
+/**
+ * Versions a policy may have, as in AWS IoT (CreatePolicyVersion): a sixth is refused with
+ * IOTDR_REGISTRY_POLICY_VERSIONS_LIMIT until a version other than the default is deleted.
+ */
 export const MAX_POLICY_VERSIONS = 5;
+/** Policies attached to one thing group; AWS IoT attaches at most 10 policies to one target. */
+export const MAX_GROUP_POLICIES = 10;
+
+/**
+ * How a certificate is attached to a thing (AWS IoT AttachThingPrincipal `thingPrincipalType`).
+ * EXCLUSIVE_THING: the thing is the certificate's only thing, and a connection with the certificate
+ * acts as it whatever its client id. NON_EXCLUSIVE_THING (the default): the certificate may have
+ * other things, and a connection acts as the one whose name is its client id.
+ */
+export const THING_PRINCIPAL_TYPES = ['EXCLUSIVE_THING', 'NON_EXCLUSIVE_THING'] as const;
+export const thingPrincipalTypeSchema = z.enum(THING_PRINCIPAL_TYPES);
+export type ThingPrincipalType = z.infer<typeof thingPrincipalTypeSchema>;
+export const DEFAULT_THING_PRINCIPAL_TYPE: ThingPrincipalType = 'NON_EXCLUSIVE_THING';
+/** AWS IoT's policyVersionId: digits; iotdr gives 1, 2, 3… and never gives one again. */
+export const policyVersionIdSchema = z.string().regex(/^[1-9][0-9]{0,9}$/, 'a version number: 1, 2, 3…');
 
 // Stored documents. The entity's version lives beside the document in the store and is added to
 // every API response.
@@ -129,6 +150,11 @@ export interface PolicyDoc {
   policyName: string;
   defaultVersionId: string;
   versions: PolicyVersionDoc[];
+  /**
+   * The highest version id ever given, so that a deleted version's id is never given again. Absent
+   * in documents written before versions could be deleted: the highest in `versions` then.
+   */
+  highestVersionId?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -163,6 +189,8 @@ export interface ThingPrincipalDoc {
   thingName: string;
   certificateId: string;
   attachedAt: string;
+  /** Absent in attachments stored before the type existed: they are NON_EXCLUSIVE_THING. */
+  thingPrincipalType?: ThingPrincipalType;
 }
 
 export interface PolicyPrincipalDoc {
@@ -175,6 +203,12 @@ export interface GroupMemberDoc {
   thingGroupName: string;
   thingName: string;
   addedAt: string;
+}
+
+export interface GroupPolicyDoc {
+  thingGroupName: string;
+  policyName: string;
+  attachedAt: string;
 }
 
 export interface TokenDoc {
@@ -235,6 +269,50 @@ export const putPolicyBody = z
     expectedVersion: z.number().int().nonnegative().optional(),
   })
   .strict();
+
+/** Sets which version of a policy decides (AWS IoT SetDefaultPolicyVersion). */
+export const patchPolicyBody = z
+  .object({
+    defaultVersionId: policyVersionIdSchema,
+    expectedVersion: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+
+/** AttachThingPrincipal takes the type in the query string, as AWS IoT's API does. */
+export const attachCertificateQuery = z
+  .object({ thingPrincipalType: thingPrincipalTypeSchema.optional() })
+  .strict();
+
+/**
+ * The target of AWS IoT's AttachPolicy and DetachPolicy: a thing group's or a certificate's ARN,
+ * or a thing group's name. Region and account in an ARN are not checked: a name means the same in
+ * every region of the fleet.
+ */
+export type PolicyTarget = { kind: 'thing-group'; name: string } | { kind: 'certificate'; id: string };
+
+const TARGET_ARN = /^arn:[^:]+:iot:[^:]*:[^:]*:(thinggroup|cert)\/(.+)$/;
+
+export const policyTargetSchema = z
+  .string()
+  .min(1)
+  .max(2048)
+  .transform((target, ctx): PolicyTarget => {
+    const arn = TARGET_ARN.exec(target);
+    const [resource, name] = arn ? [arn[1], arn[2] ?? ''] : ['thinggroup', target];
+    const parsed =
+      resource === 'cert' ? certificateIdSchema.safeParse(name) : thingGroupNameSchema.safeParse(name);
+    if (!parsed.success) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'a thing group name, or the ARN of a thing group (arn:aws:iot:REGION:ACCOUNT:thinggroup/NAME) or of a certificate (…:cert/ID)',
+      });
+      return z.NEVER;
+    }
+    return resource === 'cert' ? { kind: 'certificate', id: name } : { kind: 'thing-group', name };
+  });
+
+export const targetPolicyBody = z.object({ target: policyTargetSchema }).strict();
 
 const pemSchema = z.string().min(1).max(16_384, 'at most 16384 characters');
 

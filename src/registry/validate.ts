@@ -8,10 +8,13 @@ import {
   certificateIdSchema,
   KIND,
   MAX_DEVICE_TOKEN_POLICIES,
+  MAX_POLICY_VERSIONS,
   policyNameSchema,
+  policyVersionIdSchema,
   roleSchema,
   thingGroupNameSchema,
   thingNameSchema,
+  thingPrincipalTypeSchema,
   thingTypeNameSchema,
   tokenIdSchema,
   tokenScopeSchema,
@@ -53,11 +56,22 @@ function shadowDocSchema() {
     .strict();
 }
 
-/** A policy's default version exists and every version's document parses. */
+/**
+ * A policy's default version exists, its version ids are distinct and none above the highest it
+ * records, and every version's document parses. At most five versions is the schema's: a peer's
+ * document obeyed it at its origin, and one that does not is refused, never trimmed.
+ */
 function policyProblem(doc: Record<string, unknown>): string | undefined {
   const versions = doc.versions as Array<{ versionId: string; document: unknown }>;
   if (!versions.some((v) => v.versionId === doc.defaultVersionId)) {
     return `policy '${s(doc, 'policyName')}' has no version ${String(doc.defaultVersionId)} (its default)`;
+  }
+  if (new Set(versions.map((v) => v.versionId)).size !== versions.length) {
+    return `policy '${s(doc, 'policyName')}' has a version id twice`;
+  }
+  const highest = doc.highestVersionId;
+  if (typeof highest === 'string' && versions.some((v) => Number(v.versionId) > Number(highest))) {
+    return `policy '${s(doc, 'policyName')}' has a version above its highestVersionId ${highest}`;
   }
   for (const v of versions) {
     try {
@@ -122,10 +136,14 @@ export const BUILT_IN_KINDS: readonly DocumentKind[] = [
     schema: z
       .object({
         policyName: policyNameSchema,
-        defaultVersionId: z.string().min(1),
+        defaultVersionId: policyVersionIdSchema,
         versions: z
-          .array(z.object({ versionId: z.string().min(1), document: z.unknown(), createdAt: iso }).strict())
-          .min(1),
+          .array(
+            z.object({ versionId: policyVersionIdSchema, document: z.unknown(), createdAt: iso }).strict(),
+          )
+          .min(1)
+          .max(MAX_POLICY_VERSIONS),
+        highestVersionId: policyVersionIdSchema.optional(),
         createdAt: iso,
         updatedAt: iso,
       })
@@ -174,7 +192,12 @@ export const BUILT_IN_KINDS: readonly DocumentKind[] = [
   {
     kind: KIND.thingPrincipal,
     schema: z
-      .object({ thingName: thingNameSchema, certificateId: certificateIdSchema, attachedAt: iso })
+      .object({
+        thingName: thingNameSchema,
+        certificateId: certificateIdSchema,
+        attachedAt: iso,
+        thingPrincipalType: thingPrincipalTypeSchema.optional(),
+      })
       .strict(),
     key: z.string().regex(/^[a-zA-Z0-9:_-]{1,128}\|[0-9a-f]{64}$/),
     identity: (d) => ({ key: `${s(d, 'thingName')}|${s(d, 'certificateId')}`, ref: s(d, 'certificateId') }),
@@ -194,6 +217,14 @@ export const BUILT_IN_KINDS: readonly DocumentKind[] = [
       .strict(),
     key: z.string().regex(/^[a-zA-Z0-9:_-]{1,128}\|[a-zA-Z0-9:_-]{1,128}$/),
     identity: (d) => ({ key: `${s(d, 'thingGroupName')}|${s(d, 'thingName')}`, ref: s(d, 'thingName') }),
+  },
+  {
+    kind: KIND.groupPolicy,
+    schema: z
+      .object({ thingGroupName: thingGroupNameSchema, policyName: policyNameSchema, attachedAt: iso })
+      .strict(),
+    key: z.string().regex(/^[a-zA-Z0-9:_-]{1,128}\|[\w+=,.@-]{1,128}$/),
+    identity: (d) => ({ key: `${s(d, 'thingGroupName')}|${s(d, 'policyName')}`, ref: s(d, 'policyName') }),
   },
   {
     kind: KIND.token,

@@ -2,7 +2,16 @@
  * The `replication` section of the configuration (docs/replication.md): how each region's links
  * pull from their peers, retry, and how long the change log and tombstones are kept.
  */
-import { filePath, integerWithin, type Range, section, trueOrFalse } from '../common/index.js';
+import { z } from 'zod';
+import {
+  filePath,
+  integerWithin,
+  matching,
+  type Range,
+  REGION_NAME_PATTERN,
+  section,
+  trueOrFalse,
+} from '../common/index.js';
 import { CHANGES_PAGE, CHANGES_WAIT_MS } from '../registry/index.js';
 
 /** Changes per pull. Default 1000. */
@@ -55,6 +64,11 @@ export interface ReplicationConfig {
   readonly retryMaxMs: number;
   /** File with the bearer token (role replicator) that links present to peers; default <state>/secrets/replicator.token. */
   readonly tokenFile?: string;
+  /**
+   * Regions whose changes to tokens (people's credentials and roles) this region applies; absent:
+   * every region. A token change from another region is dead-lettered (IOTDR_REPLICATION_GRANT_REFUSED).
+   */
+  readonly tokensFrom?: readonly string[];
   readonly tombstoneRetentionSeconds: number;
   readonly changeLogRetentionSeconds: number;
   readonly maintenanceIntervalSeconds: number;
@@ -70,6 +84,7 @@ export const replicationSection = section({
   retryBaseMs: integerWithin(L.retryBaseMs, 'ms').default(DEFAULT_RETRY_BASE_MS),
   retryMaxMs: integerWithin(L.retryMaxMs, 'ms').default(DEFAULT_RETRY_MAX_MS),
   tokenFile: filePath().optional(),
+  tokensFrom: z.array(matching(REGION_NAME_PATTERN, 'a region name')).max(64).optional(),
   tombstoneRetentionSeconds: integerWithin(L.tombstoneRetentionSeconds, 'seconds').default(
     DEFAULT_TOMBSTONE_RETENTION_S,
   ),

@@ -35,21 +35,32 @@ const linkStatusSchema = z
     deadLetters: z.number().int(),
   })
   .meta({ id: 'ReplicationLink' });
-const deadLetterSchema = z
+const deadLetterFields = {
+  peer: z.string(),
+  id: z.string(),
+  seq: z.number().int(),
+  code: z
+    .string()
+    .optional()
+    .describe('IOTDR_REGISTRY_INVALID_ENTITY or IOTDR_REGISTRY_UNKNOWN_KIND; absent on older letters'),
+  reason: z.string(),
+  at: z.number(),
+  attempts: z.number().int(),
+};
+/**
+ * A dead letter as the list shows it to readers: where the change came from and why it was refused,
+ * never its document (a token's secretHash, a rule's webhook headers, an idempotency answer).
+ */
+const deadLetterSummarySchema = z
   .object({
-    peer: z.string(),
-    id: z.string(),
-    seq: z.number().int(),
-    change: changeSchema,
-    code: z
-      .string()
-      .optional()
-      .describe('IOTDR_REGISTRY_INVALID_ENTITY or IOTDR_REGISTRY_UNKNOWN_KIND; absent on older letters'),
-    reason: z.string(),
-    at: z.number(),
-    attempts: z.number().int(),
+    ...deadLetterFields,
+    kind: z.string(),
+    key: z.string(),
+    op: z.enum(['upsert', 'delete']),
+    origin: z.string().describe('the region the change was first written in'),
   })
-  .meta({ id: 'DeadLetter' });
+  .meta({ id: 'DeadLetterSummary' });
+const deadLetterSchema = z.object({ ...deadLetterFields, change: changeSchema }).meta({ id: 'DeadLetter' });
 
 const hex256 = z.string().regex(/^[0-9a-f]{64}$/);
 const kindDigestSchema = z
@@ -138,8 +149,19 @@ export const REPLICATION_ROUTES = {
     method: 'GET',
     url: '/v1/replication/dead-letters',
     tags: TAGS,
+    description:
+      "The dead letters, each with the change's kind, key, op and origin and the refusal's code and reason; without the change's document (GET one for it, admin).",
     query: z.object({ peer: regionName.optional() }).strict(),
-    responses: { 200: z.object({ items: z.array(deadLetterSchema) }), ...errors },
+    responses: { 200: z.object({ items: z.array(deadLetterSummarySchema) }), ...errors },
+  }),
+  deadLetter: defineRoute({
+    method: 'GET',
+    url: '/v1/replication/dead-letters/:peer/:id',
+    tags: TAGS,
+    description:
+      "One dead letter with the whole change, its document included (which may hold a token's secretHash or a rule's headers): admin only.",
+    params: letterParams,
+    responses: { 200: deadLetterSchema, ...errors },
   }),
   retryDeadLetter: defineRoute({
     method: 'POST',

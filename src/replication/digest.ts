@@ -23,6 +23,10 @@ import type { Hlc, RegistryStore } from '../registry/index.js';
  *
  * Tombstones are left out: each region purges them on its own schedule, so they differ between
  * regions that agree on every live entity.
+ *
+ * A digest and a bucket's entries name the keys of every kind, command-and-control documents
+ * included (onboarding jobs, idempotency records, commands): digestRoutes serves them to peers
+ * and admins only.
  */
 
 /** Names the digest so that clients compare like with like. */

@@ -9,6 +9,13 @@ export const REPLICATION_ERRORS = {
   IOTDR_REPLICATION_PEER_ERROR: {
     meaning: 'a peer answered its change feed with an error that is not problem+json; the link retries',
   },
+  IOTDR_REPLICATION_FOREIGN_ORIGIN: {
+    meaning:
+      "a dead letter's code: a peer sent a change whose origin is another region; each region's changes are taken from that region only",
+  },
+  IOTDR_REPLICATION_GRANT_REFUSED: {
+    meaning: "a dead letter's code: a token change from a region that `replication.tokensFrom` does not list",
+  },
   IOTDR_REPLICATION_DEAD_LETTER_NOT_FOUND: {
     status: 404,
     meaning: 'no dead letter with that id from that peer (retried or discarded already?)',

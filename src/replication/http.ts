@@ -1,23 +1,27 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { READ, REPLICATE, routeOf, WRITE } from '../http/index.js';
+import { ADMIN, READ, REPLICATE, routeOf, WRITE } from '../http/index.js';
 import { entitySchema, type RegistryService } from '../registry/index.js';
 import { DEFAULT_SNAPSHOT_PAGE_SIZE, REPLICATION_LIMITS } from './config.js';
 import { errors, REPLICATION_ROUTES, regionName } from './contracts.js';
 import { bucketEntries, computeDigest } from './digest.js';
+import { deadLetterNotFound } from './errors.js';
 import type { Replication } from './manager.js';
+import type { DeadLetter } from './types.js';
 
 /**
  * Digests of the region's live entities, to compare regions cheaply (see digest.ts), and the
- * entries of one bucket to narrow a difference down to keys (reader or replicator role).
+ * entries of one bucket to narrow a difference down to keys: for peers and admins only. They count
+ * and list the keys of every kind, command-and-control documents included (onboarding jobs,
+ * idempotency records, commands), which a reader is not shown elsewhere.
  */
 export function digestRoutes(service: RegistryService) {
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();
     app.route({
       ...routeOf(REPLICATION_ROUTES.digest),
-      config: { roles: [...READ, ...REPLICATE] },
+      config: { roles: ADMIN, sites: ['region'], linkRoles: REPLICATE },
       handler: async () => {
         const started = service.clock.now();
         const lastSeq = await service.store.lastSeq();
@@ -34,7 +38,7 @@ export function digestRoutes(service: RegistryService) {
     });
     app.route({
       ...routeOf(REPLICATION_ROUTES.bucket),
-      config: { roles: [...READ, ...REPLICATE] },
+      config: { roles: ADMIN, sites: ['region'], linkRoles: REPLICATE },
       handler: async (req) => {
         const { kind, buckets } = req.params;
         const page = await bucketEntries(service.store, kind, buckets, {
@@ -52,7 +56,7 @@ export function snapshotRoutes(service: RegistryService) {
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();
     app.get('/v1/snapshot', {
-      config: { roles: REPLICATE },
+      config: { sites: ['region'], linkRoles: REPLICATE },
       schema: {
         tags: ['replication'],
         description:
@@ -104,19 +108,39 @@ export function snapshotRoutes(service: RegistryService) {
   };
 }
 
+/** A dead letter without its change's document. */
+function summaryOf(letter: DeadLetter) {
+  const { change, ...rest } = letter;
+  return { ...rest, kind: change.kind, key: change.key, op: change.op, origin: change.origin };
+}
+
 /** Status and dead letters of this region's links. */
 export function replicationRoutes(replication: Replication) {
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();
     app.route({
       ...routeOf(REPLICATION_ROUTES.status),
-      config: { roles: [...READ, ...REPLICATE] },
+      config: { roles: READ, sites: ['analytics'] },
       handler: () => replication.status(),
     });
     app.route({
       ...routeOf(REPLICATION_ROUTES.deadLetters),
       config: { roles: READ },
-      handler: async (req) => ({ items: await replication.target.deadLetters(req.query.peer) }),
+      // A change's document may hold secrets (a token's secretHash, a rule's webhook headers):
+      // readers see what was refused and why, an admin asks for one letter to see the document.
+      handler: async (req) => ({
+        items: (await replication.target.deadLetters(req.query.peer)).map(summaryOf),
+      }),
+    });
+    app.route({
+      ...routeOf(REPLICATION_ROUTES.deadLetter),
+      config: { roles: ADMIN },
+      handler: async (req) => {
+        const { peer, id } = req.params;
+        const letter = (await replication.target.deadLetters(peer)).find((l) => l.id === id);
+        if (!letter) throw deadLetterNotFound(peer, id);
+        return letter;
+      },
     });
     app.route({
       ...routeOf(REPLICATION_ROUTES.retryDeadLetter),

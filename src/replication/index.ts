@@ -11,7 +11,7 @@ export {
   type ReplicationConfig,
   replicationSection,
 } from './config.js';
-export { type Stamp, wins } from './conflict.js';
+export { type Stamp, stampOf, wins } from './conflict.js';
 export { REPLICATION_ROUTES } from './contracts.js';
 export {
   type BucketEntry,

@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../common/index.js';
 import type { RegistryService } from '../registry/index.js';
@@ -24,9 +25,15 @@ export interface ReplicationSettings {
 export interface ReplicationOptions {
   service: RegistryService;
   peers: ReadonlyArray<{ name: string; apiUrl: string }>;
-  /** Bearer token with the replicator role, valid at every peer. */
-  token: string;
+  /**
+   * How this region proves itself to its peers: its site agent (`agentFor` the peer, mutual TLS,
+   * which also checks the peer's certificate), or a bearer token with the replicator role on plain
+   * loopback links.
+   */
+  credentials: { agentFor: (peer: string) => Agent } | { token: string };
   settings: ReplicationSettings;
+  /** Regions whose token changes are applied (`replication.tokensFrom`); undefined: every peer. */
+  tokensFrom?: readonly string[];
   metrics: Registry;
   logger: Logger;
   /** The change feed of a peer; HTTP by default (tests may give another). */
@@ -55,12 +62,22 @@ export class Replication {
     this.#service = options.service;
     this.#settings = options.settings;
     this.#logger = options.logger;
-    this.target = options.target ?? new RegistryTarget(options.service);
+    this.target =
+      options.target ??
+      new RegistryTarget(options.service, {
+        ...(options.tokensFrom === undefined ? {} : { tokensFrom: options.tokensFrom }),
+      });
     const links = new Map<string, Replicator>();
     for (const peer of options.peers) {
       const feed =
         options.feedFor?.(peer) ??
-        new HttpChangeFeed({ baseUrl: peer.apiUrl, peer: peer.name, token: options.token });
+        new HttpChangeFeed({
+          baseUrl: peer.apiUrl,
+          peer: peer.name,
+          ...('token' in options.credentials
+            ? { token: options.credentials.token }
+            : { agent: options.credentials.agentFor(peer.name) }),
+        });
       links.set(
         peer.name,
         new Replicator({

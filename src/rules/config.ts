@@ -19,6 +19,7 @@ import {
   trueOrFalse,
 } from '../common/index.js';
 import { DEFAULT_HTTP_MAX_ATTEMPTS, DEFAULT_HTTP_TIMEOUT_MS } from './deliver.js';
+import { parseNetwork } from './egress.js';
 import { invalidRules } from './errors.js';
 import {
   RULE_HTTP_ATTEMPTS,
@@ -173,3 +174,31 @@ const ruleSchema = ruleShape.pipe(
 export const rulesSection = z
   .array(ruleSchema, { error: expecting('expected a list of rules') })
   .prefault(() => DEFAULT_RULES.map((rule) => ({ ...rule, actions: rule.actions.map((x) => ({ ...x })) })));
+
+/**
+ * The `ruleHttp` section: where the rules' HTTP actions may connect. An address that is not
+ * globally reachable (loopback, link-local and the cloud metadata address, private, unique local,
+ * multicast, unspecified, and their IPv4-mapped forms) is refused unless a network listed here
+ * holds it; the private LAN included, so a webhook there is a decision written down.
+ */
+export interface RuleHttpConfig {
+  /** CIDRs (`10.1.0.0/16`, `fd00:1::/64`) or single addresses; default none. */
+  readonly allowedNetworks: readonly string[];
+}
+
+export const DEFAULT_RULE_HTTP_ALLOWED_NETWORKS: readonly string[] = [];
+
+const NETWORK_MESSAGE = 'a network in CIDR form (10.0.0.0/8, fd00::/8) or one IP address';
+const networkSchema = z
+  .string({ error: expecting(`expected ${NETWORK_MESSAGE}`) })
+  .superRefine((value, ctx) => {
+    const network = parseNetwork(value);
+    if (typeof network === 'string')
+      ctx.addIssue({ code: 'custom', message: `${network}, got ${describeInput(value)}` });
+  });
+
+export const ruleHttpSection = section({
+  allowedNetworks: z
+    .array(networkSchema, { error: expecting(`expected a list of networks, each ${NETWORK_MESSAGE}`) })
+    .prefault(() => [...DEFAULT_RULE_HTTP_ALLOWED_NETWORKS]),
+}).prefault({});

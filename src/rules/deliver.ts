@@ -1,3 +1,9 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { IotdrError } from '../common/index.js';
+import type { Egress } from './egress.js';
+import { httpAddressRefused } from './errors.js';
 import type { Sleep } from './types.js';
 
 /** Defaults of an HTTP action. */
@@ -21,6 +27,8 @@ export interface DeliveryOutcome {
   ok: boolean;
   attempts: number;
   lastError?: string;
+  /** The address was refused (IOTDR_RULES_HTTP_ADDRESS_REFUSED): not retried, nothing was sent. */
+  refused?: boolean;
 }
 
 export interface Backoff {
@@ -33,31 +41,27 @@ export interface Backoff {
 /**
  * POSTs the body until a 2xx answer or `maxAttempts` failures; a failure is a network error, a
  * timeout or any other status (a receiver answering 4xx may be mid-deploy; the attempts are few
- * and bounded, and what still fails is dead-lettered, not dropped). `signal` ends the retries
+ * and bounded, and what still fails is dead-lettered, not dropped). An address `egress` refuses
+ * ends the attempts at once: asking again would be refused again. `signal` ends the retries
  * (shutdown): the outcome is then a failure with what was tried.
  */
 export async function deliver(
   delivery: Delivery,
-  options: { sleep: Sleep; backoff: Backoff; signal: AbortSignal },
+  options: { sleep: Sleep; backoff: Backoff; signal: AbortSignal; egress: Egress },
 ): Promise<DeliveryOutcome> {
   let lastError = 'not attempted';
   let attempts = 0;
   while (attempts < delivery.maxAttempts && !options.signal.aborted) {
     attempts++;
+    const timeout = AbortSignal.timeout(delivery.timeoutMs);
     try {
-      const res = await fetch(delivery.url, {
-        method: 'POST',
-        headers: { ...delivery.headers, 'content-type': delivery.contentType },
-        body: delivery.body,
-        redirect: 'manual',
-        signal: AbortSignal.any([options.signal, AbortSignal.timeout(delivery.timeoutMs)]),
-      });
-      // Read the answer so the connection can be reused.
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status >= 200 && res.status < 300) return { ok: true, attempts };
-      lastError = `HTTP ${res.status}`;
+      const status = await post(delivery, options.egress, AbortSignal.any([options.signal, timeout]));
+      if (status >= 200 && status < 300) return { ok: true, attempts };
+      lastError = `HTTP ${status}`;
     } catch (error) {
-      lastError = describe(error, delivery.timeoutMs);
+      if (error instanceof IotdrError && error.code === 'IOTDR_RULES_HTTP_ADDRESS_REFUSED')
+        return { ok: false, attempts, lastError: error.message, refused: true };
+      lastError = timeout.aborted ? `timed out after ${delivery.timeoutMs} ms` : describe(error);
     }
     if (attempts < delivery.maxAttempts) {
       const cap = Math.min(options.backoff.maxMs, options.backoff.baseMs * 2 ** (attempts - 1));
@@ -69,11 +73,49 @@ export async function deliver(
   return { ok: false, attempts, lastError };
 }
 
-function describe(error: unknown, timeoutMs: number): string {
+/**
+ * One POST through the egress pools; resolves with the status once the answer is read (so the
+ * connection can be reused). Redirects are not followed: a 3xx is an answer like any other.
+ */
+function post(delivery: Delivery, egress: Egress, signal: AbortSignal): Promise<number> {
+  const url = new URL(delivery.url);
+  const https = url.protocol === 'https:';
+  // An IP literal is connected to without a lookup, so it is checked here.
+  const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const reason = isIP(literal) === 0 ? undefined : egress.check(literal);
+  if (reason !== undefined) return Promise.reject(httpAddressRefused(reason));
+  return new Promise((resolve, reject) => {
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: 'POST',
+        agent: https ? egress.https : egress.http,
+        headers: {
+          ...delivery.headers,
+          'content-type': delivery.contentType,
+          'content-length': delivery.body.length,
+        },
+        signal,
+      },
+      (res) => {
+        res.on('error', reject);
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('close', () => {
+          if (!res.complete) reject(new Error('the answer ended early'));
+        });
+        res.resume();
+      },
+    );
+    req.on('error', reject);
+    req.end(delivery.body);
+  });
+}
+
+function describe(error: unknown): string {
   if (error instanceof Error) {
-    if (error.name === 'TimeoutError') return `timed out after ${timeoutMs} ms`;
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    return cause?.code ? `${error.message}: ${cause.code}` : error.message;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code && !error.message.includes(code)) return `${error.message}: ${code}`;
+    return error.message;
   }
   return String(error);
 }

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { type Clock, type Logger, systemClock, uuidv7 } from '../common/index.js';
 import { type EventBus, type EventPayload, encodePayload, parseJson } from '../events/index.js';
 import type { RegistryService } from '../registry/index.js';
+import type { RuleHttpConfig } from './config.js';
 import type { DeadLetterStore } from './dead-letters.js';
 import {
   type Backoff,
@@ -13,6 +14,7 @@ import {
   type Delivery,
   deliver,
 } from './deliver.js';
+import { type Egress, egress } from './egress.js';
 import { republishTopic, topicMatches } from './filter.js';
 import { type RuleMetrics, ruleMetrics } from './metrics.js';
 import { type RuleAction, type RuleDefinition, TOPIC_RULE_KIND } from './model.js';
@@ -41,6 +43,11 @@ export interface RuleEngineOptions {
   logger?: Logger;
   clock?: Clock;
   sleep?: Sleep;
+  /**
+   * Where HTTP actions may connect: addresses that are not globally reachable (loopback,
+   * link-local, private…) only inside `allowedNetworks`. Default: none of them.
+   */
+  http?: RuleHttpConfig;
   /** Backoff between HTTP attempts (default base 500 ms, max 30000 ms, full jitter). */
   backoff?: Partial<Backoff>;
   /** Default 8. */
@@ -82,6 +89,7 @@ export class RuleEngine {
   readonly #metrics: RuleMetrics | undefined;
   readonly #clock: Clock;
   readonly #backoff: Backoff;
+  readonly #egress: Egress;
   readonly #stopping = new AbortController();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #republished = new Map<string, { depth: number; until: number }>();
@@ -96,6 +104,7 @@ export class RuleEngine {
       maxMs: options.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
       ...(options.backoff?.random ? { random: options.backoff.random } : {}),
     };
+    this.#egress = egress(options.http?.allowedNetworks ?? []);
     for (const rule of options.rules ?? []) this.#config.set(rule.name, rule);
     this.store = options.service ? new RuleStore(options.service, this.#config.keys()) : undefined;
     this.#metrics = options.metrics ? ruleMetrics(options.metrics) : undefined;
@@ -307,9 +316,11 @@ export class RuleEngine {
         sleep: this.#o.sleep ?? realSleep,
         backoff: this.#backoff,
         signal: this.#stopping.signal,
+        egress: this.#egress,
       });
       if (!outcome.ok) {
         this.#metrics?.actionFailures.inc({ rule, action: 'http' });
+        if (outcome.refused) this.#metrics?.httpRefused.inc({ rule });
         this.#deadLetter(rule, eventId, delivery, {
           attempts: outcome.attempts,
           lastError: outcome.lastError ?? '',
@@ -358,8 +369,14 @@ export class RuleEngine {
     if (!letter) return undefined;
     const outcome = await deliver(
       { ...letter, maxAttempts: 1 },
-      { sleep: this.#o.sleep ?? realSleep, backoff: this.#backoff, signal: this.#stopping.signal },
+      {
+        sleep: this.#o.sleep ?? realSleep,
+        backoff: this.#backoff,
+        signal: this.#stopping.signal,
+        egress: this.#egress,
+      },
     );
+    if (outcome.refused) this.#metrics?.httpRefused.inc({ rule: letter.rule });
     if (outcome.ok) {
       this.deadLetters.remove(id);
       this.#metrics?.deadLettersStored.set(this.deadLetters.count());
@@ -385,5 +402,7 @@ export class RuleEngine {
     this.#unsubscribe();
     this.#stopping.abort();
     await this.idle();
+    this.#egress.http.destroy();
+    this.#egress.https.destroy();
   }
 }

@@ -28,6 +28,15 @@ export const RULES_ERRORS = {
     meaning:
       'the region runs its configuration rules only (no rule store), so the rules API cannot change them',
   },
+  IOTDR_RULES_HTTP_ADDRESS_REFUSED: {
+    meaning:
+      "an HTTP action's URL names, or resolves to, an address that is not globally reachable (loopback, link-local, private…) and not in `ruleHttp.allowedNetworks`; the delivery is dead-lettered with this reason, not retried",
+  },
+  IOTDR_RULES_REDACTED_HEADER: {
+    status: 400,
+    meaning:
+      'a header value is the redaction placeholder `***`, but the stored rule has no value to keep for it: no such header on the action at the same place, or that action posts to another origin',
+  },
 } as const satisfies ErrorCatalogue;
 
 type RulesErrors = typeof RULES_ERRORS;
@@ -72,4 +81,21 @@ export function invalidRules(issues: FieldIssue[]): ValidationError {
 /** A region without a rule store (config rules only) asked to change or list API rules. */
 export function noApiRules(): IotdrError {
   return new IotdrError('IOTDR_RULES_API_UNAVAILABLE', 'this region runs config rules only', { status: 503 });
+}
+
+/** An HTTP action may not connect there (see egress.ts); `reason` names the address and its kind. */
+export function httpAddressRefused(reason: string): IotdrError {
+  return new IotdrError(
+    'IOTDR_RULES_HTTP_ADDRESS_REFUSED',
+    `refused (not in ruleHttp.allowedNetworks): ${reason}`,
+  );
+}
+
+/** A PUT sent `***` back for a header whose stored value it cannot keep. */
+export function redactedHeader(issues: FieldIssue[]): ValidationError {
+  return new ValidationError(
+    `send the header's value: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    issues,
+    'IOTDR_RULES_REDACTED_HEADER',
+  );
 }

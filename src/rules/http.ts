@@ -6,7 +6,8 @@ import { problemAnswers, READ, WRITE } from '../http/index.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { RuleEngine } from './engine.js';
 import { deadLetterNotFound, noApiRules, ruleNotFound } from './errors.js';
-import { putRuleBody, ruleActionSchema, ruleNameSchema } from './model.js';
+import { putRuleBody, type RuleAction, ruleActionSchema, ruleNameSchema } from './model.js';
+import { REDACTED, redactActions } from './redact.js';
 
 const errors = problemAnswers(400, 401, 403, 404, 409, 503);
 
@@ -15,7 +16,9 @@ const ruleSchema = z
     name: z.string(),
     topicFilter: z.string(),
     select: z.array(z.string()).optional(),
-    actions: z.array(ruleActionSchema),
+    actions: z
+      .array(ruleActionSchema)
+      .describe(`HTTP header values read ${REDACTED}; sent back, ${REDACTED} keeps the stored value`),
     enabled: z.boolean(),
     source: z.enum(['config', 'api']).describe('config rules are read-only'),
     version: z.number().int().optional(),
@@ -44,6 +47,11 @@ const nameParams = z.object({ name: ruleNameSchema }).strict();
 const letterParams = z
   .object({ id: z.string().regex(/^[0-9a-f-]{36}$/, 'a dead letter id (UUID)') })
   .strict();
+
+/** A rule as the API shows it: header values never leave the region this way (see redact.ts). */
+function ruleView<T extends { actions: RuleAction[] }>(rule: T): T {
+  return { ...rule, actions: redactActions(rule.actions) };
+}
 
 function letterView(d: DeadLetter) {
   return {
@@ -122,7 +130,7 @@ export function ruleRoutes(engine: RuleEngine) {
         description: 'Every rule of the region: config rules (read-only) then API rules, by name.',
         response: { 200: z.object({ items: z.array(ruleSchema) }), ...errors },
       },
-      handler: async () => ({ items: engine.listRules() }),
+      handler: async () => ({ items: engine.listRules().map(ruleView) }),
     });
     app.get('/v1/rules/:name', {
       config: { roles: READ },
@@ -131,7 +139,7 @@ export function ruleRoutes(engine: RuleEngine) {
         // The engine's view is updated by every commit before the write's answer is sent.
         const rule = engine.getRule(req.params.name);
         if (!rule) throw ruleNotFound(req.params.name);
-        return rule;
+        return ruleView(rule);
       },
     });
     app.put('/v1/rules/:name', {
@@ -147,7 +155,9 @@ export function ruleRoutes(engine: RuleEngine) {
       handler: async (req, reply) => {
         if (!engine.store) throw noApiRules();
         const result = await engine.store.put(req.params.name, req.body);
-        return reply.code(result.created ? 201 : 200).send({ ...result.rule, source: 'api' });
+        return reply
+          .code(result.created ? 201 : 200)
+          .send(ruleView({ ...result.rule, source: 'api' as const }));
       },
     });
     app.delete('/v1/rules/:name', {

@@ -1,9 +1,12 @@
 export {
+  DEFAULT_RULE_HTTP_ALLOWED_NETWORKS,
   DEFAULT_RULES,
   parseRuleDefinitions,
   RULES_LIMITS,
   type RuleActionConfig,
   type RuleConfig,
+  type RuleHttpConfig,
+  ruleHttpSection,
   rulesSection,
 } from './config.js';
 export { type DeadLetter, DeadLetterStore } from './dead-letters.js';
@@ -14,6 +17,7 @@ export {
   DEFAULT_HTTP_MAX_ATTEMPTS,
   DEFAULT_HTTP_TIMEOUT_MS,
 } from './deliver.js';
+export { type AddressCheck, addressCheck, parseNetwork } from './egress.js';
 export {
   DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
   DEFAULT_MAX_REPUBLISH_DEPTH,
@@ -44,6 +48,7 @@ export {
   topicFiltersOverlap,
   topicRuleDocSchema,
 } from './model.js';
+export { REDACTED } from './redact.js';
 export { selectFields } from './select.js';
 export { type ApiRule, type RulePutResult, RuleStore } from './store.js';
 export { type InboundMessage, type PublishFn, realSleep, type Sleep } from './types.js';

@@ -7,6 +7,7 @@ export interface RuleMetrics {
   deadLetters: Counter<'rule'>;
   deadLettersStored: Gauge;
   deliveriesInFlight: Gauge;
+  httpRefused: Counter<'rule'>;
 }
 
 export function ruleMetrics(registry: Registry): RuleMetrics {
@@ -43,6 +44,12 @@ export function ruleMetrics(registry: Registry): RuleMetrics {
     deliveriesInFlight: new Gauge({
       name: 'iotdr_rule_http_deliveries_in_flight',
       help: 'HTTP deliveries being attempted or waiting to retry',
+      registers: [registry],
+    }),
+    httpRefused: new Counter({
+      name: 'iotdr_rule_http_refused_total',
+      help: 'HTTP deliveries refused before connecting: the address is not globally reachable and not in ruleHttp.allowedNetworks',
+      labelNames: ['rule'] as const,
       registers: [registry],
     }),
   };

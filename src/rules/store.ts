@@ -1,8 +1,9 @@
 import type { z } from 'zod';
 import { uuidv7 } from '../common/index.js';
 import { type EntityRecord, HybridClock, type RegistryService } from '../registry/index.js';
-import { ruleNameReserved, ruleNotFound, ruleVersionMismatch } from './errors.js';
+import { redactedHeader, ruleNameReserved, ruleNotFound, ruleVersionMismatch } from './errors.js';
 import { type putRuleBody, TOPIC_RULE_KIND, type TopicRuleDoc, topicRuleDocSchema } from './model.js';
+import { keepRedactedHeaders } from './redact.js';
 
 export type ApiRule = TopicRuleDoc & { version: number };
 
@@ -94,11 +95,14 @@ export class RuleStore {
       if (body.expectedVersion !== undefined && (current?.version ?? 0) !== body.expectedVersion) {
         throw ruleVersionMismatch(name, current?.version ?? 0, body.expectedVersion);
       }
+      // A rule read back from the API has its header values redacted; '***' keeps the stored one.
+      const { actions, issues } = keepRedactedHeaders(body.actions, current?.actions);
+      if (issues.length > 0) throw redactedHeader(issues);
       const definition = {
         name,
         topicFilter: body.topicFilter,
         ...(body.select === undefined ? {} : { select: body.select }),
-        actions: body.actions,
+        actions,
         enabled: body.enabled,
       };
       if (current && sameRule(current, definition)) return { rule: current, created: false, changed: false };

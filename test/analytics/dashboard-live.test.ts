@@ -118,7 +118,7 @@ describe('LiveView', () => {
     view = new LiveView({
       queries: queriesOf(store),
       config,
-      token: 'reader-token',
+      access: () => ({ token: 'reader-token' }),
       controlUrl: dead,
       regionUrls: { 'us-east': dead },
       logger: createLogger({ level: 'silent' }),

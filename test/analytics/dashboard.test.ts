@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
+import type { Agent } from 'node:https';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { MqttClient } from 'mqtt';
@@ -13,8 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardRoutes, type LiveSnapshot } from '../../src/analytics/dashboard/index.js';
 import type { AnalyticsQueries } from '../../src/analytics/index.js';
 import { createLogger } from '../../src/common/index.js';
-import { analyticsTokenPath } from '../../src/config/index.js';
+import { caCertPath } from '../../src/config/index.js';
 import { buildApi, staticTokens } from '../../src/http/index.js';
+import type { SiteId } from '../../src/pki/index.js';
 import {
   type RunningAnalytics,
   type RunningControl,
@@ -24,7 +26,9 @@ import {
 import { chromiumSkipReason, launchChromium } from '../harness/browser.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 import { freePort } from '../harness/process.js';
+import { siteAgentOf } from '../harness/region.js';
 
 const EAST = '127.0.0.41';
 const WEST = '127.0.0.42';
@@ -39,18 +43,34 @@ let analytics: RunningAnalytics;
 let device: MqttClient | undefined;
 let publisher: NodeJS.Timeout | undefined;
 let regionUrls: Record<string, string>;
-let readerToken: string;
+let caPem: string;
+/** The agents the test's dashboard routes read control and each region with, as analytics' site. */
+let agents: Map<string, Agent>;
+/** A reader token of a dashboard the test serves itself (control and the regions never see it). */
+const VIEWER_TOKEN = 'viewer-secret';
+const ANALYTICS: SiteId = { kind: 'analytics', name: 'analytics' };
+
+/** How the test's dashboard routes read a peer: with analytics' site certificate, as analytics does. */
+function access(peer: string): { agent: Agent } {
+  const agent = agents.get(peer);
+  if (agent === undefined) throw new Error(`no agent for ${peer}`);
+  return { agent };
+}
 
 /** Reads GET /v1/live until a snapshot satisfies `until`; answers it and closes the stream. */
 async function snapshotWhere(
   baseUrl: string,
   until: (s: LiveSnapshot) => boolean = () => true,
   timeoutMs = 15_000,
+  token = cluster.adminToken,
 ): Promise<{ snapshot: LiveSnapshot; headers: Headers; count: number; heartbeats: number }> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
-    const res = await fetch(`${baseUrl}/v1/live`, { signal: abort.signal });
+    const res = await fetch(`${baseUrl}/v1/live`, {
+      signal: abort.signal,
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(200);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
@@ -124,8 +144,22 @@ beforeAll(async () => {
     },
   );
   control = await startControl({ config: cluster.config, stateDir: cluster.stateDir, logger });
-  readerToken = (await readFile(analyticsTokenPath(cluster.stateDir), 'utf8')).trim();
+  caPem = await readFile(caCertPath(cluster.stateDir), 'utf8');
   regionUrls = Object.fromEntries(Object.values(cluster.regions).map((r) => [r.name, r.url]));
+  const peers: Array<[string, SiteId]> = [
+    ['control', { kind: 'control', name: 'control' }],
+    ...Object.keys(regionUrls).map((name): [string, SiteId] => [name, { kind: 'region', name }]),
+  ];
+  agents = new Map(
+    await Promise.all(
+      peers.map(
+        async ([peer, site]): Promise<[string, Agent]> => [
+          peer,
+          await siteAgentOf(cluster.stateDir, ANALYTICS, site),
+        ],
+      ),
+    ),
+  );
   analytics = await startAnalytics({
     config: cluster.config,
     stateDir: cluster.stateDir,
@@ -140,7 +174,8 @@ beforeAll(async () => {
       dashboardRoutes({
         queries,
         config: cluster.config,
-        token: readerToken,
+        access,
+        caPem,
         controlUrl: control.controlUrl,
         regionUrls,
         logger,
@@ -175,6 +210,7 @@ afterAll(async () => {
   // The failover disconnects the device from us-east: end it without waiting for a broker.
   await device?.endAsync(true).catch(() => undefined);
   await analytics?.stop();
+  for (const agent of agents?.values() ?? []) agent.destroy();
   await control?.stop();
   await cluster?.close();
 });
@@ -257,28 +293,33 @@ describe('dashboard routes', () => {
   });
 
   it('refuses live clients beyond the limit with 503 and takes them again when one leaves', async () => {
+    const headers = { authorization: `Bearer ${cluster.adminToken}` };
+    // No token, no stream: the page and its assets are open, the fleet's data is not.
+    const anonymous = await fetch(`${analytics.url}/v1/live`);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { code?: string }).code).toBe('IOTDR_AUTH_REQUIRED');
     const streams = await Promise.all(
       [1, 2, 3].map(async () => {
         const abort = new AbortController();
-        const res = await fetch(`${analytics.url}/v1/live`, { signal: abort.signal });
+        const res = await fetch(`${analytics.url}/v1/live`, { signal: abort.signal, headers });
         expect(res.status).toBe(200);
         return abort;
       }),
     );
-    const refused = await fetch(`${analytics.url}/v1/live`);
+    const refused = await fetch(`${analytics.url}/v1/live`, { headers });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(((await refused.json()) as { code?: string }).code).toBe('IOTDR_DASHBOARD_TOO_MANY_CLIENTS');
     for (const abort of streams) abort.abort();
     await eventually(async () => {
       const abort = new AbortController();
-      const res = await fetch(`${analytics.url}/v1/live`, { signal: abort.signal });
+      const res = await fetch(`${analytics.url}/v1/live`, { signal: abort.signal, headers });
       abort.abort();
       return res.status === 200;
     }, 'a free live slot');
   });
 
-  it('validates routing bodies (400) and passes control’s 401 through without a token', async () => {
+  it('validates routing bodies (400) and passes control’s 401 and 403 through', async () => {
     const url = `${analytics.url}/v1/routing/failover`;
     for (const body of [
       {},
@@ -298,24 +339,33 @@ describe('dashboard routes', () => {
     expect(noToken.status).toBe(401);
     expect(noToken.type).toMatch(/^application\/problem\+json/);
     expect(noToken.body.code).toBe('IOTDR_AUTH_REQUIRED');
-    const reader = await post(`${analytics.url}/v1/routing/failback`, { reason: 'reader' }, readerToken);
+    // A person's reader token made in a region: control asks the region who it is, refuses it the
+    // switch (admin only), and analytics passes control's answer on.
+    const made = await (cluster.regions['us-east'] as ClusterRegion).call('POST', '/v1/tokens', {
+      name: 'auditor',
+      role: 'reader',
+    });
+    expect(made.status).toBe(201);
+    const reader = await post(`${analytics.url}/v1/routing/failback`, { reason: 'reader' }, made.body.token);
     expect(reader.status).toBe(403);
+    expect(reader.type).toMatch(/^application\/problem\+json/);
     expect(reader.body.code).toBe('IOTDR_AUTH_FORBIDDEN');
     // Nothing moved.
     expect(control.controller.state()).toMatchObject({ activeRegion: 'us-east', epoch: 0 });
   });
 
   it('answers 502 when control is unreachable, and shows control as unreachable in the stream', async () => {
-    const deadControl = `http://127.0.0.1:${await freePort()}`;
+    const deadControl = `https://127.0.0.1:${await freePort()}`;
     const app: FastifyInstance = await buildApi({
       openapi: { title: 'the dashboard', description: 'under test' },
-      tokens: staticTokens([]),
+      tokens: staticTokens([{ token: VIEWER_TOKEN, name: 'viewer', role: 'reader' }]),
       logger,
       routes: [
         dashboardRoutes({
           queries: analytics.queries,
           config: cluster.config,
-          token: readerToken,
+          access,
+          caPem,
           controlUrl: deadControl,
           regionUrls,
           logger,
@@ -333,6 +383,8 @@ describe('dashboard routes', () => {
       const { snapshot } = await snapshotWhere(
         base,
         (s) => s.control.error !== undefined && s.regions.every((r) => r.health.status === 'pass'),
+        15_000,
+        VIEWER_TOKEN,
       );
       expect(snapshot.control.reachable).toBe(false);
       expect(snapshot.active).toBeNull();
@@ -345,7 +397,8 @@ describe('dashboard routes', () => {
 describe.skipIf(CHROMIUM_SKIP !== undefined)('dashboard in headless Chromium', () => {
   it('shows both regions and a moving rate chart, and a failover clicked on the page within 2 s of the decision', async () => {
     await mkdir(SCREENSHOTS, { recursive: true });
-    const browser = await launchChromium();
+    // The browser trusts the platform's CA, as an operator who imported pki/ca.pem.
+    const browser = await launchChromium({ trustCas: [caPem] });
     try {
       const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
       const problems: string[] = [];
@@ -355,7 +408,14 @@ describe.skipIf(CHROMIUM_SKIP !== undefined)('dashboard in headless Chromium', (
       page.on('pageerror', (e) => problems.push(e.message));
       await page.goto(`${analytics.url}/`);
 
+      // Nothing shows before a token is given: the page asks for one first.
       const active = page.getByTestId('active-region');
+      await expect.poll(() => page.locator('#signin-dialog').isVisible()).toBe(true);
+      expect(await active.textContent()).toBe('…');
+      await page.getByLabel('Token', { exact: true }).fill(cluster.adminToken);
+      await page.getByRole('button', { name: 'Show the dashboard' }).click();
+      expect(await page.locator('#signin-dialog').isVisible()).toBe(false);
+
       await expect.poll(() => active.textContent(), { timeout: 10_000 }).toBe('us-east');
       expect(await page.getByTestId('epoch').textContent()).toBe('0');
       for (const name of ['us-east', 'us-west']) {
@@ -400,7 +460,7 @@ describe.skipIf(CHROMIUM_SKIP !== undefined)('dashboard in headless Chromium', (
       await expect
         .poll(() => page.locator('#result-text').textContent())
         .toBe('Done: the fleet is on us-west, epoch 1.');
-      // The token is not kept unless the operator asked.
+      // No token is kept unless the operator asked (neither the one to view nor the admin one).
       expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
       await page.getByRole('button', { name: 'Close' }).click();
 
@@ -413,6 +473,17 @@ describe.skipIf(CHROMIUM_SKIP !== undefined)('dashboard in headless Chromium', (
       expect(await overflow(page)).toEqual({ height: 0, width: 0 });
       await page.screenshot({ path: join(SCREENSHOTS, 'after-failover.png') });
       expect(problems).toEqual([]);
+
+      // A token analytics does not know is refused, and the page asks again.
+      const other = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+      await other.goto(`${analytics.url}/`);
+      await other.getByLabel('Token', { exact: true }).fill('not-a-token');
+      await other.getByRole('button', { name: 'Show the dashboard' }).click();
+      await expect
+        .poll(() => other.locator('#view-error').textContent())
+        .toContain('Refused (401 IOTDR_AUTH_INVALID_TOKEN)');
+      expect(await other.locator('#signin-dialog').isVisible()).toBe(true);
+      expect(await other.getByTestId('active-region').textContent()).toBe('…');
     } finally {
       await browser.close();
     }

@@ -14,6 +14,7 @@ import {
 } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, type Device, provision } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 import { freePort } from '../harness/process.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -65,7 +66,8 @@ describe('iotdr analytics', () => {
       body: text ? JSON.parse(text) : undefined,
     };
   }
-  const get = (path: string) => call('GET', path);
+  /** Reads need a token of the reader role or above: the admin token here. */
+  const get = (path: string) => call('GET', path, undefined, cluster.adminToken);
 
   /** A device provisioned in us-east and replicated to us-west, so it can publish in both. */
   async function deviceInBoth(
@@ -271,7 +273,14 @@ describe('iotdr analytics', () => {
     const unhealthy = await get('/v1/ingest/us-east/health');
     expect(unhealthy.status).toBe(503);
     expect(unhealthy.type).toContain('application/health+json');
-    expect(unhealthy.body).toMatchObject({ status: 'fail', output: 'ingestion stopped: drill' });
+    // The health answer is open (the regions' checkpoints call it): it tells no reason, /v1/ingest does.
+    expect(unhealthy.body).toMatchObject({
+      status: 'fail',
+      output: 'ingestion stopped (GET /v1/ingest says why)',
+      state: { type: 'stopped' },
+    });
+    expect(JSON.stringify(unhealthy.body)).not.toContain('drill');
+    expect((await get('/v1/ingest')).body.items[0].state).toMatchObject({ type: 'stopped', reason: 'drill' });
     // Really stopped: a message appended to the us-east bus is not read while stopped.
     const device = await provision(east, 'stop-1');
     const client = await connect(east, device);

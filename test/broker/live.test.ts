@@ -139,7 +139,7 @@ describe('broker: registry changes take effect on live sessions', () => {
 
     // Narrowed: publishing to its own topics is no longer allowed; the next PUBLISH closes it.
     const narrowed = DEVICE_POLICY_TEMPLATE();
-    narrowed.Statement = narrowed.Statement.filter((s) => !s.Action.includes('iot:Publish'));
+    narrowed.Statement = narrowed.Statement.filter((s) => !s.Action?.includes('iot:Publish'));
     await registry.service.putPolicy(`${device.thingName}-policy`, { policyDocument: narrowed as never });
     await new Promise((r) => setTimeout(r, WITHIN_MS));
     expect(client.connected).toBe(true);

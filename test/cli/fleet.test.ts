@@ -2,11 +2,12 @@
  * `iotdr up` with its demo fleet, and `iotdr fleet` beside it: real processes, devices onboarded
  * through command and control, publishing through the DR name into analytics.
  */
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 import { freePorts, spawnIotdr } from '../harness/process.js';
 
 describe('iotdr up with a demo fleet, and iotdr fleet', () => {
@@ -43,11 +44,16 @@ describe('iotdr up with a demo fleet, and iotdr fleet', () => {
       expect(up.output()).toMatch(
         /demo fleet\s+5 devices \(demo-00001…\) publishing telemetry through mqtt\.iot\.test/,
       );
-      expect(up.output()).toContain(`dashboard     http://127.0.0.1:${analytics}/`);
+      expect(up.output()).toContain(`dashboard     https://127.0.0.1:${analytics}/`);
       expect(up.output()).toContain('iotdr failover --to us-west');
       // Each demo device's telemetry reaches analytics through the primary's bus.
+      const adminToken = (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim();
       const totals = async () =>
-        (await (await fetch(`http://127.0.0.1:${analytics}/v1/totals`)).json()) as {
+        (await (
+          await fetch(`https://127.0.0.1:${analytics}/v1/totals`, {
+            headers: { authorization: `Bearer ${adminToken}` },
+          })
+        ).json()) as {
           messages: number;
           devices: number;
         };

@@ -143,6 +143,7 @@ describe('iotdr replication status and diff', () => {
       [['diff', '--region', 'us-east'], 'diff takes --from and --to, not --region'],
       [['diff', '--limit', 'many'], "--limit is a whole number ≥ 0, not 'many'"],
       [['dead-letters', 'retry', 'us-west'], 'dead-letters retry needs PEER and ID'],
+      [['dead-letters', 'show'], 'dead-letters show needs PEER and ID'],
       [['rebalance'], "unknown subcommand 'rebalance'"],
       [[], 'a subcommand is required'],
     ];
@@ -190,7 +191,8 @@ describe('iotdr replication dead-letters', () => {
     expect(listed.code).toBe(0);
     expect(listed.out[0]).toMatch(/^PEER\s+ID\s+KIND\s+KEY\s+OP\s+ORIGIN\s+AT\s+ATTEMPTS\s+REASON$/);
     expect(listed.out[1]).toMatch(
-      /^us-east\s+\d{16}\s+thing\s+broken\s+upsert\s+us-east\s+\S+Z\s+0\s+invalid thing document: createdAt: /,
+      // Its id is its seq in us-east's log, or its snapshot key when us-west was still copying.
+      /^us-east\s+(\d{16}|snapshot:thing\|broken)\s+thing\s+broken\s+upsert\s+us-east\s+\S+Z\s+0\s+invalid thing document: createdAt: /,
     );
     const id = (listed.out[1] ?? '').split(/\s+/)[1] ?? '';
 
@@ -203,7 +205,18 @@ describe('iotdr replication dead-letters', () => {
     const json = JSON.parse(
       (await t.run('dead-letters', 'list', '--region', 'us-west', '--json')).out.join('\n'),
     );
-    expect(json).toEqual([expect.objectContaining({ id, peer: 'us-east', attempts: 1 })]);
+    expect(json).toEqual([
+      expect.objectContaining({ id, peer: 'us-east', kind: 'thing', key: 'broken', attempts: 1 }),
+    ]);
+    // The list carries no document; show gives the whole change (the CLI calls with the admin token).
+    expect(json[0].change).toBeUndefined();
+    const shown = await t.run('dead-letters', 'show', 'us-east', id, '--region', 'us-west');
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.out.join('\n'))).toMatchObject({
+      id,
+      peer: 'us-east',
+      change: { kind: 'thing', key: 'broken', after: { thingName: 'broken' } },
+    });
 
     const discarded = await t.run('dead-letters', 'discard', 'us-east', id, '--region', 'us-west');
     expect(discarded).toMatchObject({

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { eventually } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 import { freePort, freePorts, type IotdrProcess, killGroup, ROOT, spawnIotdr } from '../harness/process.js';
 
 /** The command line of a live process, arguments joined by spaces; undefined once it is gone. */
@@ -96,24 +97,27 @@ describe('iotdr up', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(up.output()).toContain('iotdr is up');
-      expect(up.output()).toMatch(/us-east\s+primary\s+http:\/\/127\.0\.0\.1:\d+/);
+      expect(up.output()).toMatch(/us-east\s+primary\s+https:\/\/127\.0\.0\.1:\d+/);
 
       const endpoints = JSON.parse(await readFile(join(home, 'endpoints.json'), 'utf8'));
       expect(endpoints).toMatchObject({
         zone: 'iot.test',
         names: { mqtt: 'mqtt.iot.test', api: 'api.iot.test' },
         regions: {
-          'us-east': { api: `http://127.0.0.1:${east}`, role: 'primary' },
-          'us-west': { api: `http://127.0.0.1:${west}`, role: 'secondary' },
+          'us-east': { api: `https://127.0.0.1:${east}`, role: 'primary' },
+          'us-west': { api: `https://127.0.0.1:${west}`, role: 'secondary' },
         },
       });
       expect(endpoints).toMatchObject({
         dns: { host: '127.0.0.1', port: dns },
-        control: `http://127.0.0.1:${control}`,
-        analytics: `http://127.0.0.1:${analytics}`,
+        control: `https://127.0.0.1:${control}`,
+        analytics: `https://127.0.0.1:${analytics}`,
       });
       // Analytics follows both regions' buses.
-      const ingest = await fetch(`http://127.0.0.1:${analytics}/v1/ingest`);
+      const adminToken = (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim();
+      const ingest = await fetch(`https://127.0.0.1:${analytics}/v1/ingest`, {
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
       expect(ingest.status).toBe(200);
       expect(((await ingest.json()) as { items: { region: string }[] }).items.map((i) => i.region)).toEqual([
         'us-east',
@@ -140,7 +144,12 @@ describe('iotdr up', () => {
       expect(await resolver.resolve4('mqtt.iot.test')).toEqual(['127.0.0.1']);
       // So does the second DNS server, following the controller, and its health says so.
       expect(endpoints.dnsServers).toEqual([
-        { name: 'ns-2.iot.test', host: '127.0.0.1', port: ns2, health: `http://127.0.0.1:${ns2Http}/health` },
+        {
+          name: 'ns-2.iot.test',
+          host: '127.0.0.1',
+          port: ns2,
+          health: `https://127.0.0.1:${ns2Http}/health`,
+        },
       ]);
       resolver.setServers([`127.0.0.1:${ns2}`]);
       expect(await resolver.resolve4('mqtt.iot.test')).toEqual(['127.0.0.1']);
@@ -148,7 +157,7 @@ describe('iotdr up', () => {
       const ns2Health = await fetch(endpoints.dnsServers[0].health);
       expect(ns2Health.status).toBe(200);
       expect(((await ns2Health.json()) as { status: string }).status).toBe('pass');
-      const state = await fetch(`http://127.0.0.1:${control}/v1/failover/state`, {
+      const state = await fetch(`https://127.0.0.1:${control}/v1/failover/state`, {
         headers: {
           authorization: `Bearer ${(await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim()}`,
         },
@@ -175,13 +184,13 @@ describe('iotdr up', () => {
         [east, 'us-east'],
         [west, 'us-west'],
       ] as const) {
-        const res = await fetch(`http://127.0.0.1:${port}/v1/things/probe-${region}`, {
+        const res = await fetch(`https://127.0.0.1:${port}/v1/things/probe-${region}`, {
           method: 'PUT',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
           body: '{}',
         });
         expect(res.status).toBe(201);
-        const live = (await (await fetch(`http://127.0.0.1:${port}/livez`)).json()) as { region: string };
+        const live = (await (await fetch(`https://127.0.0.1:${port}/livez`)).json()) as { region: string };
         expect(live.region).toBe(region);
       }
 
@@ -189,7 +198,7 @@ describe('iotdr up', () => {
       expect(await up.exited).toBe(0);
       expect(up.output()).toContain('iotdr up: stopped');
       for (const port of [east, west]) {
-        await expect(fetch(`http://127.0.0.1:${port}/livez`)).rejects.toThrow();
+        await expect(fetch(`https://127.0.0.1:${port}/livez`)).rejects.toThrow();
       }
       const log = await readFile(join(home, 'logs', 'us-east.log'), 'utf8');
       expect(log).not.toContain(token);
@@ -232,11 +241,11 @@ describe('iotdr up', () => {
         return proc.output().includes('iotdr is up');
       });
       const dnsServer = `127.0.0.1:${dns}`;
-      const eastLivez = `http://${EAST}:${eastApi}/livez`;
+      const eastLivez = `https://${EAST}:${eastApi}/livez`;
       const others = [
-        `http://127.0.0.1:${control}/livez`,
-        `http://127.0.0.1:${analytics}/livez`,
-        `http://${WEST}:${westApi}/health`,
+        `https://127.0.0.1:${control}/livez`,
+        `https://127.0.0.1:${analytics}/livez`,
+        `https://${WEST}:${westApi}/health`,
       ];
       // The pid `iotdr up` gives for the experiment is us-east's.
       const pid = Number(/kill -9 (\d+)/.exec(proc.output())?.[1]);

@@ -4,8 +4,13 @@
  * and the listener over HTTPS with a certificate naming api.<zone>.
  */
 import { request } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
+import { cncRoutes, JobService } from '../../src/commands/index.js';
+import { createLogger, waitUntil } from '../../src/common/index.js';
+import { buildApi } from '../../src/http/index.js';
+import { fetch } from '../harness/https.js';
 import { startTestRegion, type TestRegion } from '../harness/region.js';
 
 const TEMPLATE = 'fleet-device';
@@ -179,7 +184,7 @@ describe('command and control', () => {
     expect(twice.body.code).toBe('IOTDR_CNC_DEVICE_EXISTS');
   });
 
-  it('limits a scoped console token to its operations and thing groups, and to command-and-control routes', async () => {
+  it('limits a scoped console token to its operations, thing groups and templates, and to command-and-control routes', async () => {
     const created = await t.call('POST', '/v1/tokens', {
       body: {
         name: 'south-console',
@@ -188,7 +193,51 @@ describe('command and control', () => {
       },
     });
     expect(created.status).toBe(201);
-    const token = created.body.token as string;
+    // Its scope lists no templates: it onboards with none, so it cannot hand a device any policy.
+    const noTemplates = await t.cnc('POST', '/v1/devices', {
+      token: created.body.token,
+      body: { thingName: 'tap-0', template: TEMPLATE, groups: ['south'] },
+    });
+    expect(noTemplates.status).toBe(403);
+    expect(noTemplates.body.code).toBe('IOTDR_CNC_OUT_OF_SCOPE');
+    expect(noTemplates.body.detail).toContain('lists no templates');
+    // A scope listing the templates it may onboard with.
+    const withTemplates = await t.call('POST', '/v1/tokens', {
+      body: {
+        name: 'south-onboarder',
+        role: 'operator',
+        scope: { operations: ['read', 'onboard', 'command'], thingGroups: ['south'], templates: [TEMPLATE] },
+      },
+    });
+    expect(withTemplates.status).toBe(201);
+    expect(withTemplates.body.info.scope.templates).toEqual([TEMPLATE]);
+    const token = withTemplates.body.token as string;
+    expect(
+      (
+        await t.call('PUT', '/v1/policies/everything', {
+          body: {
+            policyDocument: {
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Action: 'iot:*', Resource: '*' }],
+            },
+          },
+        })
+      ).status,
+    ).toBe(201);
+    const privileged = await t.cnc('POST', '/v1/devices', {
+      token,
+      body: { thingName: 'tap-9', template: 'everything', groups: ['south'] },
+    });
+    expect(privileged.status).toBe(403);
+    expect(privileged.body.code).toBe('IOTDR_CNC_OUT_OF_SCOPE');
+    expect(privileged.body.detail).toContain(`it may use ${TEMPLATE}`);
+    const privilegedJob = await t.cnc('POST', '/v1/onboarding-jobs', {
+      token,
+      body: { template: 'everything', groups: ['south'], devices: [{ thingName: 'tap-9' }] },
+    });
+    expect(privilegedJob.status).toBe(403);
+    expect(privilegedJob.body.code).toBe('IOTDR_CNC_OUT_OF_SCOPE');
+    expect((await t.call('GET', '/v1/things/tap-9')).status).toBe(404);
     const onboarded = await t.cnc('POST', '/v1/devices', {
       token,
       body: { thingName: 'tap-1', template: TEMPLATE, groups: ['south'] },
@@ -216,6 +265,136 @@ describe('command and control', () => {
     const registry = await t.call('GET', '/v1/things', { token });
     expect(registry.status).toBe(403);
     expect(registry.body.code).toBe('IOTDR_AUTH_SCOPED_TOKEN');
+  });
+
+  it('shows a scoped token only the onboarding jobs it submitted; unscoped tokens see all', async () => {
+    const made = async (name: string, scope?: unknown) => {
+      const res = await t.call('POST', '/v1/tokens', {
+        body: { name, role: scope ? 'operator' : 'reader', ...(scope ? { scope } : {}) },
+      });
+      expect(res.status).toBe(201);
+      return res.body.token as string;
+    };
+    const scope = { operations: ['read', 'onboard'], thingGroups: ['south'], templates: [TEMPLATE] };
+    const [mine, neighbour, reader] = [
+      await made('south-a', scope),
+      await made('south-b', scope),
+      await made('auditor'),
+    ];
+    const submitted = await t.cnc('POST', '/v1/onboarding-jobs', {
+      token: mine,
+      body: { template: TEMPLATE, groups: ['south'], devices: [{ thingName: 'scoped-job-1' }] },
+    });
+    expect(submitted.status).toBe(202);
+    expect(submitted.body.owner).toBeUndefined();
+    const path = `/v1/onboarding-jobs/${submitted.body.jobId}`;
+    let job = submitted.body;
+    while (job.state === 'running') job = (await t.cnc('GET', path, { token: mine })).body;
+    expect(job).toMatchObject({ state: 'succeeded', keysAvailable: true });
+    expect(job.owner).toBeUndefined();
+    // Same scope, another token: not its job, though every device is in its groups.
+    const read = await t.cnc('GET', path, { token: neighbour });
+    expect(read.status).toBe(403);
+    expect(read.body.code).toBe('IOTDR_CNC_OUT_OF_SCOPE');
+    expect(read.body.detail).toContain('only the onboarding jobs it submitted');
+    expect((await t.cnc('POST', `${path}/keys`, { token: neighbour })).status).toBe(403);
+    // An unscoped reader, and the admin, see it.
+    for (const token of [reader, t.adminToken])
+      expect((await t.cnc('GET', path, { token })).body).toMatchObject({ state: 'succeeded', total: 1 });
+    // A job the admin submitted is not the scoped token's either.
+    const admins = await t.cnc('POST', '/v1/onboarding-jobs', {
+      body: { template: TEMPLATE, groups: ['south'], devices: [{ thingName: 'scoped-job-2' }] },
+    });
+    expect(admins.status).toBe(202);
+    expect((await t.cnc('GET', `/v1/onboarding-jobs/${admins.body.jobId}`, { token: mine })).status).toBe(
+      403,
+    );
+    expect((await t.cnc('POST', `${path}/keys`, { token: mine })).status).toBe(200);
+  });
+
+  it("hands a job's keys only to the token that submitted it", async () => {
+    const made = async (name: string) =>
+      (await t.call('POST', '/v1/tokens', { body: { name, role: 'operator' } })).body.token as string;
+    const [mine, theirs] = [await made('console-a'), await made('console-b')];
+    const submitted = await t.cnc('POST', '/v1/onboarding-jobs', {
+      token: mine,
+      body: { template: TEMPLATE, devices: [{ thingName: 'own-1' }, { thingName: 'own-2' }] },
+    });
+    expect(submitted.status).toBe(202);
+    const path = `/v1/onboarding-jobs/${submitted.body.jobId}`;
+    let job = submitted.body;
+    while (job.state === 'running') job = (await t.cnc('GET', path, { token: mine })).body;
+    expect(job.keysAvailable).toBe(true);
+    // Another console, and the admin, see the job but not its keys.
+    for (const token of [theirs, t.adminToken]) {
+      expect((await t.cnc('GET', path, { token })).body).toMatchObject({
+        state: 'succeeded',
+        keysAvailable: false,
+      });
+      const refused = await t.cnc('POST', `${path}/keys`, { token });
+      expect(refused.status).toBe(404);
+      expect(refused.body.code).toBe('IOTDR_CNC_KEYS_NOT_FOUND');
+    }
+    const keys = await t.cnc('POST', `${path}/keys`, { token: mine });
+    expect(keys.status).toBe(200);
+    expect(Object.keys(keys.body.keys).sort()).toEqual(['own-1', 'own-2']);
+    expect((await t.cnc('POST', `${path}/keys`, { token: mine })).body.code).toBe('IOTDR_CNC_KEYS_GONE');
+  });
+
+  it('drops keys not fetched within their TTL, and the job says when', async () => {
+    let now = Date.now();
+    const jobs = new JobService({ service: t.region.service, clock: { now: () => now }, keysTtlMs: 60_000 });
+    const app = await buildApi({
+      openapi: { title: 'cnc', description: 'keys TTL under test' },
+      tokens: t.region.service,
+      logger: createLogger({ level: 'silent' }),
+      routes: [
+        cncRoutes({
+          service: t.region.service,
+          commands: t.region.cnc.commands,
+          jobs,
+          idempotency: t.region.cnc.idempotency,
+        }),
+      ],
+    });
+    try {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${base}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${t.adminToken}`,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      const submitted = await call('POST', '/v1/onboarding-jobs', {
+        template: TEMPLATE,
+        devices: [{ thingName: 'late-1' }],
+      });
+      expect(submitted.status).toBe(202);
+      const path = `/v1/onboarding-jobs/${submitted.body.jobId}`;
+      let job = submitted.body;
+      while (job.state === 'running') job = (await call('GET', path)).body;
+      expect(job).toMatchObject({ keysAvailable: true });
+      expect(job.keysExpiredAt).toBeUndefined();
+      now += 60_000;
+      await waitUntil(async () => (await call('GET', path)).body.keysExpiredAt !== undefined, {
+        timeoutMs: 10_000,
+        what: 'the job to record that its keys expired',
+      });
+      job = (await call('GET', path)).body;
+      expect(job).toMatchObject({ keysAvailable: false, keysExpiredAt: new Date(now).toISOString() });
+      const gone = await call('POST', `${path}/keys`);
+      expect(gone.status).toBe(410);
+      expect(gone.body.code).toBe('IOTDR_CNC_KEYS_EXPIRED');
+    } finally {
+      await app.close();
+      await jobs.stop();
+    }
   });
 
   it('decommissions a device: its certificates, memberships, commands and the thing go; the shared template stays', async () => {
@@ -269,8 +448,14 @@ describe('command and control', () => {
         req.end();
       });
       expect(status).toBe(404);
-      // Without the CA the certificate is not trusted.
-      await expect(fetch(`${secure.region.cncUrl}/livez`)).rejects.toThrow();
+      // Without the CA (the system's CAs only) the certificate is not trusted.
+      await expect(
+        new Promise((resolve, reject) => {
+          const req = request(`${secure.region.cncUrl}/livez`, (res) => resolve(res.resume()));
+          req.on('error', reject);
+          req.end();
+        }),
+      ).rejects.toThrow(/self-signed|certificate/i);
       const health = await secure.call('GET', '/health/cnc');
       expect(health.body.status).toBe('pass');
     } finally {

@@ -10,6 +10,7 @@ import { createLogger } from '../../src/common/index.js';
 import { type RunningControl, startControl } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, type Device } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 import { freePort } from '../harness/process.js';
 
 const EAST = '127.0.0.31';

@@ -49,6 +49,7 @@ describe('parseConfig defaults', () => {
         },
         logging: { level: 'info' },
         api: { bodyLimit: 1048576 },
+        links: { mode: 'mutual-tls', certificateDays: 90, renewBeforeDays: 30 },
         regions: [
           {
             name: 'us-east',
@@ -99,6 +100,7 @@ describe('parseConfig defaults', () => {
           critical: ['broker', 'registry', 'events', 'app', 'cnc', 'analytics'],
           connectEveryMs: 30000,
           connectTimeoutMs: 5000,
+          cacheMs: 500,
           checks: [],
         },
         rules: [
@@ -109,6 +111,7 @@ describe('parseConfig defaults', () => {
             enabled: true,
           },
         ],
+        ruleHttp: { allowedNetworks: [] },
         failover: {
           intervalMs: 1000,
           timeoutMs: 1000,
@@ -302,7 +305,7 @@ describe('parseConfig errors', () => {
       }),
     );
     expect(messageAt(issues, 'zones')).toBe(
-      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, regions, replication, broker, events, health, rules, failover, supervision',
+      'unknown field; valid fields here are zone, names, dns, control, analytics, logging, api, links, regions, replication, broker, events, health, rules, ruleHttp, failover, supervision',
     );
     expect(messageAt(issues, 'dns.tll')).toBe(
       'unknown field; valid fields here are address, port, ttl, provider, extraNames, powerdns, servers',

@@ -41,6 +41,7 @@ import {
   type ProcessEvent,
   regionRedis,
   Supervisor,
+  siteLinks,
   startAnalytics,
   startControl,
   startNameServer,
@@ -133,6 +134,8 @@ function skeleton(edge: Edge): Record<string, unknown> {
     names: { mqtt: 'mqtt', api: 'api' },
     logging: { level: null },
     api: { bodyLimit: null },
+    // Plain links need every address on loopback, and the limits configuration's are.
+    links: { mode: max ? 'plain-loopback' : 'mutual-tls', certificateDays: null, renewBeforeDays: null },
     dns: {
       address: '127.0.0.1',
       port: null,
@@ -210,6 +213,7 @@ function skeleton(edge: Edge): Record<string, unknown> {
       critical: max ? [...HEALTH_COMPONENTS] : [HEALTH_COMPONENTS[0]],
       connectEveryMs: null,
       connectTimeoutMs: null,
+      cacheMs: null,
       checks: [
         {
           name: 'orders',
@@ -377,10 +381,21 @@ async function runProcesses(config: IotdrConfig, stateDir: string): Promise<Proc
 
     // A peer's replication link pulls with the configured page and long poll, and copies snapshot
     // pages of the configured size: the region's own routes must take both.
+    // Over mutual TLS as a peer region would, with a site certificate; on plain links with the token.
+    const peerLinks = await siteLinks(
+      config,
+      stateDir,
+      { kind: 'region', name: 'peer-of-limits' },
+      { addresses: [] },
+    );
+    stops.push(async () => peerLinks.close());
+    const agent = peerLinks.agentFor({ kind: 'region', name: first.name });
     const feed = new HttpChangeFeed({
       baseUrl: region.apiUrl,
       peer: first.name,
-      token: (await readFile(replicatorTokenPath(config, stateDir), 'utf8')).trim(),
+      ...(agent === undefined
+        ? { token: (await readFile(replicatorTokenPath(config, stateDir), 'utf8')).trim() }
+        : { agent }),
     });
     const signal = AbortSignal.timeout(10_000);
     const r = config.replication;

@@ -4,7 +4,7 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,6 @@ import { FAILOVER_NOTICE_TOPIC } from '../../src/broker/index.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
-import { checkerTokenPath } from '../../src/config/index.js';
 import { Checker, HttpObservationSink } from '../../src/failover/index.js';
 import {
   type RunningControl,
@@ -25,8 +24,10 @@ import {
 } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 import { powerDnsSkipReason, startPowerDns } from '../harness/pdns.js';
 import { freePort, spawnIotdr, waitForHttp } from '../harness/process.js';
+import { siteAgentOf } from '../harness/region.js';
 
 const EAST = '127.0.0.21';
 const WEST = '127.0.0.22';
@@ -182,16 +183,22 @@ describe('iotdr control', () => {
     const remote = spawnIotdr(['checker', '--id', 'remote', '--config', await configFile()], {
       IOTDR_HOME: cluster.stateDir,
     });
-    // A checker whose own network cannot reach us-east: nothing listens where it probes.
+    // A checker whose own network cannot reach us-east: nothing listens where it probes. It is a
+    // site of its own, with its certificate.
+    const site = { kind: 'checker', name: 'cut-off' } as const;
     const cutOff = new Checker({
       id: 'cut-off',
       regions: [
-        { name: 'us-east', url: `http://127.0.0.1:${await freePort()}` },
-        { name: 'us-west', url: west.url },
+        { name: 'us-east', url: `https://127.0.0.1:${await freePort()}` },
+        {
+          name: 'us-west',
+          url: west.url,
+          agent: await siteAgentOf(cluster.stateDir, site, { kind: 'region', name: 'us-west' }),
+        },
       ],
       sink: new HttpObservationSink({
         controlUrl: control.controlUrl,
-        token: (await readFile(checkerTokenPath(cluster.stateDir), 'utf8')).trim(),
+        agent: await siteAgentOf(cluster.stateDir, site, { kind: 'control', name: 'control' }),
       }),
       intervalMs: FAILOVER.intervalMs,
       timeoutMs: FAILOVER.timeoutMs,
@@ -408,7 +415,7 @@ describe('iotdr control', () => {
       });
     try {
       east = await startEast();
-      await waitForHttp(`http://127.0.0.1:${httpB}/health`, westProcess);
+      await waitForHttp(`https://127.0.0.1:${httpB}/health`, westProcess);
       const nsWest = { dns: { port: portB } };
       await eventually(
         async () =>
@@ -437,7 +444,7 @@ describe('iotdr control', () => {
       // The controller goes away: both keep answering us-west, and their health says why it is a warning.
       await first.stop();
       control = undefined;
-      for (const url of [east.httpUrl, `http://127.0.0.1:${httpB}`]) {
+      for (const url of [east.httpUrl, `https://127.0.0.1:${httpB}`]) {
         await eventually(async () => (await healthOf(url)).body.status === 'warn', `${url} warning`);
         const { code, body } = await healthOf(url);
         expect(code).toBe(200);
@@ -462,7 +469,7 @@ describe('iotdr control', () => {
         stateDir,
         logger: createLogger({ level: 'silent' }),
       });
-      for (const url of [east.httpUrl, `http://127.0.0.1:${httpB}`])
+      for (const url of [east.httpUrl, `https://127.0.0.1:${httpB}`])
         await eventually(async () => (await healthOf(url)).body.status === 'pass', `${url} passing again`);
       const status = await (await fetch(`${east.httpUrl}/v1/dns/status`)).json();
       expect(status).toMatchObject({

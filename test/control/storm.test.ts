@@ -73,7 +73,7 @@ describe('a reconnect storm into the primary', () => {
     const configPath = join(home, 'iotdr.yaml');
     await writeFile(configPath, JSON.stringify(raw));
     const config = parseConfig(raw);
-    const eastApi = `http://${EAST}:${east.apiPort}`;
+    const eastApi = `https://${EAST}:${east.apiPort}`;
 
     const regions: IotdrProcess[] = [];
     for (const name of ['us-east', 'us-west']) {
@@ -99,7 +99,7 @@ describe('a reconnect storm into the primary', () => {
       // still outweighs the broker.
       setPriority(eastPid, 5);
     }
-    await waitForHttp(`http://${WEST}:${west.apiPort}/livez`, regions[1] as IotdrProcess, 60_000);
+    await waitForHttp(`https://${WEST}:${west.apiPort}/livez`, regions[1] as IotdrProcess, 60_000);
 
     const control: RunningControl = await startControl({
       config,

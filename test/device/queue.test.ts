@@ -4,13 +4,15 @@
  * new messages instead of dropping old ones.
  */
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceClient, type DeviceClientOptions } from '../../src/device/index.js';
 import { eventually } from '../harness/cluster.js';
 import type { Device } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 import { freePort } from '../harness/process.js';
 import { type DrSite, nextEvent, startDrSite } from './support.js';
 
@@ -229,6 +231,62 @@ describe('device SDK queue', () => {
       expect(client.queueDepth).toBe(1);
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('device SDK queue files', () => {
+  const mode = async (path: string) => (await stat(path)).mode & 0o777;
+  const options = (path: string, thingName: string): DeviceClientOptions => ({
+    thingName,
+    zone: 'iot.test',
+    auth: { type: 'token', token: 'unused', caPem: '-----BEGIN CERTIFICATE-----' },
+    queue: { path },
+  });
+
+  for (const umask of [0o022, 0o000]) {
+    it(`are the owner's alone under umask ${umask.toString(8).padStart(3, '0')}: the directory 0700, the database, -wal and -shm 0600`, async () => {
+      const root = await mkdtemp(join(tmpdir(), 'iotdr-queue-modes-'));
+      const previous = process.umask(umask);
+      try {
+        const dir = join(root, 'state', 'queues');
+        const path = join(dir, 'device.db');
+        const client = new DeviceClient(options(path, 'modes-1'));
+        try {
+          // Accepted while no broker is reachable: written, so the write-ahead log holds it.
+          await client.publish('devices/modes-1/telemetry', { reading: 1 });
+          expect(await mode(join(root, 'state'))).toBe(0o700);
+          expect(await mode(dir)).toBe(0o700);
+          for (const file of [path, `${path}-wal`, `${path}-shm`]) expect(await mode(file), file).toBe(0o600);
+        } finally {
+          await client.close();
+        }
+      } finally {
+        process.umask(previous);
+        await rm(root, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('makes a queue file an older version left readable 0600, and leaves an existing directory as it is', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'iotdr-queue-modes-'));
+    try {
+      await chmod(root, 0o755);
+      const path = join(root, 'device.db');
+      const first = new DeviceClient(options(path, 'modes-2'));
+      await first.publish('devices/modes-2/telemetry', { reading: 1 });
+      await first.close();
+      await chmod(path, 0o644);
+      const again = new DeviceClient(options(path, 'modes-2'));
+      try {
+        expect(again.queueDepth).toBe(1);
+        expect(await mode(path)).toBe(0o600);
+        expect(await mode(root)).toBe(0o755);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 });

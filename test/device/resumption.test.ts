@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterRegion } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 import { type DrSite, nextEvent, standInBroker, startDrSite } from './support.js';
 
 /** The region broker's count of mutual-TLS handshakes, full or resumed, from its /metrics. */

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeviceClient, DnsCache } from '../../src/device/index.js';
 import { eventually } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 import { type DrSite, nextEvent, startDrSite } from './support.js';
 
 const other = (r: 'us-east' | 'us-west') => (r === 'us-east' ? 'us-west' : 'us-east');

@@ -4,7 +4,7 @@
  * through the management API — what the device SDK meets in the field.
  */
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { readEvents } from '../../src/events/index.js';
 import { type RunningControl, startControl } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, type Device, provision } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 import { freePort } from '../harness/process.js';
 
 export interface DrSite {
@@ -142,7 +143,12 @@ export async function startDrSite(
     },
     async busIds(region) {
       const ids = new Set<string>();
-      for await (const e of readEvents(region.url, cluster.adminToken, { untilCaughtUp: true, limit: 1000 }))
+      const ca = await readFile(join(cluster.stateDir, 'pki', 'ca.pem'), 'utf8');
+      for await (const e of readEvents(region.url, cluster.adminToken, {
+        untilCaughtUp: true,
+        limit: 1000,
+        ca,
+      }))
         ids.add(e.id);
       return ids;
     },

@@ -13,6 +13,7 @@ import { BuiltinDnsProvider, DnsEngine, DnsFollower } from '../../src/dns/index.
 import { DecisionFeed, decisionRoutes } from '../../src/failover/index.js';
 import { buildApi, staticTokens } from '../../src/http/index.js';
 import { eventually } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 
 const TOKEN = 'reader-token-for-the-follower';
 const ADDRESSES: Record<string, string> = { 'us-east': '127.0.0.11', 'us-west': '127.0.0.12' };

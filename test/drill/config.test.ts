@@ -21,7 +21,8 @@ describe('the drill configuration', () => {
       expect.objectContaining({
         name: 'drill-app',
         component: 'app',
-        url: `http://{address}:8080${APP_TARGET_PATH}`,
+        // The region's API: HTTPS over mutual TLS, the default.
+        url: `https://{address}:8080${APP_TARGET_PATH}`,
       }),
     ]);
     expect(added).toHaveLength(2);
@@ -31,6 +32,13 @@ describe('the drill configuration', () => {
       broker: { tokenAuth: true },
       health: { checks: [{ name: 'drill-app' }] },
     });
+  });
+
+  it('watches the demo service over plain HTTP on plain loopback links', async () => {
+    const file = join(dir, 'plain.yaml');
+    await writeFile(file, 'links: { mode: plain-loopback }\n');
+    const { config } = await drillConfig({ sourceFile: file, auth: 'mtls', stateDir: dir });
+    expect(config.health.checks.map((c) => c.url)).toEqual([`http://{address}:8080${APP_TARGET_PATH}`]);
   });
 
   it("keeps the user's file when nothing is missing, and never changes it", async () => {

@@ -1,18 +1,22 @@
 /**
  * Faults made for real in a region started with fault injection: the broker closed, the
  * command-and-control listener closed (and opened again), the demo application service failing —
- * each seen by the region's own health as a checker would see it. Without the flag, nothing.
+ * each seen by the region's own health as a checker would see it. Without the flag, nothing. And
+ * `iotdr region` as a process of its own, set up as `iotdr drill` sets it up, watching its demo
+ * service over HTTPS.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.js';
 import { parseConfig } from '../../src/config/index.js';
+import { drillConfig } from '../../src/drill/index.js';
 import { APP_TARGET_PATH } from '../../src/faults/index.js';
 import { type RunningRegion, startRegion } from '../../src/processes/index.js';
-import { freePort } from '../harness/process.js';
+import { fetch } from '../harness/https.js';
+import { freePort, type IotdrProcess, spawnIotdr, waitForHttp } from '../harness/process.js';
 import { startTestRegion, type TestRegion } from '../harness/region.js';
 
 describe('fault injection', () => {
@@ -37,7 +41,10 @@ describe('fault injection', () => {
         },
       ],
       health: {
-        checks: [{ name: 'orders', component: 'app', url: `http://127.0.0.1:${apiPort}${APP_TARGET_PATH}` }],
+        // Every request runs the checkpoints: the tests read /health right after each fault.
+        cacheMs: 0,
+        // The region's own demo service, on its HTTPS API (a certificate from the platform's CA).
+        checks: [{ name: 'orders', component: 'app', url: `https://127.0.0.1:${apiPort}${APP_TARGET_PATH}` }],
       },
     });
     region = await startRegion({
@@ -131,4 +138,62 @@ describe('a region without fault injection', () => {
     expect((await t.call('POST', '/v1/faults/dns-outage')).status).toBe(400);
     expect((await t.call('GET', '/health')).body.checks['broker:roundTrip'][0].status).toBe('pass');
   });
+});
+
+describe('a region process watching its demo service, as iotdr drill sets it up', () => {
+  let home: string;
+  let proc: IotdrProcess | undefined;
+
+  afterAll(async () => {
+    if (proc && proc.child.exitCode === null && proc.child.signalCode === null) {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+    }
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  // In a process of its own the region has only node's client: nothing of the tests' HTTPS
+  // harness helps it trust the platform's CA.
+  it('passes the app check over HTTPS, and fails it with app-unhealthy', async () => {
+    home = await mkdtemp(join(tmpdir(), 'iotdr-faults-process-'));
+    const port = await freePort();
+    const source = join(home, 'iotdr.yaml');
+    await writeFile(
+      source,
+      JSON.stringify({
+        logging: { level: 'warn' },
+        analytics: { regionCheck: false },
+        health: { cacheMs: 0 },
+        regions: [
+          {
+            name: 'us-east',
+            priority: 1,
+            address: '127.0.0.1',
+            api: { port },
+            mqtt: { port: 0 },
+            cnc: { port: 0 },
+          },
+        ],
+      }),
+    );
+    const { configFile, config } = await drillConfig({ sourceFile: source, auth: 'mtls', stateDir: home });
+    expect(config.health.checks.map((c) => c.url)).toEqual([`https://{address}:${port}${APP_TARGET_PATH}`]);
+    proc = spawnIotdr(['region', '--name', 'us-east', '--enable-faults', '--config', configFile as string], {
+      IOTDR_HOME: home,
+    });
+    const url = `https://127.0.0.1:${port}`;
+    await waitForHttp(`${url}/livez`, proc);
+    const token = (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim();
+    const appCheck = async () => {
+      const res = await fetch(`${url}/health`);
+      return ((await res.json()) as any).checks['app:responseTime'][0];
+    };
+    expect(await appCheck()).toMatchObject({ componentId: 'drill-app', status: 'pass' });
+    const made = await fetch(`${url}/v1/faults/app-unhealthy`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(made.status).toBe(200);
+    expect(await appCheck()).toMatchObject({ status: 'fail', output: 'answered 503, expected 200' });
+  }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { Timers } from '../../src/common/index.js';
 import {
   type BusEvent,
   encodePayload,
@@ -95,8 +96,8 @@ interface Stream {
 }
 
 /** Opens the stream; resolves once open, or rejects with the HTTP status and problem of a refusal. */
-function openStream(query: string, token?: string): Promise<Stream> {
-  const ws = new WebSocket(`${api.url.replace('http', 'ws')}/v1/events/stream${query}`, {
+function openStream(query: string, token?: string, on: TestApi = api): Promise<Stream> {
+  const ws = new WebSocket(`${on.url.replace('http', 'ws')}/v1/events/stream${query}`, {
     headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
   });
   // Listening from the start: frames may arrive in the same chunk as the handshake.
@@ -168,9 +169,101 @@ describe('WebSocket /v1/events/stream', () => {
     });
   });
 
+  it('refuses a scoped console token, on the upgrade as on the long poll', async () => {
+    const scoped = (await api.service.createToken('south-console', 'operator', { operations: ['read'] }))
+      .token;
+    await expect(openStream('?from=1', scoped)).rejects.toMatchObject({
+      status: 403,
+      body: { code: 'IOTDR_AUTH_SCOPED_TOKEN' },
+    });
+    const poll = await api.call('GET', '/v1/events?from=1', undefined, scoped);
+    expect(poll.status).toBe(403);
+    expect(poll.body.code).toBe('IOTDR_AUTH_SCOPED_TOKEN');
+  });
+
   it('answers a plain GET with 426', async () => {
     const res = await api.call('GET', '/v1/events/stream', undefined, api.tokens.reader);
     expect(res.status).toBe(426);
     expect(res.body.code).toBe('IOTDR_EVENTS_UPGRADE_REQUIRED');
+  });
+});
+
+/** Timers the test fires by hand: the periodic check runs only when told. */
+class ManualTimers implements Timers {
+  readonly pending = new Map<number, () => void>();
+  #next = 0;
+  setTimeout(callback: () => void): unknown {
+    const id = ++this.#next;
+    this.pending.set(id, callback);
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number);
+  }
+  fireAll(): void {
+    const due = [...this.pending.values()];
+    this.pending.clear();
+    for (const callback of due) callback();
+  }
+}
+
+function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+}
+
+describe('a stream whose token is revoked', () => {
+  let guarded: TestApi;
+  let guardedBus: SqliteEventBus;
+  const timers = new ManualTimers();
+  /** Tokens another process deleted: this process sees no commit for them. */
+  const deletedElsewhere = new Set<string>();
+
+  beforeAll(async () => {
+    guarded = await startApi(async (service, metrics, dir) => {
+      guardedBus = await SqliteEventBus.open({ path: join(dir, 'events.db'), region: 'us-east', metrics });
+      // Only the stream routes see this verifier; one method of it follows the registry's commits.
+      const tokens = {
+        verifyToken: (token: string) =>
+          deletedElsewhere.has(token) ? undefined : service.verifyToken(token),
+        onCommit: service.onCommit.bind(service),
+      };
+      return [eventRoutes(guardedBus, tokens, { timers })];
+    });
+    await guardedBus.append(event(1));
+  });
+
+  afterAll(async () => {
+    await guarded?.close();
+    await guardedBus?.close();
+  });
+
+  it('ends with 1008 as soon as the registry commits its deletion, without waiting for the periodic check', async () => {
+    const made = await guarded.service.createToken('short-lived', 'reader');
+    const other = await guarded.service.createToken('stays', 'reader');
+    const stream = await openStream('?from=1', made.token, guarded);
+    const kept = await openStream('?from=1', other.token, guarded);
+    const closed = closeOf(stream.ws);
+    await stream.received(1);
+    await guarded.service.deleteToken(made.info.tokenId);
+    expect(await closed).toEqual({ code: 1008, reason: 'token revoked' });
+    // The periodic check never ran; the other token's stream is still open and following.
+    expect(kept.ws.readyState).toBe(WebSocket.OPEN);
+    await guardedBus.append(event(2));
+    await kept.received(2);
+    kept.ws.close();
+    await expect(openStream('?from=1', made.token, guarded)).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('ends with 1008 at the next periodic check when the deletion was made by another process', async () => {
+    const made = await guarded.service.createToken('elsewhere', 'reader');
+    const stream = await openStream('?from=1', made.token, guarded);
+    await stream.received(1);
+    const closed = closeOf(stream.ws);
+    deletedElsewhere.add(made.token);
+    expect(stream.ws.readyState).toBe(WebSocket.OPEN);
+    timers.fireAll();
+    expect(await closed).toEqual({ code: 1008, reason: 'token revoked' });
   });
 });

@@ -8,6 +8,7 @@ import { createLogger } from '../../src/common/index.js';
 import type { Role } from '../../src/http/index.js';
 import { regionRegistryService } from '../../src/processes/index.js';
 import { buildRegistryApi, type RegistryService, SqliteStore } from '../../src/registry/index.js';
+import { fetch } from '../harness/https.js';
 
 export interface TestApi {
   url: string;

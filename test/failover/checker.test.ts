@@ -1,13 +1,16 @@
 /**
  * The checker against real regions (brokers, registries and /health in this process): critical and
- * non-critical checkpoints, extra health URLs, timeouts, a stopped broker, and the probing loop.
+ * non-critical checkpoints, extra health URLs, timeouts, a stopped broker, and the probing loop. The
+ * checker calls the regions as control does, over mutual TLS with control's site certificate.
  */
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import type { Agent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Checker, type Observation } from '../../src/failover/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
+import { controlAgents } from './support.js';
 
 /** A service whose health page answers 200 or 503 as the test says, or never answers. */
 async function service(): Promise<{ server: Server; url: string; set(state: 'up' | 'down' | 'hang'): void }> {
@@ -35,6 +38,7 @@ describe('the checker against real regions', () => {
   let app: Awaited<ReturnType<typeof service>>;
   let analytics: Awaited<ReturnType<typeof service>>;
   let cnc: Awaited<ReturnType<typeof service>>;
+  let agents: Map<string, Agent>;
   const noSink = { report: () => {} };
 
   beforeAll(async () => {
@@ -49,6 +53,8 @@ describe('the checker against real regions', () => {
           health: {
             // Analytics is not critical in these regions: its failure only warns.
             critical: ['broker', 'registry', 'events', 'app', 'cnc'],
+            // Every request runs the checkpoints: the tests probe right after changing a service.
+            cacheMs: 0,
             checks: [
               { name: 'orders-app', component: 'app', url: app.url, bodyMatch: '"ok":true' },
               { name: 'reports', component: 'analytics', url: analytics.url },
@@ -59,20 +65,24 @@ describe('the checker against real regions', () => {
     );
     east = cluster.regions['us-east'] as ClusterRegion;
     west = cluster.regions['us-west'] as ClusterRegion;
+    agents = await controlAgents(cluster.stateDir, ['us-east', 'us-west']);
   }, 60_000);
 
   afterAll(async () => {
+    for (const agent of agents?.values() ?? []) agent.destroy();
     await cluster?.close();
     for (const s of [app, analytics, cnc]) s?.server.close();
   });
 
+  /** A region as control's checker knows it: its API's URL and control's agent for it. */
+  function checked(region: ClusterRegion) {
+    return { name: region.name, url: region.url, agent: agents.get(region.name) as Agent };
+  }
+
   function checker(extra: Partial<ConstructorParameters<typeof Checker>[0]> = {}): Checker {
     return new Checker({
       id: 'control',
-      regions: [
-        { name: 'us-east', url: east.url },
-        { name: 'us-west', url: west.url },
-      ],
+      regions: [checked(east), checked(west)],
       sink: noSink,
       critical: ['broker', 'app', 'cnc'],
       // These tests are about what a probe's answer means, not about its speed: a machine busy with
@@ -120,11 +130,13 @@ describe('the checker against real regions', () => {
   it('probes extra per-component health URLs, and fails on no answer within the give-up time', async () => {
     const c = checker({
       timeoutMs: 300,
-      regions: [
-        { name: 'us-east', url: east.url, extra: [{ name: 'cnc-api', component: 'cnc', url: cnc.url }] },
-      ],
+      regions: [{ ...checked(east), extra: [{ name: 'cnc-api', component: 'cnc', url: cnc.url }] }],
     });
-    expect((await c.probe('us-east')).outcome).toBe('pass');
+    // With the service up nothing fails; the region's own /health may answer after the short
+    // timeout on a busy machine (slow, which is not a failure).
+    const up = await c.probe('us-east');
+    expect(up.failingComponents).not.toContain('cnc');
+    expect(up.outcome).not.toBe('fail');
     cnc.set('down');
     const down = await c.probe('us-east');
     expect(down.outcome).toBe('fail');
@@ -142,11 +154,7 @@ describe('the checker against real regions', () => {
     // Extra URLs of a non-critical component warn only.
     const lenient = checker({
       regions: [
-        {
-          name: 'us-east',
-          url: east.url,
-          extra: [{ name: 'cnc-api', component: 'cnc', url: cnc.url, critical: false }],
-        },
+        { ...checked(east), extra: [{ name: 'cnc-api', component: 'cnc', url: cnc.url, critical: false }] },
       ],
     });
     cnc.set('down');
@@ -181,6 +189,18 @@ describe('the checker against real regions', () => {
     const count = seen.length;
     await new Promise((r) => setTimeout(r, 300));
     expect(seen.length).toBe(count);
+  });
+
+  it('fails a region whose certificate names another region', async () => {
+    // The address of us-west where us-east was meant: the checker must not count its health.
+    const c = new Checker({
+      id: 'control',
+      regions: [{ name: 'us-east', url: west.url, agent: agents.get('us-east') as Agent }],
+      sink: noSink,
+    });
+    const o = await c.probe('us-east');
+    expect(o.outcome).toBe('fail');
+    expect(o.error).toMatch(/ERR_IOTDR_SITE_MISMATCH/);
   });
 
   it('fails a region whose API does not answer', async () => {

@@ -15,6 +15,7 @@ import {
   registerFailoverMetrics,
 } from '../../src/failover/index.js';
 import { buildApi, staticTokens } from '../../src/http/index.js';
+import { fetch } from '../harness/https.js';
 import { controllerAt, ManualClock, observation, tempDir } from './support.js';
 
 const ADMIN = 'admin-secret-token';

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -8,6 +9,7 @@ import {
   type Observation,
   type Timers,
 } from '../../src/failover/index.js';
+import { siteAgentOf } from '../harness/region.js';
 
 /** Time that moves only when the test says so. */
 export class ManualClock {
@@ -69,4 +71,19 @@ export function controllerAt(
     ...options,
   });
   return { controller, store };
+}
+
+/**
+ * Control's site agents for the regions of a state directory's CA, by region name, each checking
+ * that the region it reaches is that one: what `iotdr control` probes and switches with over mutual
+ * TLS. Destroy them when done (they keep connections alive).
+ */
+export async function controlAgents(stateDir: string, names: readonly string[]): Promise<Map<string, Agent>> {
+  const agents = new Map<string, Agent>();
+  for (const name of names)
+    agents.set(
+      name,
+      await siteAgentOf(stateDir, { kind: 'control', name: 'control' }, { kind: 'region', name }),
+    );
+  return agents;
 }

@@ -3,9 +3,12 @@
  * fail, the controller moves the fleet to us-west, and the executor tells DNS, publishes the
  * failover notice that a device subscribed on us-west receives, disconnects the devices still on
  * us-east, and calls a webhook that fails once. The decision log has the time of every step.
+ * The checker and the executor call the regions as control does: over mutual TLS with control's
+ * site certificate, no token.
  */
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import type { Agent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -21,7 +24,7 @@ import {
 } from '../../src/failover/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
-import { tempDir } from './support.js';
+import { controlAgents, tempDir } from './support.js';
 
 async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> {
   const server = createServer(handler);
@@ -35,6 +38,7 @@ describe('a switch over real regions', () => {
   let east: ClusterRegion;
   let west: ClusterRegion;
   let dir: Awaited<ReturnType<typeof tempDir>>;
+  let agents: Map<string, Agent>;
   const servers: Server[] = [];
   const clients: MqttClient[] = [];
   let eastAppUp = true;
@@ -45,9 +49,14 @@ describe('a switch over real regions', () => {
     cluster = await startCluster(['us-east', 'us-west'], { engine: 'sqlite' });
     east = cluster.regions['us-east'] as ClusterRegion;
     west = cluster.regions['us-west'] as ClusterRegion;
+    agents = await controlAgents(cluster.stateDir, ['us-east', 'us-west']);
   }, 60_000);
 
+  /** Control's agent for a region. */
+  const agentOf = (name: string) => agents.get(name) as Agent;
+
   afterAll(async () => {
+    for (const agent of agents?.values() ?? []) agent.destroy();
     for (const c of clients) await c.endAsync(true).catch(() => {});
     await cluster?.close();
     for (const s of servers) s.close();
@@ -91,8 +100,8 @@ describe('a switch over real regions', () => {
 
     const decisions: Decision[] = [];
     const regions = [
-      { name: 'us-east', priority: 1, url: east.url },
-      { name: 'us-west', priority: 2, url: west.url },
+      { name: 'us-east', priority: 1, url: east.url, agent: agentOf('us-east') },
+      { name: 'us-west', priority: 2, url: west.url, agent: agentOf('us-west') },
     ];
     const store = new FailoverStore(join(dir.dir, 'failover.db'));
     const controller = new FailoverController({
@@ -103,7 +112,6 @@ describe('a switch over real regions', () => {
       evaluateEveryMs: 100,
       actions: new SwitchExecutor({
         regions,
-        adminToken: cluster.adminToken,
         sinks: [{ apply: (d) => void decisions.push(d) }],
         webhooks: [{ url: `${webhook.url}/hooks/failover`, headers: { 'x-secret': 'shh' } }],
         webhookRetry: { baseMs: 50 },
@@ -116,11 +124,13 @@ describe('a switch over real regions', () => {
         {
           name: 'us-east',
           url: east.url,
+          agent: agentOf('us-east'),
           extra: [{ name: 'orders-app', component: 'app', url: eastApp.url }],
         },
         {
           name: 'us-west',
           url: west.url,
+          agent: agentOf('us-west'),
           extra: [{ name: 'orders-app', component: 'app', url: westApp.url }],
         },
       ],
@@ -194,8 +204,8 @@ describe('a switch over real regions', () => {
     gone.server.close();
     await once(gone.server, 'close');
     const regions = [
-      { name: 'us-east', priority: 1, url: east.url },
-      { name: 'us-west', priority: 2, url: west.url },
+      { name: 'us-east', priority: 1, url: east.url, agent: agentOf('us-east') },
+      { name: 'us-west', priority: 2, url: west.url, agent: agentOf('us-west') },
       { name: 'eu-central', priority: 3, url: gone.url },
     ];
     const store = new FailoverStore(join(dir.dir, 'never.db'));
@@ -203,7 +213,7 @@ describe('a switch over real regions', () => {
       regions,
       checkers: ['control'],
       store,
-      actions: new SwitchExecutor({ regions, adminToken: cluster.adminToken, disconnectOnFailover: 'never' }),
+      actions: new SwitchExecutor({ regions, disconnectOnFailover: 'never' }),
     });
     try {
       const { switch: event } = controller.switchTo({ to: 'us-west', reason: 'drill', who: 'test' });

@@ -2,8 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, waitUntil } from '../../src/common/index.js';
-import { type IotdrConfig, parseConfig } from '../../src/config/index.js';
+import { apiUrlOf, type IotdrConfig, parseConfig } from '../../src/config/index.js';
 import { type RunningRegion, startRegion } from '../../src/processes/index.js';
+import { fetch } from './https.js';
 import { freePort } from './process.js';
 
 export type Engine = { engine: 'sqlite' } | { engine: 'postgres'; url: string };
@@ -79,7 +80,7 @@ export async function startCluster(
   const regions: Record<string, ClusterRegion> = {};
   let adminToken = '';
   for (const r of config.regions) {
-    const url = `http://${r.address}:${r.api.port}`;
+    const url = apiUrlOf(config, r);
     const region: ClusterRegion = {
       name: r.name,
       url,

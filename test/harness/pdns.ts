@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { waitUntil } from '../../src/common/index.js';
 import { executable, skipReason } from './binaries.js';
+import { fetch } from './https.js';
 import { freePort } from './process.js';
 
 const PDNS_SERVER = '/usr/sbin/pdns_server';

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { waitUntil } from '../../src/common/index.js';
+import { fetch } from './https.js';
 
 /** The repository root, where src/cli/bin.ts lives. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));

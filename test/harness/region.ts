@@ -1,9 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/index.js';
 import { parseConfig } from '../../src/config/index.js';
+import { siteAgent } from '../../src/http/index.js';
+import { loadOrCreateCa, type SiteId } from '../../src/pki/index.js';
 import { type RunningRegion, startRegion } from '../../src/processes/index.js';
+import { fetch } from './https.js';
 
 export interface TestRegion {
   region: RunningRegion;
@@ -78,4 +82,18 @@ export async function startTestRegion(
       await rm(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The agent a site of the platform calls with over mutual TLS: a site certificate for `site` from
+ * the CA of `stateDir`, and, when `peer` is given, the check that the server's certificate names it.
+ * For tests that play a checker, control or a peer region against real regions.
+ */
+export async function siteAgentOf(stateDir: string, site: SiteId, peer?: SiteId): Promise<Agent> {
+  const ca = await loadOrCreateCa(join(stateDir, 'pki'));
+  const issued = await ca.issueSiteCertificate({ site, dnsNames: [], ipAddresses: [] });
+  return siteAgent(
+    { caPem: ca.certificatePem, certPem: issued.certificatePem, keyPem: issued.privateKeyPem, site },
+    peer,
+  );
 }

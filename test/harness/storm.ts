@@ -10,6 +10,7 @@ import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
+import { fetch } from './https.js';
 import { ROOT } from './process.js';
 import type { StormOptions, StormResult } from './storm-child.js';
 

@@ -2,11 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   customCheckpoint,
   HealthService,
+  type HealthServiceOptions,
   httpCheckpoint,
   type ProbeResult,
   registryCheckpoint,
 } from '../../src/health/index.js';
 import { eventually } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 import { deferred, get, openRegistry, startApi, startHttp, within } from './support.js';
 
 describe('GET /health over the region API', () => {
@@ -29,14 +31,12 @@ describe('GET /health over the region API', () => {
     await registry?.close();
   });
 
-  async function serve(setup: (health: HealthService) => void, options: { timeoutMs?: number } = {}) {
+  async function serve(
+    setup: (health: HealthService) => void,
+    options: Pick<HealthServiceOptions, 'timeoutMs' | 'cacheMs' | 'clock'> = {},
+  ) {
     const api = await startApi(registry.service, (metrics) => {
-      const health = new HealthService({
-        serviceId: 'us-east',
-        version: '1.2.3',
-        metrics,
-        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      });
+      const health = new HealthService({ serviceId: 'us-east', version: '1.2.3', metrics, ...options });
       setup(health);
       return health;
     });
@@ -133,7 +133,42 @@ describe('GET /health over the region API', () => {
     expect(unknown.body.checkpoints).toEqual(['registry', 'events']);
   });
 
-  it('probes on every request: nothing is cached between requests', async () => {
+  it('runs a checkpoint at most once per cache window however many ask, and says how old the answer is', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    let runs = 0;
+    let healthy = true;
+    const { url } = await serve(
+      (h) =>
+        h.add(
+          customCheckpoint('events', 'events', async () => {
+            runs += 1;
+            if (!healthy) throw new Error('append failed');
+          }),
+        ),
+      { cacheMs: 500, clock: { now: () => now } },
+    );
+    const burst = await Promise.all(Array.from({ length: 40 }, () => get(`${url}/health`)));
+    expect(burst.map((a) => a.status)).toEqual(Array(40).fill(200));
+    expect(runs).toBe(1);
+
+    // Within the window the region stands by that run, even now that the bus has failed.
+    healthy = false;
+    now += 499;
+    const cached = await get(`${url}/health`);
+    expect(cached.status).toBe(200);
+    expect(cached.body.checks['events:responseTime'][0]).toMatchObject({ status: 'pass', ageMs: 499 });
+    expect((await get(`${url}/health/events`)).body.checks['events:responseTime'][0].ageMs).toBe(499);
+    expect(runs).toBe(1);
+
+    // At the window's end the next request runs the checkpoint again.
+    now += 1;
+    const fresh = await get(`${url}/health`);
+    expect(fresh.status).toBe(503);
+    expect(fresh.body.checks['events:responseTime'][0]).toMatchObject({ status: 'fail', ageMs: 0 });
+    expect(runs).toBe(2);
+  });
+
+  it('without a cache window (the library default), probes on every request', async () => {
     let runs = 0;
     let healthy = true;
     const { url } = await serve((h) =>

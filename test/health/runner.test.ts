@@ -4,6 +4,7 @@ import {
   customCheckpoint,
   DuplicateCheckpointError,
   HealthService,
+  healthCacheWindowMs,
   InvalidCheckpointError,
   type ProbeResult,
   type Timers,
@@ -119,6 +120,48 @@ describe('HealthService with injected time', () => {
     await flush();
     expect((await health.check()).status).toBe('pass');
     expect(runs).toBe(2);
+  });
+
+  it("counts the cache window from a run's start, so a slow run is not answered twice as long", async () => {
+    const time = manualTime();
+    const health = new HealthService({
+      serviceId: 'eu-west',
+      cacheMs: 500,
+      clock: time.clock,
+      timers: time.timers,
+    });
+    let runs = 0;
+    const first = deferred<void>();
+    health.add(
+      customCheckpoint('events', 'events', async () => {
+        runs += 1;
+        if (runs === 1) await first.promise;
+      }),
+    );
+    // A burst while the run is in progress: one run.
+    const burst = Array.from({ length: 25 }, () => health.check());
+    await flush();
+    time.advance(300);
+    first.resolve();
+    const answers = await Promise.all(burst);
+    expect(runs).toBe(1);
+    expect(answers.every((a) => a.checks['events:responseTime']?.[0]?.ageMs === 0)).toBe(true);
+    // 499 ms after the run started (199 after it ended): answered as is, with its age.
+    time.advance(199);
+    expect((await health.checkOne('events')).checks['events:responseTime']?.[0]?.ageMs).toBe(199);
+    expect(runs).toBe(1);
+    // 500 ms after it started: a new run, though it ended only 200 ms ago.
+    time.advance(1);
+    const next = await health.check();
+    expect(runs).toBe(2);
+    expect(next.checks['events:responseTime']?.[0]).toMatchObject({ status: 'pass', ageMs: 0 });
+  });
+
+  it("keeps a region's cache window at most half the checkers' interval", () => {
+    expect(healthCacheWindowMs(500, 1000)).toBe(500);
+    expect(healthCacheWindowMs(500, 200)).toBe(100);
+    expect(healthCacheWindowMs(500, 100)).toBe(50);
+    expect(healthCacheWindowMs(0, 1000)).toBe(0);
   });
 
   it('reports a probe that throws or returns nonsense as fail, with the reason', async () => {

@@ -10,6 +10,7 @@ import { createLogger } from '../../src/common/index.js';
 import { type HealthService, healthRoutes } from '../../src/health/index.js';
 import { regionRegistryService } from '../../src/processes/index.js';
 import { buildRegistryApi, type RegistryService, SqliteStore } from '../../src/registry/index.js';
+import { fetch } from '../harness/https.js';
 
 /** A real registry (SQLite in a temp dir) and its service, for checkpoints that need one. */
 export async function openRegistry(region = 'us-east') {

@@ -1,6 +1,6 @@
 /**
  * The whole region, as `iotdr region` runs it: broker, registry, replication, rules, bus and health
- * together, over real TLS and HTTP, with two regions replicating to each other.
+ * together, over real TLS (devices' MQTT, the HTTPS APIs), with two regions replicating to each other.
  */
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningRegion } from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 
 function running(region: ClusterRegion): RunningRegion {
   if (!region.running) throw new Error(`${region.name} is not running`);
@@ -37,7 +38,11 @@ describe('a region', () => {
       {
         config: {
           rules: [{ name: 'telemetry', topicFilter: 'devices/+/telemetry', actions: [{ type: 'bus' }] }],
-          health: { checks: [{ name: 'orders-app', component: 'app', url: appUrl, bodyMatch: '"ok":true' }] },
+          health: {
+            // Every request runs the checkpoints: the health test reads /health right after a stop.
+            cacheMs: 0,
+            checks: [{ name: 'orders-app', component: 'app', url: appUrl, bodyMatch: '"ok":true' }],
+          },
         },
       },
     );

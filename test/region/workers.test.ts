@@ -16,6 +16,7 @@ import {
   provisionDevice,
   subscribe,
 } from '../broker/support.js';
+import { fetch } from '../harness/https.js';
 import { type RunningRedis, redisSkipReason, startRedis } from '../harness/redis.js';
 import { startTestRegion, type TestRegion } from '../harness/region.js';
 

@@ -1,6 +1,7 @@
 import { webcrypto } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { x509 } from '../../src/pki/index.js';
+import { fetch } from '../harness/https.js';
 import { startTestRegion, type TestRegion } from '../harness/region.js';
 
 let r: TestRegion;
@@ -69,13 +70,21 @@ describe('authentication and roles', () => {
     expect(await lastSeq()).toBe(seq);
   });
 
-  it('lets a replicator read the change log only', async () => {
-    expect((await r.call('GET', '/v1/changes', { token: tokens.replicator })).status).toBe(200);
+  it('does not take a replicator token for a region over mutual TLS: the change log is for sites', async () => {
+    // Peers read the change log with their site certificates (test/http/site-tls.test.ts); a
+    // replicator token stands for a region on plain loopback links only.
+    expectProblem(
+      await r.call('GET', '/v1/changes', { token: tokens.replicator }),
+      403,
+      'IOTDR_AUTH_SITE_REQUIRED',
+    );
     expectProblem(
       await r.call('GET', '/v1/things', { token: tokens.replicator }),
       403,
       'IOTDR_AUTH_FORBIDDEN',
     );
+    expectProblem(await r.call('GET', '/v1/changes', { token: tokens.reader }), 403, 'IOTDR_AUTH_FORBIDDEN');
+    expect((await r.call('GET', '/v1/changes')).status).toBe(200);
   });
 
   it('keeps token management for admins', async () => {
@@ -86,14 +95,13 @@ describe('authentication and roles', () => {
     );
     const list = await r.call('GET', '/v1/tokens');
     expect(list.status).toBe(200);
-    // The region's own replication and analytics tokens, and the four of this test.
+    // The admin token and the three of this test: over mutual TLS the region makes no replicator
+    // or analytics token (its peers and analytics show site certificates).
     expect(list.body.items.map((t: { name: string; role: string }) => `${t.name}:${t.role}`).sort()).toEqual([
       'admin:admin',
-      'analytics:reader',
       'operator-1:operator',
       'reader-1:reader',
       'replicator-1:replicator',
-      'replicator:replicator',
     ]);
     expect(JSON.stringify(list.body)).not.toMatch(/secretHash/);
   });
@@ -474,16 +482,185 @@ describe('certificates, policies and attachments', () => {
     });
     expect(same.status).toBe(200);
     expect(same.body.versions).toHaveLength(1);
-    for (let i = 0; i < 6; i++) {
-      const doc = {
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Action: 'iot:Publish', Resource: `topic/t${i}` }],
-      };
-      await r.call('PUT', '/v1/policies/versioned', { body: { policyDocument: doc } });
+  });
+
+  // https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicyVersion.html: "A managed
+  // policy can have up to five versions. If the policy has five versions, you must use
+  // DeletePolicyVersion to delete an existing version before you create a new one."
+  // API_DeletePolicyVersion.html: "You cannot delete the default version of a policy".
+  it('refuses a sixth policy version; deletes a version other than the default, sets the default', async () => {
+    const doc = (i: number) => ({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'iot:Publish', Resource: `topic/t${i}` }],
+    });
+    for (let i = 1; i <= 5; i++) {
+      const res = await r.call('PUT', '/v1/policies/five', { body: { policyDocument: doc(i) } });
+      expect(res.body.defaultVersionId).toBe(String(i));
     }
-    const p = (await r.call('GET', '/v1/policies/versioned')).body;
-    expect(p.defaultVersionId).toBe('7');
-    expect(p.versions.map((v: { versionId: string }) => v.versionId)).toEqual(['3', '4', '5', '6', '7']);
+    const seq = await lastSeq();
+    const full = expectProblem(
+      await r.call('PUT', '/v1/policies/five', { body: { policyDocument: doc(6) } }),
+      409,
+      'IOTDR_REGISTRY_POLICY_VERSIONS_LIMIT',
+    );
+    expect(full).toMatchObject({ limit: 5, versionIds: ['1', '2', '3', '4', '5'], defaultVersionId: '5' });
+    // The default version's document again is no new version, full or not.
+    expect((await r.call('PUT', '/v1/policies/five', { body: { policyDocument: doc(5) } })).status).toBe(200);
+    expectProblem(
+      await r.call('DELETE', '/v1/policies/five/versions/5'),
+      409,
+      'IOTDR_REGISTRY_POLICY_DEFAULT_VERSION',
+    );
+    expectProblem(await r.call('DELETE', '/v1/policies/five/versions/9'), 404, 'IOTDR_REGISTRY_NOT_FOUND');
+    expect(await lastSeq()).toBe(seq);
+
+    expect((await r.call('DELETE', '/v1/policies/five/versions/5?expectedVersion=1')).status).toBe(409);
+    const defaulted = await r.call('PATCH', '/v1/policies/five', { body: { defaultVersionId: '2' } });
+    expect(defaulted.status).toBe(200);
+    expect(defaulted.body.defaultVersionId).toBe('2');
+    expect((await r.call('DELETE', '/v1/policies/five/versions/5')).status).toBe(204);
+    expectProblem(
+      await r.call('PATCH', '/v1/policies/five', { body: { defaultVersionId: '5' } }),
+      404,
+      'IOTDR_REGISTRY_NOT_FOUND',
+    );
+    // A deleted version's id is never given again.
+    const next = await r.call('PUT', '/v1/policies/five', { body: { policyDocument: doc(6) } });
+    expect(next.status).toBe(200);
+    expect(next.body.defaultVersionId).toBe('6');
+    expect(next.body.versions.map((v: { versionId: string }) => v.versionId)).toEqual([
+      '1',
+      '2',
+      '3',
+      '4',
+      '6',
+    ]);
+  });
+
+  // https://docs.aws.amazon.com/iot/latest/apireference/API_AttachThingPrincipal.html
+  // (thingPrincipalType in the query string) and
+  // https://docs.aws.amazon.com/iot/latest/developerguide/exclusive-thing.html: an exclusive
+  // attachment makes the thing the certificate's only one; the certificate "cannot be used with
+  // other things".
+  it('attaches a certificate exclusively or not, and keeps an exclusive one its only thing', async () => {
+    const id = (await r.call('POST', '/v1/certificates', { body: {} })).body.certificate
+      .certificateId as string;
+    for (const t of ['ex-1', 'ex-2', 'ex-3']) await r.call('PUT', `/v1/things/${t}`, { body: {} });
+
+    const plain = await r.call('PUT', `/v1/things/ex-1/certificates/${id}`);
+    expect(plain.status).toBe(201);
+    expect(plain.body.thingPrincipalType).toBe('NON_EXCLUSIVE_THING');
+    expect((await r.call('PUT', `/v1/things/ex-2/certificates/${id}`)).status).toBe(201);
+    const seq = await lastSeq();
+    const refused = expectProblem(
+      await r.call('PUT', `/v1/things/ex-1/certificates/${id}?thingPrincipalType=EXCLUSIVE_THING`),
+      409,
+      'IOTDR_REGISTRY_EXCLUSIVE_THING',
+    );
+    expect(refused).toMatchObject({ certificateId: id, things: ['ex-2'] });
+    expect(await lastSeq()).toBe(seq);
+
+    expect((await r.call('DELETE', `/v1/things/ex-2/certificates/${id}`)).status).toBe(204);
+    const exclusive = await r.call(
+      'PUT',
+      `/v1/things/ex-1/certificates/${id}?thingPrincipalType=EXCLUSIVE_THING`,
+    );
+    expect(exclusive.status).toBe(200);
+    expect(exclusive.body.thingPrincipalType).toBe('EXCLUSIVE_THING');
+    // A retried attach without a type keeps the type.
+    const again = await r.call('PUT', `/v1/things/ex-1/certificates/${id}`);
+    expect(again.body).toMatchObject({
+      thingPrincipalType: 'EXCLUSIVE_THING',
+      version: exclusive.body.version,
+    });
+    expect((await r.call('GET', `/v1/things/ex-1/certificates/${id}`)).body.thingPrincipalType).toBe(
+      'EXCLUSIVE_THING',
+    );
+    for (const type of [
+      '',
+      '?thingPrincipalType=NON_EXCLUSIVE_THING',
+      '?thingPrincipalType=EXCLUSIVE_THING',
+    ]) {
+      const other = expectProblem(
+        await r.call('PUT', `/v1/things/ex-3/certificates/${id}${type}`),
+        409,
+        'IOTDR_REGISTRY_EXCLUSIVE_THING',
+      );
+      expect(other.things).toEqual(['ex-1']);
+    }
+    expectProblem(
+      await r.call('PUT', `/v1/things/ex-3/certificates/${id}?thingPrincipalType=SOMETIMES`),
+      400,
+      'IOTDR_VALIDATION_FAILED',
+    );
+    const relaxed = await r.call(
+      'PUT',
+      `/v1/things/ex-1/certificates/${id}?thingPrincipalType=NON_EXCLUSIVE_THING`,
+    );
+    expect(relaxed.body.thingPrincipalType).toBe('NON_EXCLUSIVE_THING');
+    expect((await r.call('PUT', `/v1/things/ex-3/certificates/${id}`)).status).toBe(201);
+  });
+
+  // https://docs.aws.amazon.com/iot/latest/developerguide/thing-groups.html: "You can attach a
+  // policy to a parent group and it is inherited by its child groups, and by all of the things in
+  // the group and in its child groups." AttachPolicy (API_AttachPolicy.html) takes a thing group or
+  // a certificate as `target`.
+  it('attaches policies to thing groups, which their things and child groups inherit', async () => {
+    await r.call('PUT', '/v1/policies/site-policy', { body: { policyDocument: allowAll } });
+    await r.call('PUT', '/v1/policies/floor-policy', { body: { policyDocument: allowAll } });
+    await r.call('PUT', '/v1/thing-groups/site', { body: {} });
+    await r.call('PUT', '/v1/thing-groups/floor', { body: { parentGroupName: 'site' } });
+    await r.call('PUT', '/v1/things/lamp-1', { body: {} });
+    await r.call('PUT', '/v1/thing-groups/floor/things/lamp-1');
+
+    const attached = await r.call('PUT', '/v1/thing-groups/site/policies/site-policy');
+    expect(attached.status).toBe(201);
+    expect(attached.body).toMatchObject({ thingGroupName: 'site', policyName: 'site-policy' });
+    expect((await r.call('PUT', '/v1/thing-groups/site/policies/site-policy')).status).toBe(200);
+    // AWS's AttachPolicy: the target is a group's ARN (region and account are not checked) or name.
+    const byArn = await r.call('PUT', '/v1/target-policies/floor-policy', {
+      body: { target: 'arn:aws:iot:eu-west-1:123456789012:thinggroup/floor' },
+    });
+    expect(byArn.status).toBe(201);
+    expect((await r.call('GET', '/v1/thing-groups/floor/policies')).body.items).toEqual(['floor-policy']);
+    expect((await r.call('GET', '/v1/things/lamp-1/policies')).body.items).toEqual([
+      'floor-policy',
+      'site-policy',
+    ]);
+    expectProblem(
+      await r.call('PUT', '/v1/target-policies/floor-policy', {
+        body: { target: 'arn:aws:iot:x:1:thing/lamp-1' },
+      }),
+      400,
+      'IOTDR_VALIDATION_FAILED',
+    );
+    expectProblem(
+      await r.call('PUT', '/v1/thing-groups/nowhere/policies/site-policy'),
+      404,
+      'IOTDR_REGISTRY_NOT_FOUND',
+    );
+
+    const polDel = expectProblem(
+      await r.call('DELETE', '/v1/policies/site-policy'),
+      409,
+      'IOTDR_REGISTRY_STILL_ATTACHED',
+    );
+    expect(polDel.attached).toEqual([{ kind: 'thing-group', key: 'site' }]);
+    expect(
+      (await r.call('POST', '/v1/target-policies/floor-policy', { body: { target: 'floor' } })).status,
+    ).toBe(204);
+    expect((await r.call('GET', '/v1/things/lamp-1/policies')).body.items).toEqual(['site-policy']);
+    expect((await r.call('DELETE', '/v1/thing-groups/floor/things/lamp-1')).status).toBe(204);
+    expect((await r.call('GET', '/v1/things/lamp-1/policies')).body.items).toEqual([]);
+    expect((await r.call('DELETE', '/v1/thing-groups/floor')).status).toBe(204);
+    const groupDel = expectProblem(
+      await r.call('DELETE', '/v1/thing-groups/site'),
+      409,
+      'IOTDR_REGISTRY_STILL_ATTACHED',
+    );
+    expect(groupDel.attached).toEqual([{ kind: 'policy', key: 'site-policy' }]);
+    expect((await r.call('DELETE', '/v1/thing-groups/site?force=true')).status).toBe(204);
+    expect((await r.call('DELETE', '/v1/policies/site-policy')).status).toBe(204);
   });
 });
 
@@ -492,7 +669,7 @@ describe('change log', () => {
     const before = await lastSeq();
     await r.call('PUT', '/v1/things/logged', { body: { attributes: { k: 'v' } } });
     await r.call('DELETE', '/v1/things/logged');
-    const res = await r.call('GET', `/v1/changes?after=${before}`, { token: tokens.replicator });
+    const res = await r.call('GET', `/v1/changes?after=${before}`, { token: r.adminToken });
     expect(res.status).toBe(200);
     const [up, del] = res.body.changes;
     expect(up).toMatchObject({
@@ -515,34 +692,34 @@ describe('change log', () => {
     expect(del.hlc.wall * 1e6 + del.hlc.counter).toBeGreaterThan(up.hlc.wall * 1e6 + up.hlc.counter);
     expect(res.body.lastSeq).toBe(before + 2);
 
-    const all = await r.call('GET', '/v1/changes?after=0&limit=10000', { token: tokens.replicator });
+    const all = await r.call('GET', '/v1/changes?after=0&limit=10000', { token: r.adminToken });
     const seqs = all.body.changes.map((c: { seq: number }) => c.seq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
-    const page = await r.call('GET', '/v1/changes?after=2&limit=3', { token: tokens.replicator });
+    const page = await r.call('GET', '/v1/changes?after=2&limit=3', { token: r.adminToken });
     expect(page.body.changes.map((c: { seq: number }) => c.seq)).toEqual([3, 4, 5]);
   });
 
   it('long-polls: an empty answer waits for the next commit', async () => {
     const after = await lastSeq();
     const started = Date.now();
-    const waiting = r.call('GET', `/v1/changes?after=${after}&wait=10000`, { token: tokens.replicator });
+    const waiting = r.call('GET', `/v1/changes?after=${after}&wait=10000`, { token: r.adminToken });
     await new Promise((res) => setTimeout(res, 200));
     await r.call('PUT', '/v1/things/wakes-the-poll', { body: {} });
     const res = await waiting;
     expect(res.body.changes.map((c: { key: string }) => c.key)).toEqual(['wakes-the-poll']);
     expect(Date.now() - started).toBeLessThan(9000);
-    const none = await r.call('GET', `/v1/changes?after=${after + 1}&wait=100`, { token: tokens.replicator });
+    const none = await r.call('GET', `/v1/changes?after=${after + 1}&wait=100`, { token: r.adminToken });
     expect(none.body.changes).toEqual([]);
   });
 
   it('rejects bad change-log queries', async () => {
     expectProblem(
-      await r.call('GET', '/v1/changes?after=-1', { token: tokens.replicator }),
+      await r.call('GET', '/v1/changes?after=-1', { token: r.adminToken }),
       400,
       'IOTDR_VALIDATION_FAILED',
     );
     expectProblem(
-      await r.call('GET', '/v1/changes?wait=99999', { token: tokens.replicator }),
+      await r.call('GET', '/v1/changes?wait=99999', { token: r.adminToken }),
       400,
       'IOTDR_VALIDATION_FAILED',
     );

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetch } from '../harness/https.js';
 import { startPostgres } from '../harness/postgres.js';
 import { freePort, spawnIotdr, waitForHttp } from '../harness/process.js';
 
@@ -23,17 +24,23 @@ async function crashAndCheck(storeYaml: string): Promise<{ acked: number; inFlig
         '    priority: 1',
         '    address: 127.0.0.1',
         `    api: { port: ${port} }`,
+        '    mqtt: { port: 0 }',
         '    cnc: { port: 0 }',
         `    store: ${storeYaml}`,
         '',
       ].join('\n'),
     );
     const env = { IOTDR_HOME: home };
-    const base = `http://127.0.0.1:${port}`;
+    // The API is HTTPS with a certificate from the state directory's CA, which the tests' fetch trusts.
+    const base = `https://127.0.0.1:${port}`;
     const args = ['region', '--name', 'us-east', '--config', configPath];
 
     const first = spawnIotdr(args, env);
-    await waitForHttp(`${base}/livez`, first);
+    await waitForHttp(`${base}/livez`, first).catch(async (error: unknown) => {
+      first.child.kill('SIGKILL');
+      await first.exited;
+      throw error;
+    });
     const token = (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim();
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
 

@@ -458,6 +458,68 @@ describe('parsePolicyDocument', () => {
       },
     ],
     [
+      'Condition, NotAction and NotResource',
+      {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Action: 'iot:Connect',
+            Resource: '*',
+            Condition: { Bool: { 'iot:Connection.Thing.IsAttached': ['true'] } },
+          },
+          { Effect: 'Deny', NotAction: 'iot:Connect', NotResource: 'topic/public/*' },
+        ],
+      },
+    ],
+    [
+      "other services' actions and AWS IoT resources the broker never asks about",
+      {
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Allow',
+          Action: ['iot:Publish', 'iot:GetThingShadow', 'iot:CreateThing', 'greengrass:*', 's3:GetObject'],
+          Resource: [
+            'arn:aws:iot:us-east-1:1:thing/t1',
+            'arn:aws:iot:us-east-1:1:rolealias/r',
+            'arn:aws:iot:us-east-1:1:job/*',
+            'arn:aws:s3:::bucket/x',
+            'arn:aws:iot:us-east-1:1:topic/x',
+          ],
+        },
+      },
+    ],
+    [
+      'wildcards inside ARN segments',
+      {
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Allow',
+          Action: 'iot:*',
+          Resource: ['arn:aws:iot:*:*:topic/a', 'arn:aws:iot:us-*:123*:client/*', 'arn:aws:io?:*:*:t*'],
+        },
+      },
+    ],
+    [
+      'a missing Version',
+      { Statement: { Effect: 'Allow', Action: 'iot:Connect', Resource: 'client/${iot:ClientId}' } },
+    ],
+    [
+      'certificate and connection variables',
+      {
+        Version: '2012-10-17',
+        Statement: {
+          Effect: 'Allow',
+          Action: 'iot:Publish',
+          Resource: [
+            'topic/${iot:Certificate.Subject.CommonName}/${iot:Certificate.Issuer.Organization.1}',
+            'topic/${iot:CertificateId}/${aws:SourceIp}/${iot:DomainName}/${iot:Certificate.SerialNumber}',
+            'topic/${IOT:CLIENTID}',
+          ],
+        },
+      },
+    ],
+    [
       'whitespace does not count towards the size limit',
       `{"Version":"2012-10-17",${' '.repeat(5000)}"Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}}`,
     ],
@@ -485,36 +547,146 @@ describe('parsePolicyDocument', () => {
   const ok = { Effect: 'Allow', Action: 'iot:Publish', Resource: 'topic/a' };
   const doc = (...Statement: unknown[]) => ({ Version: '2012-10-17', Statement });
 
+  const cond = (Condition: unknown) => doc({ ...ok, Condition });
+
   it.each<[string, unknown, string, string]>([
     [
-      'Condition',
-      doc({ ...ok, Condition: { Bool: { 'iot:Connection.Thing.IsAttached': ['true'] } } }),
-      'policyDocument.Statement.0.Condition',
-      "'Condition' is not supported",
+      'Action with NotAction',
+      doc({ ...ok, NotAction: 'iot:Connect' }),
+      'policyDocument.Statement.0.NotAction',
+      'Action or NotAction, not both',
     ],
     [
-      'NotAction',
-      doc(ok, { Effect: 'Deny', NotAction: 'iot:Connect', Resource: '*' }),
-      'policyDocument.Statement.1.NotAction',
-      "'NotAction' is not supported",
-    ],
-    [
-      'NotResource',
+      'Resource with NotResource',
       doc({ ...ok, NotResource: 'topic/b' }),
       'policyDocument.Statement.0.NotResource',
-      "'NotResource' is not supported",
+      'Resource or NotResource, not both',
     ],
     [
       'Principal',
       doc({ ...ok, Principal: '*' }),
       'policyDocument.Statement.0.Principal',
-      "'Principal' is not supported",
+      "'Principal' has no place in an AWS IoT policy",
     ],
     [
       'an unknown statement key',
       doc({ ...ok, Priority: 1 }),
       'policyDocument.Statement.0.Priority',
-      'allowed keys are Sid, Effect, Action, Resource',
+      'allowed keys are Sid, Effect, Action, NotAction, Resource, NotResource, Condition',
+    ],
+    [
+      'a Condition that is not an object',
+      cond('StringEquals'),
+      'policyDocument.Statement.0.Condition',
+      'Condition must be an object',
+    ],
+    [
+      'an unknown condition operator',
+      cond({ StringEqual: { 'iot:ClientId': 'a' } }),
+      'policyDocument.Statement.0.Condition.StringEqual',
+      "unknown condition operator 'StringEqual'",
+    ],
+    [
+      'a condition operator in the wrong case',
+      cond({ stringEquals: { 'iot:ClientId': 'a' } }),
+      'policyDocument.Statement.0.Condition.stringEquals',
+      "did you mean 'StringEquals'?",
+    ],
+    [
+      'BinaryEquals',
+      cond({ BinaryEquals: { 'iot:ClientId': 'YQ==' } }),
+      'policyDocument.Statement.0.Condition.BinaryEquals',
+      'no key iotdr knows holds binary data',
+    ],
+    [
+      'Null with IfExists',
+      cond({ NullIfExists: { 'iot:ClientId': 'true' } }),
+      'policyDocument.Statement.0.Condition.NullIfExists',
+      'Null takes neither',
+    ],
+    [
+      'an operator mapped to a string',
+      cond({ StringEquals: 'iot:ClientId' }),
+      'policyDocument.Statement.0.Condition.StringEquals',
+      'must map condition keys to values',
+    ],
+    [
+      'an unknown condition key',
+      cond({ StringEquals: { 'iot:Foo': 'a' } }),
+      'policyDocument.Statement.0.Condition.StringEquals.iot:Foo',
+      "unknown key 'iot:Foo'",
+    ],
+    [
+      'an IAM key iotdr has no value for',
+      cond({ Bool: { 'aws:SecureTransport': 'true' } }),
+      'policyDocument.Statement.0.Condition.Bool.aws:SecureTransport',
+      "unknown key 'aws:SecureTransport'",
+    ],
+    [
+      'a certificate attribute AWS IoT does not name',
+      cond({ StringEquals: { 'iot:Certificate.Subject.Locality': 'Berlin' } }),
+      'policyDocument.Statement.0.Condition.StringEquals.iot:Certificate.Subject.Locality',
+      "unknown certificate key 'iot:Certificate.Subject.Locality'",
+    ],
+    [
+      'a certificate value past the fifth',
+      cond({ StringEquals: { 'iot:Certificate.Subject.CommonName.5': 'x' } }),
+      'policyDocument.Statement.0.Condition.StringEquals.iot:Certificate.Subject.CommonName.5',
+      'keeps the first 5 values',
+    ],
+    [
+      'a list key without ForAnyValue/ForAllValues',
+      cond({ StringEquals: { 'iot:Certificate.Subject.Organization.List': 'Example Corp' } }),
+      'policyDocument.Statement.0.Condition.StringEquals.iot:Certificate.Subject.Organization.List',
+      'holds a list of values: test it with ForAnyValue:StringEquals',
+    ],
+    [
+      'a list variable in a resource',
+      doc({ ...ok, Resource: 'topic/${iot:Certificate.Subject.Organization.List}' }),
+      'policyDocument.Statement.0.Resource',
+      'holds a list of values',
+    ],
+    [
+      'a condition value that is an object',
+      cond({ StringEquals: { 'iot:ClientId': [{ a: 1 }] } }),
+      'policyDocument.Statement.0.Condition.StringEquals.iot:ClientId.0',
+      'must be a string, number or boolean',
+    ],
+    [
+      'a number that is not one',
+      cond({ NumericLessThan: { 'iot:Connection.Thing.Attributes[floor]': '3rd' } }),
+      'policyDocument.Statement.0.Condition.NumericLessThan.iot:Connection.Thing.Attributes[floor]',
+      "'3rd' is not a number",
+    ],
+    [
+      'a date that is not one',
+      cond({ DateLessThan: { 'aws:CurrentTime': 'tomorrow' } }),
+      'policyDocument.Statement.0.Condition.DateLessThan.aws:CurrentTime',
+      "'tomorrow' is not a date",
+    ],
+    [
+      'an IP range that is not one',
+      cond({ IpAddress: { 'aws:SourceIp': ['10.0.0.0/8', '10.0.0.0/33'] } }),
+      'policyDocument.Statement.0.Condition.IpAddress.aws:SourceIp.1',
+      "'10.0.0.0/33' is not an IP address or CIDR range",
+    ],
+    [
+      'a Bool that is not one',
+      cond({ Bool: { 'iot:Connection.Thing.IsAttached': 'yes' } }),
+      'policyDocument.Statement.0.Condition.Bool.iot:Connection.Thing.IsAttached',
+      "'yes' is not 'true' or 'false'",
+    ],
+    [
+      'an ARN that is not one',
+      cond({ ArnEquals: { 'iot:LastWillTopic': 'topic/will' } }),
+      'policyDocument.Statement.0.Condition.ArnEquals.iot:LastWillTopic',
+      "'topic/will' is not an ARN",
+    ],
+    [
+      'an unknown variable in a condition value',
+      cond({ StringEquals: { 'iot:ClientId': '${iot:Thing.ThingName}' } }),
+      'policyDocument.Statement.0.Condition.StringEquals.iot:ClientId',
+      'unknown policy variable ${iot:Thing.ThingName}',
     ],
     [
       'a key in the wrong case',
@@ -554,7 +726,6 @@ describe('parsePolicyDocument', () => {
       'policyDocument.Statement.0',
       'must be an object',
     ],
-    ['a missing Version', { Statement: [ok] }, 'policyDocument.Version', "use '2012-10-17'"],
     [
       'an unsupported Version',
       { ...doc(ok), Version: '2020-01-01' },
@@ -568,16 +739,22 @@ describe('parsePolicyDocument', () => {
       'iot:Connect, iot:Publish, iot:Subscribe, iot:Receive',
     ],
     [
-      'an unknown action as a string',
+      'a misspelt action as a string',
       doc({ ...ok, Action: 'iot:Pubish' }),
       'policyDocument.Statement.0.Action',
-      "'iot:Pubish' names no AWS IoT action",
+      "'iot:Pubish' is not an AWS IoT action (did you mean 'iot:Publish'?)",
     ],
     [
-      'an action of another service',
-      doc({ ...ok, Action: 's3:GetObject' }),
+      'a misspelt action of the ones AWS IoT ignores here',
+      doc({ ...ok, Action: 'iot:UpdateThingShadows' }),
       'policyDocument.Statement.0.Action',
-      'names no AWS IoT action',
+      "did you mean 'iot:UpdateThingShadow'?",
+    ],
+    [
+      'an action without a service',
+      doc({ ...ok, NotAction: ['Publish'], Action: undefined }),
+      'policyDocument.Statement.0.NotAction.0',
+      "'Publish' is not an action",
     ],
     [
       'an empty Action array',
@@ -589,7 +766,7 @@ describe('parsePolicyDocument', () => {
       'a missing Resource',
       doc({ Effect: 'Allow', Action: 'iot:Publish' }),
       'policyDocument.Statement.0.Resource',
-      'Resource is required',
+      'Resource (or NotResource) is required',
     ],
     [
       'a Resource that is a number',
@@ -599,9 +776,9 @@ describe('parsePolicyDocument', () => {
     ],
     [
       'an unknown variable',
-      doc({ ...ok, Resource: ['topic/${iot:Certificate.Subject.CommonName}'] }),
+      doc({ ...ok, Resource: ['topic/${iot:Thing.ThingName}'] }),
       'policyDocument.Statement.0.Resource.0',
-      'unknown policy variable ${iot:Certificate.Subject.CommonName}',
+      'unknown policy variable ${iot:Thing.ThingName}',
     ],
     [
       'a variable named like an Object.prototype member',
@@ -622,16 +799,10 @@ describe('parsePolicyDocument', () => {
       "attribute name 'a b'",
     ],
     [
-      'variables in a 2008-10-17 document',
-      { ...doc({ ...ok, Resource: 'client/${iot:ClientId}' }), Version: '2008-10-17' },
-      'policyDocument.Statement.0.Resource',
-      "need Version '2012-10-17'",
-    ],
-    [
       'a bad resource prefix',
       doc({ ...ok, Resource: ['thing/x'] }),
       'policyDocument.Statement.0.Resource.0',
-      'client/CLIENT_ID, topic/TOPIC, topicfilter/TOPIC_FILTER',
+      'client/CLIENT_ID, topic/TOPIC and topicfilter/TOPIC_FILTER',
     ],
     [
       'a resource with a wildcard type',
@@ -646,22 +817,16 @@ describe('parsePolicyDocument', () => {
       'names no topic',
     ],
     [
-      'an ARN of another service',
-      doc({ ...ok, Resource: 'arn:aws:s3:::bucket/x' }),
-      'policyDocument.Statement.0.Resource',
-      "ARN service 's3' is not iot",
-    ],
-    [
       'a truncated ARN',
       doc({ ...ok, Resource: 'arn:aws:iot:topic/x' }),
       'policyDocument.Statement.0.Resource',
-      'is not an AWS IoT ARN',
+      'is not an ARN',
     ],
     [
-      'an ARN of a thing',
-      doc({ ...ok, Resource: 'arn:aws:iot:us-east-1:1:thing/x' }),
+      'an ARN naming no topic',
+      doc({ ...ok, Resource: 'arn:aws:iot:us-east-1:1:topic/' }),
       'policyDocument.Statement.0.Resource',
-      'is not a resource iotdr understands',
+      'names no topic',
     ],
     [
       'JSON text that does not parse',
@@ -697,16 +862,422 @@ describe('parsePolicyDocument', () => {
       parsePolicyDocument(
         {
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Permit', Action: 'iot:Pubish', Resource: 'thing/x', Condition: {} }],
+          Statement: [
+            {
+              Effect: 'Permit',
+              Action: 'iot:Pubish',
+              Resource: 'thing/x',
+              Condition: { Foo: {} },
+              Principal: '*',
+            },
+          ],
         },
         'body.document',
       ),
     );
     expect(err.issues.map((i) => i.path)).toEqual([
-      'body.document.Statement.0.Condition',
+      'body.document.Statement.0.Principal',
       'body.document.Statement.0.Effect',
       'body.document.Statement.0.Action',
       'body.document.Statement.0.Resource',
+      'body.document.Statement.0.Condition.Foo',
     ]);
+  });
+});
+
+describe('Condition, NotAction and NotResource (IAM semantics)', () => {
+  const one = (statement: Record<string, unknown>, Version = '2012-10-17') =>
+    compilePolicies([
+      { name: 'p', version: '1', document: parsePolicyDocument({ Version, Statement: statement }) },
+    ]);
+  const allowed = (
+    set: ReturnType<typeof one>,
+    context: PolicyContext,
+    action: IotAction,
+    resource: string,
+  ) => evaluate(set, context, action, resource).effect === 'allow';
+  const publishIf = (Condition: Record<string, unknown>) =>
+    one({ Effect: 'Allow', Action: 'iot:Publish', Resource: 'topic/t', Condition });
+  const may = (Condition: Record<string, unknown>, context: PolicyContext) =>
+    allowed(publishIf(Condition), context, 'iot:Publish', 'topic/t');
+
+  it.each<[string, Record<string, unknown>, PolicyContext, boolean]>([
+    // Values of a key are alternatives; a negated operator holds when none matches (NOR).
+    [
+      'StringEquals, one of the values',
+      { StringEquals: { 'iot:ClientId': ['a', 'b'] } },
+      { clientId: 'b' },
+      true,
+    ],
+    [
+      'StringEquals, none of them',
+      { StringEquals: { 'iot:ClientId': ['a', 'b'] } },
+      { clientId: 'c' },
+      false,
+    ],
+    [
+      'StringNotEquals, one of them',
+      { StringNotEquals: { 'iot:ClientId': ['a', 'b'] } },
+      { clientId: 'b' },
+      false,
+    ],
+    [
+      'StringNotEquals, none of them',
+      { StringNotEquals: { 'iot:ClientId': ['a', 'b'] } },
+      { clientId: 'c' },
+      true,
+    ],
+    [
+      'StringEquals is case-sensitive',
+      { StringEquals: { 'iot:ClientId': 'Dev' } },
+      { clientId: 'dev' },
+      false,
+    ],
+    [
+      'StringEqualsIgnoreCase',
+      { StringEqualsIgnoreCase: { 'iot:ClientId': 'Dev' } },
+      { clientId: 'dEV' },
+      true,
+    ],
+    [
+      'StringNotEqualsIgnoreCase',
+      { StringNotEqualsIgnoreCase: { 'iot:ClientId': 'Dev' } },
+      { clientId: 'DEV' },
+      false,
+    ],
+    [
+      'StringEquals takes * literally',
+      { StringEquals: { 'iot:ClientId': 'a*' } },
+      { clientId: 'abc' },
+      false,
+    ],
+    ['StringLike with *', { StringLike: { 'iot:ClientId': 'sensor-*' } }, { clientId: 'sensor-9' }, true],
+    ['StringLike with ?', { StringLike: { 'iot:ClientId': 'sensor-?' } }, { clientId: 'sensor-10' }, false],
+    ['StringNotLike', { StringNotLike: { 'iot:ClientId': 'sensor-*' } }, { clientId: 'cam-1' }, true],
+    // Condition key names are case-insensitive, as in IAM.
+    ['key names ignore case', { StringEquals: { 'IOT:CLIENTID': 'a' } }, { clientId: 'a' }, true],
+    // Every key of an operator, and every operator, must hold.
+    [
+      'keys of an operator are ANDed',
+      { StringEquals: { 'iot:ClientId': 'a', 'iot:Connection.Thing.ThingName': 't' } },
+      { clientId: 'a', thingName: 'u' },
+      false,
+    ],
+    [
+      'operators are ANDed',
+      { StringEquals: { 'iot:ClientId': 'a' }, Bool: { 'iot:Connection.Thing.IsAttached': 'true' } },
+      { clientId: 'a' },
+      false,
+    ],
+    // A missing key: false, true for a negated operator, true for …IfExists; Null tests presence.
+    ['missing key', { StringEquals: { 'iot:Connection.Thing.ThingName': 't' } }, { clientId: 'a' }, false],
+    [
+      'missing key, negated',
+      { StringNotEquals: { 'iot:Connection.Thing.ThingName': 't' } },
+      { clientId: 'a' },
+      true,
+    ],
+    [
+      'missing key, IfExists',
+      { StringEqualsIfExists: { 'iot:Connection.Thing.ThingName': 't' } },
+      { clientId: 'a' },
+      true,
+    ],
+    [
+      'present key, IfExists',
+      { StringEqualsIfExists: { 'iot:Connection.Thing.ThingName': 't' } },
+      { clientId: 'a', thingName: 'u' },
+      false,
+    ],
+    ['Null true: absent', { Null: { 'iot:Connection.Thing.ThingName': 'true' } }, { clientId: 'a' }, true],
+    [
+      'Null true: present',
+      { Null: { 'iot:Connection.Thing.ThingName': 'true' } },
+      { clientId: 'a', thingName: 't' },
+      false,
+    ],
+    [
+      'Null false: present',
+      { Null: { 'iot:Connection.Thing.ThingName': false } },
+      { clientId: 'a', thingName: 't' },
+      true,
+    ],
+    // Variables in values; one that does not resolve matches nothing and makes a negated operator false.
+    [
+      'a variable in a value',
+      { StringEquals: { 'iot:ClientId': '${iot:Connection.Thing.ThingName}' } },
+      { clientId: 't', thingName: 't' },
+      true,
+    ],
+    [
+      'an unresolved variable in a negated value',
+      { StringNotEquals: { 'iot:ClientId': '${iot:Connection.Thing.ThingName}' } },
+      { clientId: 'a' },
+      false,
+    ],
+    [
+      'a variable value is literal in StringLike',
+      { StringLike: { 'iot:Connection.Thing.ThingName': 'x-${iot:ClientId}' } },
+      { clientId: '*', thingName: 'x-abc' },
+      false,
+    ],
+    // Numbers, booleans, dates.
+    [
+      'NumericLessThan on an attribute',
+      { NumericLessThan: { 'iot:Connection.Thing.Attributes[floor]': 3 } },
+      { clientId: 'a', thingName: 't', thingAttributes: { floor: '2' } },
+      true,
+    ],
+    [
+      'a numeric operator on text',
+      { NumericNotEquals: { 'iot:Connection.Thing.Attributes[floor]': 3 } },
+      { clientId: 'a', thingName: 't', thingAttributes: { floor: 'ground' } },
+      false,
+    ],
+    ['Bool', { Bool: { 'iot:Connection.Thing.IsAttached': true } }, { clientId: 'a', thingName: 't' }, true],
+    [
+      'DateLessThan on aws:CurrentTime',
+      { DateLessThan: { 'aws:CurrentTime': '2030-01-01T00:00:00Z' } },
+      { clientId: 'a', now: () => Date.parse('2029-12-31T23:59:59Z') },
+      true,
+    ],
+    [
+      'DateGreaterThanEquals on aws:EpochTime',
+      { DateGreaterThanEquals: { 'aws:EpochTime': '1893456000' } },
+      { clientId: 'a', now: () => Date.parse('2029-12-31T23:59:59Z') },
+      false,
+    ],
+    [
+      'aws:CurrentTime without a clock',
+      { DateLessThan: { 'aws:CurrentTime': '2030-01-01' } },
+      { clientId: 'a' },
+      false,
+    ],
+    [
+      'NumericEquals on aws:EpochTime',
+      { NumericEquals: { 'aws:EpochTime': 1700000000 } },
+      { clientId: 'a', now: () => 1_700_000_000_999 },
+      true,
+    ],
+    // Addresses: CIDR ranges, IPv6, IPv4-mapped IPv6.
+    [
+      'IpAddress in a range',
+      { IpAddress: { 'aws:SourceIp': '203.0.113.0/24' } },
+      { clientId: 'a', sourceIp: '203.0.113.9' },
+      true,
+    ],
+    [
+      'IpAddress out of it',
+      { IpAddress: { 'aws:SourceIp': '203.0.113.0/24' } },
+      { clientId: 'a', sourceIp: '198.51.100.1' },
+      false,
+    ],
+    [
+      'IpAddress, IPv4-mapped IPv6',
+      { IpAddress: { 'aws:SourceIp': '203.0.113.9' } },
+      { clientId: 'a', sourceIp: '::ffff:203.0.113.9' },
+      true,
+    ],
+    [
+      'IpAddress, IPv6',
+      { IpAddress: { 'aws:SourceIp': '2001:db8::/32' } },
+      { clientId: 'a', sourceIp: '2001:db8::5' },
+      true,
+    ],
+    [
+      'NotIpAddress',
+      { NotIpAddress: { 'aws:SourceIp': ['10.0.0.0/8', '192.168.0.0/16'] } },
+      { clientId: 'a', sourceIp: '10.1.2.3' },
+      false,
+    ],
+    [
+      'NotIpAddress without an address',
+      { NotIpAddress: { 'aws:SourceIp': '10.0.0.0/8' } },
+      { clientId: 'a' },
+      true,
+    ],
+    // ARNs: region and account are not compared, as in resources.
+    [
+      'ArnEquals ignores region and account',
+      { ArnEquals: { 'iot:LastWillTopic': 'arn:aws:iot:us-east-1:123456789012:topic/will/*' } },
+      { clientId: 'a', lastWillTopic: 'arn:aws:iot:::topic/will/a' },
+      true,
+    ],
+    [
+      'ArnNotLike',
+      { ArnNotLike: { 'iot:LastWillTopic': 'arn:aws:iot:*:*:topic/will/*' } },
+      { clientId: 'a', lastWillTopic: 'arn:aws:iot:::topic/other' },
+      true,
+    ],
+    // Set operators over a list key.
+    [
+      'ForAnyValue: one value matches',
+      { 'ForAnyValue:StringEquals': { 'iot:ConnectAttributes': 'LastWill' } },
+      { clientId: 'a', connectAttributes: ['PersistentConnect', 'LastWill'] },
+      true,
+    ],
+    [
+      'ForAllValues: a value is not listed',
+      { 'ForAllValues:StringEquals': { 'iot:ConnectAttributes': 'LastWill' } },
+      { clientId: 'a', connectAttributes: ['PersistentConnect', 'LastWill'] },
+      false,
+    ],
+    [
+      'ForAllValues: the empty set',
+      { 'ForAllValues:StringEquals': { 'iot:ConnectAttributes': [] } },
+      { clientId: 'a', connectAttributes: [] },
+      true,
+    ],
+    [
+      'ForAnyValue: the empty set',
+      { 'ForAnyValue:StringEquals': { 'iot:ConnectAttributes': 'LastWill' } },
+      { clientId: 'a', connectAttributes: [] },
+      false,
+    ],
+    [
+      'ForAllValues:StringNotEquals',
+      { 'ForAllValues:StringNotEquals': { 'iot:ConnectAttributes': 'PersistentConnect' } },
+      { clientId: 'a', connectAttributes: ['LastWill'] },
+      true,
+    ],
+    [
+      'ForAnyValue on a single-valued key',
+      { 'ForAnyValue:StringLike': { 'iot:ClientId': ['x-*', 'y-*'] } },
+      { clientId: 'y-1' },
+      true,
+    ],
+  ])('%s', (_name, condition, context, expected) => {
+    expect(may(condition, context)).toBe(expected);
+  });
+
+  it('NotAction applies to every evaluated action but those named', () => {
+    const set = one({ Effect: 'Allow', NotAction: ['iot:Publish', 'iot:RetainPublish'], Resource: '*' });
+    expect(allowed(set, bare, 'iot:Connect', 'client/c1')).toBe(true);
+    expect(allowed(set, bare, 'iot:Subscribe', 'topicfilter/a')).toBe(true);
+    expect(allowed(set, bare, 'iot:Publish', 'topic/a')).toBe(false);
+    expect(allowed(set, bare, 'iot:RetainPublish', 'topic/a')).toBe(false);
+  });
+
+  it('NotResource applies to every resource but those named; other types exclude nothing', () => {
+    const set = one({
+      Effect: 'Deny',
+      Action: 'iot:Publish',
+      NotResource: ['topic/${iot:ClientId}/*', 'topicfilter/x', 'arn:aws:iot:us-east-1:1:thing/t'],
+    });
+    expect(show(evaluate(set, bare, 'iot:Publish', 'topic/other'))).toBe('deny p@1#0');
+    expect(show(evaluate(set, bare, 'iot:Publish', 'topic/c1/x'))).toBe('implicit');
+    expect(show(evaluate(set, bare, 'iot:Subscribe', 'topicfilter/other'))).toBe('implicit');
+  });
+
+  it('an exclusion whose variable does not resolve keeps a NotResource statement from applying', () => {
+    const set = compilePolicies(
+      [
+        { Effect: 'Allow', Action: '*', Resource: '*' },
+        { Effect: 'Deny', Action: 'iot:Publish', NotResource: 'topic/${iot:Connection.Thing.ThingName}/*' },
+      ].map((Statement, i) => ({
+        name: `p${i}`,
+        version: '1',
+        document: parsePolicyDocument({ Version: '2012-10-17', Statement }),
+      })),
+    );
+    expect(show(evaluate(set, bare, 'iot:Publish', 'topic/t1/x'))).toBe('allow p0@1#0');
+    expect(show(evaluate(set, thing, 'iot:Publish', 'topic/t1/x'))).toBe('allow p0@1#0');
+    expect(show(evaluate(set, thing, 'iot:Publish', 'topic/t2/x'))).toBe('deny p1@1#0');
+  });
+
+  it('wildcards in an ARN resource type match against the whole resource', () => {
+    const set = one({ Effect: 'Allow', Action: 'iot:*', Resource: 'arn:aws:iot:*:*:t*/a' });
+    expect(allowed(set, bare, 'iot:Publish', 'topic/a')).toBe(true);
+    expect(allowed(set, bare, 'iot:Subscribe', 'topicfilter/a')).toBe(true);
+    expect(allowed(set, bare, 'iot:Connect', 'client/a')).toBe(false);
+    expect(allowed(set, bare, 'iot:Publish', 'topic/b')).toBe(false);
+  });
+
+  it("a thing, rolealias or other service's resource never names a client or topic", () => {
+    const set = one({
+      Effect: 'Allow',
+      Action: '*',
+      Resource: ['arn:aws:iot:us-east-1:1:thing/*', 'arn:aws:iot:us-east-1:1:rolealias/*', 'arn:aws:s3:::*'],
+    });
+    for (const [action, resource] of [
+      ['iot:Connect', 'client/thing'],
+      ['iot:Publish', 'topic/thing/x'],
+      ['iot:Subscribe', 'topicfilter/rolealias/x'],
+    ] as const) {
+      expect(allowed(set, bare, action, resource)).toBe(false);
+    }
+  });
+
+  it("reads ${…} as plain text in a '2008-10-17' document or one without a Version, as IAM does", () => {
+    for (const Version of ['2008-10-17', undefined]) {
+      const document = parsePolicyDocument({
+        ...(Version === undefined ? {} : { Version }),
+        Statement: { Effect: 'Allow', Action: 'iot:Connect', Resource: 'client/${iot:ClientId}' },
+      });
+      const set = compilePolicies([{ name: 'p', version: '1', document }]);
+      expect(allowed(set, { clientId: 'c1' }, 'iot:Connect', 'client/c1')).toBe(false);
+      expect(allowed(set, { clientId: '${iot:ClientId}' }, 'iot:Connect', 'client/${iot:ClientId}')).toBe(
+        true,
+      );
+    }
+  });
+
+  it('substitutes certificate values as AWS IoT does: no wildcard characters, at most 1,024 characters', () => {
+    const set = one({
+      Effect: 'Allow',
+      Action: 'iot:Publish',
+      Resource: 'topic/cn/${iot:Certificate.Subject.CommonName.1}',
+    });
+    const withNames = (...names: string[]): PolicyContext => ({
+      clientId: 'c1',
+      certificate: { 'Subject.CommonName': names },
+    });
+    expect(set.needsCertificate).toBe(true);
+    expect(one({ Effect: 'Allow', Action: 'iot:Publish', Resource: 'topic/x' }).needsCertificate).toBe(false);
+    expect(allowed(set, withNames('first', 'second'), 'iot:Publish', 'topic/cn/second')).toBe(true);
+    expect(allowed(set, withNames('first'), 'iot:Publish', 'topic/cn/')).toBe(false);
+    expect(allowed(set, withNames('first', 'se*'), 'iot:Publish', 'topic/cn/se*')).toBe(false);
+    const long = 'x'.repeat(1025);
+    expect(allowed(set, withNames('first', long), 'iot:Publish', `topic/cn/${long}`)).toBe(false);
+  });
+
+  it('lists the certificate keys that hold values (iot:Certificate.AvailableKeys)', () => {
+    const set = publishIf({
+      'ForAnyValue:StringEquals': { 'iot:Certificate.AvailableKeys': 'iot:Certificate.Subject.Organization' },
+    });
+    expect(set.needsCertificate).toBe(true);
+    const context = (fields: Record<string, string[]>): PolicyContext => ({
+      clientId: 'c',
+      certificate: fields,
+    });
+    expect(allowed(set, context({ 'Subject.Organization': ['Acme'] }), 'iot:Publish', 'topic/t')).toBe(true);
+    expect(allowed(set, context({ 'Subject.CommonName': ['d'] }), 'iot:Publish', 'topic/t')).toBe(false);
+  });
+
+  it('a Condition on an explicit Deny denies only where it holds', () => {
+    const set = compilePolicies([
+      {
+        name: 'p',
+        version: '1',
+        document: parsePolicyDocument({
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Action: 'iot:Publish', Resource: 'topic/*' },
+            {
+              Effect: 'Deny',
+              Action: 'iot:Publish',
+              Resource: 'topic/*',
+              Condition: { NotIpAddress: { 'aws:SourceIp': '10.0.0.0/8' } },
+            },
+          ],
+        }),
+      },
+    ]);
+    expect(show(evaluate(set, { clientId: 'a', sourceIp: '10.0.0.1' }, 'iot:Publish', 'topic/x'))).toBe(
+      'allow p@1#0',
+    );
+    expect(show(evaluate(set, { clientId: 'a', sourceIp: '11.0.0.1' }, 'iot:Publish', 'topic/x'))).toBe(
+      'deny p@1#1',
+    );
   });
 });

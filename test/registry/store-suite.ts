@@ -53,7 +53,7 @@ function expectedChange(m: Mutation, seq: number): ChangeRecord {
     key: m.key,
     op: m.op,
     ref: m.ref,
-    after: m.op === 'delete' ? null : m.doc,
+    after: m.op === 'delete' ? (m.tombstone ?? null) : m.doc,
     version: m.version,
     hlc: m.hlc,
     origin: m.origin,
@@ -66,7 +66,7 @@ function expectedEntity(m: Mutation): EntityRecord {
     kind: m.kind,
     key: m.key,
     ref: m.ref,
-    doc: m.op === 'delete' ? null : m.doc,
+    doc: m.op === 'delete' ? (m.tombstone ?? null) : m.doc,
     version: m.version,
     hlc: m.hlc,
     origin: m.origin,
@@ -555,6 +555,39 @@ export function storeSuite(name: string, make: () => Promise<StoreFixture>): voi
           [oldLive, revived].map(expectedEntity),
         );
         expect(await store.count('thing')).toBe(2);
+      });
+
+      it('keeps what a tombstone remembers, and keeps the tombstone until its retainUntil has passed', async () => {
+        const base = T0 + 5_000_000;
+        await commit(store, ...['kept', 'plain', 'odd'].map((key) => mutation(key, { at: base })));
+        const kept = mutation('kept', {
+          op: 'delete',
+          version: 2,
+          at: base + 1,
+          tombstone: { status: 'REVOKED', retainUntil: base + 1000 },
+        });
+        const plain = mutation('plain', { op: 'delete', version: 2, at: base + 1 });
+        // A retainUntil that is not a number holds nothing back.
+        const odd = mutation('odd', {
+          op: 'delete',
+          version: 2,
+          at: base + 1,
+          tombstone: { retainUntil: 'ever' },
+        });
+        const written = await commit(store, kept, plain, odd);
+        expect(written).toEqual(
+          [4, 5, 6].map((seq, i) => expectedChange([kept, plain, odd][i] as Mutation, seq)),
+        );
+        expect(written[0]?.after).toEqual({ status: 'REVOKED', retainUntil: base + 1000 });
+        expect(await store.get('thing', 'kept')).toBeUndefined();
+        expect(await store.get('thing', 'kept', { includeDeleted: true })).toEqual(expectedEntity(kept));
+
+        expect(await store.purgeTombstones(base + 500)).toBe(2);
+        expect(await store.scan({ limit: 100, includeDeleted: true })).toEqual([expectedEntity(kept)]);
+        // Kept while retainUntil is not before the cutoff, purged once it is.
+        expect(await store.purgeTombstones(base + 1000)).toBe(0);
+        expect(await store.purgeTombstones(base + 1001)).toBe(1);
+        expect(await store.get('thing', 'kept', { includeDeleted: true })).toBeUndefined();
       });
 
       it('purges beside a transaction that writes tombstoned keys again, failing neither', async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
 import type { Mutation } from '../../src/registry/index.js';
 import { type ClusterRegion, type Engine, eventually, startCluster } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 import { names, onEachEngine, putThings, regionOf, running } from './support.js';
 
 /** Writes a change straight into the region's store, past the service's checks (a buggy or hostile peer). */
@@ -24,10 +25,12 @@ async function westLink(region: ClusterRegion): Promise<any> {
 }
 
 /**
- * us-east emits changes us-west cannot apply: a thing whose attribute is a number, and an entity
- * of a kind us-west does not know. us-west dead-letters them with the reason, applies everything
- * after them, counts them in the status and the metrics; a retry of a still-invalid one keeps it
- * (one more attempt), a discard removes it.
+ * us-east emits changes us-west cannot apply: a thing whose attribute is a number, an entity of a
+ * kind us-west does not know, and a token with a role us-west does not know. us-west dead-letters
+ * them with the reason, applies everything after them, counts them in the status and the metrics;
+ * a reader sees what was refused and why but never a document (the token's secretHash), an admin
+ * asks for one letter to see it; a retry of a still-invalid one keeps it (one more attempt), a
+ * discard removes it.
  */
 async function poisonedChange(engine: Engine): Promise<void> {
   const c = await startCluster(['us-east', 'us-west'], engine);
@@ -60,6 +63,15 @@ async function poisonedChange(engine: Engine): Promise<void> {
       doc: { whatever: true },
       hlc: { wall, counter: 1 },
     });
+    const secretHash = 'ab'.repeat(32);
+    const badToken = await writeRaw(east, {
+      kind: 'token',
+      key: '0123456789abcdef',
+      op: 'upsert',
+      ref: 'root',
+      doc: { tokenId: '0123456789abcdef', name: 'leaky', role: 'root', secretHash, createdAt },
+      hlc: { wall, counter: 2 },
+    });
     await putThings(east, names('after-poison', 50));
     // A valid write of the poisoned key itself goes through too.
     expect((await east.call('PUT', '/v1/things/poison-1', { attributes: { n: '42' } })).status).toBe(200);
@@ -75,23 +87,53 @@ async function poisonedChange(engine: Engine): Promise<void> {
     const reader = (await west.call('POST', '/v1/tokens', { name: 'viewer', role: 'reader' })).body
       .token as string;
     const letters = await deadLetters(west, reader);
-    expect(letters.map((l) => l.seq)).toEqual([badThing.seq, unknownKind.seq]);
-    const [thingLetter, kindLetter] = letters;
-    expect(thingLetter).toMatchObject({
+    expect(letters.map((l) => l.seq)).toEqual([badThing.seq, unknownKind.seq, badToken.seq]);
+    const [thingLetter, kindLetter, tokenLetter] = letters;
+    expect(thingLetter).toEqual({
       peer: 'us-east',
+      id: expect.any(String),
+      seq: badThing.seq,
+      kind: 'thing',
+      key: 'poison-1',
+      op: 'upsert',
+      origin: 'us-east',
+      code: 'IOTDR_REGISTRY_INVALID_ENTITY',
+      reason: expect.any(String),
+      at: expect.any(Number),
       attempts: 0,
-      change: { id: badThing.id, key: 'poison-1' },
     });
     expect(thingLetter.code).toBe('IOTDR_REGISTRY_INVALID_ENTITY');
     expect(thingLetter.reason).toMatch(/invalid thing document: attributes\.n/);
-    expect(kindLetter).toMatchObject({
-      peer: 'us-east',
-      attempts: 0,
-      change: { id: unknownKind.id, kind: 'gizmo' },
-    });
+    expect(kindLetter).toMatchObject({ peer: 'us-east', attempts: 0, kind: 'gizmo', key: 'g-1' });
     // No component registered a 'gizmo' kind with us-west's registry: refused with its own code.
     expect(kindLetter.code).toBe('IOTDR_REGISTRY_UNKNOWN_KIND');
     expect(kindLetter.reason).toMatch(/unknown kind 'gizmo'/);
+    // The list shows no document, to a reader or an admin: not the token's secretHash.
+    expect(tokenLetter).toMatchObject({ kind: 'token', key: '0123456789abcdef', op: 'upsert' });
+    expect(tokenLetter.reason).toMatch(/invalid token document: role/);
+    for (const token of [reader, undefined]) {
+      const listed = JSON.stringify(await deadLetters(west, token));
+      expect(listed).not.toContain(secretHash);
+      expect(listed).not.toContain('leaky');
+    }
+    // One letter with its change is for admins.
+    const onePath = `/v1/replication/dead-letters/us-east/${encodeURIComponent(tokenLetter.id)}`;
+    expect((await west.call('GET', onePath, undefined, reader)).status).toBe(403);
+    const operator = (await west.call('POST', '/v1/tokens', { name: 'ops', role: 'operator' })).body
+      .token as string;
+    expect((await west.call('GET', onePath, undefined, operator)).status).toBe(403);
+    const whole = await west.call('GET', onePath);
+    expect(whole.status).toBe(200);
+    expect(whole.body).toMatchObject({
+      peer: 'us-east',
+      id: tokenLetter.id,
+      code: 'IOTDR_REGISTRY_INVALID_ENTITY',
+      change: { id: badToken.id, kind: 'token', after: { secretHash } },
+    });
+    expect((await west.call('GET', '/v1/replication/dead-letters/us-east/999999999')).body.code).toBe(
+      'IOTDR_REPLICATION_DEAD_LETTER_NOT_FOUND',
+    );
+    expect((await west.call('DELETE', onePath)).status).toBe(204);
     // Nothing of them reached us-west's registry or its change log.
     expect(await running(west).service.store.get('gizmo', 'g-1', { includeDeleted: true })).toBeUndefined();
     const westLog = await running(west).service.changes({ after: 0, limit: 10_000, origin: 'us-east' });
@@ -100,7 +142,7 @@ async function poisonedChange(engine: Engine): Promise<void> {
 
     expect(await westLink(west)).toMatchObject({ state: { type: 'tailing' }, deadLetters: 2 });
     const metrics = await (await fetch(`${west.url}/metrics`)).text();
-    expect(metrics).toMatch(/iotdr_replication_changes_total\{[^}]*outcome="dead-letter"[^}]*\} 2\b/);
+    expect(metrics).toMatch(/iotdr_replication_changes_total\{[^}]*outcome="dead-letter"[^}]*\} 3\b/);
     expect(metrics).toMatch(/iotdr_replication_dead_letters\{[^}]*peer="us-east"[^}]*\} 2\b/);
 
     // A reader sees them but cannot act on them.

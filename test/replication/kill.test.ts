@@ -1,11 +1,15 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { type Agent, createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { sendRequest } from '../../src/http/index.js';
+import { loadOrCreateCa, type SiteId } from '../../src/pki/index.js';
 import type { EntityRecord } from '../../src/registry/index.js';
 import { type Engine, eventually } from '../harness/cluster.js';
+import { fetch } from '../harness/https.js';
 import { freePort, type IotdrProcess, spawnIotdr, waitForHttp } from '../harness/process.js';
+import { siteAgentOf } from '../harness/region.js';
 import {
   changeLog,
   differences,
@@ -30,11 +34,20 @@ interface Pull {
  * Stands between us-west and us-east's API, forwarding every request, and notes each pull of the
  * change feed: when us-west asked (and from which cursor) and when the answer was delivered. The
  * time between delivering a batch and the next pull is the time us-west spends applying it.
+ *
+ * The links are mutual TLS, so the tap holds what a man in the middle would need and an attacker
+ * cannot get: a certificate naming region us-east from the platform's CA (`serve`), for us-west
+ * to accept it, and us-west's own site certificate (`upstreamAgent`), for us-east to serve it.
  */
-async function feedTap(upstream: string, port: number) {
+async function feedTap(
+  upstream: string,
+  port: number,
+  serve: { cert: string; key: string },
+  upstreamAgent: Agent,
+) {
   const pulls: Pull[] = [];
   let onDelivered: ((pull: Pull) => void) | undefined;
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(serve, (req, res) => {
     res.on('error', () => {});
     const url = new URL(req.url ?? '/', upstream);
     const pull: Pull | undefined =
@@ -47,17 +60,20 @@ async function feedTap(upstream: string, port: number) {
           }
         : undefined;
     if (pull) pulls.push(pull);
-    fetch(url, { headers: { authorization: req.headers.authorization ?? '' } })
-      .then(async (answer) => {
-        const text = await answer.text();
-        if (pull && answer.ok) {
+    sendRequest(url.toString(), {
+      method: req.method ?? 'GET',
+      headers: req.headers.authorization ? { authorization: req.headers.authorization } : {},
+      trust: upstreamAgent,
+      signal: AbortSignal.timeout(30_000),
+    })
+      .then((answer) => {
+        const text = answer.text;
+        if (pull && answer.status === 200) {
           const page = JSON.parse(text) as { changes: Array<{ seq: number }> };
           pull.changes = page.changes.length;
           pull.lastChange = page.changes[page.changes.length - 1]?.seq ?? 0;
         }
-        res.writeHead(answer.status, {
-          'content-type': answer.headers.get('content-type') ?? 'application/json',
-        });
+        res.writeHead(answer.status, { 'content-type': answer.contentType ?? 'application/json' });
         res.end(text, () => {
           if (!pull) return;
           pull.deliveredAt = Date.now();
@@ -95,7 +111,17 @@ async function killWhileApplying(engine: Engine): Promise<void> {
   const home = await mkdtemp(join(tmpdir(), 'iotdr-repl-kill-'));
   const procs: IotdrProcess[] = [];
   const ports = { 'us-east': await freePort(), 'us-west': await freePort(), tap: await freePort() };
-  const tap = await feedTap(`http://127.0.0.1:${ports['us-east']}`, ports.tap);
+  // The platform's CA, made before the regions start (they find it in the state directory).
+  const ca = await loadOrCreateCa(join(home, 'pki'));
+  const east: SiteId = { kind: 'region', name: 'us-east' };
+  const asEast = await ca.issueSiteCertificate({ site: east, dnsNames: [], ipAddresses: ['127.0.0.1'] });
+  const asWest = await siteAgentOf(home, { kind: 'region', name: 'us-west' }, east);
+  const tap = await feedTap(
+    `https://127.0.0.1:${ports['us-east']}`,
+    ports.tap,
+    { cert: asEast.certificatePem, key: asEast.privateKeyPem },
+    asWest,
+  );
   try {
     const run = `${process.pid}_${++runs}`;
     const store = (name: string) =>
@@ -134,7 +160,7 @@ async function killWhileApplying(engine: Engine): Promise<void> {
       'us-west': await config('west.yaml', ports.tap),
     };
     type Name = keyof typeof configs;
-    const base = (name: Name) => `http://127.0.0.1:${ports[name]}`;
+    const base = (name: Name) => `https://127.0.0.1:${ports[name]}`;
     const start = async (name: Name) => {
       const proc = spawnIotdr(['region', '--name', name, '--config', configs[name]], { IOTDR_HOME: home });
       procs.push(proc);
@@ -143,7 +169,6 @@ async function killWhileApplying(engine: Engine): Promise<void> {
     };
     const [, firstWest] = await Promise.all([start('us-east'), start('us-west')]);
     const admin = (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim();
-    const replicator = (await readFile(join(home, 'secrets', 'replicator.token'), 'utf8')).trim();
     const call = async (name: Name, method: string, path: string, body?: unknown, token = admin) => {
       const res = await fetch(`${base(name)}${path}`, {
         method,
@@ -230,7 +255,9 @@ async function killWhileApplying(engine: Engine): Promise<void> {
     ]);
     // It resumed at the killed batch (not committed, so applied again from scratch) or right
     // after it (committed just before the kill): never earlier, never later.
-    const resumedFrom = tap.pulls.find((p) => p.arrivedAt >= restartedAt)?.after;
+    const resumed = () => tap.pulls.find((p) => p.arrivedAt >= restartedAt);
+    await eventually(() => resumed() !== undefined, 'us-west to pull again');
+    const resumedFrom = resumed()?.after;
     expect([batch.after, batch.lastChange]).toContain(resumedFrom);
 
     // Caught up: both regions serve the same snapshot (every entity, tombstones too).
@@ -238,7 +265,7 @@ async function killWhileApplying(engine: Engine): Promise<void> {
       const out = new Map<string, string>();
       let q = '';
       for (;;) {
-        const res = await call(name, 'GET', `/v1/snapshot?limit=5000${q}`, undefined, replicator);
+        const res = await call(name, 'GET', `/v1/snapshot?limit=5000${q}`);
         expect(res.status).toBe(200);
         for (const e of res.body.entities as EntityRecord[]) out.set(`${e.kind}|${e.key}`, entityView(e));
         if (!res.body.next) return out;
@@ -276,6 +303,7 @@ async function killWhileApplying(engine: Engine): Promise<void> {
       await p.exited;
     }
     await tap.close();
+    asWest.destroy();
     await rm(home, { recursive: true, force: true });
   }
 }
@@ -283,5 +311,5 @@ async function killWhileApplying(engine: Engine): Promise<void> {
 onEachEngine('a replicator killed with SIGKILL in the middle of a batch', (engine) => {
   it('resumes after restart with no change lost and none applied twice', async () => {
     await killWhileApplying(engine());
-  }, 90_000);
+  }, 240_000);
 });

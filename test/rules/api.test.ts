@@ -20,6 +20,7 @@ let hook: Server;
 let hookUrl: string;
 let hookStatus = 500;
 let hookRequests = 0;
+let hookHeaders: Record<string, string | string[] | undefined> = {};
 
 const rule = { topicFilter: 'dev/+/data', select: ['v'], actions: [{ type: 'bus' }] };
 
@@ -40,6 +41,7 @@ beforeAll(async () => {
     req.resume();
     req.on('end', () => {
       hookRequests++;
+      hookHeaders = req.headers;
       res.statusCode = hookStatus;
       res.end();
     });
@@ -60,6 +62,8 @@ beforeAll(async () => {
       ]),
       publish: async () => {},
       sleep: async () => {},
+      // The receiver listens on loopback, which a region refuses unless the operator lists it.
+      http: { allowedNetworks: ['127.0.0.1'] },
     });
     await engine.start();
     return [eventRoutes(bus, service), ruleRoutes(engine)];
@@ -223,5 +227,60 @@ describe('rules API', () => {
     expect((await api.call('DELETE', `/v1/rules/dead-letters/${second?.id}`)).status).toBe(204);
     expect((await api.call('GET', '/v1/rules/dead-letters')).body.items).toEqual([]);
     expect((await api.call('DELETE', '/v1/rules/dead-letters/nope')).status).toBe(400);
+  });
+
+  it('never answers with header values, and keeps a stored one when the placeholder comes back', async () => {
+    const headers = { authorization: 'Bearer s3cret', 'x-team': 'blue' };
+    const hooked = {
+      topicFilter: 'secret/#',
+      actions: [{ type: 'bus' }, { type: 'http', url: hookUrl, headers, maxAttempts: 1 }],
+    };
+    const created = await api.call('PUT', '/v1/rules/secret_hook', hooked, api.tokens.operator);
+    expect(created.status).toBe(201);
+    const redacted = { authorization: '***', 'x-team': '***' };
+    expect(created.body.actions[1].headers).toEqual(redacted);
+    for (const token of [api.tokens.reader, api.tokens.operator, api.tokens.admin]) {
+      const one = await api.call('GET', '/v1/rules/secret_hook', undefined, token);
+      expect(one.body.actions[1].headers).toEqual(redacted);
+      const list = await api.call('GET', '/v1/rules', undefined, token);
+      expect(JSON.stringify(list.body)).not.toContain('s3cret');
+    }
+
+    // What was read, sent back with one change: the secret stays as it was stored.
+    const read = (await api.call('GET', '/v1/rules/secret_hook', undefined, api.tokens.operator)).body;
+    const { topicFilter, actions, version } = read;
+    actions[1].headers['x-team'] = 'green';
+    const replaced = await api.call(
+      'PUT',
+      '/v1/rules/secret_hook',
+      { topicFilter, actions, expectedVersion: version },
+      api.tokens.operator,
+    );
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.version).toBe(version + 1);
+    hookStatus = 200;
+    await engine.handle(message('secret/1', { n: 1 }));
+    await engine.idle();
+    expect(hookHeaders).toMatchObject({ authorization: 'Bearer s3cret', 'x-team': 'green' });
+
+    // The placeholder keeps nothing for a URL of another origin, nor for a header never stored.
+    const elsewhere = structuredClone(actions);
+    elsewhere[1].url = 'https://collector.example.net/in';
+    const moved = await api.call('PUT', '/v1/rules/secret_hook', { topicFilter, actions: elsewhere });
+    expect(moved.status).toBe(400);
+    expect(moved.body.code).toBe('IOTDR_RULES_REDACTED_HEADER');
+    expect(moved.body.errors.map((e: { path: string }) => e.path)).toEqual([
+      'body.actions.1.headers.authorization',
+    ]);
+    const fresh = await api.call('PUT', '/v1/rules/fresh_hook', {
+      topicFilter: 'fresh/#',
+      actions: [{ type: 'http', url: hookUrl, headers: { authorization: '***' } }],
+    });
+    expect(fresh.status).toBe(400);
+    expect(fresh.body.errors[0].path).toBe('body.actions.0.headers.authorization');
+    await engine.handle(message('secret/2', { n: 2 }));
+    await engine.idle();
+    expect(hookHeaders).toMatchObject({ authorization: 'Bearer s3cret' });
+    await api.call('DELETE', '/v1/rules/secret_hook');
   });
 });

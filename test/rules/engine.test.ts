@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../src/common/index.js';
 import { SqliteEventBus } from '../../src/events/index.js';
 import {
   DeadLetterStore,
@@ -59,6 +60,8 @@ function start(rules: unknown[], extra: Partial<RuleEngineOptions> = {}): RuleEn
       sleeps.push(ms);
     },
     backoff: { baseMs: 100, maxMs: 1000, random: () => 0.5 },
+    // The receivers below listen on loopback, which a region refuses unless the operator lists it.
+    http: { allowedNetworks: ['127.0.0.0/8'] },
     ...extra,
   });
   return engine;
@@ -277,21 +280,106 @@ describe('rule engine', () => {
 
   it('on stop, dead-letters a delivery still waiting to retry', async () => {
     const hook = await receiver([500]);
+    // The backoff is slept for real (a minute, longer than the test): once it has begun, the 500
+    // was read and the delivery waits to retry. The receiver having the request is not enough: the
+    // engine may not have read the answer yet, and stopping then ends the POST itself.
+    const waiting: number[] = [];
     const e = start(
       [{ name: 'slow', topicFilter: '#', actions: [{ type: 'http', url: hook.url, maxAttempts: 5 }] }],
       {
-        sleep: realSleep,
+        sleep: (ms, signal) => {
+          waiting.push(ms);
+          return realSleep(ms, signal);
+        },
         backoff: { baseMs: 60_000, maxMs: 60_000, random: () => 0.99 },
       },
     );
     await e.handle(message('x', { a: 1 }));
-    for (let i = 0; i < 200 && hook.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => waiting.length > 0, {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+      what: 'the delivery to wait for its retry',
+    });
     await e.stop();
     expect(hook.requests).toHaveLength(1);
     expect(deadLetters.list({ limit: 10 })[0]).toMatchObject({
       attempts: 1,
       lastError: expect.stringMatching(/HTTP 500; stopped/),
     });
+  });
+
+  it('refuses to POST to loopback, link-local or mapped addresses unless they are allowed', async () => {
+    const hook = await receiver([200]);
+    const port = new URL(hook.url).port;
+    const urls = {
+      literal: hook.url,
+      mapped: `http://[::ffff:127.0.0.1]:${port}/hook`,
+      metadata: 'http://169.254.169.254/latest/meta-data/',
+      unspecified: `http://0.0.0.0:${port}/hook`,
+    };
+    const e = start(
+      Object.entries(urls).map(([name, url]) => ({
+        name,
+        topicFilter: `to/${name}`,
+        actions: [{ type: 'http', url, maxAttempts: 5 }],
+      })),
+      { http: { allowedNetworks: [] } },
+    );
+    for (const name of Object.keys(urls)) await e.handle(message(`to/${name}`, { n: 1 }));
+    await e.idle();
+    // Nothing reached the receiver, nothing was retried, each delivery is a dead letter saying why.
+    expect(hook.requests).toHaveLength(0);
+    expect(sleeps).toEqual([]);
+    const reasons = Object.fromEntries(deadLetters.list({ limit: 10 }).map((d) => [d.rule, d]));
+    expect(reasons).toMatchObject({
+      literal: {
+        attempts: 1,
+        lastError: expect.stringMatching(
+          /^refused \(not in ruleHttp\.allowedNetworks\): 127\.0\.0\.1 is loopback$/,
+        ),
+      },
+      mapped: {
+        lastError: expect.stringMatching(/^refused \(.*\): ::ffff:7f00:1 is loopback \(IPv4-mapped\)$/),
+      },
+      metadata: { lastError: expect.stringMatching(/^refused \(.*\): 169\.254\.169\.254 is link-local/) },
+      unspecified: { lastError: expect.stringMatching(/^refused \(.*\): 0\.0\.0\.0 is unspecified/) },
+    });
+    expect(await metric('iotdr_rule_http_refused_total')).toContain(
+      'iotdr_rule_http_refused_total{rule="metadata"} 1',
+    );
+    // Sent again through the API, a refused dead letter is refused again.
+    const literal = reasons.literal?.id ?? '';
+    expect(await e.retryDeadLetter(literal)).toEqual({
+      outcome: 'failed',
+      lastError: expect.stringMatching(
+        /^refused \(not in ruleHttp\.allowedNetworks\): 127\.0\.0\.1 is loopback$/,
+      ),
+    });
+    expect(hook.requests).toHaveLength(0);
+  });
+
+  it('checks the address a name resolves to when it connects, not the name', async () => {
+    const hook = await receiver([200]);
+    // localhost is no IP literal: only the lookup at connect time finds it is loopback.
+    const url = hook.url.replace('127.0.0.1', 'localhost');
+    const rule = { name: 'named', topicFilter: '#', actions: [{ type: 'http', url, maxAttempts: 3 }] };
+    const refusing = start([rule], { http: { allowedNetworks: [] } });
+    await refusing.handle(message('x', { n: 1 }));
+    await refusing.idle();
+    expect(hook.requests).toHaveLength(0);
+    expect(deadLetters.list({ limit: 10 })[0]).toMatchObject({
+      attempts: 1,
+      lastError: expect.stringMatching(
+        /^refused \(.*\): localhost resolves only to refused addresses \(.*127\.0\.0\.1 is loopback/,
+      ),
+    });
+    await refusing.stop();
+
+    // Listed, the same name is delivered to.
+    const allowing = start([rule], { http: { allowedNetworks: ['127.0.0.1'] }, metrics: new Registry() });
+    await allowing.handle(message('x', { n: 2 }));
+    await allowing.idle();
+    expect(hook.requests.map((r) => r.body)).toEqual(['{"n":2}']);
   });
 
   it('lists config rules as read-only', () => {

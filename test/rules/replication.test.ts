@@ -81,6 +81,22 @@ describe('topic rules across regions', () => {
     await eventually(async () => west.getRule('shared') === undefined, 'the deletion in us-west');
   });
 
+  it("carries an HTTP action's header values to the peer region", async () => {
+    const east = engines['us-east'];
+    const west = engines['us-west'];
+    if (!east?.store || !west) throw new Error('engines not started');
+    const action = {
+      type: 'http' as const,
+      url: 'https://hooks.example.com/in',
+      headers: { authorization: 'Bearer s3cret' },
+    };
+    await east.store.put('webhook', { topicFilter: 'hooks/never', actions: [action], enabled: true });
+    await eventually(async () => west.getRule('webhook') !== undefined, 'the rule in us-west');
+    // The peer sends them too; only the rules API redacts them (test/rules/api.test.ts).
+    expect(west.getRule('webhook')?.actions).toEqual([action]);
+    await east.store.delete('webhook');
+  });
+
   it("keeps a region's config rule over a replicated API rule of the same name", async () => {
     const east = engines['us-east'];
     const west = engines['us-west'];
@@ -120,11 +136,12 @@ describe('topic rules across regions', () => {
       });
     });
     const west = cluster.regions['us-west'];
-    type Letter = { change: { key: string }; code: string; reason: string };
+    // The list says what was refused and why; the document itself is for an admin asking for one.
+    type Letter = { kind: string; key: string; code: string; reason: string };
     let letter: Letter | undefined;
     await eventually(async () => {
       const res = await west?.call('GET', '/v1/replication/dead-letters');
-      letter = (res?.body.items ?? []).find((d: Letter) => d.change.key === 'looping');
+      letter = (res?.body.items ?? []).find((d: Letter) => d.kind === TOPIC_RULE_KIND && d.key === 'looping');
       return letter !== undefined;
     }, 'the dead letter in us-west');
     // Refused by the registry with the rule's own schema, which the region registered with it.

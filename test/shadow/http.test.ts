@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShadowTopics, shadowRoutes } from '../../src/broker/shadow/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { buildRegistryApi } from '../../src/registry/index.js';
+import { fetch } from '../harness/https.js';
 import { openService, recorder, type ServiceFixture, topic } from './support.js';
 
 let f: ServiceFixture;

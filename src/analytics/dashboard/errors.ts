@@ -25,6 +25,15 @@ export function tooManyClients(max: number): DashboardError {
   );
 }
 
+/** One token holding `max` live-view streams already: 429, so one client cannot take every slot. */
+export function tooManyStreams(max: number): DashboardError {
+  return new DashboardError(
+    'IOTDR_DASHBOARD_TOO_MANY_STREAMS',
+    `this token already holds ${max} live-view streams; close a page that uses it, or use another token`,
+    { status: 429, details: { maxClientsPerToken: max } },
+  );
+}
+
 /** The control API could not be reached for a routing control: 502. Nothing was switched by us. */
 export function controlUnreachable(url: string, cause: unknown): DashboardError {
   const reason = cause instanceof Error ? cause.message : String(cause);

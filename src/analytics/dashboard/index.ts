@@ -7,6 +7,7 @@ export {
   DEFAULT_CONTROL_POLL_MS,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_CLIENTS_PER_TOKEN,
   DEFAULT_QUERY_POLL_MS,
   DEFAULT_REGION_POLL_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -24,4 +25,4 @@ export type {
   ReplicationLinkView,
   SwitchView,
 } from './snapshot.js';
-export { LiveStream, type LiveStreamOptions } from './sse.js';
+export { LiveStream, type LiveStreamOptions, type Room } from './sse.js';

@@ -139,7 +139,11 @@ export class LiveView {
 
   async #pollControl(): Promise<void> {
     try {
-      this.#control = await readControl(this.#options.controlUrl, this.#options.token, this.#timeoutMs);
+      this.#control = await readControl(
+        this.#options.controlUrl,
+        this.#options.access('control'),
+        this.#timeoutMs,
+      );
       this.#controlError = undefined;
       this.#controlContactAt = this.#clock.now();
     } catch (error) {
@@ -156,11 +160,11 @@ export class LiveView {
       reads.errors = { health: error, connections: error, replication: error };
       return;
     }
-    const { token } = this.#options;
+    const access = this.#options.access(name);
     const [health, connected, replication] = await Promise.allSettled([
-      readHealth(url, this.#timeoutMs, this.#clock.now()),
-      readConnected(url, token, this.#timeoutMs),
-      readReplication(url, token, this.#timeoutMs),
+      readHealth(url, access, this.#timeoutMs, this.#clock.now()),
+      readConnected(url, access, this.#timeoutMs),
+      readReplication(url, access, this.#timeoutMs),
     ]);
     const errors: RegionReads['errors'] = {};
     if (health.status === 'fulfilled') reads.health = health.value;

@@ -1,5 +1,6 @@
 import type { Clock, Logger, Timers } from '../../common/index.js';
 import type { AnalyticsQueries } from '../types.js';
+import type { PeerAccess } from './sources.js';
 
 /** What the live view reads of the fleet's configuration; the parsed configuration is one. */
 export interface DashboardFleet {
@@ -21,6 +22,8 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 2500;
 export const DEFAULT_ROUTING_TIMEOUT_MS = 30_000;
 /** Live-view clients served at once; more get 503. */
 export const DEFAULT_MAX_CLIENTS = 100;
+/** Live-view streams one token may hold at once; more get 429. */
+export const DEFAULT_MAX_CLIENTS_PER_TOKEN = 10;
 /** A client is sent the current snapshot at least this often, ms, even when nothing changed. */
 export const DEFAULT_RESEND_MS = 1000;
 /** An SSE comment is sent this often, ms, so proxies and browsers keep an idle stream open. */
@@ -37,8 +40,13 @@ export interface LiveViewOptions {
   queries: AnalyticsQueries;
   /** The zone and the regions (names, priorities) come from here. */
   config: DashboardFleet;
-  /** Bearer token (reader role: the analytics token) for control's state and the regions' reads. */
-  token: string;
+  /**
+   * How the live view reads `control` and each region (by name): analytics' site agent for that
+   * peer over mutual TLS, or the analytics token (reader) on plain loopback links.
+   */
+  access: (peer: string) => PeerAccess;
+  /** The CA (PEM) control's HTTPS is verified with when a routing control is forwarded to it. */
+  caPem?: string;
   /** Base URL of the control API, e.g. http://127.0.0.10:8080. */
   controlUrl: string;
   /** Base URL of each region's API by region name, e.g. {"us-east": "http://127.0.0.11:8080"}. */
@@ -62,6 +70,13 @@ export interface LiveViewOptions {
 export interface DashboardOptions extends LiveViewOptions {
   /** Live-view (SSE) clients at once; more get 503. Default 100. */
   maxClients?: number;
+  /** Live-view clients of one token at once; more get 429. Default 10. */
+  maxClientsPerToken?: number;
+  /**
+   * Names the server answers to besides the address a request came in on (and `localhost` on
+   * loopback): `analyticsHosts(config.analytics)`. Any other Host gets 421. Default none.
+   */
+  allowedHosts?: readonly string[];
   /** Longest a client goes without a snapshot, ms. Default 1000. */
   resendMs?: number;
   /** Interval of SSE heartbeat comments, ms. Default 15,000. */

@@ -1,13 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IotdrError } from '../../common/index.js';
-import { problem, sendProblem } from '../../http/index.js';
+import { problem, READ, sendProblem } from '../../http/index.js';
+import { hostCheck } from '../access.js';
 import { ASSET_FILES, type Asset, CONTENT_SECURITY_POLICY, loadAssets } from './assets.js';
-import { assetNotFound, tooManyClients } from './errors.js';
+import { assetNotFound, tooManyClients, tooManyStreams } from './errors.js';
 import { LiveView } from './live.js';
 import {
   type DashboardOptions,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_CLIENTS,
+  DEFAULT_MAX_CLIENTS_PER_TOKEN,
   DEFAULT_RESEND_MS,
   DEFAULT_ROUTING_TIMEOUT_MS,
 } from './options.js';
@@ -34,17 +36,23 @@ function sendAsset(request: FastifyRequest, reply: FastifyReply, asset: Asset): 
 
 /**
  * The dashboard as a Fastify plugin for `iotdr analytics`: the page and its assets, the live view
- * over Server-Sent Events, and the routing controls forwarded to the control API. Reads need no
- * token (like /health); the routing controls carry the operator's own admin token to control.
- * The live view starts with the plugin and stops when the server closes.
+ * over Server-Sent Events, and the routing controls forwarded to the control API. The page and its
+ * assets need no token; the live view (fleet data) needs one of the reader role or above, and a
+ * token holds at most `maxClientsPerToken` of its streams; the routing controls carry the
+ * operator's own admin token to control. Every route refuses a Host that does not name analytics
+ * (DNS rebinding). The live view starts with the plugin and stops when the server closes.
  */
 export function dashboardRoutes(options: DashboardOptions) {
   return async (app: FastifyInstance): Promise<void> => {
     const { page, files } = await loadAssets();
+    app.addHook('onRequest', hostCheck(options.allowedHosts ?? []));
     const view = new LiveView(options);
+    const maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
+    const maxClientsPerToken = options.maxClientsPerToken ?? DEFAULT_MAX_CLIENTS_PER_TOKEN;
     const stream = new LiveStream({
       current: () => view.snapshot(),
-      maxClients: options.maxClients ?? DEFAULT_MAX_CLIENTS,
+      maxClients,
+      maxClientsPerHolder: maxClientsPerToken,
       resendMs: options.resendMs ?? DEFAULT_RESEND_MS,
       heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       ...(options.clock ? { clock: options.clock } : {}),
@@ -80,11 +88,15 @@ export function dashboardRoutes(options: DashboardOptions) {
     });
 
     // No HEAD twin: a HEAD request would take a client slot for a stream it cannot read.
-    app.get('/v1/live', { exposeHeadRoute: false }, async (request, reply) => {
-      if (!stream.hasRoom())
-        return sendError(request, reply, tooManyClients(options.maxClients ?? DEFAULT_MAX_CLIENTS));
+    app.get('/v1/live', { exposeHeadRoute: false, config: { roles: READ } }, async (request, reply) => {
+      // The authentication hook ran: a client without a valid token never gets here.
+      const principal = request.principal;
+      const holder = principal?.tokenId ?? `name:${principal?.name ?? ''}`;
+      const room = stream.hasRoom(holder);
+      if (room === 'holder-full') return sendError(request, reply, tooManyStreams(maxClientsPerToken));
+      if (room === 'full') return sendError(request, reply, tooManyClients(maxClients));
       reply.hijack();
-      stream.add(reply.raw);
+      stream.add(reply.raw, holder);
       return reply;
     });
 
@@ -100,6 +112,7 @@ export function dashboardRoutes(options: DashboardOptions) {
           body,
           request.headers.authorization,
           routingTimeoutMs,
+          options.caPem,
         );
         request.log.info({ path, status: answer.status }, 'routing control forwarded to control');
         return reply.code(answer.status).type(answer.contentType).send(answer.body);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatPath, type IotdrError, REGION_NAME_PATTERN, ValidationError } from '../../common/index.js';
+import { sendRequest } from '../../http/index.js';
 import { controlTimeout, controlUnreachable } from './errors.js';
 
 const reason = z
@@ -54,29 +55,25 @@ export async function forwardRouting(
   body: unknown,
   authorization: string | undefined,
   timeoutMs: number,
+  caPem?: string,
 ): Promise<ControlAnswer> {
-  let res: Response;
+  // The operator's token speaks, not analytics: no site certificate goes with it, only the CA to
+  // verify control by.
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    res = await fetch(url, {
+    const res = await sendRequest(url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         ...(authorization === undefined ? {} : { authorization }),
       },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
+      ...(caPem === undefined ? {} : { trust: caPem }),
+      signal,
     });
+    return { status: res.status, contentType: res.contentType ?? 'application/json', body: res.text };
   } catch (error) {
-    throw failed(url, error, timeoutMs);
-  }
-  try {
-    return {
-      status: res.status,
-      contentType: res.headers.get('content-type') ?? 'application/json',
-      body: await res.text(),
-    };
-  } catch (error) {
-    throw failed(url, error, timeoutMs);
+    throw signal.aborted ? controlTimeout(url, timeoutMs) : failed(url, error, timeoutMs);
   }
 }
 

@@ -1,9 +1,11 @@
+import type { Agent } from 'node:https';
 /**
  * Reads of the other processes the live view shows: the controller's state, and each region's
  * /health, sessions and replication links. Every answer is outside input, so it is parsed with a
  * schema; a source that fails becomes an error string in the snapshot, never an exception.
  */
 import { z } from 'zod';
+import { sendRequest } from '../../http/index.js';
 import type {
   ActiveView,
   CheckStatus,
@@ -85,17 +87,29 @@ export interface ControlRead {
   lastSwitch: SwitchView | null;
 }
 
+/**
+ * How analytics reads another process: with its site agent over mutual TLS (the peer knows it by
+ * its certificate), or with the analytics token on plain loopback links.
+ */
+export interface PeerAccess {
+  token?: string;
+  agent?: Agent;
+}
+
 /** One GET with a timeout; answers the parsed JSON of an accepted status, or throws with why. */
 async function getJson(
   url: string,
-  options: { token?: string; timeoutMs: number; accept?: readonly number[] },
+  options: { access?: PeerAccess; timeoutMs: number; accept?: readonly number[] },
 ): Promise<unknown> {
+  const { token, agent } = options.access ?? {};
   // AbortSignal.timeout bounds a hung peer; the poll intervals themselves use the injected timers.
-  const res = await fetch(url, {
-    headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+  const res = await sendRequest(url, {
+    method: 'GET',
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    ...(agent === undefined ? {} : { trust: agent }),
     signal: AbortSignal.timeout(options.timeoutMs),
   });
-  const text = await res.text();
+  const text = res.text;
   if (!(options.accept ?? [200]).includes(res.status)) {
     let code = '';
     try {
@@ -145,14 +159,14 @@ export function parseSwitch(event: Record<string, unknown>): SwitchView | undefi
   return parsed.success ? switchView(parsed.data) : undefined;
 }
 
-/** GET /v1/failover/state (reader token). */
+/** GET /v1/failover/state (analytics' site certificate, or a reader token). */
 export async function readControl(
   controlUrl: string,
-  token: string,
+  access: PeerAccess,
   timeoutMs: number,
 ): Promise<ControlRead> {
   const state = controlStateSchema.parse(
-    await getJson(`${controlUrl}/v1/failover/state`, { token, timeoutMs }),
+    await getJson(`${controlUrl}/v1/failover/state`, { access, timeoutMs }),
   );
   return {
     active: {
@@ -172,13 +186,20 @@ export async function readControl(
 
 const RANK: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 };
 
-/** GET /health (no token): 200 and 503 both carry the answer. */
+/** GET /health (public; the agent verifies the region over HTTPS): 200 and 503 both carry the answer. */
 export async function readHealth(
   regionUrl: string,
+  access: PeerAccess,
   timeoutMs: number,
   now: number,
 ): Promise<RegionHealthView> {
-  const health = healthSchema.parse(await getJson(`${regionUrl}/health`, { timeoutMs, accept: [200, 503] }));
+  const health = healthSchema.parse(
+    await getJson(`${regionUrl}/health`, {
+      access: access.agent === undefined ? {} : { agent: access.agent },
+      timeoutMs,
+      accept: [200, 503],
+    }),
+  );
   const components: Record<string, CheckStatus> = {};
   for (const [key, checks] of Object.entries(health.checks)) {
     const component = key.split(':')[0] ?? key;
@@ -195,20 +216,24 @@ export async function readHealth(
   };
 }
 
-/** GET /v1/connections (reader token): the number of live device sessions. */
-export async function readConnected(regionUrl: string, token: string, timeoutMs: number): Promise<number> {
-  return connectionsSchema.parse(await getJson(`${regionUrl}/v1/connections`, { token, timeoutMs })).items
+/** GET /v1/connections (analytics' site certificate, or a reader token): live device sessions. */
+export async function readConnected(
+  regionUrl: string,
+  access: PeerAccess,
+  timeoutMs: number,
+): Promise<number> {
+  return connectionsSchema.parse(await getJson(`${regionUrl}/v1/connections`, { access, timeoutMs })).items
     .length;
 }
 
-/** GET /v1/replication/status (reader token). */
+/** GET /v1/replication/status (analytics' site certificate, or a reader token). */
 export async function readReplication(
   regionUrl: string,
-  token: string,
+  access: PeerAccess,
   timeoutMs: number,
 ): Promise<ReplicationLinkView[]> {
   const status = replicationSchema.parse(
-    await getJson(`${regionUrl}/v1/replication/status`, { token, timeoutMs }),
+    await getJson(`${regionUrl}/v1/replication/status`, { access, timeoutMs }),
   );
   return status.links.map((l) => ({
     peer: l.peer,

@@ -9,13 +9,20 @@ const RETRY_MS = 1000;
 
 interface Client {
   readonly res: ServerResponse;
+  /** Whose stream it is (a token), for the per-token limit. */
+  readonly holder: string;
   lastSentAt: number;
 }
+
+/** Whether a client may join: yes, or which limit it meets. */
+export type Room = 'yes' | 'full' | 'holder-full';
 
 export interface LiveStreamOptions {
   /** The latest snapshot, sent to every new client and on every resend. */
   current: () => LiveSnapshot;
   maxClients: number;
+  /** Streams one holder (token) may have open at once. */
+  maxClientsPerHolder: number;
   resendMs: number;
   heartbeatMs: number;
   clock?: Clock;
@@ -32,6 +39,7 @@ export class LiveStream {
   readonly #clock: Clock;
   readonly #timers: Timers;
   readonly #clients = new Set<Client>();
+  readonly #perHolder = new Map<string, number>();
   #tick: unknown;
   #lastHeartbeatAt = 0;
 
@@ -45,13 +53,14 @@ export class LiveStream {
     return this.#clients.size;
   }
 
-  /** Whether one more client may join. */
-  hasRoom(): boolean {
-    return this.#clients.size < this.#options.maxClients;
+  /** Whether one more client of `holder` may join. */
+  hasRoom(holder: string): Room {
+    if ((this.#perHolder.get(holder) ?? 0) >= this.#options.maxClientsPerHolder) return 'holder-full';
+    return this.#clients.size < this.#options.maxClients ? 'yes' : 'full';
   }
 
-  /** Takes over `res` (already hijacked from the framework) as an event stream. */
-  add(res: ServerResponse): void {
+  /** Takes over `res` (already hijacked from the framework) as `holder`'s event stream. */
+  add(res: ServerResponse, holder: string): void {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
@@ -60,9 +69,10 @@ export class LiveStream {
       'x-accel-buffering': 'no',
       'x-content-type-options': 'nosniff',
     });
-    const client: Client = { res, lastSentAt: 0 };
+    const client: Client = { res, holder, lastSentAt: 0 };
     this.#clients.add(client);
-    res.on('close', () => this.#clients.delete(client));
+    this.#perHolder.set(holder, (this.#perHolder.get(holder) ?? 0) + 1);
+    res.on('close', () => this.#remove(client));
     res.write(`retry: ${RETRY_MS}\n\n`);
     this.#send(client, this.#options.current());
     this.#schedule();
@@ -79,16 +89,24 @@ export class LiveStream {
     this.#tick = undefined;
     for (const client of this.#clients) client.res.end();
     this.#clients.clear();
+    this.#perHolder.clear();
+  }
+
+  #remove(client: Client): void {
+    if (!this.#clients.delete(client)) return;
+    const left = (this.#perHolder.get(client.holder) ?? 1) - 1;
+    if (left > 0) this.#perHolder.set(client.holder, left);
+    else this.#perHolder.delete(client.holder);
   }
 
   #send(client: Client, snapshot: LiveSnapshot): void {
     const { res } = client;
     if (res.destroyed || res.writableEnded) {
-      this.#clients.delete(client);
+      this.#remove(client);
       return;
     }
     if (res.writableLength > MAX_BUFFERED_BYTES) {
-      this.#clients.delete(client);
+      this.#remove(client);
       res.destroy();
       return;
     }

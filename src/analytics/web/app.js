@@ -3,6 +3,8 @@
 // textContent, never as HTML.
 (() => {
   const TOKEN_KEY = 'iotdr.adminToken';
+  // The token the live view is read with (reader role or above); kept only if the operator asks.
+  const VIEW_TOKEN_KEY = 'iotdr.viewToken';
   const FACTORS = [
     'firstFailedProbeAt',
     'thresholdCrossedAt',
@@ -303,8 +305,12 @@
 
   // ---- live stream ---------------------------------------------------------------------------
 
-  let source = null;
+  // The stream needs the token in an Authorization header, which EventSource cannot send: it is
+  // read with fetch, and its Server-Sent Events parsed here.
+  let viewToken = sessionStorage.getItem(VIEW_TOKEN_KEY);
+  let stream = null;
   let retryMs = 1000;
+  let retryTimer = null;
 
   function setStatus(text, cls) {
     const status = $('stream-status');
@@ -312,29 +318,116 @@
     status.className = `status ${cls}`;
   }
 
-  function connect() {
-    source = new EventSource('/v1/live');
-    source.addEventListener('open', () => {
-      retryMs = 1000;
-      setStatus('live', 'live');
-    });
-    source.addEventListener('snapshot', (event) => {
-      try {
-        render(JSON.parse(event.data));
-      } catch (error) {
-        console.error('bad snapshot', error);
+  function askToken(message) {
+    stream?.abort();
+    $('view-token').value = '';
+    $('view-remember').checked = sessionStorage.getItem(VIEW_TOKEN_KEY) !== null;
+    $('view-error').textContent = message ?? '';
+    setStatus('signed out', 'down');
+    if (!$('signin-dialog').open) $('signin-dialog').showModal();
+    $('view-token').focus();
+  }
+
+  function signIn(event) {
+    event.preventDefault();
+    const token = $('view-token').value.trim();
+    if (!token) {
+      $('view-error').textContent = 'Type a token (reader role or above).';
+      return;
+    }
+    viewToken = token;
+    if ($('view-remember').checked) sessionStorage.setItem(VIEW_TOKEN_KEY, token);
+    else sessionStorage.removeItem(VIEW_TOKEN_KEY);
+    $('view-token').value = '';
+    $('signin-dialog').close();
+    retryMs = 1000;
+    connect();
+  }
+
+  function reconnectLater() {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 15000);
+  }
+
+  async function problemOf(res) {
+    try {
+      return await res.json();
+    } catch {
+      return null;
+    }
+  }
+
+  /** Renders every `snapshot` event of the stream until it ends. */
+  async function follow(body) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      let end = buffer.indexOf('\n\n');
+      while (end >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        end = buffer.indexOf('\n\n');
+        let type = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) type = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (type !== 'snapshot' || data.length === 0) continue;
+        try {
+          render(JSON.parse(data.join('\n')));
+        } catch (error) {
+          console.error('bad snapshot', error);
+        }
       }
-    });
-    source.addEventListener('error', () => {
+    }
+  }
+
+  async function connect() {
+    clearTimeout(retryTimer);
+    if (!viewToken) return askToken();
+    stream?.abort();
+    const abort = new AbortController();
+    stream = abort;
+    let res;
+    try {
+      res = await fetch('/v1/live', {
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${viewToken}` },
+        cache: 'no-store',
+        signal: abort.signal,
+      });
+    } catch {
+      if (abort.signal.aborted) return;
       setStatus('reconnecting…', 'down');
-      // EventSource retries by itself after a dropped stream; after a refusal (503, 5xx) it gives
-      // up for good, so open a new one with a growing delay.
-      if (source.readyState === EventSource.CLOSED) {
-        source.close();
-        setTimeout(connect, retryMs);
-        retryMs = Math.min(retryMs * 2, 15000);
-      }
-    });
+      return reconnectLater();
+    }
+    if (res.status === 401 || res.status === 403) {
+      const body = await problemOf(res);
+      viewToken = null;
+      sessionStorage.removeItem(VIEW_TOKEN_KEY);
+      return askToken(`Refused (${res.status}${body?.code ? ` ${body.code}` : ''}): ${body?.detail ?? ''}`);
+    }
+    if (!res.ok || !res.body) {
+      // Too many live views (503, or 429 for this token): try again with a growing delay.
+      const body = await problemOf(res);
+      setStatus(`refused (${res.status}${body?.code ? ` ${body.code}` : ''}), retrying…`, 'down');
+      return reconnectLater();
+    }
+    retryMs = 1000;
+    setStatus('live', 'live');
+    try {
+      await follow(res.body);
+    } catch {
+      // The stream broke: reconnect below.
+    }
+    if (abort.signal.aborted) return;
+    setStatus('reconnecting…', 'down');
+    reconnectLater();
   }
 
   // ---- routing dialog ------------------------------------------------------------------------
@@ -423,6 +516,9 @@
   }
 
   function wire() {
+    $('signin-form').addEventListener('submit', signIn);
+    // The page shows nothing without a token: Escape does not close the sign-in.
+    $('signin-dialog').addEventListener('cancel', (event) => event.preventDefault());
     $('routing-form').addEventListener('submit', toConfirm);
     $('dialog-cancel').addEventListener('click', closeDialog);
     $('confirm-back').addEventListener('click', () => showStep('step-input'));

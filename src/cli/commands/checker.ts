@@ -1,6 +1,7 @@
 import { createLogger } from '../../common/index.js';
 import { apiUrlOf, checkerTokenPath, controlUrlOf, readSecretFile } from '../../config/index.js';
 import { Checker, failoverGiveUpMs, HttpObservationSink } from '../../failover/index.js';
+import { CONTROL_SITE, siteLinks } from '../../processes/index.js';
 import { loadFor, parseCommand, untilSignalled } from '../args.js';
 import type { Command } from '../io.js';
 
@@ -8,8 +9,10 @@ const USAGE = `usage: iotdr checker --id ID [--control URL] [--token-file FILE] 
 
 Runs one checker from this vantage point: probes every region's /health every failover.intervalMs
 and reports to the controller (iotdr control) at URL (default: the configured control address).
-ID must be listed in failover.checkers; a majority of them decides. The token (role operator) is
-read from FILE, default <state>/secrets/checker.token. Stops on SIGINT or SIGTERM.`;
+ID must be listed in failover.checkers; a majority of them decides. Over mutual TLS (links.mode,
+the default) the checker proves its ID with its site certificate, <state>/pki/sites/checker-ID.pem,
+and may report for that ID only; on plain loopback links it sends the token (role operator) read
+from FILE, default <state>/secrets/checker.token. Stops on SIGINT or SIGTERM.`;
 
 const SPEC = {
   name: 'checker',
@@ -29,13 +32,24 @@ export const checkerCommand: Command = async (argv, io) => {
     return 2;
   }
   const controlUrl = values.control ?? controlUrlOf(config);
-  const tokenFile = values['token-file'];
-  const token = await readSecretFile(tokenFile ?? checkerTokenPath(loaded.stateDir));
+  const links = await siteLinks(config, loaded.stateDir, { kind: 'checker', name: id }, { addresses: [] });
+  const agent = links.agentFor(CONTROL_SITE);
+  const credentials =
+    agent === undefined
+      ? { token: await readSecretFile(values['token-file'] ?? checkerTokenPath(loaded.stateDir)) }
+      : { agent };
   const logger = createLogger({ level: config.logging.level, name: `checker:${id}` });
   const checker = new Checker({
     id,
-    regions: config.regions.map((r) => ({ name: r.name, url: apiUrlOf(r) })),
-    sink: new HttpObservationSink({ controlUrl, token, timeoutMs: config.failover.timeoutMs }),
+    regions: config.regions.map((r) => {
+      const regionAgent = links.agentFor({ kind: 'region', name: r.name });
+      return {
+        name: r.name,
+        url: apiUrlOf(config, r),
+        ...(regionAgent === undefined ? {} : { agent: regionAgent }),
+      };
+    }),
+    sink: new HttpObservationSink({ controlUrl, ...credentials, timeoutMs: config.failover.timeoutMs }),
     intervalMs: config.failover.intervalMs,
     timeoutMs: config.failover.timeoutMs,
     giveUpMs: failoverGiveUpMs(config.failover),
@@ -53,5 +67,6 @@ export const checkerCommand: Command = async (argv, io) => {
   await untilSignalled();
   clearInterval(keepAlive);
   await checker.stop();
+  links.close();
   return 0;
 };

@@ -1,8 +1,8 @@
 import { Resolver } from 'node:dns/promises';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { CNC_ROUTES, FINAL_COMMAND_STATES } from '../../commands/index.js';
-import { baseUrl, IotdrError } from '../../common/index.js';
+import { baseUrl, IotdrError, writeFileAtomic } from '../../common/index.js';
 import { adminTokenPath, caCertPath, type LoadedConfig, primaryRegion } from '../../config/index.js';
 import { ApiClient, type SuccessOf } from '../../http/index.js';
 import { progressBar, table } from '../api.js';
@@ -293,11 +293,14 @@ async function sendCommand(
   return command.state === 'succeeded' ? 0 : 1;
 }
 
+/**
+ * Each key 0600 and each certificate 0644, set exactly whatever the umask and whatever mode a file
+ * of that name had (writeFile keeps an existing file's mode); a directory it makes is 0700.
+ */
 async function saveKeys(dir: string, keys: Keys): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const [thing, k] of Object.entries(keys)) {
-    await writeFile(join(dir, `${thing}.cert.pem`), k.certificatePem, { mode: 0o644 });
-    await writeFile(join(dir, `${thing}.key.pem`), k.privateKeyPem, { mode: 0o600 });
+    await writeFileAtomic(join(dir, `${thing}.cert.pem`), k.certificatePem, { mode: 0o644 });
+    await writeFileAtomic(join(dir, `${thing}.key.pem`), k.privateKeyPem, { mode: 0o600 });
   }
 }
 

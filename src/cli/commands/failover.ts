@@ -9,7 +9,7 @@ import {
 } from '../../failover/index.js';
 import { ApiClient } from '../../http/index.js';
 import { REPLICATION_ROUTES } from '../../replication/index.js';
-import { adminToken, apiOf, table } from '../api.js';
+import { adminToken, apiOf, platformCa, table } from '../api.js';
 import { loadFor, parseCommand, usageError } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
@@ -17,7 +17,12 @@ import type { CliIo, Command } from '../io.js';
 async function controlApi(loaded: LoadedConfig): Promise<ApiClient> {
   if (loaded.config.regions.length === 0)
     throw new IotdrError('IOTDR_CLI_NO_REGION', 'the configuration has no region');
-  return new ApiClient('control', controlUrlOf(loaded.config), await adminToken(loaded));
+  return new ApiClient(
+    'control',
+    controlUrlOf(loaded.config),
+    await adminToken(loaded),
+    await platformCa(loaded),
+  );
 }
 
 async function run(name: string, io: CliIo, fn: () => Promise<number>): Promise<number> {

@@ -21,7 +21,8 @@ const USAGE = `usage: iotdr replication <subcommand> [options]
 subcommands:
   status                          every link of a region: state, cursor, lag, errors, dead letters
   diff                            compare two regions' registries by digest, list the keys that differ
-  dead-letters list               changes a region could not apply
+  dead-letters list               changes a region could not apply (without their documents)
+  dead-letters show PEER ID       one dead letter with its whole change, as JSON (admin)
   dead-letters retry PEER ID      apply a dead letter again
   dead-letters discard PEER ID    drop a dead letter
 
@@ -377,6 +378,12 @@ async function deadLetters(api: ApiClient, args: string[], values: Options, io: 
     );
     return 0;
   }
+  if (action === 'show') {
+    io.out(
+      JSON.stringify(await api.request(REPLICATION_ROUTES.deadLetter, { params: { peer, id } }), null, 2),
+    );
+    return 0;
+  }
   if (action === 'discard') {
     await api.request(REPLICATION_ROUTES.discardDeadLetter, { params: { peer, id } });
     io.out(`dead letter ${id} from ${peer} discarded in ${api.name}`);
@@ -396,10 +403,10 @@ async function deadLetters(api: ApiClient, args: string[], values: Options, io: 
     rows.push([
       l.peer,
       l.id,
-      l.change.kind,
-      l.change.key,
-      l.change.op,
-      l.change.origin,
+      l.kind,
+      l.key,
+      l.op,
+      l.origin,
       new Date(l.at).toISOString(),
       String(l.attempts),
       l.reason,
@@ -422,10 +429,12 @@ function invalid(sub: string | undefined, rest: string[], values: Options): stri
   if (sub === 'dead-letters') {
     const [action, ...args] = rest;
     if (action === 'list') return args.length === 0 ? undefined : 'dead-letters list takes no arguments';
-    if (action === 'retry' || action === 'discard') {
+    if (action === 'retry' || action === 'discard' || action === 'show') {
       return args.length === 2 ? undefined : `dead-letters ${action} needs PEER and ID`;
     }
-    return action === undefined ? 'dead-letters needs list, retry or discard' : `unknown action '${action}'`;
+    return action === undefined
+      ? 'dead-letters needs list, show, retry or discard'
+      : `unknown action '${action}'`;
   }
   return sub === undefined ? 'a subcommand is required' : `unknown subcommand '${sub}'`;
 }

@@ -10,7 +10,9 @@ const USAGE = `usage: iotdr token <subcommand> [options]
 subcommands:
   create --name NAME --role ROLE   make a bearer token; it is printed once, keep it
          [--operations a,b]        a console token limited to these command-and-control
-         [--groups g1,g2]          operations (${CNC_OPERATIONS.join(', ')}) and thing groups
+         [--groups g1,g2]          operations (${CNC_OPERATIONS.join(', ')}), thing groups
+         [--templates NAME,NAME]   and policy templates it may onboard devices with
+                                   (a scoped token without --templates onboards none)
   list                             the tokens of the region (never their secrets)
   revoke TOKEN_ID                  delete a token; it stops working at once
 
@@ -29,6 +31,7 @@ const SPEC = {
     role: { type: 'string' },
     operations: { type: 'string' },
     groups: { type: 'string' },
+    templates: { type: 'string' },
     region: { type: 'string' },
   },
   positionals: true,
@@ -59,6 +62,7 @@ export const tokenCommand: Command = async (argv, io: CliIo) => {
       // The region checks each operation name and names the one it does not know.
       ...(values.operations ? { operations: list(values.operations) as CncOperation[] } : {}),
       ...(values.groups ? { thingGroups: list(values.groups) } : {}),
+      ...(values.templates ? { templates: list(values.templates) } : {}),
     };
     const { region, api } = await connect();
     const made = await api.request(REGISTRY_ROUTES.createToken, {

@@ -2,7 +2,14 @@ import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { baseUrl } from '../../common/index.js';
 import type { IotdrConfig } from '../../config/index.js';
-import { adminTokenPath, caCertPath } from '../../config/index.js';
+import {
+  adminTokenPath,
+  analyticsUrlOf,
+  apiUrlOf,
+  caCertPath,
+  controlUrlOf,
+  linkScheme,
+} from '../../config/index.js';
 import { type Fleet, launchFleet } from '../../fleet/index.js';
 import {
   delayText,
@@ -48,17 +55,17 @@ export function endpointsDocument(
             name: `${d.name}.${config.zone}`,
             host: d.address,
             port: d.port,
-            health: `${baseUrl(d.address, d.httpPort)}/health`,
+            health: `${baseUrl(d.address, d.httpPort, linkScheme(config))}/health`,
           })),
         }
       : {}),
-    control: baseUrl(config.control.address, config.control.port),
-    analytics: baseUrl(config.analytics.address, config.analytics.port),
+    control: controlUrlOf(config),
+    analytics: analyticsUrlOf(config),
     regions: Object.fromEntries(
       config.regions.map((r) => [
         r.name,
         {
-          api: baseUrl(r.address, r.api.port, 'http'),
+          api: apiUrlOf(config, r),
           mqtt: live[r.name]?.mqtt ?? baseUrl(r.address, r.mqtt.port, 'mqtts'),
           cnc: live[r.name]?.cnc ?? baseUrl(r.address, r.cnc.port, r.cnc.tls ? 'https' : 'http'),
           ...(config.broker.tokenAuth
@@ -139,6 +146,9 @@ export const upCommand: Command = async (argv, io) => {
   const fleet = fleetSize > 0 ? await startDemoFleet(io, config, stateDir, fleetSize) : undefined;
   const [primary, secondary] = [...config.regions].sort((a, b) => a.priority - b.priority);
   io.out(`  dashboard     ${endpoints.analytics}/`);
+  io.out(
+    '                (sign in with the admin token; the browser trusts the page once it trusts the CA above)',
+  );
   if (secondary) {
     io.out(
       `  failover      iotdr failover --to ${secondary.name} --reason demo   (or the dashboard's button; iotdr failback returns)`,

@@ -1,5 +1,7 @@
+import type { Agent } from 'node:https';
 import { z } from 'zod';
 import { type Clock, REGION_NAME_PATTERN, systemClock } from '../../common/index.js';
+import { type RawAnswer, sendRequest } from '../../http/index.js';
 import { DEFAULT_EXPECTED_STATUS, HTTP_CHECK_COMPONENTS } from '../config.js';
 import { InvalidCheckpointError } from '../errors.js';
 import type { Checkpoint, ProbeContext, ProbeResult } from '../types.js';
@@ -22,6 +24,12 @@ export interface HttpCheckpointOptions {
   /** Default: whether the component is in the service's critical list. */
   critical?: boolean;
   clock?: Clock;
+  /**
+   * The agent to call through: a site's (mutual TLS, for a service of the platform itself such as
+   * analytics), or one trusting the platform's CA beside the system's (the region's configured
+   * checks); without it the URL is fetched as any client would, with the system's CAs.
+   */
+  agent?: Agent;
 }
 
 const optionsSchema = z.object({
@@ -57,7 +65,7 @@ const optionsSchema = z.object({
  * configured, a body matching the expression. observedValue: ms to the status (and body).
  */
 export function httpCheckpoint(options: HttpCheckpointOptions): Checkpoint {
-  const { clock: given, ...rest } = options;
+  const { clock: given, agent, ...rest } = options;
   const parsed = optionsSchema.safeParse(rest);
   if (!parsed.success)
     throw new InvalidCheckpointError(`HTTP checkpoint ${options.name}`, parsed.error.issues);
@@ -71,7 +79,10 @@ export function httpCheckpoint(options: HttpCheckpointOptions): Checkpoint {
     componentType: 'system',
     ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
     ...(o.critical === undefined ? {} : { critical: o.critical }),
-    probe: (context) => get(o.url, o.expectedStatus, pattern, context, clock),
+    probe: (context) =>
+      agent === undefined
+        ? get(o.url, o.expectedStatus, pattern, context, clock)
+        : getThrough(agent, o.url, o.expectedStatus, pattern, context, clock),
   };
 }
 
@@ -106,6 +117,35 @@ async function get(
   } else {
     await res.body?.cancel().catch(() => {});
   }
+  return { status: 'pass', observedValue: Math.max(0, clock.now() - started), observedUnit: 'ms' };
+}
+
+/** The same check through an agent (node's client: fetch takes no agent). */
+async function getThrough(
+  agent: Agent,
+  url: string,
+  expectedStatus: number,
+  pattern: RegExp | undefined,
+  context: ProbeContext,
+  clock: Clock,
+): Promise<ProbeResult> {
+  const started = clock.now();
+  context.step('requesting');
+  let res: RawAnswer;
+  try {
+    res = await sendRequest(url, {
+      method: 'GET',
+      headers: { accept: '*/*', 'cache-control': 'no-cache', 'user-agent': 'iotdr-health' },
+      trust: agent,
+      signal: context.signal,
+    });
+  } catch (error) {
+    return fail(started, clock, `request failed: ${reason(error)}`);
+  }
+  if (res.status !== expectedStatus)
+    return fail(started, clock, `answered ${res.status}, expected ${expectedStatus}`);
+  if (pattern && !pattern.test(res.text.slice(0, MAX_BODY_BYTES)))
+    return fail(started, clock, 'the body does not match bodyMatch');
   return { status: 'pass', observedValue: Math.max(0, clock.now() - started), observedUnit: 'ms' };
 }
 

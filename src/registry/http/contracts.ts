@@ -11,10 +11,13 @@ import {
   pageQuery,
   policyParams,
   policySchema,
+  policyVersionParams,
+  principalSchema,
   thingParams,
   thingSchema,
   tokenParams,
   tokenSchema,
+  versionQuery,
 } from './schemas.js';
 
 export const errors = problemAnswers(400, 401, 403, 404, 409, 413, 503);
@@ -54,6 +57,31 @@ export const REGISTRY_ROUTES = {
     params: policyParams,
     body: putPolicyBody,
     responses: { 200: policySchema, 201: policySchema, ...errors },
+  }),
+  getPolicy: defineRoute({
+    method: 'GET',
+    url: '/v1/policies/:name',
+    tags: ['policies'],
+    params: policyParams,
+    responses: { 200: policySchema, ...errors },
+  }),
+  deletePolicyVersion: defineRoute({
+    method: 'DELETE',
+    url: '/v1/policies/:name/versions/:versionId',
+    tags: ['policies'],
+    description:
+      'Delete a version other than the default (AWS IoT DeletePolicyVersion); its id is never given again.',
+    params: policyVersionParams,
+    query: versionQuery,
+    responses: { 204: noContent, ...errors },
+  }),
+  whoami: defineRoute({
+    method: 'GET',
+    url: '/v1/whoami',
+    tags: ['tokens'],
+    description:
+      "Who the bearer token is: its name, role, id and scope. Control and analytics ask a region this to know people's tokens.",
+    responses: { 200: principalSchema, ...errors },
   }),
   listTokens: defineRoute({
     method: 'GET',

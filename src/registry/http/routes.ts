@@ -1,15 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ADMIN, READ, REPLICATE, routeOf, WRITE } from '../../http/index.js';
+import { ADMIN, READ, REPLICATE, ROLES, routeOf, WRITE } from '../../http/index.js';
 import {
+  attachCertificateQuery,
   createCertificateBody,
   patchCaCertificateBody,
   patchCertificateBody,
+  patchPolicyBody,
   putThingGroupBody,
   putThingTypeBody,
   registerCaCertificateBody,
   registerCertificateBody,
+  targetPolicyBody,
 } from '../model.js';
 import type { RegistryService } from '../service/index.js';
 import { deviceTokenSchema, errors, noContent, REGISTRY_ROUTES } from './contracts.js';
@@ -24,6 +27,8 @@ import {
   forceQuery,
   groupMemberSchema,
   groupParams,
+  groupPolicyParams,
+  groupPolicySchema,
   groupThingParams,
   namesSchema,
   pageOf,
@@ -105,14 +110,41 @@ export function registryRoutes(service: RegistryService) {
       config: { roles: WRITE },
       schema: {
         tags: ['things'],
-        description: 'Attach a certificate to a thing; idempotent.',
+        description:
+          "Attach a certificate to a thing (AWS IoT AttachThingPrincipal); idempotent. `thingPrincipalType=EXCLUSIVE_THING` makes the thing the certificate's only one; a new attachment is NON_EXCLUSIVE_THING by default, an existing one keeps its type.",
         params: thingCertificateParams,
+        querystring: attachCertificateQuery,
         response: { 200: thingPrincipalSchema, 201: thingPrincipalSchema, ...errors },
       },
       handler: async (req, reply) => {
-        const r = await service.attachCertificate(req.params.name, req.params.id);
+        const r = await service.attachCertificate(
+          req.params.name,
+          req.params.id,
+          req.query.thingPrincipalType,
+        );
         return reply.code(r.created ? 201 : 200).send(r.item);
       },
+    });
+    app.get('/v1/things/:name/certificates/:id', {
+      config: { roles: READ },
+      schema: {
+        tags: ['things'],
+        description: 'The attachment of a certificate to a thing, with its thingPrincipalType.',
+        params: thingCertificateParams,
+        response: { 200: thingPrincipalSchema, ...errors },
+      },
+      handler: (req) => service.getThingPrincipal(req.params.name, req.params.id),
+    });
+    app.get('/v1/things/:name/policies', {
+      config: { roles: READ },
+      schema: {
+        tags: ['things'],
+        description:
+          "Policies the thing inherits from its thing groups and their ancestors (its certificates' own policies are not listed).",
+        params: thingParams,
+        response: { 200: namesSchema, ...errors },
+      },
+      handler: async (req) => ({ items: (await service.inheritedPolicies(req.params.name)).policyNames }),
     });
     app.delete('/v1/things/:name/certificates/:id', {
       config: { roles: WRITE },
@@ -198,7 +230,8 @@ export function registryRoutes(service: RegistryService) {
       config: { roles: WRITE },
       schema: {
         tags: ['thing groups'],
-        description: 'Delete a group without child groups; force=true removes its members first.',
+        description:
+          'Delete a group without child groups; force=true removes its members and detaches its policies first.',
         params: groupParams,
         querystring: forceQuery,
         response: { 204: noContent, ...errors },
@@ -235,6 +268,34 @@ export function registryRoutes(service: RegistryService) {
       },
     });
 
+    app.get('/v1/thing-groups/:name/policies', {
+      config: { roles: READ },
+      schema: { tags: ['thing groups'], params: groupParams, response: { 200: namesSchema, ...errors } },
+      handler: async (req) => ({ items: await service.listGroupPolicies(req.params.name) }),
+    });
+    app.put('/v1/thing-groups/:group/policies/:policy', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['thing groups'],
+        description:
+          "Attach a policy to a thing group; idempotent. The group's things, and those of its child groups, inherit it.",
+        params: groupPolicyParams,
+        response: { 200: groupPolicySchema, 201: groupPolicySchema, ...errors },
+      },
+      handler: async (req, reply) => {
+        const r = await service.attachGroupPolicy(req.params.group, req.params.policy);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.delete('/v1/thing-groups/:group/policies/:policy', {
+      config: { roles: WRITE },
+      schema: { tags: ['thing groups'], params: groupPolicyParams, response: { 204: noContent, ...errors } },
+      handler: async (req, reply) => {
+        await service.detachGroupPolicy(req.params.group, req.params.policy);
+        return reply.code(204).send(null);
+      },
+    });
+
     // Policies.
     app.get('/v1/policies', {
       config: { roles: READ },
@@ -253,22 +314,76 @@ export function registryRoutes(service: RegistryService) {
         return reply.code(r.created ? 201 : 200).send(r.item);
       },
     });
-    app.get('/v1/policies/:name', {
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.getPolicy),
       config: { roles: READ },
-      schema: { tags: ['policies'], params: policyParams, response: { 200: policySchema, ...errors } },
       handler: (req) => service.getPolicy(req.params.name),
     });
     app.delete('/v1/policies/:name', {
       config: { roles: WRITE },
       schema: {
         tags: ['policies'],
-        description: 'Delete a policy; force=true detaches it from its certificates first.',
+        description: 'Delete a policy; force=true detaches it from its certificates and thing groups first.',
         params: policyParams,
         querystring: forceQuery,
         response: { 204: noContent, ...errors },
       },
       handler: async (req, reply) => {
         await service.deletePolicy(req.params.name, deleteOptions(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+
+    app.patch('/v1/policies/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['policies'],
+        description: 'Make an existing version the default (AWS IoT SetDefaultPolicyVersion).',
+        params: policyParams,
+        body: patchPolicyBody,
+        response: { 200: policySchema, ...errors },
+      },
+      handler: (req) => service.setDefaultPolicyVersion(req.params.name, req.body),
+    });
+    app.route({
+      ...routeOf(REGISTRY_ROUTES.deletePolicyVersion),
+      config: { roles: WRITE },
+      handler: async (req, reply) => {
+        await service.deletePolicyVersion(req.params.name, req.params.versionId, versionOption(req.query));
+        return reply.code(204).send(null);
+      },
+    });
+    // AWS IoT's AttachPolicy (PUT) and DetachPolicy (POST), whose target is an ARN or a group name.
+    app.put('/v1/target-policies/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['policies'],
+        description:
+          'Attach a policy to a target (AWS IoT AttachPolicy): a thing group name, or a thing group or certificate ARN; idempotent.',
+        params: policyParams,
+        body: targetPolicyBody,
+        response: {
+          200: z.union([policyPrincipalSchema, groupPolicySchema]),
+          201: z.union([policyPrincipalSchema, groupPolicySchema]),
+          ...errors,
+        },
+      },
+      handler: async (req, reply) => {
+        const r = await service.attachPolicyTo(req.body.target, req.params.name);
+        return reply.code(r.created ? 201 : 200).send(r.item);
+      },
+    });
+    app.post('/v1/target-policies/:name', {
+      config: { roles: WRITE },
+      schema: {
+        tags: ['policies'],
+        description: 'Detach a policy from a target (AWS IoT DetachPolicy).',
+        params: policyParams,
+        body: targetPolicyBody,
+        response: { 204: noContent, ...errors },
+      },
+      handler: async (req, reply) => {
+        await service.detachPolicyFrom(req.body.target, req.params.name);
         return reply.code(204).send(null);
       },
     });
@@ -450,6 +565,21 @@ export function registryRoutes(service: RegistryService) {
       handler: (req) => service.listTokens(req.query),
     });
     app.route({
+      ...routeOf(REGISTRY_ROUTES.whoami),
+      // Every token may ask who it is, a console token too.
+      config: { roles: ROLES.filter((r) => r !== 'admin'), scoped: true },
+      handler: async (req) => {
+        const p = req.principal;
+        if (!p) throw new Error('whoami reached without a principal');
+        return {
+          name: p.name,
+          role: p.role,
+          ...(p.tokenId === undefined ? {} : { tokenId: p.tokenId }),
+          ...(p.scope === undefined ? {} : { scope: p.scope }),
+        };
+      },
+    });
+    app.route({
       ...routeOf(REGISTRY_ROUTES.createToken),
       config: { roles: ADMIN },
       handler: async (req, reply) =>
@@ -492,7 +622,7 @@ export function registryRoutes(service: RegistryService) {
 
     // The change log (replication reads only this).
     app.get('/v1/changes', {
-      config: { roles: REPLICATE },
+      config: { sites: ['region'], linkRoles: REPLICATE },
       schema: {
         tags: ['replication'],
         description:

@@ -1,10 +1,12 @@
 import { z } from 'zod';
-import { ROLES } from '../../http/index.js';
+import { CNC_OPERATIONS, ROLES } from '../../http/index.js';
 import {
   CA_STATUSES,
   CERTIFICATE_STATUSES,
   certificateIdSchema,
   policyNameSchema,
+  policyVersionIdSchema,
+  THING_PRINCIPAL_TYPES,
   thingGroupNameSchema,
   thingNameSchema,
   tokenIdSchema,
@@ -56,6 +58,10 @@ export const policySchema = z
     policyName: z.string(),
     defaultVersionId: z.string(),
     versions: z.array(z.object({ versionId: z.string(), document: z.unknown(), createdAt: iso })),
+    highestVersionId: z
+      .string()
+      .optional()
+      .describe('the highest version id ever given; a deleted version id is never given again'),
     createdAt: iso,
     updatedAt: iso,
     version,
@@ -105,11 +111,20 @@ export const caCertificateSchema = z
   .meta({ id: 'CaCertificate' });
 
 export const thingPrincipalSchema = z
-  .object({ thingName: z.string(), certificateId: z.string(), attachedAt: iso, version })
+  .object({
+    thingName: z.string(),
+    certificateId: z.string(),
+    attachedAt: iso,
+    thingPrincipalType: z.enum(THING_PRINCIPAL_TYPES),
+    version,
+  })
   .meta({ id: 'CertificateAttachment' });
 export const policyPrincipalSchema = z
   .object({ certificateId: z.string(), policyName: z.string(), attachedAt: iso, version })
   .meta({ id: 'PolicyAttachment' });
+export const groupPolicySchema = z
+  .object({ thingGroupName: z.string(), policyName: z.string(), attachedAt: iso, version })
+  .meta({ id: 'GroupPolicyAttachment' });
 export const groupMemberSchema = z
   .object({ thingGroupName: z.string(), thingName: z.string(), addedAt: iso, version })
   .meta({ id: 'GroupMembership' });
@@ -120,13 +135,34 @@ export const tokenSchema = z
     name: z.string(),
     role: z.enum(ROLES),
     scope: z
-      .object({ operations: z.array(z.string()).optional(), thingGroups: z.array(z.string()).optional() })
+      .object({
+        operations: z.array(z.string()).optional(),
+        thingGroups: z.array(z.string()).optional(),
+        templates: z.array(z.string()).optional(),
+      })
       .optional()
-      .describe('a console token limited to some command-and-control operations and thing groups'),
+      .describe(
+        'a console token limited to some command-and-control operations, thing groups and onboarding policy templates',
+      ),
     createdAt: iso,
     version,
   })
   .meta({ id: 'Token' });
+/** Who a bearer token is (GET /v1/whoami): what a process without the registry needs to know of it. */
+export const principalSchema = z
+  .object({
+    name: z.string(),
+    role: z.enum(ROLES),
+    tokenId: z.string().optional(),
+    scope: z
+      .object({
+        operations: z.array(z.enum(CNC_OPERATIONS)).optional(),
+        thingGroups: z.array(z.string()).optional(),
+        templates: z.array(z.string()).optional(),
+      })
+      .optional(),
+  })
+  .meta({ id: 'Principal' });
 export const issuedTokenSchema = z
   .object({ token: z.string().describe('the bearer token; shown this once'), info: tokenSchema })
   .meta({ id: 'IssuedToken' });
@@ -201,6 +237,10 @@ export const certificatePolicyParams = z
   .object({ id: certificateIdSchema, policy: policyNameSchema })
   .strict();
 export const groupThingParams = z.object({ group: thingGroupNameSchema, thing: thingNameSchema }).strict();
+export const groupPolicyParams = z.object({ group: thingGroupNameSchema, policy: policyNameSchema }).strict();
+export const policyVersionParams = z
+  .object({ name: policyNameSchema, versionId: policyVersionIdSchema })
+  .strict();
 
 export const entitySchema = z
   .object({

@@ -10,7 +10,7 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client';
-import { buildApi } from '../../http/index.js';
+import { buildApi, type SiteTls } from '../../http/index.js';
 import type { RegistryService } from '../service/index.js';
 import { registryRoutes } from './routes.js';
 
@@ -19,6 +19,8 @@ export interface RegistryApiOptions {
   logger: Logger;
   /** Largest request body in bytes (default DEFAULT_BODY_LIMIT, 1 MiB). */
   bodyLimit?: number;
+  /** The region's site certificate: HTTPS with mutual TLS for its peers (plain HTTP without). */
+  site?: SiteTls;
   /** The region's Prometheus registry; other components register their metrics in it too. */
   metrics?: Registry;
   /** Routes of other components served by the same API (replication, broker, health…). */
@@ -40,6 +42,7 @@ export async function buildRegistryApi(options: RegistryApiOptions): Promise<Fas
   return buildApi({
     logger: options.logger,
     tokens: service,
+    ...(options.site === undefined ? {} : { site: options.site }),
     ...(options.bodyLimit === undefined ? {} : { bodyLimit: options.bodyLimit }),
     openapi: {
       title: 'iotdr region API',

@@ -1,6 +1,6 @@
 /**
- * Policy actions: the ones iotdr's broker asks about, and the rest of AWS IoT Core's vocabulary,
- * which a policy may name so that documents written for AWS carry over unchanged.
+ * Policy actions: the ones iotdr's broker asks about, and the rest of the AWS vocabulary, which a
+ * policy may name so that documents written for AWS carry over unchanged.
  */
 import { globMatch } from './match.js';
 
@@ -21,12 +21,11 @@ export const IOT_ACTIONS: readonly IotAction[] = Object.freeze([
 ]);
 
 /**
- * Other AWS IoT Core policy actions: accepted in a document and ignored by the evaluator. They
- * authorise AWS's HTTP APIs (shadow and retained-message REST calls, forced disconnects, the
- * credentials provider, Jobs over HTTPS), which iotdr does not offer; over MQTT those features
- * are reached through topics that iot:Publish/Subscribe/Receive already govern. So ignoring them
- * grants nothing and denies nothing a device could notice, while rejecting them would refuse
- * most real AWS device policies.
+ * AWS IoT Core's other device-facing actions: accepted in a document and ignored by the evaluator,
+ * like any other action (another service's, AWS IoT's control plane). They authorise AWS's HTTP
+ * APIs (shadow and retained-message REST calls, forced disconnects, the credentials provider, Jobs
+ * over HTTPS), which iotdr does not offer; over MQTT those features are reached through topics
+ * that iot:Publish/Subscribe/Receive already govern. Listed so that a misspelt one is caught.
  */
 export const IGNORED_AWS_ACTIONS: readonly string[] = Object.freeze([
   'iot:DeleteConnection',
@@ -37,6 +36,10 @@ export const IGNORED_AWS_ACTIONS: readonly string[] = Object.freeze([
   'iot:ListNamedShadowsForThing',
   'iot:UpdateThingShadow',
   'iot:AssumeRoleWithCertificate',
+  'iot:DescribeJobExecution',
+  'iot:GetPendingJobExecutions',
+  'iot:StartNextPendingJobExecution',
+  'iot:UpdateJobExecution',
   'iotjobsdata:DescribeJobExecution',
   'iotjobsdata:GetPendingJobExecutions',
   'iotjobsdata:StartNextPendingJobExecution',
@@ -44,30 +47,54 @@ export const IGNORED_AWS_ACTIONS: readonly string[] = Object.freeze([
 ]);
 
 const EVALUATED_LOWER = IOT_ACTIONS.map((a) => a.toLowerCase());
-const IGNORED_LOWER = IGNORED_AWS_ACTIONS.map((a) => a.toLowerCase());
-
-export interface ExpandedAction {
-  /** Indexes into IOT_ACTIONS of the evaluated actions the pattern names. */
-  evaluated: number[];
-  /** True when the pattern names at least one known action, evaluated or ignored. */
-  known: boolean;
-}
+const KNOWN_LOWER = [...EVALUATED_LOWER, ...IGNORED_AWS_ACTIONS.map((a) => a.toLowerCase())];
+/** IAM's form of an action: a service prefix, a colon and a name that may hold `*` and `?`. */
+const ACTION_FORM = /^[a-z0-9-]+:[a-z0-9*?]+$/i;
 
 /**
- * Expands an action as written in a policy (`iot:Publish`, `iot:P*`, `IOT:*`, `*`) into the
- * actions it names. As in IAM, action names compare case-insensitively and may use `*` and `?`.
+ * Indexes into IOT_ACTIONS of the evaluated actions a pattern names (`iot:Publish`, `iot:P*`,
+ * `IOT:*`, `*`). As in IAM, action names compare case-insensitively and may use `*` and `?`.
  */
-export function expandAction(pattern: string): ExpandedAction {
+export function expandAction(pattern: string): number[] {
   const lower = pattern.toLowerCase();
   const evaluated: number[] = [];
   EVALUATED_LOWER.forEach((name, i) => {
     if (globMatch(lower, name)) evaluated.push(i);
   });
-  const known = evaluated.length > 0 || IGNORED_LOWER.some((name) => globMatch(lower, name));
-  return { evaluated, known };
+  return evaluated;
+}
+
+/** Levenshtein distance, for catching a misspelt action name. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/**
+ * Why an action as written cannot be accepted, or undefined. Any well-formed action is accepted;
+ * a name one or two letters away from a known AWS IoT action (`iot:Pubish`) is refused as a
+ * misspelling, since a misspelt Deny would deny nothing.
+ */
+export function actionProblem(pattern: string): string | undefined {
+  if (pattern === '*') return undefined;
+  if (!ACTION_FORM.test(pattern)) return `'${pattern}' is not an action; ${VALID_ACTIONS_HINT}`;
+  const lower = pattern.toLowerCase();
+  if (lower.includes('*') || lower.includes('?') || KNOWN_LOWER.includes(lower)) return undefined;
+  const near = KNOWN_LOWER.find((known) => distance(lower, known) <= 2);
+  if (near === undefined) return undefined;
+  const spelt = [...IOT_ACTIONS, ...IGNORED_AWS_ACTIONS].find((a) => a.toLowerCase() === near);
+  return `'${pattern}' is not an AWS IoT action (did you mean '${spelt}'?); ${VALID_ACTIONS_HINT}`;
 }
 
 /** What to tell someone whose action names nothing. */
 export const VALID_ACTIONS_HINT =
-  `valid actions are ${IOT_ACTIONS.join(', ')}, 'iot:*', '*' or a prefix wildcard such as 'iot:P*' ` +
-  `(other AWS IoT Core actions such as iot:UpdateThingShadow are accepted and ignored)`;
+  `the broker evaluates ${IOT_ACTIONS.join(', ')}, named exactly or with wildcards ('iot:*', 'iot:P*', '*'); ` +
+  `other actions (iot:UpdateThingShadow, greengrass:*, …) are accepted as SERVICE:NAME and never match`;

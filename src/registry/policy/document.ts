@@ -1,40 +1,52 @@
 /**
  * Policy documents in AWS IoT Core's JSON shape, validated once at the edge into a frozen value.
  *
- * iotdr does not silently ignore a policy clause: a key it does not evaluate (Condition,
- * NotAction, NotResource, Principal, …) is rejected, since dropping a Condition from an Allow
- * would grant more than its author meant.
+ * Every valid AWS IoT policy element is accepted: Action or NotAction, Resource or NotResource,
+ * Condition. What iotdr cannot evaluate (a condition key it does not know, `Principal`, which an
+ * AWS IoT policy has no use for) is refused by name rather than ignored, since dropping a
+ * Condition from an Allow would grant more than its author meant.
  */
 import { type FieldIssue, ValidationError } from '../../common/index.js';
-import { expandAction, VALID_ACTIONS_HINT } from './actions.js';
+import { actionProblem } from './actions.js';
+import { compileCondition, type PolicyCondition } from './condition.js';
 import { parseResource } from './resource.js';
 
 export interface PolicyStatement {
   Sid?: string;
   Effect: 'Allow' | 'Deny';
-  /** Normalized to an array. */
-  Action: string[];
-  /** Normalized to an array, as written (ARNs are shortened when compiling). */
-  Resource: string[];
+  /** Normalized to an array; exactly one of Action and NotAction. */
+  Action?: string[];
+  NotAction?: string[];
+  /** Normalized to an array, as written; exactly one of Resource and NotResource. */
+  Resource?: string[];
+  NotResource?: string[];
+  /** Values normalized to arrays of strings. */
+  Condition?: PolicyCondition;
 }
 
 export interface PolicyDocument {
-  Version: string;
+  /** Absent means '2008-10-17', as in IAM. */
+  Version?: string;
   Id?: string;
   /** Normalized to an array. */
   Statement: PolicyStatement[];
 }
 
 export const POLICY_INVALID = 'IOTDR_POLICY_INVALID';
-/** Versions of the policy language; '2008-10-17' has no policy variables. */
+/** Versions of the policy language; '2008-10-17' (also a missing Version) reads `${…}` as plain text. */
 export const POLICY_VERSIONS: readonly string[] = Object.freeze(['2012-10-17', '2008-10-17']);
 /** AWS IoT Core's limit on a policy document, in characters with whitespace removed. */
 export const MAX_POLICY_DOCUMENT_CHARS = 2048;
 
+/** Whether `${…}` in the document is a policy variable: only in Version '2012-10-17'. */
+export function hasVariables(document: Pick<PolicyDocument, 'Version'>): boolean {
+  return document.Version === '2012-10-17';
+}
+
 const DOCUMENT_KEYS = ['Version', 'Id', 'Statement'];
-const STATEMENT_KEYS = ['Sid', 'Effect', 'Action', 'Resource'];
-/** IAM keys that are meaningful elsewhere but that iotdr does not evaluate. */
-const UNSUPPORTED_IAM_KEYS = new Set(['Condition', 'NotAction', 'NotResource', 'Principal', 'NotPrincipal']);
+const STATEMENT_KEYS = ['Sid', 'Effect', 'Action', 'NotAction', 'Resource', 'NotResource', 'Condition'];
+/** IAM keys that an AWS IoT policy has no use for: it is attached to its principals. */
+const PRINCIPAL_KEYS = new Set(['Principal', 'NotPrincipal']);
 
 type Path = ReadonlyArray<string | number>;
 
@@ -60,11 +72,10 @@ function describe(value: unknown): string {
 function checkKeys(obj: Record<string, unknown>, allowed: string[], path: Path, issues: Issues): void {
   for (const key of Object.keys(obj)) {
     if (allowed.includes(key)) continue;
-    if (UNSUPPORTED_IAM_KEYS.has(key)) {
+    if (PRINCIPAL_KEYS.has(key)) {
       issues.add(
         [...path, key],
-        `'${key}' is not supported: iotdr evaluates Effect, Action and Resource only and will not ignore ` +
-          'a policy clause; express the rule with Allow/Deny statements on resources',
+        `'${key}' has no place in an AWS IoT policy, which applies to the certificates it is attached to; remove it`,
       );
       continue;
     }
@@ -76,10 +87,6 @@ function checkKeys(obj: Record<string, unknown>, allowed: string[], path: Path, 
 
 /** A string or a non-empty array of strings, as a list; issues for anything else. */
 function stringList(value: unknown, what: string, path: Path, issues: Issues): string[] {
-  if (value === undefined) {
-    issues.add(path, `${what} is required: a string or a non-empty array of strings`);
-    return [];
-  }
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list)) {
     issues.add(path, `${what} must be a string or a non-empty array of strings, not ${describe(value)}`);
@@ -98,10 +105,32 @@ function stringList(value: unknown, what: string, path: Path, issues: Issues): s
   return out;
 }
 
+/** The one of `key` and `Not<key>` a statement has; undefined (and an issue) unless exactly one. */
+function oneOf(
+  raw: Record<string, unknown>,
+  key: 'Action' | 'Resource',
+  path: Path,
+  issues: Issues,
+): { key: string; not: boolean; list: string[]; isString: boolean } | undefined {
+  const not = `Not${key}`;
+  if (raw[key] !== undefined && raw[not] !== undefined) {
+    issues.add([...path, not], `a statement has ${key} or ${not}, not both`);
+    return undefined;
+  }
+  const which = raw[not] !== undefined ? not : key;
+  if (raw[which] === undefined) {
+    issues.add([...path, key], `${key} (or ${not}) is required: a string or a non-empty array of strings`);
+    return undefined;
+  }
+  const value = raw[which];
+  const list = stringList(value, which, [...path, which], issues);
+  return { key: which, not: which === not, list, isString: typeof value === 'string' };
+}
+
 function parseStatement(
   raw: unknown,
   path: Path,
-  allowVariables: boolean,
+  variables: boolean,
   issues: Issues,
 ): PolicyStatement | undefined {
   if (!isObject(raw)) {
@@ -119,31 +148,40 @@ function parseStatement(
         : `Effect must be 'Allow' or 'Deny' (case-sensitive), not ${describe(Effect)}`,
     );
   }
-  const actionIsString = typeof raw.Action === 'string';
-  const actions = stringList(raw.Action, 'Action', [...path, 'Action'], issues);
-  actions.forEach((action, i) => {
-    if (!expandAction(action).known) {
-      const at = actionIsString ? [...path, 'Action'] : [...path, 'Action', i];
-      issues.add(at, `'${action}' names no AWS IoT action; ${VALID_ACTIONS_HINT}`);
-    }
+  const actions = oneOf(raw, 'Action', path, issues);
+  actions?.list.forEach((action, i) => {
+    const problem = actionProblem(action);
+    if (problem !== undefined)
+      issues.add(actions.isString ? [...path, actions.key] : [...path, actions.key, i], problem);
   });
-  const resourceIsString = typeof raw.Resource === 'string';
-  const resources = stringList(raw.Resource, 'Resource', [...path, 'Resource'], issues);
-  resources.forEach((resource, i) => {
-    const parsed = parseResource(resource, allowVariables);
+  const resources = oneOf(raw, 'Resource', path, issues);
+  resources?.list.forEach((resource, i) => {
+    const parsed = parseResource(resource, variables);
     if (!parsed.ok)
-      issues.add(resourceIsString ? [...path, 'Resource'] : [...path, 'Resource', i], parsed.message);
+      issues.add(resources.isString ? [...path, resources.key] : [...path, resources.key, i], parsed.message);
   });
-  if (Effect !== 'Allow' && Effect !== 'Deny') return undefined;
-  const statement: PolicyStatement = { Effect, Action: actions, Resource: resources };
+  const condition =
+    raw.Condition === undefined
+      ? undefined
+      : compileCondition(raw.Condition, variables, [...path, 'Condition'], (at, message) =>
+          issues.add(at, message),
+        );
+  if ((Effect !== 'Allow' && Effect !== 'Deny') || actions === undefined || resources === undefined)
+    return undefined;
+  const statement: PolicyStatement = { Effect };
   if (typeof Sid === 'string') statement.Sid = Sid;
+  if (actions.not) statement.NotAction = actions.list;
+  else statement.Action = actions.list;
+  if (resources.not) statement.NotResource = resources.list;
+  else statement.Resource = resources.list;
+  if (condition !== undefined) statement.Condition = condition.condition;
   return statement;
 }
 
 function deepFreeze(doc: PolicyDocument): PolicyDocument {
   for (const s of doc.Statement) {
-    Object.freeze(s.Action);
-    Object.freeze(s.Resource);
+    for (const list of [s.Action, s.NotAction, s.Resource, s.NotResource])
+      if (list !== undefined) Object.freeze(list);
     Object.freeze(s);
   }
   Object.freeze(doc.Statement);
@@ -194,14 +232,12 @@ export function parsePolicyDocument(input: unknown, pathPrefix = 'policyDocument
   }
   checkKeys(value, DOCUMENT_KEYS, [], issues);
   const { Version, Id, Statement } = value;
-  if (typeof Version !== 'string' || !POLICY_VERSIONS.includes(Version)) {
-    issues.add(
-      ['Version'],
-      `${Version === undefined ? 'Version is required' : `Version ${describe(Version)} is not supported`}: use '2012-10-17'`,
-    );
+  // As in IAM, a missing Version is '2008-10-17'.
+  if (Version !== undefined && (typeof Version !== 'string' || !POLICY_VERSIONS.includes(Version))) {
+    issues.add(['Version'], `Version ${describe(Version)} is not supported: use '2012-10-17'`);
   }
   if (Id !== undefined && typeof Id !== 'string') issues.add(['Id'], 'Id must be a string');
-  const allowVariables = Version !== '2008-10-17';
+  const allowVariables = hasVariables({ Version: typeof Version === 'string' ? Version : undefined });
   const statements: PolicyStatement[] = [];
   if (Statement === undefined) {
     issues.add(['Statement'], 'Statement is required: a statement object or a non-empty array of them');
@@ -217,7 +253,8 @@ export function parsePolicyDocument(input: unknown, pathPrefix = 'policyDocument
     if (s !== undefined) statements.push(s);
   }
   if (issues.list.length > 0) fail(issues);
-  const doc: PolicyDocument = { Version: Version as string, Statement: statements };
+  const doc: PolicyDocument = { Statement: statements };
+  if (typeof Version === 'string') doc.Version = Version;
   if (typeof Id === 'string') doc.Id = Id;
   return deepFreeze(doc);
 }

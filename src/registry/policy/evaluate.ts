@@ -4,11 +4,12 @@
  * returns a decision object built at compile time, so it allocates nothing.
  */
 import { ValidationError } from '../../common/index.js';
-import { expandAction, IOT_ACTIONS, type IotAction, VALID_ACTIONS_HINT } from './actions.js';
-import { POLICY_INVALID, type PolicyDocument } from './document.js';
-import { type CompiledPattern, compilePattern, matchPattern } from './match.js';
-import { parseResource, type ResourceType } from './resource.js';
-import type { PolicyContext } from './variables.js';
+import { actionProblem, expandAction, IOT_ACTIONS, type IotAction } from './actions.js';
+import { type CompiledCondition, compileCondition, conditionHolds } from './condition.js';
+import { hasVariables, POLICY_INVALID, type PolicyDocument, type PolicyStatement } from './document.js';
+import { type CompiledPattern, compilePattern, matchPattern, patternResolves } from './match.js';
+import { type ParsedResource, parseResource, type ResourceType } from './resource.js';
+import { needsCertificate, type PolicyContext } from './variables.js';
 
 /**
  * The outcome of an evaluation. `statement` is the 0-based index of the deciding statement in its
@@ -30,8 +31,18 @@ export interface NamedPolicyDocument {
 const RESOURCE_TYPE: readonly ResourceType[] = ['client', 'topic', 'topicfilter', 'topic', 'topic'];
 const RESOURCE_PREFIX: readonly string[] = RESOURCE_TYPE.map((t) => `${t}/`);
 
-interface Entry {
+/** A resource pattern and where in `type/name` it starts matching: after the type, or at 0 for a wildcard type. */
+interface Placed {
   pattern: CompiledPattern;
+  offset: number;
+}
+
+interface Entry {
+  /** Resource: the statement applies where it matches. Null for a NotResource statement. */
+  resource: Placed | null;
+  /** NotResource: the statement applies where none matches. */
+  excluded: Placed[];
+  condition: CompiledCondition | null;
   decision: Decision;
 }
 
@@ -46,12 +57,22 @@ const IMPLICIT_DENY: Decision = Object.freeze({ effect: 'deny', reason: 'implici
 export class CompiledPolicySet {
   /** The policies, in the order given. */
   readonly policies: ReadonlyArray<{ readonly name: string; readonly version: string }>;
+  /**
+   * Whether a statement uses the client certificate's fields (`iot:Certificate.*`): a broker
+   * reads them from the certificate only then.
+   */
+  readonly needsCertificate: boolean;
   /** @internal One table per action, by index in IOT_ACTIONS. */
   readonly tables: readonly ActionTable[];
 
   /** @internal */
-  constructor(policies: ReadonlyArray<{ name: string; version: string }>, tables: ActionTable[]) {
+  constructor(
+    policies: ReadonlyArray<{ name: string; version: string }>,
+    tables: ActionTable[],
+    certificate: boolean,
+  ) {
     this.policies = Object.freeze(policies.map(({ name, version }) => Object.freeze({ name, version })));
+    this.needsCertificate = certificate;
     this.tables = Object.freeze(tables);
     Object.freeze(this);
   }
@@ -74,6 +95,30 @@ function actionIndex(action: IotAction): number {
   }
 }
 
+function invalid(path: string, message: string): ValidationError {
+  return new ValidationError(`${path}: ${message}`, [{ path, message }], POLICY_INVALID);
+}
+
+/** The evaluated actions a statement applies to (indexes into IOT_ACTIONS). */
+function statementActions(statement: PolicyStatement, path: string): Set<number> {
+  const not = statement.NotAction !== undefined;
+  const list = statement.NotAction ?? statement.Action ?? [];
+  const named = new Set<number>();
+  list.forEach((action, a) => {
+    const problem = actionProblem(action);
+    if (problem !== undefined) throw invalid(`${path}.${not ? 'NotAction' : 'Action'}.${a}`, problem);
+    for (const i of expandAction(action)) named.add(i);
+  });
+  return not ? new Set(IOT_ACTIONS.map((_, i) => i).filter((i) => !named.has(i))) : named;
+}
+
+/** Where a parsed resource applies for action `i`, or null when it cannot name that action's resources. */
+function placeFor(resource: ParsedResource, pattern: CompiledPattern, i: number): Placed | null {
+  if (resource.type === '*') return { pattern, offset: 0 };
+  if (resource.type === RESOURCE_TYPE[i]) return { pattern, offset: RESOURCE_PREFIX[i]?.length ?? 0 };
+  return null;
+}
+
 /**
  * Compiles policies (as attached to one certificate) for evaluation. The documents are normally
  * the output of parsePolicyDocument; anything that would not pass it throws ValidationError with
@@ -82,8 +127,9 @@ function actionIndex(action: IotAction): number {
 export function compilePolicies(policies: ReadonlyArray<NamedPolicyDocument>): CompiledPolicySet {
   const tables: ActionTable[] = IOT_ACTIONS.map(() => ({ deny: [], allow: [] }));
   const seen = IOT_ACTIONS.map(() => ({ deny: new Set<string>(), allow: new Set<string>() }));
+  let certificate = false;
   policies.forEach(({ name, version, document }, p) => {
-    const allowVariables = document.Version !== '2008-10-17';
+    const variables = hasVariables(document);
     document.Statement.forEach((statement, s) => {
       const path = `policies.${p}.document.Statement.${s}`;
       const effect = statement.Effect === 'Deny' ? 'deny' : 'allow';
@@ -91,67 +137,85 @@ export function compilePolicies(policies: ReadonlyArray<NamedPolicyDocument>): C
         effect === 'deny'
           ? Object.freeze({ effect, reason: 'explicit', policy: name, version, statement: s })
           : Object.freeze({ effect, policy: name, version, statement: s });
-      const actions = new Set<number>();
-      statement.Action.forEach((action, a) => {
-        const expanded = expandAction(action);
-        if (!expanded.known) {
-          throw new ValidationError(
-            `${path}.Action.${a}: '${action}' names no AWS IoT action; ${VALID_ACTIONS_HINT}`,
-            [
-              {
-                path: `${path}.Action.${a}`,
-                message: `'${action}' names no AWS IoT action; ${VALID_ACTIONS_HINT}`,
-              },
-            ],
-            POLICY_INVALID,
-          );
-        }
-        for (const i of expanded.evaluated) actions.add(i);
+      const actions = statementActions(statement, path);
+      let condition: CompiledCondition | null = null;
+      if (statement.Condition !== undefined) {
+        const compiled = compileCondition(
+          statement.Condition,
+          variables,
+          [`${path}.Condition`],
+          (at, message) => {
+            throw invalid(at.map(String).join('.'), message);
+          },
+        );
+        condition = compiled?.compiled ?? null;
+        certificate ||= condition?.certificate ?? false;
+      }
+      const not = statement.NotResource !== undefined;
+      const parsed = (statement.NotResource ?? statement.Resource ?? []).map((raw, r) => {
+        const result = parseResource(raw, variables);
+        if (!result.ok) throw invalid(`${path}.${not ? 'NotResource' : 'Resource'}.${r}`, result.message);
+        const pattern = compilePattern(result.resource.tokens);
+        certificate ||= pattern.variables.some(needsCertificate);
+        return { resource: result.resource, pattern };
       });
-      statement.Resource.forEach((raw, r) => {
-        const parsed = parseResource(raw, allowVariables);
-        if (!parsed.ok) {
-          throw new ValidationError(
-            `${path}.Resource.${r}: ${parsed.message}`,
-            [{ path: `${path}.Resource.${r}`, message: parsed.message }],
-            POLICY_INVALID,
-          );
+      for (const i of actions) {
+        const table = tables[i] as ActionTable;
+        if (not) {
+          const excluded = parsed.flatMap(({ resource, pattern }) => placeFor(resource, pattern, i) ?? []);
+          table[effect].push({ resource: null, excluded, condition, decision });
+          continue;
         }
-        const { type, tokens, short } = parsed.resource;
-        const pattern = compilePattern(tokens);
-        for (const i of actions) {
-          if (type !== '*' && type !== RESOURCE_TYPE[i]) continue;
-          // A later identical pattern with the same effect can never change a decision.
-          const dedupe = seen[i]?.[effect];
-          if (dedupe === undefined || dedupe.has(short)) continue;
-          dedupe.add(short);
-          tables[i]?.[effect].push({ pattern, decision });
+        for (const { resource, pattern } of parsed) {
+          const placed = placeFor(resource, pattern, i);
+          if (placed === null) continue;
+          // A later identical unconditional pattern with the same effect can never change a decision.
+          if (condition === null) {
+            const dedupe = (seen[i] as { deny: Set<string>; allow: Set<string> })[effect];
+            const key = `${placed.offset}|${resource.short}`;
+            if (dedupe.has(key)) continue;
+            dedupe.add(key);
+          }
+          table[effect].push({ resource: placed, excluded: [], condition, decision });
         }
-      });
+      }
     });
   });
-  return new CompiledPolicySet(policies, tables);
+  return new CompiledPolicySet(policies, tables, certificate);
 }
 
-function firstMatch(
-  entries: Entry[],
-  context: PolicyContext,
-  resource: string,
-  offset: number,
-): Decision | null {
+function applies(entry: Entry, context: PolicyContext, resource: string): boolean {
+  const placed = entry.resource;
+  if (placed !== null) {
+    if (!matchPattern(placed.pattern, context, resource, placed.offset)) return false;
+  } else {
+    const excluded = entry.excluded;
+    for (let i = 0; i < excluded.length; i++) {
+      const e = excluded[i] as Placed;
+      // An exclusion that cannot be decided (its variable does not resolve) excludes: the
+      // statement must not apply to what its author may have meant to keep out.
+      if (e.pattern.variables.length > 0 && !patternResolves(e.pattern, context)) return false;
+      if (matchPattern(e.pattern, context, resource, e.offset)) return false;
+    }
+  }
+  return entry.condition === null || conditionHolds(entry.condition, context);
+}
+
+function firstMatch(entries: Entry[], context: PolicyContext, resource: string): Decision | null {
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i] as Entry;
-    if (matchPattern(entry.pattern, context, resource, offset)) return entry.decision;
+    if (applies(entry, context, resource)) return entry.decision;
   }
   return null;
 }
 
 /**
  * Decides whether `context` may perform `action` on `resource` ('client/ID', 'topic/NAME',
- * 'topicfilter/FILTER'): any matching Deny wins, then any matching Allow, else an implicit deny.
- * Pure and allocation-free; the returned decision is frozen and shared. A resource whose type
- * does not fit the action (Connect→client/, Publish, Receive and RetainPublish→topic/,
- * Subscribe→topicfilter/) is a caller's mistake and is denied implicitly.
+ * 'topicfilter/FILTER'): any applying Deny wins, then any applying Allow, else an implicit deny.
+ * A statement applies when its action, its resource and its Condition all do. Pure and
+ * allocation-free unless a condition substitutes a variable; the returned decision is frozen and
+ * shared. A resource whose type does not fit the action (Connect→client/, Publish, Receive and
+ * RetainPublish→topic/, Subscribe→topicfilter/) is a caller's mistake and is denied implicitly.
  */
 export function evaluate(
   set: CompiledPolicySet,
@@ -163,10 +227,7 @@ export function evaluate(
   const table = set.tables[index];
   const prefix = RESOURCE_PREFIX[index];
   if (table === undefined || prefix === undefined || !resource.startsWith(prefix)) return IMPLICIT_DENY;
-  const offset = prefix.length;
   return (
-    firstMatch(table.deny, context, resource, offset) ??
-    firstMatch(table.allow, context, resource, offset) ??
-    IMPLICIT_DENY
+    firstMatch(table.deny, context, resource) ?? firstMatch(table.allow, context, resource) ?? IMPLICIT_DENY
   );
 }

@@ -8,7 +8,7 @@
  * leftmost occurrence. Leftmost placement is optimal for `*`-separated fixed-length blocks, so
  * there is no backtracking, no RegExp and no allocation per evaluation.
  */
-import { type PolicyContext, type PolicyVariable, resolveVariable } from './variables.js';
+import { type PolicyContext, type PolicyVariable, parseVariable, resolveVariable } from './variables.js';
 
 export type Token =
   | { t: 'lit'; text: string }
@@ -48,6 +48,47 @@ export interface CompiledPattern {
   middles: Block[];
   /** Null when the pattern has no star. */
   tail: Block | null;
+  /** The variables it holds, to tell an unresolved one from a mismatch. */
+  variables: PolicyVariable[];
+}
+
+export type TokensResult = { ok: true; tokens: Token[] } | { ok: false; message: string };
+
+/**
+ * Cuts a policy string into tokens. `*` and `?` are wildcards only when `wildcards` is set (a
+ * resource, StringLike, ArnLike); `${…}` is a variable only when `variables` is set: in a
+ * '2008-10-17' document AWS reads it as plain text.
+ */
+export function tokenize(pattern: string, variables: boolean, wildcards: boolean): TokensResult {
+  const tokens: Token[] = [];
+  let literal = '';
+  const flush = (): void => {
+    if (literal !== '') tokens.push({ t: 'lit', text: literal });
+    literal = '';
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (wildcards && (c === '*' || c === '?')) {
+      flush();
+      tokens.push(c === '*' ? { t: 'star' } : { t: 'one' });
+    } else if (variables && c === '$' && pattern[i + 1] === '{') {
+      const close = pattern.indexOf('}', i + 2);
+      if (close < 0) return { ok: false, message: `'\${' at character ${i} is not closed by '}'` };
+      const parsed = parseVariable(pattern.slice(i + 2, close));
+      if (!parsed.ok) return parsed;
+      if ('literal' in parsed) {
+        literal += parsed.literal;
+      } else {
+        flush();
+        tokens.push({ t: 'var', variable: parsed.variable });
+      }
+      i = close;
+    } else {
+      literal += c;
+    }
+  }
+  flush();
+  return { ok: true, tokens };
 }
 
 function block(tokens: Token[]): Block {
@@ -79,7 +120,8 @@ export function compilePattern(tokens: readonly Token[]): CompiledPattern {
   const simple = tokens.every((t) => t.t === 'lit' || t.t === 'star');
   const literal = tokens.map((t) => (t.t === 'lit' ? t.text : '')).join('');
   const empty: Block = { items: [], fixedLength: 0, lead: null };
-  const base = { text: literal, head: empty, middles: [] as Block[], tail: null };
+  const variables = tokens.flatMap((t) => (t.t === 'var' ? [t.variable] : []));
+  const base = { text: literal, head: empty, middles: [] as Block[], tail: null, variables };
   if (blocks.length > 1 && blocks.every((b) => b.length === 0)) return { ...base, kind: ANY };
   if (simple && blocks.length === 1) return { ...base, kind: EXACT };
   if (simple && blocks.length === 2 && blocks[1]?.length === 0) return { ...base, kind: PREFIX };
@@ -168,6 +210,15 @@ export function matchPattern(p: CompiledPattern, context: PolicyContext, s: stri
     if (pos < 0) return false;
   }
   return matchBlockAt(tail, context, s, tailStart, n) === n;
+}
+
+/** Whether every variable of the pattern resolves for this connection. */
+export function patternResolves(p: CompiledPattern, context: PolicyContext): boolean {
+  const variables = p.variables;
+  for (let i = 0; i < variables.length; i++) {
+    if (resolveVariable(variables[i] as PolicyVariable, context) === undefined) return false;
+  }
+  return true;
 }
 
 /** Plain `*`/`?` glob over whole strings, for compile-time use (action names). */

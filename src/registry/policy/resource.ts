@@ -1,19 +1,25 @@
 /**
- * Policy resources: `*`, `client/…`, `topic/…`, `topicfilter/…`, or the same as an AWS IoT ARN.
+ * Policy resources: `*`, an ARN (`arn:aws:iot:REGION:ACCOUNT:topic/…`), or iotdr's short forms
+ * `client/…`, `topic/…`, `topicfilter/…`.
  *
  * An ARN's partition, region and account are not compared: an iotdr fleet is one namespace that
  * fails over between regions, and a policy written for `arn:aws:iot:us-east-1:…` must keep
- * granting after the fleet moves to another region.
+ * granting after the fleet moves to another region. An ARN of another AWS IoT resource type
+ * (`thing/…`, `rolealias/…`, `job/…`) or of another service is accepted and never matches an
+ * action the broker asks about, as in AWS, where such a resource never names a client or topic.
  */
-import type { Token } from './match.js';
-import { parseVariable } from './variables.js';
+import { globMatch, type Token, tokenize } from './match.js';
 
 export type ResourceType = 'client' | 'topic' | 'topicfilter';
 
 export interface ParsedResource {
-  /** '*' for a resource that matches every type. */
-  type: ResourceType | '*';
-  /** The pattern after `type/`; a lone star token for '*'. */
+  /**
+   * The resource type the pattern names; '*' when a wildcard or variable comes before its first
+   * '/', so that it may match any type ('*' itself, `arn:aws:iot:*:*:t*`); 'other' for what the
+   * broker never asks about.
+   */
+  type: ResourceType | '*' | 'other';
+  /** For a type: the pattern after `type/`. For '*': the pattern over the whole `type/name`. */
   tokens: Token[];
   /** Short form: the ARN prefix removed. */
   short: string;
@@ -22,98 +28,79 @@ export interface ParsedResource {
 export type ResourceResult = { ok: true; resource: ParsedResource } | { ok: false; message: string };
 
 const TYPES: readonly ResourceType[] = ['client', 'topic', 'topicfilter'];
-const PARTITION = /^(aws(-[a-z0-9-]+)?|\*)$/;
 
 const VALID_RESOURCES =
-  "valid resources are '*', client/CLIENT_ID, topic/TOPIC, topicfilter/TOPIC_FILTER, " +
-  'or the same as arn:aws:iot:REGION:ACCOUNT:client/…';
+  "valid resources are '*', an ARN such as arn:aws:iot:REGION:ACCOUNT:topic/TOPIC, " +
+  'or the short forms client/CLIENT_ID, topic/TOPIC and topicfilter/TOPIC_FILTER';
 
-/** Splits off an ARN prefix; returns the short form or an error message. */
-function shortForm(raw: string): { ok: true; short: string } | { ok: false; message: string } {
-  if (!raw.startsWith('arn:')) return { ok: true, short: raw };
-  const parts: string[] = [];
+/**
+ * Splits an ARN into its service and resource (`arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`).
+ * Each part may hold wildcards, as in IAM.
+ */
+export function splitArn(raw: string): { service: string; resource: string } | undefined {
+  if (!raw.startsWith('arn:')) return undefined;
   let rest = raw;
+  const parts: string[] = [];
   for (let i = 0; i < 5; i++) {
     const colon = rest.indexOf(':');
-    if (colon < 0) {
-      return { ok: false, message: `'${raw}' is not an AWS IoT ARN (arn:aws:iot:REGION:ACCOUNT:RESOURCE)` };
-    }
+    if (colon < 0) return undefined;
     parts.push(rest.slice(0, colon));
     rest = rest.slice(colon + 1);
   }
-  const [, partition = '', service = ''] = parts;
-  if (!PARTITION.test(partition)) {
-    return {
-      ok: false,
-      message: `ARN partition '${partition}' is not valid: use aws, aws-cn, aws-us-gov or *`,
-    };
-  }
-  if (service !== 'iot') {
-    return {
-      ok: false,
-      message: `ARN service '${service}' is not iot: an IoT policy names arn:aws:iot:… resources`,
-    };
-  }
-  return { ok: true, short: rest };
+  return { service: parts[2] ?? '', resource: rest };
 }
 
-function tokenize(
+function typed(
+  raw: string,
+  type: ResourceType,
   pattern: string,
-  allowVariables: boolean,
-): { ok: true; tokens: Token[] } | { ok: false; message: string } {
-  const tokens: Token[] = [];
-  let literal = '';
-  const flush = (): void => {
-    if (literal !== '') tokens.push({ t: 'lit', text: literal });
-    literal = '';
-  };
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*' || c === '?') {
-      flush();
-      tokens.push(c === '*' ? { t: 'star' } : { t: 'one' });
-    } else if (c === '$' && pattern[i + 1] === '{') {
-      if (!allowVariables) {
-        return {
-          ok: false,
-          message:
-            "policy variables need Version '2012-10-17' (AWS reads them as plain text in '2008-10-17')",
-        };
-      }
-      const close = pattern.indexOf('}', i + 2);
-      if (close < 0) return { ok: false, message: `'\${' at character ${i} is not closed by '}'` };
-      const parsed = parseVariable(pattern.slice(i + 2, close));
-      if (!parsed.ok) return parsed;
-      if ('literal' in parsed) {
-        literal += parsed.literal;
-      } else {
-        flush();
-        tokens.push({ t: 'var', variable: parsed.variable });
-      }
-      i = close;
-    } else {
-      literal += c;
-    }
-  }
-  flush();
-  return { ok: true, tokens };
-}
-
-/** Parses and validates one resource as written in a policy. */
-export function parseResource(raw: string, allowVariables = true): ResourceResult {
-  const form = shortForm(raw);
-  if (!form.ok) return form;
-  const short = form.short;
-  if (short === '*') return { ok: true, resource: { type: '*', tokens: [{ t: 'star' }], short } };
-  const slash = short.indexOf('/');
-  const type = TYPES.find((t) => t === short.slice(0, slash));
-  if (slash < 0 || type === undefined) {
-    return { ok: false, message: `'${raw}' is not a resource iotdr understands; ${VALID_RESOURCES}` };
-  }
-  const pattern = short.slice(slash + 1);
+  short: string,
+  variables: boolean,
+): ResourceResult {
   if (pattern === '')
     return { ok: false, message: `'${raw}' names no ${type}: write ${type}/NAME or ${type}/*` };
-  const tokens = tokenize(pattern, allowVariables);
+  const tokens = tokenize(pattern, variables, true);
   if (!tokens.ok) return tokens;
   return { ok: true, resource: { type, tokens: tokens.tokens, short } };
+}
+
+/** The resource part of an AWS IoT ARN (`topic/x`, `thing/y`, `*`, `t*`). */
+function iotResource(raw: string, short: string, variables: boolean): ResourceResult {
+  if (short === '') return { ok: false, message: `'${raw}' names no resource after its account` };
+  const slash = short.indexOf('/');
+  const head = slash < 0 ? short : short.slice(0, slash);
+  if (/[*?]|\$\{/.test(head)) {
+    // A wildcard in the type: the pattern is matched against the whole `type/name`.
+    const tokens = tokenize(short, variables, true);
+    if (!tokens.ok) return tokens;
+    return { ok: true, resource: { type: '*', tokens: tokens.tokens, short } };
+  }
+  const type = TYPES.find((t) => t === head);
+  if (type === undefined || slash < 0) return { ok: true, resource: { type: 'other', tokens: [], short } };
+  return typed(raw, type, short.slice(slash + 1), short, variables);
+}
+
+/**
+ * Parses and validates one resource as written in a policy. `variables` is false for a
+ * '2008-10-17' document, where `${…}` is plain text.
+ */
+export function parseResource(raw: string, variables = true): ResourceResult {
+  if (raw === '*') return { ok: true, resource: { type: '*', tokens: [{ t: 'star' }], short: raw } };
+  if (raw.startsWith('arn:')) {
+    const arn = splitArn(raw);
+    if (arn === undefined) {
+      return { ok: false, message: `'${raw}' is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)` };
+    }
+    if (!globMatch(arn.service.toLowerCase(), 'iot'))
+      return { ok: true, resource: { type: 'other', tokens: [], short: raw } };
+    return iotResource(raw, arn.resource, variables);
+  }
+  // The short forms are iotdr's own: they name a type the broker evaluates, spelled exactly.
+  const slash = raw.indexOf('/');
+  const type = TYPES.find((t) => t === raw.slice(0, slash));
+  if (slash < 0 || type === undefined) {
+    const arn = slash > 0 ? ` (another type is written as an ARN: arn:aws:iot:REGION:ACCOUNT:${raw})` : '';
+    return { ok: false, message: `'${raw}' is not a resource iotdr understands; ${VALID_RESOURCES}${arn}` };
+  }
+  return typed(raw, type, raw.slice(slash + 1), raw, variables);
 }

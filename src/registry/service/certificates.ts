@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ConflictError, PkiError } from '../../common/index.js';
 import {
   type CertificateAuthority,
@@ -13,15 +13,15 @@ import {
   type CaCertificateDoc,
   type CertificateDoc,
   type CertificateStatus,
+  certificateIdSchema,
   KIND,
   type patchCaCertificateBody,
   type patchCertificateBody,
   type ThingPrincipalDoc,
 } from '../model.js';
+import type { Doc, EntityRecord } from '../store/index.js';
 import {
-  attach,
   checkVersion,
-  detach,
   isoNow,
   listAll,
   live,
@@ -38,13 +38,87 @@ import {
 
 export type Certificate = CertificateDoc & { version: number };
 export type CaCertificate = CaCertificateDoc & { version: number };
-export type ThingPrincipal = ThingPrincipalDoc & { version: number };
 
 export interface CreatedCertificate {
   certificate: Certificate;
   /** Present only when iotdr generated the key pair: returned this once, never stored. */
   privateKeyPem?: string;
   publicKeyPem?: string;
+}
+
+/**
+ * Revocation is final in every region. A write of a certificate that says REVOKED — its document,
+ * or the tombstone of a revoked certificate that was deleted — absorbs every other write of the
+ * same certificate, whatever their clocks: replication keeps it over a later write from a region
+ * that had not seen it yet (src/replication/conflict.ts), and this region refuses to change, or to
+ * register again, a certificate it knows as revoked. The certificate id is the fingerprint, so a
+ * revoked certificate deleted and registered again is the same certificate.
+ */
+export function isRevocation(kind: string, doc: Doc | null): boolean {
+  return kind === KIND.certificate && doc !== null && doc.status === 'REVOKED';
+}
+
+/** What the tombstone of a deleted revoked certificate keeps. */
+export interface RevokedTombstoneDoc {
+  certificateId: string;
+  status: 'REVOKED';
+  notAfter: string;
+  /**
+   * ms since the epoch: the certificate's notAfter. Past it no region accepts the certificate
+   * (registration and the broker refuse an expired one), so the store may purge the tombstone once
+   * the tombstone retention has passed after it, not before.
+   */
+  retainUntil: number;
+}
+
+const revokedTombstoneSchema = z
+  .object({
+    certificateId: certificateIdSchema,
+    status: z.literal('REVOKED'),
+    notAfter: z.string().min(1),
+    retainUntil: z.number().int().nonnegative(),
+  })
+  .strict();
+
+function revokedTombstone(doc: CertificateDoc): RevokedTombstoneDoc {
+  const expires = Date.parse(doc.notAfter);
+  return {
+    certificateId: doc.certificateId,
+    status: 'REVOKED',
+    notAfter: doc.notAfter,
+    // An unreadable notAfter never expires the tombstone.
+    retainUntil: Number.isFinite(expires) ? Math.max(0, expires) : Number.MAX_SAFE_INTEGER,
+  };
+}
+
+/**
+ * Why a delete arriving from another region cannot keep its document, or undefined. Only a
+ * revoked certificate's tombstone keeps one.
+ */
+export function tombstoneProblem(kind: string, key: string, doc: Doc): string | undefined {
+  if (kind !== KIND.certificate) return `a delete of a ${kind} carries no document`;
+  const parsed = revokedTombstoneSchema.safeParse(doc);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return `invalid certificate tombstone: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'does not parse'}`;
+  }
+  if (parsed.data.certificateId !== key) {
+    return `key '${key}' does not match the tombstone (expected '${parsed.data.certificateId}')`;
+  }
+  return undefined;
+}
+
+function certificateRevoked(id: string, what: string): ConflictError {
+  return new ConflictError(
+    'IOTDR_REGISTRY_CERTIFICATE_REVOKED',
+    `certificate ${id} is REVOKED; a revoked certificate cannot ${what}`,
+    { certificateId: id },
+  );
+}
+
+/** Refuses a write over a certificate known here as revoked, live or deleted. */
+function refuseRevoked(record: EntityRecord | undefined, id: string, what: string): void {
+  if (record !== undefined && isRevocation(record.kind, record.doc)) throw certificateRevoked(id, what);
 }
 
 function certificateDoc(
@@ -97,6 +171,7 @@ async function insertCertificate(
   doc: CertificateDoc,
 ): Promise<{ item: Certificate; created: boolean }> {
   const previous = await loadAny(tx, KIND.certificate, doc.certificateId);
+  refuseRevoked(previous, doc.certificateId, 'be registered again');
   if (live(previous)) return { item: view<CertificateDoc>(previous), created: false };
   const version = await put(
     ctx,
@@ -243,13 +318,7 @@ export async function updateCertificateStatus(
     checkVersion(KIND.certificate, id, record, body.expectedVersion);
     const doc = record.doc as unknown as CertificateDoc;
     if (doc.status === body.status) return view<CertificateDoc>(record);
-    if (doc.status === 'REVOKED') {
-      throw new ConflictError(
-        'IOTDR_REGISTRY_CERTIFICATE_REVOKED',
-        `certificate ${id} is REVOKED; a revoked certificate cannot change status`,
-        { certificateId: id },
-      );
-    }
+    refuseRevoked(record, id, 'change status');
     const next: CertificateDoc = { ...doc, status: body.status, updatedAt: isoNow(ctx) };
     const version = await put(ctx, tx, KIND.certificate, id, record.ref, { ...next }, record);
     return { ...next, version };
@@ -290,34 +359,9 @@ export async function deleteCertificate(
       }
     }
     for (const a of [...things, ...policies]) await remove(ctx, tx, a);
-    await remove(ctx, tx, record);
+    const doc = record.doc as unknown as CertificateDoc;
+    await remove(ctx, tx, record, doc.status === 'REVOKED' ? { ...revokedTombstone(doc) } : null);
   });
-}
-
-export function attachCertificate(
-  ctx: ServiceContext,
-  thingName: string,
-  certificateId: string,
-): Promise<PutResult<ThingPrincipal>> {
-  const doc: ThingPrincipalDoc = { thingName, certificateId, attachedAt: isoNow(ctx) };
-  return attach(ctx, {
-    kind: KIND.thingPrincipal,
-    key: `${thingName}|${certificateId}`,
-    ref: certificateId,
-    ends: [
-      [KIND.thing, thingName],
-      [KIND.certificate, certificateId],
-    ],
-    doc,
-  });
-}
-
-export function detachCertificate(
-  ctx: ServiceContext,
-  thingName: string,
-  certificateId: string,
-): Promise<void> {
-  return detach(ctx, KIND.thingPrincipal, `${thingName}|${certificateId}`);
 }
 
 export async function registerCaCertificate(

@@ -126,8 +126,16 @@ export async function put(
   return version;
 }
 
-/** Deletes one live entity, leaving a tombstone and a change record. */
-export async function remove(ctx: ServiceContext, tx: WriteTx, record: EntityRecord): Promise<void> {
+/**
+ * Deletes one live entity, leaving a tombstone and a change record. `tombstone` is what the
+ * tombstone keeps for a merge to remember (a revoked certificate's), else nothing.
+ */
+export async function remove(
+  ctx: ServiceContext,
+  tx: WriteTx,
+  record: EntityRecord,
+  tombstone: Doc | null = null,
+): Promise<void> {
   const hlc = ctx.hlc.now();
   await tx.apply({
     changeId: uuidv7(hlc.wall),
@@ -136,6 +144,7 @@ export async function remove(ctx: ServiceContext, tx: WriteTx, record: EntityRec
     op: 'delete',
     ref: record.ref,
     doc: null,
+    tombstone,
     version: record.version + 1,
     hlc,
     origin: ctx.region,
@@ -153,6 +162,7 @@ const KIND_LABEL: Record<string, string> = {
   'thing-principal': 'attachment of certificate to thing',
   'policy-principal': 'attachment of policy to certificate',
   'thing-group-member': 'group membership',
+  'thing-group-policy': 'attachment of policy to thing group',
   token: 'token',
 };
 

@@ -1,4 +1,11 @@
-export type { CaCertificate, Certificate, CreatedCertificate, ThingPrincipal } from './certificates.js';
+export type {
+  CertificateThing,
+  GroupPolicy,
+  InheritedPolicies,
+  ThingPrincipal,
+} from './associations.js';
+export type { CaCertificate, Certificate, CreatedCertificate } from './certificates.js';
+export { isRevocation, tombstoneProblem } from './certificates.js';
 export type { PutResult, WriteTx } from './core.js';
 export type { DeviceTokenInfo, IssuedDeviceToken } from './device-tokens.js';
 export type { Policy, PolicyPrincipal } from './policies.js';

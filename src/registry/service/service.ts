@@ -7,16 +7,20 @@ import { HybridClock } from '../hlc.js';
 import { type DocumentKind, DocumentKinds } from '../kinds.js';
 import type {
   CertificateStatus,
+  PolicyTarget,
   patchCaCertificateBody,
   patchCertificateBody,
+  patchPolicyBody,
   putPolicyBody,
   putThingBody,
   putThingGroupBody,
   putThingTypeBody,
+  ThingPrincipalType,
   TokenDoc,
 } from '../model.js';
 import { KIND } from '../model.js';
 import type { ChangeRecord, Doc, EntityRecord, Hlc, RegistryStore } from '../store/index.js';
+import * as associations from './associations.js';
 import * as certs from './certificates.js';
 import { put, remove, type ServiceContext, type WriteTx, writeTransaction } from './core.js';
 import * as deviceTokens from './device-tokens.js';
@@ -267,11 +271,47 @@ export class RegistryService {
   deletePolicy(name: string, options: { force?: boolean; expectedVersion?: number } = {}) {
     return policies.deletePolicy(this.#ctx, name, options);
   }
+  /** Makes an existing version the default (AWS IoT SetDefaultPolicyVersion). */
+  setDefaultPolicyVersion(name: string, body: z.infer<typeof patchPolicyBody>) {
+    return policies.setDefaultPolicyVersion(this.#ctx, name, body);
+  }
+  /** Deletes a version other than the default (AWS IoT DeletePolicyVersion). */
+  deletePolicyVersion(name: string, versionId: string, options: { expectedVersion?: number } = {}) {
+    return policies.deletePolicyVersion(this.#ctx, name, versionId, options);
+  }
   attachPolicy(certificateId: string, policyName: string) {
     return policies.attachPolicy(this.#ctx, certificateId, policyName);
   }
   detachPolicy(certificateId: string, policyName: string) {
     return policies.detachPolicy(this.#ctx, certificateId, policyName);
+  }
+  /** AWS IoT AttachPolicy: the target is a certificate or a thing group (model.ts policyTargetSchema). */
+  attachPolicyTo(target: PolicyTarget, policyName: string) {
+    return target.kind === 'certificate'
+      ? this.attachPolicy(target.id, policyName)
+      : this.attachGroupPolicy(target.name, policyName);
+  }
+  /** AWS IoT DetachPolicy. */
+  detachPolicyFrom(target: PolicyTarget, policyName: string) {
+    return target.kind === 'certificate'
+      ? this.detachPolicy(target.id, policyName)
+      : this.detachGroupPolicy(target.name, policyName);
+  }
+  attachGroupPolicy(group: string, policyName: string) {
+    return associations.attachGroupPolicy(this.#ctx, group, policyName);
+  }
+  detachGroupPolicy(group: string, policyName: string) {
+    return associations.detachGroupPolicy(this.#ctx, group, policyName);
+  }
+  /** Policies attached to a thing group. */
+  async listGroupPolicies(group: string): Promise<string[]> {
+    await things.getThingGroup(this.#ctx, group);
+    return associations.groupPolicies(this.store, group);
+  }
+  /** What a thing inherits from its groups and their ancestors: the groups, and their policies. */
+  async inheritedPolicies(thingName: string): Promise<associations.InheritedPolicies> {
+    await things.getThing(this.#ctx, thingName);
+    return associations.inheritedPolicies(this.store, thingName);
   }
   /** Policies attached to a certificate. */
   async listCertificatePolicies(certificateId: string): Promise<string[]> {
@@ -303,11 +343,19 @@ export class RegistryService {
   deleteCertificate(id: string, options: { force?: boolean; expectedVersion?: number } = {}) {
     return certs.deleteCertificate(this.#ctx, id, options);
   }
-  attachCertificate(thingName: string, certificateId: string) {
-    return certs.attachCertificate(this.#ctx, thingName, certificateId);
+  /**
+   * Attaches a certificate to a thing (AWS IoT AttachThingPrincipal); `type` is the association,
+   * NON_EXCLUSIVE_THING for a new attachment when absent (associations.ts).
+   */
+  attachCertificate(thingName: string, certificateId: string, type?: ThingPrincipalType) {
+    return associations.attachCertificate(this.#ctx, thingName, certificateId, type);
   }
   detachCertificate(thingName: string, certificateId: string) {
-    return certs.detachCertificate(this.#ctx, thingName, certificateId);
+    return associations.detachCertificate(this.#ctx, thingName, certificateId);
+  }
+  /** The attachment of a certificate to a thing, with its type. */
+  getThingPrincipal(thingName: string, certificateId: string) {
+    return associations.getThingPrincipal(this.store, thingName, certificateId);
   }
   /** Certificates attached to a thing. */
   async listThingCertificates(thingName: string): Promise<string[]> {
@@ -317,9 +365,12 @@ export class RegistryService {
   }
   /** Things a certificate is attached to. */
   async listCertificateThings(certificateId: string): Promise<string[]> {
+    return (await this.listCertificateAttachments(certificateId)).map((t) => t.thingName);
+  }
+  /** Things a certificate is attached to, in name order, with the association type of each. */
+  async listCertificateAttachments(certificateId: string): Promise<associations.CertificateThing[]> {
     await certs.getCertificate(this.#ctx, certificateId);
-    const rows = await this.#listAll(KIND.thingPrincipal, { ref: certificateId });
-    return rows.map((r) => r.key.slice(0, r.key.length - certificateId.length - 1));
+    return associations.certificateThings(this.store, certificateId);
   }
   registerCaCertificate(body: { caCertificatePem: string; status?: 'ACTIVE' | 'INACTIVE' }) {
     return certs.registerCaCertificate(this.#ctx, body);

@@ -249,17 +249,19 @@ export async function deleteThingGroup(
       );
     }
     const members = await listAll(tx, KIND.groupMember, { prefix: `${name}|` });
-    if (members.length > 0 && !options.force) {
+    const policies = await listAll(tx, KIND.groupPolicy, { prefix: `${name}|` });
+    if (members.length + policies.length > 0 && !options.force) {
+      const attached = [
+        ...members.map((m) => ({ kind: KIND.thing, key: m.ref })),
+        ...policies.map((p) => ({ kind: KIND.policy, key: p.ref })),
+      ];
       throw new ConflictError(
         'IOTDR_REGISTRY_STILL_ATTACHED',
-        `thing group '${name}' still has ${members.length} member(s); remove them or delete with force=true`,
-        {
-          attached: members.slice(0, 20).map((m) => ({ kind: KIND.thing, key: m.ref })),
-          total: members.length,
-        },
+        `thing group '${name}' still has ${members.length} member(s) and ${policies.length} policy(ies); remove them or delete with force=true`,
+        { attached: attached.slice(0, 20), total: attached.length },
       );
     }
-    for (const m of members) await remove(ctx, tx, m);
+    for (const a of [...members, ...policies]) await remove(ctx, tx, a);
     await remove(ctx, tx, group);
   });
 }

@@ -78,20 +78,24 @@ export async function ensureToken(
   token: string,
   name: string,
   role: Role,
-): Promise<void> {
+): Promise<'present' | 'created' | 'deleted'> {
   const parsed = parseToken(token);
   if (!parsed)
     throw new ValidationError('malformed token', [{ path: 'token', message: 'not an iotdr token' }]);
   const secretHash = hashSecret(parsed.secret);
-  const existing = await ctx.store.get(KIND.token, parsed.tokenId);
+  const existing = await ctx.store.get(KIND.token, parsed.tokenId, { includeDeleted: true });
+  // Deleted through the API (here or in a region it replicated from): the file does not revive it.
+  if (existing?.deleted) return 'deleted';
   if (live(existing)) {
     const doc = existing.doc as unknown as TokenDoc;
-    if (doc.secretHash === secretHash && doc.role === role) return;
+    if (doc.secretHash === secretHash && doc.role === role) return 'present';
   }
-  await writeTransaction(ctx, async (tx) => {
+  return writeTransaction(ctx, async (tx) => {
     const previous = await loadAny(tx, KIND.token, parsed.tokenId);
+    if (previous?.deleted) return 'deleted';
     const doc: TokenDoc = { tokenId: parsed.tokenId, name, role, secretHash, createdAt: isoNow(ctx) };
     await put(ctx, tx, KIND.token, parsed.tokenId, role, { ...doc }, previous);
+    return 'created';
   });
 }
 

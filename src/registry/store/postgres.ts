@@ -6,7 +6,7 @@ import { DEFAULT_POSTGRES_POOL_SIZE, DEFAULT_POSTGRES_SCHEMA, POSTGRES_SCHEMA_PA
 import { storeClosed, storeNotInitialized } from '../errors.js';
 import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
-import { type ChangeRow, changeOf, type EntityRow, toChange, toEntity } from './rows.js';
+import { type ChangeRow, changeOf, type EntityRow, stored, toChange, toEntity } from './rows.js';
 import type {
   ChangeRecord,
   ChangesOptions,
@@ -289,7 +289,7 @@ class PgTx extends PgReader implements StoreTx {
   }
 
   async apply(m: Mutation): Promise<ChangeRecord> {
-    const doc = m.op === 'delete' ? null : m.doc;
+    const doc = stored(m);
     const { rows } = await this.query<{ seq: Int }>(this.#applySql, [
       m.changeId,
       m.kind,
@@ -581,7 +581,10 @@ export class PostgresStore extends EngineStore implements RegistryStore {
     const s = this.#quoted;
     const result = await this.#poolQuery(
       `DELETE FROM ${s}.entities WHERE (kind, key) IN (
-         SELECT kind, key FROM ${s}.entities WHERE deleted AND updated_at < $1 FOR UPDATE SKIP LOCKED)`,
+         SELECT kind, key FROM ${s}.entities WHERE deleted AND updated_at < $1
+           AND NOT (CASE WHEN jsonb_typeof(doc->'retainUntil') = 'number'
+             THEN (doc->>'retainUntil')::numeric >= $1 ELSE false END)
+           FOR UPDATE SKIP LOCKED)`,
       [before],
     );
     return result.rowCount ?? 0;

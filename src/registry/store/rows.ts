@@ -69,6 +69,11 @@ export function toChange(row: ChangeRow): ChangeRecord {
   };
 }
 
+/** The document a mutation stores: the after-image of an upsert, the tombstone's of a delete. */
+export function stored(m: Mutation): Doc | null {
+  return m.op === 'delete' ? (m.tombstone ?? null) : m.doc;
+}
+
 /** The change record a mutation becomes once the store gave it its seq. */
 export function changeOf(m: Mutation, seq: number): ChangeRecord {
   return {
@@ -78,7 +83,7 @@ export function changeOf(m: Mutation, seq: number): ChangeRecord {
     key: m.key,
     op: m.op,
     ref: m.ref,
-    after: m.op === 'delete' ? null : m.doc,
+    after: stored(m),
     version: m.version,
     hlc: { ...m.hlc },
     origin: m.origin,

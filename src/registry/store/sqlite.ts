@@ -6,7 +6,7 @@ import type { SqliteSynchronous } from '../config.js';
 import { storeClosed, storeNotInitialized } from '../errors.js';
 import { EngineStore } from './base.js';
 import { GroupCommitter } from './group-commit.js';
-import { type ChangeRow, changeOf, type EntityRow, toChange, toEntity } from './rows.js';
+import { type ChangeRow, changeOf, type EntityRow, stored, toChange, toEntity } from './rows.js';
 import type {
   ChangeRecord,
   ChangesOptions,
@@ -222,7 +222,7 @@ class SqliteTx extends SqliteReader implements StoreTx {
   }
 
   async apply(m: Mutation): Promise<ChangeRecord> {
-    const doc = m.op === 'delete' ? null : m.doc;
+    const doc = stored(m);
     const json = doc === null ? null : JSON.stringify(doc);
     // The single writer holds the write lock, so MAX+1 is gap-free in commit order. The change row
     // goes first: a failing statement undoes only itself in SQLite, so a rejected change (duplicate
@@ -390,7 +390,13 @@ export class SqliteStore extends EngineStore implements RegistryStore {
   async purgeTombstones(before: number): Promise<number> {
     return this.ready().committer.run(async () => {
       const db = this.ready().writer;
-      return db.prepare('DELETE FROM entities WHERE deleted = 1 AND updated_at < ?').run(before).changes;
+      return db
+        .prepare(
+          `DELETE FROM entities WHERE deleted = 1 AND updated_at < @before AND NOT (doc IS NOT NULL
+             AND json_type(doc, '$.retainUntil') IN ('integer', 'real')
+             AND json_extract(doc, '$.retainUntil') >= @before)`,
+        )
+        .run({ before }).changes;
     });
   }
 

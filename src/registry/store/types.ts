@@ -27,7 +27,10 @@ export interface EntityRecord {
    * attachment), so "what is this certificate attached to" is an index lookup. Null when unused.
    */
   ref: string | null;
-  /** The entity as JSON; null for a tombstone. */
+  /**
+   * The entity as JSON. For a tombstone, what a merge must remember of the deleted entity (a revoked
+   * certificate's tombstone says it was revoked), else null.
+   */
   doc: Doc | null;
   /** Per-entity version, incremented by each write (a delete writes a version too). */
   version: number;
@@ -48,7 +51,7 @@ export interface ChangeRecord {
   key: string;
   op: ChangeOp;
   ref: string | null;
-  /** Full after-image; null for a delete. */
+  /** Full after-image; for a delete, the tombstone's document (usually null). */
   after: Doc | null;
   version: number;
   hlc: Hlc;
@@ -66,6 +69,11 @@ export interface Mutation {
   ref: string | null;
   /** The after-image for an upsert; ignored (stored as null) for a delete. */
   doc: Doc | null;
+  /**
+   * For a delete: what the tombstone keeps of the deleted entity for a merge to remember (a revoked
+   * certificate's tombstone says it was revoked). Absent or null: the tombstone's doc is null.
+   */
+  tombstone?: Doc | null;
   version: number;
   hlc: Hlc;
   origin: string;
@@ -163,7 +171,12 @@ export interface RegistryStore extends StoreReader {
   firstSeq(): Promise<number>;
   /** Highest HLC in the change log, so a restarted region's clock never goes backwards. */
   maxHlc(): Promise<Hlc | undefined>;
-  /** Removes tombstones last written before `before` (ms); returns how many. */
+  /**
+   * Removes tombstones last written before `before` (ms); returns how many. A tombstone whose
+   * document has a numeric `retainUntil` (ms) not before `before` stays: it still matters (a
+   * revoked certificate's, until the certificate has expired), so with `before` = now − retention
+   * it is kept for the retention after `retainUntil`.
+   */
   purgeTombstones(before: number): Promise<number>;
   /**
    * Removes change records committed before `before` (ms), never the newest one, so seqs keep

@@ -5,12 +5,19 @@ import {
   type EntityProblem,
   type EntityRecord,
   type Hlc,
+  KIND,
   type RegistryService,
+  tombstoneProblem,
   type WriteTx,
 } from '../../registry/index.js';
-import { wins } from '../conflict.js';
+import { stampOf, wins } from '../conflict.js';
 import { deadLetterNotFound } from '../errors.js';
 import type { ApplyTarget, BatchResult, ChangeOutcome, DeadLetter, LinkProgress } from '../types.js';
+
+/** Why a change is refused: the registry's verdict on its document, or replication's on its origin. */
+type LetterProblem =
+  | EntityProblem
+  | { code: 'IOTDR_REPLICATION_FOREIGN_ORIGIN' | 'IOTDR_REPLICATION_GRANT_REFUSED'; reason: string };
 
 /** Local-state keys of a link: its progress and its dead letters. */
 const progressKey = (peer: string) => `replication/${peer}/progress`;
@@ -33,7 +40,7 @@ function entityAsChange(e: EntityRecord): ChangeRecord {
     key: e.key,
     op: e.deleted ? 'delete' : 'upsert',
     ref: e.ref,
-    after: e.deleted ? null : e.doc,
+    after: e.doc,
     version: e.version,
     hlc: e.hlc,
     origin: e.origin,
@@ -43,16 +50,27 @@ function entityAsChange(e: EntityRecord): ChangeRecord {
 
 /**
  * The local iotdr registry as an apply target. Every batch is one store transaction: the changes
- * that win (last writer wins by HLC, then origin), the dead letters, and the link's progress.
+ * that win (conflict.ts: a revocation first, then the later HLC, then origin), the dead letters,
+ * and the link's progress.
  * Applied changes keep their id, HLC, version and origin, and get a change record here like any
  * write, so the local change log stays complete.
  */
+export interface RegistryTargetOptions {
+  /**
+   * Regions whose changes to tokens (people's credentials and their roles) this region applies;
+   * undefined: every peer. A token change of another origin is dead-lettered.
+   */
+  tokensFrom?: readonly string[];
+}
+
 export class RegistryTarget implements ApplyTarget {
   readonly name = 'iotdr-registry';
   readonly #service: RegistryService;
+  readonly #tokensFrom: ReadonlySet<string> | undefined;
 
-  constructor(service: RegistryService) {
+  constructor(service: RegistryService, options: RegistryTargetOptions = {}) {
     this.#service = service;
+    this.#tokensFrom = options.tokensFrom === undefined ? undefined : new Set(options.tokensFrom);
   }
 
   async progress(peer: string): Promise<LinkProgress> {
@@ -65,7 +83,8 @@ export class RegistryTarget implements ApplyTarget {
     // regions would keep different entities.
     this.#service.observeHlc(change.hlc);
     const current = await tx.get(change.kind, change.key, { includeDeleted: true });
-    if (!wins(change, current)) return 'stale';
+    const incoming = stampOf(change.kind, change.after, change);
+    if (current && !wins(incoming, stampOf(current.kind, current.doc, current))) return 'stale';
     await tx.apply({
       changeId: change.id,
       kind: change.kind,
@@ -73,6 +92,7 @@ export class RegistryTarget implements ApplyTarget {
       op: change.op,
       ref: change.ref,
       doc: change.op === 'delete' ? null : change.after,
+      tombstone: change.op === 'delete' ? change.after : null,
       version: change.version,
       hlc: change.hlc,
       origin: change.origin,
@@ -81,8 +101,32 @@ export class RegistryTarget implements ApplyTarget {
     return 'applied';
   }
 
+  /**
+   * Who may have made the change: a peer speaks for itself only (its link is authenticated by its
+   * site certificate, so the origin is the peer the change came from), and only a region allowed to
+   * grant access may write tokens. Then the kinds registered with this region's registry.
+   */
+  #problem(peer: string, change: ChangeRecord): LetterProblem | undefined {
+    if (change.origin !== peer)
+      return {
+        code: 'IOTDR_REPLICATION_FOREIGN_ORIGIN',
+        reason: `${peer} sent a change of origin '${change.origin}': a region applies from a peer only that peer's own changes`,
+      };
+    if (change.kind === KIND.token && this.#tokensFrom !== undefined && !this.#tokensFrom.has(change.origin))
+      return {
+        code: 'IOTDR_REPLICATION_GRANT_REFUSED',
+        reason: `${change.origin} may not write tokens here (replication.tokensFrom: ${[...this.#tokensFrom].join(', ') || 'none'})`,
+      };
+    return this.#kindProblem(change);
+  }
+
   /** Checked against the kinds registered with this region's registry (an unregistered kind is refused). */
-  #problem(change: ChangeRecord): EntityProblem | undefined {
+  #kindProblem(change: ChangeRecord): EntityProblem | undefined {
+    if (change.op === 'delete' && change.after !== null) {
+      // A tombstone that remembers something: only a revoked certificate's does.
+      const reason = tombstoneProblem(change.kind, change.key, change.after);
+      if (reason !== undefined) return { code: 'IOTDR_REGISTRY_INVALID_ENTITY', reason };
+    }
     const doc = change.op === 'delete' ? null : change.after;
     return this.#service.kinds.problem(change.kind, change.key, change.ref, doc);
   }
@@ -96,7 +140,7 @@ export class RegistryTarget implements ApplyTarget {
     const outcomes: ChangeOutcome[] = [];
     let maxHlc: Hlc | undefined;
     for (const { change, id } of changes) {
-      const problem = this.#problem(change);
+      const problem = this.#problem(peer, change);
       if (problem !== undefined) {
         const letter: DeadLetter = {
           peer,
@@ -201,7 +245,7 @@ export class RegistryTarget implements ApplyTarget {
       if (!stored) throw deadLetterNotFound(peer, id);
       const letter = stored as unknown as DeadLetter;
       const now = this.#service.clock.now();
-      const problem = this.#problem(letter.change);
+      const problem = this.#problem(peer, letter.change);
       if (problem !== undefined) {
         await tx.putLocal(
           deadKey(peer, id),
