@@ -46,6 +46,13 @@ describe('iotdr analytics', () => {
       ingest: { waitMs: 300, retryBaseMs: 20, retryMaxMs: 200 },
       mirrorIntervalMs: 100,
     });
+    // Started means following both regions: the first reads over mutual TLS take a moment, and a
+    // test that asks the health of an ingestion must not see the start of it.
+    await eventually(async () => {
+      for (const region of ['us-east', 'us-west'])
+        if ((await get(`/v1/ingest/${region}/health`)).status !== 200) return false;
+      return true;
+    }, 'analytics following both regions');
     return analytics;
   }
 
