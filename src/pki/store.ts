@@ -1,6 +1,6 @@
-import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensurePrivateDir, writeFileAtomic } from '../common/index.js';
+import { ensurePrivateDir, exists, readIfExists, writeFileAtomic } from '../common/index.js';
 
 const POSIX = process.platform !== 'win32';
 /** A temp file older than this belongs to a process that died mid-write; newer ones may be in use. */
@@ -11,26 +11,7 @@ function errnoCode(error: unknown): string | undefined {
   return error instanceof Error && 'code' in error ? String(error.code) : undefined;
 }
 
-export { ensurePrivateDir };
-
-export async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return false;
-    throw error;
-  }
-}
+export { ensurePrivateDir, exists, readIfExists };
 
 /**
  * Writes `content` to `dir/name` only if that name does not exist yet, atomically (see

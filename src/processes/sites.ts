@@ -5,11 +5,10 @@
  * is given its files by the operator, and is told which when they are missing or stale.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
 import type { Agent } from 'node:https';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { ConfigError, writeFileAtomic } from '../common/index.js';
+import { ConfigError, exists, readIfExists, writeFileAtomic } from '../common/index.js';
 import { caCertPath, type IotdrConfig, siteCertificatePaths } from '../config/index.js';
 import { type SiteTls, siteAgent } from '../http/index.js';
 import { CA_KEY_FILE, describeSite, loadOrCreateCa, type SiteId, siteOfCertificate } from '../pki/index.js';
@@ -128,24 +127,6 @@ function stillGood(
     return addresses.every((a) =>
       isIP(a) !== 0 ? cert.checkIP(a) !== undefined : cert.checkHost(a) !== undefined,
     );
-  } catch {
-    return false;
-  }
-}
-
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
   } catch {
     return false;
   }
