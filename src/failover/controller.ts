@@ -14,10 +14,12 @@ import {
   FailoverConfigError,
   NoFailbackTargetError,
   NoOverrideError,
+  NotLeaderError,
   UnknownCheckerError,
   UnknownObservedRegionError,
   UnknownRegionError,
 } from './errors.js';
+import type { Leadership } from './leadership.js';
 import {
   checkPositiveInt,
   checkRegions,
@@ -26,7 +28,7 @@ import {
   quorumOf,
 } from './options.js';
 import { RegionVotes, type Verdict } from './quorum.js';
-import type { FailoverStore } from './store.js';
+import type { ControlStore, EventQuery } from './store.js';
 import {
   type ControllerMode,
   type Decision,
@@ -64,7 +66,13 @@ export interface FailoverControllerOptions {
   regions: FailoverRegion[];
   /** Ids of the configured checkers; a majority of them is the quorum. */
   checkers: string[];
-  store: FailoverStore;
+  store: ControlStore;
+  /**
+   * Which node decides, with several control nodes (etcd). Absent: this controller is the only one
+   * and always decides. A node that does not lead counts observations, follows the committed
+   * decision and announces it to its sinks, and decides nothing.
+   */
+  leadership?: Leadership;
   /** Default 3 consecutive failed probes. */
   failureThreshold?: number;
   /** Default 5 consecutive good probes. */
@@ -90,14 +98,17 @@ export interface FailoverControllerOptions {
  * region is the highest-priority healthy one; routing controls override health; every switch
  * increments the fencing epoch. Every change of state is committed to the store with its event
  * before anyone is told, and a restarted controller holds its persisted decision until every
- * region has a fresh quorum verdict, so a restart never flaps.
+ * region has a fresh quorum verdict, so a restart never flaps. With several control nodes only the
+ * leader decides; the others follow the committed state, and a node that takes over finishes the
+ * last switch when its notices were not published.
  */
 export class FailoverController implements ObservationSink {
   readonly regions: readonly FailoverRegion[];
   readonly checkers: readonly string[];
   readonly quorum: number;
   readonly failback: FailbackMode;
-  readonly #store: FailoverStore;
+  readonly #store: ControlStore;
+  readonly #leadership: Leadership | undefined;
   readonly #clock: Clock;
   readonly #timers: Timers;
   readonly #logger: Logger | undefined;
@@ -109,12 +120,24 @@ export class FailoverController implements ObservationSink {
   /** Regions logged as degraded, so the log says it once when it starts and once when it ends. */
   readonly #degraded = new Set<string>();
   readonly #listeners = new Set<StateListener>();
+  /** The last committed state: what the decision, the state page and the metrics show. */
   #state: PersistedState;
   #holdingSince: number | null;
-  #lastSwitch: SwitchEvent | null;
+  #lastSwitch: SwitchEvent | null = null;
   #timer: unknown;
   #running = false;
+  /** True once this node loaded the committed state as the leader, until it stops leading. */
+  #leading = false;
+  /** Switch actions, one switch at a time in epoch order. */
   #queue: Promise<void> = Promise.resolve();
+  /** Loads, evaluations, commits and routing controls, one at a time. */
+  #exclusive: Promise<unknown> = Promise.resolve();
+  #pendingEvaluation: Promise<void> | undefined;
+  /** Step reports written to the store, in order. */
+  #stepWrites: Promise<void> = Promise.resolve();
+  /** Set while the follower's reads of the committed state fail, so the log says it once. */
+  #followError: string | null = null;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(options: FailoverControllerOptions) {
     this.regions = checkRegions(options.regions);
@@ -126,6 +149,7 @@ export class FailoverController implements ObservationSink {
     this.quorum = quorumOf(this.checkers.length);
     this.failback = options.failback ?? DEFAULT_FAILBACK;
     this.#store = options.store;
+    this.#leadership = options.leadership;
     this.#clock = options.clock ?? systemClock;
     this.#timers = options.timers ?? systemTimers;
     this.#logger = options.logger;
@@ -163,10 +187,8 @@ export class FailoverController implements ObservationSink {
     for (const r of this.regions) this.#votes.set(r.name, new RegionVotes(voteOptions));
 
     const now = this.#clock.now();
-    const saved = options.store.loadState();
-    this.#state = saved ? this.#adopt(saved) : this.#initial(now);
-    if (!saved) this.#store.commit(this.#state, []);
-    this.#lastSwitch = options.store.lastSwitch() ?? null;
+    // Until the store is read (start), the preferred region with epoch 0: never announced as such.
+    this.#state = this.#initial(now);
     this.#holdingSince = now;
   }
 
@@ -196,42 +218,160 @@ export class FailoverController implements ObservationSink {
     return { ...saved, activeRegion: (this.regions[0] as FailoverRegion).name, override, health };
   }
 
-  /** Announces the current decision and starts re-evaluating on a timer. */
+  /**
+   * Reads the committed state and, as the leader (or the only node), takes it over and announces
+   * it; a node that does not lead reads and announces what the leader committed. Then re-evaluates
+   * (or follows) on a timer.
+   */
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    const leadership = this.#leadership;
+    if (leadership) {
+      this.#unsubscribe = leadership.onChange((leading) => {
+        if (leading)
+          void this.#serially(() => this.#takeOver()).catch((error) => this.#takeOverFailed(error));
+        else this.#stepDown('lost the lease');
+      });
+    }
+    if (!leadership || leadership.isLeader()) await this.#serially(() => this.#takeOver());
+    else await this.#serially(() => this.#follow());
     this.#arm();
-    await this.#actions?.announce(this.decision());
+  }
+
+  #takeOverFailed(error: unknown): void {
+    this.#logger?.error(
+      { err: error },
+      'taking over as the leader failed; deciding nothing until it succeeds',
+    );
   }
 
   #arm(): void {
     this.#timer = this.#timers.setTimeout(() => {
       if (!this.#running) return;
-      try {
-        this.evaluate();
-      } catch (error) {
-        this.#logger?.error({ err: error }, 'failover evaluation failed');
-      }
-      this.#arm();
+      const tick = this.#leading
+        ? this.evaluate()
+        : this.#leadership?.isLeader()
+          ? this.#serially(() => this.#takeOver())
+          : this.#serially(() => this.#follow());
+      tick
+        .catch((error) => this.#logger?.error({ err: error }, 'failover evaluation failed'))
+        .finally(() => {
+          if (this.#running) this.#arm();
+        });
     }, this.#evaluateEveryMs);
   }
 
   /** Stops the timer and waits for the switches in progress to finish their actions. */
   async stop(): Promise<void> {
     this.#running = false;
+    this.#unsubscribe?.();
     if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.idle();
   }
 
-  /** Resolves when every switch so far has run its actions. */
+  /** Resolves when every evaluation, switch and step report so far is done. */
   async idle(): Promise<void> {
-    let current: Promise<void>;
+    let current: [unknown, unknown, unknown];
     do {
-      current = this.#queue;
-      await current;
-    } while (current !== this.#queue);
+      current = [this.#exclusive, this.#queue, this.#stepWrites];
+      await Promise.allSettled(current);
+    } while (current[0] !== this.#exclusive || current[1] !== this.#queue || current[2] !== this.#stepWrites);
   }
+
+  /** Runs `work` after every load, evaluation and routing control before it. */
+  #serially<T>(work: () => Promise<T> | T): Promise<T> {
+    const run = this.#exclusive.then(work, work);
+    this.#exclusive = run.catch(() => undefined);
+    return run;
+  }
+
+  /** True while this controller may decide: it took over, and (with several nodes) still leads. */
+  leads(): boolean {
+    return this.#leading && (this.#leadership?.isLeader() ?? true);
+  }
+
+  /** Who leads, as this node last saw it (the single node: itself). */
+  leader() {
+    return this.#leadership?.leader() ?? null;
+  }
+
+  /** This node's name, with several control nodes. */
+  get node(): string | undefined {
+    return this.#leadership?.node;
+  }
+
+  /**
+   * Becomes the deciding node: reads the committed state (the store fences the next commit on it),
+   * holds it until every region has a fresh quorum verdict, announces it, and finishes the last
+   * switch when the node that made it stopped before its notices were published.
+   */
+  async #takeOver(): Promise<void> {
+    if (this.#leading || (this.#leadership && !this.#leadership.isLeader())) return;
+    const now = this.#clock.now();
+    const stored = await this.#store.load();
+    if (this.#leadership && !this.#leadership.isLeader()) return;
+    const state = stored.state ? this.#adopt(stored.state) : this.#initial(now);
+    if (!stored.state) await this.#store.commit(state, []);
+    this.#state = state;
+    this.#lastSwitch = stored.lastSwitch ?? null;
+    this.#holdingSince = now;
+    this.#decidedSinceStart.clear();
+    this.#leading = true;
+    if (this.#leadership)
+      this.#logger?.warn(
+        { node: this.#leadership.node, activeRegion: state.activeRegion, epoch: state.epoch },
+        'this control node leads: deciding from the committed state',
+      );
+    await this.#actions?.announce(this.decision());
+    const last = this.#lastSwitch;
+    if (last && last.timings.noticesPublishedAt === null && last.epoch === state.epoch) {
+      this.#logger?.warn(
+        { switch: last.id, to: last.to, epoch: last.epoch },
+        'the last switch was not finished (its notices were not published): finishing it',
+      );
+      this.#runActions(last);
+    }
+  }
+
+  /** Stops deciding (the lease is gone or a commit was fenced); the switch actions already queued run on. */
+  #stepDown(why: string): void {
+    if (!this.#leading) return;
+    this.#leading = false;
+    this.#logger?.warn(
+      { node: this.#leadership?.node, why },
+      'this control node no longer leads: deciding nothing',
+    );
+  }
+
+  /** A node that does not lead: reads the committed state, and announces a new decision to its sinks. */
+  async #follow(): Promise<void> {
+    if (this.#leading) return;
+    let stored: Awaited<ReturnType<ControlStore['load']>>;
+    try {
+      stored = await this.#store.load();
+    } catch (error) {
+      const message = (error as Error).message;
+      if (this.#followError === null)
+        this.#logger?.warn({ err: error }, 'cannot read the committed decision; serving the last one read');
+      this.#followError = message;
+      return;
+    }
+    if (this.#followError !== null) this.#logger?.info('reading the committed decision again');
+    this.#followError = null;
+    if (!stored.state || this.#leading) return;
+    const before = this.decision();
+    this.#state = this.#adopt(stored.state);
+    this.#lastSwitch = stored.lastSwitch ?? null;
+    const after = this.decision();
+    if (before.epoch !== after.epoch || before.activeRegion !== after.activeRegion || !this.#announced) {
+      this.#announced = true;
+      await this.#actions?.announce(after);
+    }
+  }
+
+  #announced = false;
 
   /** The controller's clock: remote observations are stamped with it. */
   now(): number {
@@ -252,21 +392,42 @@ export class FailoverController implements ObservationSink {
     };
   }
 
-  /** Checks then counts observations (all or none), and re-evaluates. */
-  report(observations: Observation[]): void {
+  /**
+   * Checks then counts observations (all or none), and re-evaluates. Every node counts them, so a
+   * node that takes over decides from fresh votes at once.
+   */
+  async report(observations: Observation[]): Promise<void> {
     for (const o of observations) {
       if (!this.checkers.includes(o.checker)) throw new UnknownCheckerError(o.checker, this.checkers);
       if (!this.#votes.has(o.region)) throw new UnknownObservedRegionError(o.region);
     }
     for (const o of observations) this.#votes.get(o.region)?.add(o);
-    this.evaluate();
+    // The votes are counted; an evaluation that fails (the store unreachable) is the controller's to report.
+    return this.evaluate().catch((error) =>
+      this.#logger?.error({ err: error }, 'failover evaluation failed'),
+    );
   }
 
-  /** Applies the quorum verdicts and decides; called on every report and on the timer. */
-  evaluate(): void {
+  /**
+   * Applies the quorum verdicts and decides; called on every report and on the timer. Does nothing
+   * on a node that does not lead. Evaluations asked while one waits to run are that one.
+   */
+  evaluate(): Promise<void> {
+    if (this.#pendingEvaluation) return this.#pendingEvaluation;
+    const run = this.#serially(async () => {
+      this.#pendingEvaluation = undefined;
+      if (this.leads()) await this.#evaluateNow();
+    });
+    this.#pendingEvaluation = run;
+    return run;
+  }
+
+  async #evaluateNow(): Promise<void> {
     const now = this.#clock.now();
+    const draft = structuredClone(this.#state);
     const events: NewEvent[] = [];
     const verdicts = new Map<string, Verdict>();
+    let holdingEnds = false;
     for (const region of this.regions) {
       const votes = this.#votes.get(region.name);
       if (!votes) continue;
@@ -275,7 +436,7 @@ export class FailoverController implements ObservationSink {
       if (!verdict) continue;
       verdicts.set(region.name, verdict);
       this.#decidedSinceStart.add(region.name);
-      const health = this.#health(region.name);
+      const health = healthOf(draft, region.name);
       if (health.status === verdict.status) continue;
       const failing = votes.failing(now);
       const cause = verdict.status === 'up' ? 'recovered' : (verdict.cause ?? 'failures');
@@ -291,18 +452,19 @@ export class FailoverController implements ObservationSink {
         failing,
         checkers: votes.views(now),
       });
-      this.#state.health[region.name] = { status: verdict.status, since: now };
+      draft.health[region.name] = { status: verdict.status, since: now };
       this.#logger?.warn(
         { region: region.name, status: verdict.status, cause, failing },
         'region health changed',
       );
     }
     if (this.#holdingSince !== null && this.regions.every((r) => this.#decidedSinceStart.has(r.name))) {
-      this.#holdingSince = null;
+      holdingEnds = true;
       events.push({ type: 'holding-ended', id: uuidv7(now), at: now });
     }
-    if (this.#holdingSince === null) this.#decide(now, verdicts, events);
-    if (events.length > 0) this.#commit(events);
+    if (this.#holdingSince === null || holdingEnds) this.#decide(draft, now, verdicts, events);
+    if (events.length > 0) await this.#commit(draft, events);
+    if (holdingEnds) this.#holdingSince = null;
   }
 
   /** Logs once when a region starts being degraded (slow, not down) and once when it stops. */
@@ -324,39 +486,36 @@ export class FailoverController implements ObservationSink {
     }
   }
 
-  #health(region: string) {
-    return this.#state.health[region] ?? { status: 'unknown' as const, since: null };
-  }
-
   #priority(region: string): number {
     return this.regions.find((r) => r.name === region)?.priority ?? Number.POSITIVE_INFINITY;
   }
 
-  #healthy(): FailoverRegion[] {
-    return this.regions.filter((r) => this.#health(r.name).status === 'up');
+  #healthy(state: PersistedState): FailoverRegion[] {
+    return this.regions.filter((r) => healthOf(state, r.name).status === 'up');
   }
 
-  #decide(now: number, verdicts: Map<string, Verdict>, events: NewEvent[]): void {
-    const healthy = this.#healthy();
+  /** Decides on `state` (a draft), adding the events of what changed. */
+  #decide(state: PersistedState, now: number, verdicts: Map<string, Verdict>, events: NewEvent[]): void {
+    const healthy = this.#healthy(state);
     const best = healthy[0];
     if (!best) {
-      if (!this.#state.noHealthyRegion) {
-        this.#state.noHealthyRegion = true;
+      if (!state.noHealthyRegion) {
+        state.noHealthyRegion = true;
         events.push({
           type: 'no-healthy-region',
           id: uuidv7(now),
           at: now,
-          keeping: this.#state.activeRegion,
+          keeping: state.activeRegion,
         });
         this.#logger?.error(
-          { keeping: this.#state.activeRegion },
+          { keeping: state.activeRegion },
           'NO REGION IS HEALTHY: keeping the active region as it is; the fleet is not moved',
         );
       }
       return;
     }
-    if (this.#state.noHealthyRegion) {
-      this.#state.noHealthyRegion = false;
+    if (state.noHealthyRegion) {
+      state.noHealthyRegion = false;
       events.push({
         type: 'healthy-region-again',
         id: uuidv7(now),
@@ -365,30 +524,33 @@ export class FailoverController implements ObservationSink {
       });
       this.#logger?.warn({ regions: healthy.map((r) => r.name) }, 'a region is healthy again');
     }
-    if (this.#state.override) return;
-    const active = this.#state.activeRegion;
-    if (this.#health(active).status !== 'up') {
+    if (state.override) return;
+    const active = state.activeRegion;
+    if (healthOf(state, active).status !== 'up') {
       const cause = verdicts.get(active);
       events.push(
         this.#switch(
+          state,
           now,
           best.name,
-          { type: 'health', region: active, status: this.#health(active).status },
+          { type: 'health', region: active, status: healthOf(state, active).status },
           {
             firstFailedProbeAt: cause?.status === 'down' ? cause.firstFailedProbeAt : null,
-            thresholdCrossedAt: cause?.status === 'down' ? (this.#health(active).since ?? now) : null,
+            thresholdCrossedAt: cause?.status === 'down' ? (healthOf(state, active).since ?? now) : null,
           },
         ),
       );
       return;
     }
     if (best.priority >= this.#priority(active) || this.failback !== 'auto') return;
-    const upSince = this.#health(best.name).since ?? now;
+    const upSince = healthOf(state, best.name).since ?? now;
     if (now - upSince >= this.#stablePeriodMs)
-      events.push(this.#switch(now, best.name, { type: 'auto-failback', stableSinceAt: upSince }, {}));
+      events.push(this.#switch(state, now, best.name, { type: 'auto-failback', stableSinceAt: upSince }, {}));
   }
 
+  /** Switches `state` (a draft) to `to`, raising its epoch; returns the switch's event. */
   #switch(
+    state: PersistedState,
     now: number,
     to: string,
     trigger: SwitchTrigger,
@@ -398,9 +560,9 @@ export class FailoverController implements ObservationSink {
       type: 'switch',
       id: uuidv7(now),
       at: now,
-      from: this.#state.activeRegion,
+      from: state.activeRegion,
       to,
-      epoch: this.#state.epoch + 1,
+      epoch: state.epoch + 1,
       trigger,
       timings: {
         firstFailedProbeAt: cause.firstFailedProbeAt ?? null,
@@ -413,44 +575,71 @@ export class FailoverController implements ObservationSink {
       },
       steps: {},
     };
-    this.#state.activeRegion = to;
-    this.#state.epoch = event.epoch;
-    this.#state.decidedAt = now;
-    this.#state.lastSwitchId = event.id;
+    state.activeRegion = to;
+    state.epoch = event.epoch;
+    state.decidedAt = now;
+    state.lastSwitchId = event.id;
     this.#logger?.warn({ from: event.from, to, epoch: event.epoch, trigger }, 'active region switched');
     return event;
   }
 
-  #commit(events: NewEvent[]): FailoverEvent[] {
-    const committed = this.#store.commit(this.#state, events);
+  /**
+   * Commits `state` (a draft) with its events; only then is it the controller's state and are the
+   * switches' actions run. A commit the store fences (this node no longer leads) changes nothing,
+   * and this node stops deciding.
+   */
+  async #commit(state: PersistedState, events: NewEvent[]): Promise<FailoverEvent[]> {
+    let committed: FailoverEvent[];
+    try {
+      committed = await this.#store.commit(state, events);
+    } catch (error) {
+      if (error instanceof NotLeaderError) this.#stepDown('a commit was fenced');
+      throw error;
+    }
+    this.#state = state;
     for (const event of committed) {
       if (event.type !== 'switch') continue;
       this.#lastSwitch = event;
-      const actions = this.#actions;
-      if (actions) {
-        // One switch's actions at a time, in epoch order: a later switch's notices come last.
-        this.#queue = this.#queue.then(() =>
-          actions
-            .execute(event, (step, detail, at) => this.recordStep(event.id, step, detail, at))
-            .catch((error) => this.#logger?.error({ err: error, switch: event.id }, 'switch actions failed')),
-        );
-      }
+      this.#runActions(event);
     }
     for (const listener of this.#listeners) listener(committed);
     return committed;
   }
 
-  /** Records on a switch's event when one of its steps finished (default now) and how it went. */
+  /** Queues a switch's actions: one switch's at a time, in epoch order, so a later switch's notices come last. */
+  #runActions(event: SwitchEvent): void {
+    const actions = this.#actions;
+    if (!actions) return;
+    this.#queue = this.#queue.then(() =>
+      actions
+        .execute(event, (step, detail, at) => this.recordStep(event.id, step, detail, at))
+        .catch((error) => this.#logger?.error({ err: error, switch: event.id }, 'switch actions failed')),
+    );
+  }
+
+  /**
+   * Records on a switch's event when one of its steps finished (default now) and how it went. The
+   * writes to the store go one after the other, each of the event as it is by then.
+   */
   recordStep(eventId: string, step: SwitchStep, detail?: unknown, at?: number): void {
-    const stored = this.#lastSwitch?.id === eventId ? this.#lastSwitch : this.#store.getEvent(eventId);
-    if (stored?.type !== 'switch') return;
-    const updated: SwitchEvent = {
+    const when = at ?? this.#clock.now();
+    const apply = (stored: SwitchEvent): SwitchEvent => ({
       ...stored,
-      timings: { ...stored.timings, [`${step}At`]: at ?? this.#clock.now() },
+      timings: { ...stored.timings, [`${step}At`]: when },
       steps: { ...stored.steps, ...(detail === undefined ? {} : { [step]: detail }) },
-    };
-    this.#store.updateSwitch(updated);
-    if (this.#lastSwitch?.id === eventId) this.#lastSwitch = updated;
+    });
+    const current = this.#lastSwitch;
+    if (current?.id === eventId) this.#lastSwitch = apply(current);
+    this.#stepWrites = this.#stepWrites
+      .then(async () => {
+        const latest = this.#lastSwitch;
+        if (latest?.id === eventId) return this.#store.updateSwitch(latest);
+        const stored = await this.#store.getEvent(eventId);
+        if (stored?.type === 'switch') await this.#store.updateSwitch(apply(stored));
+      })
+      .catch((error) =>
+        this.#logger?.error({ err: error, switch: eventId, step }, 'the step of a switch was not recorded'),
+      );
   }
 
   #region(name: string): FailoverRegion {
@@ -463,72 +652,97 @@ export class FailoverController implements ObservationSink {
     return region;
   }
 
+  /** A routing control's work, after every evaluation before it, on the leader only. */
+  #control(
+    work: (state: PersistedState, now: number) => NewEvent[],
+  ): Promise<{ switch: SwitchEvent | null; state: FailoverState }> {
+    return this.#serially(async () => {
+      if (!this.leads()) throw new NotLeaderError(this.#leadership?.node ?? 'control', this.leader());
+      const now = this.#clock.now();
+      const draft = structuredClone(this.#state);
+      const committed = await this.#commit(draft, work(draft, now));
+      const found = committed.find((e): e is SwitchEvent => e.type === 'switch');
+      return { switch: found ?? null, state: this.state() };
+    });
+  }
+
   /**
    * Routing control: pins the active region to `to` whatever health says, until `failback` or
    * `clearOverride`. Allowed onto an unhealthy region: the operator may know better.
    */
-  switchTo(input: { to: string; reason: string; who: string }): {
-    switch: SwitchEvent | null;
-    state: FailoverState;
-  } {
-    this.#region(input.to);
-    const now = this.#clock.now();
-    const override: Override = { region: input.to, reason: input.reason, who: input.who, at: now };
-    this.#state.override = override;
-    const events: NewEvent[] = [{ type: 'override-set', id: uuidv7(now), at: now, override }];
-    if (input.to !== this.#state.activeRegion)
-      events.push(this.#switch(now, input.to, { type: 'manual', who: input.who, reason: input.reason }, {}));
-    return this.#answer(this.#commit(events));
+  switchTo(input: {
+    to: string;
+    reason: string;
+    who: string;
+  }): Promise<{ switch: SwitchEvent | null; state: FailoverState }> {
+    return this.#control((state, now) => {
+      this.#region(input.to);
+      const override: Override = { region: input.to, reason: input.reason, who: input.who, at: now };
+      state.override = override;
+      const events: NewEvent[] = [{ type: 'override-set', id: uuidv7(now), at: now, override }];
+      if (input.to !== state.activeRegion)
+        events.push(
+          this.#switch(state, now, input.to, { type: 'manual', who: input.who, reason: input.reason }, {}),
+        );
+      return events;
+    });
   }
 
   /**
    * Routing control: back to the highest-priority healthy region, and back to following health.
    * Refused (409) when that is already the active region and no override is set.
    */
-  failbackNow(input: { reason: string; who: string }): { switch: SwitchEvent | null; state: FailoverState } {
-    const now = this.#clock.now();
-    const best = this.#healthy()[0];
-    const previous = this.#state.override;
-    if (!best || (best.name === this.#state.activeRegion && !previous))
-      throw new NoFailbackTargetError(this.#state.activeRegion);
-    const events: NewEvent[] = [];
-    if (previous) {
-      this.#state.override = null;
-      events.push({
-        type: 'override-cleared',
-        id: uuidv7(now),
-        at: now,
-        who: input.who,
-        reason: input.reason,
-        previous,
-      });
-    }
-    if (best.name !== this.#state.activeRegion)
-      events.push(
-        this.#switch(now, best.name, { type: 'failback', who: input.who, reason: input.reason }, {}),
-      );
-    return this.#answer(this.#commit(events));
+  failbackNow(input: {
+    reason: string;
+    who: string;
+  }): Promise<{ switch: SwitchEvent | null; state: FailoverState }> {
+    return this.#control((state, now) => {
+      const best = this.#healthy(state)[0];
+      const previous = state.override;
+      if (!best || (best.name === state.activeRegion && !previous))
+        throw new NoFailbackTargetError(state.activeRegion);
+      const events: NewEvent[] = [];
+      if (previous) {
+        state.override = null;
+        events.push({
+          type: 'override-cleared',
+          id: uuidv7(now),
+          at: now,
+          who: input.who,
+          reason: input.reason,
+          previous,
+        });
+      }
+      if (best.name !== state.activeRegion)
+        events.push(
+          this.#switch(state, now, best.name, { type: 'failback', who: input.who, reason: input.reason }, {}),
+        );
+      return events;
+    });
   }
 
   /** Removes the routing control; health decides again at once (which may switch). */
-  clearOverride(input: { reason: string; who: string }): {
-    switch: SwitchEvent | null;
-    state: FailoverState;
-  } {
-    const previous = this.#state.override;
-    if (!previous) throw new NoOverrideError();
-    const now = this.#clock.now();
-    this.#state.override = null;
-    const events: NewEvent[] = [
-      { type: 'override-cleared', id: uuidv7(now), at: now, who: input.who, reason: input.reason, previous },
-    ];
-    if (this.#holdingSince === null) this.#decide(now, new Map(), events);
-    return this.#answer(this.#commit(events));
-  }
-
-  #answer(committed: FailoverEvent[]): { switch: SwitchEvent | null; state: FailoverState } {
-    const found = committed.find((e): e is SwitchEvent => e.type === 'switch');
-    return { switch: found ?? null, state: this.state() };
+  clearOverride(input: {
+    reason: string;
+    who: string;
+  }): Promise<{ switch: SwitchEvent | null; state: FailoverState }> {
+    return this.#control((state, now) => {
+      const previous = state.override;
+      if (!previous) throw new NoOverrideError();
+      state.override = null;
+      const events: NewEvent[] = [
+        {
+          type: 'override-cleared',
+          id: uuidv7(now),
+          at: now,
+          who: input.who,
+          reason: input.reason,
+          previous,
+        },
+      ];
+      if (this.#holdingSince === null) this.#decide(state, now, new Map(), events);
+      return events;
+    });
   }
 
   mode(): ControllerMode {
@@ -541,7 +755,7 @@ export class FailoverController implements ObservationSink {
     const now = this.#clock.now();
     const regions: RegionHealth[] = this.regions.map((r) => {
       const votes = this.#votes.get(r.name);
-      const health = this.#health(r.name);
+      const health = healthOf(this.#state, r.name);
       return {
         region: r.name,
         priority: r.priority,
@@ -552,7 +766,7 @@ export class FailoverController implements ObservationSink {
         checkers: votes?.views(now) ?? {},
       };
     });
-    const best = this.#healthy()[0];
+    const best = this.#healthy(this.#state)[0];
     return {
       activeRegion: this.#state.activeRegion,
       epoch: this.#state.epoch,
@@ -572,7 +786,15 @@ export class FailoverController implements ObservationSink {
   }
 
   /** The decision log, oldest first, after seq `after`. */
-  events(options: { after?: number; limit: number; type?: FailoverEvent['type'] }): FailoverEvent[] {
+  events(options: EventQuery): Promise<FailoverEvent[]> {
     return this.#store.events(options);
   }
+}
+
+/** A region's health in a state; unknown when the state has none for it. */
+function healthOf(
+  state: PersistedState,
+  region: string,
+): { status: RegionHealth['status']; since: number | null } {
+  return state.health[region] ?? { status: 'unknown', since: null };
 }

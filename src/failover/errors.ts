@@ -31,6 +31,16 @@ export const FAILOVER_ERRORS = {
     status: 403,
     meaning: "a checker's site certificate reported observations under another checker's id",
   },
+  IOTDR_FAILOVER_NOT_LEADER: {
+    status: 503,
+    meaning:
+      'this control node does not lead (or its lease ran out before the write was committed); the leader, when known, is named in `leader`',
+  },
+  IOTDR_FAILOVER_NO_LEADER: {
+    status: 503,
+    meaning:
+      'no control node leads right now (an election is under way, or etcd has no quorum); retry shortly',
+  },
   IOTDR_FAILOVER_OBSERVATIONS_UNDELIVERED: {
     meaning: 'a remote checker could not deliver its observations to the controller',
   },
@@ -133,6 +143,34 @@ export class CheckerMismatchError extends IotdrError {
       'IOTDR_FAILOVER_CHECKER_MISMATCH',
       `the certificate of checker ${site} may report its own observations only, not checker ${reported}'s`,
       { status: 403, details: { site, reported } },
+    );
+  }
+}
+
+/** A write that only the leader may make, on a node that does not lead (or lost its lease meanwhile). */
+export class NotLeaderError extends IotdrError {
+  constructor(node: string, leader?: { node: string; url: string } | null, cause?: unknown) {
+    super(
+      'IOTDR_FAILOVER_NOT_LEADER',
+      leader
+        ? `control node ${node} does not lead; ${leader.node} does, at ${leader.url}`
+        : `control node ${node} does not lead`,
+      {
+        status: 503,
+        details: { node, ...(leader ? { leader: leader.node, leaderUrl: leader.url } : {}) },
+        cause,
+      },
+    );
+  }
+}
+
+/** No control node leads: a routing control cannot be taken now. */
+export class NoLeaderError extends IotdrError {
+  constructor(node: string, detail?: string) {
+    super(
+      'IOTDR_FAILOVER_NO_LEADER',
+      `no control node leads right now${detail ? ` (${detail})` : ''}; retry shortly`,
+      { status: 503, details: { node } },
     );
   }
 }

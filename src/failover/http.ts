@@ -29,7 +29,7 @@ export function failoverRoutes(controller: FailoverController) {
       ...routeOf(FAILOVER_ROUTES.events),
       config: { roles: READ, sites: ['analytics'] },
       handler: async (req) => {
-        const items = controller.events({
+        const items = await controller.events({
           limit: req.query.limit,
           ...(req.query.after === undefined ? {} : { after: req.query.after }),
           ...(req.query.type === undefined ? {} : { type: req.query.type }),
@@ -67,7 +67,7 @@ export function failoverRoutes(controller: FailoverController) {
           ...o,
           at: Math.max(0, Math.round(now - o.latencyMs)),
         }));
-        controller.report(observations);
+        await controller.report(observations);
         return reply.code(202).send({ accepted: observations.length });
       },
     });

@@ -7,12 +7,43 @@ import type { FailoverEvent, NewEvent, PersistedState, SwitchEvent } from './typ
 /** Largest page of GET /v1/failover/events. */
 export const MAX_EVENTS_PAGE = 500;
 
+/** What a store holds: the committed state (none before the first commit) and the latest switch. */
+export interface StoredControl {
+  readonly state: PersistedState | undefined;
+  readonly lastSwitch: SwitchEvent | undefined;
+}
+
+/** Which events a page of the decision log holds. */
+export interface EventQuery {
+  after?: number;
+  limit: number;
+  type?: FailoverEvent['type'];
+}
+
+/**
+ * Where the controller's state and decision log are committed before anyone is told of them: a
+ * SQLite file for one control node (FailoverStore), etcd for several (`src/control`), where every
+ * write is fenced by the leader's lease and refused with NotLeaderError once that lease is gone.
+ */
+export interface ControlStore {
+  /** The committed state and latest switch. A fenced store also takes this as the base of its next commit. */
+  load(): Promise<StoredControl>;
+  /** Saves the state and appends the events, atomically; resolves with the events and their seq. */
+  commit(state: PersistedState, events: NewEvent[]): Promise<FailoverEvent[]>;
+  /** Replaces a switch event's body (the executor reporting a step). */
+  updateSwitch(event: SwitchEvent): Promise<void>;
+  getEvent(id: string): Promise<FailoverEvent | undefined>;
+  /** Events after `after` (a seq), oldest first; `type` filters. */
+  events(query: EventQuery): Promise<FailoverEvent[]>;
+  close(): Promise<void> | void;
+}
+
 /**
  * The controller's durable state and decision log in one SQLite file. synchronous=FULL: a
  * decision is on disk before it is announced, so a controller killed with -9 resumes with it.
  * State and the event that changed it are written in one transaction.
  */
-export class FailoverStore {
+export class FailoverStore implements ControlStore {
   readonly #db: Database.Database;
 
   constructor(path: string) {
@@ -35,15 +66,17 @@ export class FailoverStore {
     }
   }
 
-  loadState(): PersistedState | undefined {
+  async load(): Promise<StoredControl> {
     const row = this.#db.prepare('SELECT body FROM failover_state WHERE id = 1').get() as
       | { body: string }
       | undefined;
-    return row ? (JSON.parse(row.body) as PersistedState) : undefined;
+    return {
+      state: row ? (JSON.parse(row.body) as PersistedState) : undefined,
+      lastSwitch: this.#lastSwitch(),
+    };
   }
 
-  /** Saves the state and appends the events, atomically; returns the events with their seq. */
-  commit(state: PersistedState, events: NewEvent[]): FailoverEvent[] {
+  async commit(state: PersistedState, events: NewEvent[]): Promise<FailoverEvent[]> {
     const out: FailoverEvent[] = [];
     this.#db.transaction(() => {
       this.#db
@@ -63,20 +96,18 @@ export class FailoverStore {
     return out;
   }
 
-  /** Replaces a switch event's body (the executor reporting a step). */
-  updateSwitch(event: SwitchEvent): void {
+  async updateSwitch(event: SwitchEvent): Promise<void> {
     this.#db.prepare('UPDATE failover_events SET body = ? WHERE id = ?').run(JSON.stringify(event), event.id);
   }
 
-  getEvent(id: string): FailoverEvent | undefined {
+  async getEvent(id: string): Promise<FailoverEvent | undefined> {
     const row = this.#db.prepare('SELECT body FROM failover_events WHERE id = ?').get(id) as
       | { body: string }
       | undefined;
     return row ? (JSON.parse(row.body) as FailoverEvent) : undefined;
   }
 
-  /** Events after `after` (a seq), oldest first; `type` filters. */
-  events(options: { after?: number; limit: number; type?: FailoverEvent['type'] }): FailoverEvent[] {
+  async events(options: EventQuery): Promise<FailoverEvent[]> {
     const rows = this.#db
       .prepare(
         `SELECT body FROM failover_events WHERE seq > ? ${options.type ? 'AND type = ?' : ''} ORDER BY seq LIMIT ?`,
@@ -87,7 +118,7 @@ export class FailoverStore {
     return rows.map((r) => JSON.parse(r.body) as FailoverEvent);
   }
 
-  lastSwitch(): SwitchEvent | undefined {
+  #lastSwitch(): SwitchEvent | undefined {
     const row = this.#db
       .prepare("SELECT body FROM failover_events WHERE type = 'switch' ORDER BY seq DESC LIMIT 1")
       .get() as { body: string } | undefined;

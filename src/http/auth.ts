@@ -53,6 +53,8 @@ const SITE_ROLES: Readonly<Record<SiteKind, Role>> = {
   checker: 'operator',
   dns: 'reader',
   analytics: 'reader',
+  // An etcd member never calls an iotdr API; no route lists the kind, so this role is never used.
+  etcd: 'reader',
 };
 
 /** Resolves a bearer token: the RegistryService in a region, `staticTokens` in `iotdr control`. */

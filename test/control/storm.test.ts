@@ -173,7 +173,7 @@ describe('a reconnect storm into the primary', () => {
       samples: samples.length,
     };
     console.log(`storm into us-east: ${JSON.stringify(summary)}`);
-    for (const e of control.controller.events({ limit: 1000, type: 'region-health' }))
+    for (const e of await control.controller.events({ limit: 1000, type: 'region-health' }))
       if (e.type === 'region-health' && e.to === 'down') console.log(`region-health: ${JSON.stringify(e)}`);
     // The primary itself lived through it.
     const eastProcess = regions[0] as IotdrProcess;
@@ -193,9 +193,9 @@ describe('a reconnect storm into the primary', () => {
     );
     expect(control.controller.decision()).toMatchObject({ activeRegion: 'us-east', epoch: 0 });
     expect(
-      control.controller
-        .events({ limit: 1000, type: 'region-health' })
-        .filter((e) => e.type === 'region-health' && e.to === 'down'),
+      (await control.controller.events({ limit: 1000, type: 'region-health' })).filter(
+        (e) => e.type === 'region-health' && e.to === 'down',
+      ),
     ).toEqual([]);
   }, 240_000);
 });

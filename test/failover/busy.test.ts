@@ -190,9 +190,9 @@ describe('a busy region against a dead one', () => {
       'the move to us-west',
       10_000,
     );
-    const event = controller
-      .events({ limit: 100, type: 'region-health' })
-      .find((e) => e.type === 'region-health' && e.to === 'down');
+    const event = (await await controller.events({ limit: 100, type: 'region-health' })).find(
+      (e) => e.type === 'region-health' && e.to === 'down',
+    );
     expect(event).toMatchObject({ region: 'us-east', cause: 'degraded' });
     // It was slow for the whole budget before it was moved.
     expect((event?.at ?? 0) - (degraded?.since ?? 0)).toBeGreaterThanOrEqual(2000 - 600);
@@ -220,7 +220,7 @@ describe('a busy region against a dead one', () => {
       'the move to us-west',
       5000,
     );
-    expect(controller.events({ limit: 100, type: 'region-health' }).at(-1)).toMatchObject({
+    expect((await controller.events({ limit: 100, type: 'region-health' })).at(-1)).toMatchObject({
       region: 'us-east',
       to: 'down',
       cause: 'failures',

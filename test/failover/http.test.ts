@@ -37,6 +37,7 @@ describe('the control API', () => {
       failureThreshold: 2,
       recoveryThreshold: 2,
     }));
+    await controller.start();
     const metrics = new Registry();
     registerFailoverMetrics(metrics, controller);
     app = await buildApi({

@@ -27,8 +27,11 @@ it('survives kill -9 right after a switch', async () => {
     `import { FailoverController, FailoverStore } from ${JSON.stringify(index)};
 const store = new FailoverStore(${JSON.stringify(file)});
 const c = new FailoverController({ regions: ${JSON.stringify(REGIONS)}, checkers: ['control'], store });
-c.switchTo({ to: 'us-west', reason: 'before the crash', who: 'ops' });
-process.stdout.write('switched\\n');
+void (async () => {
+  await c.start();
+  await c.switchTo({ to: 'us-west', reason: 'before the crash', who: 'ops' });
+  process.stdout.write('switched\\n');
+})();
 setInterval(() => {}, 1000);
 `,
   );
@@ -47,12 +50,13 @@ setInterval(() => {}, 1000);
   const store = new FailoverStore(file);
   try {
     const c = new FailoverController({ regions: REGIONS, checkers: ['control'], store, timers: idleTimers });
+    await c.start();
     expect(c.decision()).toMatchObject({ activeRegion: 'us-west', epoch: 1 });
     expect(c.state().mode).toMatchObject({
       type: 'override',
       override: { reason: 'before the crash', who: 'ops' },
     });
-    expect(c.events({ limit: 10, type: 'switch' })).toHaveLength(1);
+    expect(await c.events({ limit: 10, type: 'switch' })).toHaveLength(1);
   } finally {
     store.close();
   }

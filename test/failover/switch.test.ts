@@ -162,7 +162,7 @@ describe('a switch over real regions', () => {
       expect(webhookCalls).toHaveLength(2);
       expect(webhookCalls[1]).toMatchObject({ type: 'switch', from: 'us-east', to: 'us-west', epoch: 1 });
 
-      const event = controller.events({ limit: 100, type: 'switch' })[0] as SwitchEvent;
+      const event = (await controller.events({ limit: 100, type: 'switch' }))[0] as SwitchEvent;
       expect(event.trigger).toEqual({ type: 'health', region: 'us-east', status: 'down' });
       const t = event.timings;
       const order = [
@@ -216,11 +216,12 @@ describe('a switch over real regions', () => {
       actions: new SwitchExecutor({ regions, disconnectOnFailover: 'never' }),
     });
     try {
-      const { switch: event } = controller.switchTo({ to: 'us-west', reason: 'drill', who: 'test' });
+      await controller.start();
+      const { switch: event } = await controller.switchTo({ to: 'us-west', reason: 'drill', who: 'test' });
       await controller.idle();
-      const stored = controller
-        .events({ limit: 100, type: 'switch' })
-        .find((e) => e.id === event?.id) as SwitchEvent;
+      const stored = (await controller.events({ limit: 100, type: 'switch' })).find(
+        (e) => e.id === event?.id,
+      ) as SwitchEvent;
       expect(stored.steps.noticesPublished).toMatchObject({
         'us-east': { ok: true },
         'us-west': { ok: true },
