@@ -43,7 +43,9 @@ export {
   FailoverStoreError,
   NoDecisionYetError,
   NoFailbackTargetError,
+  NoLeaderError,
   NoOverrideError,
+  NotLeaderError,
   ObservationDeliveryError,
   UnknownCheckerError,
   UnknownObservedRegionError,
@@ -58,6 +60,7 @@ export {
 } from './executor.js';
 export { DecisionFeed, type ServedDecision } from './feed.js';
 export { decisionRoutes, failoverRoutes } from './http.js';
+export { type Leadership, type LeaderView, soleLeader } from './leadership.js';
 export { registerFailoverMetrics } from './metrics.js';
 export {
   DEFAULT_CHECKER_CRITICAL,
@@ -67,7 +70,13 @@ export {
 } from './options.js';
 export { type Assessment, assessHealth } from './probe.js';
 export { DEFAULT_PROVIDER_RETRY, ProviderSink, type ProviderSinkOptions } from './provider-sink.js';
-export { FailoverStore, MAX_EVENTS_PAGE } from './store.js';
+export {
+  type ControlStore,
+  type EventQuery,
+  FailoverStore,
+  MAX_EVENTS_PAGE,
+  type StoredControl,
+} from './store.js';
 export {
   type CheckerView,
   type ControllerMode,
@@ -78,9 +87,11 @@ export {
   type FailoverEvent,
   type FailoverRegion,
   type FailoverState,
+  type NewEvent,
   type Observation,
   type ObservationSink,
   type Override,
+  type PersistedState,
   type ProbeOutcome,
   type RegionHealth,
   type RegionHealthStatus,
