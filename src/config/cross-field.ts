@@ -53,6 +53,24 @@ export function isLoopback(address: string): boolean {
   return canonical === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(canonical);
 }
 
+/** Each entry's `name` once in the list. */
+function uniqueNames(list: unknown[], path: Path, what: string): CrossIssue[] {
+  const seen = new Map<string, number>();
+  const issues: CrossIssue[] = [];
+  list.forEach((entry, i) => {
+    const name = field(entry, 'name');
+    if (typeof name !== 'string') return;
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, i);
+    else
+      issues.push({
+        path: [...path, i, 'name'],
+        message: `"${name}" is already ${path.join('.')}.${first}; each ${what} needs a name of its own`,
+      });
+  });
+  return issues;
+}
+
 export function crossFieldIssues(config: unknown): CrossIssue[] {
   const issues: CrossIssue[] = [];
   const zone = field(config, 'zone');
@@ -142,14 +160,54 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
       });
   });
 
-  // Every TCP listener on one (address, port) at most. DNS listens on TCP as well as UDP.
+  const nodes = field(config, 'control', 'nodes');
+  const nodeList = Array.isArray(nodes) ? nodes : [];
+  const members = field(config, 'control', 'etcd', 'members');
+  const memberList = Array.isArray(members) ? members : [];
+  issues.push(...uniqueNames(nodeList, ['control', 'nodes'], 'control node'));
+  issues.push(...uniqueNames(memberList, ['control', 'etcd', 'members'], 'etcd member'));
+  if (nodeList.length > 0 && memberList.length === 0)
+    issues.push({
+      path: ['control', 'etcd', 'members'],
+      message:
+        'required with control.nodes: the etcd members the nodes elect their leader through ([{ name, address, clientPort, peerPort }])',
+    });
+
+  // Every TCP listener on one (address, port) at most. DNS listens on TCP as well as UDP. With
+  // control nodes, the single control process's listeners (control, dns) are not used.
   const listeners: { path: Path; address: unknown; port: unknown }[] = [
-    { path: ['dns', 'port'], address: field(config, 'dns', 'address'), port: field(config, 'dns', 'port') },
-    {
-      path: ['control', 'port'],
-      address: field(config, 'control', 'address'),
-      port: field(config, 'control', 'port'),
-    },
+    ...(nodeList.length > 0
+      ? nodeList.flatMap((node, i) => [
+          {
+            path: ['control', 'nodes', i, 'port'],
+            address: field(node, 'address'),
+            port: field(node, 'port'),
+          },
+          {
+            path: ['control', 'nodes', i, 'dnsPort'],
+            address: field(node, 'address'),
+            port: field(node, 'dnsPort'),
+          },
+        ])
+      : [
+          {
+            path: ['dns', 'port'],
+            address: field(config, 'dns', 'address'),
+            port: field(config, 'dns', 'port'),
+          },
+          {
+            path: ['control', 'port'],
+            address: field(config, 'control', 'address'),
+            port: field(config, 'control', 'port'),
+          },
+        ]),
+    ...memberList.flatMap((member, i) =>
+      (['clientPort', 'peerPort'] as const).map((key) => ({
+        path: ['control', 'etcd', 'members', i, key],
+        address: field(member, 'address'),
+        port: field(member, key),
+      })),
+    ),
     {
       path: ['analytics', 'port'],
       address: field(config, 'analytics', 'address'),
@@ -180,7 +238,14 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
   });
   const servers = field(config, 'dns', 'servers');
   if (Array.isArray(servers)) {
-    const reserved = new Map<string, string>([[CONTROL_NAMESERVER, "iotdr control's own name server"]]);
+    const reserved = new Map<string, string>(
+      nodeList.length > 0
+        ? nodeList.map((node, i) => [
+            String(field(node, 'name')),
+            `control.nodes.${i} (a control node's name server)`,
+          ])
+        : [[CONTROL_NAMESERVER, "iotdr control's own name server"]],
+    );
     for (const key of ['mqtt', 'api'] as const) {
       const label = field(config, 'names', key) ?? (key === 'mqtt' ? DEFAULT_MQTT_NAME : DEFAULT_API_NAME);
       if (typeof label === 'string') reserved.set(label, `names.${key}`);
@@ -238,6 +303,14 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
   if (field(config, 'links', 'mode') === 'plain-loopback') {
     const addresses: { path: Path; address: unknown }[] = [
       { path: ['control', 'address'], address: field(config, 'control', 'address') },
+      ...nodeList.map((node, i) => ({
+        path: ['control', 'nodes', i, 'address'],
+        address: field(node, 'address'),
+      })),
+      ...memberList.map((member, i) => ({
+        path: ['control', 'etcd', 'members', i, 'address'],
+        address: field(member, 'address'),
+      })),
       { path: ['analytics', 'address'], address: field(config, 'analytics', 'address') },
       ...list.map((region, i) => ({ path: ['regions', i, 'address'], address: field(region, 'address') })),
       ...(Array.isArray(servers) ? servers : []).map((server, i) => ({

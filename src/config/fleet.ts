@@ -1,6 +1,6 @@
 /**
  * The root's own fields: the fleet's names (zone, and the labels of the broker and
- * command-and-control names under it), the control API's listener, logging and the APIs' body
+ * command-and-control names under it), logging, the links between sites and the APIs' body
  * limit. Each component's own section lives with the component (docs/architecture.md).
  */
 import {
@@ -11,7 +11,6 @@ import {
   dnsLabelSchema,
   integerWithin,
   LOG_LEVELS,
-  listener,
   matching,
   oneOf,
   type Range,
@@ -21,9 +20,6 @@ import { DEFAULT_BODY_LIMIT } from '../http/index.js';
 
 /** DNS zone of the fleet. */
 export const DEFAULT_ZONE = 'iot.test';
-/** HTTP API of `iotdr control`. */
-export const DEFAULT_CONTROL_ADDRESS = '127.0.0.10';
-export const DEFAULT_CONTROL_PORT = 8080;
 
 /** Bounds of the root's numbers, inclusive. */
 export const FLEET_LIMITS = {
@@ -52,8 +48,6 @@ export const namesSection = section({
   mqtt: dnsLabelSchema.default(DEFAULT_MQTT_NAME),
   api: dnsLabelSchema.default(DEFAULT_API_NAME),
 }).prefault({});
-
-export const controlSection = section(listener(DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_PORT)).prefault({});
 
 export const loggingSection = section({ level: oneOf(LOG_LEVELS).default(DEFAULT_LOG_LEVEL) }).prefault({});
 

@@ -3,6 +3,11 @@
 export type { AnalyticsConfig } from '../analytics/index.js';
 export type { BrokerConfig, RedisConfig } from '../broker/index.js';
 export type { ListenerConfig, LogLevel } from '../common/index.js';
+export type { ControlConfig, ControlNodeConfig, EtcdConfig, EtcdMemberConfig } from '../control/index.js';
+export {
+  DEFAULT_CONTROL_ADDRESS,
+  DEFAULT_CONTROL_PORT,
+} from '../control/index.js';
 export type { DnsConfig, DnsServerConfig, PowerDnsConfig } from '../dns/index.js';
 export type { EventsConfig } from '../events/index.js';
 export type { FailoverConfig, WebhookConfig } from '../failover/index.js';
@@ -16,8 +21,6 @@ export type {
 export type { ReplicationConfig } from '../replication/index.js';
 export type { RuleActionConfig, RuleConfig } from '../rules/index.js';
 export {
-  DEFAULT_CONTROL_ADDRESS,
-  DEFAULT_CONTROL_PORT,
   DEFAULT_LINK_MODE,
   DEFAULT_SITE_CERTIFICATE_DAYS,
   DEFAULT_SITE_RENEW_BEFORE_DAYS,
@@ -31,13 +34,21 @@ export {
   analyticsTokenPath,
   analyticsUrlOf,
   apiUrlOf,
+  type ControlNode,
   caCertPath,
   checkerTokenPath,
+  controlNodeOf,
+  controlNodesOf,
   controlUrlOf,
+  controlUrlsOf,
   dnsTokenPath,
+  etcdEndpointsOf,
+  failoverCheckersOf,
   linkScheme,
   nameServerStatePath,
+  nameServersOf,
   replicatorTokenPath,
+  SOLE_CONTROL_NODE,
   siteCertificatePaths,
   tlsTicketSecretPath,
 } from './layout.js';

@@ -3,8 +3,11 @@
  * (secrets, PKI, name-server state) and the API URLs, derived from the configuration. One place for
  * every process, the CLI, the drill and the fleet simulator.
  */
+import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
-import { baseUrl } from '../common/index.js';
+import { baseUrl, ConfigError } from '../common/index.js';
+import { CONTROL_NAMESERVER } from '../dns/index.js';
+import { DEFAULT_CHECKER_ID } from '../failover/index.js';
 import type { SiteId } from '../pki/index.js';
 import type { RegionConfig } from './region-schema.js';
 import type { IotdrConfig } from './schema.js';
@@ -71,9 +74,108 @@ export function apiUrlOf(config: IotdrConfig, region: RegionConfig): string {
   return baseUrl(region.address, region.api.port, linkScheme(config));
 }
 
-/** The control API's URL from the configuration. */
+/** A control node as the other processes reach it: its API and its name server. */
+export interface ControlNode {
+  /** `control` for the single node; else `control.nodes[].name`. */
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** Base URL of its control API. */
+  readonly url: string;
+  /** Where its DNS server listens (UDP and TCP), and the zone's NS label it answers as. */
+  readonly dns: { readonly address: string; readonly port: number; readonly label: string };
+}
+
+/** The name of the single control node: its site, its checker's id. */
+export const SOLE_CONTROL_NODE = 'control';
+
+/**
+ * Every control node: the configured `control.nodes`, or the single control process at
+ * `control.address:port` with its DNS at `dns.address:port` (NS label `ns`).
+ */
+export function controlNodesOf(config: IotdrConfig): ControlNode[] {
+  const scheme = linkScheme(config);
+  if (config.control.nodes.length === 0)
+    return [
+      {
+        name: SOLE_CONTROL_NODE,
+        address: config.control.address,
+        port: config.control.port,
+        url: baseUrl(config.control.address, config.control.port, scheme),
+        dns: { address: config.dns.address, port: config.dns.port, label: CONTROL_NAMESERVER },
+      },
+    ];
+  return config.control.nodes.map((node) => ({
+    name: node.name,
+    address: node.address,
+    port: node.port,
+    url: baseUrl(node.address, node.port, scheme),
+    dns: { address: node.address, port: node.dnsPort, label: node.name },
+  }));
+}
+
+/** One control node by name (`--node NAME`); the single node when none is configured and none is named. */
+export function controlNodeOf(config: IotdrConfig, name: string | undefined): ControlNode {
+  const nodes = controlNodesOf(config);
+  if (name === undefined) {
+    if (config.control.nodes.length === 0) return nodes[0] as ControlNode;
+    throw new ConfigError(
+      `control.nodes lists ${nodes.length} control nodes: say which this is with --node (${nodes.map((n) => n.name).join(', ')})`,
+      [{ path: 'control.nodes', message: 'name the node with --node NAME' }],
+    );
+  }
+  const node = nodes.find((n) => n.name === name);
+  if (node) return node;
+  throw new ConfigError(
+    config.control.nodes.length === 0
+      ? `--node ${name}: control.nodes is empty; the single control node runs without --node`
+      : `--node ${name} is not in control.nodes (${nodes.map((n) => n.name).join(', ')})`,
+    [{ path: 'control.nodes', message: `a node named ${name}` }],
+  );
+}
+
+/** The control API's URL from the configuration: the first control node's. */
 export function controlUrlOf(config: IotdrConfig): string {
-  return baseUrl(config.control.address, config.control.port, linkScheme(config));
+  return (controlNodesOf(config)[0] as ControlNode).url;
+}
+
+/** Every control node's API URL, in configuration order. */
+export function controlUrlsOf(config: IotdrConfig): string[] {
+  return controlNodesOf(config).map((n) => n.url);
+}
+
+/** The fleet's name servers, `address:port`: every control node's, then every `dns.servers` entry's. */
+export function nameServersOf(config: IotdrConfig): string[] {
+  return [
+    ...controlNodesOf(config).map((n) => hostPort(n.dns.address, n.dns.port)),
+    ...config.dns.servers.map((s) => hostPort(s.address, s.port)),
+  ];
+}
+
+function hostPort(address: string, port: number): string {
+  return isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * The checkers whose majority decides. With control nodes and `failover.checkers` left at its
+ * default (`control`), each node's own checker: one per node, named as the node.
+ */
+export function failoverCheckersOf(config: IotdrConfig): string[] {
+  const listed = config.failover.checkers;
+  const nodes = config.control.nodes;
+  if (
+    nodes.length > 0 &&
+    listed.length === 1 &&
+    listed[0] === DEFAULT_CHECKER_ID &&
+    !nodes.some((n) => n.name === DEFAULT_CHECKER_ID)
+  )
+    return nodes.map((n) => n.name);
+  return [...listed];
+}
+
+/** The etcd members' client URLs (https over mutual TLS links). */
+export function etcdEndpointsOf(config: IotdrConfig): string[] {
+  return config.control.etcd.members.map((m) => baseUrl(m.address, m.clientPort, linkScheme(config)));
 }
 
 /** The analytics API's URL from the configuration. */

@@ -7,7 +7,8 @@
 import type { z } from 'zod';
 import { type AnalyticsConfig, analyticsSection } from '../analytics/index.js';
 import { type BrokerConfig, brokerSection } from '../broker/index.js';
-import { type ListenerConfig, type LogLevel, section } from '../common/index.js';
+import { type LogLevel, section } from '../common/index.js';
+import { type ControlConfig, controlSection } from '../control/index.js';
 import { type DnsConfig, dnsSection } from '../dns/index.js';
 import { type EventsConfig, eventsSection } from '../events/index.js';
 import { type FailoverConfig, failoverSection } from '../failover/index.js';
@@ -17,7 +18,6 @@ import { type RuleConfig, type RuleHttpConfig, ruleHttpSection, rulesSection } f
 import { crossFieldIssues } from './cross-field.js';
 import {
   apiSection,
-  controlSection,
   type LinkMode,
   linksSection,
   loggingSection,
@@ -32,7 +32,7 @@ export interface IotdrConfig {
   readonly zone: string;
   readonly names: { readonly mqtt: string; readonly api: string };
   readonly dns: DnsConfig;
-  readonly control: ListenerConfig;
+  readonly control: ControlConfig;
   readonly analytics: AnalyticsConfig;
   readonly logging: { readonly level: LogLevel };
   readonly api: { readonly bodyLimit: number };

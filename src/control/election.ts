@@ -67,7 +67,7 @@ export class EtcdElection implements Leadership {
   readonly leaderKey: string;
   readonly leaseTtlMs: number;
   readonly #client: Etcd3;
-  readonly #url: string;
+  #url: string;
   readonly #pollMs: number;
   readonly #requestTimeoutMs: number;
   /** Stop deciding this long before the lease could end at etcd, ms. */
@@ -121,6 +121,11 @@ export class EtcdElection implements Leadership {
   onChange(listener: (leading: boolean) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** The URL published in the leader key; set before `start` when the API's port was only known then. */
+  setUrl(url: string): void {
+    this.#url = url;
   }
 
   /** Campaigns, then keeps the lease alive (or watches the leader) until `stop`. */

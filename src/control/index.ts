@@ -2,6 +2,23 @@
 
 export { ETCD_MEMBER_BACKOFF_MS, type EtcdClientOptions, etcdClient } from './client.js';
 export {
+  CONTROL_LIMITS,
+  type ControlConfig,
+  type ControlNodeConfig,
+  controlSection,
+  DEFAULT_CONTROL_ADDRESS,
+  DEFAULT_CONTROL_NODE_DNS_PORT,
+  DEFAULT_CONTROL_PORT,
+  DEFAULT_ETCD_CLIENT_PORT,
+  DEFAULT_ETCD_PEER_PORT,
+  DEFAULT_ETCD_PREFIX,
+  type EtcdConfig,
+  type EtcdMemberConfig,
+  embeddedControlPlane,
+  MAX_CONTROL_NODES,
+  MAX_ETCD_MEMBERS,
+} from './config.js';
+export {
   DEFAULT_LEASE_TTL_MS,
   EtcdElection,
   type EtcdElectionOptions,

@@ -67,3 +67,30 @@ export class HttpObservationSink implements ObservationSink {
     }
   }
 }
+
+/**
+ * Delivers every observation to several sinks at once: a control node's checker reports to its own
+ * controller and to every other node, so whichever node leads next counts fresh votes. A sink that
+ * fails does not hold back the others; the failures are reported together once all have answered.
+ */
+export class FanOutSink implements ObservationSink {
+  readonly #sinks: readonly { readonly name: string; readonly sink: ObservationSink }[];
+
+  constructor(sinks: readonly { readonly name: string; readonly sink: ObservationSink }[]) {
+    this.#sinks = sinks;
+  }
+
+  async report(observations: Observation[]): Promise<void> {
+    const results = await Promise.allSettled(this.#sinks.map(({ sink }) => sink.report(observations)));
+    const failed = results.flatMap((r, i) =>
+      r.status === 'rejected'
+        ? [`${this.#sinks[i]?.name}: ${(r.reason as Error)?.message ?? String(r.reason)}`]
+        : [],
+    );
+    if (failed.length > 0)
+      throw new ObservationDeliveryError(
+        `${failed.length} of ${this.#sinks.length} control nodes did not take the observations: ${failed.join('; ')}`,
+        { failed },
+      );
+  }
+}

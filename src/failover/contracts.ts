@@ -22,6 +22,8 @@ export const EVENT_TYPES = [
 ] as const;
 
 const errors = problemAnswers(400, 401, 403, 404, 409);
+/** A routing control on a node that does not lead, when it cannot relay it to the leader. */
+const controlErrors = problemAnswers(400, 401, 403, 404, 409, 502, 503);
 const regionName = z.string().regex(REGION_NAME_PATTERN, 'a region name');
 const reason = z.string().trim().min(1, 'say why').max(1000);
 const at = z.number().describe('ms since the epoch');
@@ -208,6 +210,19 @@ const stateSchema = z
       }),
     ),
     lastSwitch: switchSchema.nullable(),
+    control: z.object({
+      node: z.string(),
+      leads: z.boolean(),
+      leader: z
+        .object({
+          node: z.string(),
+          url: z.string(),
+          since: at,
+          lease: z.string(),
+          leaseTtlMs: z.number().int(),
+        })
+        .nullable(),
+    }),
   })
   .meta({ id: 'FailoverState' });
 const controlAnswer = z.object({ switch: switchSchema.nullable(), state: stateSchema });
@@ -250,9 +265,9 @@ export const FAILOVER_ROUTES = {
     url: '/v1/failover/switch',
     tags: ['failover'],
     description:
-      'Routing control: make `to` the active region, whatever health says, until failback or DELETE /v1/failover/override.',
+      'Routing control: make `to` the active region, whatever health says, until failback or DELETE /v1/failover/override. A control node that does not lead relays it to the leader (503 when none leads).',
     body: z.object({ to: regionName, reason }).strict(),
-    responses: { 200: controlAnswer, ...errors },
+    responses: { 200: controlAnswer, ...controlErrors },
   }),
   failback: defineRoute({
     method: 'POST',
@@ -261,7 +276,7 @@ export const FAILOVER_ROUTES = {
     description:
       'Routing control: back to the highest-priority healthy region, and back to following health. 409 when there is nothing to fail back to.',
     body: z.object({ reason }).strict(),
-    responses: { 200: controlAnswer, ...errors },
+    responses: { 200: controlAnswer, ...controlErrors },
   }),
   clearOverride: defineRoute({
     method: 'DELETE',
@@ -270,7 +285,7 @@ export const FAILOVER_ROUTES = {
     description:
       'Remove the routing control: health decides again at once (which may switch). 409 when none is set.',
     query: z.object({ reason }).strict(),
-    responses: { 200: controlAnswer, ...errors },
+    responses: { 200: controlAnswer, ...controlErrors },
   }),
   observations: defineRoute({
     method: 'POST',

@@ -782,6 +782,7 @@ export class FailoverController implements ObservationSink {
       checkers: [...this.checkers],
       regions,
       lastSwitch: this.#lastSwitch,
+      control: { node: this.node ?? 'control', leads: this.leads(), leader: this.leader() },
     };
   }
 

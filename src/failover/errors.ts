@@ -36,6 +36,10 @@ export const FAILOVER_ERRORS = {
     meaning:
       'this control node does not lead (or its lease ran out before the write was committed); the leader, when known, is named in `leader`',
   },
+  IOTDR_FAILOVER_LEADER_UNREACHABLE: {
+    status: 502,
+    meaning: 'a control node could not relay a routing control to the leader it knows of',
+  },
   IOTDR_FAILOVER_NO_LEADER: {
     status: 503,
     meaning:
@@ -171,6 +175,17 @@ export class NoLeaderError extends IotdrError {
       'IOTDR_FAILOVER_NO_LEADER',
       `no control node leads right now${detail ? ` (${detail})` : ''}; retry shortly`,
       { status: 503, details: { node } },
+    );
+  }
+}
+
+/** A node could not relay a routing control to the leader. */
+export class LeaderUnreachableError extends IotdrError {
+  constructor(node: string, leader: string, url: string, cause?: unknown) {
+    super(
+      'IOTDR_FAILOVER_LEADER_UNREACHABLE',
+      `control node ${node} could not relay the routing control to the leader ${leader} at ${url}: ${(cause as Error)?.message ?? cause}`,
+      { status: 502, details: { node, leader, leaderUrl: url }, cause },
     );
   }
 }

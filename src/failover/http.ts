@@ -1,9 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { ADMIN, READ, routeOf, WRITE } from '../http/index.js';
 import { FAILOVER_ROUTES } from './contracts.js';
 import type { FailoverController } from './controller.js';
-import { CheckerMismatchError, NoDecisionYetError } from './errors.js';
+import { CheckerMismatchError, NoDecisionYetError, NoLeaderError, NotLeaderError } from './errors.js';
 import type { DecisionFeed } from './feed.js';
 import type { Observation } from './types.js';
 
@@ -12,14 +12,60 @@ function who(request: FastifyRequest): string {
   return request.principal?.name ?? 'unknown';
 }
 
+/** A routing control as it reached a node, for the node to relay to the leader. */
+export interface RelayedRequest {
+  readonly method: string;
+  /** Path and query, as received. */
+  readonly url: string;
+  readonly body: unknown;
+  readonly authorization: string | undefined;
+}
+
+/** The leader's answer, relayed as it is. */
+export interface RelayedAnswer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  readonly text: string;
+}
+
+/** Marks a routing control a node relays, so the node it reaches never relays it again. */
+export const RELAYED_BY_HEADER = 'x-iotdr-relayed-by';
+
+export interface FailoverRoutesOptions {
+  /**
+   * With several control nodes: sends a routing control to the leader (`leaderUrl`) with the
+   * caller's token, and resolves its answer. Without it, a node that does not lead refuses.
+   */
+  relay?: (leaderUrl: string, leaderNode: string, request: RelayedRequest) => Promise<RelayedAnswer>;
+}
+
 /**
  * The controller's routes: state, decision log, routing controls (admin) and the observations of
  * remote checkers (each with its site certificate; an operator token on plain loopback links). Works in any app that authenticates by `config.roles`: the control
- * API or a region API (both built by buildApi).
+ * API or a region API (both built by buildApi). A routing control reaching a node that does not
+ * lead is relayed to the leader, once.
  */
-export function failoverRoutes(controller: FailoverController) {
+export function failoverRoutes(controller: FailoverController, options: FailoverRoutesOptions = {}) {
   return async (root: FastifyInstance): Promise<void> => {
     const app = root.withTypeProvider<ZodTypeProvider>();
+    /** Undefined when this node leads (the handler decides); else the leader's answer, relayed. */
+    const relayed = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+      if (controller.leads()) return undefined;
+      const node = controller.node ?? 'control';
+      const leader = controller.leader();
+      if (leader === null || leader.node === node) throw new NoLeaderError(node);
+      if (!options.relay || req.headers[RELAYED_BY_HEADER] !== undefined)
+        throw new NotLeaderError(node, leader);
+      const answer = await options.relay(leader.url, leader.node, {
+        method: req.method,
+        url: req.url,
+        body: req.body,
+        authorization: req.headers.authorization,
+      });
+      req.log.info({ leader: leader.node, status: answer.status }, 'routing control relayed to the leader');
+      if (answer.contentType) reply.type(answer.contentType);
+      return reply.code(answer.status).send(answer.text);
+    };
     app.route({
       ...routeOf(FAILOVER_ROUTES.state),
       config: { roles: READ, sites: ['analytics'] },
@@ -41,23 +87,27 @@ export function failoverRoutes(controller: FailoverController) {
     app.route({
       ...routeOf(FAILOVER_ROUTES.switch),
       config: { roles: ADMIN },
-      handler: async (req) =>
+      handler: async (req, reply) =>
+        (await relayed(req, reply)) ??
         controller.switchTo({ to: req.body.to, reason: req.body.reason, who: who(req) }),
     });
     app.route({
       ...routeOf(FAILOVER_ROUTES.failback),
       config: { roles: ADMIN },
-      handler: async (req) => controller.failbackNow({ reason: req.body.reason, who: who(req) }),
+      handler: async (req, reply) =>
+        (await relayed(req, reply)) ?? controller.failbackNow({ reason: req.body.reason, who: who(req) }),
     });
     app.route({
       ...routeOf(FAILOVER_ROUTES.clearOverride),
       config: { roles: ADMIN },
-      handler: async (req) => controller.clearOverride({ reason: req.query.reason, who: who(req) }),
+      handler: async (req, reply) =>
+        (await relayed(req, reply)) ?? controller.clearOverride({ reason: req.query.reason, who: who(req) }),
     });
     app.route({
       ...routeOf(FAILOVER_ROUTES.observations),
-      // Over mutual TLS a checker reports with its own certificate only, for its own id.
-      config: { sites: ['checker'], linkRoles: WRITE },
+      // Over mutual TLS a checker reports with its own certificate only, for its own id; a control
+      // node's own checker reports to the other nodes with the node's certificate.
+      config: { sites: ['checker', 'control'], linkRoles: WRITE },
       handler: async (req, reply) => {
         const site = req.principal?.site;
         if (site !== undefined && site.name !== req.body.checker)

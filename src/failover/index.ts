@@ -1,7 +1,7 @@
 /** Checkers, the failover controller, routing controls, the decision log and the switch executor. */
 
 export { type CheckedRegion, Checker, type CheckerOptions, type ExtraHealthUrl } from './checker.js';
-export { HttpObservationSink, type HttpObservationSinkOptions } from './client.js';
+export { FanOutSink, HttpObservationSink, type HttpObservationSinkOptions } from './client.js';
 export {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CHECK_TIMEOUT_MS,
@@ -41,6 +41,7 @@ export {
   FAILOVER_ERRORS,
   FailoverConfigError,
   FailoverStoreError,
+  LeaderUnreachableError,
   NoDecisionYetError,
   NoFailbackTargetError,
   NoLeaderError,
@@ -59,7 +60,14 @@ export {
   type Webhook,
 } from './executor.js';
 export { DecisionFeed, type ServedDecision } from './feed.js';
-export { decisionRoutes, failoverRoutes } from './http.js';
+export {
+  decisionRoutes,
+  type FailoverRoutesOptions,
+  failoverRoutes,
+  RELAYED_BY_HEADER,
+  type RelayedAnswer,
+  type RelayedRequest,
+} from './http.js';
 export { type Leadership, type LeaderView, soleLeader } from './leadership.js';
 export { registerFailoverMetrics } from './metrics.js';
 export {

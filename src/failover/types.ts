@@ -256,6 +256,18 @@ export type FailoverState = {
   checkers: string[];
   regions: RegionHealth[];
   lastSwitch: SwitchEvent | null;
+  /** The control node that answered: whether it leads, and who does as it last saw. */
+  control: {
+    node: string;
+    leads: boolean;
+    leader: {
+      node: string;
+      url: string;
+      since: number;
+      lease: string;
+      leaseTtlMs: number;
+    } | null;
+  };
 };
 
 /** Timers for intervals and timeouts; injected so tests drive time. */

@@ -55,4 +55,11 @@ export { parseJsonBody } from './json.js';
 export { errorHandler, type Problem, problem, sendProblem } from './problem.js';
 export { problemAnswers, problemSchema } from './problem-schema.js';
 export { type ApiServerOptions, createApiServer, DEFAULT_BODY_LIMIT } from './server.js';
-export { type SiteTls, siteAgent, siteOfSocket, siteServerOptions, trustingAgent } from './tls.js';
+export {
+  relayAgent,
+  type SiteTls,
+  siteAgent,
+  siteOfSocket,
+  siteServerOptions,
+  trustingAgent,
+} from './tls.js';

@@ -66,11 +66,23 @@ export function siteOfSocket(socket: unknown): SiteId | undefined {
  * cannot answer for another, nor a device certificate for anyone). Connections are kept alive.
  */
 export function siteAgent(tls: SiteTls, peer?: SiteId): Agent {
+  return checkingAgent(tls.caPem, peer, { cert: tls.certPem, key: tls.keyPem });
+}
+
+/**
+ * An agent that checks the peer is `peer` (a certificate of the CA naming that site) but shows no
+ * certificate of its own: for relaying a person's request, which the peer must judge by the
+ * person's token, not by the relaying site's certificate.
+ */
+export function relayAgent(caPem: string, peer: SiteId): Agent {
+  return checkingAgent(caPem, peer);
+}
+
+function checkingAgent(caPem: string, peer: SiteId | undefined, own?: { cert: string; key: string }): Agent {
   return new Agent({
     keepAlive: true,
-    ca: tls.caPem,
-    cert: tls.certPem,
-    key: tls.keyPem,
+    ca: caPem,
+    ...(own ?? {}),
     minVersion: 'TLSv1.2',
     checkServerIdentity: (host: string, cert: PeerCertificate) => {
       const mismatch = tlsCheckServerIdentity(host, cert);

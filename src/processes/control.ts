@@ -6,12 +6,19 @@ import {
   adminTokenPath,
   analyticsTokenPath,
   apiUrlOf,
+  type ControlNode,
   checkerTokenPath,
+  controlNodeOf,
+  controlNodesOf,
   dnsTokenPath,
   ensureStateDir,
+  etcdEndpointsOf,
+  failoverCheckersOf,
   type IotdrConfig,
   readSecretFile,
+  SOLE_CONTROL_NODE,
 } from '../config/index.js';
+import { EtcdControlStore, EtcdElection, etcdClient } from '../control/index.js';
 import {
   BuiltinDnsProvider,
   CONTROL_NAMESERVER,
@@ -23,34 +30,55 @@ import {
 } from '../dns/index.js';
 import {
   Checker,
-  DEFAULT_CHECKER_ID,
+  type ControlStore,
   DecisionFeed,
   type DecisionSink,
   decisionRoutes,
   defaultObservationMaxAgeMs,
   FailoverController,
   FailoverStore,
+  FanOutSink,
   failoverGiveUpMs,
   failoverRoutes,
+  HttpObservationSink,
+  type Leadership,
+  LeaderUnreachableError,
+  type ObservationSink,
   ProviderSink,
+  RELAYED_BY_HEADER,
+  type RelayedRequest,
   registerFailoverMetrics,
   SwitchExecutor,
+  soleLeader,
 } from '../failover/index.js';
-import { buildApi, type Role, staticTokens } from '../http/index.js';
+import { buildApi, type Role, relayAgent, sendRequest, staticTokens } from '../http/index.js';
+import type { SiteId } from '../pki/index.js';
 import { loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 import { siteLinks } from './sites.js';
 import { peopleAndLinkTokens, RegionTokens } from './tokens.js';
 
-/** The site name of `iotdr control` (one control process per fleet). */
-export const CONTROL_SITE = { kind: 'control', name: 'control' } as const;
+/** The site name of the single `iotdr control` (no `control.nodes`). */
+export const CONTROL_SITE = { kind: 'control', name: SOLE_CONTROL_NODE } as const;
+
+/** A control node's site: `urn:iotdr:site:control:<node>`. */
+export function controlSiteOf(node: string): SiteId {
+  return { kind: 'control', name: node };
+}
+
+/** Time a relayed routing control may take at the leader, ms. */
+const RELAY_TIMEOUT_MS = 10_000;
 
 /**
- * Composition root of `iotdr control`: the embedded checker, the failover controller with its
- * switch executor, the built-in authoritative DNS that follows the controller, and the control API.
+ * Composition root of `iotdr control [--node NAME]`: the node's checker, the failover controller
+ * with its switch executor, the built-in authoritative DNS that follows the committed decision,
+ * and the control API. One node decides on SQLite; several elect a leader through etcd, and only
+ * the leader decides (docs/failover.md, "The control plane").
  */
 export interface ControlOptions {
   config: IotdrConfig;
   stateDir: string;
+  /** Which of `control.nodes` this is; omitted for the single node. */
+  node?: string;
   logger?: Logger;
   /** Overrides the configured control API listener (tests listen on port 0). */
   listen?: { host: string; port: number };
@@ -59,26 +87,32 @@ export interface ControlOptions {
 }
 
 export interface RunningControl {
-  /** Base URL of the control API, e.g. http://127.0.0.10:8080. */
+  /** This node's name (`control` for the single node). */
+  node: string;
+  /** Base URL of the control API, e.g. https://127.0.0.10:8080. */
   controlUrl: string;
   dns: DnsServerAddress;
   controller: FailoverController;
+  /** The election, with control nodes. */
+  election?: EtcdElection;
   stop(): Promise<void>;
 }
 
 /**
  * The zone every iotdr DNS server answers, before any decision: the fleet's names and the name
- * servers — `ns.<zone>` at `controlDnsAddress` and every `dns.servers` entry.
+ * servers — every control node's (`ns.<zone>` at `controlDnsAddress` for the single node, else
+ * `<node>.<zone>` at each node's address) and every `dns.servers` entry.
  */
 export function zoneStateOf(config: IotdrConfig, controlDnsAddress: string): DnsStateInput {
+  const control =
+    config.control.nodes.length === 0
+      ? [{ name: CONTROL_NAMESERVER, address: controlDnsAddress }]
+      : config.control.nodes.map((n) => ({ name: n.name, address: n.address }));
   return {
     zone: config.zone,
     ttl: config.dns.ttl,
     names: { mqtt: config.names.mqtt, api: config.names.api, extra: [...config.dns.extraNames] },
-    nameservers: [
-      { name: CONTROL_NAMESERVER, address: controlDnsAddress },
-      ...config.dns.servers.map((s) => ({ name: s.name, address: s.address })),
-    ],
+    nameservers: [...control, ...config.dns.servers.map((s) => ({ name: s.name, address: s.address }))],
   };
 }
 
@@ -89,12 +123,17 @@ function glueOf(host: string): string {
 
 export async function startControl(options: ControlOptions): Promise<RunningControl> {
   const { config, stateDir } = options;
-  const logger = options.logger ?? createLogger({ level: config.logging.level, name: 'control' });
+  const node = controlNodeOf(config, options.node);
+  const several = config.control.nodes.length > 0;
+  const logger = (options.logger ?? createLogger({ level: config.logging.level, name: 'control' })).child(
+    several ? { node: node.name } : {},
+  );
   await ensureStateDir(stateDir);
   const adminToken = await loadOrCreateAdminToken(stateDir);
-  const listenHost = options.listen?.host ?? config.control.address;
-  const links = await siteLinks(config, stateDir, CONTROL_SITE, {
-    addresses: [config.control.address, listenHost],
+  const listenHost = options.listen?.host ?? node.address;
+  const site = controlSiteOf(node.name);
+  const links = await siteLinks(config, stateDir, site, {
+    addresses: [node.address, listenHost],
   });
   // Checkers, name servers and analytics show their site certificates over mutual TLS; these
   // tokens stand in for them on the plain loopback switch only.
@@ -129,7 +168,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
   }
   const addresses = new Map(config.regions.map((r) => [r.name, r.address]));
   const addressOf = (region: string) => addresses.get(region) ?? '';
-  const dnsHost = options.dnsListen?.host ?? config.dns.address;
+  const dnsHost = options.dnsListen?.host ?? node.dns.address;
   const metrics = new Registry();
   const engine = new DnsEngine({ state: zoneStateOf(config, glueOf(dnsHost)) });
   const feed = new DecisionFeed(addressOf);
@@ -149,7 +188,10 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
           zone: config.zone,
           ttl: config.dns.ttl,
           names: { mqtt: config.names.mqtt, api: config.names.api, extra: [...config.dns.extraNames] },
-          nameservers: [CONTROL_NAMESERVER, ...config.dns.servers.map((s) => s.name)],
+          nameservers: [
+            ...controlNodesOf(config).map((n) => n.dns.label),
+            ...config.dns.servers.map((s) => s.name),
+          ],
           timeoutMs: Math.max(config.failover.timeoutMs, 1000),
         }),
         addressOf,
@@ -164,7 +206,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
     const dns = new DnsServer({
       engine,
       host: dnsHost,
-      port: options.dnsListen?.port ?? config.dns.port,
+      port: options.dnsListen?.port ?? node.dns.port,
       registry: metrics,
       logger: logger.child({ component: 'dns' }),
     });
@@ -172,8 +214,10 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
     closers.add(() => dns.close());
     for (const sink of sinks) if (sink instanceof ProviderSink) closers.add(() => sink.close());
 
-    const store = new FailoverStore(join(stateDir, 'control', 'failover.db'));
-    closers.add(async () => store.close());
+    const plane = several ? await etcdPlane(config, node, links.tls, logger) : undefined;
+    if (plane) closers.add(() => plane.close());
+    const store: ControlStore = plane?.store ?? new FailoverStore(join(stateDir, 'control', 'failover.db'));
+    if (!plane) closers.add(async () => store.close());
     const regions = config.regions.map((r) => {
       const agent = links.agentFor({ kind: 'region', name: r.name });
       return {
@@ -197,10 +241,15 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       requestTimeoutMs: f.timeoutMs,
       logger: logger.child({ component: 'switch' }),
     });
+    const checkers = failoverCheckersOf(config);
+    // The single node leads itself; its URL is known once it listens.
+    let ownUrl = node.url;
+    const leadership: Leadership = plane?.election ?? soleLeader(node.name, () => ownUrl);
     const controller = new FailoverController({
       regions: regions.map(({ name, priority, url }) => ({ name, priority, url })),
-      checkers: [...f.checkers],
+      checkers,
       store,
+      leadership,
       failureThreshold: f.failureThreshold,
       recoveryThreshold: f.recoveryThreshold,
       failback: f.failback,
@@ -210,18 +259,35 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       actions: executor,
       logger: logger.child({ component: 'controller' }),
     });
-    await controller.start();
-    closers.add(() => controller.stop());
     registerFailoverMetrics(metrics, controller);
-    if (f.checkers.includes(DEFAULT_CHECKER_ID)) {
+    if (checkers.includes(node.name)) {
+      // The node's checker reports to its own controller and to every other node.
+      const peers = controlNodesOf(config).filter((n) => n.name !== node.name);
+      const sink: ObservationSink =
+        peers.length === 0
+          ? controller
+          : new FanOutSink([
+              { name: node.name, sink: controller },
+              ...peers.map((peer) => {
+                const agent = links.agentFor(controlSiteOf(peer.name));
+                return {
+                  name: peer.name,
+                  sink: new HttpObservationSink({
+                    controlUrl: peer.url,
+                    ...(agent === undefined ? { token: linkTokens[0]?.token ?? '' } : { agent }),
+                    timeoutMs: f.timeoutMs,
+                  }),
+                };
+              }),
+            ]);
       const checker = new Checker({
-        id: DEFAULT_CHECKER_ID,
+        id: node.name,
         regions: regions.map(({ name, url, agent }) => ({
           name,
           url,
           ...(agent === undefined ? {} : { agent }),
         })),
-        sink: controller,
+        sink,
         intervalMs: f.intervalMs,
         timeoutMs: f.timeoutMs,
         giveUpMs: failoverGiveUpMs(f),
@@ -245,28 +311,114 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
       ),
       ...(links.tls === undefined ? {} : { site: links.tls }),
       logger,
-      routes: [failoverRoutes(controller), decisionRoutes(feed)],
+      routes: [
+        failoverRoutes(controller, {
+          relay: (leaderUrl, leaderNode, request) =>
+            relay(leaderUrl, request, node.name, links.tls?.caPem, leaderNode),
+        }),
+        decisionRoutes(feed),
+      ],
       metrics,
       bodyLimit: config.api.bodyLimit,
     });
     closers.add(() => app.close());
-    const listen = options.listen ?? { host: config.control.address, port: config.control.port };
+    const listen = options.listen ?? { host: node.address, port: node.port };
     await app.listen({ host: listen.host, port: listen.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
     const controlUrl = baseUrl(listen.host, port, links.tls === undefined ? 'http' : 'https');
+    ownUrl = controlUrl;
+    // Campaign once the API answers: the leader key names this URL for the others to relay to.
+    plane?.start(controlUrl);
+    await controller.start();
+    closers.add(() => controller.stop());
     logger.info(
-      { controlUrl, dns: `${dnsAddress.host}:${dnsAddress.port}`, adminToken: adminTokenPath(stateDir) },
-      'control serving',
+      {
+        controlUrl,
+        dns: `${dnsAddress.host}:${dnsAddress.port}`,
+        adminToken: adminTokenPath(stateDir),
+        ...(plane ? { etcd: etcdEndpointsOf(config), leaseTtlMs: config.control.etcd.leaseTtlMs } : {}),
+      },
+      several ? 'control node serving; electing the leader through etcd' : 'control serving',
     );
     return {
+      node: node.name,
       controlUrl,
       dns: dnsAddress,
       controller,
+      ...(plane ? { election: plane.election } : {}),
       stop: () => closers.close(),
     };
   } catch (error) {
     await closers.close();
     throw error;
+  }
+}
+
+/** The control plane on etcd for one node: its client, election and store. */
+async function etcdPlane(
+  config: IotdrConfig,
+  node: ControlNode,
+  tls: { caPem: string; certPem: string; keyPem: string } | undefined,
+  logger: Logger,
+) {
+  const client = etcdClient({
+    endpoints: etcdEndpointsOf(config),
+    ...(tls ? { tls: { caPem: tls.caPem, certPem: tls.certPem, keyPem: tls.keyPem } } : {}),
+  });
+  // The election exists from the start (the controller follows it); its URL is set before it campaigns.
+  const election = new EtcdElection({
+    client,
+    prefix: config.control.etcd.prefix,
+    node: node.name,
+    url: node.url,
+    leaseTtlMs: config.control.etcd.leaseTtlMs,
+    logger: logger.child({ component: 'election' }),
+  });
+  const store = new EtcdControlStore({ client, prefix: config.control.etcd.prefix, election });
+  return {
+    election,
+    store,
+    start(url: string) {
+      election.setUrl(url);
+      election.start();
+    },
+    async close() {
+      await election.stop();
+      client.close();
+    },
+  };
+}
+
+/**
+ * Relays a routing control to the leader with the caller's token, over a connection that checks
+ * the leader's site certificate and shows none of this node's: the leader judges the caller.
+ */
+async function relay(
+  leaderUrl: string,
+  request: RelayedRequest,
+  node: string,
+  caPem: string | undefined,
+  leaderNode: string,
+) {
+  const agent = caPem === undefined ? undefined : relayAgent(caPem, controlSiteOf(leaderNode));
+  try {
+    const answer = await sendRequest(`${leaderUrl.replace(/\/+$/, '')}${request.url}`, {
+      method: request.method,
+      headers: {
+        accept: 'application/json, application/problem+json',
+        [RELAYED_BY_HEADER]: node,
+        ...(request.authorization === undefined ? {} : { authorization: request.authorization }),
+        ...(request.body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+      ...(agent === undefined ? {} : { trust: agent }),
+      signal: AbortSignal.timeout(RELAY_TIMEOUT_MS),
+    });
+    return { status: answer.status, contentType: answer.contentType, text: answer.text };
+  } catch (error) {
+    throw new LeaderUnreachableError(node, leaderNode, leaderUrl, error);
+  } finally {
+    agent?.destroy();
   }
 }

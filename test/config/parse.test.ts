@@ -38,7 +38,12 @@ describe('parseConfig defaults', () => {
         zone: 'iot.test',
         names: { mqtt: 'mqtt', api: 'api' },
         dns: { address: '127.0.0.10', port: 5353, ttl: 5, provider: 'builtin', extraNames: [], servers: [] },
-        control: { address: '127.0.0.10', port: 8080 },
+        control: {
+          address: '127.0.0.10',
+          port: 8080,
+          nodes: [],
+          etcd: { members: [], prefix: '/iotdr/control/', leaseTtlMs: 5000 },
+        },
         analytics: {
           address: '127.0.0.10',
           port: 8081,
@@ -214,7 +219,7 @@ describe('parseConfig errors', () => {
       'expected an integer between 0 and 65535 (0 picks a free port), got "53"',
     ],
     [{ control: { address: '10.0.0.300' } }, 'control.address', 'expected an IPv4 or IPv6 address'],
-    [{ control: 8080 }, 'control', 'expected a mapping with fields address, port, got 8080'],
+    [{ control: 8080 }, 'control', 'expected a mapping with fields address, port, nodes, etcd, got 8080'],
     [
       { logging: { level: 'verbose' } },
       'logging.level',

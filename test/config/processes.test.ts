@@ -32,6 +32,7 @@ import {
   SUPERVISION_LIMITS,
   SUPERVISION_RESTART_MODES,
 } from '../../src/config/index.js';
+import { CONTROL_LIMITS } from '../../src/control/index.js';
 import { DNS_LIMITS, DNS_PROVIDERS } from '../../src/dns/index.js';
 import { EVENTS_LIMITS } from '../../src/events/index.js';
 import { DISCONNECT_MODES, FAILBACK_MODES, FAILOVER_LIMITS } from '../../src/failover/index.js';
@@ -78,6 +79,7 @@ function boundsOf(prefix: string, limits: Record<string, Range>): Bound[] {
 const BOUNDS: Bound[] = [
   ...boundsOf('', FLEET_LIMITS),
   ...boundsOf('dns.', DNS_LIMITS),
+  ...boundsOf('control.', CONTROL_LIMITS),
   ...boundsOf('analytics.', ANALYTICS_LIMITS),
   {
     path: 'regions[].priority',
@@ -145,7 +147,7 @@ function skeleton(edge: Edge): Record<string, unknown> {
       powerdns: { url: 'http://127.0.0.1:9', serverId: 'localhost', apiKeyFile: 'pdns.key' },
       servers: [{ name: 'ns2', address: '127.0.0.1', port: null, httpPort: null }],
     },
-    control: { address: '127.0.0.1', port: null },
+    control: { address: '127.0.0.1', port: null, etcd: { prefix: '/limits/', leaseTtlMs: null } },
     analytics: {
       address: '127.0.0.1',
       port: null,

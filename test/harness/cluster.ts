@@ -48,9 +48,11 @@ export async function startCluster(
     cncPort?: number;
     /** Serve command and control over HTTPS. */
     cncTls?: boolean;
+    /** A state directory made already (its CA signs an etcd cluster, say); removed on close like a fresh one. */
+    stateDir?: string;
   } = {},
 ): Promise<Cluster> {
-  const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-cluster-'));
+  const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'iotdr-cluster-')));
   const run = `${process.pid}_${++schemas}`;
   const regionsYaml = [];
   for (const [i, name] of names.entries()) {

@@ -43,6 +43,11 @@ export interface StartEtcdOptions {
   tls?: boolean;
   /** The address every member listens on; default 127.0.0.1. */
   host?: string;
+  /**
+   * A state directory whose CA (`<stateDir>/pki`) signs the members' certificates, so a platform
+   * made in it trusts them and they trust its sites; default a CA of the cluster's own.
+   */
+  stateDir?: string;
 }
 
 export interface EtcdMemberHandle {
@@ -50,6 +55,9 @@ export interface EtcdMemberHandle {
   readonly name: string;
   /** Its client URL alone, for a client that must talk to this member only. */
   readonly clientUrl: string;
+  /** Its ports, for a configuration that lists the member. */
+  readonly clientPort: number;
+  readonly peerPort: number;
   /** The process id of its latest start (the member may have exited since). */
   readonly pid: number | undefined;
   /** Whether its process is running. */
@@ -137,6 +145,8 @@ function cleanEnv(): NodeJS.ProcessEnv {
 class Member implements EtcdMemberHandle {
   readonly name: string;
   readonly clientUrl: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
   readonly log: string;
   #child: ChildProcess | undefined;
 
@@ -149,6 +159,8 @@ class Member implements EtcdMemberHandle {
   ) {
     this.name = spec.name;
     this.clientUrl = etcdClientUrl(spec.address, spec.clientPort, spec.tls !== undefined);
+    this.clientPort = spec.clientPort;
+    this.peerPort = spec.peerPort;
     this.log = join(dirname(spec.dataDir), `${spec.name}.log`);
   }
 
@@ -238,8 +250,8 @@ function writePrivate(path: string, pem: string): void {
 }
 
 /** The cluster's CA in `<dir>/pki`, a site certificate per member and the test client's certificate. */
-async function makePki(dir: string, names: readonly string[], host: string): Promise<Pki> {
-  const ca = await loadOrCreateCa(join(dir, 'pki'));
+async function makePki(dir: string, names: readonly string[], host: string, stateDir?: string): Promise<Pki> {
+  const ca = await loadOrCreateCa(join(stateDir ?? dir, 'pki'));
   const ip = isIP(host) !== 0;
   for (const name of names) {
     const site: SiteId = { kind: 'etcd', name };
@@ -254,7 +266,7 @@ async function makePki(dir: string, names: readonly string[], host: string): Pro
   }
   const client = await ca.issueSiteCertificate({ site: CLIENT_SITE, ipAddresses: [], dnsNames: [] });
   return {
-    caFile: caCertPath(dir),
+    caFile: caCertPath(stateDir ?? dir),
     caPem: ca.certificatePem,
     clientCertPem: client.certificatePem,
     clientKeyPem: client.privateKeyPem,
@@ -305,7 +317,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<Running
   };
 
   try {
-    const pki = options.tls === false ? undefined : await makePki(dir, names, host);
+    const pki = options.tls === false ? undefined : await makePki(dir, names, host, options.stateDir);
     for (let attempt = 1; ; attempt++) {
       const ports = await freePorts(2 * count, host);
       // A fresh token per attempt: a member left over from a failed one can never join this one.
@@ -326,7 +338,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<Running
         endpoints: members.map((m) => m.clientUrl),
         caPem: pki?.caPem,
         client: pki === undefined ? undefined : { certPem: pki.clientCertPem, keyPem: pki.clientKeyPem },
-        pkiDir: pki === undefined ? undefined : join(dir, 'pki'),
+        pkiDir: pki === undefined ? undefined : join(options.stateDir ?? dir, 'pki'),
         credentials:
           pki === undefined
             ? undefined

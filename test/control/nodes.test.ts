@@ -1,0 +1,186 @@
+/**
+ * Three control nodes over two real regions and a real three-member etcd cluster, mutual TLS on
+ * every link: one leader decides, every node's DNS answers the committed decision, a routing
+ * control sent to any node is relayed to the leader, and when the leader stops another one takes
+ * over with the same decision.
+ */
+import { Resolver } from 'node:dns/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, waitUntil } from '../../src/common/index.js';
+import { loadOrCreateCa } from '../../src/pki/index.js';
+import { type RunningControl, startControl } from '../../src/processes/index.js';
+import { type Cluster, type ClusterRegion, startCluster } from '../harness/cluster.js';
+import { etcdSkipReason, type RunningEtcd, startEtcd } from '../harness/etcd.js';
+import { fetch } from '../harness/https.js';
+import { freePort } from '../harness/process.js';
+
+const skip = etcdSkipReason();
+const EAST = '127.0.0.51';
+const WEST = '127.0.0.52';
+const NODES = ['ctl-a', 'ctl-b', 'ctl-c'];
+const FAILOVER = { intervalMs: 200, timeoutMs: 400, failureThreshold: 3, recoveryThreshold: 2 };
+
+describe.skipIf(skip !== undefined)('control nodes', () => {
+  let etcd: RunningEtcd;
+  let cluster: Cluster;
+  const nodes = new Map<string, RunningControl>();
+
+  beforeAll(async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-nodes-'));
+    await loadOrCreateCa(join(stateDir, 'pki'));
+    etcd = await startEtcd({ members: 3, stateDir });
+    cluster = await startCluster(
+      ['us-east', 'us-west'],
+      { engine: 'sqlite' },
+      {
+        stateDir,
+        addresses: [EAST, WEST],
+        config: {
+          failover: FAILOVER,
+          control: {
+            nodes: await Promise.all(
+              NODES.map(async (name, i) => ({
+                name,
+                address: `127.0.0.${61 + i}`,
+                port: await freePort(),
+                dnsPort: await freePort(),
+              })),
+            ),
+            etcd: {
+              members: etcd.members.map((m) => ({
+                name: m.name,
+                address: '127.0.0.1',
+                clientPort: m.clientPort,
+                peerPort: m.peerPort,
+              })),
+              leaseTtlMs: 2000,
+            },
+          },
+        },
+      },
+    );
+    for (const node of NODES)
+      nodes.set(
+        node,
+        await startControl({
+          config: cluster.config,
+          stateDir: cluster.stateDir,
+          node,
+          logger: createLogger({ level: 'silent' }),
+        }),
+      );
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const node of nodes.values()) await node.stop();
+    await cluster?.close();
+    await etcd?.stop();
+  });
+
+  const running = () => [...nodes.values()];
+  const leaders = () => running().filter((n) => n.controller.leads());
+  const admin = () => ({ authorization: `Bearer ${cluster.adminToken}`, 'content-type': 'application/json' });
+
+  async function mqttAt(node: RunningControl): Promise<string[]> {
+    const resolver = new Resolver({ timeout: 500, tries: 1 });
+    resolver.setServers([`${node.dns.host}:${node.dns.port}`]);
+    return resolver.resolve4('mqtt.iot.test');
+  }
+
+  it('elects one leader; every node holds the same decision and its DNS answers it', async () => {
+    await waitUntil(() => leaders().length === 1, { timeoutMs: 15_000, what: 'one leader' });
+    const leader = leaders()[0] as RunningControl;
+    await waitUntil(() => leader.controller.state().mode.type === 'health', {
+      timeoutMs: 15_000,
+      what: 'the leader decides from health',
+    });
+    for (const node of running()) {
+      const res = await fetch(`${node.controlUrl}/v1/failover/state`, { headers: admin() });
+      expect(res.status).toBe(200);
+      const state = await res.json();
+      expect(state).toMatchObject({
+        activeRegion: 'us-east',
+        epoch: 0,
+        checkers: NODES,
+        quorum: 2,
+        control: {
+          node: node.node,
+          leads: node === leader,
+          leader: { node: leader.node, url: leader.controlUrl },
+        },
+      });
+      // Every node's checker votes at every node.
+      await waitUntil(
+        () => Object.keys(node.controller.state().regions[0]?.checkers ?? {}).length === NODES.length,
+        { timeoutMs: 10_000, what: `${node.node} hears every checker` },
+      );
+      await waitUntil(async () => (await mqttAt(node).catch((): string[] => [])).includes(EAST), {
+        timeoutMs: 10_000,
+        what: `${node.node}'s DNS answers us-east`,
+      });
+    }
+  }, 60_000);
+
+  it('relays a routing control sent to a node that does not lead, and refuses a token that may not', async () => {
+    const follower = running().find((n) => !n.controller.leads()) as RunningControl;
+    const refused = await fetch(`${follower.controlUrl}/v1/failover/switch`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer not-a-token', 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'us-west', reason: 'x' }),
+    });
+    expect(refused.status).toBe(401);
+    const res = await fetch(`${follower.controlUrl}/v1/failover/switch`, {
+      method: 'POST',
+      headers: admin(),
+      body: JSON.stringify({ to: 'us-west', reason: 'drill through a follower' }),
+    });
+    const body = (await res.json()) as { switch: unknown };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body.switch).toMatchObject({ to: 'us-west', epoch: 1, trigger: { type: 'manual', who: 'admin' } });
+    for (const node of running()) {
+      await waitUntil(() => node.controller.decision().epoch === 1, {
+        timeoutMs: 5000,
+        what: `${node.node} follows`,
+      });
+      await waitUntil(async () => (await mqttAt(node).catch((): string[] => [])).includes(WEST), {
+        timeoutMs: 5000,
+        what: `${node.node}'s DNS answers us-west`,
+      });
+    }
+    // Back through another node.
+    const other = running().find((n) => n !== follower && !n.controller.leads()) ?? follower;
+    const back = await fetch(`${other.controlUrl}/v1/failover/failback`, {
+      method: 'POST',
+      headers: admin(),
+      body: JSON.stringify({ reason: 'done' }),
+    });
+    expect(back.status).toBe(200);
+    expect(((await back.json()) as { switch: unknown }).switch).toMatchObject({ to: 'us-east', epoch: 2 });
+  }, 60_000);
+
+  it('moves the fleet when the primary fails, and a new leader keeps the decision when the leader stops', async () => {
+    const east = cluster.regions['us-east'] as ClusterRegion;
+    await east.stop();
+    await waitUntil(() => running().every((n) => n.controller.decision().activeRegion === 'us-west'), {
+      timeoutMs: 20_000,
+      what: 'the move to us-west',
+    });
+    const moved = (leaders()[0] as RunningControl).controller.decision();
+    expect(moved.epoch).toBe(3);
+    const leader = leaders()[0] as RunningControl;
+    await leader.stop();
+    nodes.delete(leader.node);
+    await waitUntil(() => leaders().length === 1, { timeoutMs: 10_000, what: 'a new leader' });
+    const next = leaders()[0] as RunningControl;
+    await next.controller.idle();
+    expect(next.controller.decision()).toEqual(moved);
+    const switches = await next.controller.events({ limit: 100, type: 'switch' });
+    expect(switches.map((e) => (e.type === 'switch' ? e.epoch : -1))).toEqual([1, 2, 3]);
+    // The old leader published the notices: the new one does not do it again.
+    const last = switches.at(-1);
+    expect(last?.type === 'switch' && last.timings.noticesPublishedAt).not.toBeNull();
+  }, 60_000);
+});
