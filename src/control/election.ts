@@ -84,6 +84,8 @@ export class EtcdElection implements Leadership {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #lastError: string | null = null;
+  /** Fires when the lease stops holding by this node's clock, so the step down happens then, not at the next poll. */
+  #expiry: NodeJS.Timeout | undefined;
 
   constructor(options: EtcdElectionOptions) {
     this.node = options.node;
@@ -138,6 +140,7 @@ export class EtcdElection implements Leadership {
   /** Stops campaigning; a leader hands over at once by revoking its lease (the key goes with it). */
   async stop(): Promise<void> {
     this.#running = false;
+    clearTimeout(this.#expiry);
     this.#wake?.();
     await this.#loop;
     const lease = this.#lease;
@@ -251,6 +254,7 @@ export class EtcdElection implements Leadership {
     }
     lease.validUntil = sentAt + ttl;
     lease.keptAt = sentAt;
+    this.#armExpiry();
   }
 
   /** One keepalive on a stream of its own, under the request deadline; resolves the TTL granted, ms. */
@@ -270,9 +274,28 @@ export class EtcdElection implements Leadership {
     });
   }
 
+  /** While leading, steps down the moment the lease could end at etcd (minus the margin). */
+  #armExpiry(): void {
+    clearTimeout(this.#expiry);
+    if (!this.#leading || !this.#lease) return;
+    const lease = this.#lease;
+    const inMs = Math.max(0, lease.validUntil - this.#marginMs - this.#monotonic());
+    this.#expiry = setTimeout(() => {
+      if (!this.#leading || this.#holds()) return this.#armExpiry();
+      this.#setLeading(false, 'its lease could have run out at etcd (no keepalive answered in time)');
+      if (this.#lease === lease) this.#lease = undefined;
+    }, inMs + 1);
+    this.#expiry.unref?.();
+  }
+
   #setLeading(leading: boolean, why: string): void {
-    if (this.#leading === leading) return;
+    if (this.#leading === leading) {
+      if (leading) this.#armExpiry();
+      return;
+    }
     this.#leading = leading;
+    if (leading) this.#armExpiry();
+    else clearTimeout(this.#expiry);
     if (leading) this.#logger?.warn({ node: this.node, lease: this.#lease?.id, why }, 'elected leader');
     else this.#logger?.warn({ node: this.node, why }, 'not the leader any more');
     for (const listener of this.#listeners) listener(leading);
