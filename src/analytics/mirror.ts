@@ -1,4 +1,3 @@
-import type { Agent } from 'node:https';
 import { z } from 'zod';
 import {
   abortableSleep,
@@ -8,7 +7,7 @@ import {
   type Sleep,
   systemClock,
 } from '../common/index.js';
-import { sendRequest } from '../http/index.js';
+import type { ControlClient } from '../failover/index.js';
 import { ControlReadError } from './errors.js';
 import type { AnalyticsStore } from './store.js';
 import type { TimelineEntry } from './types.js';
@@ -25,6 +24,7 @@ export type MirrorState =
   | { type: 'unreachable'; since: number; error: string };
 
 export interface MirrorStatus {
+  /** The control node the mirror reads from: the last that answered (the first listed, at first). */
   readonly controlUrl: string;
   readonly state: MirrorState;
   /** The highest seq mirrored so far (0 when none). */
@@ -33,12 +33,11 @@ export interface MirrorStatus {
 }
 
 export interface ControlMirrorOptions {
-  /** Base URL of the control API, e.g. http://127.0.0.10:8080. */
-  controlUrl: string;
-  /** Bearer token with the reader role (the analytics token), on plain loopback links. */
-  token?: string;
-  /** Analytics' site agent (mutual TLS): the peer knows analytics by its site certificate. */
-  agent?: Agent;
+  /**
+   * Every control node, with the analytics token (reader) on plain loopback links or analytics'
+   * site agent for each node over mutual TLS: the log is read from whichever node answers.
+   */
+  control: ControlClient;
   store: AnalyticsStore;
   /** Poll interval, in ms. Default 500. */
   intervalMs?: number;
@@ -63,13 +62,11 @@ const page = z.object({
 /**
  * Mirrors `iotdr control`'s decision log (`GET /v1/failover/events`) into the analytics store:
  * the failover timeline and the health history survive the controller being away, and the
- * dashboard reads them from one place. Follows from the highest stored seq, so a restart resumes.
+ * dashboard reads them from one place. Every control node serves the same committed log, so it is
+ * read from whichever answers. Follows from the highest stored seq, so a restart resumes.
  */
 export class ControlMirror {
-  readonly #o: Required<Omit<ControlMirrorOptions, 'logger' | 'token' | 'agent'>> & {
-    token: string | undefined;
-    agent: Agent | undefined;
-  };
+  readonly #o: Required<Omit<ControlMirrorOptions, 'logger'>>;
   readonly #logger: Logger | undefined;
   readonly #stop = new AbortController();
   #lastSeq = 0;
@@ -80,9 +77,7 @@ export class ControlMirror {
   constructor(options: ControlMirrorOptions) {
     this.#logger = options.logger;
     this.#o = {
-      controlUrl: options.controlUrl.replace(/\/+$/, ''),
-      token: options.token,
-      agent: options.agent,
+      control: options.control,
       store: options.store,
       intervalMs: options.intervalMs ?? DEFAULT_MIRROR_INTERVAL_MS,
       requestTimeoutMs: options.requestTimeoutMs ?? 5000,
@@ -107,7 +102,7 @@ export class ControlMirror {
 
   status(): MirrorStatus {
     return {
-      controlUrl: this.#o.controlUrl,
+      controlUrl: this.#o.control.current.url,
       state: this.#failure
         ? { type: 'unreachable', ...this.#failure }
         : this.#lastContactAt === null
@@ -138,20 +133,13 @@ export class ControlMirror {
   }
 
   async #fetchPage(): Promise<Array<{ seq: number; type: string; at: number }>> {
-    const { controlUrl, token, agent, requestTimeoutMs } = this.#o;
-    const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(requestTimeoutMs)]);
-    const res = await sendRequest(
-      `${controlUrl}/v1/failover/events?after=${this.#lastSeq}&limit=${MIRROR_PAGE}`,
-      {
-        method: 'GET',
-        headers: {
-          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-          accept: 'application/json',
-        },
-        ...(agent === undefined ? {} : { trust: agent }),
-        signal,
-      },
-    );
+    const res = await this.#o.control.send({
+      method: 'GET',
+      path: `/v1/failover/events?after=${this.#lastSeq}&limit=${MIRROR_PAGE}`,
+      headers: { accept: 'application/json' },
+      timeoutMs: this.#o.requestTimeoutMs,
+      signal: this.#stop.signal,
+    });
     const text = res.text;
     if (res.status < 200 || res.status >= 300)
       throw new ControlReadError(`GET /v1/failover/events answered ${res.status}: ${text.slice(0, 200)}`, {

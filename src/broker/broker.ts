@@ -21,7 +21,7 @@ import {
   type PublishOptions,
   type SubscribeListener,
 } from './engine.js';
-import { invalidBrokerOptions } from './errors.js';
+import { invalidBrokerOptions, staleNotice } from './errors.js';
 import { HandshakeGate } from './handshakes.js';
 import { HubLink, NodeLink } from './link.js';
 import { type ListenAddress, TlsListener } from './listener.js';
@@ -92,6 +92,8 @@ export class RegionBroker {
   readonly #listeners: TlsListener[];
   readonly #health: HealthIdentityMaterial;
   readonly #cluster: HubParts | undefined;
+  /** The failover notice of the highest epoch this broker published. */
+  #notice: FailoverNotice | undefined;
   #closing: Promise<void> | undefined;
 
   /** @internal use createBroker */
@@ -175,10 +177,29 @@ export class RegionBroker {
     return await cluster.hub.disconnect(things);
   }
 
-  /** Publishes the notice retained at QoS 1 on `$iotdr/notices/failover`. */
-  publishFailoverNotice(notice: FailoverNotice): Promise<void> {
-    const payload = JSON.stringify({ activeRegion: notice.activeRegion, epoch: notice.epoch, at: notice.at });
-    return this.#engine.publish(FAILOVER_NOTICE_TOPIC, payload, { qos: 1, retain: true });
+  /**
+   * Publishes the notice retained at QoS 1 on `$iotdr/notices/failover`, unless this broker
+   * published one of a higher epoch since it started: a notice of a lower epoch (a deposed control
+   * node's, one relayed late) would replace the newer retained one, so it is refused with
+   * IOTDR_BROKER_NOTICE_STALE, as is one of the same epoch naming another region. The same notice
+   * again is not published twice. Resolves with the notice the broker holds.
+   */
+  async publishFailoverNotice(notice: FailoverNotice): Promise<FailoverNotice> {
+    const kept = this.#notice;
+    if (kept !== undefined && notice.epoch <= kept.epoch) {
+      if (notice.epoch === kept.epoch && notice.activeRegion === kept.activeRegion) return { ...kept };
+      throw staleNotice(notice, kept);
+    }
+    const next = { activeRegion: notice.activeRegion, epoch: notice.epoch, at: notice.at };
+    // Taken before the publish, so a lower notice arriving meanwhile is refused.
+    this.#notice = next;
+    try {
+      await this.#engine.publish(FAILOVER_NOTICE_TOPIC, JSON.stringify(next), { qos: 1, retain: true });
+    } catch (error) {
+      if (this.#notice === next) this.#notice = kept;
+      throw error;
+    }
+    return { ...next };
   }
 
   healthIdentity(): HealthIdentityMaterial {

@@ -24,6 +24,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/control.js')).controlCommand,
     summary: 'run the checker, the failover controller and the DNS',
   },
+  etcd: {
+    run: async () => (await import('./commands/etcd.js')).etcdCommand,
+    summary: 'run one member of the etcd cluster the control nodes elect their leader through',
+  },
   checker: {
     run: async () => (await import('./commands/checker.js')).checkerCommand,
     summary: 'probe every region from here and report to the controller',
@@ -49,8 +53,8 @@ const commands: Record<string, CommandEntry> = {
     summary: 'run one more DNS server of the zone, following the controller',
   },
   status: {
-    run: async () => (await import('./commands/failover.js')).statusCommand,
-    summary: 'regions, health, active region, epoch, replication lag, last switch',
+    run: async () => (await import('./commands/status.js')).statusCommand,
+    summary: 'control nodes and the leader, regions, health, active region, epoch, etcd, last switch',
   },
   failover: {
     run: async () => (await import('./commands/failover.js')).failoverCommand,

@@ -38,6 +38,7 @@ export {
   caCertPath,
   checkerTokenPath,
   controlNodeOf,
+  controlNodesAt,
   controlNodesOf,
   controlUrlOf,
   controlUrlsOf,

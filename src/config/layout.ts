@@ -134,6 +134,23 @@ export function controlNodeOf(config: IotdrConfig, name: string | undefined): Co
   );
 }
 
+/**
+ * The control nodes a process that calls them uses: every node, or with `url` (a `--control URL`
+ * flag) that one only, named as the configured node it is the URL of, or as the only node. Its name
+ * says whose site certificate to expect over mutual TLS.
+ */
+export function controlNodesAt(config: IotdrConfig, url: string | undefined): ControlNode[] {
+  const nodes = controlNodesOf(config);
+  if (url === undefined) return nodes;
+  const at = url.replace(/\/+$/, '');
+  const node = nodes.find((n) => n.url === at) ?? (nodes.length === 1 ? nodes[0] : undefined);
+  if (node) return [{ ...node, url: at }];
+  throw new ConfigError(
+    `--control ${url} is not the URL of one of the ${nodes.length} control nodes (${nodes.map((n) => n.url).join(', ')}); give one of them, or leave --control out to use them all`,
+    [{ path: 'control.nodes', message: `a node at ${url}` }],
+  );
+}
+
 /** The control API's URL from the configuration: the first control node's. */
 export function controlUrlOf(config: IotdrConfig): string {
   return (controlNodesOf(config)[0] as ControlNode).url;

@@ -1,4 +1,7 @@
-/** The control plane on etcd: how a member is launched, the client, the election and the store. */
+/**
+ * The control plane on etcd: how a member is launched, the client, the election, the store, and
+ * the route that reports the members' health.
+ */
 
 export { ETCD_MEMBER_BACKOFF_MS, type EtcdClientOptions, etcdClient } from './client.js';
 export {
@@ -34,4 +37,5 @@ export {
   etcdPeerUrl,
   findEtcd,
 } from './etcd.js';
+export { CONTROL_ROUTES, type EtcdMemberView, etcdRoutes } from './http.js';
 export { DEFAULT_RETAIN_EVENTS, EtcdControlStore, type EtcdControlStoreOptions } from './store.js';

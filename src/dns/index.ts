@@ -28,11 +28,13 @@ export { DnsEngine, type DnsEngineOptions, type DropReason, type Outcome, type T
 export { DNS_ERRORS, DnsError, ProviderError, StaleEpochError } from './errors.js';
 export {
   type ControllerLink,
+  type ControlNodeStatus,
   DEFAULT_FOLLOW_RETRY,
   DEFAULT_FOLLOW_SLACK_MS,
   DEFAULT_FOLLOW_WAIT_MS,
   DnsFollower,
   type DnsFollowerOptions,
+  type FollowedControlNode,
   type FollowerStatus,
 } from './follower.js';
 export { DnsMetrics } from './metrics.js';

@@ -8,11 +8,12 @@ import { ANALYTICS_ROUTES } from '../analytics/index.js';
 import { BROKER_ROUTES } from '../broker/index.js';
 import { CNC_ROUTES } from '../commands/index.js';
 import { waitUntil } from '../common/index.js';
-import { analyticsUrlOf, controlUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
-import { FAILOVER_ROUTES, type SwitchTimings } from '../failover/index.js';
+import { analyticsUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
+import { type ControlClient, FAILOVER_ROUTES, type SwitchTimings } from '../failover/index.js';
 import { type DrillFault, FAULT_ROUTES } from '../faults/index.js';
 import {
   type Ceiling,
+  controlApi,
   type DeviceRecord,
   type Fleet,
   type FleetDevice,
@@ -135,7 +136,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const { token, caPem } = await platformCredentials(stateDir);
     const api = (r: RegionConfig) => regionApis(config, r, token, caPem).api;
     const cnc = (r: RegionConfig) => regionApis(config, r, token, caPem).cnc;
-    const control = new ApiClient('control', controlUrlOf(config), token, caPem);
+    // Every control node: the drill reads state and events from whichever answers.
+    const control = controlApi(config, token, caPem);
     const analytics = new ApiClient('analytics', analyticsUrlOf(config), token, caPem);
 
     await until(
@@ -529,7 +531,7 @@ interface SwitchInput {
   to: RegionConfig;
   epoch: number;
   inject: () => Promise<number>;
-  control: ApiClient;
+  control: ControlClient;
   fleet: Fleet;
   timeoutMs: number;
   progress: (line: string) => void;
@@ -656,7 +658,7 @@ function until(
 }
 
 /** Why the controller last declared a region down, from the decision log: the cause and what failed. */
-async function whyDown(control: ApiClient, region: string): Promise<string> {
+async function whyDown(control: ControlClient, region: string): Promise<string> {
   try {
     const page = await control.request(FAILOVER_ROUTES.events, {
       query: { type: 'region-health', limit: 500 },

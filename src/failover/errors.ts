@@ -1,4 +1,5 @@
 import { ConflictError, type ErrorCatalogue, IotdrError, NotFoundError } from '../common/index.js';
+import type { CallFailure } from '../http/index.js';
 
 /** Every code failover (checkers, controller, control API) raises. */
 export const FAILOVER_ERRORS = {
@@ -47,6 +48,10 @@ export const FAILOVER_ERRORS = {
   },
   IOTDR_FAILOVER_OBSERVATIONS_UNDELIVERED: {
     meaning: 'a remote checker could not deliver its observations to the controller',
+  },
+  IOTDR_FAILOVER_CONTROL_UNREACHABLE: {
+    meaning:
+      'no control node answered a call: each was unreachable, gave no answer in time, or answered 502 or 503; `failures` names each',
   },
 } as const satisfies ErrorCatalogue;
 
@@ -187,5 +192,46 @@ export class LeaderUnreachableError extends IotdrError {
       `control node ${node} could not relay the routing control to the leader ${leader} at ${url}: ${(cause as Error)?.message ?? cause}`,
       { status: 502, details: { node, leader, leaderUrl: url }, cause },
     );
+  }
+}
+
+/** How one control node failed a call, as `ControlUnreachableError` lists it. */
+export interface NodeFailure {
+  readonly node: string;
+  readonly url: string;
+  readonly failure: CallFailure;
+}
+
+/** Every control node failed a call (unreachable, no answer in time, or 502/503): each one's failure. */
+export class ControlUnreachableError extends IotdrError {
+  constructor(readonly failures: readonly NodeFailure[]) {
+    super(
+      'IOTDR_FAILOVER_CONTROL_UNREACHABLE',
+      `no control node answered (is iotdr control running?): ${failures.map((f) => `${f.node} at ${f.url}: ${failureText(f.failure)}`).join('; ')}`,
+      {
+        status: 502,
+        details: {
+          failures: failures.map((f) => ({ node: f.node, url: f.url, failure: failureText(f.failure) })),
+        },
+      },
+    );
+  }
+
+  /** Whether a node gave no answer in time: a routing control sent to it may have been taken all the same. */
+  get someTimedOut(): boolean {
+    return this.failures.some((f) => f.failure.type === 'timeout');
+  }
+}
+
+function failureText(failure: CallFailure): string {
+  switch (failure.type) {
+    case 'timeout':
+      return `no answer within ${failure.timeoutMs} ms`;
+    case 'unreachable':
+      return failure.cause;
+    case 'refused':
+      return `HTTP ${failure.status}${failure.code === undefined ? '' : ` ${failure.code}`}`;
+    case 'unexpected':
+      return `HTTP ${failure.status}: ${failure.why}`;
   }
 }

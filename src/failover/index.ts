@@ -1,7 +1,14 @@
 /** Checkers, the failover controller, routing controls, the decision log and the switch executor. */
 
 export { type CheckedRegion, Checker, type CheckerOptions, type ExtraHealthUrl } from './checker.js';
-export { FanOutSink, HttpObservationSink, type HttpObservationSinkOptions } from './client.js';
+export {
+  ControlClient,
+  type ControlEndpoint,
+  type ControlRequest,
+  FanOutSink,
+  HttpObservationSink,
+  type HttpObservationSinkOptions,
+} from './client.js';
 export {
   DEFAULT_CHECK_INTERVAL_MS,
   DEFAULT_CHECK_TIMEOUT_MS,
@@ -38,11 +45,13 @@ export {
   type SwitchActions,
 } from './controller.js';
 export {
+  ControlUnreachableError,
   FAILOVER_ERRORS,
   FailoverConfigError,
   FailoverStoreError,
   LeaderUnreachableError,
   NoDecisionYetError,
+  type NodeFailure,
   NoFailbackTargetError,
   NoLeaderError,
   NoOverrideError,

@@ -11,6 +11,7 @@ export { FLEET_ERRORS } from './errors.js';
 export { Fleet, type FleetOptions, type FleetSummary, loopbackSource, summaryLine } from './fleet.js';
 export {
   activeRegion,
+  controlApi,
   type LaunchedFleet,
   type LaunchFleetOptions,
   launchFleet,

@@ -8,8 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { baseUrl } from '../common/index.js';
 import type { IotdrConfig, RegionConfig } from '../config/index.js';
-import { adminTokenPath, apiUrlOf, caCertPath, controlUrlOf } from '../config/index.js';
-import { FAILOVER_ROUTES } from '../failover/index.js';
+import { adminTokenPath, apiUrlOf, caCertPath, controlNodesOf, nameServersOf } from '../config/index.js';
+import { ControlClient, FAILOVER_ROUTES } from '../failover/index.js';
 import { ApiClient } from '../http/index.js';
 import { Fleet } from './fleet.js';
 import { onboardFleet } from './onboard.js';
@@ -61,11 +61,19 @@ export function regionApis(
   };
 }
 
-/** The region control names active; the primary when control does not answer. */
+/** The control API at every control node, with the admin token: a node that is down is passed over. */
+export function controlApi(config: IotdrConfig, token: string, caPem: string): ControlClient {
+  return new ControlClient(
+    controlNodesOf(config).map((node) => ({ name: node.name, url: node.url, trust: caPem })),
+    token,
+  );
+}
+
+/** The region control names active (any control node that answers); the primary when none does. */
 export async function activeRegion(config: IotdrConfig, token: string, caPem: string): Promise<RegionConfig> {
   const primary = [...config.regions].sort((a, b) => a.priority - b.priority)[0] as RegionConfig;
   try {
-    const control = new ApiClient('control', controlUrlOf(config), token, caPem);
+    const control = controlApi(config, token, caPem);
     const state = await control.request(FAILOVER_ROUTES.state);
     return config.regions.find((r) => r.name === state.activeRegion) ?? primary;
   } catch {
@@ -96,7 +104,8 @@ export async function launchFleet(options: LaunchFleetOptions): Promise<Launched
     devices,
     zone: config.zone,
     caPem,
-    dnsServers: [`${config.dns.address}:${config.dns.port}`],
+    // Every control node's name server, then the other name servers: a device asks the next when one is down.
+    dnsServers: nameServersOf(config),
     // The same port in every region: the name moves, the port does not.
     port: options.auth === 'mtls' ? region.mqtt.port : region.mqtt.tokenPort,
     ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),

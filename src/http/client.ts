@@ -55,7 +55,7 @@ export class CallError extends IotdrError {
 }
 
 /** A call's input: required when the route requires something, else optional. */
-type Input<C extends RouteContract> =
+export type CallInput<C extends RouteContract> =
   Partial<RequestOf<C>> extends RequestOf<C>
     ? [input?: RequestOf<C> & CallOptions]
     : [input: RequestOf<C> & CallOptions];
@@ -91,7 +91,7 @@ export class ApiClient {
    * body is `body` as JSON. Resolves with the success answered, parsed by the route's schema for
    * its status; any other answer is thrown as a CallError.
    */
-  async request<C extends RouteContract>(contract: C, ...[input]: Input<C>): Promise<SuccessOf<C>> {
+  async request<C extends RouteContract>(contract: C, ...[input]: CallInput<C>): Promise<SuccessOf<C>> {
     const { res, what } = await this.#call(contract, input);
     if (res.status < 200 || res.status >= 300) throw refusal(res, this.name, what);
     return bodyOf(contract, res, `${this.name}: ${what}`) as SuccessOf<C>;
@@ -102,7 +102,7 @@ export class ApiClient {
    * for a caller to whom a declared non-2xx is an answer, not a failure (GET /health's 503 carries
    * the health report). An answer of a status it does not declare is thrown as by `request`.
    */
-  async requestAny<C extends RouteContract>(contract: C, ...[input]: Input<C>): Promise<AnswerOf<C>> {
+  async requestAny<C extends RouteContract>(contract: C, ...[input]: CallInput<C>): Promise<AnswerOf<C>> {
     const { res, what } = await this.#call(contract, input);
     const declared = contract.responses[res.status] !== undefined;
     if (!declared && (res.status < 200 || res.status >= 300)) throw refusal(res, this.name, what);
@@ -211,7 +211,7 @@ function unexpected(what: string, status: number, why: string, issues: FieldIssu
 }
 
 /** ECONNREFUSED, ECONNRESET, a TLS code…: what the system says, or the message. */
-function systemCause(error: unknown): string {
+export function systemCause(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   // A peer that is not the site called says which site it is: the message is the cause.
   if (code === 'ERR_IOTDR_SITE_MISMATCH') return `${code}: ${(error as Error).message}`;

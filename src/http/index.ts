@@ -31,9 +31,11 @@ export {
   CALL_TIMEOUT_MS,
   CallError,
   type CallFailure,
+  type CallInput,
   type CallOptions,
   type RawAnswer,
   sendRequest,
+  systemCause,
 } from './client.js';
 export {
   type AnswerOf,

@@ -17,13 +17,14 @@ import {
   adminTokenPath,
   analyticsTokenPath,
   apiUrlOf,
-  controlUrlOf,
+  controlNodesAt,
   ensureStateDir,
   type IotdrConfig,
 } from '../config/index.js';
+import { ControlClient } from '../failover/index.js';
 import { buildApi, staticTokens } from '../http/index.js';
 import type { SiteId } from '../pki/index.js';
-import { CONTROL_SITE } from './control.js';
+import { controlSiteOf } from './control.js';
 import { ANALYTICS_SITE, loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
 import { siteLinks } from './sites.js';
 import { RegionTokens } from './tokens.js';
@@ -34,7 +35,11 @@ export interface AnalyticsOptions {
   logger?: Logger;
   /** Overrides `analytics.address`/`analytics.port` (tests listen on port 0). */
   listen?: { host: string; port: number };
-  /** The control API to mirror the decision log from; default from `control` in the configuration. */
+  /**
+   * One control node's URL to call instead of every configured node (tests listening on port 0);
+   * it is known by the site of the configured node at that URL, or of the only one. Default: every
+   * node of the configuration (`controlNodesOf`).
+   */
   controlUrl?: string;
   /** Each region's API base URL by name; default from the configuration (`apiUrlOf`). */
   regionUrls?: Record<string, string>;
@@ -94,6 +99,15 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
     const agent = links.agentFor(peer);
     return agent === undefined ? { token } : { agent };
   };
+  const controlNodes = controlNodesAt(config, options.controlUrl);
+  // Reads of control go to whichever node answers, each node checked as its own site.
+  const control = new ControlClient(
+    controlNodes.map((node) => {
+      const { agent } = credentialsFor(controlSiteOf(node.name));
+      return { name: node.name, url: node.url, ...(agent === undefined ? {} : { trust: agent }) };
+    }),
+    token,
+  );
   const closers = new Closers(logger);
   closers.add(async () => links.close());
   try {
@@ -127,8 +141,7 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
       closers.add(() => ingestor.close());
     }
     const mirror = new ControlMirror({
-      controlUrl: options.controlUrl ?? controlUrlOf(config),
-      ...credentialsFor(CONTROL_SITE),
+      control,
       store,
       ...(options.mirrorIntervalMs === undefined ? {} : { intervalMs: options.mirrorIntervalMs }),
       logger: logger.child({ component: 'control-mirror' }),
@@ -172,11 +185,17 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
               dashboardRoutes({
                 queries,
                 config,
-                access: (peer) =>
-                  credentialsFor(peer === 'control' ? CONTROL_SITE : { kind: 'region', name: peer }),
-                ...(links.tls === undefined ? {} : { caPem: links.tls.caPem }),
+                access: (region) => credentialsFor({ kind: 'region', name: region }),
+                control,
+                // A routing control carries the operator's token; analytics' certificate stays home.
+                forwardTo: new ControlClient(
+                  controlNodes.map((node) => ({
+                    name: node.name,
+                    url: node.url,
+                    ...(links.tls === undefined ? {} : { trust: links.tls.caPem }),
+                  })),
+                ),
                 allowedHosts: analyticsHosts(a),
-                controlUrl: options.controlUrl ?? controlUrlOf(config),
                 regionUrls: Object.fromEntries(
                   config.regions.map((r) => [r.name, options.regionUrls?.[r.name] ?? apiUrlOf(config, r)]),
                 ),

@@ -18,7 +18,7 @@ import {
   readSecretFile,
   SOLE_CONTROL_NODE,
 } from '../config/index.js';
-import { EtcdControlStore, EtcdElection, etcdClient } from '../control/index.js';
+import { EtcdControlStore, EtcdElection, etcdClient, etcdRoutes } from '../control/index.js';
 import {
   BuiltinDnsProvider,
   CONTROL_NAMESERVER,
@@ -317,6 +317,7 @@ export async function startControl(options: ControlOptions): Promise<RunningCont
             relay(leaderUrl, request, node.name, links.tls?.caPem, leaderNode),
         }),
         decisionRoutes(feed),
+        etcdRoutes(config.control.etcd.members, (member) => links.agentFor({ kind: 'etcd', name: member })),
       ],
       metrics,
       bodyLimit: config.api.bodyLimit,

@@ -5,6 +5,9 @@ export const PROCESSES_ERRORS = {
   IOTDR_PLATFORM_START_FAILED: {
     meaning: 'a process of `iotdr up` or `iotdr drill` exited, or did not answer its health URL in time',
   },
+  IOTDR_ETCD_NOT_FOUND: {
+    meaning: '`iotdr etcd` found no etcd binary (on PATH, in /usr/bin or /usr/sbin) to run the member with',
+  },
   IOTDR_BROKER_NODE_NO_REDIS: {
     meaning: 'a broker node was started for a region without `broker.cluster.redis`, which it must share',
   },
@@ -24,6 +27,13 @@ export function platformStartFailed(what: string, reason: string, log: string, c
     cause,
     details: { process: what, log },
   });
+}
+
+export function etcdNotFound(): IotdrError {
+  return new IotdrError(
+    'IOTDR_ETCD_NOT_FOUND',
+    'no etcd binary on PATH, in /usr/bin or /usr/sbin: install it (apt-get install etcd-server)',
+  );
 }
 
 export function brokerNodeNoRedis(region: string): IotdrError {

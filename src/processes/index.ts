@@ -1,8 +1,8 @@
 /**
  * The composition roots: each process of the platform wired from the components — a region, the
- * control process, analytics, a name server, a broker node or worker, and the supervisor that runs them all
- * (`iotdr up`, `npm start`). Only the CLI, the package's own front door and tests import them; no
- * component does.
+ * control process, an etcd member, analytics, a name server, a broker node or worker, and the
+ * supervisor that runs them all (`iotdr up`, `npm start`). Only the CLI, the package's own front
+ * door and tests import them; no component does.
  */
 export {
   type AnalyticsOptions,
@@ -22,11 +22,13 @@ export {
 export {
   CONTROL_SITE,
   type ControlOptions,
+  controlSiteOf,
   type RunningControl,
   startControl,
   zoneStateOf,
 } from './control.js';
 export { PROCESSES_ERRORS } from './errors.js';
+export { type EtcdMemberOptions, type RunningEtcdMember, startEtcdMember } from './etcd.js';
 export {
   type NameServerOptions,
   nameServerConfig,

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { baseUrl, Closers, ConfigError, createLogger, type Logger } from '../common/index.js';
 import {
-  controlUrlOf,
+  controlNodesAt,
   type DnsServerConfig,
   dnsTokenPath,
   ensureStateDir,
@@ -19,13 +19,13 @@ import {
 } from '../dns/index.js';
 import { HEALTH_CONTENT_TYPE, httpStatusOf } from '../health/index.js';
 import { buildApi, staticTokens } from '../http/index.js';
-import { CONTROL_SITE, zoneStateOf } from './control.js';
+import { controlSiteOf, zoneStateOf } from './control.js';
 import { siteLinks } from './sites.js';
 
 /**
  * Composition root of `iotdr dns --name NAME`: one of the zone's extra authoritative servers
- * (`dns.servers`), following the controller's decisions and serving the last one without it, with
- * /health, /v1/dns/status and /metrics on its HTTP port.
+ * (`dns.servers`), following the decisions of every control node and serving the last one without
+ * them, with /health, /v1/dns/status and /metrics on its HTTP port.
  */
 export interface NameServerOptions {
   config: IotdrConfig;
@@ -36,7 +36,7 @@ export interface NameServerOptions {
   /** Overrides of the configured listeners (tests listen on port 0). */
   dnsListen?: { host: string; port: number };
   httpListen?: { host: string; port: number };
-  /** Control API to follow; default the configured control listener. */
+  /** The one control node to follow (`--control URL`); default every configured control node. */
   controlUrl?: string;
   /** File with the token (role reader); default <state>/secrets/dns.token, made by iotdr control. */
   tokenFile?: string;
@@ -77,17 +77,20 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     { kind: 'dns', name },
     { addresses: [server.address, listen.host] },
   );
-  const agent = links.agentFor(CONTROL_SITE);
-  // Over mutual TLS control knows this server by its site certificate; the token is for plain links.
+  // Over mutual TLS each node knows this server by its site certificate, and the server checks the
+  // node's; the token is for plain links.
+  const controls = controlNodesAt(config, options.controlUrl).map((node) => {
+    const agent = links.agentFor(controlSiteOf(node.name));
+    return { name: node.name, url: node.url, ...(agent === undefined ? {} : { agent }) };
+  });
   const token =
-    agent === undefined ? await readSecretFile(options.tokenFile ?? dnsTokenPath(stateDir)) : undefined;
-  const controlUrl = options.controlUrl ?? controlUrlOf(config);
+    links.tls === undefined ? await readSecretFile(options.tokenFile ?? dnsTokenPath(stateDir)) : undefined;
   const metrics = new Registry();
   const engine = new DnsEngine({ state: zoneStateOf(config, config.dns.address) });
   const follower = new DnsFollower({
     name,
-    controlUrl,
-    ...(agent === undefined ? { token } : { agent }),
+    controls,
+    ...(token === undefined ? {} : { token }),
     provider: new BuiltinDnsProvider({ engines: [engine] }),
     statePath: nameServerStatePath(stateDir, name),
     metrics,
@@ -98,7 +101,7 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
   const closers = new Closers(logger);
   closers.add(async () => links.close());
   try {
-    // The kept decision is served from the first query on, before the controller is asked.
+    // The kept decision is served from the first query on, before any node is asked.
     await follower.start();
     closers.add(() => follower.stop());
     const dns = new DnsServer({
@@ -127,7 +130,10 @@ export async function startNameServer(options: NameServerOptions): Promise<Runni
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : listen.port;
     const httpUrl = baseUrl(listen.host, port, links.tls === undefined ? 'http' : 'https');
-    logger.info({ dns: `${dnsAddress.host}:${dnsAddress.port}`, httpUrl, controlUrl }, 'DNS server serving');
+    logger.info(
+      { dns: `${dnsAddress.host}:${dnsAddress.port}`, httpUrl, controls: controls.map((c) => c.url) },
+      'DNS server serving',
+    );
     return { dns: dnsAddress, httpUrl, follower, stop: () => closers.close() };
   } catch (error) {
     await closers.close();

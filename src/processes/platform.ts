@@ -1,26 +1,30 @@
 /**
- * The whole platform as child processes from one configuration — every region, control, analytics
- * and the configured DNS servers — each with its log, started together and waited for until it
- * answers, and supervised: one that dies is restarted as `supervision` says, the others serving on.
+ * The whole platform as child processes from one configuration — every region, analytics, control
+ * (the single node, or the etcd members and the control nodes) and the configured DNS servers —
+ * each with its log, started together and waited for until it answers, and supervised: one that
+ * dies is restarted as `supervision` says, the others serving on.
  * `iotdr up` runs it for a user; `iotdr drill` runs it with fault injection, and kills or restarts
  * processes on purpose.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
+import type { Agent } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseUrl, type Clock, moduleEntry, type Timers } from '../common/index.js';
 import {
   analyticsTokenPath,
+  controlNodesOf,
   dnsTokenPath,
   type IotdrConfig,
   linkScheme,
   type RegionConfig,
 } from '../config/index.js';
 import type { DrillPlatform, DrillPlatformOptions } from '../drill/index.js';
-import { sendRequest } from '../http/index.js';
+import { sendRequest, siteAgent } from '../http/index.js';
 import { loadOrCreateCa } from '../pki/index.js';
 import { platformStartFailed } from './errors.js';
+import { etcdMemberCredentials, etcdMemberUrl, etcdSiteOf } from './etcd.js';
 import { loadOrCreateAdminToken, loadOrCreateTlsTicketSecret, loadOrCreateToken } from './region.js';
 import { type ProcessEvent, Supervisor } from './supervisor.js';
 
@@ -37,13 +41,18 @@ export interface LiveInfo {
 }
 
 export interface PlatformProcess {
-  /** `us-east`, `control`, `analytics`, `dns-<name>`: also its log file's name. */
+  /**
+   * `us-east`, `analytics`, `control` (the single node) or `control-<node>`, `etcd-<member>`,
+   * `dns-<name>`: also its log file's name.
+   */
   readonly name: string;
   readonly what: string;
   readonly args: readonly string[];
   /** Where it answers, and the path that says it is ready. */
   readonly url: string;
   readonly readyPath: string;
+  /** How its readiness is asked over HTTPS: the platform's CA, or an agent with a client certificate (etcd). */
+  readonly trust?: Agent;
   /** Its log file: `<state>/logs/<name>.log`. */
   readonly log: string;
   child: ChildProcess;
@@ -117,6 +126,7 @@ export function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | '
 }
 
 async function waitReady(p: PlatformProcess, deadline: number, caPem: string): Promise<LiveInfo> {
+  const trust = p.trust ?? caPem;
   while (Date.now() < deadline) {
     if (p.child.exitCode !== null || p.child.signalCode !== null) {
       throw new Error(`exited (${p.child.exitCode ?? p.child.signalCode}) before answering`);
@@ -125,7 +135,7 @@ async function waitReady(p: PlatformProcess, deadline: number, caPem: string): P
       const res = await sendRequest(`${p.url}${p.readyPath}`, {
         method: 'GET',
         headers: { accept: 'application/json' },
-        trust: caPem,
+        trust,
         signal: AbortSignal.timeout(1000),
       });
       if (res.status >= 200 && res.status < 300) {
@@ -166,8 +176,9 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts every process and resolves once each answers (regions, then analytics, control and the
- * DNS servers); on a failure stops them all and throws, naming the process and its log.
+ * Starts every process and resolves once each answers (the regions, then analytics, the etcd
+ * members, control and the DNS servers); on a failure stops them all and throws, naming the process
+ * and its log.
  */
 export async function startPlatform(options: PlatformOptions): Promise<RunningPlatform> {
   const { config, stateDir } = options;
@@ -189,8 +200,47 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
 
   type Spec = Omit<PlatformProcess, 'child' | 'live'>;
   const logOf = (name: string) => join(logDir, `${name}.log`);
-  const specs: Spec[] = [
-    ...config.regions.map((region) => ({
+  const several = config.control.nodes.length > 0;
+  // Over mutual TLS an etcd member answers only a client with a certificate of the CA: its own
+  // serves, made here before the member starts (the member then finds it good and keeps it).
+  const agents: Agent[] = [];
+  const etcd: Spec[] = [];
+  if (several)
+    for (const member of config.control.etcd.members) {
+      let trust: Agent | undefined;
+      if (config.links.mode === 'mutual-tls') {
+        trust = siteAgent(await etcdMemberCredentials(config, stateDir, member), etcdSiteOf(member.name));
+        agents.push(trust);
+      }
+      etcd.push({
+        name: `etcd-${member.name}`,
+        what: `etcd member ${member.name}`,
+        args: ['etcd', '--member', member.name],
+        url: etcdMemberUrl(config, member),
+        // Answers 200 once the member has a leader and a quorum read passes.
+        readyPath: '/health',
+        ...(trust === undefined ? {} : { trust }),
+        log: logOf(`etcd-${member.name}`),
+      });
+    }
+  const control: Spec[] = controlNodesOf(config).map((node) => {
+    // The single node keeps the name it always had.
+    const name = several ? `control-${node.name}` : 'control';
+    return {
+      name,
+      what: several ? `control node ${node.name}` : 'control',
+      args: several ? ['control', '--node', node.name] : ['control'],
+      url: node.url,
+      readyPath: '/livez',
+      log: logOf(name),
+    };
+  });
+  // Each stage side by side, one after the other: the regions, then analytics (the regions'
+  // analytics checks need it), the etcd members (together: one alone has no quorum, so no health),
+  // then control — a controller started before the regions would see the primary fail its probes
+  // and move the fleet to whichever region answered first — and the DNS servers that follow it.
+  const stages: Spec[][] = [
+    config.regions.map((region) => ({
       name: region.name,
       what: `region ${region.name}`,
       args: ['region', '--name', region.name, ...(options.faults ? ['--enable-faults'] : [])],
@@ -198,23 +248,19 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       readyPath: '/livez',
       log: logOf(region.name),
     })),
-    {
-      name: 'analytics',
-      what: 'analytics',
-      args: ['analytics', ...(options.faults ? ['--enable-faults'] : [])],
-      url: baseUrl(config.analytics.address, config.analytics.port, scheme),
-      readyPath: '/livez',
-      log: logOf('analytics'),
-    },
-    {
-      name: 'control',
-      what: 'control',
-      args: ['control'],
-      url: baseUrl(config.control.address, config.control.port, scheme),
-      readyPath: '/livez',
-      log: logOf('control'),
-    },
-    ...config.dns.servers.map((d) => ({
+    [
+      {
+        name: 'analytics',
+        what: 'analytics',
+        args: ['analytics', ...(options.faults ? ['--enable-faults'] : [])],
+        url: baseUrl(config.analytics.address, config.analytics.port, scheme),
+        readyPath: '/livez',
+        log: logOf('analytics'),
+      },
+    ],
+    etcd,
+    control,
+    config.dns.servers.map((d) => ({
       name: `dns-${d.name}`,
       what: `DNS server ${d.name}`,
       args: ['dns', '--name', d.name],
@@ -287,6 +333,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     options.signal?.removeEventListener('abort', endSupervision);
     stopping = true;
     await Promise.all([...processes.values()].map((p) => stopChild(p.child)));
+    for (const agent of agents) agent.destroy();
   };
   const ready = async (p: PlatformProcess, deadline: number) => {
     try {
@@ -306,12 +353,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
   };
   try {
     const deadline = Date.now() + START_TIMEOUT_MS;
-    // The regions first, side by side, then analytics (the regions' analytics checks need it),
-    // then control: a controller started before them would see the primary fail its probes, and
-    // move the fleet to whichever region answered first.
-    const regions = specs.slice(0, config.regions.length);
-    await Promise.all(regions.map((spec) => launch(spec, deadline)));
-    for (const spec of specs.slice(config.regions.length)) await launch(spec, deadline);
+    for (const stage of stages) await Promise.all(stage.map((spec) => launch(spec, deadline)));
   } catch (error) {
     await stopAll();
     throw error;

@@ -406,7 +406,15 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         snapshotRoutes(service),
         digestRoutes(service),
         replicationRoutes(replication),
-        brokerRoutes(broker),
+        brokerRoutes(broker, {
+          // Control relays its notice and disconnect through this region to a peer it cannot reach.
+          peerOf: (name) => {
+            const peer = config.regions.find((p) => p.name === name && p.name !== region.name);
+            if (peer === undefined) return undefined;
+            const agent = links.agentFor({ kind: 'region', name });
+            return { url: apiUrlOf(config, peer), ...(agent === undefined ? {} : { agent }) };
+          },
+        }),
         shadowRoutes(service),
         eventRoutes(bus, service),
         ruleRoutes(rules),

@@ -24,6 +24,7 @@ import {
 } from '../../src/analytics/index.js';
 import { createLogger, waitUntil } from '../../src/common/index.js';
 import { parseConfig } from '../../src/config/index.js';
+import { ControlClient } from '../../src/failover/index.js';
 import { buildApi, staticTokens } from '../../src/http/index.js';
 import { fetch } from '../harness/https.js';
 import { freePort } from '../harness/process.js';
@@ -141,7 +142,8 @@ beforeAll(async () => {
         queries,
         config,
         access: () => ({ token: 'reader-token' }),
-        controlUrl: dead,
+        control: new ControlClient([{ name: 'control', url: dead }], 'reader-token'),
+        forwardTo: new ControlClient([{ name: 'control', url: dead }]),
         regionUrls: { 'us-east': dead },
         logger,
         maxClients: 3,

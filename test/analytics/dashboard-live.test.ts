@@ -1,9 +1,13 @@
 /**
  * LiveView on its own, with an injected clock and timers: what it makes of analytics' real SQLite
  * store (rates placed per second, the latest switches of the mirrored log, devices with gaps), how
- * a source that cannot be reached shows, and that stop() leaves nothing scheduled.
+ * a source that cannot be reached shows, the controller's state read from the second control node
+ * when the first is down, and that stop() leaves nothing scheduled.
  */
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +16,7 @@ import { type AnalyticsQueries, SqliteAnalyticsStore } from '../../src/analytics
 import { createLogger, type Timers } from '../../src/common/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { BusEvent } from '../../src/events/index.js';
+import { ControlClient, type ControlEndpoint } from '../../src/failover/index.js';
 import { eventually } from '../harness/cluster.js';
 import { freePort } from '../harness/process.js';
 
@@ -112,14 +117,15 @@ describe('LiveView', () => {
     };
   }
 
-  async function startView(timers: ManualTimers): Promise<LiveView> {
+  /** `controlNodes`: the control nodes it reads; default one that does not answer. */
+  async function startView(timers: ManualTimers, controlNodes?: ControlEndpoint[]): Promise<LiveView> {
     // Nothing listens on these ports: control and both regions are unreachable.
     const dead = `http://127.0.0.1:${await freePort()}`;
     view = new LiveView({
       queries: queriesOf(store),
       config,
       access: () => ({ token: 'reader-token' }),
-      controlUrl: dead,
+      control: new ControlClient(controlNodes ?? [{ name: 'control', url: dead }], 'reader-token'),
       regionUrls: { 'us-east': dead },
       logger: createLogger({ level: 'silent' }),
       clock: { now: () => NOW },
@@ -202,6 +208,44 @@ describe('LiveView', () => {
     await eventually(async () => live.snapshot().analyticsError !== undefined, 'the store failure shown');
     expect(live.snapshot().switches).toHaveLength(10);
     expect(live.snapshot().regions).toHaveLength(2);
+  });
+
+  it("reads the controller's state from the second control node when the first is down", async () => {
+    const second = createServer((req, res) => {
+      if (req.url !== '/v1/failover/state' || req.headers.authorization !== 'Bearer reader-token')
+        return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          activeRegion: 'us-west',
+          epoch: 3,
+          decidedAt: NOW - 1000,
+          mode: { type: 'health' },
+          noHealthyRegion: false,
+          failbackAvailable: null,
+          regions: [
+            { region: 'us-east', status: 'down' },
+            { region: 'us-west', status: 'up' },
+          ],
+          lastSwitch: null,
+        }),
+      );
+    });
+    second.listen(0, '127.0.0.1');
+    await once(second, 'listening');
+    try {
+      const live = await startView(new ManualTimers(), [
+        { name: 'ctl-a', url: `http://127.0.0.1:${await freePort()}` },
+        { name: 'ctl-b', url: `http://127.0.0.1:${(second.address() as AddressInfo).port}` },
+      ]);
+      await eventually(async () => live.snapshot().active !== null, 'the state read');
+      const snapshot = live.snapshot();
+      expect(snapshot.active).toMatchObject({ region: 'us-west', epoch: 3, mode: 'health' });
+      expect(snapshot.control).toMatchObject({ reachable: true, lastContactAt: NOW });
+      expect(snapshot.regions.map((r) => r.controllerStatus)).toEqual(['down', 'up']);
+    } finally {
+      second.closeAllConnections();
+      second.close();
+    }
   });
 
   it('stop() clears every timer and tells no listener anything more', async () => {

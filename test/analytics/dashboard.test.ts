@@ -15,6 +15,7 @@ import { dashboardRoutes, type LiveSnapshot } from '../../src/analytics/dashboar
 import type { AnalyticsQueries } from '../../src/analytics/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { caCertPath } from '../../src/config/index.js';
+import { ControlClient } from '../../src/failover/index.js';
 import { buildApi, staticTokens } from '../../src/http/index.js';
 import type { SiteId } from '../../src/pki/index.js';
 import {
@@ -55,6 +56,18 @@ function access(peer: string): { agent: Agent } {
   const agent = agents.get(peer);
   if (agent === undefined) throw new Error(`no agent for ${peer}`);
   return { agent };
+}
+
+/**
+ * The control nodes of the test's dashboard routes at `urls`: read with analytics' agent for the
+ * real control, and sent routing controls to with the CA only, as analytics does.
+ */
+function controlAt(...urls: string[]): { control: ControlClient; forwardTo: ControlClient } {
+  const nodes = urls.map((url, i) => ({ name: `node-${i + 1}`, url }));
+  return {
+    control: new ControlClient(nodes.map((n) => ({ ...n, trust: access('control').agent }))),
+    forwardTo: new ControlClient(nodes.map((n) => ({ ...n, trust: caPem }))),
+  };
 }
 
 /** Reads GET /v1/live until a snapshot satisfies `until`; answers it and closes the stream. */
@@ -175,8 +188,7 @@ beforeAll(async () => {
         queries,
         config: cluster.config,
         access,
-        caPem,
-        controlUrl: control.controlUrl,
+        ...controlAt(control.controlUrl),
         regionUrls,
         logger,
         maxClients: 3,
@@ -354,8 +366,8 @@ describe('dashboard routes', () => {
     expect(control.controller.state()).toMatchObject({ activeRegion: 'us-east', epoch: 0 });
   });
 
-  it('answers 502 when control is unreachable, and shows control as unreachable in the stream', async () => {
-    const deadControl = `https://127.0.0.1:${await freePort()}`;
+  /** The dashboard's routes alone on a server of the test's, over the control nodes at `controlUrls`. */
+  async function serveDashboard(controlUrls: string[], run: (base: string) => Promise<void>): Promise<void> {
     const app: FastifyInstance = await buildApi({
       openapi: { title: 'the dashboard', description: 'under test' },
       tokens: staticTokens([{ token: VIEWER_TOKEN, name: 'viewer', role: 'reader' }]),
@@ -365,8 +377,7 @@ describe('dashboard routes', () => {
           queries: analytics.queries,
           config: cluster.config,
           access,
-          caPem,
-          controlUrl: deadControl,
+          ...controlAt(...controlUrls),
           regionUrls,
           logger,
         }),
@@ -375,11 +386,20 @@ describe('dashboard routes', () => {
     try {
       await app.listen({ host: '127.0.0.1', port: 0 });
       const address = app.server.address();
-      const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      await run(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`);
+    } finally {
+      await app.close();
+    }
+  }
+
+  it('answers 502 when control is unreachable, and shows control as unreachable in the stream', async () => {
+    const deadControl = `https://127.0.0.1:${await freePort()}`;
+    await serveDashboard([deadControl], async (base) => {
       const res = await post(`${base}/v1/routing/failback`, { reason: 'control is down' }, 'any-token');
       expect(res.status).toBe(502);
       expect(res.type).toMatch(/^application\/problem\+json/);
       expect(res.body.code).toBe('IOTDR_DASHBOARD_CONTROL_UNREACHABLE');
+      expect(JSON.stringify(res.body)).toContain(deadControl);
       const { snapshot } = await snapshotWhere(
         base,
         (s) => s.control.error !== undefined && s.regions.every((r) => r.health.status === 'pass'),
@@ -388,9 +408,23 @@ describe('dashboard routes', () => {
       );
       expect(snapshot.control.reachable).toBe(false);
       expect(snapshot.active).toBeNull();
-    } finally {
-      await app.close();
-    }
+    });
+  });
+
+  it("forwards a routing control past a control node that is down, and shows the next node's state", async () => {
+    const deadControl = `https://127.0.0.1:${await freePort()}`;
+    await serveDashboard([deadControl, control.controlUrl], async (base) => {
+      // Control's own answer came back: us-east is active and nothing overrides it.
+      const res = await post(
+        `${base}/v1/routing/failback`,
+        { reason: 'first node down' },
+        cluster.adminToken,
+      );
+      expect(res.status).toBe(409);
+      expect(res.body.code).toBe('IOTDR_FAILOVER_NO_FAILBACK_TARGET');
+      const { snapshot } = await snapshotWhere(base, (s) => s.control.reachable, 15_000, VIEWER_TOKEN);
+      expect(snapshot.active).toMatchObject({ region: 'us-east', epoch: 0 });
+    });
   });
 });
 

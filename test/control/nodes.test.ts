@@ -5,13 +5,21 @@
  * over with the same decision.
  */
 import { Resolver } from 'node:dns/promises';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../src/cli/io.js';
+import { main } from '../../src/cli/main.js';
 import { createLogger, waitUntil } from '../../src/common/index.js';
+import { activeRegion, platformCredentials } from '../../src/fleet/index.js';
 import { loadOrCreateCa } from '../../src/pki/index.js';
-import { type RunningControl, startControl } from '../../src/processes/index.js';
+import {
+  type RunningControl,
+  startAnalytics,
+  startControl,
+  startNameServer,
+} from '../../src/processes/index.js';
 import { type Cluster, type ClusterRegion, startCluster } from '../harness/cluster.js';
 import { etcdSkipReason, type RunningEtcd, startEtcd } from '../harness/etcd.js';
 import { fetch } from '../harness/https.js';
@@ -182,5 +190,108 @@ describe.skipIf(skip !== undefined)('control nodes', () => {
     // The old leader published the notices: the new one does not do it again.
     const last = switches.at(-1);
     expect(last?.type === 'switch' && last.timings.noticesPublishedAt).not.toBeNull();
+  }, 60_000);
+
+  it('keeps an iotdr dns server on the committed decision by following every node, a stopped one too', async () => {
+    const server = {
+      name: 'ns-extra',
+      address: '127.0.0.1',
+      port: await freePort(),
+      httpPort: await freePort(),
+    };
+    const config = { ...cluster.config, dns: { ...cluster.config.dns, servers: [server] } };
+    const ns = await startNameServer({
+      config,
+      stateDir: cluster.stateDir,
+      name: server.name,
+      logger: createLogger({ level: 'silent' }),
+      waitMs: 1000,
+    });
+    try {
+      const decided = (running()[0] as RunningControl).controller.decision();
+      await waitUntil(() => ns.follower.health().status === 'pass', {
+        timeoutMs: 10_000,
+        what: 'the DNS server confirmed by a node',
+      });
+      expect(ns.follower.status().serving).toMatchObject({
+        region: decided.activeRegion,
+        epoch: decided.epoch,
+      });
+      // Every node is followed, each over mutual TLS with its own site; a stopped one is unreachable.
+      const stopped = NODES.filter((n) => !nodes.has(n));
+      await waitUntil(
+        () =>
+          ns.follower
+            .status()
+            .nodes.every((n) => n.link === (stopped.includes(n.name) ? 'unreachable' : 'connected')),
+        { timeoutMs: 10_000, what: 'every node’s link known' },
+      );
+      for (const node of ns.follower.status().nodes)
+        if (!stopped.includes(node.name))
+          expect(node).toMatchObject({ lastError: null, epoch: decided.epoch });
+      expect(ns.follower.status().nodes.map((n) => n.name)).toEqual(NODES);
+      const resolver = new Resolver({ timeout: 500, tries: 1 });
+      resolver.setServers([`${ns.dns.host}:${ns.dns.port}`]);
+      expect(await resolver.resolve4('mqtt.iot.test')).toEqual([
+        decided.activeRegion === 'us-east' ? EAST : WEST,
+      ]);
+    } finally {
+      await ns.stop();
+    }
+  }, 30_000);
+
+  it('serves iotdr failover, analytics and the fleet from the next node when the first is down', async () => {
+    const first = nodes.get(NODES[0] as string);
+    if (first) {
+      await first.stop();
+      nodes.delete(first.node);
+    }
+    await waitUntil(() => leaders().length === 1, { timeoutMs: 10_000, what: 'a leader among the others' });
+
+    // The command line, with the configuration that lists every node, the first one first.
+    const configPath = join(cluster.stateDir, 'iotdr.yaml');
+    await writeFile(configPath, JSON.stringify(cluster.configYaml));
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: CliIo = {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+      env: { IOTDR_HOME: cluster.stateDir },
+      cwd: cluster.stateDir,
+    };
+    const code = await main(
+      ['failover', '--to', 'us-west', '--reason', 'first node down', '--config', configPath],
+      io,
+    );
+    expect(code, err.join('\n')).toBe(0);
+    expect(out.join('\n')).toContain('override to us-west by admin: first node down');
+
+    // The fleet simulator onboards where control says, not in the primary.
+    const { token, caPem } = await platformCredentials(cluster.stateDir);
+    expect((await activeRegion(cluster.config, token, caPem)).name).toBe('us-west');
+
+    // Analytics mirrors the decision log over mutual TLS, each node checked as its own site.
+    const analytics = await startAnalytics({
+      config: cluster.config,
+      stateDir: cluster.stateDir,
+      logger: createLogger({ level: 'silent' }),
+      listen: { host: '127.0.0.1', port: 0 },
+      mirrorIntervalMs: 200,
+      dashboard: false,
+    });
+    try {
+      await waitUntil(
+        async () => (await analytics.store.timeline({ limit: 500, type: 'override-set' })).length > 0,
+        {
+          timeoutMs: 10_000,
+          what: 'the routing control mirrored',
+        },
+      );
+      const status = analytics.mirror.status();
+      expect(status.state.type).toBe('following');
+      expect(running().map((n) => n.controlUrl)).toContain(status.controlUrl);
+    } finally {
+      await analytics.stop();
+    }
   }, 60_000);
 });

@@ -23,6 +23,8 @@ export const REGIONS = ['us-east', 'us-west'] as const;
 export const NODES = ['ctl-a', 'ctl-b', 'ctl-c'] as const;
 export const MEMBERS = ['etcd-1', 'etcd-2', 'etcd-3'] as const;
 const API_PORT = 8080;
+/** Node's arguments that run `iotdr` from source. */
+export const ROOT_CLI = ['--import', 'tsx', `${ROOT}src/cli/bin.ts`];
 const DNS_PORT = 53;
 
 export interface LabProcess {
@@ -45,8 +47,10 @@ export interface LabPlatformOptions {
   leaseTtlMs: number;
   /** More configuration (merged at the top level). */
   config?: Record<string, unknown>;
-  /** More hosts to add (devices, analytics…). */
+  /** More hosts to add (devices…). */
   extraHosts?: string[];
+  /** Run analytics in a host of its own (`analytics`), following both regions' buses. */
+  analytics?: boolean;
 }
 
 /** Answers of the probe, one per command. */
@@ -146,6 +150,8 @@ export interface LabPlatform {
   states(): Promise<Map<string, any>>;
   /** The node that leads, as every answering node agrees; undefined while none does. */
   leader(): Promise<string | undefined>;
+  /** Runs `iotdr ARGS --config FILE` in a host, with its log in the state directory. */
+  iotdr(name: string, host: string, args: string[]): LabProcess;
   stop(): Promise<void>;
 }
 
@@ -162,7 +168,14 @@ export async function startLabPlatform(options: LabPlatformOptions): Promise<Lab
   };
   try {
     const hosts = new Map<string, LabHost>();
-    for (const name of [...REGIONS, ...MEMBERS, ...NODES, 'probe', ...(options.extraHosts ?? [])])
+    for (const name of [
+      ...REGIONS,
+      ...MEMBERS,
+      ...NODES,
+      'probe',
+      ...(options.analytics ? ['analytics'] : []),
+      ...(options.extraHosts ?? []),
+    ])
       hosts.set(name, await lab.addHost(name));
     const host = (name: string) => hosts.get(name) as LabHost;
     const ca = await loadOrCreateCa(join(stateDir, 'pki'));
@@ -183,7 +196,9 @@ export async function startLabPlatform(options: LabPlatformOptions): Promise<Lab
         mqtt: { port: 8883 },
       })),
       replication: { waitMs: 500, retryBaseMs: 50, retryMaxMs: 500 },
-      analytics: { regionCheck: false },
+      analytics: options.analytics
+        ? { address: host('analytics').address, port: API_PORT, regionCheck: false }
+        : { regionCheck: false },
       failover: options.failover,
       control: {
         nodes: NODES.map((name) => ({
@@ -273,6 +288,10 @@ export async function startLabPlatform(options: LabPlatformOptions): Promise<Lab
     // The regions first: control nodes started before them would see the primary fail.
     for (const name of REGIONS) iotdr(name, name, ['region', '--name', name]);
     for (const name of REGIONS) await answering(name);
+    if (options.analytics) {
+      iotdr('analytics', 'analytics', ['analytics']);
+      await answering('analytics');
+    }
 
     // etcd members, each with its site certificate for its lab address.
     const cluster = MEMBERS.map((name) => ({ name, address: host(name).address, peerPort: 2380 }));
@@ -340,6 +359,7 @@ export async function startLabPlatform(options: LabPlatformOptions): Promise<Lab
       admin,
       states,
       leader,
+      iotdr,
       stop,
     };
   } catch (error) {

@@ -286,9 +286,17 @@ export class NetLab {
   }
 
   /** Runs a short command inside the host's namespace to its end. */
-  run(host: HostRef, command: string, args: readonly string[] = []): Promise<RunResult> {
+  run(
+    host: HostRef,
+    command: string,
+    args: readonly string[] = [],
+    env: Record<string, string> = {},
+  ): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      const child = this.spawn(host, command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = this.spawn(host, command, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
       let stdout = '';
       let stderr = '';
       child.stdout?.on('data', (d: Buffer) => {

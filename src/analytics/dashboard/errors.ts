@@ -1,4 +1,5 @@
 import { type ErrorCode, IotdrError, type IotdrErrorOptions } from '../../common/index.js';
+import type { ControlUnreachableError } from '../../failover/index.js';
 
 /** Failures of the dashboard's own routes; their codes are in analytics' catalogue (../errors.ts). */
 export class DashboardError extends IotdrError {
@@ -34,21 +35,20 @@ export function tooManyStreams(max: number): DashboardError {
   );
 }
 
-/** The control API could not be reached for a routing control: 502. Nothing was switched by us. */
-export function controlUnreachable(url: string, cause: unknown): DashboardError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
+/** No control node could be reached for a routing control (or each answered 502 or 503): 502. Nothing was switched by us. */
+export function controlUnreachable(cause: ControlUnreachableError): DashboardError {
   return new DashboardError(
     'IOTDR_DASHBOARD_CONTROL_UNREACHABLE',
-    `cannot reach the control API at ${url}: ${reason}`,
-    { status: 502, details: { controlUrl: url }, cause },
+    `cannot reach the control API: ${cause.message}`,
+    { status: 502, details: cause.details, cause },
   );
 }
 
-/** The control API did not answer a routing control in time: 504. It may still have switched. */
-export function controlTimeout(url: string, timeoutMs: number): DashboardError {
+/** A control node did not answer a routing control in time, and no other did: 504. It may still have switched. */
+export function controlTimeout(cause: ControlUnreachableError, timeoutMs: number): DashboardError {
   return new DashboardError(
     'IOTDR_DASHBOARD_CONTROL_TIMEOUT',
-    `the control API at ${url} did not answer within ${timeoutMs} ms; check the active region before retrying`,
-    { status: 504, details: { controlUrl: url, timeoutMs } },
+    `the control API did not answer within ${timeoutMs} ms (${cause.message}); check the active region before retrying`,
+    { status: 504, details: { ...cause.details, timeoutMs }, cause },
   );
 }

@@ -139,11 +139,7 @@ export class LiveView {
 
   async #pollControl(): Promise<void> {
     try {
-      this.#control = await readControl(
-        this.#options.controlUrl,
-        this.#options.access('control'),
-        this.#timeoutMs,
-      );
+      this.#control = await readControl(this.#options.control, this.#timeoutMs);
       this.#controlError = undefined;
       this.#controlContactAt = this.#clock.now();
     } catch (error) {

@@ -1,4 +1,5 @@
 import type { Clock, Logger, Timers } from '../../common/index.js';
+import type { ControlClient } from '../../failover/index.js';
 import type { AnalyticsQueries } from '../types.js';
 import type { PeerAccess } from './sources.js';
 
@@ -41,14 +42,15 @@ export interface LiveViewOptions {
   /** The zone and the regions (names, priorities) come from here. */
   config: DashboardFleet;
   /**
-   * How the live view reads `control` and each region (by name): analytics' site agent for that
-   * peer over mutual TLS, or the analytics token (reader) on plain loopback links.
+   * How the live view reads each region (by name): analytics' site agent for that region over
+   * mutual TLS, or the analytics token (reader) on plain loopback links.
    */
-  access: (peer: string) => PeerAccess;
-  /** The CA (PEM) control's HTTPS is verified with when a routing control is forwarded to it. */
-  caPem?: string;
-  /** Base URL of the control API, e.g. http://127.0.0.10:8080. */
-  controlUrl: string;
+  access: (region: string) => PeerAccess;
+  /**
+   * Every control node, as the live view reads the controller's state from whichever answers:
+   * analytics' site agent for each node over mutual TLS, or the analytics token (reader).
+   */
+  control: ControlClient;
   /** Base URL of each region's API by region name, e.g. {"us-east": "http://127.0.0.11:8080"}. */
   regionUrls: Record<string, string>;
   logger: Logger;
@@ -81,6 +83,11 @@ export interface DashboardOptions extends LiveViewOptions {
   resendMs?: number;
   /** Interval of SSE heartbeat comments, ms. Default 15,000. */
   heartbeatMs?: number;
-  /** Timeout of a forwarded routing control, ms. Default 30,000. */
+  /**
+   * Every control node, as a routing control is forwarded to whichever answers: no token of its
+   * own (the operator's goes with each request) and only the CA to verify each node by.
+   */
+  forwardTo: ControlClient;
+  /** Timeout of a forwarded routing control at one control node, ms. Default 30,000. */
   routingTimeoutMs?: number;
 }

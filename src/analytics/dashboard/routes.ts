@@ -66,7 +66,6 @@ export function dashboardRoutes(options: DashboardOptions) {
       stream.close();
     });
 
-    const controlUrl = options.controlUrl.replace(/\/+$/, '');
     const regionNames = options.config.regions.map((r) => r.name);
     const routingTimeoutMs = options.routingTimeoutMs ?? DEFAULT_ROUTING_TIMEOUT_MS;
 
@@ -108,13 +107,16 @@ export function dashboardRoutes(options: DashboardOptions) {
     ): Promise<FastifyReply> => {
       try {
         const answer = await forwardRouting(
-          `${controlUrl}${path}`,
+          options.forwardTo,
+          path,
           body,
           request.headers.authorization,
           routingTimeoutMs,
-          options.caPem,
         );
-        request.log.info({ path, status: answer.status }, 'routing control forwarded to control');
+        request.log.info(
+          { path, status: answer.status, node: options.forwardTo.current.name },
+          'routing control forwarded to control',
+        );
         return reply.code(answer.status).type(answer.contentType).send(answer.body);
       } catch (error) {
         if (error instanceof IotdrError) return sendError(request, reply, error);

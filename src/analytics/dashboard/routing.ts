@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { formatPath, type IotdrError, REGION_NAME_PATTERN, ValidationError } from '../../common/index.js';
-import { sendRequest } from '../../http/index.js';
+import { formatPath, REGION_NAME_PATTERN, ValidationError } from '../../common/index.js';
+import { type ControlClient, ControlUnreachableError } from '../../failover/index.js';
 import { controlTimeout, controlUnreachable } from './errors.js';
 
 const reason = z
@@ -48,37 +48,32 @@ export interface ControlAnswer {
 /**
  * Forwards a routing control to the control API with the operator's own Authorization header, so
  * control decides who may switch (admin role) and records that token's name; answers control's
- * status and body unchanged. Throws a DashboardError only when control gave no answer.
+ * status and body unchanged. A node that is down, gives no answer in time or answers 502 or 503 is
+ * passed over for the next. Throws a DashboardError only when no node gave another answer.
  */
 export async function forwardRouting(
-  url: string,
+  control: ControlClient,
+  path: string,
   body: unknown,
   authorization: string | undefined,
   timeoutMs: number,
-  caPem?: string,
 ): Promise<ControlAnswer> {
   // The operator's token speaks, not analytics: no site certificate goes with it, only the CA to
   // verify control by.
-  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const res = await sendRequest(url, {
+    const res = await control.send({
       method: 'POST',
+      path,
       headers: {
         'content-type': 'application/json',
         ...(authorization === undefined ? {} : { authorization }),
       },
       body: JSON.stringify(body),
-      ...(caPem === undefined ? {} : { trust: caPem }),
-      signal,
+      timeoutMs,
     });
     return { status: res.status, contentType: res.contentType ?? 'application/json', body: res.text };
   } catch (error) {
-    throw signal.aborted ? controlTimeout(url, timeoutMs) : failed(url, error, timeoutMs);
+    if (!(error instanceof ControlUnreachableError)) throw error;
+    throw error.someTimedOut ? controlTimeout(error, timeoutMs) : controlUnreachable(error);
   }
-}
-
-function failed(url: string, error: unknown, timeoutMs: number): IotdrError {
-  return error instanceof Error && error.name === 'TimeoutError'
-    ? controlTimeout(url, timeoutMs)
-    : controlUnreachable(url, (error as { cause?: unknown }).cause ?? error);
 }

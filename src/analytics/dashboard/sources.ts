@@ -5,7 +5,8 @@ import type { Agent } from 'node:https';
  * schema; a source that fails becomes an error string in the snapshot, never an exception.
  */
 import { z } from 'zod';
-import { sendRequest } from '../../http/index.js';
+import type { ControlClient } from '../../failover/index.js';
+import { type RawAnswer, sendRequest } from '../../http/index.js';
 import type {
   ActiveView,
   CheckStatus,
@@ -109,8 +110,13 @@ async function getJson(
     ...(agent === undefined ? {} : { trust: agent }),
     signal: AbortSignal.timeout(options.timeoutMs),
   });
+  return jsonOf(res, options.accept ?? [200]);
+}
+
+/** The parsed JSON of an answer of an accepted status; else throws with the status and code. */
+function jsonOf(res: RawAnswer, accept: readonly number[]): unknown {
   const text = res.text;
-  if (!(options.accept ?? [200]).includes(res.status)) {
+  if (!accept.includes(res.status)) {
     let code = '';
     try {
       code = String((JSON.parse(text) as { code?: unknown }).code ?? '');
@@ -159,14 +165,13 @@ export function parseSwitch(event: Record<string, unknown>): SwitchView | undefi
   return parsed.success ? switchView(parsed.data) : undefined;
 }
 
-/** GET /v1/failover/state (analytics' site certificate, or a reader token). */
-export async function readControl(
-  controlUrl: string,
-  access: PeerAccess,
-  timeoutMs: number,
-): Promise<ControlRead> {
+/**
+ * GET /v1/failover/state of whichever control node answers (analytics' site certificate, or a
+ * reader token): every node serves the same committed decision.
+ */
+export async function readControl(control: ControlClient, timeoutMs: number): Promise<ControlRead> {
   const state = controlStateSchema.parse(
-    await getJson(`${controlUrl}/v1/failover/state`, { access, timeoutMs }),
+    jsonOf(await control.send({ method: 'GET', path: '/v1/failover/state', timeoutMs }), [200]),
   );
   return {
     active: {

@@ -3,7 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { CNC_ROUTES, FINAL_COMMAND_STATES } from '../../commands/index.js';
 import { baseUrl, IotdrError, writeFileAtomic } from '../../common/index.js';
-import { adminTokenPath, caCertPath, type LoadedConfig, primaryRegion } from '../../config/index.js';
+import {
+  adminTokenPath,
+  caCertPath,
+  type LoadedConfig,
+  nameServersOf,
+  primaryRegion,
+} from '../../config/index.js';
 import { ApiClient, type SuccessOf } from '../../http/index.js';
 import { progressBar, table } from '../api.js';
 import { loadFor, parseCommand, usageError, type Values } from '../args.js';
@@ -80,7 +86,7 @@ async function cncApi(loaded: LoadedConfig, given: string | undefined, io: CliIo
   let address: string | undefined;
   try {
     const resolver = new Resolver({ timeout: 1000, tries: 2 });
-    resolver.setServers([`${config.dns.address}:${config.dns.port}`]);
+    resolver.setServers(nameServersOf(config));
     [address] = await resolver.resolve4(name);
   } catch (error) {
     io.err(`iotdr devices: cannot resolve ${name} (${(error as Error).message}); using the primary region`);

@@ -6,12 +6,14 @@ import type { Command } from '../io.js';
 const USAGE = `usage: iotdr dns --name NAME [--control URL] [--token-file FILE] [--config FILE]
 
 Runs one more authoritative DNS server for the fleet's zone, the dns.servers entry NAME (one per
-region, say): it answers the same names as the DNS of iotdr control, follows the controller at URL
-(default: the configured control address) with a long poll, keeps the last decision in
-<state>/dns/NAME.decision.json, and keeps serving it when the controller is unreachable, also
-after a restart. Its /health says whether the controller confirms what it serves. The token (role
-reader) is read from FILE, default <state>/secrets/dns.token (made by iotdr control). Stops on
-SIGINT or SIGTERM.`;
+region, say): it answers the same names as the DNS of iotdr control, follows every control node
+with a long poll each (with --control, only the node at URL), serves a decision as soon as one node
+answers it with a higher epoch than the served one, keeps the last decision in
+<state>/dns/NAME.decision.json, and keeps serving it when no node answers, also after a restart.
+Its /health says whether a node confirms what it serves, and how each node answers. Over mutual
+TLS (links.mode, the default) it proves itself with its site certificate; on plain loopback links
+it sends the token (role reader) read from FILE, default <state>/secrets/dns.token (made by iotdr
+control). Stops on SIGINT or SIGTERM.`;
 
 const SPEC = {
   name: 'dns',

@@ -1,27 +1,32 @@
 import { IotdrError } from '../../common/index.js';
 import type { LoadedConfig } from '../../config/index.js';
-import { controlUrlOf } from '../../config/index.js';
+import { controlNodesOf } from '../../config/index.js';
 import {
+  ControlClient,
   FAILOVER_ROUTES,
   type FailoverState,
   type RegionHealth,
   type SwitchEvent,
 } from '../../failover/index.js';
-import { ApiClient } from '../../http/index.js';
-import { REPLICATION_ROUTES } from '../../replication/index.js';
-import { adminToken, apiOf, platformCa, table } from '../api.js';
+import { adminToken, platformCa, table } from '../api.js';
 import { loadFor, parseCommand, usageError } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
-/** The control API with the admin token (the same state directory as the regions). */
-async function controlApi(loaded: LoadedConfig): Promise<ApiClient> {
+/**
+ * The control API at every control node, with the admin token (the same state directory as the
+ * regions): a node that is down is passed over for the next.
+ */
+async function controlApi(loaded: LoadedConfig): Promise<ControlClient> {
   if (loaded.config.regions.length === 0)
     throw new IotdrError('IOTDR_CLI_NO_REGION', 'the configuration has no region');
-  return new ApiClient(
-    'control',
-    controlUrlOf(loaded.config),
+  const ca = await platformCa(loaded);
+  return new ControlClient(
+    controlNodesOf(loaded.config).map((node) => ({
+      name: node.name,
+      url: node.url,
+      ...(ca === undefined ? {} : { trust: ca }),
+    })),
     await adminToken(loaded),
-    await platformCa(loaded),
   );
 }
 
@@ -57,9 +62,10 @@ export const failoverCommand: Command = async (argv, io) => {
     return usageError(FAILOVER, io, '--to and a non-empty --reason are required');
   return run('failover', io, async () => {
     const api = await controlApi(await loadFor(io, values));
-    await api.request(FAILOVER_ROUTES.switch, { body: { to, reason } });
+    // The state in the answer is the leader's, as committed: a node that relayed it may not have it yet.
+    const { state } = await api.request(FAILOVER_ROUTES.switch, { body: { to, reason } });
     io.out(`iotdr failover: the fleet goes to ${to}`);
-    return printState(io, await api.request(FAILOVER_ROUTES.state));
+    return printState(io, state);
   });
 };
 
@@ -82,55 +88,13 @@ export const failbackCommand: Command = async (argv, io) => {
     return usageError(FAILBACK, io, 'a non-empty --reason is required');
   return run('failback', io, async () => {
     const api = await controlApi(await loadFor(io, values));
-    await api.request(FAILOVER_ROUTES.failback, { body: { reason } });
-    return printState(io, await api.request(FAILOVER_ROUTES.state));
+    const { state } = await api.request(FAILOVER_ROUTES.failback, { body: { reason } });
+    return printState(io, state);
   });
 };
 
-const STATUS_USAGE = `usage: iotdr status [--json] [--config FILE]
-
-The fleet at a glance: every region with its health per component and replication lag, the active
-region, the epoch, and the last switch with the time of each of its steps.`;
-
-export const statusCommand: Command = async (argv, io) => {
-  const parsed = parseCommand(
-    { name: 'status', usage: STATUS_USAGE, options: { json: { type: 'boolean' } } } as const,
-    argv,
-    io,
-  );
-  if (typeof parsed === 'number') return parsed;
-  const { values } = parsed;
-  const { json } = values;
-  return run('status', io, async () => {
-    const loaded = await loadFor(io, values);
-    const state = await (await controlApi(loaded)).request(FAILOVER_ROUTES.state);
-    // Replication lag as each region sees its links; a region that does not answer shows '?'.
-    const lag = new Map<string, string>();
-    await Promise.all(
-      loaded.config.regions.map(async (region) => {
-        try {
-          const api = await apiOf(loaded, region);
-          const status = await api.request(REPLICATION_ROUTES.status, { timeoutMs: 2000 });
-          lag.set(
-            region.name,
-            status.links
-              .map((l) => `${l.peer} ${l.lagChanges ?? '-'} changes, ${l.lagMs ?? '-'} ms`)
-              .join(', ') || '-',
-          );
-        } catch {
-          lag.set(region.name, '?');
-        }
-      }),
-    );
-    if (json) {
-      io.out(JSON.stringify({ ...state, replicationLag: Object.fromEntries(lag) }, null, 2));
-      return 0;
-    }
-    return printState(io, state, lag);
-  });
-};
-
-function printState(io: CliIo, state: FailoverState, lag?: Map<string, string>): number {
+/** The state as `iotdr failover`, `failback` and `status` print it; the replication lag when given. */
+export function printState(io: CliIo, state: FailoverState, lag?: Map<string, string>): number {
   const mode =
     state.mode.type === 'override'
       ? `override to ${state.mode.override.region} by ${state.mode.override.who}: ${state.mode.override.reason}`

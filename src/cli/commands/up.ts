@@ -1,15 +1,21 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { parse } from 'yaml';
 import { baseUrl } from '../../common/index.js';
-import type { IotdrConfig } from '../../config/index.js';
+import type { ControlNode, IotdrConfig, LoadedConfig } from '../../config/index.js';
 import {
   adminTokenPath,
   analyticsUrlOf,
   apiUrlOf,
   caCertPath,
+  controlNodesOf,
   controlUrlOf,
+  DEFAULTS_SOURCE,
+  etcdEndpointsOf,
   linkScheme,
+  parseConfig,
 } from '../../config/index.js';
+import { embeddedControlPlane, MAX_CONTROL_NODES } from '../../control/index.js';
 import { type Fleet, launchFleet } from '../../fleet/index.js';
 import {
   delayText,
@@ -23,14 +29,21 @@ import {
 import { loadFor, parseCommand, usageError } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
-const USAGE = `usage: iotdr up [--fleet N] [--config FILE]
+const USAGE = `usage: iotdr up [--fleet N] [--control-nodes N] [--config FILE]
 
 Starts every region of the configuration, the control plane (checker, failover controller, DNS),
 analytics with its dashboard and the configured DNS servers as child processes, waits until each
 answers, writes <state>/endpoints.json and prints the endpoints; then a demo fleet of N devices
 (default 20, 0 for none) publishing telemetry through the DR name, as \`iotdr fleet\` runs it.
 A process that dies is reported and restarted after a delay, the others serving on (the
-configuration's supervision section). Ctrl-C stops them all. Logs go to <state>/logs/.`;
+configuration's supervision section). Ctrl-C stops them all. Logs go to <state>/logs/.
+
+With the configuration's control.nodes, or --control-nodes N (1 to ${MAX_CONTROL_NODES}; 3 survives the
+loss of one) for a configuration without them, the control plane is that many control nodes
+electing a leader through as many etcd members: --control-nodes runs nodes ctl-1… on 127.0.0.21…
+(API 8080, DNS 5353) and members etcd-1… on 127.0.0.31… (2379, 2380), from
+<state>/iotdr.control-nodes.yaml, the configuration with them added. etcd is Debian's
+(apt-get install etcd-server).`;
 
 /** Devices of the demo fleet \`iotdr up\` runs unless told otherwise. */
 export const DEMO_FLEET_DEVICES = 20;
@@ -45,10 +58,13 @@ export function endpointsDocument(
     const r = relative(cwd, p);
     return r.startsWith('..') ? p : r;
   };
+  const nodes = controlNodesOf(config);
+  const firstNode = nodes[0] as ControlNode;
   return {
     zone: config.zone,
     names: { mqtt: `${config.names.mqtt}.${config.zone}`, api: `${config.names.api}.${config.zone}` },
-    dns: { host: config.dns.address, port: config.dns.port },
+    // The first control node's name server (with control nodes, each has its own).
+    dns: { host: firstNode.dns.address, port: firstNode.dns.port },
     ...(config.dns.servers.length > 0
       ? {
           dnsServers: config.dns.servers.map((d) => ({
@@ -59,7 +75,14 @@ export function endpointsDocument(
           })),
         }
       : {}),
+    // The first node's, as before there were several.
     control: controlUrlOf(config),
+    controlNodes: nodes.map((n) => ({
+      name: n.name,
+      url: n.url,
+      dns: { host: n.dns.address, port: n.dns.port },
+    })),
+    ...(config.control.nodes.length > 0 ? { etcd: etcdEndpointsOf(config) } : {}),
     analytics: analyticsUrlOf(config),
     regions: Object.fromEntries(
       config.regions.map((r) => [
@@ -80,7 +103,40 @@ export function endpointsDocument(
   };
 }
 
-const SPEC = { name: 'up', usage: USAGE, options: { fleet: { type: 'string' } } } as const;
+const SPEC = {
+  name: 'up',
+  usage: USAGE,
+  options: { fleet: { type: 'string' }, 'control-nodes': { type: 'string' } },
+} as const;
+
+/**
+ * The configuration of a run with `--control-nodes N`: the file's own (or the defaults) with the
+ * embedded control plane as its control nodes and etcd members, written to the state directory
+ * for the children to read. A file that lists control nodes already keeps them: undefined.
+ */
+async function withControlNodes(
+  loaded: LoadedConfig,
+  count: number,
+): Promise<{ config: IotdrConfig; file: string } | undefined> {
+  if (loaded.config.control.nodes.length > 0) return undefined;
+  const raw: Record<string, unknown> =
+    loaded.source === DEFAULTS_SOURCE ? {} : (parse(await readFile(loaded.source, 'utf8')) ?? {});
+  const control = (raw.control ?? {}) as Record<string, unknown>;
+  const plane = embeddedControlPlane(count);
+  const yaml = {
+    ...raw,
+    control: {
+      ...control,
+      nodes: plane.nodes,
+      etcd: { ...((control.etcd ?? {}) as Record<string, unknown>), members: plane.etcd.members },
+    },
+  };
+  const config = parseConfig(yaml);
+  const file = join(loaded.stateDir, 'iotdr.control-nodes.yaml');
+  // JSON is YAML.
+  await writeFile(file, `${JSON.stringify(yaml, null, 2)}\n`, { mode: 0o600 });
+  return { config, file };
+}
 
 export const upCommand: Command = async (argv, io) => {
   const parsed = parseCommand(SPEC, argv, io);
@@ -90,9 +146,30 @@ export const upCommand: Command = async (argv, io) => {
   if (!Number.isInteger(fleetSize) || fleetSize < 0 || fleetSize > 10_000) {
     return usageError(SPEC, io, '--fleet: an integer from 0 to 10000');
   }
+  const controlNodes = values['control-nodes'] === undefined ? undefined : Number(values['control-nodes']);
+  if (
+    controlNodes !== undefined &&
+    (!Number.isInteger(controlNodes) || controlNodes < 1 || controlNodes > MAX_CONTROL_NODES)
+  ) {
+    return usageError(SPEC, io, `--control-nodes: an integer from 1 to ${MAX_CONTROL_NODES}`);
+  }
   const loaded = await loadFor(io, values);
-  const { config, stateDir } = loaded;
-  io.out(`iotdr up: configuration ${loaded.source}, state ${stateDir}`);
+  const { stateDir } = loaded;
+  let config = loaded.config;
+  let configFile = loaded.source === DEFAULTS_SOURCE ? undefined : loaded.source;
+  if (controlNodes !== undefined) {
+    const run = await withControlNodes(loaded, controlNodes);
+    if (run === undefined)
+      return usageError(
+        SPEC,
+        io,
+        `--control-nodes: ${loaded.source} lists control.nodes already (${config.control.nodes.map((n) => n.name).join(', ')}); run without --control-nodes to start those`,
+      );
+    config = run.config;
+    configFile = run.file;
+  }
+  const using = controlNodes === undefined ? '' : ` with ${controlNodes} control nodes (${configFile})`;
+  io.out(`iotdr up: configuration ${loaded.source}${using}, state ${stateDir}`);
   // Aborted by Ctrl-C: the children get it too, and their exits are then no crash.
   const shutdown = new AbortController();
   let started = false;
@@ -105,7 +182,7 @@ export const upCommand: Command = async (argv, io) => {
     platform = await startPlatform({
       config,
       stateDir,
-      ...(loaded.source === '(defaults)' ? {} : { configFile: loaded.source }),
+      ...(configFile === undefined ? {} : { configFile }),
       env: io.env,
       cwd: io.cwd,
       signal: shutdown.signal,
@@ -137,10 +214,13 @@ export const upCommand: Command = async (argv, io) => {
   await writeFile(endpointsPath, `${JSON.stringify(endpoints, null, 2)}\n`);
   io.out('');
   io.out(`  DR names      ${endpoints.names.mqtt}, ${endpoints.names.api} (zone ${endpoints.zone})`);
-  io.out(`  try           dig @${config.dns.address} -p ${config.dns.port} ${endpoints.names.mqtt}`);
+  io.out(`  try           dig @${endpoints.dns.host} -p ${endpoints.dns.port} ${endpoints.names.mqtt}`);
   io.out(`  CA            ${endpoints.caCert}`);
   io.out(`  admin token   ${endpoints.adminToken}`);
   io.out(`  endpoints     ${endpointsPath}`);
+  // The other commands find the control nodes of this run in its configuration only.
+  if (controlNodes !== undefined)
+    io.out(`  config        ${configFile}   (--config for iotdr status, failover, …)`);
   io.out(`  logs          ${logDir}`);
   io.out('');
   const fleet = fleetSize > 0 ? await startDemoFleet(io, config, stateDir, fleetSize) : undefined;
@@ -197,6 +277,10 @@ function readyLine(config: IotdrConfig, p: PlatformProcess): string {
   }
   if (p.name === 'control')
     return `  control                         ${p.url}  dns ${config.dns.address}:${config.dns.port}`;
+  const node = controlNodesOf(config).find((n) => p.name === `control-${n.name}`);
+  if (node) return `  control ${node.name.padEnd(23)} ${p.url}  dns ${node.dns.address}:${node.dns.port}`;
+  const member = config.control.etcd.members.find((m) => p.name === `etcd-${m.name}`);
+  if (member) return `  etcd ${member.name.padEnd(26)} ${p.url}`;
   if (p.name === 'analytics') return `  analytics                       ${p.url}  (dashboard)`;
   const server = config.dns.servers.find((d) => `dns-${d.name}` === p.name);
   return `  dns ${(server?.name ?? p.name).padEnd(27)} ${p.url}  dns ${server?.address}:${server?.port}`;

@@ -1,0 +1,184 @@
+/**
+ * Composition root of `iotdr etcd --member NAME`: one member of `control.etcd.members` as a child
+ * process of Debian's etcd (`etcd-server`), launched with the product's flags (`etcdMemberArgs`).
+ * Its data lives in `<state>/etcd/<member>`; over mutual-TLS links it shows its site certificate
+ * (`urn:iotdr:site:etcd:<member>`, issued and renewed like every process's) to clients and peers
+ * and accepts only certificates of the platform's CA; on plain-loopback links both ports are HTTP.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { ConfigError, ensurePrivateDir } from '../common/index.js';
+import {
+  caCertPath,
+  type EtcdMemberConfig,
+  type IotdrConfig,
+  linkScheme,
+  siteCertificatePaths,
+} from '../config/index.js';
+import { type EtcdMemberSpec, etcdClientUrl, etcdMemberArgs, findEtcd } from '../control/index.js';
+import type { SiteTls } from '../http/index.js';
+import type { SiteId } from '../pki/index.js';
+import { etcdNotFound } from './errors.js';
+import { siteCredentials } from './sites.js';
+
+/** An etcd member's site: `urn:iotdr:site:etcd:<member>`. */
+export function etcdSiteOf(member: string): SiteId {
+  return { kind: 'etcd', name: member };
+}
+
+/** Where a member keeps its data: `<state>/etcd/<member>`. */
+function etcdDataDir(stateDir: string, member: string): string {
+  return join(stateDir, 'etcd', member);
+}
+
+/**
+ * The token that keeps members of two fleets' clusters from joining each other: the same for
+ * every member of one configuration (its zone and key prefix).
+ */
+function etcdClusterToken(config: IotdrConfig): string {
+  return `iotdr:${config.zone}:${config.control.etcd.prefix}`;
+}
+
+/** The configured member NAME, or a ConfigError naming the members there are. */
+function etcdMemberOf(config: IotdrConfig, name: string): EtcdMemberConfig {
+  const members = config.control.etcd.members;
+  const member = members.find((m) => m.name === name);
+  if (member) return member;
+  throw new ConfigError(
+    members.length === 0
+      ? `--member ${name}: control.etcd.members is empty; list the members there first`
+      : `--member ${name} is not in control.etcd.members (${members.map((m) => m.name).join(', ')})`,
+    [{ path: 'control.etcd.members', message: `a member named ${name}` }],
+  );
+}
+
+/**
+ * The addresses a member's certificate names: the one it listens on, and the one it calls its
+ * peers from, which etcd checks against the certificate a peer shows. On loopback the kernel sends
+ * from 127.0.0.1 whatever 127.x address is called, so a member on 127.0.0.31 names both.
+ */
+function etcdMemberAddresses(member: EtcdMemberConfig): string[] {
+  const loopbackV4 = isIP(member.address) === 4 && member.address.startsWith('127.');
+  return loopbackV4 && member.address !== '127.0.0.1' ? [member.address, '127.0.0.1'] : [member.address];
+}
+
+/** The member's site certificate and key (issued or renewed here when the CA's key is here). */
+export function etcdMemberCredentials(
+  config: IotdrConfig,
+  stateDir: string,
+  member: EtcdMemberConfig,
+): Promise<SiteTls> {
+  return siteCredentials(config, stateDir, etcdSiteOf(member.name), {
+    addresses: etcdMemberAddresses(member),
+  });
+}
+
+/** The member's client URL (https over mutual-TLS links). */
+export function etcdMemberUrl(config: IotdrConfig, member: EtcdMemberConfig): string {
+  return etcdClientUrl(member.address, member.clientPort, linkScheme(config) === 'https');
+}
+
+/** How one member starts: its flags' values, its certificate made first over mutual-TLS links. */
+async function etcdMemberSpec(config: IotdrConfig, stateDir: string, name: string): Promise<EtcdMemberSpec> {
+  const member = etcdMemberOf(config, name);
+  const dataDir = etcdDataDir(stateDir, member.name);
+  await ensurePrivateDir(dataDir);
+  let tls: EtcdMemberSpec['tls'];
+  if (config.links.mode === 'mutual-tls') {
+    await etcdMemberCredentials(config, stateDir, member);
+    const paths = siteCertificatePaths(stateDir, etcdSiteOf(member.name));
+    tls = { caFile: caCertPath(stateDir), certFile: paths.cert, keyFile: paths.key };
+  }
+  return {
+    name: member.name,
+    address: member.address,
+    clientPort: member.clientPort,
+    peerPort: member.peerPort,
+    dataDir,
+    cluster: config.control.etcd.members.map((m) => ({
+      name: m.name,
+      address: m.address,
+      peerPort: m.peerPort,
+    })),
+    clusterToken: etcdClusterToken(config),
+    ...(tls === undefined ? {} : { tls }),
+  };
+}
+
+/**
+ * util-linux's setpriv, present on every Debian: launched through it, etcd is sent SIGTERM when
+ * `iotdr etcd` dies, even by SIGKILL, instead of living on with the member's ports and data.
+ */
+const SETPRIV = '/usr/bin/setpriv';
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface EtcdMemberOptions {
+  config: IotdrConfig;
+  stateDir: string;
+  /** The member to run, one of `control.etcd.members`. */
+  member: string;
+  /** Finds the etcd binary; default `findEtcd` (PATH, /usr/bin, /usr/sbin). */
+  findBinary?: () => string | undefined;
+}
+
+export interface RunningEtcdMember {
+  readonly name: string;
+  /** Its client URL. */
+  readonly url: string;
+  readonly dataDir: string;
+  /** The etcd process. */
+  readonly pid: number | undefined;
+  /** Resolves when etcd has exited: its exit code, or the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends etcd a signal (SIGTERM: it stops cleanly). */
+  kill(signal: NodeJS.Signals): void;
+}
+
+/**
+ * Starts the member's etcd, its output (etcd logs to stderr) on this process's stderr. Resolves
+ * once etcd runs, not once it is healthy: a member of several answers its health only when a
+ * majority of them runs.
+ * @throws IotdrError IOTDR_ETCD_NOT_FOUND when no etcd binary is installed.
+ */
+export async function startEtcdMember(options: EtcdMemberOptions): Promise<RunningEtcdMember> {
+  const { config, stateDir } = options;
+  const member = etcdMemberOf(config, options.member);
+  const binary = (options.findBinary ?? findEtcd)();
+  if (binary === undefined) throw etcdNotFound();
+  const spec = await etcdMemberSpec(config, stateDir, member.name);
+  const args = etcdMemberArgs(spec);
+  // etcd reads ETCD_* variables as flags, and refuses one that a flag also sets.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD_')));
+  const [command, argv] = executable(SETPRIV)
+    ? [SETPRIV, ['--pdeathsig', 'SIGTERM', '--', binary, ...args]]
+    : [binary, args];
+  const child: ChildProcess = spawn(command, argv, { stdio: ['ignore', 2, 2], env });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  // A spawn that failed (no such file, no permission) reports through 'error' before any exit.
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  return {
+    name: member.name,
+    url: etcdMemberUrl(config, member),
+    dataDir: spec.dataDir,
+    pid: child.pid,
+    exited,
+    kill: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
