@@ -6,7 +6,9 @@
  * (detection + the fleet at the ceiling the drill measured on the secondary in the same run).
  *
  * Options: `--devices N` (default 1000), `--auth mtls|token` (default mtls), `--faults a,b` (default
- * all five), `--runs N` (default 1: each fault once; N runs every fault N times in a row). Each
+ * all five; a fault may be joined to control-leader-crash with `+`), `--control-nodes N` (run the
+ * control plane as N nodes and N etcd members), `--runs N` (default 1: each fault once; N runs
+ * every fault N times in a row). Each
  * drill's progress goes to stderr; the table to stdout, with the number of false moves (drills the
  * controller moved before their fault, IOTDR_DRILL_NOT_STEADY). Exit status 1 when a drill could
  * not run or missed a target.
@@ -19,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DrillReport } from '../../src/drill/index.js';
+import { CONTROL_LEADER_CRASH } from '../../src/drill/index.js';
 import { DRILL_FAULTS } from '../../src/faults/index.js';
 import { machine } from '../registry/common.js';
 
@@ -111,15 +114,22 @@ async function main(): Promise<number> {
       auth: { type: 'string', default: 'mtls' },
       faults: { type: 'string', default: DRILL_FAULTS.join(',') },
       runs: { type: 'string', default: '1' },
+      'control-nodes': { type: 'string' },
     },
   });
+  const controlNodes = values['control-nodes'];
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 100) {
     process.stderr.write('--runs: an integer from 1 to 100\n');
     return 2;
   }
   const faults = String(values.faults).split(',');
-  const unknown = faults.filter((f) => !(DRILL_FAULTS as readonly string[]).includes(f));
+  const unknown = faults.filter(
+    (f) =>
+      !f
+        .split('+')
+        .every((part) => part === CONTROL_LEADER_CRASH || (DRILL_FAULTS as readonly string[]).includes(part)),
+  );
   if (unknown.length > 0) {
     process.stderr.write(`unknown fault(s): ${unknown.join(', ')}; one of ${DRILL_FAULTS.join(', ')}\n`);
     return 2;
@@ -135,7 +145,7 @@ async function main(): Promise<number> {
       const json = join(dir, `${fault}-${run}.json`);
       const load = loadavg()[0]?.toFixed(2);
       process.stderr.write(
-        `\n== drill ${fault} (run ${run} of ${runs}), ${values.devices} devices (${values.auth}), load ${load}\n`,
+        `\n== drill ${fault} (run ${run} of ${runs}), ${values.devices} devices (${values.auth})${controlNodes === undefined ? '' : `, ${controlNodes} control nodes`}, load ${load}\n`,
       );
       const started = Date.now();
       const { code, falseMove } = await drill([
@@ -145,6 +155,7 @@ async function main(): Promise<number> {
         String(values.auth),
         '--fault',
         fault,
+        ...(controlNodes === undefined ? [] : ['--control-nodes', String(controlNodes)]),
         '--json',
         json,
       ]);

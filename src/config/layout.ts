@@ -151,6 +151,19 @@ export function controlNodesAt(config: IotdrConfig, url: string | undefined): Co
   );
 }
 
+/**
+ * A control node's process in the platform (`iotdr up`, the drill, their logs): `control` for the
+ * single node, `control-<node>` for each of `control.nodes`.
+ */
+export function controlProcessName(config: IotdrConfig, node: string): string {
+  return config.control.nodes.length === 0 ? 'control' : `control-${node}`;
+}
+
+/** An etcd member's process in the platform: `etcd-<member>`. */
+export function etcdProcessName(member: string): string {
+  return `etcd-${member}`;
+}
+
 /** The control API's URL from the configuration: the first control node's. */
 export function controlUrlOf(config: IotdrConfig): string {
   return (controlNodesOf(config)[0] as ControlNode).url;

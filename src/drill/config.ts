@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { baseUrl } from '../common/index.js';
 import { type IotdrConfig, linkScheme, parseConfig } from '../config/index.js';
+import { embeddedControlPlane } from '../control/index.js';
 import { APP_TARGET_PATH } from '../faults/index.js';
 import { ADDRESS_PLACEHOLDER } from '../health/index.js';
+import { drillConfigError } from './errors.js';
 
 export interface DrillConfig {
   config: IotdrConfig;
@@ -26,6 +28,8 @@ export async function drillConfig(options: {
   sourceFile?: string;
   auth: 'mtls' | 'token';
   stateDir: string;
+  /** Run the control plane as this many nodes and etcd members on this machine (`embeddedControlPlane`). */
+  controlNodes?: number;
 }): Promise<DrillConfig> {
   const raw = ((options.sourceFile ? parse(await readFile(options.sourceFile, 'utf8')) : null) ??
     {}) as Record<string, unknown>;
@@ -34,6 +38,19 @@ export async function drillConfig(options: {
   if (options.auth === 'token' && !given.broker.tokenAuth) {
     raw.broker = { ...((raw.broker as object | undefined) ?? {}), tokenAuth: true };
     added.push('broker.tokenAuth: true (token devices)');
+  }
+  if (options.controlNodes !== undefined) {
+    if (given.control.nodes.length > 0)
+      throw drillConfigError(
+        `--control-nodes: the configuration already lists ${given.control.nodes.length} control nodes; drop the flag to use them`,
+      );
+    const plane = embeddedControlPlane(options.controlNodes);
+    const control = (raw.control as Record<string, unknown> | undefined) ?? {};
+    const etcd = (control.etcd as Record<string, unknown> | undefined) ?? {};
+    raw.control = { ...control, nodes: plane.nodes, etcd: { ...etcd, members: plane.etcd.members } };
+    added.push(
+      `control.nodes: ${plane.nodes.map((n) => `${n.name} (${n.address})`).join(', ')}; etcd members ${plane.etcd.members.map((m) => m.address).join(', ')}`,
+    );
   }
   const ports = new Set(given.regions.map((r) => r.api.port));
   const [port] = ports;

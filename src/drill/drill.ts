@@ -8,7 +8,7 @@ import { ANALYTICS_ROUTES } from '../analytics/index.js';
 import { BROKER_ROUTES } from '../broker/index.js';
 import { CNC_ROUTES } from '../commands/index.js';
 import { waitUntil } from '../common/index.js';
-import { analyticsUrlOf, type IotdrConfig, type RegionConfig } from '../config/index.js';
+import { analyticsUrlOf, controlProcessName, type IotdrConfig, type RegionConfig } from '../config/index.js';
 import { type ControlClient, FAILOVER_ROUTES, type SwitchTimings } from '../failover/index.js';
 import { type DrillFault, FAULT_ROUTES } from '../faults/index.js';
 import {
@@ -67,6 +67,8 @@ export interface DrillOptions {
   devices: number;
   auth: 'mtls' | 'token';
   fault: DrillFault;
+  /** Kill the leading control node (SIGKILL) at the moment of the fault: needs control nodes. */
+  controlLeaderCrash?: boolean;
   failback: boolean;
   /** Messages per second of the whole fleet. Default: one per device per second, at most 1,000. */
   ratePerSecond?: number;
@@ -91,6 +93,12 @@ const DEFAULT_MAX_RATE = 1000;
 /** How often a long wait shows the fleet's state, ms. */
 const STATUS_EVERY_MS = 3000;
 
+/** The fault joined to a region fault with `+`: the leading control node gets SIGKILL at the same moment. */
+export const CONTROL_LEADER_CRASH = 'control-leader-crash';
+
+/** The most a node that does not lead waits before it sees the leader key gone, ms (the election's poll). */
+const ELECTION_POLL_MS = 500;
+
 /** Registry changes made in the primary just before the fault. */
 const REGISTRY_CHANGES = 20;
 /** Commands sent through command and control just before the fault. */
@@ -110,6 +118,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     );
   if (component === 'analytics' && !config.analytics.regionCheck)
     throw drillConfigError('analytics-unhealthy needs analytics.regionCheck: true');
+  if (options.controlLeaderCrash && config.control.nodes.length < 2)
+    throw drillConfigError(
+      'control-leader-crash needs two control nodes or more, for one to take over (iotdr drill --control-nodes 3)',
+    );
   const signal = options.signal;
   if (signal?.aborted) throw drillAborted();
 
@@ -235,18 +247,40 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const recoveryMs =
       options.recoveryTimeoutMs ??
       Math.max(180_000, 2 * (f0.intervalMs * f0.failureThreshold + ownReconnectMs));
+    // With control-leader-crash, the node leading at the fault is killed with it.
+    let killedLeader: string | undefined;
     const switched = await faultAndSwitch({
-      fault: options.fault,
+      fault: options.controlLeaderCrash ? `control-leader-crash+${options.fault}` : options.fault,
       from: primary,
       to: secondary,
       epoch: steady.epoch,
-      inject: () => inject(options.fault, primary, platform, api(primary), analytics),
+      inject: async () => {
+        if (!options.controlLeaderCrash)
+          return inject(options.fault, primary, platform, api(primary), analytics);
+        const leader = (await control.request(FAILOVER_ROUTES.state)).control.leader?.node;
+        if (leader === undefined) throw notSteady('no control node leads at the moment of the fault');
+        killedLeader = leader;
+        progress(`  killing the leading control node ${leader} (SIGKILL) with the fault`);
+        const [at] = await Promise.all([
+          inject(options.fault, primary, platform, api(primary), analytics),
+          platform.kill(controlProcessName(config, leader), 'SIGKILL'),
+        ]);
+        return at;
+      },
       control,
       fleet: f,
       timeoutMs: recoveryMs,
       progress,
       signal,
     });
+    // Who led the switch once the leader was killed; the killed node comes back afterwards.
+    let controlLeader: { killed: string; next: string | null; leaseTtlMs: number } | undefined;
+    if (killedLeader !== undefined) {
+      const next = (await control.request(FAILOVER_ROUTES.state)).control.leader?.node ?? null;
+      controlLeader = { killed: killedLeader, next, leaseTtlMs: config.control.etcd.leaseTtlMs };
+      progress(`  ${next ?? 'no node'} leads; restarting ${killedLeader}`);
+      await platform.restart(controlProcessName(config, killedLeader));
+    }
     // RPO while the primary is away: what the secondary had when the fleet arrived.
     const missingAtSwitch = await missingIn(api(secondary), changeNames);
     const unknownAtSwitch = (await commandStates(cnc(secondary), commandIds)).filter(
@@ -336,10 +370,16 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     ).catch(() => undefined);
 
     const f2 = config.failover;
-    const predictedRtoMs = f2.intervalMs * f2.failureThreshold + f2.timeoutMs + config.dns.ttl * 1000;
-    const limitMs = f2.intervalMs * f2.failureThreshold + ownReconnectMs;
+    const detectionMs = f2.intervalMs * f2.failureThreshold + f2.timeoutMs;
+    // A killed leader is replaced while the primary's failure is being detected: the slower of the two.
+    const electionMs = controlLeader ? controlLeader.leaseTtlMs + ELECTION_POLL_MS : 0;
+    const predictedRtoMs = Math.max(detectionMs, electionMs) + config.dns.ttl * 1000;
+    // The soonest a decision can come: the threshold of failed probes, or the election when the
+    // leader was killed too (a new leader must hold the lease before it decides).
+    const decisionFloorMs = Math.max(f2.intervalMs * f2.failureThreshold, electionMs);
+    const limitMs = decisionFloorMs + ownReconnectMs;
     return {
-      fault: options.fault,
+      fault: options.controlLeaderCrash ? `${CONTROL_LEADER_CRASH}+${options.fault}` : options.fault,
       devices: devices.length,
       auth: options.auth,
       ...switched,
@@ -347,8 +387,9 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       limitMs,
       ceiling,
       reconnectRate: reconnectRate(switched),
-      physicalLimitMs: physicalLimitMs(f2.intervalMs * f2.failureThreshold, devices.length, ceiling),
+      physicalLimitMs: physicalLimitMs(decisionFloorMs, devices.length, ceiling),
       predictedRtoMs,
+      ...(controlLeader ? { controlLeader } : {}),
       messages: {
         accepted,
         delivered: totals.messages,
@@ -526,7 +567,7 @@ async function inject(
 }
 
 interface SwitchInput {
-  fault: DrillFault | 'failback';
+  fault: string;
   from: RegionConfig;
   to: RegionConfig;
   epoch: number;

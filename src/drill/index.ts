@@ -2,6 +2,7 @@
 
 export { type DrillConfig, drillConfig } from './config.js';
 export {
+  CONTROL_LEADER_CRASH,
   type DrillOptions,
   type DrillPlatform,
   type DrillPlatformOptions,

@@ -39,16 +39,24 @@ export interface DrillReport extends SwitchMeasure {
   auth: 'mtls' | 'token';
   /** The same devices reconnecting with no failover (all disconnected, DNS unchanged), to their first PUBACK. */
   ownReconnectMs: number;
-  /** interval × failureThreshold + ownReconnectMs: the best a DNS-based switch can do with this fleet. */
+  /**
+   * interval × failureThreshold + ownReconnectMs: the best a DNS-based switch can do with this fleet;
+   * with the control leader killed, the election (lease TTL + poll) when it is longer than the threshold.
+   */
   limitMs: number;
   /** What the secondary accepts from minimal clients (TLS, CONNECT, CONNACK), measured in this run. */
   ceiling: Ceiling;
   /** Devices per second from the decision to the last device back on the secondary; null when some never came. */
   reconnectRate: number | null;
-  /** interval × failureThreshold + devices ÷ ceiling.connectsPerSecond: the best this machine allows. */
+  /** interval × failureThreshold (or the election, as in limitMs) + devices ÷ ceiling.connectsPerSecond: the best this machine allows. */
   physicalLimitMs: number | null;
-  /** interval × failureThreshold + timeout + TTL, from the configuration. */
+  /**
+   * interval × failureThreshold + timeout + TTL, from the configuration; with the control leader
+   * killed too, the larger of that detection and the election (lease TTL + a poll), plus the TTL.
+   */
   predictedRtoMs: number;
+  /** With `control-leader-crash`: the leading control node killed with the fault, and the node that led after. */
+  controlLeader?: { killed: string; next: string | null; leaseTtlMs: number };
   messages: {
     accepted: number;
     delivered: number;
@@ -119,10 +127,21 @@ export function renderReport(report: DrillReport): string[] {
     ['fault', `${report.fault} (${report.devices} devices, ${report.auth})`],
     ...switchRows('switch', report),
     ['  reconnected', `${report.reconnected} / ${report.devices}`],
-    ['predicted RTO', `${ms(report.predictedRtoMs)} (interval × threshold + timeout + TTL)`],
+    ...(report.controlLeader
+      ? [
+          [
+            'control leader',
+            `${report.controlLeader.killed} killed with the fault; ${report.controlLeader.next ?? 'no node'} led the switch (lease ${ms(report.controlLeader.leaseTtlMs)})`,
+          ],
+        ]
+      : []),
+    [
+      'predicted RTO',
+      `${ms(report.predictedRtoMs)} (${report.controlLeader ? 'max(interval × threshold + timeout, lease TTL + poll)' : 'interval × threshold + timeout'} + TTL)`,
+    ],
     [
       'limit',
-      `${ms(report.limitMs)} (interval × threshold + the fleet's own reconnect, ${ms(report.ownReconnectMs)})`,
+      `${ms(report.limitMs)} (${report.controlLeader ? 'max(interval × threshold, lease TTL + poll)' : 'interval × threshold'} + the fleet's own reconnect, ${ms(report.ownReconnectMs)})`,
     ],
     ['RTO / limit', report.rtoMs === null ? '—' : `${(report.rtoMs / report.limitMs).toFixed(2)} ×`],
     [
@@ -135,7 +154,10 @@ export function renderReport(report: DrillReport): string[] {
         ? '—'
         : `${report.reconnectRate.toLocaleString('en-US')} devices/s (decision → last device back)`,
     ],
-    ['physical limit', `${ms(report.physicalLimitMs)} (interval × threshold + devices ÷ ceiling)`],
+    [
+      'physical limit',
+      `${ms(report.physicalLimitMs)} (${report.controlLeader ? 'max(interval × threshold, lease TTL + poll)' : 'interval × threshold'} + devices ÷ ceiling)`,
+    ],
     [
       'RTO / physical limit',
       report.rtoMs === null || report.physicalLimitMs === null

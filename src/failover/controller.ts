@@ -202,6 +202,7 @@ export class FailoverController implements ObservationSink {
       override: null,
       noHealthyRegion: false,
       health: Object.fromEntries(this.regions.map((r) => [r.name, { status: 'unknown', since: null }])),
+      holdingSince: now,
     };
   }
 
@@ -313,7 +314,9 @@ export class FailoverController implements ObservationSink {
     const stored = await this.#store.load();
     if (this.#leadership && !this.#leadership.isLeader()) return;
     const state = stored.state ? this.#adopt(stored.state) : this.#initial(now);
-    if (!stored.state) await this.#store.commit(state, []);
+    // Committed at once: the other nodes show the hold, and a fenced store proves the lease here.
+    state.holdingSince = now;
+    await this.#store.commit(state, []);
     this.#state = state;
     this.#lastSwitch = stored.lastSwitch ?? null;
     this.#holdingSince = now;
@@ -460,6 +463,7 @@ export class FailoverController implements ObservationSink {
     }
     if (this.#holdingSince !== null && this.regions.every((r) => this.#decidedSinceStart.has(r.name))) {
       holdingEnds = true;
+      draft.holdingSince = null;
       events.push({ type: 'holding-ended', id: uuidv7(now), at: now });
     }
     if (this.#holdingSince === null || holdingEnds) this.#decide(draft, now, verdicts, events);
@@ -747,7 +751,9 @@ export class FailoverController implements ObservationSink {
 
   mode(): ControllerMode {
     if (this.#state.override) return { type: 'override', override: this.#state.override };
-    if (this.#holdingSince !== null) return { type: 'holding', since: this.#holdingSince };
+    // The deciding node knows its hold; the others read it from the committed state.
+    const holding = this.#leading ? this.#holdingSince : (this.#state.holdingSince ?? null);
+    if (holding !== null) return { type: 'holding', since: holding };
     return { type: 'health' };
   }
 

@@ -239,6 +239,12 @@ export interface PersistedState {
   override: Override | null;
   noHealthyRegion: boolean;
   health: Record<string, { status: RegionHealthStatus; since: number | null }>;
+  /**
+   * Since when the deciding node holds this state until every region has a fresh quorum verdict
+   * (null: it decides from health), so that the nodes that do not lead show the same mode.
+   * Absent in states written before control nodes.
+   */
+  holdingSince?: number | null;
 }
 
 /** GET /v1/failover/state. */

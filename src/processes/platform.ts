@@ -15,7 +15,9 @@ import { baseUrl, type Clock, moduleEntry, type Timers } from '../common/index.j
 import {
   analyticsTokenPath,
   controlNodesOf,
+  controlProcessName,
   dnsTokenPath,
+  etcdProcessName,
   type IotdrConfig,
   linkScheme,
   type RegionConfig,
@@ -213,19 +215,19 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         agents.push(trust);
       }
       etcd.push({
-        name: `etcd-${member.name}`,
+        name: etcdProcessName(member.name),
         what: `etcd member ${member.name}`,
         args: ['etcd', '--member', member.name],
         url: etcdMemberUrl(config, member),
         // Answers 200 once the member has a leader and a quorum read passes.
         readyPath: '/health',
         ...(trust === undefined ? {} : { trust }),
-        log: logOf(`etcd-${member.name}`),
+        log: logOf(etcdProcessName(member.name)),
       });
     }
   const control: Spec[] = controlNodesOf(config).map((node) => {
     // The single node keeps the name it always had.
-    const name = several ? `control-${node.name}` : 'control';
+    const name = controlProcessName(config, node.name);
     return {
       name,
       what: several ? `control node ${node.name}` : 'control',

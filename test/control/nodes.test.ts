@@ -106,6 +106,11 @@ describe.skipIf(skip !== undefined)('control nodes', () => {
       what: 'the leader decides from health',
     });
     for (const node of running()) {
+      // The nodes that do not lead show the leader's mode too, from the committed state.
+      await waitUntil(() => node.controller.state().mode.type === 'health', {
+        timeoutMs: 5000,
+        what: `${node.node} shows the leader deciding from health`,
+      });
       const res = await fetch(`${node.controlUrl}/v1/failover/state`, { headers: admin() });
       expect(res.status).toBe(200);
       const state = await res.json();

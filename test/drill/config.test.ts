@@ -55,4 +55,34 @@ describe('the drill configuration', () => {
     expect(result.config.health.checks.map((c) => c.name)).toEqual(['orders']);
     expect(await readFile(file, 'utf8')).toBe(text);
   });
+
+  it('runs the control plane as N nodes and N etcd members with --control-nodes, and not over configured nodes', async () => {
+    const { config, added } = await drillConfig({ auth: 'mtls', stateDir: dir, controlNodes: 3 });
+    expect(config.control.nodes.map((n) => [n.name, n.address])).toEqual([
+      ['ctl-1', '127.0.0.21'],
+      ['ctl-2', '127.0.0.22'],
+      ['ctl-3', '127.0.0.23'],
+    ]);
+    expect(config.control.etcd.members.map((m) => m.address)).toEqual([
+      '127.0.0.31',
+      '127.0.0.32',
+      '127.0.0.33',
+    ]);
+    expect(added.some((line) => line.startsWith('control.nodes: ctl-1 (127.0.0.21)'))).toBe(true);
+    const file = join(dir, 'nodes.yaml');
+    await writeFile(
+      file,
+      JSON.stringify({
+        control: {
+          nodes: [{ name: 'a', address: '127.0.0.41' }],
+          etcd: { members: [{ name: 'e', address: '127.0.0.42' }] },
+        },
+      }),
+    );
+    await expect(
+      drillConfig({ sourceFile: file, auth: 'mtls', stateDir: dir, controlNodes: 3 }),
+    ).rejects.toMatchObject({
+      code: 'IOTDR_DRILL_CONFIG',
+    });
+  });
 });

@@ -2,14 +2,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { IotdrError } from '../../common/index.js';
-import { drillConfig, passed, renderReport, runDrill } from '../../drill/index.js';
+import { MAX_CONTROL_NODES } from '../../control/index.js';
+import { CONTROL_LEADER_CRASH, drillConfig, passed, renderReport, runDrill } from '../../drill/index.js';
 import { DRILL_FAULTS, type DrillFault } from '../../faults/index.js';
 import { startDrillPlatform } from '../../processes/index.js';
 import { fleetOptions, loadFor, parseCommand, usageError } from '../args.js';
 import type { Command } from '../io.js';
 
-const USAGE = `usage: iotdr drill [--devices N] [--fault KIND] [--failback] [--auth mtls|token] [--rate MSGS_PER_S]
-                   [--json FILE] [--keep] [--config FILE]
+const USAGE = `usage: iotdr drill [--devices N] [--fault KIND[+control-leader-crash]] [--failback] [--auth mtls|token]
+                   [--rate MSGS_PER_S] [--control-nodes N] [--json FILE] [--keep] [--config FILE]
 
 Runs a disaster-recovery drill from a fresh state directory: both regions (fault injection on),
 control and analytics, a simulated fleet of N devices (default 50) publishing telemetry; then makes
@@ -22,10 +23,14 @@ faults: ${DRILL_FAULTS.join(', ')} (default broker-crash)
   app-unhealthy        the primary's application service (its app health check) fails
   cnc-unhealthy        the primary's command-and-control listener closes
   analytics-unhealthy  analytics stops ingesting the primary
+  control-leader-crash the leading control node gets SIGKILL at the same moment; joined to one
+                       of the above with +, e.g. control-leader-crash+region-crash (needs control
+                       nodes: --control-nodes 3 or control.nodes)
 
 --auth      mtls (default) or token (turns the brokers' token listener on for the drill)
 --rate      telemetry messages per second over the fleet (default one per device, at most 1000)
 --failback  after the switch, fail back to the primary and measure that too
+--control-nodes  run the control plane as N nodes (1 to 5) and N etcd members on this machine
 --keep      keep the state directory (logs, databases) and print where it is
 
 Exit 0 when every device reconnected and nothing accepted was lost, 1 otherwise, 2 on a usage error.
@@ -40,6 +45,7 @@ const SPEC = {
     failback: { type: 'boolean' },
     auth: { type: 'string' },
     rate: { type: 'string' },
+    'control-nodes': { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean' },
   },
@@ -53,18 +59,36 @@ export const drillCommand: Command = async (argv, io) => {
   const shared = fleetOptions(values, 50);
   if (typeof shared === 'string') return bad(shared);
   const { devices, rate, auth } = shared;
-  const fault = (values.fault ?? 'broker-crash') as DrillFault;
-  if (!(DRILL_FAULTS as readonly string[]).includes(fault))
-    return bad(`--fault: one of ${DRILL_FAULTS.join(', ')}`);
+  const parts = (values.fault ?? 'broker-crash').split('+');
+  const controlLeaderCrash = parts.includes(CONTROL_LEADER_CRASH);
+  const regionFaults = parts.filter((p) => p !== CONTROL_LEADER_CRASH);
+  const fault = regionFaults[0] as DrillFault;
+  if (
+    regionFaults.length !== 1 ||
+    parts.length !== regionFaults.length + (controlLeaderCrash ? 1 : 0) ||
+    !(DRILL_FAULTS as readonly string[]).includes(fault)
+  )
+    return bad(
+      `--fault: one of ${DRILL_FAULTS.join(', ')}, alone or joined to ${CONTROL_LEADER_CRASH} with + (${CONTROL_LEADER_CRASH}+region-crash)`,
+    );
+  const controlNodes = values['control-nodes'] === undefined ? undefined : Number(values['control-nodes']);
+  if (
+    controlNodes !== undefined &&
+    !(Number.isInteger(controlNodes) && controlNodes >= 1 && controlNodes <= MAX_CONTROL_NODES)
+  )
+    return bad(`--control-nodes: an integer from 1 to ${MAX_CONTROL_NODES}`);
 
   const loaded = await loadFor(io, values);
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-drill-'));
-  io.out(`iotdr drill: ${fault} with ${devices} devices; state ${stateDir}`);
+  io.out(
+    `iotdr drill: ${controlLeaderCrash ? `${CONTROL_LEADER_CRASH}+` : ''}${fault} with ${devices} devices; state ${stateDir}`,
+  );
   try {
     const { config, configFile, added } = await drillConfig({
       ...(loaded.source === '(defaults)' ? {} : { sourceFile: resolve(io.cwd, loaded.source) }),
       auth,
       stateDir,
+      ...(controlNodes === undefined ? {} : { controlNodes }),
     });
     for (const line of added) io.out(`  added for the drill: ${line}`);
     // Ctrl-C ends the drill and stops every process it started.
@@ -86,6 +110,7 @@ export const drillCommand: Command = async (argv, io) => {
       devices,
       auth,
       fault,
+      controlLeaderCrash,
       failback: values.failback === true,
       ...(rate === undefined ? {} : { ratePerSecond: rate }),
       onProgress: (line) => io.out(line),
