@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
 import { chmod, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, delimiter, dirname, join } from 'node:path';
 
 /** POSIX modes mean nothing on Windows, where access is governed by ACLs. */
 const POSIX = process.platform !== 'win32';
@@ -83,4 +84,25 @@ export async function exists(path: string): Promise<boolean> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw error;
   }
+}
+
+/** Whether this process may execute `path`. */
+export function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The executable `name` in a directory of PATH, else of `fallbackDirs` (in order: where Debian
+ * installs it, for a PATH without them); undefined when none has it.
+ */
+export function findExecutable(name: string, fallbackDirs: readonly string[] = []): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), ...fallbackDirs]) {
+    if (dir && isExecutable(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
 }

@@ -23,7 +23,14 @@ export {
   StoreError,
   ValidationError,
 } from './errors.js';
-export { ensurePrivateDir, exists, readIfExists, writeFileAtomic } from './files.js';
+export {
+  ensurePrivateDir,
+  exists,
+  findExecutable,
+  isExecutable,
+  readIfExists,
+  writeFileAtomic,
+} from './files.js';
 export { createLogger, DEFAULT_LOG_LEVEL, LOG_LEVELS, type Logger, type LogLevel } from './logger.js';
 export {
   DEFAULT_API_NAME,

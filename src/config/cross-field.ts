@@ -53,11 +53,12 @@ export function isLoopback(address: string): boolean {
   return canonical === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(canonical);
 }
 
-/** Each entry's `name` once in the list. */
-function uniqueNames(list: unknown[], path: Path, what: string): CrossIssue[] {
+/** Each entry's `name` once in the list at `path` (no list, no issue). */
+function uniqueNames(config: unknown, path: Path): CrossIssue[] {
+  const list = field(config, ...path);
   const seen = new Map<string, number>();
   const issues: CrossIssue[] = [];
-  list.forEach((entry, i) => {
+  (Array.isArray(list) ? list : []).forEach((entry, i) => {
     const name = field(entry, 'name');
     if (typeof name !== 'string') return;
     const first = seen.get(name);
@@ -65,7 +66,7 @@ function uniqueNames(list: unknown[], path: Path, what: string): CrossIssue[] {
     else
       issues.push({
         path: [...path, i, 'name'],
-        message: `"${name}" is already ${path.join('.')}.${first}; each ${what} needs a name of its own`,
+        message: `"${name}" is already the name of ${path.join('.')}.${first}; names must be unique`,
       });
   });
   return issues;
@@ -164,8 +165,8 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
   const nodeList = Array.isArray(nodes) ? nodes : [];
   const members = field(config, 'control', 'etcd', 'members');
   const memberList = Array.isArray(members) ? members : [];
-  issues.push(...uniqueNames(nodeList, ['control', 'nodes'], 'control node'));
-  issues.push(...uniqueNames(memberList, ['control', 'etcd', 'members'], 'etcd member'));
+  issues.push(...uniqueNames(config, ['control', 'nodes']));
+  issues.push(...uniqueNames(config, ['control', 'etcd', 'members']));
   if (nodeList.length > 0 && memberList.length === 0)
     issues.push({
       path: ['control', 'etcd', 'members'],
@@ -366,20 +367,7 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
   }
 
   // Names that must be unique within their list: health checks, rules.
-  for (const path of [['health', 'checks'], ['rules']] as const) {
-    const items = field(config, ...path);
-    const seen = new Map<string, number>();
-    (Array.isArray(items) ? items : []).forEach((item, i) => {
-      const name = field(item, 'name');
-      if (typeof name !== 'string') return;
-      const first = seen.get(name);
-      if (first === undefined) seen.set(name, i);
-      else
-        issues.push({
-          path: [...path, i, 'name'],
-          message: `"${name}" is already the name of ${path.join('.')}.${first}; names must be unique`,
-        });
-    });
-  }
+  issues.push(...uniqueNames(config, ['health', 'checks']));
+  issues.push(...uniqueNames(config, ['rules']));
   return issues;
 }

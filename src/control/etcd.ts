@@ -10,9 +10,7 @@
  * etcd also checks that a peer's client certificate names the address the peer connects from, so
  * a member's certificate must carry the address it talks from as well as the one it listens on.
  */
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { baseUrl } from '../common/index.js';
+import { baseUrl, findExecutable } from '../common/index.js';
 
 /**
  * Revisions of history a member keeps: auto compaction (revision mode, which etcd 3.4 runs every
@@ -56,21 +54,9 @@ export interface EtcdMemberSpec {
   electionMs?: number;
 }
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The `etcd` binary: on PATH, else /usr/bin or /usr/sbin; undefined when none is there. */
 export function findEtcd(): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin']) {
-    if (dir && executable(join(dir, 'etcd'))) return join(dir, 'etcd');
-  }
-  return undefined;
+  return findExecutable('etcd', ['/usr/bin', '/usr/sbin']);
 }
 
 /** The URL clients reach a member at (`https://[::1]:2379` for an IPv6 address). */

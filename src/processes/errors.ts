@@ -1,4 +1,5 @@
 import { type ErrorCatalogue, IotdrError } from '../common/index.js';
+import type { ForeignEtcdData } from './etcd.js';
 
 /** Every code the composition roots raise while a process starts; the CLI prints them. */
 export const PROCESSES_ERRORS = {
@@ -7,6 +8,10 @@ export const PROCESSES_ERRORS = {
   },
   IOTDR_ETCD_NOT_FOUND: {
     meaning: '`iotdr etcd` found no etcd binary (on PATH, in /usr/bin or /usr/sbin) to run the member with',
+  },
+  IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER: {
+    meaning:
+      "an etcd member's data directory holds a member of another member set than control.etcd.members lists",
   },
   IOTDR_BROKER_NODE_NO_REDIS: {
     meaning: 'a broker node was started for a region without `broker.cluster.redis`, which it must share',
@@ -33,6 +38,17 @@ export function etcdNotFound(): IotdrError {
   return new IotdrError(
     'IOTDR_ETCD_NOT_FOUND',
     'no etcd binary on PATH, in /usr/bin or /usr/sbin: install it (apt-get install etcd-server)',
+  );
+}
+
+export function etcdDataOfAnotherCluster(data: ForeignEtcdData): IotdrError {
+  const { member, dataDir, recorded, configured } = data;
+  const set = (c: ForeignEtcdData['recorded']) =>
+    c.members.join(', ') + (recorded.token === configured.token ? '' : `; token ${c.token}`);
+  return new IotdrError(
+    'IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER',
+    `etcd member ${member}: ${dataDir} holds its data in the cluster (${set(recorded)}), not in the one control.etcd.members lists (${set(configured)}); delete ${dataDir} to start it afresh in this one (its keys are lost), or list those members again`,
+    { details: { member, dataDir, recorded: recorded.members, configured: configured.members } },
   );
 }
 

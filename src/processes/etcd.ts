@@ -1,15 +1,23 @@
 /**
  * Composition root of `iotdr etcd --member NAME`: one member of `control.etcd.members` as a child
  * process of Debian's etcd (`etcd-server`), launched with the product's flags (`etcdMemberArgs`).
- * Its data lives in `<state>/etcd/<member>`; over mutual-TLS links it shows its site certificate
+ * Its data lives in `<state>/etcd/<member>`, and beside it `<member>.cluster.json` records the
+ * member set that data was made for; over mutual-TLS links it shows its site certificate
  * (`urn:iotdr:site:etcd:<member>`, issued and renewed like every process's) to clients and peers
  * and accepts only certificates of the platform's CA; on plain-loopback links both ports are HTTP.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { ConfigError, ensurePrivateDir } from '../common/index.js';
+import {
+  ConfigError,
+  ensurePrivateDir,
+  exists,
+  isExecutable,
+  readIfExists,
+  writeFileAtomic,
+} from '../common/index.js';
 import {
   caCertPath,
   type EtcdMemberConfig,
@@ -17,10 +25,16 @@ import {
   linkScheme,
   siteCertificatePaths,
 } from '../config/index.js';
-import { type EtcdMemberSpec, etcdClientUrl, etcdMemberArgs, findEtcd } from '../control/index.js';
+import {
+  type EtcdMemberSpec,
+  etcdClientUrl,
+  etcdMemberArgs,
+  etcdPeerUrl,
+  findEtcd,
+} from '../control/index.js';
 import type { SiteTls } from '../http/index.js';
 import type { SiteId } from '../pki/index.js';
-import { etcdNotFound } from './errors.js';
+import { etcdDataOfAnotherCluster, etcdNotFound } from './errors.js';
 import { siteCredentials } from './sites.js';
 
 /** An etcd member's site: `urn:iotdr:site:etcd:<member>`. */
@@ -39,6 +53,103 @@ function etcdDataDir(stateDir: string, member: string): string {
  */
 function etcdClusterToken(config: IotdrConfig): string {
   return `iotdr:${config.zone}:${config.control.etcd.prefix}`;
+}
+
+/**
+ * The member set a member's data is made for: what etcd bootstraps a cluster from (its token, and
+ * every member's name and peer URL). A data directory that holds a member keeps the cluster it
+ * was made in, whatever the flags say later: a member of another set would wait for peers that
+ * never come, or be refused by the others as a member of another cluster.
+ */
+export interface EtcdCluster {
+  token: string;
+  /** `name=peerUrl`, as in etcd's --initial-cluster. */
+  members: string[];
+}
+
+function etcdClusterOf(config: IotdrConfig): EtcdCluster {
+  const tls = linkScheme(config) === 'https';
+  return {
+    token: etcdClusterToken(config),
+    members: config.control.etcd.members.map((m) => `${m.name}=${etcdPeerUrl(m.address, m.peerPort, tls)}`),
+  };
+}
+
+/** Where the member set of a member's data is recorded: beside it, where etcd does not look. */
+function etcdClusterFile(stateDir: string, member: string): string {
+  return join(stateDir, 'etcd', `${member}.cluster.json`);
+}
+
+function sameCluster(a: EtcdCluster, b: EtcdCluster): boolean {
+  return a.token === b.token && a.members.join(',') === b.members.join(',');
+}
+
+/** A member whose data belongs to another member set than the configuration's. */
+export interface ForeignEtcdData {
+  member: string;
+  dataDir: string;
+  /** The set its data was made for. */
+  recorded: EtcdCluster;
+  /** The configuration's. */
+  configured: EtcdCluster;
+}
+
+/**
+ * The member's data, when it holds a member (etcd's `member/` directory) of another member set than
+ * the configuration's; undefined when it has none, or belongs to this set. Data made before the set
+ * was recorded is taken to be this set's.
+ */
+async function foreignDataOf(
+  config: IotdrConfig,
+  stateDir: string,
+  member: string,
+): Promise<ForeignEtcdData | undefined> {
+  const dataDir = etcdDataDir(stateDir, member);
+  if (!(await exists(join(dataDir, 'member')))) return undefined;
+  const text = await readIfExists(etcdClusterFile(stateDir, member));
+  if (text === undefined) return undefined;
+  const recorded = JSON.parse(text) as EtcdCluster;
+  const configured = etcdClusterOf(config);
+  return sameCluster(recorded, configured) ? undefined : { member, dataDir, recorded, configured };
+}
+
+/**
+ * Checks, before the members start, that each member's data belongs to the configuration's member
+ * set. Data of another set is refused (`refuse`), or with `remove` the data of every member of the
+ * configuration is deleted, so that the cluster starts afresh together rather than half of it
+ * rejoining an older one. Returns the members whose data was of another set.
+ * @throws IotdrError IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER with `refuse`, for the first such member.
+ */
+export async function checkEtcdData(
+  config: IotdrConfig,
+  stateDir: string,
+  foreign: 'refuse' | 'remove',
+): Promise<ForeignEtcdData[]> {
+  const members = config.control.etcd.members;
+  const found = (await Promise.all(members.map((m) => foreignDataOf(config, stateDir, m.name)))).filter(
+    (f) => f !== undefined,
+  );
+  const [first] = found;
+  if (first === undefined) return [];
+  if (foreign === 'refuse') throw etcdDataOfAnotherCluster(first);
+  for (const m of members) {
+    await rm(etcdDataDir(stateDir, m.name), { recursive: true, force: true });
+    await rm(etcdClusterFile(stateDir, m.name), { force: true });
+  }
+  return found;
+}
+
+/**
+ * Refuses data of another member set, and records the set of data about to be made (or made before
+ * the set was recorded), before etcd starts.
+ * @throws IotdrError IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER
+ */
+async function claimEtcdData(config: IotdrConfig, stateDir: string, member: string): Promise<void> {
+  const foreign = await foreignDataOf(config, stateDir, member);
+  if (foreign) throw etcdDataOfAnotherCluster(foreign);
+  const file = etcdClusterFile(stateDir, member);
+  const cluster = `${JSON.stringify(etcdClusterOf(config))}\n`;
+  if ((await readIfExists(file)) !== cluster) await writeFileAtomic(file, cluster, { mode: 0o600 });
 }
 
 /** The configured member NAME, or a ConfigError naming the members there are. */
@@ -113,15 +224,6 @@ async function etcdMemberSpec(config: IotdrConfig, stateDir: string, name: strin
  */
 const SETPRIV = '/usr/bin/setpriv';
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export interface EtcdMemberOptions {
   config: IotdrConfig;
   stateDir: string;
@@ -148,7 +250,8 @@ export interface RunningEtcdMember {
  * Starts the member's etcd, its output (etcd logs to stderr) on this process's stderr. Resolves
  * once etcd runs, not once it is healthy: a member of several answers its health only when a
  * majority of them runs.
- * @throws IotdrError IOTDR_ETCD_NOT_FOUND when no etcd binary is installed.
+ * @throws IotdrError IOTDR_ETCD_NOT_FOUND when no etcd binary is installed,
+ * IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER when its data belongs to another member set.
  */
 export async function startEtcdMember(options: EtcdMemberOptions): Promise<RunningEtcdMember> {
   const { config, stateDir } = options;
@@ -156,10 +259,11 @@ export async function startEtcdMember(options: EtcdMemberOptions): Promise<Runni
   const binary = (options.findBinary ?? findEtcd)();
   if (binary === undefined) throw etcdNotFound();
   const spec = await etcdMemberSpec(config, stateDir, member.name);
+  await claimEtcdData(config, stateDir, member.name);
   const args = etcdMemberArgs(spec);
   // etcd reads ETCD_* variables as flags, and refuses one that a flag also sets.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD_')));
-  const [command, argv] = executable(SETPRIV)
+  const [command, argv] = isExecutable(SETPRIV)
     ? [SETPRIV, ['--pdeathsig', 'SIGTERM', '--', binary, ...args]]
     : [binary, args];
   const child: ChildProcess = spawn(command, argv, { stdio: ['ignore', 2, 2], env });

@@ -28,7 +28,14 @@ export {
   zoneStateOf,
 } from './control.js';
 export { PROCESSES_ERRORS } from './errors.js';
-export { type EtcdMemberOptions, type RunningEtcdMember, startEtcdMember } from './etcd.js';
+export {
+  checkEtcdData,
+  type EtcdCluster,
+  type EtcdMemberOptions,
+  type ForeignEtcdData,
+  type RunningEtcdMember,
+  startEtcdMember,
+} from './etcd.js';
 export {
   type NameServerOptions,
   nameServerConfig,

@@ -7,11 +7,9 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVICE_POLICY_TEMPLATE } from '../../src/broker/index.js';
-import type { CliIo } from '../../src/cli/io.js';
-import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
 import { type RunningControl, startControl } from '../../src/processes/index.js';
-import { type Cluster, type ClusterRegion, startCluster } from '../harness/cluster.js';
+import { type Cluster, type ClusterRegion, clusterCli, startCluster } from '../harness/cluster.js';
 import { connect } from '../harness/devices.js';
 import { freePort } from '../harness/process.js';
 
@@ -48,19 +46,8 @@ describe('iotdr devices', () => {
     await cluster?.close();
   });
 
-  async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const configPath = join(cluster.stateDir, 'iotdr.yaml');
-    await writeFile(configPath, JSON.stringify(cluster.configYaml));
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: CliIo = {
-      out: (l) => out.push(l),
-      err: (l) => err.push(l),
-      env: { IOTDR_HOME: cluster.stateDir },
-      cwd: cluster.stateDir,
-    };
-    const code = await main(['devices', ...args, '--config', configPath], io);
-    return { code, out: out.join('\n'), err: err.join('\n') };
+  function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    return clusterCli(cluster, ['devices', ...args]);
   }
 
   it('refuses a bad list whole, then onboards the valid part with progress, a report and the keys', async () => {

@@ -2,7 +2,8 @@
  * `iotdr etcd --member NAME` as real processes: three members over mutual TLS on addresses of their
  * own form a cluster that a client with a control node's site certificate writes to and reads from;
  * a member stops cleanly on SIGINT and SIGTERM, and takes etcd down with it when it is killed; one
- * member over plain-loopback links is plain HTTP; a missing binary says what to install.
+ * member over plain-loopback links is plain HTTP; a member keeps its data for its own member set and
+ * refuses it to another; a missing binary says what to install.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,7 @@ afterEach(async () => {
 async function platform(
   addresses: readonly string[],
   links: 'mutual-tls' | 'plain-loopback',
-): Promise<{ home: string; file: string; config: IotdrConfig }> {
+): Promise<{ home: string; file: string; config: IotdrConfig; yaml: Record<string, unknown> }> {
   const home = await mkdtemp(join(tmpdir(), 'iotdr-etcd-cmd-'));
   homes.push(home);
   // Made once here, as `iotdr up` does, so the members starting side by side find it.
@@ -57,7 +58,7 @@ async function platform(
   };
   const file = join(home, 'iotdr.yaml');
   await writeFile(file, JSON.stringify(yaml));
-  return { home, file, config: parseConfig(yaml) };
+  return { home, file, config: parseConfig(yaml), yaml };
 }
 
 function member(home: string, file: string, name: string): IotdrProcess {
@@ -142,6 +143,45 @@ describe.skipIf(skip !== undefined)('iotdr etcd', () => {
     await proc.exited;
     await waitUntil(() => !alive(pid), { timeoutMs: 10_000, what: 'etcd to stop with iotdr etcd' });
   }, 60_000);
+
+  it("keeps a member's data for its own member set, and refuses it to another set, naming what to delete", async () => {
+    const { home, file, config, yaml } = await platform(['127.0.0.74'], 'plain-loopback');
+    const [m1] = config.control.etcd.members;
+    const url = `http://127.0.0.74:${m1?.clientPort}`;
+    const first = member(home, file, 'm1');
+    const client = etcdClient({ endpoints: [url] });
+    clients.push(client);
+    expect(await putAndGet(client, '/iotdr/test/kept', 'yes')).toBe('yes');
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    // The same member listed with a second one: its data is of a one-member cluster.
+    const control = yaml.control as { etcd: { members: Record<string, unknown>[] } };
+    const [peerPort] = await freePorts(2);
+    const wider = parseConfig({
+      ...yaml,
+      control: {
+        ...control,
+        etcd: { members: [...control.etcd.members, { name: 'm2', address: '127.0.0.75', peerPort }] },
+      },
+    });
+    const dataDir = join(home, 'etcd', 'm1');
+    await expect(startEtcdMember({ config: wider, stateDir: home, member: 'm1' })).rejects.toMatchObject({
+      code: 'IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER',
+      message: expect.stringContaining(
+        `${dataDir} holds its data in the cluster (m1=http://127.0.0.74:${m1?.peerPort}), not in the one control.etcd.members lists (m1=http://127.0.0.74:${m1?.peerPort}, m2=http://127.0.0.75:${peerPort}); delete ${dataDir}`,
+      ),
+    });
+
+    // Its own set again: the member comes back with its keys.
+    member(home, file, 'm1');
+    const again = etcdClient({ endpoints: [url] });
+    clients.push(again);
+    await waitUntil(async () => (await again.get('/iotdr/test/kept').string()) === 'yes', {
+      timeoutMs: 30_000,
+      what: 'the key written before the restart',
+    });
+  }, 90_000);
 
   it('says what to install when there is no etcd, and which members there are for a wrong name', async () => {
     const { home, config } = await platform(['127.0.0.74'], 'plain-loopback');

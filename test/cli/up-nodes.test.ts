@@ -2,9 +2,10 @@
  * `iotdr up --control-nodes 3`: the embedded control plane of three control nodes (127.0.0.21…)
  * electing their leader through three etcd members (127.0.0.31…), each a supervised process of its
  * own; endpoints.json lists them, exactly one node leads and every node sees it, and Ctrl-C stops
- * every process, etcd included. A configuration that lists control nodes already is refused.
+ * every process, etcd included. A configuration that lists control nodes already is refused. etcd
+ * data of another run's N is deleted, data of another set of configured members refused.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { waitUntil } from '../../src/common/index.js';
+import { embeddedControlPlane } from '../../src/control/index.js';
+import { loadOrCreateCa } from '../../src/pki/index.js';
 import { etcdSkipReason } from '../harness/etcd.js';
 import { fetch } from '../harness/https.js';
 import { freePorts, type IotdrProcess, killGroup, ROOT, spawnIotdr } from '../harness/process.js';
@@ -79,6 +82,26 @@ async function cli(home: string, ...args: string[]): Promise<{ code: number; err
   return { code: await main(args, io), err: err.join('\n') };
 }
 
+/** Leaves in `home` the data etcd makes for the member `name` of the configuration `yaml`, as an earlier run would. */
+async function etcdDataOf(home: string, yaml: Record<string, unknown>, name: string): Promise<void> {
+  await loadOrCreateCa(join(home, 'pki'));
+  const file = join(home, 'before.yaml');
+  await writeFile(file, JSON.stringify(yaml));
+  const member = spawnIotdr(['etcd', '--member', name, '--config', file], { IOTDR_HOME: home }, ROOT, {
+    group: true,
+  });
+  try {
+    // Made at once, before the member waits for its peers.
+    await waitUntil(() => existsSync(join(home, 'etcd', name, 'member')), {
+      timeoutMs: 20_000,
+      what: `etcd to make ${name}'s data`,
+    });
+  } finally {
+    member.child.kill('SIGTERM');
+    await member.exited;
+  }
+}
+
 describe('iotdr up --control-nodes', () => {
   it('takes 1 to 5, and refuses a configuration that lists control nodes already', async () => {
     const { home, file } = await configFile({
@@ -104,10 +127,10 @@ describe('iotdr up --control-nodes', () => {
       up = undefined;
     });
 
-    it('runs three control nodes over three etcd members; one leads, endpoints.json lists them, Ctrl-C stops them all', async () => {
-      const { home, file } = await configFile();
+    /** `iotdr up --control-nodes N --fleet 0`, once it says it is up. */
+    async function startUp(home: string, file: string, count: number): Promise<IotdrProcess> {
       const proc = spawnIotdr(
-        ['up', '--control-nodes', '3', '--fleet', '0', '--config', file],
+        ['up', '--control-nodes', String(count), '--fleet', '0', '--config', file],
         { IOTDR_HOME: home },
         ROOT,
         { group: true },
@@ -125,6 +148,12 @@ describe('iotdr up --control-nodes', () => {
           timeoutError: (m) => new Error(`${m}\n${proc.output()}`),
         },
       );
+      return proc;
+    }
+
+    it('runs three control nodes over three etcd members; one leads, endpoints.json lists them, Ctrl-C stops them all', async () => {
+      const { home, file } = await configFile();
+      const proc = await startUp(home, file, 3);
       const output = proc.output();
       expect(output).toContain(`with 3 control nodes (${join(home, 'iotdr.control-nodes.yaml')})`);
       for (const [i, node] of NODES.entries()) {
@@ -179,5 +208,48 @@ describe('iotdr up --control-nodes', () => {
         what: 'every process iotdr up started to be gone',
       });
     }, 240_000);
+
+    it("starts the embedded etcd afresh when its data is of another run's N", async () => {
+      const { home, file } = await configFile();
+      // etcd-1 of a run with three members: alone now, it would wait for two peers for ever.
+      await etcdDataOf(home, { control: embeddedControlPlane(3) }, 'etcd-1');
+      const proc = await startUp(home, file, 1);
+      expect(proc.output()).toContain(
+        `iotdr up: ${join(home, 'etcd')} held the etcd data of another run (members etcd-1, etcd-2, etcd-3): deleted, the etcd members start afresh`,
+      );
+      const token = (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim();
+      await waitUntil(
+        async () => {
+          const res = await fetch(`${NODES[0]?.url}/v1/failover/state`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          return ((await res.json()) as { control: { leads: boolean } }).control.leads;
+        },
+        { timeoutMs: 20_000, what: 'ctl-1 to lead' },
+      );
+      proc.child.kill('SIGINT');
+      expect(await proc.exited).toBe(0);
+    }, 240_000);
+
+    it('refuses etcd data of another member set for the members the configuration lists, naming what to delete', async () => {
+      const [port, dnsPort, clientPort, peerPort, otherPeerPort] = await freePorts(5);
+      const control = {
+        nodes: [{ name: 'cp-a', address: '127.0.0.1', port, dnsPort }],
+        etcd: { members: [{ name: 'e-a', address: '127.0.0.1', clientPort, peerPort }] },
+      };
+      const { home, file } = await configFile({ control });
+      // e-a made with e-b beside it.
+      const member = { name: 'e-b', address: '127.0.0.1', peerPort: otherPeerPort };
+      const before = { control: { ...control, etcd: { members: [...control.etcd.members, member] } } };
+      await etcdDataOf(home, before, 'e-a');
+      const r = await cli(home, 'up', '--fleet', '0', '--config', file);
+      expect(r.code).toBe(1);
+      const dataDir = join(home, 'etcd', 'e-a');
+      expect(r.err).toContain(
+        `etcd member e-a: ${dataDir} holds its data in the cluster (e-a=https://127.0.0.1:${peerPort}, e-b=https://127.0.0.1:${otherPeerPort})`,
+      );
+      expect(r.err).toContain(`delete ${dataDir} to start it afresh`);
+      expect(r.err).toContain('(IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER)');
+    }, 60_000);
   });
 });

@@ -456,6 +456,28 @@ describe('parseConfig errors', () => {
     expect(messageAt(issues, 'rules.1.actions.0.type')).toContain('expected type bus, republish or http');
     expect(messageAt(issues, 'rules.2.actions')).toContain('at least one action');
     expect(messageAt(issues, 'rules.2.name')).toContain('"telemetry" is already the name of rules.0');
+    const control = issuesOf(() =>
+      parseConfig({
+        control: {
+          nodes: [
+            { name: 'ctl', address: '127.0.0.21' },
+            { name: 'ctl', address: '127.0.0.22' },
+          ],
+          etcd: {
+            members: [
+              { name: 'e', address: '127.0.0.31' },
+              { name: 'e', address: '127.0.0.32' },
+            ],
+          },
+        },
+      }),
+    );
+    expect(messageAt(control, 'control.nodes.1.name')).toBe(
+      '"ctl" is already the name of control.nodes.0; names must be unique',
+    );
+    expect(messageAt(control, 'control.etcd.members.1.name')).toBe(
+      '"e" is already the name of control.etcd.members.0; names must be unique',
+    );
     const tickets = issuesOf(() => parseConfig({ broker: { tlsTickets: { rotateHours: 85 } } }));
     expect(messageAt(tickets, 'broker.tlsTickets.rotateHours')).toContain(
       'expected an integer between 1 and 84 (hours; a ticket lives two periods and TLS 1.3 allows at most 7 days), got 85',

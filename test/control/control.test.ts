@@ -12,8 +12,6 @@ import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FAILOVER_NOTICE_TOPIC } from '../../src/broker/index.js';
-import type { CliIo } from '../../src/cli/io.js';
-import { main } from '../../src/cli/main.js';
 import { createLogger } from '../../src/common/index.js';
 import { Checker, HttpObservationSink } from '../../src/failover/index.js';
 import {
@@ -22,7 +20,14 @@ import {
   startControl,
   startNameServer,
 } from '../../src/processes/index.js';
-import { type Cluster, type ClusterRegion, eventually, startCluster } from '../harness/cluster.js';
+import {
+  type Cluster,
+  type ClusterRegion,
+  clusterCli,
+  clusterConfigFile,
+  eventually,
+  startCluster,
+} from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
 import { fetch } from '../harness/https.js';
 import { powerDnsSkipReason, startPowerDns } from '../harness/pdns.js';
@@ -98,26 +103,13 @@ describe('iotdr control', () => {
   /** The cluster's configuration as a file, for the command line. */
   async function configFile(): Promise<string> {
     if (!cluster) throw new Error('no cluster');
-    const configPath = join(cluster.stateDir, 'iotdr.yaml');
-    // JSON is YAML.
-    await writeFile(configPath, JSON.stringify(cluster.configYaml));
-    return configPath;
+    return clusterConfigFile(cluster);
   }
 
   /** Runs `iotdr ARGS --config FILE` in this process against the cluster's state directory. */
   async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
     if (!cluster) throw new Error('no cluster');
-    const configPath = await configFile();
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: CliIo = {
-      out: (l) => out.push(l),
-      err: (l) => err.push(l),
-      env: { IOTDR_HOME: cluster.stateDir },
-      cwd: cluster.stateDir,
-    };
-    const code = await main([...args, '--config', configPath], io);
-    return { code, out: out.join('\n'), err: err.join('\n') };
+    return clusterCli(cluster, args);
   }
 
   it("moves mqtt.<zone> to the secondary within interval × threshold + timeout + 500 ms of the primary's broker stopping", async () => {

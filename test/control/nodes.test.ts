@@ -5,23 +5,13 @@
  * over with the same decision.
  */
 import { Resolver } from 'node:dns/promises';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../src/cli/io.js';
-import { main } from '../../src/cli/main.js';
 import { createLogger, waitUntil } from '../../src/common/index.js';
 import { activeRegion, platformCredentials } from '../../src/fleet/index.js';
-import { loadOrCreateCa } from '../../src/pki/index.js';
-import {
-  type RunningControl,
-  startAnalytics,
-  startControl,
-  startNameServer,
-} from '../../src/processes/index.js';
-import { type Cluster, type ClusterRegion, startCluster } from '../harness/cluster.js';
-import { etcdSkipReason, type RunningEtcd, startEtcd } from '../harness/etcd.js';
+import { type RunningControl, startAnalytics, startNameServer } from '../../src/processes/index.js';
+import { type Cluster, type ClusterRegion, clusterCli } from '../harness/cluster.js';
+import { type ControlNodes, startControlNodes } from '../harness/control-nodes.js';
+import { etcdSkipReason } from '../harness/etcd.js';
 import { fetch } from '../harness/https.js';
 import { freePort } from '../harness/process.js';
 
@@ -32,61 +22,22 @@ const NODES = ['ctl-a', 'ctl-b', 'ctl-c'];
 const FAILOVER = { intervalMs: 200, timeoutMs: 400, failureThreshold: 3, recoveryThreshold: 2 };
 
 describe.skipIf(skip !== undefined)('control nodes', () => {
-  let etcd: RunningEtcd;
+  let plane: ControlNodes | undefined;
   let cluster: Cluster;
-  const nodes = new Map<string, RunningControl>();
+  let nodes: Map<string, RunningControl>;
 
   beforeAll(async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-nodes-'));
-    await loadOrCreateCa(join(stateDir, 'pki'));
-    etcd = await startEtcd({ members: 3, stateDir });
-    cluster = await startCluster(
-      ['us-east', 'us-west'],
-      { engine: 'sqlite' },
-      {
-        stateDir,
-        addresses: [EAST, WEST],
-        config: {
-          failover: FAILOVER,
-          control: {
-            nodes: await Promise.all(
-              NODES.map(async (name, i) => ({
-                name,
-                address: `127.0.0.${61 + i}`,
-                port: await freePort(),
-                dnsPort: await freePort(),
-              })),
-            ),
-            etcd: {
-              members: etcd.members.map((m) => ({
-                name: m.name,
-                address: '127.0.0.1',
-                clientPort: m.clientPort,
-                peerPort: m.peerPort,
-              })),
-              leaseTtlMs: 2000,
-            },
-          },
-        },
-      },
-    );
-    for (const node of NODES)
-      nodes.set(
-        node,
-        await startControl({
-          config: cluster.config,
-          stateDir: cluster.stateDir,
-          node,
-          logger: createLogger({ level: 'silent' }),
-        }),
-      );
+    plane = await startControlNodes({
+      prefix: 'iotdr-nodes-',
+      regions: ['us-east', 'us-west'],
+      addresses: [EAST, WEST],
+      nodes: NODES.map((name, i) => ({ name, address: `127.0.0.${61 + i}` })),
+      failover: FAILOVER,
+    });
+    ({ cluster, nodes } = plane);
   }, 120_000);
 
-  afterAll(async () => {
-    for (const node of nodes.values()) await node.stop();
-    await cluster?.close();
-    await etcd?.stop();
-  });
+  afterAll(() => plane?.stop());
 
   const running = () => [...nodes.values()];
   const leaders = () => running().filter((n) => n.controller.leads());
@@ -254,22 +205,15 @@ describe.skipIf(skip !== undefined)('control nodes', () => {
     await waitUntil(() => leaders().length === 1, { timeoutMs: 10_000, what: 'a leader among the others' });
 
     // The command line, with the configuration that lists every node, the first one first.
-    const configPath = join(cluster.stateDir, 'iotdr.yaml');
-    await writeFile(configPath, JSON.stringify(cluster.configYaml));
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: CliIo = {
-      out: (l) => out.push(l),
-      err: (l) => err.push(l),
-      env: { IOTDR_HOME: cluster.stateDir },
-      cwd: cluster.stateDir,
-    };
-    const code = await main(
-      ['failover', '--to', 'us-west', '--reason', 'first node down', '--config', configPath],
-      io,
-    );
-    expect(code, err.join('\n')).toBe(0);
-    expect(out.join('\n')).toContain('override to us-west by admin: first node down');
+    const { code, out, err } = await clusterCli(cluster, [
+      'failover',
+      '--to',
+      'us-west',
+      '--reason',
+      'first node down',
+    ]);
+    expect(code, err).toBe(0);
+    expect(out).toContain('override to us-west by admin: first node down');
 
     // The fleet simulator onboards where control says, not in the primary.
     const { token, caPem } = await platformCredentials(cluster.stateDir);

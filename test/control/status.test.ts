@@ -5,20 +5,14 @@
  * (GET /v1/control/etcd on any node); an etcd member killed is shown unhealthy with why, and a node
  * stopped is shown unreachable with the command exiting 1.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../src/cli/io.js';
-import { main } from '../../src/cli/main.js';
-import { createLogger, waitUntil } from '../../src/common/index.js';
+import { waitUntil } from '../../src/common/index.js';
 import type { EtcdMemberView } from '../../src/control/index.js';
-import { loadOrCreateCa } from '../../src/pki/index.js';
-import { type RunningControl, startControl } from '../../src/processes/index.js';
-import { type Cluster, startCluster } from '../harness/cluster.js';
-import { etcdSkipReason, type RunningEtcd, startEtcd } from '../harness/etcd.js';
+import type { RunningControl } from '../../src/processes/index.js';
+import { type Cluster, clusterCli } from '../harness/cluster.js';
+import { type ControlNodes, startControlNodes } from '../harness/control-nodes.js';
+import { etcdSkipReason, type RunningEtcd } from '../harness/etcd.js';
 import { fetch } from '../harness/https.js';
-import { freePort } from '../harness/process.js';
 
 const skip = etcdSkipReason();
 const EAST = '127.0.0.78';
@@ -26,58 +20,20 @@ const NODES = ['ctl-a', 'ctl-b', 'ctl-c'];
 const ADDRESSES = ['127.0.0.75', '127.0.0.76', '127.0.0.77'];
 
 describe.skipIf(skip !== undefined)('iotdr status with control nodes', () => {
+  let plane: ControlNodes | undefined;
   let etcd: RunningEtcd;
   let cluster: Cluster;
-  let configPath: string;
-  const nodes = new Map<string, RunningControl>();
+  let nodes: Map<string, RunningControl>;
 
   beforeAll(async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-status-'));
-    await loadOrCreateCa(join(stateDir, 'pki'));
-    etcd = await startEtcd({ members: 3, stateDir });
-    cluster = await startCluster(
-      ['us-east'],
-      { engine: 'sqlite' },
-      {
-        stateDir,
-        addresses: [EAST],
-        config: {
-          failover: { intervalMs: 200, timeoutMs: 400 },
-          control: {
-            nodes: await Promise.all(
-              NODES.map(async (name, i) => ({
-                name,
-                address: ADDRESSES[i],
-                port: await freePort(),
-                dnsPort: await freePort(),
-              })),
-            ),
-            etcd: {
-              members: etcd.members.map((m) => ({
-                name: m.name,
-                address: '127.0.0.1',
-                clientPort: m.clientPort,
-                peerPort: m.peerPort,
-              })),
-              leaseTtlMs: 2000,
-            },
-          },
-        },
-      },
-    );
-    configPath = join(cluster.stateDir, 'iotdr.yaml');
-    // JSON is YAML.
-    await writeFile(configPath, JSON.stringify(cluster.configYaml));
-    for (const node of NODES)
-      nodes.set(
-        node,
-        await startControl({
-          config: cluster.config,
-          stateDir: cluster.stateDir,
-          node,
-          logger: createLogger({ level: 'silent' }),
-        }),
-      );
+    plane = await startControlNodes({
+      prefix: 'iotdr-status-',
+      regions: ['us-east'],
+      addresses: [EAST],
+      nodes: NODES.map((name, i) => ({ name, address: ADDRESSES[i] as string })),
+      failover: { intervalMs: 200, timeoutMs: 400 },
+    });
+    ({ etcd, cluster, nodes } = plane);
     // One leader, and every node sees it.
     await waitUntil(
       () =>
@@ -87,26 +43,11 @@ describe.skipIf(skip !== undefined)('iotdr status with control nodes', () => {
     );
   }, 120_000);
 
-  afterAll(async () => {
-    for (const node of nodes.values()) await node.stop();
-    await cluster?.close();
-    await etcd?.stop();
-  });
+  afterAll(() => plane?.stop());
 
   const leader = () => [...nodes.values()].find((n) => n.controller.leads()) as RunningControl;
 
-  async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: CliIo = {
-      out: (l) => out.push(l),
-      err: (l) => err.push(l),
-      env: { IOTDR_HOME: cluster.stateDir },
-      cwd: cluster.stateDir,
-    };
-    const code = await main([...args, '--config', configPath], io);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  }
+  const cli = (...args: string[]) => clusterCli(cluster, args);
 
   async function etcdView(node: RunningControl): Promise<EtcdMemberView[]> {
     const res = await fetch(`${node.controlUrl}/v1/control/etcd`, {

@@ -3,16 +3,7 @@
  * locally when it is missing; with CI=true that is an error instead, so CI never goes green by
  * skipping.
  */
-import { accessSync, constants } from 'node:fs';
-
-export function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isExecutable as executable } from '../../src/common/index.js';
 
 /** undefined when `available`; else `missing` (locally) or a thrown Error (with CI=true). */
 export function skipReason(available: boolean, missing: string): string | undefined {

@@ -1,6 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CliIo } from '../../src/cli/io.js';
+import { main } from '../../src/cli/main.js';
 import { createLogger, waitUntil } from '../../src/common/index.js';
 import { apiUrlOf, type IotdrConfig, parseConfig } from '../../src/config/index.js';
 import { type RunningRegion, startRegion } from '../../src/processes/index.js';
@@ -125,6 +127,32 @@ export async function startCluster(
       await rm(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The cluster's configuration as it is now, as a file for the command line: `<state>/iotdr.yaml`. */
+export async function clusterConfigFile(cluster: Cluster): Promise<string> {
+  const configPath = join(cluster.stateDir, 'iotdr.yaml');
+  // JSON is YAML.
+  await writeFile(configPath, JSON.stringify(cluster.configYaml));
+  return configPath;
+}
+
+/** Runs `iotdr ARGS --config FILE` in this process, with the cluster's configuration and state directory. */
+export async function clusterCli(
+  cluster: Cluster,
+  args: readonly string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const configPath = await clusterConfigFile(cluster);
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    env: { IOTDR_HOME: cluster.stateDir },
+    cwd: cluster.stateDir,
+  };
+  const code = await main([...args, '--config', configPath], io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 /**

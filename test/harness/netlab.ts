@@ -29,8 +29,8 @@
  * process exits, and `create()` first deletes the namespaces of earlier runs whose process died.
  */
 import { type ChildProcess, type SpawnOptions, spawn, spawnSync } from 'node:child_process';
-import { delimiter, join } from 'node:path';
-import { executable, skipReason } from './binaries.js';
+import { findExecutable } from '../../src/common/index.js';
+import { skipReason } from './binaries.js';
 
 /** The first three octets of every lab's /24; hosts get .1, .2, … in the order they are added. */
 const SUBNET = '10.77.0';
@@ -64,10 +64,7 @@ interface Tools {
 }
 
 function findBinary(name: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin']) {
-    if (dir && executable(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
+  return findExecutable(name, ['/usr/sbin', '/sbin', '/usr/bin']);
 }
 
 function findTools(): Tools | string {
@@ -106,10 +103,9 @@ export function netlabSkipReason(): string | undefined {
   return skipReason(probed.reason === undefined, probed.reason ?? '');
 }
 
-/** Runs `file`, feeding it `input`; resolves with its stdout, rejects with its stderr on failure. */
-function exec(file: string, args: readonly string[], input?: string): Promise<string> {
+/** What a child wrote until it closed, and how it ended (code null when a signal ended it). */
+function ended(child: ChildProcess): Promise<RunResult & { signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => {
@@ -119,12 +115,18 @@ function exec(file: string, args: readonly string[], input?: string): Promise<st
       stderr += d.toString();
     });
     child.once('error', reject);
-    child.once('close', (code, signal) => {
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${[file, ...args].join(' ')}: ${stderr.trim() || `exit ${code ?? signal}`}`));
-    });
-    child.stdin?.end(input);
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+/** Runs `file`, feeding it `input`; resolves with its stdout, rejects with its stderr on failure. */
+async function exec(file: string, args: readonly string[], input?: string): Promise<string> {
+  const child = spawn(file, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  const result = ended(child);
+  child.stdin?.end(input);
+  const { code, signal, stdout, stderr } = await result;
+  if (code === 0) return stdout;
+  throw new Error(`${[file, ...args].join(' ')}: ${stderr.trim() || `exit ${code ?? signal}`}`);
 }
 
 function namespaceNames(ip: string): string[] {
@@ -286,28 +288,18 @@ export class NetLab {
   }
 
   /** Runs a short command inside the host's namespace to its end. */
-  run(
+  async run(
     host: HostRef,
     command: string,
     args: readonly string[] = [],
     env: Record<string, string> = {},
   ): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const child = this.spawn(host, command, args, {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...env },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr?.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout, stderr }));
+    const child = this.spawn(host, command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
+    const { code, stdout, stderr } = await ended(child);
+    return { code, stdout, stderr };
   }
 
   /** Drops every packet between `a` and `b`, both ways, without an answer. Cutting twice is cutting once. */

@@ -10,8 +10,9 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { executable, skipReason } from './binaries.js';
+import { join } from 'node:path';
+import { findExecutable } from '../../src/common/index.js';
+import { skipReason } from './binaries.js';
 import { freePort } from './process.js';
 
 const NOT_FOUND = 'redis-server not found: apt-get install redis-server';
@@ -25,10 +26,7 @@ export interface RunningRedis {
 }
 
 export function findRedisServer(): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin']) {
-    if (dir && executable(join(dir, 'redis-server'))) return join(dir, 'redis-server');
-  }
-  return undefined;
+  return findExecutable('redis-server', ['/usr/bin', '/usr/sbin']);
 }
 
 /** Why Redis tests cannot run here (collect time), or undefined. Throws with CI=true. */

@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { parse } from 'yaml';
 import { baseUrl } from '../../common/index.js';
 import type { ControlNode, IotdrConfig, LoadedConfig } from '../../config/index.js';
@@ -18,6 +18,7 @@ import {
 import { embeddedControlPlane, MAX_CONTROL_NODES } from '../../control/index.js';
 import { type Fleet, launchFleet } from '../../fleet/index.js';
 import {
+  checkEtcdData,
   delayText,
   eventLine,
   type LiveInfo,
@@ -43,7 +44,9 @@ loss of one) for a configuration without them, the control plane is that many co
 electing a leader through as many etcd members: --control-nodes runs nodes ctl-1… on 127.0.0.21…
 (API 8080, DNS 5353) and members etcd-1… on 127.0.0.31… (2379, 2380), from
 <state>/iotdr.control-nodes.yaml, the configuration with them added. etcd is Debian's
-(apt-get install etcd-server).`;
+(apt-get install etcd-server). Its data (<state>/etcd/) is kept from one run to the next with the
+same N, and deleted when the data is of another N. Members the configuration file lists keep
+their data too, but data of another member set is refused, naming the directory to delete.`;
 
 /** Devices of the demo fleet \`iotdr up\` runs unless told otherwise. */
 export const DEMO_FLEET_DEVICES = 20;
@@ -170,6 +173,16 @@ export const upCommand: Command = async (argv, io) => {
   }
   const using = controlNodes === undefined ? '' : ` with ${controlNodes} control nodes (${configFile})`;
   io.out(`iotdr up: configuration ${loaded.source}${using}, state ${stateDir}`);
+  // etcd keeps its data between runs, in the cluster it was made in. The embedded members are this
+  // command's own: a run with another N starts them afresh. Configured ones are refused.
+  const replaced = await checkEtcdData(config, stateDir, controlNodes === undefined ? 'refuse' : 'remove');
+  const [earlier] = replaced;
+  if (earlier !== undefined) {
+    const members = earlier.recorded.members.map((m) => m.slice(0, m.indexOf('='))).join(', ');
+    io.out(
+      `iotdr up: ${dirname(earlier.dataDir)} held the etcd data of another run (members ${members}): deleted, the etcd members start afresh`,
+    );
+  }
   // Aborted by Ctrl-C: the children get it too, and their exits are then no crash.
   const shutdown = new AbortController();
   let started = false;
