@@ -143,26 +143,22 @@ export class EtcdControlStore implements ControlStore {
       );
     }
     this.#base = { revision: String(answer.header.revision), lastSeq };
-    await this.#trim(lastSeq, out.length);
+    await this.#trim(lastSeq);
     return out;
   }
 
-  /** Drops the events that fell out of the retained window (best effort: the next commit tries again). */
-  async #trim(lastSeq: number, added: number): Promise<void> {
-    const first = lastSeq - this.#retain - added + 1;
+  /**
+   * Drops every event older than the retained window, with its id key (best effort: what a failed
+   * trim leaves is dropped by the next one, which starts from the first event).
+   */
+  async #trim(lastSeq: number): Promise<void> {
     const end = lastSeq - this.#retain;
     if (end < 1) return;
+    const range = { start: this.#eventKey(1), end: this.#eventKey(end + 1) };
     try {
-      const old = await this.#client
-        .getAll()
-        .inRange({ start: this.#eventKey(Math.max(1, first)), end: this.#eventKey(end + 1) })
-        .options(this.#options())
-        .strings();
-      const ops: IOperation[] = [
-        this.#client
-          .delete()
-          .inRange({ start: this.#eventKey(Math.max(1, first)), end: this.#eventKey(end + 1) }),
-      ];
+      const old = await this.#client.getAll().inRange(range).options(this.#options()).strings();
+      if (Object.keys(old).length === 0) return;
+      const ops: IOperation[] = [this.#client.delete().inRange(range)];
       for (const body of Object.values(old)) {
         const id = (JSON.parse(body) as { id?: unknown }).id;
         if (typeof id === 'string') ops.push(this.#client.delete().key(this.#idKey(id)));
@@ -173,7 +169,7 @@ export class EtcdControlStore implements ControlStore {
         .options(this.#options())
         .commit();
     } catch {
-      // kept until the next commit trims
+      // dropped by the next commit's trim
     }
   }
 
