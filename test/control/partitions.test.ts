@@ -225,7 +225,15 @@ describe.skipIf(skip !== undefined)('the control plane under partitions', () => 
     expect(movedInMs).toBeLessThanOrEqual(bound);
     const states = await p.states();
     for (const n of others) expect(states.get(n)).toMatchObject({ activeRegion: 'us-west', epoch: 3 });
-    const newLeader = states.get(others[0] as string)?.control.leader?.node as string;
+    // The node that leads now: a node's view of the leader may lag behind its view of the decision.
+    let newLeader = '';
+    await waitUntil(
+      async () => {
+        newLeader = (await p.leader()) ?? '';
+        return (others as readonly string[]).includes(newLeader);
+      },
+      { timeoutMs: 10_000, what: 'one of the others leading' },
+    );
     const log = await p.probe.http(`${p.url(newLeader)}/v1/failover/events?type=switch`, {
       headers: p.admin,
     });
