@@ -79,9 +79,20 @@ describe.skipIf(skip !== undefined)('the primary cut off from the control plane'
         what: `${DEVICES} devices on us-west`,
       });
       expect(await connections('us-east')).toEqual([]);
-      const leader = (await p.leader()) as string;
-      const log = await p.probe.http(`${p.url(leader)}/v1/failover/events?type=switch`, { headers: p.admin });
-      const sw = log.body.items.at(-1);
+      // A step is recorded once it finished, after the devices may have moved: wait for the disconnect's.
+      let sw: any;
+      await waitUntil(
+        async () => {
+          const leader = await p.leader();
+          if (leader === undefined) return false;
+          const log = await p.probe.http(`${p.url(leader)}/v1/failover/events?type=switch`, {
+            headers: p.admin,
+          });
+          sw = log.body.items?.at(-1);
+          return sw?.timings?.disconnectsRequestedAt != null;
+        },
+        { timeoutMs: 15_000, what: 'the switch with its disconnect recorded' },
+      );
       expect(sw).toMatchObject({ epoch: 1, from: 'us-east', to: 'us-west' });
       expect(sw.steps.noticesPublished['us-east']).toMatchObject({ ok: true, via: 'us-west' });
       expect(sw.steps.disconnectsRequested).toMatchObject({ region: 'us-east', ok: true, via: 'us-west' });

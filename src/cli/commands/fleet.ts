@@ -1,4 +1,4 @@
-import { IotdrError } from '../../common/index.js';
+import { IotdrError, waitUntil } from '../../common/index.js';
 import { percentile } from '../../drill/index.js';
 import { type DeviceRecord, type Fleet, launchFleet, summaryLine } from '../../fleet/index.js';
 import { progressBar, table } from '../api.js';
@@ -13,8 +13,9 @@ in the active region with the device policy template — in one bulk job through
 control (keys and certificates), or with --auth token as things with a broker token each through
 the management API — then runs them in worker threads on the device SDK. Each device publishes telemetry (devices/<thing>/telemetry, with a
 sequence number) at its share of --rate (default one message per device per second), answers
-commands, and follows failovers. A line of status every 5 s; Ctrl-C (or --duration) stops the
-fleet and prints a table per device group.
+commands, and follows failovers. A line of status every 5 s; Ctrl-C (or --duration) pauses
+publishing, gives the queues up to 10 s to drain, stops the fleet and prints a table per device
+group.
 
 Devices are named <PREFIX>-00001… (default prefix fleet); their credentials are kept in
 <state>/fleet/<PREFIX>.credentials.json (mode 0600), so the same fleet starts again without
@@ -23,6 +24,8 @@ onboarding, and their queues (what they accepted and no broker acknowledged yet)
 
 /** How often the status line is printed, ms. */
 const STATUS_EVERY_MS = 5000;
+/** How long a stopping fleet waits for its queues to drain, ms. */
+const DRAIN_MS = 10_000;
 
 const SPEC = {
   name: 'fleet',
@@ -92,9 +95,19 @@ export const fleetCommand: Command = async (argv, io) => {
   });
   await stop;
   clearInterval(status);
-  io.out('iotdr fleet: stopping (what no broker acknowledged stays queued on disk)');
-  const records = fleet.records();
+  // Publishing pauses and the queues get a moment to drain, so the table counts what was sent.
+  io.out(
+    `iotdr fleet: stopping: publishing paused, up to ${DRAIN_MS / 1000} s for the queues to drain (what no broker acknowledged stays queued on disk)`,
+  );
+  fleet.pause();
+  await waitUntil(() => fleet.summary().queued === 0, {
+    timeoutMs: DRAIN_MS,
+    what: 'the queues to drain',
+  }).catch(() => undefined);
+  // Where each device was; the counts are the devices' last, reported as they stop.
+  const regions = new Map(fleet.records().map((r) => [r.thingName, r.region]));
   await fleet.stop();
+  const records = fleet.records().map((r) => ({ ...r, region: regions.get(r.thingName) ?? null }));
   for (const line of fleetTable(records)) io.out(line);
   return 0;
 };
