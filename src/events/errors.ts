@@ -6,6 +6,15 @@ export const EVENTS_ERRORS = {
     meaning: 'an event handed to the bus has an id, topic or time it cannot store (a bug of its producer)',
   },
   IOTDR_EVENTS_CLOSED: { status: 503, meaning: 'the event bus is closed: the region is stopping' },
+  IOTDR_EVENTS_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      "the region's NATS did not answer, or its stream had no leader in time: the event was not taken (retry)",
+  },
+  IOTDR_EVENTS_STREAM_REFUSED: {
+    meaning:
+      "the region's NATS refused the event stream's configuration (JetStream off, too few servers for its replicas, or its subject held by another stream)",
+  },
   IOTDR_EVENTS_UPGRADE_REQUIRED: {
     status: 426,
     meaning: 'a plain GET on the WebSocket stream route, which needs `Upgrade: websocket`',
@@ -25,6 +34,15 @@ export function invalidEvent(message: string, path: string): ValidationError {
 /** The bus was closed (the region is stopping); nothing more is appended or read. */
 export function busClosed(): StoreError {
   return new StoreError('IOTDR_EVENTS_CLOSED', 'the event bus is closed');
+}
+
+/** The region's NATS refused to make or update the event stream. */
+export function streamRefused(stream: string, cause: unknown): StoreError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new StoreError('IOTDR_EVENTS_STREAM_REFUSED', `NATS refused the stream ${stream}: ${reason}`, {
+    status: 500,
+    cause,
+  });
 }
 
 /** A plain GET on the WebSocket route. */

@@ -8,8 +8,8 @@ import { z } from 'zod';
 import type { ErrorCode, Timers } from '../common/index.js';
 import { authorizeBearer, bearerToken, problem, problemAnswers, READ } from '../http/index.js';
 import { upgradeRequired } from './errors.js';
+import { MAX_WAIT_MS } from './limits.js';
 import { StreamGuard, type StreamTokens } from './revocation.js';
-import { MAX_WAIT_MS } from './sqlite.js';
 import type { EventBus } from './types.js';
 
 export const EVENTS_PATH = '/v1/events';

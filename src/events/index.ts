@@ -17,6 +17,31 @@ export {
   STREAM_HIGH_WATER_BYTES,
   STREAM_PATH,
 } from './http.js';
+export {
+  DEFAULT_APPEND_TIMEOUT_MS,
+  DEFAULT_DUPLICATE_WINDOW_SECONDS,
+  DEFAULT_TAIL_POLL_MS,
+  eventStreamConfig,
+  JetStreamEventBus,
+  type JetStreamEventBusOptions,
+} from './jetstream.js';
+export { MAX_EVENT_ID_LENGTH, MAX_EVENT_TOPIC_LENGTH, MAX_READ_BATCH, MAX_WAIT_MS } from './limits.js';
+export {
+  connectNats,
+  decodeEvent,
+  encodeEvent,
+  eventStreamName,
+  eventSubject,
+  type NatsLink,
+  natsUnavailable,
+} from './nats.js';
+export {
+  findNatsServer,
+  type NatsRoute,
+  type NatsServerSpec,
+  natsClientUrl,
+  natsServerConfig,
+} from './nats-server.js';
 export { encodePayload, parseJson, payloadBytes } from './payload.js';
 export {
   DEFAULT_STREAM_RECHECK_MS,
@@ -29,8 +54,6 @@ export {
 export {
   DEFAULT_RETENTION_INTERVAL_MS,
   type Every,
-  MAX_EVENT_ID_LENGTH,
-  MAX_WAIT_MS,
   SqliteEventBus,
   type SqliteEventBusOptions,
   type SqliteSynchronous,

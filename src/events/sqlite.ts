@@ -4,7 +4,8 @@ import Database from 'better-sqlite3';
 import type { Registry } from 'prom-client';
 import { type Clock, ensurePrivateDir, systemClock } from '../common/index.js';
 import { DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_BYTES } from './config.js';
-import { busClosed, invalidEvent } from './errors.js';
+import { busClosed } from './errors.js';
+import { checkEvent, MAX_WAIT_MS, readLimit } from './limits.js';
 import { type BusMetrics, busMetrics } from './metrics.js';
 import type {
   AppendResult,
@@ -20,13 +21,6 @@ import type {
 
 /** How often retention runs by itself, in ms. */
 export const DEFAULT_RETENTION_INTERVAL_MS = 60_000;
-/** Longest long-poll wait, in ms. */
-export const MAX_WAIT_MS = 30_000;
-/** Longest event id and topic, in characters. */
-export const MAX_EVENT_ID_LENGTH = 256;
-export const MAX_EVENT_TOPIC_LENGTH = 4096;
-/** Most events one read returns, whatever the caller asks for. */
-export const MAX_READ_BATCH = 10_000;
 /** Appends committed together at most (group commit). */
 const MAX_BATCH = 512;
 
@@ -97,14 +91,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 `;
-
-function checkEvent(event: NewEvent): void {
-  if (typeof event.id !== 'string' || event.id.length === 0 || event.id.length > MAX_EVENT_ID_LENGTH)
-    throw invalidEvent(`an event id is 1 to ${MAX_EVENT_ID_LENGTH} characters`, 'id');
-  if (typeof event.topic !== 'string' || event.topic.length > MAX_EVENT_TOPIC_LENGTH)
-    throw invalidEvent(`a topic is at most ${MAX_EVENT_TOPIC_LENGTH} characters`, 'topic');
-  if (!Number.isSafeInteger(event.time)) throw invalidEvent('time is integer ms since the epoch', 'time');
-}
 
 /** Stored form of the payload: JSON text or the raw bytes (base64 only on the wire). */
 function storedPayload(payload: EventPayload): { ptype: string; bytes: Buffer } {
@@ -272,8 +258,8 @@ export class SqliteEventBus implements EventBus {
     const firstOffset = this.#firstSync();
     const wanted = Math.max(from, 1);
     const start = Math.max(wanted, firstOffset);
-    // SQLite reads LIMIT -1 as "no limit": keep a caller's slip from reading the whole log.
-    const rows = this.#stmt.read.all(start, Math.max(1, Math.min(Math.floor(limit) || 1, MAX_READ_BATCH)));
+    // SQLite reads LIMIT -1 as "no limit": readLimit keeps a caller's slip from reading the whole log.
+    const rows = this.#stmt.read.all(start, readLimit(limit));
     const events = rows.map((r) => this.#toEvent(r));
     const lastRead = events[events.length - 1];
     return {

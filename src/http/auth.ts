@@ -53,8 +53,10 @@ const SITE_ROLES: Readonly<Record<SiteKind, Role>> = {
   checker: 'operator',
   dns: 'reader',
   analytics: 'reader',
-  // An etcd member never calls an iotdr API; no route lists the kind, so this role is never used.
+  // An etcd member or a NATS server never calls an iotdr API; no route lists these kinds, so
+  // their role is never used.
   etcd: 'reader',
+  nats: 'reader',
 };
 
 /** Resolves a bearer token: the RegistryService in a region, `staticTokens` in `iotdr control`. */

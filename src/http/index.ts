@@ -61,6 +61,7 @@ export {
   relayAgent,
   type SiteTls,
   siteAgent,
+  siteKindCheck,
   siteOfSocket,
   siteServerOptions,
   trustingAgent,

@@ -12,7 +12,7 @@ import {
   type TLSSocket,
   checkServerIdentity as tlsCheckServerIdentity,
 } from 'node:tls';
-import { describeSite, type SiteId, siteOfCertificate } from '../pki/index.js';
+import { describeSite, type SiteId, type SiteKind, siteOfCertificate } from '../pki/index.js';
 
 /** A site's credentials on the links between processes. */
 export interface SiteTls {
@@ -95,6 +95,24 @@ function checkingAgent(caPem: string, peer: SiteId | undefined, own?: { cert: st
       });
     },
   });
+}
+
+/**
+ * The server check of a client that may be answered by any site of one kind, which it may learn of
+ * from the peers themselves (a region's NATS, whose servers tell clients of each other): the
+ * handshake checks the certificate comes from the platform's CA, and this checks it names a site
+ * of that kind. The host name is not compared (the client library dials addresses the cluster
+ * announced, with no name to compare); the site name is what identifies a server of the platform.
+ */
+export function siteKindCheck(kind: SiteKind): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    const site = cert.raw === undefined ? undefined : siteOfCertificate(cert.raw);
+    if (site?.kind === kind) return undefined;
+    const named = site === undefined ? 'no site' : describeSite(site);
+    return Object.assign(new Error(`expected the certificate of a ${kind} site, got ${named}`), {
+      code: 'ERR_IOTDR_SITE_MISMATCH',
+    });
+  };
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import { x509 } from './x509.js';
 
-export const SITE_KINDS = ['region', 'control', 'checker', 'dns', 'analytics', 'etcd'] as const;
+export const SITE_KINDS = ['region', 'control', 'checker', 'dns', 'analytics', 'etcd', 'nats'] as const;
 export type SiteKind = (typeof SITE_KINDS)[number];
 
 /** Who a site is: its kind and its name (a region's name, a checker's id, a follower's name). */
