@@ -161,6 +161,46 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
       });
   });
 
+  // With JetStream every region's bus is a stream in the region's own NATS.
+  const jetstream = field(config, 'events', 'engine') === 'jetstream';
+  const natsListeners: { path: Path; address: unknown; port: unknown }[] = [];
+  const natsAddresses: { path: Path; address: unknown }[] = [];
+  list.forEach((region, i) => {
+    const nats = field(region, 'nats');
+    if (jetstream && nats === undefined)
+      issues.push({
+        path: ['regions', i, 'nats'],
+        message:
+          'events.engine is jetstream: the region needs its own NATS ({ servers: [{ name, address, clientPort, clusterPort }] })',
+      });
+    const servers = field(nats, 'servers');
+    if (!Array.isArray(servers)) return;
+    issues.push(...uniqueNames(config, ['regions', i, 'nats', 'servers']));
+    const replicas = field(nats, 'replicas');
+    if (typeof replicas === 'number' && replicas > servers.length)
+      issues.push({
+        path: ['regions', i, 'nats', 'replicas'],
+        message: `${replicas} replicas need at least ${replicas} servers; the region's NATS lists ${servers.length}`,
+      });
+    if (!jetstream) return;
+    servers.forEach((server, j) => {
+      const path: Path = ['regions', i, 'nats', 'servers', j];
+      natsAddresses.push({ path: [...path, 'address'], address: field(server, 'address') });
+      natsListeners.push({
+        path: [...path, 'clientPort'],
+        address: field(server, 'address'),
+        port: field(server, 'clientPort'),
+      });
+      // A server alone listens for no peers.
+      if (servers.length > 1)
+        natsListeners.push({
+          path: [...path, 'clusterPort'],
+          address: field(server, 'address'),
+          port: field(server, 'clusterPort'),
+        });
+    });
+  });
+
   const nodes = field(config, 'control', 'nodes');
   const nodeList = Array.isArray(nodes) ? nodes : [];
   const members = field(config, 'control', 'etcd', 'members');
@@ -214,6 +254,7 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
       address: field(config, 'analytics', 'address'),
       port: field(config, 'analytics', 'port'),
     },
+    ...natsListeners,
   ];
   const tokenAuth = field(config, 'broker', 'tokenAuth') === true;
   list.forEach((region, i) => {
@@ -314,6 +355,7 @@ export function crossFieldIssues(config: unknown): CrossIssue[] {
       })),
       { path: ['analytics', 'address'], address: field(config, 'analytics', 'address') },
       ...list.map((region, i) => ({ path: ['regions', i, 'address'], address: field(region, 'address') })),
+      ...natsAddresses,
       ...(Array.isArray(servers) ? servers : []).map((server, i) => ({
         path: ['dns', 'servers', i, 'address'],
         address: field(server, 'address'),

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { baseUrl, ConfigError } from '../common/index.js';
 import { CONTROL_NAMESERVER } from '../dns/index.js';
+import { natsClientUrl } from '../events/index.js';
 import { DEFAULT_CHECKER_ID } from '../failover/index.js';
 import type { SiteId } from '../pki/index.js';
 import type { RegionConfig } from './region-schema.js';
@@ -206,6 +207,25 @@ export function failoverCheckersOf(config: IotdrConfig): string[] {
 /** The etcd members' client URLs (https over mutual TLS links). */
 export function etcdEndpointsOf(config: IotdrConfig): string[] {
   return config.control.etcd.members.map((m) => baseUrl(m.address, m.clientPort, linkScheme(config)));
+}
+
+/**
+ * A server of a region's NATS as a site: `urn:iotdr:site:nats:<region>.<server>` (server names
+ * are unique within a region only).
+ */
+export function natsSiteOf(region: string, server: string): SiteId {
+  return { kind: 'nats', name: `${region}.${server}` };
+}
+
+/** The platform's name for a NATS server's process (and its log): `nats-<region>-<server>`. */
+export function natsProcessName(region: string, server: string): string {
+  return `nats-${region}-${server}`;
+}
+
+/** Every client URL of a region's NATS (`tls://` over mutual-TLS links); none without one. */
+export function natsServersOf(config: IotdrConfig, region: RegionConfig): string[] {
+  const tls = config.links.mode === 'mutual-tls';
+  return (region.nats?.servers ?? []).map((s) => natsClientUrl(s.address, s.clientPort, tls));
 }
 
 /** The analytics API's URL from the configuration. */

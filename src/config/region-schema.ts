@@ -16,6 +16,7 @@ import {
   section,
   trueOrFalse,
 } from '../common/index.js';
+import { type NatsConfig, natsSection } from '../events/index.js';
 import { type StoreConfig, storeSchema } from '../registry/index.js';
 
 /** HTTP API port of a region. */
@@ -61,6 +62,11 @@ export interface RegionConfig {
    * and hosts"). Absent: one broker process, in memory. Never shared with another region.
    */
   readonly redis?: RedisConfig;
+  /**
+   * The region's own NATS, holding its event bus when `events.engine` is jetstream
+   * (docs/events.md). Never shared with another region.
+   */
+  readonly nats?: NatsConfig;
 }
 
 export const regionSchema = section({
@@ -81,6 +87,7 @@ export const regionSchema = section({
   }).prefault({}),
   store: storeSchema,
   redis: redisSection.optional(),
+  nats: natsSection.optional(),
 });
 
 export const regionsSchema = z

@@ -1,10 +1,22 @@
 export { type ReadEventsOptions, readEvents } from './client.js';
 export {
+  DEFAULT_DUPLICATE_WINDOW_SECONDS,
+  DEFAULT_EVENT_ENGINE,
   DEFAULT_MAX_AGE_SECONDS,
   DEFAULT_MAX_BYTES,
+  DEFAULT_NATS_CLIENT_PORT,
+  DEFAULT_NATS_CLUSTER_PORT,
+  EVENT_ENGINES,
   EVENTS_LIMITS,
+  type EventEngine,
   type EventsConfig,
   eventsSection,
+  MAX_NATS_SERVERS,
+  NATS_LIMITS,
+  type NatsConfig,
+  type NatsServerConfig,
+  natsReplicasOf,
+  natsSection,
 } from './config.js';
 export { EVENTS_ERRORS } from './errors.js';
 export {
@@ -19,7 +31,6 @@ export {
 } from './http.js';
 export {
   DEFAULT_APPEND_TIMEOUT_MS,
-  DEFAULT_DUPLICATE_WINDOW_SECONDS,
   DEFAULT_TAIL_POLL_MS,
   eventStreamConfig,
   JetStreamEventBus,

@@ -11,7 +11,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import { DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_BYTES } from './config.js';
+import { DEFAULT_DUPLICATE_WINDOW_SECONDS, DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_BYTES } from './config.js';
 import { busClosed, streamRefused } from './errors.js';
 import { checkEvent, MAX_WAIT_MS, readLimit } from './limits.js';
 import { type BusMetrics, busMetrics } from './metrics.js';
@@ -35,8 +35,6 @@ import type {
   RetentionResult,
 } from './types.js';
 
-/** How long JetStream remembers a message id to drop a re-sent copy, in seconds. Default 2 min. */
-export const DEFAULT_DUPLICATE_WINDOW_SECONDS = 120;
 /** How long an append waits for the stream's acknowledgement, in ms. */
 export const DEFAULT_APPEND_TIMEOUT_MS = 5000;
 /** While a reader waits, how often the stream's last sequence is asked for, in ms. */
@@ -118,7 +116,8 @@ async function ensureStream(jsm: JetStreamManager, wanted: Partial<StreamConfig>
       have.subjects?.join() === wanted.subjects?.join();
     if (!same) await jsm.streams.update(wanted.name, { ...have, ...wanted });
   } catch (error) {
-    if (error instanceof JetStreamApiError) throw streamRefused(wanted.name, error);
+    // 503: JetStream is there but not ready (a cluster electing its leader) — unavailable for now.
+    if (error instanceof JetStreamApiError && error.status !== 503) throw streamRefused(wanted.name, error);
     throw error;
   }
 }

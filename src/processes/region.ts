@@ -40,7 +40,7 @@ import {
   sqlitePath,
   tlsTicketSecretPath,
 } from '../config/index.js';
-import { type EventBus, eventRoutes, SqliteEventBus } from '../events/index.js';
+import { type EventBus, eventRoutes } from '../events/index.js';
 import { faultRoutes, RegionFaults } from '../faults/index.js';
 import {
   ADDRESS_PLACEHOLDER,
@@ -69,6 +69,7 @@ import {
 import { digestRoutes, Replication, replicationRoutes, snapshotRoutes } from '../replication/index.js';
 import { DeadLetterStore, parseRuleDefinitions, RuleEngine, ruleRoutes } from '../rules/index.js';
 import { brokerListenOf, brokerWorkers, regionBrokerOptions, regionRedis } from './broker-node.js';
+import { openRegionBus } from './event-bus.js';
 import { regionRegistryService } from './registry.js';
 import { siteLinks } from './sites.js';
 
@@ -251,12 +252,13 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
         );
     }
     const regionDir = join(stateDir, 'regions', region.name);
-    const bus = await SqliteEventBus.open({
-      path: join(regionDir, 'events.db'),
-      region: region.name,
-      synchronous: config.events.synchronous,
-      retention: { maxAgeSeconds: config.events.retentionSeconds, maxBytes: config.events.maxBytes },
+    const bus = await openRegionBus({
+      config,
+      region,
+      stateDir,
+      tls: links.tls,
       metrics,
+      logger: logger.child({ component: 'events' }),
     });
     closers.add(() => bus.close());
     const deadLetters = await DeadLetterStore.open(join(regionDir, 'rules.db'));

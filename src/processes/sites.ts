@@ -9,7 +9,14 @@ import type { Agent } from 'node:https';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ConfigError, exists, readIfExists, writeFileAtomic } from '../common/index.js';
-import { caCertPath, type IotdrConfig, siteCertificatePaths } from '../config/index.js';
+import {
+  caCertPath,
+  type IotdrConfig,
+  natsServersOf,
+  type RegionConfig,
+  siteCertificatePaths,
+} from '../config/index.js';
+import type { NatsLink } from '../events/index.js';
 import { type SiteTls, siteAgent } from '../http/index.js';
 import { CA_KEY_FILE, describeSite, loadOrCreateCa, type SiteId, siteOfCertificate } from '../pki/index.js';
 
@@ -130,4 +137,22 @@ function stillGood(
   } catch {
     return false;
   }
+}
+
+/**
+ * How a process reaches a region's NATS: every server of it, and over mutual-TLS links the
+ * process's site certificate (which the servers map to what the site may do there). `who` names
+ * the connection on the servers, e.g. `region us-east`.
+ */
+export function natsLinkOf(
+  config: IotdrConfig,
+  region: RegionConfig,
+  tls: SiteTls | undefined,
+  who: string,
+): NatsLink {
+  return {
+    servers: natsServersOf(config, region),
+    name: `iotdr ${who}`,
+    ...(tls === undefined ? {} : { tls: { ca: tls.caPem, cert: tls.certPem, key: tls.keyPem } }),
+  };
 }

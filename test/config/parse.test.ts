@@ -97,7 +97,13 @@ describe('parseConfig defaults', () => {
           workers: 1,
           tlsTickets: { rotateHours: 24 },
         },
-        events: { retentionSeconds: 604800, maxBytes: 1073741824, synchronous: 'full' },
+        events: {
+          engine: 'sqlite',
+          retentionSeconds: 604800,
+          maxBytes: 1073741824,
+          synchronous: 'full',
+          duplicateWindowSeconds: 120,
+        },
         health: {
           timeoutMs: 1000,
           maxLagMs: 5000,

@@ -34,7 +34,7 @@ import {
 } from '../../src/config/index.js';
 import { CONTROL_LIMITS } from '../../src/control/index.js';
 import { DNS_LIMITS, DNS_PROVIDERS } from '../../src/dns/index.js';
-import { EVENTS_LIMITS } from '../../src/events/index.js';
+import { EVENT_ENGINES, EVENTS_LIMITS, NATS_LIMITS } from '../../src/events/index.js';
 import { DISCONNECT_MODES, FAILBACK_MODES, FAILOVER_LIMITS } from '../../src/failover/index.js';
 import { HEALTH_COMPONENTS, HEALTH_LIMITS, HTTP_CHECK_COMPONENTS } from '../../src/health/index.js';
 import {
@@ -87,6 +87,7 @@ const BOUNDS: Bound[] = [
     distinct: true,
   },
   ...boundsOf('regions[].store.', STORE_LIMITS),
+  ...boundsOf('regions[].nats.', NATS_LIMITS),
   ...boundsOf('replication.', REPLICATION_LIMITS),
   ...boundsOf('broker.', BROKER_LIMITS),
   ...boundsOf('events.', EVENTS_LIMITS),
@@ -107,6 +108,8 @@ const PORTS = [
   'regions[].cnc.port',
   'regions[].mqtt.port',
   'regions[].mqtt.tokenPort',
+  'regions[].nats.servers[].clientPort',
+  'regions[].nats.servers[].clusterPort',
 ];
 
 /** Every enum: the min configuration takes the first value, the max configuration the last. */
@@ -114,6 +117,7 @@ const ENUMS: { path: string; values: readonly (string | number)[] }[] = [
   { path: 'logging.level', values: LOG_LEVELS },
   { path: 'dns.provider', values: DNS_PROVIDERS },
   { path: 'regions[].store.synchronous', values: SQLITE_SYNCHRONOUS_MODES },
+  { path: 'events.engine', values: EVENT_ENGINES },
   { path: 'events.synchronous', values: SQLITE_SYNCHRONOUS_MODES },
   { path: 'health.checks[].component', values: HTTP_CHECK_COMPONENTS },
   { path: 'rules[].actions[].qos', values: [0, 1] },
@@ -131,6 +135,16 @@ function skeleton(edge: Edge): Record<string, unknown> {
   const max = edge === 'max';
   const redis = (db: number) =>
     max ? { redis: { url: `redis://127.0.0.1:6379/${db}`, passwordFile: 'redis.pass' } } : {};
+  // As many servers as the most replicas take.
+  const nats = {
+    servers: Array.from({ length: NATS_LIMITS.replicas.max }, (_, i) => ({
+      name: `nats-${i + 1}`,
+      address: '127.0.0.1',
+      clientPort: null,
+      clusterPort: null,
+    })),
+    replicas: null,
+  };
   return {
     zone: 'limits.test',
     names: { mqtt: 'mqtt', api: 'api' },
@@ -166,6 +180,7 @@ function skeleton(edge: Edge): Record<string, unknown> {
         mqtt: { port: null, tokenPort: null },
         store: { engine: STORE_ENGINES[0], synchronous: null },
         ...redis(1),
+        nats,
       },
       {
         name: 'edge-b',
@@ -182,6 +197,7 @@ function skeleton(edge: Edge): Record<string, unknown> {
           schema: 'edge_b',
         },
         ...redis(2),
+        nats,
       },
     ],
     replication: {
@@ -207,7 +223,13 @@ function skeleton(edge: Edge): Record<string, unknown> {
       workers: null,
       tlsTickets: { rotateHours: null },
     },
-    events: { retentionSeconds: null, maxBytes: null, synchronous: null },
+    events: {
+      engine: null,
+      retentionSeconds: null,
+      maxBytes: null,
+      synchronous: null,
+      duplicateWindowSeconds: null,
+    },
     health: {
       timeoutMs: null,
       maxLagMs: null,
@@ -373,9 +395,12 @@ async function runProcesses(config: IotdrConfig, stateDir: string): Promise<Proc
     if (first === undefined) throw new Error('no region');
     // broker.workers only says how many processes to fork on the region's Redis; none checks it at
     // start, and 256 forks have no place in a test. The region runs its broker in one process.
+    // Likewise events.engine jetstream needs the region's NATS running, which its own tests start
+    // (test/events/region-jetstream.test.ts): the region here keeps its bus in SQLite.
     const oneProcess: IotdrConfig = {
       ...config,
       broker: { ...config.broker, workers: 1 },
+      events: { ...config.events, engine: 'sqlite' },
       regions: config.regions.map(({ redis: _, ...region }) => region),
     };
     const region = await startRegion({ config: oneProcess, stateDir, name: first.name });

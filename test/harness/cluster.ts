@@ -52,6 +52,8 @@ export async function startCluster(
     cncTls?: boolean;
     /** A state directory made already (its CA signs an etcd cluster, say); removed on close like a fresh one. */
     stateDir?: string;
+    /** More configuration of one region, by name (its NATS, say). */
+    regionConfig?: Record<string, Record<string, unknown>>;
   } = {},
 ): Promise<Cluster> {
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'iotdr-cluster-')));
@@ -69,6 +71,7 @@ export async function startCluster(
         engine.engine === 'sqlite'
           ? { engine: 'sqlite' }
           : { engine: 'postgres', url: engine.url, schema: `r${run}_${name.replace(/-/g, '_')}` },
+      ...options.regionConfig?.[name],
     });
   }
   const configYaml = {

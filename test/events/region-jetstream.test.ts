@@ -1,0 +1,154 @@
+/**
+ * Regions whose event bus is a JetStream stream in their own NATS (events.engine: jetstream): what
+ * a device, a bus reader and the region's health see.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../src/common/index.js';
+import { eventStreamName, JetStreamEventBus } from '../../src/events/index.js';
+import { type Cluster, startCluster } from '../harness/cluster.js';
+import { connect, provision } from '../harness/devices.js';
+import { natsSkipReason, type RunningNats, startNats } from '../harness/nats.js';
+
+const skip = natsSkipReason();
+
+describe.skipIf(skip)(`regions on JetStream (${skip ?? 'nats-server'})`, () => {
+  let cluster: Cluster;
+  const nats: Record<string, RunningNats> = {};
+
+  beforeAll(async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-cluster-'));
+    // Each region's own NATS, its certificates from the platform's CA.
+    for (const name of ['us-east', 'us-west']) nats[name] = await startNats({ stateDir });
+    const natsOf = (name: string) => {
+      const port = Number(new URL(nats[name]?.servers[0] ?? '').port);
+      return { nats: { servers: [{ name: 'nats-1', address: '127.0.0.1', clientPort: port }] } };
+    };
+    cluster = await startCluster(
+      ['us-east', 'us-west'],
+      { engine: 'sqlite' },
+      {
+        stateDir,
+        config: { events: { engine: 'jetstream' } },
+        regionConfig: { 'us-east': natsOf('us-east'), 'us-west': natsOf('us-west') },
+      },
+    );
+  }, 90_000);
+  afterAll(async () => {
+    await cluster?.close();
+    for (const n of Object.values(nats)) await n.stop();
+  });
+
+  it('appends what a device publishes to its region’s stream before the PUBACK, and serves it over the bus API', async () => {
+    const east = cluster.regions['us-east'];
+    if (!east) throw new Error('no us-east');
+    const device = await provision(east, 'js-sensor-1');
+    const client = await connect(east, device);
+    const ids = Array.from({ length: 5 }, (_, i) => `js-sensor-1-msg-${i}`);
+    try {
+      for (const [seq, messageId] of ids.entries())
+        await client.publishAsync('devices/js-sensor-1/telemetry', JSON.stringify({ messageId, seq }), {
+          qos: 1,
+        });
+    } finally {
+      await client.endAsync();
+    }
+    // Acknowledged, so on the stream: read it as another process of the region would.
+    const bus = await JetStreamEventBus.open({
+      region: 'us-east',
+      nats: nats['us-east']?.link() ?? { servers: [], name: '' },
+    });
+    try {
+      const page = await bus.read({ from: 1, limit: 1000 });
+      const mine = page.events.filter((e) => e.thingName === 'js-sensor-1');
+      expect(mine.map((e) => e.id)).toEqual(ids);
+      expect(mine[0]).toMatchObject({
+        region: 'us-east',
+        source: { type: 'rule', rule: 'telemetry' },
+        topic: 'devices/js-sensor-1/telemetry',
+        payload: { type: 'json', value: { messageId: ids[0], seq: 0 } },
+      });
+      // The region's bus API reads the same stream at the same offsets.
+      const api = await east.call('GET', '/v1/events?from=0&limit=1000');
+      expect(api.status).toBe(200);
+      const viaApi = api.body.events.filter((e: { thingName?: string }) => e.thingName === 'js-sensor-1');
+      expect(viaApi.map((e: { id: string; offset: number }) => [e.id, e.offset])).toEqual(
+        mine.map((e) => [e.id, e.offset]),
+      );
+      // Its stream, nobody else's: us-west's stream has none of it.
+      const west = await JetStreamEventBus.open({
+        region: 'us-west',
+        nats: nats['us-west']?.link() ?? { servers: [], name: '' },
+      });
+      try {
+        const other = await west.read({ from: 1, limit: 1000 });
+        expect(other.events.filter((e) => e.thingName === 'js-sensor-1')).toEqual([]);
+      } finally {
+        await west.close();
+      }
+      expect(bus.stream).toBe(eventStreamName('us-east'));
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it('fails its events checkpoint while its NATS is down, acknowledges nothing meanwhile, and takes the message again once it is back', async () => {
+    const west = cluster.regions['us-west'];
+    const server = nats['us-west']?.nodes[0];
+    if (!west || !server) throw new Error('no us-west');
+    const device = await provision(west, 'js-sensor-2');
+    const client = await connect(west, device);
+    try {
+      await server.kill('SIGKILL');
+      await waitUntil(
+        async () => {
+          const health = await west.call('GET', '/health');
+          return health.body?.checks?.['events:appendRead']?.[0]?.status === 'fail';
+        },
+        { timeoutMs: 20_000, intervalMs: 200, what: 'the events checkpoint to fail with NATS down' },
+      );
+      // QoS 1 without a bus: the broker does not acknowledge what it could not store.
+      const pending = client.publishAsync(
+        'devices/js-sensor-2/telemetry',
+        JSON.stringify({ messageId: 'js-sensor-2-msg-0' }),
+        { qos: 1 },
+      );
+      let acked = false;
+      void pending.then(
+        () => {
+          acked = true;
+        },
+        () => {},
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(acked).toBe(false);
+      await server.start();
+      await waitUntil(
+        async () => {
+          const health = await west.call('GET', '/health');
+          return health.body?.checks?.['events:appendRead']?.[0]?.status === 'pass';
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the events checkpoint to pass again' },
+      );
+    } finally {
+      await client.endAsync(true);
+    }
+    // The device sends it again (its SDK would, after reconnecting): it is stored once.
+    const again = await connect(west, device);
+    try {
+      for (let i = 0; i < 2; i++)
+        await again.publishAsync(
+          'devices/js-sensor-2/telemetry',
+          JSON.stringify({ messageId: 'js-sensor-2-msg-0' }),
+          { qos: 1 },
+        );
+    } finally {
+      await again.endAsync();
+    }
+    const page = await west.call('GET', '/v1/events?from=0&limit=1000');
+    const mine = page.body.events.filter((e: { thingName?: string }) => e.thingName === 'js-sensor-2');
+    expect(mine.map((e: { id: string }) => e.id)).toEqual(['js-sensor-2-msg-0']);
+  });
+});
