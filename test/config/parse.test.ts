@@ -484,6 +484,38 @@ describe('parseConfig errors', () => {
     expect(messageAt(control, 'control.etcd.members.1.name')).toBe(
       '"e" is already the name of control.etcd.members.0; names must be unique',
     );
+    const jetstream = issuesOf(() =>
+      parseConfig({
+        events: { engine: 'jetstream' },
+        regions: [
+          { name: 'us-east', priority: 1, address: '127.0.0.11' },
+          {
+            name: 'us-west',
+            priority: 2,
+            address: '127.0.0.12',
+            nats: {
+              servers: [
+                { name: 'n', address: '127.0.0.12' },
+                { name: 'n', address: '127.0.0.12', clientPort: 4223, clusterPort: 8080 },
+              ],
+              replicas: 3,
+            },
+          },
+        ],
+      }),
+    );
+    expect(messageAt(jetstream, 'regions.0.nats')).toContain('the region needs its own NATS');
+    expect(messageAt(jetstream, 'regions.1.nats.servers.1.name')).toBe(
+      '"n" is already the name of regions.1.nats.servers.0; names must be unique',
+    );
+    expect(messageAt(jetstream, 'regions.1.nats.replicas')).toBe(
+      "3 replicas need at least 3 servers; the region's NATS lists 2",
+    );
+    expect(messageAt(jetstream, 'regions.1.api.port')).toContain(
+      '127.0.0.12:8080 is already used by regions.1.nats.servers.1.clusterPort',
+    );
+    // Without JetStream a region's NATS is not used: nothing is asked of it.
+    expect(parseConfig({ events: { engine: 'sqlite' } }).events.engine).toBe('sqlite');
     const tickets = issuesOf(() => parseConfig({ broker: { tlsTickets: { rotateHours: 85 } } }));
     expect(messageAt(tickets, 'broker.tlsTickets.rotateHours')).toContain(
       'expected an integer between 1 and 84 (hours; a ticket lives two periods and TLS 1.3 allows at most 7 days), got 85',
