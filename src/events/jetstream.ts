@@ -41,6 +41,8 @@ export const DEFAULT_APPEND_TIMEOUT_MS = 5000;
 export const DEFAULT_TAIL_POLL_MS = 50;
 /** How often the size and count gauges are refreshed from the stream, in ms. */
 const GAUGE_INTERVAL_MS = 5000;
+/** How long close() lets appends in flight finish, in ms. */
+const CLOSE_DRAIN_MS = 2000;
 /** Messages fetched by sequence at once by one read. */
 const READ_CONCURRENCY = 256;
 
@@ -418,7 +420,19 @@ export class JetStreamEventBus implements EventBus {
     this.#closed = true;
     clearInterval(this.#gaugeTimer);
     this.#events.emit('close');
-    // Appends in flight get their acknowledgement before the connection goes.
-    await this.#nc.drain().catch(() => this.#nc.close());
+    // Appends in flight get their acknowledgement before the connection goes; with NATS away a
+    // drain would wait for it, so it has CLOSE_DRAIN_MS.
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      this.#nc.drain().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), CLOSE_DRAIN_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!drained) await this.#nc.close().catch(() => {});
   }
 }

@@ -1,6 +1,13 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { afterAll, beforeAll, describe } from 'vitest';
-import { connectNats, type EventBus, eventStreamName, JetStreamEventBus } from '../../src/events/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../src/common/index.js';
+import {
+  connectNats,
+  type EventBus,
+  eventStreamName,
+  JetStreamEventBus,
+  type NewEvent,
+} from '../../src/events/index.js';
 import { natsSkipReason, type RunningNats, startNats } from '../harness/nats.js';
 import { busSuite } from './bus-suite.js';
 
@@ -64,3 +71,47 @@ describe.skipIf(skip)(`JetStream (${skip ?? 'nats-server'})`, () => {
     };
   });
 });
+
+describe.skipIf(skip)('JetStream bus without its NATS', () => {
+  it('refuses appends with IOTDR_EVENTS_UNAVAILABLE while NATS is down, serves again once it is back, and closes either way', async () => {
+    const bus = await JetStreamEventBus.open({
+      region: `down-${++streams}`,
+      nats: nats.link('iotdr:test:down'),
+      appendTimeoutMs: 500,
+    });
+    const [node] = nats.nodes;
+    try {
+      expect((await bus.append(event('a'))).offset).toBe(1);
+      await node?.kill('SIGKILL');
+      await expect(bus.append(event('b'))).rejects.toMatchObject({ code: 'IOTDR_EVENTS_UNAVAILABLE' });
+      await expect(bus.read({ from: 1, limit: 10 })).rejects.toMatchObject({
+        code: 'IOTDR_EVENTS_UNAVAILABLE',
+      });
+      await node?.start();
+      // The client reconnects by itself; the stream kept what was acknowledged.
+      await waitUntil(async () => (await bus.append(event('c')).catch(() => undefined)) !== undefined, {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+        what: 'an append to succeed after the restart',
+      });
+      const ids = (await bus.read({ from: 1, limit: 10 })).events.map((e) => e.id);
+      expect(ids[0]).toBe('a');
+      expect(ids).toContain('c');
+      await node?.kill('SIGKILL');
+    } finally {
+      // Closing with NATS away does not wait for it.
+      await bus.close();
+      if (!node?.running) await node?.start();
+    }
+  });
+});
+
+function event(id: string): NewEvent {
+  return {
+    id,
+    time: Date.now(),
+    source: { type: 'rule', rule: 'r1' },
+    topic: 'dev/t/data',
+    payload: { type: 'json', value: { id } },
+  };
+}
