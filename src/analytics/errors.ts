@@ -14,6 +14,10 @@ export const ANALYTICS_ERRORS = {
   IOTDR_ANALYTICS_BUS_READ_FAILED: {
     meaning: "a region's event bus answered an ingestor with an error or a body off the contract",
   },
+  IOTDR_ANALYTICS_BUS_UNREACHABLE: {
+    meaning:
+      "a region's event stream could not be read: its NATS is not connected or did not answer, or the stream is missing",
+  },
   IOTDR_ANALYTICS_CONTROL_READ_FAILED: { meaning: "the control API's decision log could not be read" },
   IOTDR_DASHBOARD_ASSET_NOT_FOUND: {
     status: 404,
@@ -86,6 +90,20 @@ export class BusReadError extends IotdrError {
         ...(options.status === undefined ? {} : { httpStatus: options.status }),
         ...(options.code === undefined ? {} : { upstreamCode: options.code }),
       },
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    });
+  }
+}
+
+/**
+ * A region's event stream could not be read: its NATS is not reachable or did not answer, or the
+ * stream does not exist (the region has not made it yet).
+ */
+export class BusUnreachableError extends IotdrError {
+  constructor(region: string, message: string, options: { servers: readonly string[]; cause?: unknown }) {
+    super('IOTDR_ANALYTICS_BUS_UNREACHABLE', `region ${region}: ${message}`, {
+      status: 502,
+      details: { region, servers: [...options.servers] },
       ...(options.cause === undefined ? {} : { cause: options.cause }),
     });
   }

@@ -28,6 +28,7 @@ export {
 export {
   ANALYTICS_ERRORS,
   BusReadError,
+  BusUnreachableError,
   ControlReadError,
   UnknownDeviceError,
   UnknownIngestRegionError,
@@ -42,13 +43,23 @@ export {
   MAX_TIMELINE_PAGE,
 } from './http.js';
 export {
+  type BusPage,
+  type BusSource,
   DEFAULT_INGEST_BATCH,
   DEFAULT_INGEST_RETRY_BASE_MS,
   DEFAULT_INGEST_RETRY_MAX_MS,
   DEFAULT_INGEST_WAIT_MS,
+  HttpBusSource,
+  type HttpBusSourceOptions,
   RegionIngestor,
   type RegionIngestorOptions,
 } from './ingestor.js';
+export {
+  DEFAULT_ANALYTICS_DURABLE,
+  DEFAULT_NATS_REQUEST_TIMEOUT_MS,
+  JetStreamBusSource,
+  type JetStreamBusSourceOptions,
+} from './jetstream-source.js';
 export { analyticsMetrics, type IngestMetrics } from './metrics.js';
 export {
   ControlMirror,

@@ -8,7 +8,7 @@ import {
   type Sleep,
   systemClock,
 } from '../common/index.js';
-import { busEventSchema } from '../events/index.js';
+import { type BusEvent, busEventSchema } from '../events/index.js';
 import { sendRequest } from '../http/index.js';
 import { DEFAULT_MAX_LAG_MS } from './config.js';
 import { BusReadError } from './errors.js';
@@ -29,23 +29,45 @@ export const DEFAULT_INGEST_GATHER_MS = 50;
 export const DEFAULT_INGEST_RETRY_BASE_MS = 200;
 export const DEFAULT_INGEST_RETRY_MAX_MS = 5000;
 
-export interface RegionIngestorOptions {
+/**
+ * Where an ingestor reads one region's events from: the region's HTTP long poll
+ * (`HttpBusSource`) or its JetStream stream (`JetStreamBusSource`). The ingestor owns it: it reads
+ * one page at a time, commits the page with its `next` in the store, then tells the source.
+ */
+export interface BusSource {
+  /** Events per page at most; a page with fewer lets events gather before the next read. */
+  readonly batchSize: number;
+  /**
+   * The events from offset `from` on (0 = from the oldest kept), waiting for the first while
+   * there is none (long poll). `from` is always the store's cursor: the last page's `next` once
+   * it was committed, the same offset again when it was not. Rejects when the bus cannot be read
+   * and when `signal` aborts. The signal is the ingestor's and aborts when it stops or closes,
+   * also between reads: a source that reads ahead lets go of what it holds then.
+   */
+  read(from: number, signal: AbortSignal): Promise<BusPage>;
+  /** The store committed `page` (its events and its `next`): the source may let it go. */
+  committed?(page: BusPage): Promise<void>;
+  /** Stops reading and lets the connection go. */
+  close(): Promise<void>;
+}
+
+/** One read of a region's bus. */
+export interface BusPage {
+  /** In offset order; the bus's health probes included. */
+  events: BusEvent[];
+  /** The offset to read next: past every event of this page and anything passed over. */
+  next: number;
+  /** The region's last offset as the bus saw it, for the lag in events. */
+  lastOffset: number;
+  /** Retention removed offsets `requested`… before they were read: the page goes on from `firstOffset`. */
+  gap?: { requested: number; firstOffset: number };
+}
+
+interface IngestorCommonOptions {
   region: string;
-  /** The region's API base URL, e.g. http://127.0.0.11:8080. */
-  url: string;
-  /** Bearer token with the reader role (the analytics token), on plain loopback links. */
-  token?: string;
-  /** Analytics' site agent (mutual TLS): the peer knows analytics by its site certificate. */
-  agent?: Agent;
   store: AnalyticsStore;
   /** Lagging (unhealthy) when the oldest unread event is older than this, in ms. Default 5000. */
   maxLagMs?: number;
-  /** Events per read. Default 500 (at most 1000). */
-  batchSize?: number;
-  /** Long-poll wait when caught up, in ms. Default 2000. */
-  waitMs?: number;
-  /** A read that takes longer than waitMs + this fails, in ms. Default 5000. */
-  requestTimeoutMs?: number;
   /** Pause after a partial batch, letting events gather, in ms. Default 50; 0 reads again at once. */
   gatherMs?: number;
   /** Retry delays after a failed read, in ms. Defaults 200 and 5000. */
@@ -57,6 +79,40 @@ export interface RegionIngestorOptions {
   logger?: Logger;
   metrics?: IngestMetrics;
 }
+
+export interface HttpBusSourceOptions {
+  region: string;
+  /** The region's API base URL, e.g. http://127.0.0.11:8080. */
+  url: string;
+  /** Bearer token with the reader role (the analytics token), on plain loopback links. */
+  token?: string;
+  /** Analytics' site agent (mutual TLS): the peer knows analytics by its site certificate. */
+  agent?: Agent;
+  /** Events per read. Default 500 (at most 1000). */
+  batchSize?: number;
+  /** Long-poll wait when caught up, in ms. Default 2000. */
+  waitMs?: number;
+  /** A read that takes longer than waitMs + this fails, in ms. Default 5000. */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * Options of an ingestor: the region's HTTP long poll (`url`, `token` or `agent`, `batchSize`,
+ * `waitMs`, `requestTimeoutMs`), or a `source` built by the caller (the ingestor closes it).
+ */
+export type RegionIngestorOptions = IngestorCommonOptions &
+  (
+    | (Omit<HttpBusSourceOptions, 'region'> & { source?: undefined })
+    | {
+        source: BusSource;
+        url?: undefined;
+        token?: undefined;
+        agent?: undefined;
+        batchSize?: undefined;
+        waitMs?: undefined;
+        requestTimeoutMs?: undefined;
+      }
+  );
 
 const readAnswer = z.object({
   events: z.array(busEventSchema),
@@ -74,18 +130,85 @@ function messageOf(error: unknown): string {
   return String(error);
 }
 
+/** The region's long poll, `GET {url}/v1/events?from=&limit=&wait=`. */
+export class HttpBusSource implements BusSource {
+  readonly batchSize: number;
+  readonly #region: string;
+  readonly #url: string;
+  readonly #token: string | undefined;
+  readonly #agent: Agent | undefined;
+  readonly #waitMs: number;
+  readonly #requestTimeoutMs: number;
+
+  constructor(options: HttpBusSourceOptions) {
+    this.#region = options.region;
+    this.#url = options.url.replace(/\/+$/, '');
+    this.#token = options.token;
+    this.#agent = options.agent;
+    this.batchSize = options.batchSize ?? DEFAULT_INGEST_BATCH;
+    this.#waitMs = options.waitMs ?? DEFAULT_INGEST_WAIT_MS;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+  }
+
+  async read(from: number, wake: AbortSignal): Promise<BusPage> {
+    const token = this.#token;
+    const signal = AbortSignal.any([wake, AbortSignal.timeout(this.#waitMs + this.#requestTimeoutMs)]);
+    const res = await sendRequest(
+      `${this.#url}/v1/events?from=${from}&limit=${this.batchSize}&wait=${this.#waitMs}`,
+      {
+        method: 'GET',
+        headers: {
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          accept: 'application/json',
+        },
+        ...(this.#agent === undefined ? {} : { trust: this.#agent }),
+        signal,
+      },
+    );
+    const text = res.text;
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (cause) {
+      throw new BusReadError(this.#region, `answered ${res.status} with a body that is not JSON`, {
+        status: res.status,
+        cause,
+      });
+    }
+    if (res.status < 200 || res.status >= 300) {
+      const p = body as { code?: unknown; detail?: unknown };
+      throw new BusReadError(
+        this.#region,
+        `GET /v1/events answered ${res.status} ${String(p.code ?? '')} ${String(p.detail ?? '')}`.trim(),
+        {
+          status: res.status,
+          ...(typeof p.code === 'string' ? { code: p.code } : {}),
+        },
+      );
+    }
+    const parsed = readAnswer.safeParse(body);
+    if (!parsed.success)
+      throw new BusReadError(
+        this.#region,
+        `GET /v1/events answered off the contract: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+      );
+    const { events, next, lastOffset, gap } = parsed.data;
+    return { events, next, lastOffset, ...(gap === undefined ? {} : { gap }) };
+  }
+
+  async close(): Promise<void> {}
+}
+
 /**
- * Follows one region's event bus over the long poll (`GET /v1/events`) from the offset the store
- * persisted, and hands every batch to the store in one transaction with the next offset. Failures
- * are retried for as long as it runs (backoff with full jitter) and show as `unreachable`;
- * `stop(reason)` really stops reading (fault injection) until `resume()`.
+ * Follows one region's event bus from the offset the store persisted, through its source (the
+ * HTTP long poll by default), and hands every page to the store in one transaction with the next
+ * offset. Failures are retried for as long as it runs (backoff with full jitter) and show as
+ * `unreachable`; `stop(reason)` really stops reading (fault injection) until `resume()`.
  */
 export class RegionIngestor {
   readonly region: string;
-  readonly #o: Required<Omit<RegionIngestorOptions, 'logger' | 'metrics' | 'token' | 'agent'>> & {
-    token: string | undefined;
-    agent: Agent | undefined;
-  };
+  readonly #o: Required<Omit<IngestorCommonOptions, 'region' | 'logger' | 'metrics'>>;
+  readonly #source: BusSource;
   readonly #logger: Logger | undefined;
   readonly #metrics: IngestMetrics | undefined;
   #nextOffset = 0;
@@ -106,16 +229,20 @@ export class RegionIngestor {
     this.region = options.region;
     this.#logger = options.logger;
     this.#metrics = options.metrics;
+    this.#source =
+      options.source ??
+      new HttpBusSource({
+        region: options.region,
+        url: options.url,
+        ...(options.token === undefined ? {} : { token: options.token }),
+        ...(options.agent === undefined ? {} : { agent: options.agent }),
+        ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+        ...(options.waitMs === undefined ? {} : { waitMs: options.waitMs }),
+        ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+      });
     this.#o = {
-      region: options.region,
-      url: options.url.replace(/\/+$/, ''),
-      token: options.token,
-      agent: options.agent,
       store: options.store,
       maxLagMs: options.maxLagMs ?? DEFAULT_MAX_LAG_MS,
-      batchSize: options.batchSize ?? DEFAULT_INGEST_BATCH,
-      waitMs: options.waitMs ?? DEFAULT_INGEST_WAIT_MS,
-      requestTimeoutMs: options.requestTimeoutMs ?? 5000,
       gatherMs: options.gatherMs ?? DEFAULT_INGEST_GATHER_MS,
       retryBaseMs: options.retryBaseMs ?? DEFAULT_INGEST_RETRY_BASE_MS,
       retryMaxMs: options.retryMaxMs ?? DEFAULT_INGEST_RETRY_MAX_MS,
@@ -157,12 +284,13 @@ export class RegionIngestor {
     return this.status();
   }
 
-  /** Ends reading for good (process stop). */
+  /** Ends reading for good (process stop) and closes the source. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#wake.abort();
     this.#resumed?.resolve();
     await this.#running;
+    await this.#source.close();
   }
 
   state(): IngestState {
@@ -208,7 +336,7 @@ export class RegionIngestor {
       try {
         const read = await this.#readOnce(wake.signal);
         attempt = 0;
-        if (read > 0 && read < this.#o.batchSize && this.#o.gatherMs > 0)
+        if (read > 0 && read < this.#source.batchSize && this.#o.gatherMs > 0)
           await this.#o.sleep(this.#o.gatherMs, wake.signal);
       } catch (error) {
         if (this.#closed || this.#stopped) continue;
@@ -227,48 +355,8 @@ export class RegionIngestor {
 
   /** One read and its commit; resolves with the number of events it returned. */
   async #readOnce(wake: AbortSignal): Promise<number> {
-    const { url, token, agent, batchSize, waitMs, requestTimeoutMs, clock, store } = this.#o;
-    const signal = AbortSignal.any([wake, AbortSignal.timeout(waitMs + requestTimeoutMs)]);
-    const res = await sendRequest(
-      `${url}/v1/events?from=${this.#nextOffset}&limit=${batchSize}&wait=${waitMs}`,
-      {
-        method: 'GET',
-        headers: {
-          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-          accept: 'application/json',
-        },
-        ...(agent === undefined ? {} : { trust: agent }),
-        signal,
-      },
-    );
-    const text = res.text;
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (cause) {
-      throw new BusReadError(this.region, `answered ${res.status} with a body that is not JSON`, {
-        status: res.status,
-        cause,
-      });
-    }
-    if (res.status < 200 || res.status >= 300) {
-      const p = body as { code?: unknown; detail?: unknown };
-      throw new BusReadError(
-        this.region,
-        `GET /v1/events answered ${res.status} ${String(p.code ?? '')} ${String(p.detail ?? '')}`.trim(),
-        {
-          status: res.status,
-          ...(typeof p.code === 'string' ? { code: p.code } : {}),
-        },
-      );
-    }
-    const parsed = readAnswer.safeParse(body);
-    if (!parsed.success)
-      throw new BusReadError(
-        this.region,
-        `GET /v1/events answered off the contract: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
-      );
-    const page = parsed.data;
+    const { clock, store } = this.#o;
+    const page = await this.#source.read(this.#nextOffset, wake);
     // A stop that came while the answer was on its way: nothing of it is committed.
     if (this.#stopped || this.#closed) return 0;
     const now = clock.now();
@@ -295,6 +383,9 @@ export class RegionIngestor {
     this.#failure = undefined;
     // After the state is updated, so an observer sees the status this batch left.
     this.#metrics?.batch(this.region, result);
+    // Only once the batch is committed: a crash before this re-reads it, and the store's cursor
+    // tells what was counted.
+    await this.#source.committed?.(page);
     return page.events.length;
   }
 }

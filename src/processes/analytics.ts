@@ -9,6 +9,7 @@ import {
   analyticsRoutes,
   ControlMirror,
   dashboardRoutes,
+  JetStreamBusSource,
   RegionIngestor,
   SqliteAnalyticsStore,
 } from '../analytics/index.js';
@@ -26,7 +27,7 @@ import { buildApi, staticTokens } from '../http/index.js';
 import type { SiteId } from '../pki/index.js';
 import { controlSiteOf } from './control.js';
 import { ANALYTICS_SITE, loadOrCreateAdminToken, loadOrCreateToken } from './region.js';
-import { siteLinks } from './sites.js';
+import { natsLinkOf, siteLinks } from './sites.js';
 import { RegionTokens } from './tokens.js';
 
 export interface AnalyticsOptions {
@@ -121,14 +122,29 @@ export async function startAnalytics(options: AnalyticsOptions): Promise<Running
     const ingestors: RegionIngestor[] = [];
     const ingestMetrics = analyticsMetrics(metrics, () => ingestors.map((i) => i.status()));
     for (const region of config.regions) {
+      // A region on JetStream is read from its stream with a durable consumer; otherwise over
+      // the region's long poll.
+      const source =
+        config.events.engine === 'jetstream' && region.nats !== undefined
+          ? {
+              source: new JetStreamBusSource({
+                region: region.name,
+                nats: natsLinkOf(config, region, links.tls, 'analytics'),
+                ...(options.ingest?.waitMs === undefined ? {} : { waitMs: options.ingest.waitMs }),
+                logger: logger.child({ component: 'ingest', region: region.name }),
+              }),
+            }
+          : {
+              url: options.regionUrls?.[region.name] ?? apiUrlOf(config, region),
+              ...credentialsFor({ kind: 'region', name: region.name }),
+              ...(options.ingest?.waitMs === undefined ? {} : { waitMs: options.ingest.waitMs }),
+            };
       ingestors.push(
         new RegionIngestor({
           region: region.name,
-          url: options.regionUrls?.[region.name] ?? apiUrlOf(config, region),
-          ...credentialsFor({ kind: 'region', name: region.name }),
+          ...source,
           store,
           maxLagMs: a.maxLagMs,
-          ...(options.ingest?.waitMs === undefined ? {} : { waitMs: options.ingest.waitMs }),
           ...(options.ingest?.retryBaseMs === undefined ? {} : { retryBaseMs: options.ingest.retryBaseMs }),
           ...(options.ingest?.retryMaxMs === undefined ? {} : { retryMaxMs: options.ingest.retryMaxMs }),
           logger: logger.child({ component: 'ingest', region: region.name }),

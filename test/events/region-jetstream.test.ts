@@ -6,13 +6,16 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitUntil } from '../../src/common/index.js';
+import { createLogger, waitUntil } from '../../src/common/index.js';
 import { eventStreamName, JetStreamEventBus } from '../../src/events/index.js';
+import { type RunningAnalytics, startAnalytics, startControl } from '../../src/processes/index.js';
 import { type Cluster, startCluster } from '../harness/cluster.js';
 import { connect, provision } from '../harness/devices.js';
+import { fetch } from '../harness/https.js';
 import { natsSkipReason, type RunningNats, startNats } from '../harness/nats.js';
 
 const skip = natsSkipReason();
+const logger = createLogger({ level: 'silent' });
 
 describe.skipIf(skip)(`regions on JetStream (${skip ?? 'nats-server'})`, () => {
   let cluster: Cluster;
@@ -150,5 +153,77 @@ describe.skipIf(skip)(`regions on JetStream (${skip ?? 'nats-server'})`, () => {
     const page = await west.call('GET', '/v1/events?from=0&limit=1000');
     const mine = page.body.events.filter((e: { thingName?: string }) => e.thingName === 'js-sensor-2');
     expect(mine.map((e: { id: string }) => e.id)).toEqual(['js-sensor-2-msg-0']);
+  });
+
+  it('is read by analytics with a durable consumer per region, counted once across a restart of analytics', async () => {
+    const control = await startControl({
+      config: cluster.config,
+      stateDir: cluster.stateDir,
+      logger,
+      listen: { host: '127.0.0.1', port: 0 },
+    });
+    const start = () =>
+      startAnalytics({
+        config: cluster.config,
+        stateDir: cluster.stateDir,
+        logger,
+        listen: { host: '127.0.0.1', port: 0 },
+        controlUrl: control.controlUrl,
+        ingest: { waitMs: 1000, retryBaseMs: 20, retryMaxMs: 200 },
+        mirrorIntervalMs: 100,
+      });
+    const get = async (analytics: RunningAnalytics, path: string) => {
+      const res = await fetch(`${analytics.url}${path}`, {
+        headers: { authorization: `Bearer ${cluster.adminToken}` },
+      });
+      return res.json() as Promise<any>;
+    };
+    try {
+      let analytics = await start();
+      // The five messages of us-east's device and the one of us-west's, each once.
+      await waitUntil(async () => (await get(analytics, '/v1/totals')).messages === 6, {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'analytics to count the 6 device messages of both streams',
+      });
+      const ingest = await get(analytics, '/v1/ingest');
+      expect(ingest.items.map((i: any) => [i.region, i.state.type])).toEqual([
+        ['us-east', 'ingesting'],
+        ['us-west', 'ingesting'],
+      ]);
+      await analytics.stop();
+
+      // More while analytics is down, then analytics again: it resumes where it was.
+      const east = cluster.regions['us-east'];
+      if (!east) throw new Error('no us-east');
+      const device = await provision(east, 'js-sensor-3');
+      const client = await connect(east, device);
+      try {
+        for (let i = 0; i < 3; i++)
+          await client.publishAsync(
+            'devices/js-sensor-3/telemetry',
+            JSON.stringify({ messageId: `js-3-${i}` }),
+            {
+              qos: 1,
+            },
+          );
+      } finally {
+        await client.endAsync();
+      }
+      analytics = await start();
+      try {
+        await waitUntil(async () => (await get(analytics, '/v1/totals')).messages === 9, {
+          timeoutMs: 20_000,
+          intervalMs: 100,
+          what: 'analytics to count the 3 messages sent while it was down',
+        });
+        const totals = await get(analytics, '/v1/totals');
+        expect(totals).toMatchObject({ messages: 9, duplicates: 0, devicesWithGaps: 0 });
+      } finally {
+        await analytics.stop();
+      }
+    } finally {
+      await control.stop();
+    }
   });
 });
