@@ -28,6 +28,10 @@ const commands: Record<string, CommandEntry> = {
     run: async () => (await import('./commands/etcd.js')).etcdCommand,
     summary: 'run one member of the etcd cluster the control nodes elect their leader through',
   },
+  nats: {
+    run: async () => (await import('./commands/nats.js')).natsCommand,
+    summary: "run one server of a region's NATS, which holds the region's event stream (JetStream)",
+  },
   checker: {
     run: async () => (await import('./commands/checker.js')).checkerCommand,
     summary: 'probe every region from here and report to the controller',

@@ -7,7 +7,12 @@ import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { baseUrl, ConfigError } from '../common/index.js';
 import { CONTROL_NAMESERVER } from '../dns/index.js';
-import { natsClientUrl } from '../events/index.js';
+import {
+  DEFAULT_NATS_CLIENT_PORT,
+  DEFAULT_NATS_CLUSTER_PORT,
+  type NatsConfig,
+  natsClientUrl,
+} from '../events/index.js';
 import { DEFAULT_CHECKER_ID } from '../failover/index.js';
 import type { SiteId } from '../pki/index.js';
 import type { RegionConfig } from './region-schema.js';
@@ -226,6 +231,21 @@ export function natsProcessName(region: string, server: string): string {
 export function natsServersOf(config: IotdrConfig, region: RegionConfig): string[] {
   const tls = config.links.mode === 'mutual-tls';
   return (region.nats?.servers ?? []).map((s) => natsClientUrl(s.address, s.clientPort, tls));
+}
+
+/**
+ * The NATS `iotdr up --events jetstream` runs for a region on this machine: `count` servers
+ * nats-1… on the region's own address, client ports 4222…, cluster ports 6222….
+ */
+export function embeddedNats(region: { readonly address: string }, count: number): NatsConfig {
+  return {
+    servers: Array.from({ length: count }, (_, i) => ({
+      name: `nats-${i + 1}`,
+      address: region.address,
+      clientPort: DEFAULT_NATS_CLIENT_PORT + i,
+      clusterPort: DEFAULT_NATS_CLUSTER_PORT + i,
+    })),
+  };
 }
 
 /** The analytics API's URL from the configuration. */

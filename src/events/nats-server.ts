@@ -6,8 +6,12 @@
  * NATS reads JSON as its configuration format, so the file is written with JSON.stringify: no
  * value can break out of its quotes. With TLS, clients and routes (cluster links) are mutual TLS
  * against the platform's CA: the server presents its site certificate and accepts only
- * certificates that CA signed.
+ * certificates that CA signed. With `clients` as well, a client is the site its certificate names
+ * (its URI subject alternative name is its user): the writers may do anything, the readers may
+ * read and keep consumers but neither publish events nor change the stream, and any other
+ * certificate of the CA (another site, a device) is refused.
  */
+import { isIP } from 'node:net';
 import { findExecutable } from '../common/index.js';
 
 /** One server of the cluster as its peers dial it. */
@@ -31,6 +35,13 @@ export interface NatsServerSpec {
   cluster?: { name: string; clusterPort: number; routes: readonly NatsRoute[] };
   /** Mutual TLS on client and cluster links (PEM file paths). Without it both are plain. */
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * With `tls`: who may connect, by the site URI of their certificate (`urn:iotdr:site:…`).
+   * Writers may do anything; readers may read the stream and make, use and delete consumers, but
+   * not publish events or change the stream. Without it any certificate of the CA connects, as a
+   * writer.
+   */
+  clients?: { writers: readonly string[]; readers: readonly string[] };
   /** Port of the monitoring endpoint (`/healthz`, `/jsz`), on the same address; none by default. */
   monitorPort?: number;
   /** Most bytes JetStream stores on disk; default the server's (75% of the free space). */
@@ -51,18 +62,54 @@ export function natsClientUrl(address: string, port: number, tls: boolean): stri
   return `${tls ? 'tls' : 'nats'}://${hostPort(address, port)}`;
 }
 
+/** Subjects events are published on: `iotdr.events.<region>`, every region's. */
+const EVENT_SUBJECTS = 'iotdr.events.>';
+
+/**
+ * The JetStream API subjects that change a stream or its messages. A reader's consumers go
+ * through `$JS.API.CONSUMER.…` and its reads through `$JS.API.STREAM.INFO`/`MSG.GET` and
+ * `$JS.API.DIRECT.GET`, which stay open.
+ */
+const STREAM_CHANGING_APIS = [
+  '$JS.API.STREAM.CREATE.>',
+  '$JS.API.STREAM.UPDATE.>',
+  '$JS.API.STREAM.DELETE.>',
+  '$JS.API.STREAM.PURGE.>',
+  '$JS.API.STREAM.MSG.DELETE.>',
+  '$JS.API.STREAM.RESTORE.>',
+] as const;
+
+/** Who may connect, mapped from the certificate's URI (`verify_and_map`), and what readers may not do. */
+function authorizationOf(clients: NonNullable<NatsServerSpec['clients']>): Record<string, unknown> {
+  const readOnly = { publish: { deny: [EVENT_SUBJECTS, ...STREAM_CHANGING_APIS] } };
+  return {
+    users: [
+      ...clients.writers.map((user) => ({ user })),
+      ...clients.readers.map((user) => ({ user, permissions: readOnly })),
+    ],
+  };
+}
+
+/**
+ * TLS of the cluster links. When every route is dialled at a DNS name, a server accepts a route
+ * only with a certificate naming one of those names (`verify_cert_and_check_known_urls`), which a
+ * device certificate never does. nats-server 2.9 matches that check against DNS names alone, so
+ * over IP addresses it would refuse every route: there a route needs a certificate of the CA only.
+ */
+function routeTls(files: Record<string, unknown>, routes: readonly NatsRoute[]): Record<string, unknown> {
+  const byName = routes.every((r) => isIP(r.address) === 0);
+  return byName ? { ...files, verify_cert_and_check_known_urls: true } : { ...files, verify: true };
+}
+
 /** The configuration file of one server, as JSON (which nats-server reads as its format). */
 export function natsServerConfig(spec: NatsServerSpec): string {
-  const tls =
+  const files =
     spec.tls === undefined
       ? undefined
-      : {
-          cert_file: spec.tls.certFile,
-          key_file: spec.tls.keyFile,
-          ca_file: spec.tls.caFile,
-          verify: true,
-          timeout: 2,
-        };
+      : { cert_file: spec.tls.certFile, key_file: spec.tls.keyFile, ca_file: spec.tls.caFile, timeout: 2 };
+  // With clients, a client is the user its certificate's URI names (over TLS only).
+  const clients = files === undefined ? undefined : spec.clients;
+  const tls = files && (clients ? { ...files, verify_and_map: true } : { ...files, verify: true });
   const config: Record<string, unknown> = {
     server_name: spec.name,
     listen: hostPort(spec.address, spec.clientPort),
@@ -73,6 +120,7 @@ export function natsServerConfig(spec: NatsServerSpec): string {
     // Slow readers are disconnected rather than holding the server's memory.
     write_deadline: '5s',
     ...(tls === undefined ? {} : { tls }),
+    ...(clients === undefined ? {} : { authorization: authorizationOf(clients) }),
     ...(spec.monitorPort === undefined ? {} : { http: hostPort(spec.address, spec.monitorPort) }),
   };
   if (spec.cluster !== undefined) {
@@ -83,7 +131,7 @@ export function natsServerConfig(spec: NatsServerSpec): string {
       routes: spec.cluster.routes
         .filter((r) => !(r.address === spec.address && r.clusterPort === spec.cluster?.clusterPort))
         .map((r) => `nats-route://${hostPort(r.address, r.clusterPort)}`),
-      ...(tls === undefined ? {} : { tls }),
+      ...(files === undefined ? {} : { tls: routeTls(files, spec.cluster.routes) }),
     };
   }
   return `${JSON.stringify(config, null, 2)}\n`;

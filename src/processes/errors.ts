@@ -9,6 +9,10 @@ export const PROCESSES_ERRORS = {
   IOTDR_ETCD_NOT_FOUND: {
     meaning: '`iotdr etcd` found no etcd binary (on PATH, in /usr/bin or /usr/sbin) to run the member with',
   },
+  IOTDR_NATS_NOT_FOUND: {
+    meaning:
+      '`iotdr nats` found no nats-server binary (on PATH, in /usr/sbin or /usr/bin) to run the server with',
+  },
   IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER: {
     meaning:
       "an etcd member's data directory holds a member of another member set than control.etcd.members lists",
@@ -38,6 +42,13 @@ export function etcdNotFound(): IotdrError {
   return new IotdrError(
     'IOTDR_ETCD_NOT_FOUND',
     'no etcd binary on PATH, in /usr/bin or /usr/sbin: install it (apt-get install etcd-server)',
+  );
+}
+
+export function natsNotFound(): IotdrError {
+  return new IotdrError(
+    'IOTDR_NATS_NOT_FOUND',
+    'no nats-server binary on PATH, in /usr/sbin or /usr/bin: install it (apt-get install nats-server)',
   );
 }
 

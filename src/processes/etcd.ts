@@ -166,13 +166,14 @@ function etcdMemberOf(config: IotdrConfig, name: string): EtcdMemberConfig {
 }
 
 /**
- * The addresses a member's certificate names: the one it listens on, and the one it calls its
- * peers from, which etcd checks against the certificate a peer shows. On loopback the kernel sends
- * from 127.0.0.1 whatever 127.x address is called, so a member on 127.0.0.31 names both.
+ * The addresses the certificate of a server with peers names (an etcd member, a NATS server): the
+ * one it listens on, and the one it calls its peers from, which etcd checks against the certificate
+ * a peer shows. On loopback the kernel sends from 127.0.0.1 whatever 127.x address is called, so a
+ * server on 127.0.0.31 names both.
  */
-function etcdMemberAddresses(member: EtcdMemberConfig): string[] {
-  const loopbackV4 = isIP(member.address) === 4 && member.address.startsWith('127.');
-  return loopbackV4 && member.address !== '127.0.0.1' ? [member.address, '127.0.0.1'] : [member.address];
+export function peerAddresses(address: string): string[] {
+  const loopbackV4 = isIP(address) === 4 && address.startsWith('127.');
+  return loopbackV4 && address !== '127.0.0.1' ? [address, '127.0.0.1'] : [address];
 }
 
 /** The member's site certificate and key (issued or renewed here when the CA's key is here). */
@@ -182,7 +183,7 @@ export function etcdMemberCredentials(
   member: EtcdMemberConfig,
 ): Promise<SiteTls> {
   return siteCredentials(config, stateDir, etcdSiteOf(member.name), {
-    addresses: etcdMemberAddresses(member),
+    addresses: peerAddresses(member.address),
   });
 }
 

@@ -1,8 +1,8 @@
 /**
  * The composition roots: each process of the platform wired from the components — a region, the
- * control process, an etcd member, analytics, a name server, a broker node or worker, and the
- * supervisor that runs them all (`iotdr up`, `npm start`). Only the CLI, the package's own front
- * door and tests import them; no component does.
+ * control process, an etcd member, a region's NATS server, analytics, a name server, a broker node
+ * or worker, and the supervisor that runs them all (`iotdr up`, `npm start`). Only the CLI, the
+ * package's own front door and tests import them; no component does.
  */
 export {
   type AnalyticsOptions,
@@ -42,6 +42,13 @@ export {
   type RunningNameServer,
   startNameServer,
 } from './nameserver.js';
+export {
+  type NatsServerOptions,
+  natsServerAnswers,
+  natsServerUrl,
+  type RunningNatsServer,
+  startNatsServer,
+} from './nats.js';
 export {
   delayText,
   eventLine,

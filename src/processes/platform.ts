@@ -1,6 +1,7 @@
 /**
- * The whole platform as child processes from one configuration — every region, analytics, control
- * (the single node, or the etcd members and the control nodes) and the configured DNS servers —
+ * The whole platform as child processes from one configuration — every region (and with JetStream
+ * its NATS servers), analytics, control (the single node, or the etcd members and the control
+ * nodes) and the configured DNS servers —
  * each with its log, started together and waited for until it answers, and supervised: one that
  * dies is restarted as `supervision` says, the others serving on.
  * `iotdr up` runs it for a user; `iotdr drill` runs it with fault injection, and kills or restarts
@@ -20,6 +21,7 @@ import {
   etcdProcessName,
   type IotdrConfig,
   linkScheme,
+  natsProcessName,
   type RegionConfig,
 } from '../config/index.js';
 import type { DrillPlatform, DrillPlatformOptions } from '../drill/index.js';
@@ -27,6 +29,7 @@ import { sendRequest, siteAgent } from '../http/index.js';
 import { loadOrCreateCa } from '../pki/index.js';
 import { platformStartFailed } from './errors.js';
 import { etcdMemberCredentials, etcdMemberUrl, etcdSiteOf } from './etcd.js';
+import { natsServerAnswers, natsServerUrl } from './nats.js';
 import { loadOrCreateAdminToken, loadOrCreateTlsTicketSecret, loadOrCreateToken } from './region.js';
 import { type ProcessEvent, Supervisor } from './supervisor.js';
 
@@ -42,19 +45,26 @@ export interface LiveInfo {
   mqttToken?: string;
 }
 
+/**
+ * How a process says it is ready: a 2xx from a path of its HTTP(S) API, asked over HTTPS with the
+ * platform's CA or with `trust`, an agent with a client certificate (etcd); or, for a NATS server,
+ * the `INFO` line its client port greets with saying JetStream is on.
+ */
+export type Readiness =
+  | { readonly kind: 'http'; readonly path: string; readonly trust?: Agent }
+  | { readonly kind: 'nats'; readonly address: string; readonly port: number };
+
 export interface PlatformProcess {
   /**
    * `us-east`, `analytics`, `control` (the single node) or `control-<node>`, `etcd-<member>`,
-   * `dns-<name>`: also its log file's name.
+   * `nats-<region>-<server>`, `dns-<name>`: also its log file's name.
    */
   readonly name: string;
   readonly what: string;
   readonly args: readonly string[];
-  /** Where it answers, and the path that says it is ready. */
+  /** Where it answers (an HTTP(S) base URL, or a NATS client URL). */
   readonly url: string;
-  readonly readyPath: string;
-  /** How its readiness is asked over HTTPS: the platform's CA, or an agent with a client certificate (etcd). */
-  readonly trust?: Agent;
+  readonly ready: Readiness;
   /** Its log file: `<state>/logs/<name>.log`. */
   readonly log: string;
   child: ChildProcess;
@@ -115,7 +125,7 @@ export function eventLine(event: ProcessEvent, p: PlatformProcess): string {
       return `${p.what} exited (${event.signal ?? `code ${event.code}`}); ${next}; see ${p.log}`;
     }
     case 'restarted':
-      return `${p.what} restarted (pid ${p.child.pid}): ${p.url}${p.readyPath} answers`;
+      return `${p.what} restarted (pid ${p.child.pid}): ${p.url}${p.ready.kind === 'http' ? p.ready.path : ''} answers`;
     case 'restart-failed':
       return `${p.what} did not come back: ${event.error.message}; trying again in ${delayText(event.restartInMs)}`;
   }
@@ -127,33 +137,40 @@ export function roleOf(config: IotdrConfig, region: RegionConfig): 'primary' | '
   return region.priority === best ? 'primary' : 'secondary';
 }
 
+/** Its listeners once it is ready, or undefined while it is not. */
+async function askReady(p: PlatformProcess, caPem: string): Promise<LiveInfo | undefined> {
+  const ready = p.ready;
+  if (ready.kind === 'nats') return (await natsServerAnswers(ready.address, ready.port)) ? {} : undefined;
+  const res = await sendRequest(`${p.url}${ready.path}`, {
+    method: 'GET',
+    headers: { accept: 'application/json' },
+    trust: ready.trust ?? caPem,
+    signal: AbortSignal.timeout(1000),
+  });
+  if (res.status < 200 || res.status >= 300) return undefined;
+  const body = parsedObject(res.text);
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const mqtt = text(body.mqtt);
+  const mqttToken = text(body.mqttToken);
+  const cnc = text(body.cnc);
+  return { ...(mqtt ? { mqtt } : {}), ...(mqttToken ? { mqttToken } : {}), ...(cnc ? { cnc } : {}) };
+}
+
 async function waitReady(p: PlatformProcess, deadline: number, caPem: string): Promise<LiveInfo> {
-  const trust = p.trust ?? caPem;
   while (Date.now() < deadline) {
     if (p.child.exitCode !== null || p.child.signalCode !== null) {
       throw new Error(`exited (${p.child.exitCode ?? p.child.signalCode}) before answering`);
     }
     try {
-      const res = await sendRequest(`${p.url}${p.readyPath}`, {
-        method: 'GET',
-        headers: { accept: 'application/json' },
-        trust,
-        signal: AbortSignal.timeout(1000),
-      });
-      if (res.status >= 200 && res.status < 300) {
-        const body = parsedObject(res.text);
-        const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
-        const mqtt = text(body.mqtt);
-        const mqttToken = text(body.mqttToken);
-        const cnc = text(body.cnc);
-        return { ...(mqtt ? { mqtt } : {}), ...(mqttToken ? { mqttToken } : {}), ...(cnc ? { cnc } : {}) };
-      }
+      const live = await askReady(p, caPem);
+      if (live !== undefined) return live;
     } catch {
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`did not answer ${p.url}${p.readyPath} within ${START_TIMEOUT_MS / 1000} s`);
+  const where = p.ready.kind === 'http' ? `${p.url}${p.ready.path}` : `${p.url} with JetStream`;
+  throw new Error(`did not answer ${where} within ${START_TIMEOUT_MS / 1000} s`);
 }
 
 function parsedObject(text: string): Record<string, unknown> {
@@ -178,8 +195,8 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts every process and resolves once each answers (the regions, then analytics, the etcd
- * members, control and the DNS servers); on a failure stops them all and throws, naming the process
+ * Starts every process and resolves once each answers (the NATS servers with JetStream, the
+ * regions, then analytics, the etcd members, control and the DNS servers); on a failure stops them all and throws, naming the process
  * and its log.
  */
 export async function startPlatform(options: PlatformOptions): Promise<RunningPlatform> {
@@ -220,8 +237,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         args: ['etcd', '--member', member.name],
         url: etcdMemberUrl(config, member),
         // Answers 200 once the member has a leader and a quorum read passes.
-        readyPath: '/health',
-        ...(trust === undefined ? {} : { trust }),
+        ready: { kind: 'http', path: '/health', ...(trust === undefined ? {} : { trust }) },
         log: logOf(etcdProcessName(member.name)),
       });
     }
@@ -233,21 +249,37 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       what: several ? `control node ${node.name}` : 'control',
       args: several ? ['control', '--node', node.name] : ['control'],
       url: node.url,
-      readyPath: '/livez',
+      ready: { kind: 'http', path: '/livez' },
       log: logOf(name),
     };
   });
-  // Each stage side by side, one after the other: the regions, then analytics (the regions'
-  // analytics checks need it), the etcd members (together: one alone has no quorum, so no health),
-  // then control — a controller started before the regions would see the primary fail its probes
-  // and move the fleet to whichever region answered first — and the DNS servers that follow it.
+  // With JetStream a region's bus is its NATS: every server of every region, before the regions.
+  const nats: Spec[] =
+    config.events.engine !== 'jetstream'
+      ? []
+      : config.regions.flatMap((region) =>
+          (region.nats?.servers ?? []).map((server) => ({
+            name: natsProcessName(region.name, server.name),
+            what: `NATS server ${server.name} of ${region.name}`,
+            args: ['nats', '--region', region.name, '--server', server.name],
+            url: natsServerUrl(config, server),
+            ready: { kind: 'nats', address: server.address, port: server.clientPort },
+            log: logOf(natsProcessName(region.name, server.name)),
+          })),
+        );
+  // Each stage side by side, one after the other: the regions' NATS servers (together: a cluster's
+  // JetStream waits for its peers), the regions, then analytics (the regions' analytics checks
+  // need it), the etcd members (together: one alone has no quorum, so no health), then control —
+  // a controller started before the regions would see the primary fail its probes and move the
+  // fleet to whichever region answered first — and the DNS servers that follow it.
   const stages: Spec[][] = [
+    nats,
     config.regions.map((region) => ({
       name: region.name,
       what: `region ${region.name}`,
       args: ['region', '--name', region.name, ...(options.faults ? ['--enable-faults'] : [])],
       url: baseUrl(region.address, region.api.port, scheme),
-      readyPath: '/livez',
+      ready: { kind: 'http', path: '/livez' },
       log: logOf(region.name),
     })),
     [
@@ -256,7 +288,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
         what: 'analytics',
         args: ['analytics', ...(options.faults ? ['--enable-faults'] : [])],
         url: baseUrl(config.analytics.address, config.analytics.port, scheme),
-        readyPath: '/livez',
+        ready: { kind: 'http', path: '/livez' },
         log: logOf('analytics'),
       },
     ],
@@ -268,7 +300,7 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
       args: ['dns', '--name', d.name],
       url: baseUrl(d.address, d.httpPort, scheme),
       // Ready once it serves a decision.
-      readyPath: '/health',
+      ready: { kind: 'http', path: '/health' },
       log: logOf(`dns-${d.name}`),
     })),
   ];

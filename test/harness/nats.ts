@@ -23,7 +23,7 @@ import {
   natsClientUrl,
   natsServerConfig,
 } from '../../src/events/index.js';
-import { loadOrCreateCa, type SiteId } from '../../src/pki/index.js';
+import { loadOrCreateCa, type SiteId, siteUri } from '../../src/pki/index.js';
 import { skipReason } from './binaries.js';
 import { freePorts } from './process.js';
 
@@ -41,6 +41,12 @@ export interface StartNatsOptions {
   tls?: boolean;
   /** A state directory whose CA (`<stateDir>/pki`) signs the servers' certificates; default the harness's own. */
   stateDir?: string;
+  /**
+   * With TLS: who may connect, by site URI (`NatsServerSpec.clients`). The harness's own client
+   * (`urn:iotdr:site:region:test`, which `link()` uses) is always a writer. Default: any
+   * certificate of the CA.
+   */
+  clients?: { writers: readonly string[]; readers: readonly string[] };
 }
 
 export interface NatsNodeHandle {
@@ -194,6 +200,10 @@ export async function startNats(options: StartNatsOptions = {}): Promise<Running
   if (binary === undefined) throw new Error(NOT_FOUND);
   const count = options.nodes ?? 1;
   const host = '127.0.0.1';
+  const clients = options.clients && {
+    writers: [siteUri(CLIENT_SITE), ...options.clients.writers],
+    readers: options.clients.readers,
+  };
   const dir = mkdtempSync(join(tmpdir(), 'iotdr-nats-'));
   const names = Array.from({ length: count }, (_, i) => `nats-${i + 1}`);
   const children = new Set<ChildProcess>();
@@ -249,6 +259,7 @@ export async function startNats(options: StartNatsOptions = {}): Promise<Running
                   certFile: join(dir, 'pki', `${name}.pem`),
                   keyFile: join(dir, 'pki', `${name}.key`),
                 },
+                ...(clients === undefined ? {} : { clients }),
               }),
         };
         return new Node(binary, spec, link(), children);

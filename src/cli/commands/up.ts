@@ -10,9 +10,13 @@ import {
   caCertPath,
   controlNodesOf,
   controlUrlOf,
+  DEFAULT_REGIONS,
   DEFAULTS_SOURCE,
+  embeddedNats,
   etcdEndpointsOf,
   linkScheme,
+  natsProcessName,
+  natsServersOf,
   parseConfig,
 } from '../../config/index.js';
 import { embeddedControlPlane, MAX_CONTROL_NODES } from '../../control/index.js';
@@ -30,7 +34,8 @@ import {
 import { loadFor, parseCommand, usageError } from '../args.js';
 import type { CliIo, Command } from '../io.js';
 
-const USAGE = `usage: iotdr up [--fleet N] [--control-nodes N] [--config FILE]
+const USAGE = `usage: iotdr up [--fleet N] [--control-nodes N] [--events jetstream [--nats-servers 1|3]]
+                [--config FILE]
 
 Starts every region of the configuration, the control plane (checker, failover controller, DNS),
 analytics with its dashboard and the configured DNS servers as child processes, waits until each
@@ -46,7 +51,14 @@ electing a leader through as many etcd members: --control-nodes runs nodes ctl-1
 <state>/iotdr.control-nodes.yaml, the configuration with them added. etcd is Debian's
 (apt-get install etcd-server). Its data (<state>/etcd/) is kept from one run to the next with the
 same N, and deleted when the data is of another N. Members the configuration file lists keep
-their data too, but data of another member set is refused, naming the directory to delete.`;
+their data too, but data of another member set is refused, naming the directory to delete.
+
+With --events jetstream, for a configuration whose events.engine is sqlite (the default), every
+region's event bus is a JetStream stream in a NATS of its own: --nats-servers N (1, the default,
+or 3 as one cluster) servers nats-1… on the region's address (clients 4222…, cluster 6222…),
+each run as \`iotdr nats\` before the regions, with Debian's nats-server (apt-get install
+nats-server). A region that lists nats keeps its servers. Their data (<state>/nats/) is kept from
+one run to the next. Both flags write one configuration, <state>/iotdr.<what they add>.yaml.`;
 
 /** Devices of the demo fleet \`iotdr up\` runs unless told otherwise. */
 export const DEMO_FLEET_DEVICES = 20;
@@ -97,6 +109,7 @@ export function endpointsDocument(
           ...(config.broker.tokenAuth
             ? { mqttToken: live[r.name]?.mqttToken ?? baseUrl(r.address, r.mqtt.tokenPort, 'mqtts') }
             : {}),
+          ...(config.events.engine === 'jetstream' ? { nats: natsServersOf(config, r) } : {}),
           role: roleOf(config, r),
         },
       ]),
@@ -109,36 +122,99 @@ export function endpointsDocument(
 const SPEC = {
   name: 'up',
   usage: USAGE,
-  options: { fleet: { type: 'string' }, 'control-nodes': { type: 'string' } },
+  options: {
+    fleet: { type: 'string' },
+    'control-nodes': { type: 'string' },
+    events: { type: 'string' },
+    'nats-servers': { type: 'string' },
+  },
 } as const;
 
-/**
- * The configuration of a run with `--control-nodes N`: the file's own (or the defaults) with the
- * embedded control plane as its control nodes and etcd members, written to the state directory
- * for the children to read. A file that lists control nodes already keeps them: undefined.
- */
-async function withControlNodes(
-  loaded: LoadedConfig,
-  count: number,
-): Promise<{ config: IotdrConfig; file: string } | undefined> {
-  if (loaded.config.control.nodes.length > 0) return undefined;
-  const raw: Record<string, unknown> =
-    loaded.source === DEFAULTS_SOURCE ? {} : (parse(await readFile(loaded.source, 'utf8')) ?? {});
-  const control = (raw.control ?? {}) as Record<string, unknown>;
+/** Servers of each region's NATS that `--nats-servers` takes: one, or a cluster of three. */
+const NATS_SERVER_COUNTS = [1, 3] as const;
+
+/** What `--control-nodes` and `--events` add to the configuration. */
+interface RunAdditions {
+  /** Control nodes and etcd members of the embedded control plane. */
+  controlNodes?: number;
+  /** Each region's event bus in JetStream, with this many NATS servers. */
+  natsServers?: number;
+}
+
+type Raw = Record<string, unknown>;
+
+/** The embedded control plane as the configuration's control nodes and etcd members. */
+function addControlNodes(raw: Raw, count: number): Raw {
+  const control = (raw.control ?? {}) as Raw;
   const plane = embeddedControlPlane(count);
-  const yaml = {
+  return {
     ...raw,
     control: {
       ...control,
       nodes: plane.nodes,
-      etcd: { ...((control.etcd ?? {}) as Record<string, unknown>), members: plane.etcd.members },
+      etcd: { ...((control.etcd ?? {}) as Raw), members: plane.etcd.members },
     },
   };
+}
+
+/** events.engine jetstream, and a NATS of `count` servers for every region without one. */
+function addJetStream(raw: Raw, config: IotdrConfig, count: number): Raw {
+  const regions: Raw[] = Array.isArray(raw.regions) ? raw.regions : DEFAULT_REGIONS.map((r) => ({ ...r }));
+  return {
+    ...raw,
+    events: { ...((raw.events ?? {}) as Raw), engine: 'jetstream' },
+    // The parsed regions are the file's, in its order.
+    regions: regions.map((region, i) => ({
+      ...region,
+      nats: region.nats ?? embeddedNats(config.regions[i] ?? { address: String(region.address) }, count),
+    })),
+  };
+}
+
+/**
+ * The configuration of a run with `--control-nodes N` or `--events jetstream`: the file's own (or
+ * the defaults) with what they add, written to the state directory for the children to read, as
+ * `iotdr.control-nodes.yaml`, `iotdr.events.yaml` or, with both, `iotdr.control-nodes.events.yaml`.
+ */
+async function withAdditions(
+  loaded: LoadedConfig,
+  add: RunAdditions,
+): Promise<{ config: IotdrConfig; file: string }> {
+  let yaml: Raw =
+    loaded.source === DEFAULTS_SOURCE ? {} : (parse(await readFile(loaded.source, 'utf8')) ?? {});
+  const parts: string[] = [];
+  if (add.controlNodes !== undefined) {
+    yaml = addControlNodes(yaml, add.controlNodes);
+    parts.push('control-nodes');
+  }
+  if (add.natsServers !== undefined) {
+    yaml = addJetStream(yaml, loaded.config, add.natsServers);
+    parts.push('events');
+  }
   const config = parseConfig(yaml);
-  const file = join(loaded.stateDir, 'iotdr.control-nodes.yaml');
+  const file = join(loaded.stateDir, `iotdr.${parts.join('.')}.yaml`);
   // JSON is YAML.
   await writeFile(file, `${JSON.stringify(yaml, null, 2)}\n`, { mode: 0o600 });
   return { config, file };
+}
+
+/** The flags' additions, or the usage error they make. */
+function additionsOf(
+  values: { 'control-nodes'?: string; events?: string; 'nats-servers'?: string },
+  loaded: LoadedConfig,
+): RunAdditions | string {
+  const add: RunAdditions = {};
+  if (values['control-nodes'] !== undefined) {
+    if (loaded.config.control.nodes.length > 0)
+      return `--control-nodes: ${loaded.source} lists control.nodes already (${loaded.config.control.nodes.map((n) => n.name).join(', ')}); run without --control-nodes to start those`;
+    add.controlNodes = Number(values['control-nodes']);
+  }
+  if (values.events !== undefined) {
+    if (loaded.config.events.engine === 'jetstream')
+      return `--events: ${loaded.source} sets events.engine jetstream already; run without --events to start its NATS`;
+    add.natsServers = values['nats-servers'] === undefined ? 1 : Number(values['nats-servers']);
+  }
+  return add;
 }
 
 export const upCommand: Command = async (argv, io) => {
@@ -156,22 +232,32 @@ export const upCommand: Command = async (argv, io) => {
   ) {
     return usageError(SPEC, io, `--control-nodes: an integer from 1 to ${MAX_CONTROL_NODES}`);
   }
+  if (values.events !== undefined && values.events !== 'jetstream')
+    return usageError(SPEC, io, `--events: jetstream (the configuration's own engine is used without it)`);
+  const natsServers = values['nats-servers'];
+  if (natsServers !== undefined && values.events === undefined)
+    return usageError(SPEC, io, '--nats-servers: only with --events jetstream');
+  if (natsServers !== undefined && !NATS_SERVER_COUNTS.some((n) => String(n) === natsServers))
+    return usageError(SPEC, io, `--nats-servers: ${NATS_SERVER_COUNTS.join(' or ')}`);
   const loaded = await loadFor(io, values);
   const { stateDir } = loaded;
   let config = loaded.config;
   let configFile = loaded.source === DEFAULTS_SOURCE ? undefined : loaded.source;
-  if (controlNodes !== undefined) {
-    const run = await withControlNodes(loaded, controlNodes);
-    if (run === undefined)
-      return usageError(
-        SPEC,
-        io,
-        `--control-nodes: ${loaded.source} lists control.nodes already (${config.control.nodes.map((n) => n.name).join(', ')}); run without --control-nodes to start those`,
-      );
+  const add = additionsOf(values, loaded);
+  if (typeof add === 'string') return usageError(SPEC, io, add);
+  const generated = add.controlNodes !== undefined || add.natsServers !== undefined;
+  if (generated) {
+    const run = await withAdditions(loaded, add);
     config = run.config;
     configFile = run.file;
   }
-  const using = controlNodes === undefined ? '' : ` with ${controlNodes} control nodes (${configFile})`;
+  const what = [
+    ...(add.controlNodes === undefined ? [] : [`${add.controlNodes} control nodes`]),
+    ...(add.natsServers === undefined
+      ? []
+      : [`JetStream on ${add.natsServers} NATS server${add.natsServers === 1 ? '' : 's'} per region`]),
+  ];
+  const using = generated ? ` with ${what.join(' and ')} (${configFile})` : '';
   io.out(`iotdr up: configuration ${loaded.source}${using}, state ${stateDir}`);
   // etcd keeps its data between runs, in the cluster it was made in. The embedded members are this
   // command's own: a run with another N starts them afresh. Configured ones are refused.
@@ -231,9 +317,10 @@ export const upCommand: Command = async (argv, io) => {
   io.out(`  CA            ${endpoints.caCert}`);
   io.out(`  admin token   ${endpoints.adminToken}`);
   io.out(`  endpoints     ${endpointsPath}`);
-  // The other commands find the control nodes of this run in its configuration only.
-  if (controlNodes !== undefined)
-    io.out(`  config        ${configFile}   (--config for iotdr status, failover, …)`);
+  // The other commands find the control nodes and NATS of this run in its configuration only.
+  if (generated) io.out(`  config        ${configFile}   (--config for iotdr status, failover, …)`);
+  for (const [name, region] of Object.entries(endpoints.regions))
+    if (region.nats !== undefined) io.out(`  NATS ${name.padEnd(8)} ${region.nats.join(', ')}`);
   io.out(`  logs          ${logDir}`);
   io.out('');
   const fleet = fleetSize > 0 ? await startDemoFleet(io, config, stateDir, fleetSize) : undefined;
@@ -294,6 +381,10 @@ function readyLine(config: IotdrConfig, p: PlatformProcess): string {
   if (node) return `  control ${node.name.padEnd(23)} ${p.url}  dns ${node.dns.address}:${node.dns.port}`;
   const member = config.control.etcd.members.find((m) => p.name === `etcd-${m.name}`);
   if (member) return `  etcd ${member.name.padEnd(26)} ${p.url}`;
+  for (const r of config.regions)
+    for (const s of r.nats?.servers ?? [])
+      if (p.name === natsProcessName(r.name, s.name))
+        return `  nats ${`${r.name}/${s.name}`.padEnd(26)} ${p.url}`;
   if (p.name === 'analytics') return `  analytics                       ${p.url}  (dashboard)`;
   const server = config.dns.servers.find((d) => `dns-${d.name}` === p.name);
   return `  dns ${(server?.name ?? p.name).padEnd(27)} ${p.url}  dns ${server?.address}:${server?.port}`;
