@@ -1,9 +1,10 @@
 /**
  * What the analytics benchmark puts on a region's bus: a backlog appended straight to the bus
- * database before the region starts, and live telemetry published over MQTT at a fixed rate.
+ * before analytics starts, and live telemetry published over MQTT at a fixed rate; both carry the
+ * same events the region's telemetry rule writes.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { SqliteEventBus } from '../../src/events/index.js';
+import type { EventBus, NewEvent } from '../../src/events/index.js';
 import type { OnboardedDevice } from '../commands/load.js';
 import { HOST, ZONE } from '../commands/region.js';
 import { check } from '../registry/common.js';
@@ -11,52 +12,58 @@ import { check } from '../registry/common.js';
 /** The default rule's topic (DEFAULT_RULES in src/rules): device telemetry onto the bus. */
 export const telemetryTopic = (thing: string): string => `devices/${thing}/telemetry`;
 
-/** Appends in flight at once: the bus commits what arrives in one tick as one transaction. */
+/**
+ * The JSON a bench device sends as its `seq`-th message, about 100 bytes: its message id (which
+ * the rule makes the event's id) and a few readings.
+ */
+export function telemetryPayload(thing: string, seq: number): Record<string, unknown> {
+  return {
+    messageId: `${thing}-${seq}`,
+    seq,
+    temp: 20 + (seq % 10) / 2,
+    humidity: 40 + (seq % 20),
+    battery: 100 - (seq % 50),
+    rssi: -60 - (seq % 30),
+    fw: '1.4.2',
+  };
+}
+
+/**
+ * The event the region's telemetry rule appends for that message: the device's message id as the
+ * event id, source rule `telemetry`, the payload as JSON.
+ */
+export function telemetryEvent(thing: string, seq: number, time: number): NewEvent {
+  return {
+    id: `${thing}-${seq}`,
+    time,
+    source: { type: 'rule', rule: 'telemetry' },
+    topic: telemetryTopic(thing),
+    thingName: thing,
+    clientId: thing,
+    payload: { type: 'json', value: telemetryPayload(thing, seq) },
+  };
+}
+
+/** Appends in flight at once: a SQLite bus commits what arrives in one tick as one transaction. */
 const APPEND_BATCH = 1000;
 
 /**
- * Appends `n` telemetry events to the bus database at `path`, spread round robin over `devices`,
+ * Appends `n` telemetry events to `bus`, which must be empty, spread round robin over `devices`,
  * each device numbering its messages 1, 2, 3…: what the region's telemetry rule would have put
- * there (source rule `telemetry`, the device's message id as the event id). The bus is opened here
- * and closed before the region starts, so the bus keeps one writer at a time.
+ * there. The caller opens and closes the bus (a SQLite one before the region starts, so it keeps
+ * one writer at a time).
  */
-export async function appendBacklog(
-  path: string,
-  region: string,
-  devices: string[],
-  n: number,
-): Promise<void> {
-  const bus = await SqliteEventBus.open({
-    path,
-    region,
-    synchronous: 'normal',
-    retention: { intervalMs: 0 },
-  });
-  try {
-    for (let base = 0; base < n; base += APPEND_BATCH) {
-      const batch: Array<Promise<unknown>> = [];
-      for (let i = base; i < Math.min(n, base + APPEND_BATCH); i++) {
-        const thing = devices[i % devices.length] ?? '';
-        const seq = Math.floor(i / devices.length) + 1;
-        const messageId = `${thing}-${seq}`;
-        batch.push(
-          bus.append({
-            id: messageId,
-            time: Date.now(),
-            source: { type: 'rule', rule: 'telemetry' },
-            topic: telemetryTopic(thing),
-            thingName: thing,
-            clientId: thing,
-            payload: { type: 'json', value: { messageId, seq, temp: 20 + (i % 10) } },
-          }),
-        );
-      }
-      await Promise.all(batch);
+export async function appendBacklog(bus: EventBus, devices: string[], n: number): Promise<void> {
+  for (let base = 0; base < n; base += APPEND_BATCH) {
+    const batch: Array<Promise<unknown>> = [];
+    for (let i = base; i < Math.min(n, base + APPEND_BATCH); i++) {
+      const thing = devices[i % devices.length] ?? '';
+      batch.push(bus.append(telemetryEvent(thing, Math.floor(i / devices.length) + 1, Date.now())));
     }
-    check((await bus.lastOffset()) === n, `the bus holds ${await bus.lastOffset()} events, ${n} appended`);
-  } finally {
-    await bus.close();
+    await Promise.all(batch);
   }
+  const last = await bus.lastOffset();
+  check(last === n, `the bus holds ${last} events, ${n} appended`);
 }
 
 export function connectDevice(port: number, caPem: string, device: OnboardedDevice): Promise<MqttClient> {
@@ -112,12 +119,11 @@ export async function paced(
         if (c === undefined) break;
         const seq = (seqs[d] ?? 0) + 1;
         seqs[d] = seq;
-        const messageId = `${c.thing}-${seq}`;
         sentAt[sent] = performance.now();
         // Handled at once (a disconnect mid-run must not be an unhandled rejection), checked below.
         acks.push(
           c.client
-            .publishAsync(telemetryTopic(c.thing), JSON.stringify({ messageId, seq, temp: 21 }), { qos: 1 })
+            .publishAsync(telemetryTopic(c.thing), JSON.stringify(telemetryPayload(c.thing, seq)), { qos: 1 })
             .then(
               () => undefined,
               (error: unknown) => {

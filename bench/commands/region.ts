@@ -4,8 +4,10 @@
  * API and command-and-control listener each on a free port, plus a keep-alive HTTP client for it.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent, type IncomingMessage, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { loadOrCreateCa } from '../../src/pki/index.js';
 import { freePort, type IotdrProcess, spawnIotdr } from '../../test/harness/process.js';
 import { type Cleanup, check } from '../registry/common.js';
 
@@ -22,6 +24,8 @@ export interface BenchRegionOptions {
   cleanup: Cleanup;
   /** Extra top-level configuration (rules, events…), merged over the bench's. */
   config?: Record<string, unknown>;
+  /** Extra fields of the region's own entry (its `nats`…), merged over the bench's. */
+  region?: Record<string, unknown>;
 }
 
 export interface BenchRegion {
@@ -33,6 +37,11 @@ export interface BenchRegion {
   mqttPort: number;
   /** The embedded CA's certificate, for mTLS clients. */
   caPem: string;
+  /**
+   * The CA to trust for the API and analytics, served over HTTPS under `links.mode: mutual-tls`
+   * (the default); undefined under plain-loopback.
+   */
+  apiCa: string | undefined;
   adminToken: string;
   /** The registry's SQLite file, to count what the region wrote once it stopped. */
   dbPath: string;
@@ -65,6 +74,7 @@ export async function startBenchRegion(options: BenchRegionOptions): Promise<Ben
         cnc: { port: cncPort },
         mqtt: { port: mqttPort },
         store: { engine: 'sqlite', path: dbPath },
+        ...options.region,
       },
     ],
     replication: { enabled: false },
@@ -72,6 +82,10 @@ export async function startBenchRegion(options: BenchRegionOptions): Promise<Ben
     broker: { connectionsPerSecondPerAddress: 1_000_000 },
     ...options.config,
   };
+  // The region's CA made here first, so the bench can check the API's certificate from its start.
+  const caPem = (await loadOrCreateCa(join(home, 'pki'))).certificatePem;
+  const links = (config as { links?: { mode?: string } }).links;
+  const apiCa = links?.mode === 'plain-loopback' ? undefined : caPem;
   const configFile = join(home, 'iotdr.yaml');
   await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
   const args = ['region', '--name', name, '--config', configFile];
@@ -87,7 +101,7 @@ export async function startBenchRegion(options: BenchRegionOptions): Promise<Ben
       clearTimeout(timer);
     }
   });
-  const live = await livez(apiPort, proc);
+  const live = await livez(new Client(apiPort, '', 1, apiCa), proc);
   check(portOf(live.cnc, 'cnc') === cncPort, `the cnc listener is not on port ${cncPort}: ${live.cnc}`);
   return {
     name,
@@ -95,7 +109,8 @@ export async function startBenchRegion(options: BenchRegionOptions): Promise<Ben
     apiPort,
     cncPort,
     mqttPort: portOf(live.mqtt, 'mqtt'),
-    caPem: await readFile(join(home, 'pki', 'ca.pem'), 'utf8'),
+    caPem,
+    apiCa,
     adminToken: (await readFile(join(home, 'secrets', 'admin.token'), 'utf8')).trim(),
     dbPath,
     command: `iotdr ${args.join(' ')}`,
@@ -107,18 +122,22 @@ export async function startBenchRegion(options: BenchRegionOptions): Promise<Ben
   };
 }
 
-async function livez(port: number, proc: IotdrProcess): Promise<Record<string, unknown>> {
+async function livez(client: Client, proc: IotdrProcess): Promise<Record<string, unknown>> {
   const deadline = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null)
-      throw new Error(`iotdr region exited before it served:\n${proc.output()}`);
-    try {
-      const res = await fetch(`http://${HOST}:${port}/livez`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return (await res.json()) as Record<string, unknown>;
-    } catch {
-      // not listening yet
+  try {
+    while (Date.now() < deadline) {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null)
+        throw new Error(`iotdr region exited before it served:\n${proc.output()}`);
+      try {
+        const res = await client.call('GET', '/livez', undefined, {}, 1000);
+        if (res.status === 200) return JSON.parse(res.body) as Record<string, unknown>;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    client.close();
   }
   throw new Error(`iotdr region did not serve within ${START_TIMEOUT_MS} ms:\n${proc.output()}`);
 }
@@ -136,16 +155,20 @@ export interface Answer {
   body: string;
 }
 
-/** A keep-alive HTTP client for one port with a bearer token. */
+/** A keep-alive HTTP client for one port with a bearer token; HTTPS trusting `ca` when given. */
 export class Client {
-  readonly #agent: Agent;
+  readonly #agent: Agent | HttpsAgent;
 
   constructor(
     readonly port: number,
     readonly token: string,
     maxSockets: number,
+    ca?: string,
   ) {
-    this.#agent = new Agent({ keepAlive: true, maxSockets });
+    this.#agent =
+      ca === undefined
+        ? new Agent({ keepAlive: true, maxSockets })
+        : new HttpsAgent({ keepAlive: true, maxSockets, ca });
   }
 
   call(
@@ -153,25 +176,27 @@ export class Client {
     path: string,
     body?: string,
     headers: Record<string, string> = { 'content-type': 'application/json' },
+    timeoutMs = REQUEST_TIMEOUT_MS,
   ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const all: Record<string, string | number> = { authorization: `Bearer ${this.token}` };
       if (body !== undefined) Object.assign(all, headers, { 'content-length': Buffer.byteLength(body) });
-      const req = request(
-        { host: HOST, port: this.port, method, path, agent: this.#agent, headers: all },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => {
-            text += chunk;
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-          res.on('error', reject);
-        },
-      );
-      req.setTimeout(REQUEST_TIMEOUT_MS, () =>
-        req.destroy(new Error(`${method} ${path}: no answer in time`)),
-      );
+      const agent = this.#agent;
+      const options = { host: HOST, port: this.port, method, path, headers: all };
+      const respond = (res: IncomingMessage) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      };
+      const req =
+        agent instanceof HttpsAgent
+          ? httpsRequest({ ...options, agent }, respond)
+          : request({ ...options, agent }, respond);
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer in time`)));
       req.on('error', reject);
       req.end(body);
     });

@@ -83,7 +83,7 @@ async function main(): Promise<number> {
     log('starting iotdr region');
     const region = await startBenchRegion({ home, name: REGION, cleanup });
     console.log(`region:  ${region.command} (SQLite synchronous=full, logging warn)`);
-    const api = new Client(region.apiPort, region.adminToken, 2);
+    const api = new Client(region.apiPort, region.adminToken, 2, region.apiCa);
     cleanup.defer('close API client', () => api.close());
     const cnc = new Client(region.cncPort, region.adminToken, COMMANDS_IN_FLIGHT + 1);
     cleanup.defer('close cnc client', () => cnc.close());

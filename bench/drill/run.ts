@@ -6,9 +6,10 @@
  * (detection + the fleet at the ceiling the drill measured on the secondary in the same run).
  *
  * Options: `--devices N` (default 1000), `--auth mtls|token` (default mtls), `--faults a,b` (default
- * all five; a fault may be joined to control-leader-crash with `+`), `--control-nodes N` (run the
- * control plane as N nodes and N etcd members), `--runs N` (default 1: each fault once; N runs
- * every fault N times in a row). Each
+ * all five; a fault may be joined to control-leader-crash or nats-node-crash with `+`),
+ * `--control-nodes N` (run the control plane as N nodes and N etcd members), `--events jetstream`
+ * and `--nats-servers 1|3` (every region's events in JetStream on its own NATS), `--runs N`
+ * (default 1: each fault once; N runs every fault N times in a row). Each
  * drill's progress goes to stderr; the table to stdout, with the number of false moves (drills the
  * controller moved before their fault, IOTDR_DRILL_NOT_STEADY). Exit status 1 when a drill could
  * not run or missed a target.
@@ -21,7 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { DrillReport } from '../../src/drill/index.js';
-import { CONTROL_LEADER_CRASH } from '../../src/drill/index.js';
+import { CONTROL_LEADER_CRASH, NATS_NODE_CRASH } from '../../src/drill/index.js';
 import { DRILL_FAULTS } from '../../src/faults/index.js';
 import { machine } from '../registry/common.js';
 
@@ -115,6 +116,8 @@ async function main(): Promise<number> {
       faults: { type: 'string', default: DRILL_FAULTS.join(',') },
       runs: { type: 'string', default: '1' },
       'control-nodes': { type: 'string' },
+      events: { type: 'string' },
+      'nats-servers': { type: 'string' },
     },
   });
   const controlNodes = values['control-nodes'];
@@ -128,7 +131,12 @@ async function main(): Promise<number> {
     (f) =>
       !f
         .split('+')
-        .every((part) => part === CONTROL_LEADER_CRASH || (DRILL_FAULTS as readonly string[]).includes(part)),
+        .every(
+          (part) =>
+            part === CONTROL_LEADER_CRASH ||
+            part === NATS_NODE_CRASH ||
+            (DRILL_FAULTS as readonly string[]).includes(part),
+        ),
   );
   if (unknown.length > 0) {
     process.stderr.write(`unknown fault(s): ${unknown.join(', ')}; one of ${DRILL_FAULTS.join(', ')}\n`);
@@ -145,7 +153,7 @@ async function main(): Promise<number> {
       const json = join(dir, `${fault}-${run}.json`);
       const load = loadavg()[0]?.toFixed(2);
       process.stderr.write(
-        `\n== drill ${fault} (run ${run} of ${runs}), ${values.devices} devices (${values.auth})${controlNodes === undefined ? '' : `, ${controlNodes} control nodes`}, load ${load}\n`,
+        `\n== drill ${fault} (run ${run} of ${runs}), ${values.devices} devices (${values.auth})${controlNodes === undefined ? '' : `, ${controlNodes} control nodes`}${values.events === undefined ? '' : `, events on ${values.events} (${values['nats-servers'] ?? 1} NATS server(s) per region)`}, load ${load}\n`,
       );
       const started = Date.now();
       const { code, falseMove } = await drill([
@@ -156,6 +164,8 @@ async function main(): Promise<number> {
         '--fault',
         fault,
         ...(controlNodes === undefined ? [] : ['--control-nodes', String(controlNodes)]),
+        ...(values.events === undefined ? [] : ['--events', values.events]),
+        ...(values['nats-servers'] === undefined ? [] : ['--nats-servers', values['nats-servers']]),
         '--json',
         json,
       ]);

@@ -23,7 +23,7 @@ import {
 } from './engine.js';
 import { invalidBrokerOptions, staleNotice } from './errors.js';
 import { HandshakeGate } from './handshakes.js';
-import { HubLink, NodeLink } from './link.js';
+import { HubLink, type LocalHandler, NodeLink } from './link.js';
 import { type ListenAddress, TlsListener } from './listener.js';
 import { type BrokerMetrics, brokerMetrics, handshakeMetrics } from './metrics.js';
 import {
@@ -415,9 +415,12 @@ export class BrokerNode {
   }
 }
 
-/** Builds a broker node; `cluster.redis` is required, `cluster.nodes` is not used. */
+/**
+ * Builds a broker node; `cluster.redis` is required, `cluster.nodes` is not used. `local` runs
+ * first on each device message and says whether the hub must take it too (default: always).
+ */
 export async function createBrokerNode(
-  options: BrokerOptions & { cluster: BrokerClusterOptions },
+  options: BrokerOptions & { cluster: BrokerClusterOptions; local?: LocalHandler },
 ): Promise<BrokerNode> {
   const parts = await brokerParts(options);
   const { logger, limits, metrics, clock } = parts;
@@ -435,7 +438,13 @@ export async function createBrokerNode(
       followCommits: false,
     });
     await engine.start();
-    const link = new NodeLink({ mq: backend.mq, node: backend.id, engine, logger });
+    const link = new NodeLink({
+      mq: backend.mq,
+      node: backend.id,
+      engine,
+      logger,
+      ...(options.local === undefined ? {} : { local: options.local }),
+    });
     await link.start();
     return new BrokerNode(engine, buildListeners(options, parts, engine), link, backend);
   } catch (error) {

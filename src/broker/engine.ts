@@ -48,6 +48,11 @@ export interface InboundMessage {
   messageId?: string;
   /** ms epoch */
   receivedAt: number;
+  /**
+   * Set on a message a broker node handed to the hub after running the rules' bus appends itself
+   * (JetStream): the hub runs only the other actions, naming the event `eventId` as the node did.
+   */
+  busHandled?: { eventId?: string };
 }
 
 /**

@@ -56,7 +56,13 @@ export {
 } from './engine.js';
 export { BROKER_ERRORS } from './errors.js';
 export { brokerRoutes } from './http.js';
-export { HEARTBEAT_MS, INBOUND_TIMEOUT_MS, NODE_EXPIRY_MS } from './link.js';
+export {
+  HEARTBEAT_MS,
+  INBOUND_TIMEOUT_MS,
+  type LocalHandler,
+  type LocalOutcome,
+  NODE_EXPIRY_MS,
+} from './link.js';
 export type { ListenAddress } from './listener.js';
 export type { RefusalReason } from './metrics.js';
 export {

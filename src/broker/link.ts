@@ -9,7 +9,9 @@
  *   command dispatcher's "is it connected"), asks a node whose count disagrees for its full list,
  *   and forgets a node that stopped beating.
  * - A device's PUBLISH is handed to the hub's listeners (shadows, rules → event bus) and the node
- *   sends the PUBACK only once the hub acknowledged it, as in one process.
+ *   sends the PUBACK only once the hub acknowledged it, as in one process. A node with a `local`
+ *   handler (the bus appends, on JetStream) runs it first and hands over only what it says the hub
+ *   still needs, marked `busHandled`.
  * - The hub tells every node of registry changes (revocation, policies) and of disconnects.
  * Pub/sub loses what is sent while a link is down: a lost acknowledgement withholds a PUBACK (the
  * device sends again), a lost session event is mended by the next heartbeat.
@@ -77,6 +79,7 @@ const schemas = {
       thingName: z.string().optional(),
       messageId: z.string().optional(),
       receivedAt: z.number(),
+      busHandled: z.object({ eventId: z.string().optional() }).optional(),
     }),
   }),
   ack: z.object({ id: z.string(), error: z.string().optional() }),
@@ -346,6 +349,7 @@ export class HubLink {
       ...(m.thingName === undefined ? {} : { thingName: m.thingName }),
       ...(m.messageId === undefined ? {} : { messageId: m.messageId }),
       receivedAt: m.receivedAt,
+      ...(m.busHandled === undefined ? {} : { busHandled: busHandled(m.busHandled.eventId) }),
     };
     let error: string | undefined;
     try {
@@ -369,10 +373,30 @@ export class HubLink {
   }
 }
 
+/** What a node did with a device's message before the hub: whether the hub must take it too. */
+export interface LocalOutcome {
+  /** The hub's listeners still have work: a shadow request, a rule's republish or HTTP action. */
+  toHub: boolean;
+  /** The id the node gave the message's events, for the hub's actions. */
+  eventId?: string;
+}
+
+/**
+ * A node's own part of a device's message (the rules' bus appends on JetStream). It resolves once
+ * that part is done (the PUBACK waits for it); a rejection withholds the PUBACK.
+ */
+export type LocalHandler = (message: InboundMessage) => Promise<LocalOutcome>;
+
+function busHandled(eventId: string | undefined): { eventId?: string } {
+  return eventId === undefined ? {} : { eventId };
+}
+
 export interface NodeLinkOptions {
   mq: Emitter;
   /** The hub, when it runs in this process: device messages go to it directly, not through Redis. */
   hub?: HubLink;
+  /** Runs first on every device message; only what it sends on reaches the hub. Default: all of it. */
+  local?: LocalHandler;
   /** This node's id (unique in the region; the engine backend's). */
   node: string;
   engine: BrokerEngine;
@@ -444,7 +468,7 @@ export class NodeLink {
       }),
       engine.onSession((event) => send(mq, TOPIC.session, { node, up: event.up, info: event.info })),
       engine.onSubscribe((event) => send(mq, TOPIC.subscribed, event)),
-      engine.onMessage((message) => this.#handOver(message)),
+      engine.onMessage((message) => this.#take(message)),
     );
   }
 
@@ -495,6 +519,14 @@ export class NodeLink {
     });
   }
 
+  /** Runs the node's own part, then hands the message to the hub when the hub still has work. */
+  async #take(message: InboundMessage): Promise<void> {
+    const local = this.#options.local;
+    if (local === undefined) return this.#handOver(message);
+    const outcome = await local(message);
+    if (outcome.toHub) await this.#handOver({ ...message, busHandled: busHandled(outcome.eventId) });
+  }
+
   /** Hands a device's message to the hub; resolves when the hub's listeners took it. */
   #handOver(message: InboundMessage): Promise<void> {
     const hub = this.#options.hub;
@@ -518,6 +550,7 @@ export class NodeLink {
           ...(message.thingName === undefined ? {} : { thingName: message.thingName }),
           ...(message.messageId === undefined ? {} : { messageId: message.messageId }),
           receivedAt: message.receivedAt,
+          ...(message.busHandled === undefined ? {} : { busHandled: message.busHandled }),
         },
       });
     });

@@ -89,6 +89,7 @@ export type { IotdrConfig } from './schema.js';
 export {
   ensureStateDir,
   loadOrCreateSecretFile,
+  natsRouteSecretPath,
   PRIVATE_DIR_MODE,
   readSecretFile,
   SECRET_FILE_MODE,

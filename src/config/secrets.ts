@@ -24,6 +24,15 @@ export function secretsDir(stateDir: string): string {
 }
 
 /**
+ * The secret the routes of a region's NATS cluster authenticate with: `<state>/secrets/nats-<region>.route`,
+ * made by the first server of the region started on a state directory; a host without the CA's key
+ * is given a copy, as it is given its site certificate.
+ */
+export function natsRouteSecretPath(stateDir: string, region: string): string {
+  return join(secretsDir(stateDir), `nats-${region}.route`);
+}
+
+/**
  * Creates the state directory (mode 0700 if it did not exist) and its `secrets/` subdirectory, whose
  * mode is set to 0700 even if it existed.
  */

@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { baseUrl } from '../common/index.js';
-import { type IotdrConfig, linkScheme, parseConfig } from '../config/index.js';
+import { embeddedNats, type IotdrConfig, linkScheme, parseConfig } from '../config/index.js';
 import { embeddedControlPlane } from '../control/index.js';
 import { APP_TARGET_PATH } from '../faults/index.js';
 import { ADDRESS_PLACEHOLDER } from '../health/index.js';
@@ -30,6 +30,8 @@ export async function drillConfig(options: {
   stateDir: string;
   /** Run the control plane as this many nodes and etcd members on this machine (`embeddedControlPlane`). */
   controlNodes?: number;
+  /** Keep every region's event bus in JetStream, on a NATS of this many servers per region (`embeddedNats`). */
+  natsServers?: number;
 }): Promise<DrillConfig> {
   const raw = ((options.sourceFile ? parse(await readFile(options.sourceFile, 'utf8')) : null) ??
     {}) as Record<string, unknown>;
@@ -51,6 +53,22 @@ export async function drillConfig(options: {
     added.push(
       `control.nodes: ${plane.nodes.map((n) => `${n.name} (${n.address})`).join(', ')}; etcd members ${plane.etcd.members.map((m) => m.address).join(', ')}`,
     );
+  }
+  if (options.natsServers !== undefined) {
+    if (given.events.engine === 'jetstream')
+      throw drillConfigError(
+        '--events jetstream: the configuration keeps its events in JetStream already; drop the flag to use its NATS',
+      );
+    const count = options.natsServers;
+    raw.events = { ...((raw.events as object | undefined) ?? {}), engine: 'jetstream' };
+    const regions = Array.isArray(raw.regions)
+      ? (raw.regions as Record<string, unknown>[])
+      : given.regions.map((r) => ({ ...r }));
+    raw.regions = regions.map((region, i) => ({
+      ...region,
+      nats: region.nats ?? embeddedNats(given.regions[i] ?? { address: String(region.address) }, count),
+    }));
+    added.push(`events.engine: jetstream, ${count} NATS server${count === 1 ? '' : 's'} per region`);
   }
   const ports = new Set(given.regions.map((r) => r.api.port));
   const [port] = ports;

@@ -8,7 +8,13 @@ import { ANALYTICS_ROUTES } from '../analytics/index.js';
 import { BROKER_ROUTES } from '../broker/index.js';
 import { CNC_ROUTES } from '../commands/index.js';
 import { waitUntil } from '../common/index.js';
-import { analyticsUrlOf, controlProcessName, type IotdrConfig, type RegionConfig } from '../config/index.js';
+import {
+  analyticsUrlOf,
+  controlProcessName,
+  type IotdrConfig,
+  natsProcessName,
+  type RegionConfig,
+} from '../config/index.js';
 import { type ControlClient, FAILOVER_ROUTES, type SwitchTimings } from '../failover/index.js';
 import { type DrillFault, FAULT_ROUTES } from '../faults/index.js';
 import {
@@ -69,6 +75,13 @@ export interface DrillOptions {
   fault: DrillFault;
   /** Kill the leading control node (SIGKILL) at the moment of the fault: needs control nodes. */
   controlLeaderCrash?: boolean;
+  /**
+   * Kill one NATS server of the secondary region (SIGKILL) at the moment of the fault — the one
+   * leading its event stream, as `streamLeader` names it: needs JetStream on three servers or more.
+   */
+  natsNodeCrash?: boolean;
+  /** The server leading a region's event stream (its name in `regions[].nats.servers`), if known. */
+  streamLeader?: (region: string) => Promise<string | undefined>;
   failback: boolean;
   /** Messages per second of the whole fleet. Default: one per device per second, at most 1,000. */
   ratePerSecond?: number;
@@ -96,6 +109,9 @@ const STATUS_EVERY_MS = 3000;
 /** The fault joined to a region fault with `+`: the leading control node gets SIGKILL at the same moment. */
 export const CONTROL_LEADER_CRASH = 'control-leader-crash';
 
+/** The fault joined to a region fault with `+`: a NATS server of the secondary gets SIGKILL at the same moment. */
+export const NATS_NODE_CRASH = 'nats-node-crash';
+
 /** The most a node that does not lead waits before it sees the leader key gone, ms (the election's poll). */
 const ELECTION_POLL_MS = 500;
 
@@ -103,6 +119,15 @@ const ELECTION_POLL_MS = 500;
 const REGISTRY_CHANGES = 20;
 /** Commands sent through command and control just before the fault. */
 const COMMANDS = 10;
+
+/** The fault as the report names it: `control-leader-crash+nats-node-crash+region-crash`. */
+function faultName(options: DrillOptions): string {
+  return [
+    ...(options.controlLeaderCrash ? [CONTROL_LEADER_CRASH] : []),
+    ...(options.natsNodeCrash ? [NATS_NODE_CRASH] : []),
+    options.fault,
+  ].join('+');
+}
 
 export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const { config, stateDir } = options;
@@ -121,6 +146,13 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   if (options.controlLeaderCrash && config.control.nodes.length < 2)
     throw drillConfigError(
       'control-leader-crash needs two control nodes or more, for one to take over (iotdr drill --control-nodes 3)',
+    );
+  if (
+    options.natsNodeCrash &&
+    (config.events.engine !== 'jetstream' || (secondary.nats?.servers.length ?? 0) < 3)
+  )
+    throw drillConfigError(
+      `${NATS_NODE_CRASH} needs ${secondary.name}'s events in JetStream on three NATS servers or more, for the stream to keep a majority (iotdr drill --events jetstream --nats-servers 3)`,
     );
   const signal = options.signal;
   if (signal?.aborted) throw drillAborted();
@@ -247,25 +279,39 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const recoveryMs =
       options.recoveryTimeoutMs ??
       Math.max(180_000, 2 * (f0.intervalMs * f0.failureThreshold + ownReconnectMs));
-    // With control-leader-crash, the node leading at the fault is killed with it.
+    // With control-leader-crash, the node leading at the fault is killed with it; with
+    // nats-node-crash, the NATS server leading the secondary's stream, where the fleet is going.
     let killedLeader: string | undefined;
+    let killedNats: { region: string; server: string; ledStream: boolean } | undefined;
     const switched = await faultAndSwitch({
-      fault: options.controlLeaderCrash ? `control-leader-crash+${options.fault}` : options.fault,
+      fault: faultName(options),
       from: primary,
       to: secondary,
       epoch: steady.epoch,
       inject: async () => {
-        if (!options.controlLeaderCrash)
-          return inject(options.fault, primary, platform, api(primary), analytics);
-        const leader = (await control.request(FAILOVER_ROUTES.state)).control.leader?.node;
-        if (leader === undefined) throw notSteady('no control node leads at the moment of the fault');
-        killedLeader = leader;
-        progress(`  killing the leading control node ${leader} (SIGKILL) with the fault`);
+        const kills: Promise<void>[] = [];
+        if (options.controlLeaderCrash) {
+          const leader = (await control.request(FAILOVER_ROUTES.state)).control.leader?.node;
+          if (leader === undefined) throw notSteady('no control node leads at the moment of the fault');
+          killedLeader = leader;
+          progress(`  killing the leading control node ${leader} (SIGKILL) with the fault`);
+          kills.push(platform.kill(controlProcessName(config, leader), 'SIGKILL'));
+        }
+        if (options.natsNodeCrash) {
+          const servers = secondary.nats?.servers.map((s) => s.name) ?? [];
+          const leader = await options.streamLeader?.(secondary.name).catch(() => undefined);
+          const server = leader !== undefined && servers.includes(leader) ? leader : (servers[0] as string);
+          killedNats = { region: secondary.name, server, ledStream: server === leader };
+          progress(
+            `  killing ${secondary.name}'s NATS server ${server}${server === leader ? ', the leader of its stream,' : ''} (SIGKILL) with the fault`,
+          );
+          kills.push(platform.kill(natsProcessName(secondary.name, server), 'SIGKILL'));
+        }
         const [at] = await Promise.all([
           inject(options.fault, primary, platform, api(primary), analytics),
-          platform.kill(controlProcessName(config, leader), 'SIGKILL'),
+          ...kills,
         ]);
-        return at;
+        return at as number;
       },
       control,
       fleet: f,
@@ -280,6 +326,10 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       controlLeader = { killed: killedLeader, next, leaseTtlMs: config.control.etcd.leaseTtlMs };
       progress(`  ${next ?? 'no node'} leads; restarting ${killedLeader}`);
       await platform.restart(controlProcessName(config, killedLeader));
+    }
+    if (killedNats !== undefined) {
+      progress(`  restarting ${killedNats.region}'s NATS server ${killedNats.server}`);
+      await platform.restart(natsProcessName(killedNats.region, killedNats.server));
     }
     // RPO while the primary is away: what the secondary had when the fleet arrived.
     const missingAtSwitch = await missingIn(api(secondary), changeNames);
@@ -379,7 +429,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     const decisionFloorMs = Math.max(f2.intervalMs * f2.failureThreshold, electionMs);
     const limitMs = decisionFloorMs + ownReconnectMs;
     return {
-      fault: options.controlLeaderCrash ? `${CONTROL_LEADER_CRASH}+${options.fault}` : options.fault,
+      fault: faultName(options),
       devices: devices.length,
       auth: options.auth,
       ...switched,
@@ -390,6 +440,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       physicalLimitMs: physicalLimitMs(decisionFloorMs, devices.length, ceiling),
       predictedRtoMs,
       ...(controlLeader ? { controlLeader } : {}),
+      ...(killedNats ? { natsNode: killedNats } : {}),
       messages: {
         accepted,
         delivered: totals.messages,

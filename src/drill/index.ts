@@ -6,6 +6,7 @@ export {
   type DrillOptions,
   type DrillPlatform,
   type DrillPlatformOptions,
+  NATS_NODE_CRASH,
   runDrill,
 } from './drill.js';
 export { DRILL_ERRORS } from './errors.js';

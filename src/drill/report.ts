@@ -57,6 +57,8 @@ export interface DrillReport extends SwitchMeasure {
   predictedRtoMs: number;
   /** With `control-leader-crash`: the leading control node killed with the fault, and the node that led after. */
   controlLeader?: { killed: string; next: string | null; leaseTtlMs: number };
+  /** With `nats-node-crash`: the NATS server of the secondary killed with the fault, and whether it led the region's stream. */
+  natsNode?: { region: string; server: string; ledStream: boolean };
   messages: {
     accepted: number;
     delivered: number;
@@ -132,6 +134,14 @@ export function renderReport(report: DrillReport): string[] {
           [
             'control leader',
             `${report.controlLeader.killed} killed with the fault; ${report.controlLeader.next ?? 'no node'} led the switch (lease ${ms(report.controlLeader.leaseTtlMs)})`,
+          ],
+        ]
+      : []),
+    ...(report.natsNode
+      ? [
+          [
+            'NATS server',
+            `${report.natsNode.region}'s ${report.natsNode.server} killed with the fault${report.natsNode.ledStream ? ' (it led the region’s event stream)' : ''}; restarted after the switch`,
           ],
         ]
       : []),

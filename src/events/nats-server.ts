@@ -9,7 +9,9 @@
  * certificates that CA signed. With `clients` as well, a client is the site its certificate names
  * (its URI subject alternative name is its user): the writers may do anything, the readers may
  * read and keep consumers but neither publish events nor change the stream, and any other
- * certificate of the CA (another site, a device) is refused.
+ * certificate of the CA (another site, a device) is refused. The routes of a cluster authenticate
+ * with the cluster's secret besides (`cluster.authorization`), on plain links too: a certificate of
+ * the CA alone does not make a route.
  */
 import { isIP } from 'node:net';
 import { findExecutable } from '../common/index.js';
@@ -32,7 +34,17 @@ export interface NatsServerSpec {
    * The cluster, for a server of several: its name (the same on every node) and the port this
    * node's peers dial; `routes` lists every node, this one included.
    */
-  cluster?: { name: string; clusterPort: number; routes: readonly NatsRoute[] };
+  cluster?: {
+    name: string;
+    clusterPort: number;
+    routes: readonly NatsRoute[];
+    /**
+     * The password every route of the cluster authenticates with, the same on every node: routes
+     * dial with it in their URL and are taken only with it. It is written to the configuration
+     * file alone (keep that file private), never logged.
+     */
+    secret: string;
+  };
   /** Mutual TLS on client and cluster links (PEM file paths). Without it both are plain. */
   tls?: { caFile: string; certFile: string; keyFile: string };
   /**
@@ -94,11 +106,24 @@ function authorizationOf(clients: NonNullable<NatsServerSpec['clients']>): Recor
  * TLS of the cluster links. When every route is dialled at a DNS name, a server accepts a route
  * only with a certificate naming one of those names (`verify_cert_and_check_known_urls`), which a
  * device certificate never does. nats-server 2.9 matches that check against DNS names alone, so
- * over IP addresses it would refuse every route: there a route needs a certificate of the CA only.
+ * over IP addresses it would refuse every route: there TLS asks a route for a certificate of the
+ * CA only, and the cluster's secret (`cluster.authorization`) does the rest.
  */
 function routeTls(files: Record<string, unknown>, routes: readonly NatsRoute[]): Record<string, unknown> {
   const byName = routes.every((r) => isIP(r.address) === 0);
   return byName ? { ...files, verify_cert_and_check_known_urls: true } : { ...files, verify: true };
+}
+
+/** The user a route authenticates as (its password is the cluster's secret). */
+const ROUTE_USER = 'iotdr-route';
+
+/**
+ * A route's URL, with the cluster's user and secret, which nats-server decodes from it and does not
+ * log (it shows routes by address alone).
+ */
+function routeUrl(route: NatsRoute, secret: string): string {
+  const credentials = `${ROUTE_USER}:${encodeURIComponent(secret)}`;
+  return `nats-route://${credentials}@${hostPort(route.address, route.clusterPort)}`;
 }
 
 /** The configuration file of one server, as JSON (which nats-server reads as its format). */
@@ -123,15 +148,19 @@ export function natsServerConfig(spec: NatsServerSpec): string {
     ...(clients === undefined ? {} : { authorization: authorizationOf(clients) }),
     ...(spec.monitorPort === undefined ? {} : { http: hostPort(spec.address, spec.monitorPort) }),
   };
-  if (spec.cluster !== undefined) {
-    // Routes negotiate TLS from the cluster's tls block; their URLs stay nats-route://.
+  const cluster = spec.cluster;
+  if (cluster !== undefined) {
+    // Routes negotiate TLS from the cluster's tls block; their URLs stay nats-route://. Over IP
+    // addresses any certificate of the CA passes that block (routeTls): the secret is what keeps a
+    // device's certificate from joining as a route.
     config.cluster = {
-      name: spec.cluster.name,
-      listen: hostPort(spec.address, spec.cluster.clusterPort),
-      routes: spec.cluster.routes
-        .filter((r) => !(r.address === spec.address && r.clusterPort === spec.cluster?.clusterPort))
-        .map((r) => `nats-route://${hostPort(r.address, r.clusterPort)}`),
-      ...(files === undefined ? {} : { tls: routeTls(files, spec.cluster.routes) }),
+      name: cluster.name,
+      listen: hostPort(spec.address, cluster.clusterPort),
+      authorization: { user: ROUTE_USER, password: cluster.secret, timeout: 2 },
+      routes: cluster.routes
+        .filter((r) => !(r.address === spec.address && r.clusterPort === cluster.clusterPort))
+        .map((r) => routeUrl(r, cluster.secret)),
+      ...(files === undefined ? {} : { tls: routeTls(files, cluster.routes) }),
     };
   }
   return `${JSON.stringify(config, null, 2)}\n`;

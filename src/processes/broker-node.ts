@@ -13,7 +13,9 @@ import {
   type BrokerNode,
   type BrokerOptions,
   createBrokerNode,
+  type LocalHandler,
   type NodeRunner,
+  parseRequestTopic,
 } from '../broker/index.js';
 import { type Logger, moduleEntry } from '../common/index.js';
 import {
@@ -23,10 +25,15 @@ import {
   redisPasswordFilePath,
   regionByName,
 } from '../config/index.js';
+import type { EventBus } from '../events/index.js';
 import { loadOrCreateCa } from '../pki/index.js';
+import type { RegistryService } from '../registry/index.js';
+import { DeadLetterStore, parseRuleDefinitions, RuleEngine } from '../rules/index.js';
 import { brokerNodeNoRedis, brokerWorkerStartFailed } from './errors.js';
+import { openRegionBus } from './event-bus.js';
 import { loadOrCreateTlsTicketSecret, openStore } from './region.js';
 import { regionRegistryService } from './registry.js';
+import { siteCredentials } from './sites.js';
 
 /** Where a region's broker listens: the configured address and ports, or free ports (tests). */
 export interface BrokerListen {
@@ -109,10 +116,96 @@ export interface RunningBrokerNode {
   stop(): Promise<void>;
 }
 
+/** How often a broker node reads the API rules again from the region's store, in ms (it sees no commits). */
+export const NODE_RULES_RELOAD_MS = 2_000;
+
+/** A node's own part of device messages on JetStream, and how to stop it. */
+interface NodeRules {
+  local: LocalHandler;
+  stop(): Promise<void>;
+}
+
+/**
+ * The region's rules in a broker node on JetStream: the node appends to the region's stream
+ * itself, with the region's site credentials, and hands to the hub only a message that needs more
+ * (a shadow request, a matched rule's republish or HTTP action). Config rules, and API rules read
+ * from the region's store every NODE_RULES_RELOAD_MS.
+ */
+async function nodeRules(
+  config: IotdrConfig,
+  region: RegionConfig,
+  stateDir: string,
+  service: RegistryService,
+  metrics: Registry,
+  logger: Logger,
+): Promise<NodeRules> {
+  const tls =
+    config.links.mode === 'mutual-tls'
+      ? await siteCredentials(
+          config,
+          stateDir,
+          { kind: 'region', name: region.name },
+          { addresses: [region.address] },
+        )
+      : undefined;
+  // Never written: a node runs no HTTP action; the hub does, and keeps the region's dead letters.
+  const deadLetters = await DeadLetterStore.open(':memory:');
+  let bus: EventBus | undefined;
+  let rules: RuleEngine | undefined;
+  try {
+    bus = await openRegionBus({
+      config,
+      region,
+      stateDir,
+      tls,
+      logger: logger.child({ component: 'events' }),
+    });
+    rules = new RuleEngine({
+      region: region.name,
+      bus,
+      deadLetters,
+      service,
+      metrics,
+      logger: logger.child({ component: 'rules' }),
+      rules: parseRuleDefinitions(config.rules),
+      http: config.ruleHttp,
+      publish: () => Promise.reject(new Error('a broker node does not republish; the hub does')),
+    });
+    await rules.start();
+  } catch (error) {
+    await rules?.stop();
+    await bus?.close();
+    deadLetters.close();
+    throw error;
+  }
+  const [engine, stream] = [rules, bus];
+  const timer = setInterval(() => {
+    engine
+      .reload()
+      .catch((error: unknown) => logger.warn({ err: error }, 'API rules could not be read again'));
+  }, NODE_RULES_RELOAD_MS);
+  timer.unref();
+  return {
+    local: async (message) => {
+      const taken = await engine.handle(message, { actions: 'bus' });
+      if (taken.busFailures > 0) throw new Error('the event bus did not take the message');
+      const toHub = taken.beyondBus || parseRequestTopic(message.topic) !== undefined;
+      return taken.eventId === undefined ? { toHub } : { toHub, eventId: taken.eventId };
+    },
+    stop: async () => {
+      clearInterval(timer);
+      await engine.stop();
+      await stream.close();
+      deadLetters.close();
+    },
+  };
+}
+
 /**
  * Starts one broker node of a region from its configuration and state directory: its own server
  * certificate from the region's CA, the shared ticket secret, the region's registry store (read
- * only: the hub writes) and the region's Redis. Listens once the hub answered.
+ * only: the hub writes) and the region's Redis. With `events.engine: jetstream` it appends the
+ * rules' events to the region's stream itself (nodeRules). Listens once the hub answered.
  */
 export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Promise<RunningBrokerNode> {
   const region = regionByName(spec.config, spec.region);
@@ -126,8 +219,11 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
   const metrics = new Registry();
   metrics.setDefaultLabels({ region: region.name, node: id });
   collectDefaultMetrics({ register: metrics, prefix: 'iotdr_' });
+  let own: NodeRules | undefined;
   try {
     const service = regionRegistryService({ store, region: region.name });
+    if (spec.config.events.engine === 'jetstream')
+      own = await nodeRules(spec.config, region, spec.stateDir, service, metrics, logger);
     const node = await createBrokerNode({
       ...regionBrokerOptions(spec.config, region, spec.listen, ticketSecret),
       service,
@@ -135,16 +231,19 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
       logger,
       metrics,
       cluster: { ...redis, node: id },
+      ...(own === undefined ? {} : { local: own.local }),
     });
     try {
       const addresses = await node.listen();
       logger.info({ node: node.id, mqtt: addresses.tls }, `broker node of ${region.name} serving`);
+      const rules = own;
       return {
         node,
         addresses,
         metrics,
         stop: async () => {
           await node.close();
+          await rules?.stop();
           await store.close();
         },
       };
@@ -153,6 +252,7 @@ export async function startBrokerNode(spec: BrokerNodeSpec, logger: Logger): Pro
       throw error;
     }
   } catch (error) {
+    await own?.stop();
     await store.close();
     throw error;
   }

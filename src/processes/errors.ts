@@ -1,5 +1,6 @@
 import { type ErrorCatalogue, IotdrError } from '../common/index.js';
 import type { ForeignEtcdData } from './etcd.js';
+import type { ForeignNatsData } from './nats.js';
 
 /** Every code the composition roots raise while a process starts; the CLI prints them. */
 export const PROCESSES_ERRORS = {
@@ -16,6 +17,10 @@ export const PROCESSES_ERRORS = {
   IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER: {
     meaning:
       "an etcd member's data directory holds a member of another member set than control.etcd.members lists",
+  },
+  IOTDR_NATS_DATA_OF_ANOTHER_CLUSTER: {
+    meaning:
+      "a NATS server's store directory holds JetStream data of another server set than its region's nats.servers lists",
   },
   IOTDR_BROKER_NODE_NO_REDIS: {
     meaning: 'a broker node was started for a region without `broker.cluster.redis`, which it must share',
@@ -60,6 +65,25 @@ export function etcdDataOfAnotherCluster(data: ForeignEtcdData): IotdrError {
     'IOTDR_ETCD_DATA_OF_ANOTHER_CLUSTER',
     `etcd member ${member}: ${dataDir} holds its data in the cluster (${set(recorded)}), not in the one control.etcd.members lists (${set(configured)}); delete ${dataDir} to start it afresh in this one (its keys are lost), or list those members again`,
     { details: { member, dataDir, recorded: recorded.members, configured: configured.members } },
+  );
+}
+
+export function natsDataOfAnotherCluster(data: ForeignNatsData): IotdrError {
+  const { region, server, storeDir, recorded, configured } = data;
+  const set = (s: ForeignNatsData['recorded']) =>
+    s.routes.length === 0 ? 'a server alone' : `${s.cluster}: routes ${s.routes.join(', ')}`;
+  return new IotdrError(
+    'IOTDR_NATS_DATA_OF_ANOTHER_CLUSTER',
+    `NATS server ${server} of ${region}: ${storeDir} holds its JetStream data as ${set(recorded)}, not as regions[].nats.servers lists it (${set(configured)}); delete ${storeDir}, and the stores of the region's other servers made with it, to start the region's NATS afresh (its events are lost), or list those servers again`,
+    {
+      details: {
+        region,
+        server,
+        storeDir,
+        recorded: recorded.routes,
+        configured: configured.routes,
+      },
+    },
   );
 }
 

@@ -75,6 +75,23 @@ function etcdClusterOf(config: IotdrConfig): EtcdCluster {
   };
 }
 
+/**
+ * The set of servers a data directory was made for, as `file` beside it records it: undefined
+ * when the directory holds no data (no `marker`), or its set was not recorded (data made before
+ * sets were, which is taken to be the configured set's).
+ */
+export async function recordedSetOf<T>(marker: string, file: string): Promise<T | undefined> {
+  if (!(await exists(marker))) return undefined;
+  const text = await readIfExists(file);
+  return text === undefined ? undefined : (JSON.parse(text) as T);
+}
+
+/** Records in `file` the set of servers a data directory is made for, unless it says so already. */
+export async function recordSet(file: string, set: unknown): Promise<void> {
+  const text = `${JSON.stringify(set)}\n`;
+  if ((await readIfExists(file)) !== text) await writeFileAtomic(file, text, { mode: 0o600 });
+}
+
 /** Where the member set of a member's data is recorded: beside it, where etcd does not look. */
 function etcdClusterFile(stateDir: string, member: string): string {
   return join(stateDir, 'etcd', `${member}.cluster.json`);
@@ -105,10 +122,11 @@ async function foreignDataOf(
   member: string,
 ): Promise<ForeignEtcdData | undefined> {
   const dataDir = etcdDataDir(stateDir, member);
-  if (!(await exists(join(dataDir, 'member')))) return undefined;
-  const text = await readIfExists(etcdClusterFile(stateDir, member));
-  if (text === undefined) return undefined;
-  const recorded = JSON.parse(text) as EtcdCluster;
+  const recorded = await recordedSetOf<EtcdCluster>(
+    join(dataDir, 'member'),
+    etcdClusterFile(stateDir, member),
+  );
+  if (recorded === undefined) return undefined;
   const configured = etcdClusterOf(config);
   return sameCluster(recorded, configured) ? undefined : { member, dataDir, recorded, configured };
 }
@@ -147,9 +165,7 @@ export async function checkEtcdData(
 async function claimEtcdData(config: IotdrConfig, stateDir: string, member: string): Promise<void> {
   const foreign = await foreignDataOf(config, stateDir, member);
   if (foreign) throw etcdDataOfAnotherCluster(foreign);
-  const file = etcdClusterFile(stateDir, member);
-  const cluster = `${JSON.stringify(etcdClusterOf(config))}\n`;
-  if ((await readIfExists(file)) !== cluster) await writeFileAtomic(file, cluster, { mode: 0o600 });
+  await recordSet(etcdClusterFile(stateDir, member), etcdClusterOf(config));
 }
 
 /** The configured member NAME, or a ConfigError naming the members there are. */

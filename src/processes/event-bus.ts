@@ -4,12 +4,21 @@
  * certificate.
  */
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
 import { abortableSleep, ConfigError, type Logger } from '../common/index.js';
 import type { IotdrConfig, RegionConfig } from '../config/index.js';
-import { type EventBus, JetStreamEventBus, natsReplicasOf, SqliteEventBus } from '../events/index.js';
+import {
+  connectNats,
+  type EventBus,
+  eventStreamName,
+  JetStreamEventBus,
+  natsReplicasOf,
+  SqliteEventBus,
+} from '../events/index.js';
 import type { SiteTls } from '../http/index.js';
-import { natsLinkOf } from './sites.js';
+import { loadOrCreateCa } from '../pki/index.js';
+import { ANALYTICS_SITE, natsLinkOf } from './sites.js';
 
 /**
  * How long a region waits at start for its NATS to take the stream, in ms: a server starting
@@ -74,5 +83,35 @@ export async function openRegionBus(options: RegionBusOptions): Promise<EventBus
         );
       await abortableSleep(NATS_RETRY_MS, new AbortController().signal);
     }
+  }
+}
+
+/**
+ * The server of a region's NATS leading its event stream (its name in `regions[].nats.servers`),
+ * asked with a certificate of analytics' site (which may read the stream, not write it), made from
+ * the CA in this state directory and kept in memory only; undefined for a stream of one replica.
+ * For the drill, which kills that server with its fault.
+ */
+export async function natsStreamLeader(
+  config: IotdrConfig,
+  stateDir: string,
+  regionName: string,
+): Promise<string | undefined> {
+  const region = config.regions.find((r) => r.name === regionName);
+  if (region?.nats === undefined) return undefined;
+  let tls: SiteTls | undefined;
+  if (config.links.mode === 'mutual-tls') {
+    const ca = await loadOrCreateCa(join(stateDir, 'pki'));
+    const site = { kind: 'analytics', name: ANALYTICS_SITE } as const;
+    const issued = await ca.issueSiteCertificate({ site, ipAddresses: [], dnsNames: [] });
+    tls = { caPem: ca.certificatePem, certPem: issued.certificatePem, keyPem: issued.privateKeyPem, site };
+  }
+  const nc = await connectNats(natsLinkOf(config, region, tls, 'drill'));
+  try {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(eventStreamName(region.name));
+    return info.cluster?.leader;
+  } finally {
+    await nc.close();
   }
 }

@@ -36,6 +36,7 @@ export {
   type RunningEtcdMember,
   startEtcdMember,
 } from './etcd.js';
+export { NATS_START_WAIT_MS, natsStreamLeader, openRegionBus, type RegionBusOptions } from './event-bus.js';
 export {
   type NameServerOptions,
   nameServerConfig,
@@ -43,7 +44,10 @@ export {
   startNameServer,
 } from './nameserver.js';
 export {
+  checkNatsData,
+  type ForeignNatsData,
   type NatsServerOptions,
+  type NatsServerSet,
   natsServerAnswers,
   natsServerUrl,
   type RunningNatsServer,

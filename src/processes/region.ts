@@ -71,7 +71,9 @@ import { DeadLetterStore, parseRuleDefinitions, RuleEngine, ruleRoutes } from '.
 import { brokerListenOf, brokerWorkers, regionBrokerOptions, regionRedis } from './broker-node.js';
 import { openRegionBus } from './event-bus.js';
 import { regionRegistryService } from './registry.js';
-import { siteLinks } from './sites.js';
+import { ANALYTICS_SITE, siteLinks } from './sites.js';
+
+export { ANALYTICS_SITE };
 
 /**
  * Composition root of one region: its store, registry, certificate authority, replication links
@@ -132,9 +134,6 @@ export async function loadOrCreateTlsTicketSecret(stateDir: string): Promise<Buf
     'file from a host of the fleet, or move it away to make a new one (then copy that to every host)';
   throw new ConfigError(`secret file ${path} holds no TLS ticket secret: ${message}`, [{ path, message }]);
 }
-
-/** The site name of `iotdr analytics` (one per fleet). */
-export const ANALYTICS_SITE = 'analytics';
 
 /** The tokens that stand in for site certificates on the plain loopback switch. */
 async function plainLinkTokens(
@@ -309,9 +308,15 @@ export async function startRegion(options: RegionOptions): Promise<RunningRegion
     closers.add(() => shadows.stop());
     // On stop the broker closes before the engines it feeds (close is idempotent).
     closers.add(() => broker.close());
-    // Runs before the device's PUBACK: an acknowledged message is on the bus.
+    // Runs before the device's PUBACK: an acknowledged message is on the bus. A broker node on
+    // JetStream made the message's appends itself (busHandled): only the other actions run here.
     broker.onMessage(async (message) => {
-      const [, taken] = await Promise.all([shadows.handle(message), rules.handle(message)]);
+      const done = message.busHandled;
+      const scope =
+        done === undefined
+          ? {}
+          : { actions: 'not-bus' as const, ...(done.eventId === undefined ? {} : { eventId: done.eventId }) };
+      const [, taken] = await Promise.all([shadows.handle(message), rules.handle(message, scope)]);
       if (taken.busFailures > 0) throw new Error('the event bus did not take the message');
     });
     // Devices may connect only now that every message has somewhere to go.

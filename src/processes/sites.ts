@@ -20,6 +20,9 @@ import type { NatsLink } from '../events/index.js';
 import { type SiteTls, siteAgent } from '../http/index.js';
 import { CA_KEY_FILE, describeSite, loadOrCreateCa, type SiteId, siteOfCertificate } from '../pki/index.js';
 
+/** The site name of `iotdr analytics` (one per fleet). */
+export const ANALYTICS_SITE = 'analytics';
+
 const DAY_MS = 86_400_000;
 
 /** The names a site's API answers on: addresses become IP SANs, host names DNS SANs. */

@@ -56,6 +56,23 @@ export interface RuleEngineOptions {
   maxDeliveriesInFlight?: number;
 }
 
+/**
+ * Which of a matched rule's actions `handle` runs: all of them, only the appends to the event bus
+ * (a broker node on JetStream appends itself), or all but those (the hub, for a message whose
+ * appends a node already made).
+ */
+export type RuleActionScope = 'all' | 'bus' | 'not-bus';
+
+export interface HandleOptions {
+  /** Default 'all'. */
+  actions?: RuleActionScope;
+  /**
+   * The id another process gave this message's events (a node that appended them), used when the
+   * message carries no `messageId`, so every action names the same event.
+   */
+  eventId?: string;
+}
+
 export type RuleView = RuleDefinition &
   ({ source: 'config' } | { source: 'api'; version: number; createdAt: string; updatedAt: string });
 
@@ -66,16 +83,26 @@ export interface HandleResult {
   failures: number;
   /** Of those, appends to the event bus: the message is not durably taken, so it must not be acknowledged. */
   busFailures: number;
+  /** The message's event id, once a matched rule needed one. */
+  eventId?: string;
+  /** A matched rule has a republish or HTTP action, whether or not this call ran it. */
+  beyondBus: boolean;
 }
 
 type Data = { json: true; value: unknown; bytes: Buffer } | { json: false; bytes: Buffer };
+
+function inScope(action: RuleAction, scope: RuleActionScope): boolean {
+  if (scope === 'all') return true;
+  return (action.type === 'bus') === (scope === 'bus');
+}
 
 /**
  * The region's rules: every message the broker hands to `handle` is matched against the enabled
  * rules (config rules, then API rules, each by name), and each match runs its actions in order.
  * `handle` resolves once the bus appends are committed and the republishes handed to the broker,
  * so a broker that waits for it before PUBACK acknowledges only what is on the bus. HTTP actions
- * run in the background with retries and end in a dead letter when they keep failing.
+ * run in the background with retries and end in a dead letter when they keep failing. A broker
+ * node on JetStream runs only the bus appends (`actions: 'bus'`) and the hub the rest.
  */
 export class RuleEngine {
   readonly store: RuleStore | undefined;
@@ -135,18 +162,35 @@ export class RuleEngine {
     this.#refresh();
   }
 
-  #learn(rule: ApiRule): void {
-    const known = this.#api.get(rule.name)?.version ?? this.#apiDeleted.get(rule.name) ?? 0;
-    if (rule.version <= known) return;
-    this.#api.set(rule.name, rule);
-    this.#apiDeleted.delete(rule.name);
+  /**
+   * Reads the API rules again, for a process that does not see the registry's commits (a broker
+   * node reading the region's store): a rule no longer listed is gone.
+   */
+  async reload(): Promise<void> {
+    if (!this.store) return;
+    const listed = await this.store.list();
+    const names = new Set(listed.map((r) => r.name));
+    let changed = false;
+    for (const rule of listed) changed = this.#learn(rule) || changed;
+    for (const [name, rule] of this.#api)
+      if (!names.has(name)) changed = this.#forget(name, rule.version) || changed;
+    if (changed) this.#refresh();
   }
 
-  #forget(name: string, version: number): void {
+  #learn(rule: ApiRule): boolean {
+    const known = this.#api.get(rule.name)?.version ?? this.#apiDeleted.get(rule.name) ?? 0;
+    if (rule.version <= known) return false;
+    this.#api.set(rule.name, rule);
+    this.#apiDeleted.delete(rule.name);
+    return true;
+  }
+
+  #forget(name: string, version: number): boolean {
     const known = this.#api.get(name)?.version ?? 0;
-    if (version < known) return;
+    if (version < known) return false;
     this.#api.delete(name);
     this.#apiDeleted.set(name, version);
+    return true;
   }
 
   #refresh(): void {
@@ -180,21 +224,32 @@ export class RuleEngine {
     return { ...definition, source: 'api', version, createdAt, updatedAt };
   }
 
-  async handle(message: InboundMessage): Promise<HandleResult> {
-    const result: HandleResult = { matched: [], failures: 0, busFailures: 0 };
+  /**
+   * Runs the actions of every enabled rule matching the message (those of `options.actions`).
+   * With 'not-bus' the message was counted where its appends were made, so matches and its
+   * payload's errors are not counted again.
+   */
+  async handle(message: InboundMessage, options: HandleOptions = {}): Promise<HandleResult> {
+    const scope = options.actions ?? 'all';
+    const counts = scope !== 'not-bus';
+    const result: HandleResult = { matched: [], failures: 0, busFailures: 0, beyondBus: false };
     const depth = this.#depthOf(message);
     let id: string | undefined;
     let parsed: ReturnType<typeof parseJson> | undefined;
     for (const rule of this.#active) {
       if (!rule.enabled || !topicMatches(rule.topicFilter, message.topic)) continue;
       result.matched.push(rule.name);
-      this.#metrics?.matches.inc({ rule: rule.name });
+      if (rule.actions.some((a) => a.type !== 'bus')) result.beyondBus = true;
+      if (counts) this.#metrics?.matches.inc({ rule: rule.name });
       parsed ??= parseJson(message.payload);
-      const data = this.#data(rule, message, parsed);
+      const data = this.#data(rule, message, parsed, counts);
       if (!data) continue;
-      // One id per message: the device's, or one made here, shared by every rule it matches.
-      id ??= message.messageId ?? uuidv7(message.receivedAt);
+      // One id per message: the device's, the one the appending process made, or one made here,
+      // shared by every rule it matches; the stream drops a second append of the same id.
+      id ??= message.messageId ?? options.eventId ?? uuidv7(message.receivedAt);
+      result.eventId = id;
       for (const action of rule.actions) {
+        if (!inScope(action, scope)) continue;
         try {
           await this.#run(rule, action, message, data, id, depth);
         } catch (error) {
@@ -213,6 +268,7 @@ export class RuleEngine {
     rule: RuleDefinition,
     message: InboundMessage,
     parsed: ReturnType<typeof parseJson>,
+    counts: boolean,
   ): Data | undefined {
     if (rule.select === undefined) {
       return parsed.ok
@@ -220,7 +276,7 @@ export class RuleEngine {
         : { json: false, bytes: message.payload };
     }
     if (!parsed.ok || !isObject(parsed.value)) {
-      this.#ruleError(rule.name, 'payload-not-json-object', message.topic);
+      if (counts) this.#ruleError(rule.name, 'payload-not-json-object', message.topic);
       return undefined;
     }
     const value = selectFields(parsed.value, rule.select);

@@ -21,7 +21,9 @@ export { type AddressCheck, addressCheck, parseNetwork } from './egress.js';
 export {
   DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
   DEFAULT_MAX_REPUBLISH_DEPTH,
+  type HandleOptions,
   type HandleResult,
+  type RuleActionScope,
   RuleEngine,
   type RuleEngineOptions,
   type RuleView,

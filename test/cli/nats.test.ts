@@ -3,19 +3,35 @@
  * region's site certificate opens the region's event stream on it and appends, and SIGTERM stops
  * it cleanly with nats-server gone; over plain-loopback links it is plain and SIGINT stops it; a
  * server or region the configuration does not list is a configuration error naming those there
- * are, a missing option a usage error, and a missing binary says what to install.
+ * are, a missing option a usage error, and a missing binary says what to install. A cluster's
+ * routes authenticate with the region's secret, made once on the state directory and never logged;
+ * a host without the CA's key is told to copy it. A store made for another server set is refused,
+ * and `iotdr up --events jetstream` deletes its own servers' stores of another run's set.
  */
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { waitUntil } from '../../src/common/index.js';
-import { type IotdrConfig, natsServersOf, parseConfig, type RegionConfig } from '../../src/config/index.js';
+import {
+  embeddedNats,
+  type IotdrConfig,
+  natsRouteSecretPath,
+  natsServersOf,
+  natsSiteOf,
+  parseConfig,
+  type RegionConfig,
+} from '../../src/config/index.js';
 import { JetStreamEventBus } from '../../src/events/index.js';
 import { loadOrCreateCa } from '../../src/pki/index.js';
-import { siteCredentials, startNatsServer } from '../../src/processes/index.js';
+import {
+  checkNatsData,
+  natsServerAnswers,
+  siteCredentials,
+  startNatsServer,
+} from '../../src/processes/index.js';
 import { natsSkipReason } from '../harness/nats.js';
 import { freePorts, type IotdrProcess, killGroup, ROOT, spawnIotdr } from '../harness/process.js';
 
@@ -180,7 +196,194 @@ describe.skipIf(skip !== undefined)('iotdr nats', () => {
     expect(await appendOne({ region: 'us-east', nats, replicas: 3 })).toBe(1);
     for (const proc of procs) proc.child.kill('SIGTERM');
     expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0, 0]);
+
+    // They made it with one route secret, made once here and private; it is in no log.
+    const secretFile = natsRouteSecretPath(home, 'us-east');
+    expect((await stat(secretFile)).mode & 0o777).toBe(0o600);
+    const secret = (await readFile(secretFile, 'utf8')).trim();
+    expect(secret).toMatch(/^[\w-]{43}$/);
+    for (const [i, proc] of procs.entries()) {
+      const conf = JSON.parse(await readFile(join(home, 'nats', 'us-east', `nats-${i + 1}.conf`), 'utf8'));
+      expect(conf.cluster.authorization).toMatchObject({ user: 'iotdr-route', password: secret });
+      expect(conf.cluster.routes).toHaveLength(2);
+      for (const route of conf.cluster.routes) expect(route).toContain(`iotdr-route:${secret}@`);
+      expect(proc.output()).toContain('Route connection created');
+      expect(proc.output()).not.toContain(secret);
+    }
   }, 90_000);
+
+  it("tells a host without the CA's key to copy the region's route secret, and uses the copy", async () => {
+    const { home, config } = await platform('mutual-tls', CLUSTER);
+    // The server's certificate, issued where the CA's key was; then the key goes.
+    await siteCredentials(config, home, natsSiteOf('us-east', 'nats-1'), {
+      addresses: [CLUSTER[0] as string, '127.0.0.1'],
+    });
+    await rename(join(home, 'pki', 'ca.key'), join(home, 'ca.key.elsewhere'));
+    const secretFile = natsRouteSecretPath(home, 'us-east');
+    // A binary that exits at once: what is checked is what happens before it starts.
+    const options = {
+      config,
+      stateDir: home,
+      region: 'us-east',
+      server: 'nats-1',
+      findBinary: () => '/bin/false',
+    };
+    await expect(startNatsServer(options)).rejects.toMatchObject({
+      code: 'IOTDR_CONFIG_INVALID',
+      message: expect.stringContaining(
+        `no route secret for region us-east's NATS cluster at ${secretFile}, and no CA key here`,
+      ),
+    });
+
+    await mkdir(join(home, 'secrets'), { recursive: true, mode: 0o700 });
+    await writeFile(secretFile, 'copied-from-the-ca-host\n', { mode: 0o600 });
+    const server = await startNatsServer(options);
+    await server.exited;
+    const conf = JSON.parse(await readFile(server.configFile, 'utf8'));
+    expect(conf.cluster.authorization.password).toBe('copied-from-the-ca-host');
+  });
+
+  it('refuses a store made for another server set, naming it; checkNatsData deletes the region’s stores when told to', async () => {
+    const { home, config, region } = await platform('plain-loopback');
+    const alone = await startNatsServer({ config, stateDir: home, region: 'us-east', server: 'nats-1' });
+    await waitUntil(() => natsServerAnswers(ADDRESS, region.nats?.servers[0]?.clientPort ?? 0), {
+      timeoutMs: 20_000,
+      what: 'nats-1 to answer with JetStream',
+    });
+    alone.stop();
+    expect((await alone.exited).code).toBe(0);
+    const storeDir = join(home, 'nats', 'us-east', 'nats-1');
+    expect(JSON.parse(await readFile(join(home, 'nats', 'us-east', 'nats-1.cluster.json'), 'utf8'))).toEqual({
+      cluster: 'iotdr-us-east',
+      routes: [],
+    });
+    // The same set again: its store is its own.
+    expect(await checkNatsData(config, home, [])).toEqual([]);
+
+    // nats-1 now one of three.
+    const [a, b, c, d] = await freePorts(4, ADDRESS);
+    const first = region.nats?.servers[0];
+    const servers = [
+      first,
+      { name: 'nats-2', address: ADDRESS, clientPort: a, clusterPort: b },
+      { name: 'nats-3', address: ADDRESS, clientPort: c, clusterPort: d },
+    ];
+    const three = parseConfig({
+      links: { mode: 'plain-loopback' },
+      events: { engine: 'jetstream' },
+      regions: [
+        { name: 'us-east', priority: 1, address: ADDRESS, api: { port: region.api.port }, nats: { servers } },
+      ],
+    });
+    const refused = {
+      code: 'IOTDR_NATS_DATA_OF_ANOTHER_CLUSTER',
+      message: expect.stringContaining(
+        `NATS server nats-1 of us-east: ${storeDir} holds its JetStream data as a server alone, not as regions[].nats.servers lists it (iotdr-us-east: routes ${ADDRESS}:${first?.clusterPort}, ${ADDRESS}:${b}, ${ADDRESS}:${d}); delete ${storeDir}`,
+      ),
+    };
+    await expect(
+      startNatsServer({
+        config: three,
+        stateDir: home,
+        region: 'us-east',
+        server: 'nats-1',
+        findBinary: () => '/bin/false',
+      }),
+    ).rejects.toMatchObject(refused);
+    await expect(checkNatsData(three, home, [])).rejects.toMatchObject(refused);
+
+    const removed = await checkNatsData(three, home, ['us-east']);
+    expect(removed).toMatchObject([{ region: 'us-east', server: 'nats-1', storeDir }]);
+    await expect(stat(join(home, 'nats', 'us-east'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await checkNatsData(three, home, [])).toEqual([]);
+  }, 60_000);
+
+  it.skipIf(skip !== undefined)(
+    "iotdr up --events jetstream starts a region's NATS afresh when its store is of another run's server count",
+    async () => {
+      const address = '127.0.0.95';
+      const home = await mkdtemp(join(tmpdir(), 'iotdr-nats-up-'));
+      homes.push(home);
+      const [api] = await freePorts(1, address);
+      const [analytics] = await freePorts(1);
+      const region = {
+        name: 'us-east',
+        priority: 1,
+        address,
+        api: { port: api },
+        cnc: { port: 0 },
+        mqtt: { port: 0 },
+      };
+      const yaml = {
+        regions: [region],
+        analytics: { address: '127.0.0.1', port: analytics },
+        // On the region's address, out of other tests' way.
+        control: { address },
+        dns: { address },
+      };
+      const file = join(home, 'iotdr.yaml');
+      await writeFile(file, JSON.stringify(yaml));
+      // nats-1 of a run with three servers: alone now, it would wait for two peers for ever.
+      const earlier = parseConfig({
+        ...yaml,
+        events: { engine: 'jetstream' },
+        regions: [{ ...region, nats: embeddedNats(region, 3) }],
+      });
+      const server = await startNatsServer({
+        config: earlier,
+        stateDir: home,
+        region: 'us-east',
+        server: 'nats-1',
+      });
+      await waitUntil(
+        () =>
+          stat(join(home, 'nats', 'us-east', 'nats-1', 'jetstream')).then(
+            () => true,
+            () => false,
+          ),
+        {
+          timeoutMs: 20_000,
+          what: 'nats-1 to make its store',
+        },
+      );
+      server.stop();
+      await server.exited;
+
+      const proc = spawnIotdr(
+        ['up', '--events', 'jetstream', '--fleet', '0', '--config', file],
+        { IOTDR_HOME: home },
+        ROOT,
+        {
+          group: true,
+        },
+      );
+      processes.push(proc);
+      await waitUntil(
+        () => {
+          if (proc.child.exitCode !== null) throw new Error(`iotdr up exited:\n${proc.output()}`);
+          return proc.output().includes('iotdr is up');
+        },
+        {
+          timeoutMs: 90_000,
+          what: 'iotdr up to start',
+          fatal: () => true,
+          timeoutError: (m) => new Error(`${m}\n${proc.output()}`),
+        },
+      );
+      expect(proc.output()).toContain(
+        `iotdr up: ${join(home, 'nats', 'us-east')} held the NATS data of another run (3 servers): deleted, the NATS of us-east starts afresh`,
+      );
+      expect(
+        JSON.parse(await readFile(join(home, 'nats', 'us-east', 'nats-1.cluster.json'), 'utf8')),
+      ).toEqual({
+        cluster: 'iotdr-us-east',
+        routes: [],
+      });
+      proc.child.kill('SIGINT');
+      expect(await proc.exited).toBe(0);
+    },
+    120_000,
+  );
 
   it('runs plain on plain-loopback links, and stops cleanly on SIGINT', async () => {
     const { home, file, config, region } = await platform('plain-loopback');

@@ -3,18 +3,24 @@
  * nats-server 2.9 enforces it over mutual TLS with `clients`: the region's site connects and
  * appends, analytics' site reads with a durable consumer but may neither publish an event nor
  * change the stream, and a device certificate of the same CA (even one whose subject names the
- * region's site) or a certificate of another site kind is refused.
+ * region's site) or a certificate of another site kind is refused. A cluster's routes authenticate
+ * with its secret: a server with a device certificate of the same CA but without the secret is
+ * refused as a route, and the cluster's stream goes on unaffected.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../src/common/index.js';
 import {
   connectNats,
   decodeEvent,
   encodeEvent,
   eventStreamName,
   eventSubject,
+  findNatsServer,
   JetStreamEventBus,
   type NatsLink,
   type NatsServerSpec,
@@ -22,6 +28,7 @@ import {
 } from '../../src/events/index.js';
 import { type CertificateAuthority, loadOrCreateCa, type SiteId, siteUri } from '../../src/pki/index.js';
 import { natsSkipReason, type RunningNats, startNats } from '../harness/nats.js';
+import { freePorts } from '../harness/process.js';
 import { tempDir } from './support.js';
 
 const BASE: NatsServerSpec = {
@@ -35,6 +42,8 @@ const CLIENTS = {
   writers: ['urn:iotdr:site:region:us-east'],
   readers: ['urn:iotdr:site:analytics:analytics'],
 };
+
+const SECRET = 'Zm9vYmFyLXNlY3JldC1vZi10aGUtY2x1c3Rlcg';
 
 const configOf = (spec: NatsServerSpec): any => JSON.parse(natsServerConfig(spec));
 
@@ -89,7 +98,7 @@ describe('natsServerConfig', () => {
     });
   });
 
-  it('routes to every other server of the cluster; checks a route names its address only when routes are DNS names', () => {
+  it('routes to every other server of the cluster with its secret; checks a route names its address only when routes are DNS names', () => {
     const byAddress = configOf({
       ...BASE,
       tls: TLS,
@@ -101,12 +110,17 @@ describe('natsServerConfig', () => {
           { address: '127.0.0.11', clusterPort: 6223 },
           { address: '::1', clusterPort: 6224 },
         ],
+        secret: SECRET,
       },
     });
     expect(byAddress.cluster).toMatchObject({
       name: 'iotdr-us-east',
       listen: '127.0.0.11:6222',
-      routes: ['nats-route://127.0.0.11:6223', 'nats-route://[::1]:6224'],
+      authorization: { user: 'iotdr-route', password: SECRET },
+      routes: [
+        `nats-route://iotdr-route:${SECRET}@127.0.0.11:6223`,
+        `nats-route://iotdr-route:${SECRET}@[::1]:6224`,
+      ],
       tls: { verify: true, ca_file: TLS.caFile },
     });
     // nats-server 2.9 matches it against DNS names alone: over addresses it refuses every route.
@@ -123,9 +137,12 @@ describe('natsServerConfig', () => {
           { address: 'nats-a.internal', clusterPort: 6222 },
           { address: 'nats-b.internal', clusterPort: 6222 },
         ],
+        secret: 'a/b:c@d',
       },
     });
-    expect(byName.cluster.routes).toEqual(['nats-route://nats-b.internal:6222']);
+    // A secret given by hand may hold any character: the URL carries it encoded.
+    expect(byName.cluster.routes).toEqual(['nats-route://iotdr-route:a%2Fb%3Ac%40d@nats-b.internal:6222']);
+    expect(byName.cluster.authorization).toMatchObject({ password: 'a/b:c@d' });
     expect(byName.cluster.tls).toMatchObject({ verify_cert_and_check_known_urls: true });
   });
 });
@@ -224,4 +241,99 @@ describe.skipIf(skip)(`NATS over mutual TLS with clients (${skip ?? 'nats-server
       );
     }
   });
+});
+
+/** A server's route count, from its monitoring port. */
+async function routesOf(monitorPort: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${monitorPort}/routez`);
+  return ((await res.json()) as { num_routes: number }).num_routes;
+}
+
+describe.skipIf(skip)(`a NATS cluster's routes (${skip ?? 'nats-server'})`, () => {
+  let nats: RunningNats;
+  let ca: CertificateAuthority;
+  let home: Awaited<ReturnType<typeof tempDir>>;
+  let rogue: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    home = await tempDir();
+    ca = await loadOrCreateCa(join(home.dir, 'pki'));
+    nats = await startNats({ nodes: 3, stateDir: home.dir });
+  }, 90_000);
+  afterAll(async () => {
+    rogue?.kill('SIGKILL');
+    await nats?.stop();
+    await home?.remove();
+  });
+
+  it("refuses a server with a device certificate of the CA but without the cluster's secret, the stream unaffected", async () => {
+    const bus = await JetStreamEventBus.open({ region: REGION, nats: nats.link(), replicas: 3 });
+    const event = (id: string) => ({
+      id,
+      time: 1_732_675_200_000,
+      source: { type: 'rule' as const, rule: 'telemetry' },
+      topic: 'dev/sensor-1/telemetry',
+      payload: { type: 'json' as const, value: { temp: 21.5 } },
+    });
+    expect(await bus.append(event('e-1'))).toEqual({ offset: 1, appended: true });
+
+    // What a device on the cluster's network could run: the cluster's own configuration, a
+    // device certificate of the CA, and no secret.
+    const device = await ca.issueDeviceCertificate();
+    const dir = join(home.dir, 'rogue');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'ca.pem'), ca.certificatePem);
+    await writeFile(join(dir, 'device.pem'), device.certificatePem);
+    await writeFile(join(dir, 'device.key'), device.privateKeyPem, { mode: 0o600 });
+    const [clientPort, clusterPort, monitorPort] = (await freePorts(3)) as [number, number, number];
+    const routes = nats.nodes.map((n) => ({ address: '127.0.0.1', clusterPort: n.clusterPort as number }));
+    const config = configOf({
+      name: 'rogue',
+      address: '127.0.0.1',
+      clientPort,
+      storeDir: join(dir, 'store'),
+      monitorPort,
+      tls: {
+        caFile: join(dir, 'ca.pem'),
+        certFile: join(dir, 'device.pem'),
+        keyFile: join(dir, 'device.key'),
+      },
+      cluster: {
+        name: nats.clusterName as string,
+        clusterPort,
+        routes: [...routes, { address: '127.0.0.1', clusterPort }],
+        secret: 'unknown',
+      },
+    });
+    delete config.cluster.authorization;
+    config.cluster.routes = routes.map((r) => `nats-route://127.0.0.1:${r.clusterPort}`);
+    const configFile = join(dir, 'rogue.conf');
+    await writeFile(configFile, JSON.stringify(config));
+    const logFile = join(dir, 'rogue.log');
+    rogue = spawn(findNatsServer() as string, ['-c', configFile, '-l', logFile], { stdio: 'ignore' });
+
+    // Every server of the cluster refuses its route (without the secret they would take it).
+    const refusals = async () =>
+      (
+        (await readFile(logFile, 'utf8').catch(() => '')).match(/Route Error 'Authorization Violation'/g) ??
+        []
+      ).length;
+    await waitUntil(async () => (await refusals()) >= 3 || (await routesOf(monitorPort)) > 0, {
+      timeoutMs: 20_000,
+      what: "the cluster's servers to refuse the rogue's routes",
+    });
+    expect(await routesOf(monitorPort)).toBe(0);
+
+    expect(await bus.append(event('e-2'))).toEqual({ offset: 2, appended: true });
+    await bus.close();
+    const nc = await connectNats(nats.link());
+    try {
+      const info = await (await jetstreamManager(nc)).streams.info(eventStreamName(REGION));
+      expect(info.state.messages).toBe(2);
+      const followers = nats.nodes.map((n) => n.name).filter((n) => n !== info.cluster?.leader);
+      expect(info.cluster?.replicas?.map((r) => r.name).sort()).toEqual(followers);
+    } finally {
+      await nc.close();
+    }
+  }, 60_000);
 });

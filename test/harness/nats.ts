@@ -3,13 +3,14 @@
  * three, each launched with the product's configuration (`natsServerConfig`): a temporary
  * directory `iotdr-nats-*`, free client and cluster ports on 127.0.0.1, and by default mutual TLS
  * on client and cluster links with site certificates from a CA made for it (or a state
- * directory's). Tests call `startNats()` once per file and `stop()` it in afterAll; a node can be
+ * directory's); a cluster's routes authenticate with a secret made for it. Tests call `startNats()` once per file and `stop()` it in afterAll; a node can be
  * killed and started again on its store directory.
  *
  * When the binary is missing the caller skips with the returned reason; with CI=true that is an
  * error instead, so CI never goes green by skipping.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -71,6 +72,8 @@ export interface RunningNats {
   /** The CA that signed servers and the client (PEM); undefined without TLS. */
   caPem: string | undefined;
   nodes: NatsNodeHandle[];
+  /** The cluster's name, with 3 nodes. */
+  clusterName: string | undefined;
   /** Kills every server and removes the temporary directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -123,7 +126,8 @@ class Node implements NatsNodeHandle {
     this.clusterPort = spec.cluster?.clusterPort;
     this.#configFile = join(dirname(spec.storeDir), `${spec.name}.conf`);
     this.#log = join(dirname(spec.storeDir), `${spec.name}.log`);
-    writeFileSync(this.#configFile, natsServerConfig(spec));
+    // It holds the cluster's route secret.
+    writeFileSync(this.#configFile, natsServerConfig(spec), { mode: 0o600 });
   }
 
   get running(): boolean {
@@ -205,6 +209,7 @@ export async function startNats(options: StartNatsOptions = {}): Promise<Running
     readers: options.clients.readers,
   };
   const dir = mkdtempSync(join(tmpdir(), 'iotdr-nats-'));
+  const secret = randomBytes(32).toString('base64url');
   const names = Array.from({ length: count }, (_, i) => `nats-${i + 1}`);
   const children = new Set<ChildProcess>();
   const killAllSync = (): void => {
@@ -249,7 +254,14 @@ export async function startNats(options: StartNatsOptions = {}): Promise<Running
           clientPort: ports[2 * i] as number,
           storeDir,
           ...(count > 1
-            ? { cluster: { name: `iotdr-test-${attempt}`, clusterPort: ports[2 * i + 1] as number, routes } }
+            ? {
+                cluster: {
+                  name: `iotdr-test-${attempt}`,
+                  clusterPort: ports[2 * i + 1] as number,
+                  routes,
+                  secret,
+                },
+              }
             : {}),
           ...(tls === undefined
             ? {}
@@ -278,6 +290,7 @@ export async function startNats(options: StartNatsOptions = {}): Promise<Running
         link,
         caPem: tls?.ca,
         nodes,
+        clusterName: count > 1 ? `iotdr-test-${attempt}` : undefined,
         stop() {
           stopped ??= (async () => {
             await Promise.all(nodes.map((n) => n.kill('SIGTERM')));

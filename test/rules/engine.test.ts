@@ -122,7 +122,13 @@ describe('rule engine', () => {
     const r = await e.handle(
       message('dev/t1/telemetry', { temp: 21, pos: { lat: 1, lon: 2 }, x: 1 }, { messageId: 'msg-1' }),
     );
-    expect(r).toEqual({ matched: ['telemetry'], failures: 0, busFailures: 0 });
+    expect(r).toEqual({
+      matched: ['telemetry'],
+      failures: 0,
+      busFailures: 0,
+      eventId: 'msg-1',
+      beyondBus: false,
+    });
     await e.handle(message('dev/t1/status', { temp: 1 }));
     await e.handle(message('other/bin', Buffer.from([0, 1, 2]), { thingName: undefined }));
     // QoS1 re-delivery of the same device message: no second event.
@@ -155,6 +161,8 @@ describe('rule engine', () => {
       matched: ['telemetry'],
       failures: 1,
       busFailures: 1,
+      eventId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7/),
+      beyondBus: false,
     });
     bus = await SqliteEventBus.open({ path: join(dir, 'events.db'), region: 'us-east' });
   });
@@ -165,6 +173,7 @@ describe('rule engine', () => {
       matched: ['sel'],
       failures: 0,
       busFailures: 0,
+      beyondBus: false,
     });
     await e.handle(message('x', [1, 2]));
     expect(await bus.lastOffset()).toBe(0);

@@ -3,14 +3,22 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { IotdrError } from '../../common/index.js';
 import { MAX_CONTROL_NODES } from '../../control/index.js';
-import { CONTROL_LEADER_CRASH, drillConfig, passed, renderReport, runDrill } from '../../drill/index.js';
+import {
+  CONTROL_LEADER_CRASH,
+  drillConfig,
+  NATS_NODE_CRASH,
+  passed,
+  renderReport,
+  runDrill,
+} from '../../drill/index.js';
 import { DRILL_FAULTS, type DrillFault } from '../../faults/index.js';
-import { startDrillPlatform } from '../../processes/index.js';
+import { natsStreamLeader, startDrillPlatform } from '../../processes/index.js';
 import { fleetOptions, loadFor, parseCommand, usageError } from '../args.js';
 import type { Command } from '../io.js';
 
-const USAGE = `usage: iotdr drill [--devices N] [--fault KIND[+control-leader-crash]] [--failback] [--auth mtls|token]
-                   [--rate MSGS_PER_S] [--control-nodes N] [--json FILE] [--keep] [--config FILE]
+const USAGE = `usage: iotdr drill [--devices N] [--fault KIND[+control-leader-crash][+nats-node-crash]] [--failback]
+                   [--auth mtls|token] [--rate MSGS_PER_S] [--control-nodes N]
+                   [--events jetstream [--nats-servers 1|3]] [--json FILE] [--keep] [--config FILE]
 
 Runs a disaster-recovery drill from a fresh state directory: both regions (fault injection on),
 control and analytics, a simulated fleet of N devices (default 50) publishing telemetry; then makes
@@ -26,11 +34,16 @@ faults: ${DRILL_FAULTS.join(', ')} (default broker-crash)
   control-leader-crash the leading control node gets SIGKILL at the same moment; joined to one
                        of the above with +, e.g. control-leader-crash+region-crash (needs control
                        nodes: --control-nodes 3 or control.nodes)
+  nats-node-crash      the NATS server leading the secondary's event stream gets SIGKILL at the
+                       same moment, and is restarted after the switch; joined with +, e.g.
+                       nats-node-crash+region-crash (needs --events jetstream --nats-servers 3)
 
 --auth      mtls (default) or token (turns the brokers' token listener on for the drill)
 --rate      telemetry messages per second over the fleet (default one per device, at most 1000)
 --failback  after the switch, fail back to the primary and measure that too
 --control-nodes  run the control plane as N nodes (1 to 5) and N etcd members on this machine
+--events jetstream  keep every region's events in JetStream, each region with its own NATS of
+            --nats-servers 1 (default) or 3 servers on this machine (Debian's nats-server)
 --keep      keep the state directory (logs, databases) and print where it is
 
 Exit 0 when every device reconnected and nothing accepted was lost, 1 otherwise, 2 on a usage error.
@@ -46,6 +59,8 @@ const SPEC = {
     auth: { type: 'string' },
     rate: { type: 'string' },
     'control-nodes': { type: 'string' },
+    events: { type: 'string' },
+    'nats-servers': { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean' },
   },
@@ -61,16 +76,26 @@ export const drillCommand: Command = async (argv, io) => {
   const { devices, rate, auth } = shared;
   const parts = (values.fault ?? 'broker-crash').split('+');
   const controlLeaderCrash = parts.includes(CONTROL_LEADER_CRASH);
-  const regionFaults = parts.filter((p) => p !== CONTROL_LEADER_CRASH);
+  const natsNodeCrash = parts.includes(NATS_NODE_CRASH);
+  const regionFaults = parts.filter((p) => p !== CONTROL_LEADER_CRASH && p !== NATS_NODE_CRASH);
   const fault = regionFaults[0] as DrillFault;
   if (
     regionFaults.length !== 1 ||
-    parts.length !== regionFaults.length + (controlLeaderCrash ? 1 : 0) ||
+    parts.length !== 1 + (controlLeaderCrash ? 1 : 0) + (natsNodeCrash ? 1 : 0) ||
     !(DRILL_FAULTS as readonly string[]).includes(fault)
   )
     return bad(
-      `--fault: one of ${DRILL_FAULTS.join(', ')}, alone or joined to ${CONTROL_LEADER_CRASH} with + (${CONTROL_LEADER_CRASH}+region-crash)`,
+      `--fault: one of ${DRILL_FAULTS.join(', ')}, alone or joined with + to ${CONTROL_LEADER_CRASH} or ${NATS_NODE_CRASH} (${CONTROL_LEADER_CRASH}+region-crash)`,
     );
+  if (values.events !== undefined && values.events !== 'jetstream')
+    return bad('--events: jetstream (the configuration’s own engine is used without it)');
+  const natsServersText = values['nats-servers'];
+  if (natsServersText !== undefined && values.events === undefined)
+    return bad('--nats-servers: only with --events jetstream');
+  if (natsServersText !== undefined && natsServersText !== '1' && natsServersText !== '3')
+    return bad('--nats-servers: 1 or 3');
+  const natsServers =
+    values.events === undefined ? undefined : natsServersText === undefined ? 1 : Number(natsServersText);
   const controlNodes = values['control-nodes'] === undefined ? undefined : Number(values['control-nodes']);
   if (
     controlNodes !== undefined &&
@@ -81,7 +106,7 @@ export const drillCommand: Command = async (argv, io) => {
   const loaded = await loadFor(io, values);
   const stateDir = await mkdtemp(join(tmpdir(), 'iotdr-drill-'));
   io.out(
-    `iotdr drill: ${controlLeaderCrash ? `${CONTROL_LEADER_CRASH}+` : ''}${fault} with ${devices} devices; state ${stateDir}`,
+    `iotdr drill: ${values.fault ?? fault} with ${devices} devices${natsServers === undefined ? '' : ` on JetStream (${natsServers} NATS server${natsServers === 1 ? '' : 's'} per region)`}; state ${stateDir}`,
   );
   try {
     const { config, configFile, added } = await drillConfig({
@@ -89,6 +114,7 @@ export const drillCommand: Command = async (argv, io) => {
       auth,
       stateDir,
       ...(controlNodes === undefined ? {} : { controlNodes }),
+      ...(natsServers === undefined ? {} : { natsServers }),
     });
     for (const line of added) io.out(`  added for the drill: ${line}`);
     // Ctrl-C ends the drill and stops every process it started.
@@ -111,6 +137,8 @@ export const drillCommand: Command = async (argv, io) => {
       auth,
       fault,
       controlLeaderCrash,
+      natsNodeCrash,
+      streamLeader: (region) => natsStreamLeader(config, stateDir, region),
       failback: values.failback === true,
       ...(rate === undefined ? {} : { ratePerSecond: rate }),
       onProgress: (line) => io.out(line),

@@ -1,6 +1,6 @@
-import { constants } from 'node:os';
 import { startEtcdMember } from '../../processes/index.js';
 import { loadFor, parseCommand, usageError } from '../args.js';
+import { exitWithServer } from '../child-exit.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr etcd --member NAME [--config FILE]
@@ -30,23 +30,6 @@ export const etcdCommand: Command = async (argv, io) => {
   io.err(
     `iotdr etcd: member ${member.name} at ${member.url} (etcd pid ${member.pid}), data ${member.dataDir}`,
   );
-  // etcd stops on the signal itself; this process waits for it, so it never outlives its data.
-  let asked: NodeJS.Signals | undefined;
-  const forward = (signal: NodeJS.Signals) => {
-    asked = signal;
-    member.kill(signal);
-  };
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  try {
-    const { code, signal } = await member.exited;
-    if (signal === null) return code ?? 1;
-    // Stopped as asked: a clean stop. Any other signal is reported the shell's way.
-    if (signal === asked) return 0;
-    io.err(`iotdr etcd: etcd ended by ${signal}`);
-    return 128 + (constants.signals[signal] ?? 0);
-  } finally {
-    process.off('SIGINT', forward);
-    process.off('SIGTERM', forward);
-  }
+  // etcd stops on the signal itself.
+  return exitWithServer(io, 'iotdr etcd', 'etcd', member);
 };

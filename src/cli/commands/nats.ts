@@ -1,6 +1,6 @@
-import { constants } from 'node:os';
 import { startNatsServer } from '../../processes/index.js';
 import { loadFor, parseCommand, usageError } from '../args.js';
+import { exitWithServer } from '../child-exit.js';
 import type { Command } from '../io.js';
 
 const USAGE = `usage: iotdr nats --region R --server NAME [--config FILE]
@@ -8,12 +8,15 @@ const USAGE = `usage: iotdr nats --region R --server NAME [--config FILE]
 Runs the server NAME of region R's NATS (regions[].nats.servers), which holds the region's event
 stream when events.engine is jetstream, with Debian's nats-server (apt-get install nats-server):
 its configuration written to <state>/nats/R/NAME.conf, JetStream's store in <state>/nats/R/NAME/,
-and with several servers listed one cluster of them (iotdr-R). Over mutual-TLS links the server
-shows its site certificate (made or renewed from the platform's CA) and lets in only the region
-(which writes) and analytics (which reads, but neither publishes events nor changes the stream);
-on plain-loopback links both ports are plain, without authorization. nats-server's log goes to
-stderr. SIGINT and SIGTERM stop it cleanly (both reach it as SIGINT); the command exits with
-nats-server's code.`;
+and with several servers listed one cluster of them (iotdr-R), whose routes authenticate with the
+region's secret <state>/secrets/nats-R.route (made by the first server started here; a host
+without the CA's key is given a copy). A store made for another server set (other servers,
+addresses or cluster ports) is refused, naming the directory to delete. Over mutual-TLS links the
+server shows its site certificate (made or renewed from the platform's CA) and lets in only the
+region (which writes) and analytics (which reads, but neither publishes events nor changes the
+stream); on plain-loopback links the client port is plain, without authorization. nats-server's
+log goes to stderr. SIGINT and SIGTERM stop it cleanly (both reach it as SIGINT); the command
+exits with nats-server's code.`;
 
 const SPEC = {
   name: 'nats',
@@ -37,18 +40,6 @@ export const natsCommand: Command = async (argv, io) => {
   io.err(
     `iotdr nats: server ${server.name} of ${server.region} at ${server.url} (nats-server pid ${server.pid}), store ${server.storeDir}`,
   );
-  // Either signal stops nats-server cleanly; this process waits for it, so it never outlives its store.
-  const forward = () => server.stop();
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  try {
-    const { code, signal } = await server.exited;
-    if (signal === null) return code ?? 1;
-    // Ended by a signal nobody here sent: reported the shell's way.
-    io.err(`iotdr nats: nats-server ended by ${signal}`);
-    return 128 + (constants.signals[signal] ?? 0);
-  } finally {
-    process.off('SIGINT', forward);
-    process.off('SIGTERM', forward);
-  }
+  // Both signals reach it as SIGINT: on SIGTERM nats-server 2.9 stops as cleanly but exits with 1.
+  return exitWithServer(io, 'iotdr nats', 'nats-server', server, 'SIGINT');
 };

@@ -23,6 +23,7 @@ import { embeddedControlPlane, MAX_CONTROL_NODES } from '../../control/index.js'
 import { type Fleet, launchFleet } from '../../fleet/index.js';
 import {
   checkEtcdData,
+  checkNatsData,
   delayText,
   eventLine,
   type LiveInfo,
@@ -58,7 +59,9 @@ region's event bus is a JetStream stream in a NATS of its own: --nats-servers N 
 or 3 as one cluster) servers nats-1… on the region's address (clients 4222…, cluster 6222…),
 each run as \`iotdr nats\` before the regions, with Debian's nats-server (apt-get install
 nats-server). A region that lists nats keeps its servers. Their data (<state>/nats/) is kept from
-one run to the next. Both flags write one configuration, <state>/iotdr.<what they add>.yaml.`;
+one run to the next with the same N, and deleted when the data is of another N; servers the
+configuration file lists keep theirs too, but data of another server set is refused, naming the
+directory to delete. Both flags write one configuration, <state>/iotdr.<what they add>.yaml.`;
 
 /** Devices of the demo fleet \`iotdr up\` runs unless told otherwise. */
 export const DEMO_FLEET_DEVICES = 20;
@@ -157,6 +160,12 @@ function addControlNodes(raw: Raw, count: number): Raw {
   };
 }
 
+/** The regions of the file (or the defaults) that list no NATS: those `--events jetstream` gives one. */
+function regionsWithoutNats(raw: Raw): string[] {
+  const regions: Raw[] = Array.isArray(raw.regions) ? raw.regions : DEFAULT_REGIONS.map((r) => ({ ...r }));
+  return regions.filter((r) => r.nats === undefined).map((r) => String(r.name));
+}
+
 /** events.engine jetstream, and a NATS of `count` servers for every region without one. */
 function addJetStream(raw: Raw, config: IotdrConfig, count: number): Raw {
   const regions: Raw[] = Array.isArray(raw.regions) ? raw.regions : DEFAULT_REGIONS.map((r) => ({ ...r }));
@@ -179,10 +188,11 @@ function addJetStream(raw: Raw, config: IotdrConfig, count: number): Raw {
 async function withAdditions(
   loaded: LoadedConfig,
   add: RunAdditions,
-): Promise<{ config: IotdrConfig; file: string }> {
+): Promise<{ config: IotdrConfig; file: string; embeddedNats: string[] }> {
   let yaml: Raw =
     loaded.source === DEFAULTS_SOURCE ? {} : (parse(await readFile(loaded.source, 'utf8')) ?? {});
   const parts: string[] = [];
+  const embeddedNats = add.natsServers === undefined ? [] : regionsWithoutNats(yaml);
   if (add.controlNodes !== undefined) {
     yaml = addControlNodes(yaml, add.controlNodes);
     parts.push('control-nodes');
@@ -195,7 +205,7 @@ async function withAdditions(
   const file = join(loaded.stateDir, `iotdr.${parts.join('.')}.yaml`);
   // JSON is YAML.
   await writeFile(file, `${JSON.stringify(yaml, null, 2)}\n`, { mode: 0o600 });
-  return { config, file };
+  return { config, file, embeddedNats };
 }
 
 /** The flags' additions, or the usage error they make. */
@@ -246,10 +256,12 @@ export const upCommand: Command = async (argv, io) => {
   const add = additionsOf(values, loaded);
   if (typeof add === 'string') return usageError(SPEC, io, add);
   const generated = add.controlNodes !== undefined || add.natsServers !== undefined;
+  let embeddedNats: string[] = [];
   if (generated) {
     const run = await withAdditions(loaded, add);
     config = run.config;
     configFile = run.file;
+    embeddedNats = run.embeddedNats;
   }
   const what = [
     ...(add.controlNodes === undefined ? [] : [`${add.controlNodes} control nodes`]),
@@ -267,6 +279,15 @@ export const upCommand: Command = async (argv, io) => {
     const members = earlier.recorded.members.map((m) => m.slice(0, m.indexOf('='))).join(', ');
     io.out(
       `iotdr up: ${dirname(earlier.dataDir)} held the etcd data of another run (members ${members}): deleted, the etcd members start afresh`,
+    );
+  }
+  // So does NATS, in the server set it was made in: the servers --events jetstream adds are this
+  // command's own, started afresh in a region whose set changed. Configured ones are refused.
+  for (const earlierNats of await checkNatsData(config, stateDir, embeddedNats)) {
+    const { recorded, region, storeDir } = earlierNats;
+    const servers = recorded.routes.length === 0 ? 'one server' : `${recorded.routes.length} servers`;
+    io.out(
+      `iotdr up: ${dirname(storeDir)} held the NATS data of another run (${servers}): deleted, the NATS of ${region} starts afresh`,
     );
   }
   // Aborted by Ctrl-C: the children get it too, and their exits are then no crash.
