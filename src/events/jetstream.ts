@@ -1,16 +1,20 @@
 import { EventEmitter } from 'node:events';
 import {
+  DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
   jetstreamManager,
+  RetentionPolicy,
+  StorageType,
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
+import { IotdrError } from '../common/index.js';
 import { DEFAULT_DUPLICATE_WINDOW_SECONDS, DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_BYTES } from './config.js';
 import { busClosed, streamRefused } from './errors.js';
 import { checkEvent, MAX_WAIT_MS, readLimit } from './limits.js';
@@ -84,9 +88,9 @@ export function eventStreamConfig(
   return {
     name: eventStreamName(region),
     subjects: [eventSubject(region)],
-    storage: 'file' as StreamConfig['storage'],
-    retention: 'limits' as StreamConfig['retention'],
-    discard: 'old' as StreamConfig['discard'],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
     max_age: maxAgeMs * NANOS_PER_MS,
     max_bytes: maxBytes > 0 ? maxBytes : -1,
     max_msgs: -1,
@@ -211,7 +215,7 @@ export class JetStreamEventBus implements EventBus {
       return new JetStreamEventBus(options, nc, jsm, info);
     } catch (error) {
       await nc.close().catch(() => {});
-      if (error instanceof Error && 'code' in error && String(error.code).startsWith('IOTDR_')) throw error;
+      if (error instanceof IotdrError) throw error;
       throw natsUnavailable(`the event stream of ${options.region} could not be opened`, error);
     }
   }

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
-import { abortableSleep, ConfigError, type Logger } from '../common/index.js';
+import { ConfigError, type Logger } from '../common/index.js';
 import type { IotdrConfig, RegionConfig } from '../config/index.js';
 import {
   connectNats,
@@ -81,7 +81,7 @@ export async function openRegionBus(options: RegionBusOptions): Promise<EventBus
           { servers: busOptions.nats.servers, err: (error as Error).message },
           "waiting for the region's NATS to take the event stream",
         );
-      await abortableSleep(NATS_RETRY_MS, new AbortController().signal);
+      await new Promise((resolve) => setTimeout(resolve, NATS_RETRY_MS));
     }
   }
 }

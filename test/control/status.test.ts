@@ -140,6 +140,8 @@ describe.skipIf(skip !== undefined)('iotdr status with control nodes', () => {
   }, 60_000);
 
   it('shows a stopped node unreachable, and exits 1', async () => {
+    // The test before restarts an etcd member: the nodes may be electing a leader again.
+    await waitUntil(() => leader() !== undefined, { timeoutMs: 20_000, what: 'a control node to lead' });
     const follower = [...nodes.values()].find((n) => !n.controller.leads()) as RunningControl;
     await follower.stop();
     nodes.delete(follower.node);

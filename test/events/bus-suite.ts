@@ -204,9 +204,9 @@ export function busSuite(engine: string, makeFixture: () => BusFixture): void {
 
     it('removes events older than maxAgeSeconds and says so to a reader behind', async () => {
       const f = fixture();
-      const bus = await f.open({ retention: { maxAgeSeconds: 1 } });
+      const bus = await f.open({ retention: { maxAgeSeconds: 3 } });
       for (let n = 1; n <= 4; n++) await bus.append(event(n, { time: f.now() }));
-      await f.elapse(1500);
+      await f.elapse(4000);
       await bus.append(event(5, { time: f.now() }));
       let removed = 0;
       await waitUntil(
@@ -215,14 +215,14 @@ export function busSuite(engine: string, makeFixture: () => BusFixture): void {
           removed += r.removed;
           return r.firstOffset === 5;
         },
-        { timeoutMs: 10_000, intervalMs: 100, what: 'the events older than 1 s to go' },
+        { timeoutMs: 10_000, intervalMs: 100, what: 'the events older than 3 s to go' },
       );
       expect(removed).toBe(4);
       const read = await bus.read({ from: 2, limit: 10 });
       expect(read.gap).toEqual({ requested: 2, firstOffset: 5 });
       expect(read.events.map((e) => e.offset)).toEqual([5]);
       expect((await bus.read({ from: 5, limit: 10 })).gap).toBeUndefined();
-      await f.elapse(1500);
+      await f.elapse(4000);
       await waitUntil(async () => (await bus.enforceRetention()).firstOffset === 6, {
         timeoutMs: 10_000,
         intervalMs: 100,

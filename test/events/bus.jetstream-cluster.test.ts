@@ -77,7 +77,16 @@ describe.skipIf(skip)(`JetStream bus on a three-server cluster (${skip ?? 'nats-
       });
       stop = true;
       await Promise.all(running);
-      expect(await streamLeader(region)).not.toBe(leader);
+      // The cluster may still be electing its meta leader: asked until it answers.
+      let after: string | undefined;
+      await waitUntil(
+        async () => {
+          after = await streamLeader(region).catch(() => undefined);
+          return after !== undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the stream to name its leader after the kill' },
+      );
+      expect(after).not.toBe(leader);
 
       // Every acknowledged event at the offset it was acknowledged with; offsets gap-free; no id twice.
       const events = [];

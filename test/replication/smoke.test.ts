@@ -22,6 +22,11 @@ describe('replication between two regions', () => {
       async () => (await east.call('GET', '/v1/things/from-west')).status === 200,
       'west → east',
     );
+    // A link that reached the thing by copying a snapshot turns tailing with its next answered pull.
+    await eventually(
+      async () => (await east.call('GET', '/v1/replication/status')).body.links[0]?.state.type === 'tailing',
+      'east tailing west',
+    );
     const status = await east.call('GET', '/v1/replication/status');
     expect(status.body.links[0]).toMatchObject({ peer: 'us-west', state: { type: 'tailing' } });
   });
